@@ -1,1 +1,12 @@
-//! policy
+//! The pure decision logic: which tag each environment should run, and why not the others.
+//!
+//! Owns version parsing ([`version`]), Masterminds constraints ([`constraint`]), tag
+//! selection with its reasons ([`select`]), freeze windows ([`freeze`]) and promotion gates
+//! ([`gates`]). Nothing here does I/O or reads a clock: time comes in as an argument, tags and
+//! their metadata come from the caller.
+
+pub mod constraint;
+pub mod version;
+
+pub use constraint::{Constraint, ConstraintError};
+pub use version::{Version, VersionError};
