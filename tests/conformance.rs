@@ -115,3 +115,63 @@ fn semver_case(case: &Value) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[test]
+fn tag_policies() {
+    let cases = load("tag_policies.json");
+    assert!(!cases.is_empty());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let id = case["id"].as_str().unwrap_or("?");
+        let expected = case["expected"].as_str();
+        let got = tag_policy_case(case);
+        let ok = match (&got, expected) {
+            (Ok(Some(w)), Some(e)) => w == e,
+            (Ok(None) | Err(_), None) => case["error"].as_bool() == Some(true),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{id}: expected {expected:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// The winner, `Ok(None)` when nothing qualifies, `Err` when the policy itself fails.
+fn tag_policy_case(case: &Value) -> Result<Option<String>, String> {
+    use tagpromoter::policy::{Direction, Filter, Order, TagPolicy};
+    let p = &case["policy"];
+    let direction = || match p["order"].as_str() {
+        None | Some("asc") => Ok(Direction::Asc),
+        Some("desc") => Ok(Direction::Desc),
+        Some(other) => Err(format!("invalid order {other:?}")),
+    };
+    let order = match p["kind"].as_str() {
+        Some("semver") => Order::Semver(
+            Constraint::parse(p["range"].as_str().unwrap_or("")).map_err(|e| e.to_string())?,
+        ),
+        Some("alphabetical") => Order::Alphabetical(direction()?),
+        Some("numerical") => Order::Numerical(direction()?),
+        other => return Err(format!("unknown policy kind {other:?}")),
+    };
+    let regex = |s: &str| regex::Regex::new(s).map_err(|e| e.to_string());
+    let exclude = p["exclude"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(regex).collect::<Result<Vec<_>, _>>())
+        .transpose()?
+        .unwrap_or_default();
+    let filter = match p["filter"].as_object() {
+        None => None,
+        Some(f) => Some(Filter {
+            pattern: regex(f["pattern"].as_str().unwrap_or(""))?,
+            extract: f.get("extract").and_then(Value::as_str).map(str::to_string),
+        }),
+    };
+    let policy = TagPolicy { exclude, filter, order };
+    let tags: Vec<String> = case["tags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let selection = policy.select(&tags, &|_| None).map_err(|e| e.to_string())?;
+    Ok(selection.winner().map(str::to_string))
+}

@@ -10,3 +10,6 @@ pub mod version;
 
 pub use constraint::{Constraint, ConstraintError};
 pub use version::{Version, VersionError};
+pub mod select;
+
+pub use select::{Direction, Filter, Order, Rejection, SelectError, Selection, TagPolicy};

@@ -1,0 +1,328 @@
+//! Choosing a tag from a registry's tag list: exclusions, a filter with `extract`, and an
+//! ordering. The result ranks every candidate best first and says why each other tag lost,
+//! so that `plan` and `status` can answer "why not 6.5.4?".
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use jiff::Timestamp;
+use regex::Regex;
+
+use super::constraint::Constraint;
+use super::version::Version;
+
+/// The patterns dropped unless the rules say otherwise: signatures, attestations and SBOMs
+/// that cosign and friends push as tags.
+pub const DEFAULT_EXCLUDES: [&str; 3] = [r"\.sig$", r"\.att$", r"\.sbom$"];
+
+/// Which way an alphabetical or numerical ordering prefers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The last after an ascending sort wins (the highest).
+    Asc,
+    /// The first after an ascending sort wins (the lowest).
+    Desc,
+}
+
+/// How candidates are ranked.
+#[derive(Debug, Clone)]
+pub enum Order {
+    /// Tags parsed as versions (optional `v`, exactly `X.Y.Z`), within a range; highest wins.
+    Semver(Constraint),
+    /// Byte-wise string order.
+    Alphabetical(Direction),
+    /// Tags parsed as numbers; one tag that is not a number fails the policy (use a filter).
+    Numerical(Direction),
+    /// The image whose config says it was created last wins.
+    NewestBuild,
+}
+
+/// `filter: {pattern, extract}`: a tag must match `pattern`; `extract` (`$1`, `$name`,
+/// `${name}`) builds the text that is ordered instead of the tag.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// Unanchored regex a tag must match.
+    pub pattern: Regex,
+    /// Expansion template; the whole tag when absent.
+    pub extract: Option<String>,
+}
+
+/// Everything that turns a tag list into a ranking.
+#[derive(Debug, Clone)]
+pub struct TagPolicy {
+    /// Tags matching any of these are dropped first.
+    pub exclude: Vec<Regex>,
+    /// Optional filter and extraction.
+    pub filter: Option<Filter>,
+    /// The ordering.
+    pub order: Order,
+}
+
+/// Why a tag did not win.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    /// Matched an `exclude` pattern.
+    Excluded {
+        /// The pattern.
+        pattern: String,
+    },
+    /// Did not match the filter's pattern.
+    FilteredOut {
+        /// The pattern.
+        pattern: String,
+    },
+    /// Not a version (`X.Y.Z` with an optional `v`).
+    NotAVersion {
+        /// The text that was parsed (after extraction).
+        text: String,
+    },
+    /// A version outside the range.
+    OutOfRange {
+        /// Masterminds' explanation, e.g. "1.2.3 is less than 2".
+        why: String,
+    },
+    /// No creation time known (newestBuild).
+    NoCreationTime,
+    /// A valid candidate, ranked below the winner.
+    Older {
+        /// The tag that ranks higher.
+        than: String,
+    },
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Excluded { pattern } => write!(f, "excluded by {pattern:?}"),
+            Self::FilteredOut { pattern } => write!(f, "does not match the filter {pattern:?}"),
+            Self::NotAVersion { text } => write!(f, "{text:?} is not a version X.Y.Z"),
+            Self::OutOfRange { why } => write!(f, "outside the range: {why}"),
+            Self::NoCreationTime => f.write_str("the image has no creation time"),
+            Self::Older { than } => write!(f, "ranks below {than}"),
+        }
+    }
+}
+
+/// A tag that qualifies, with the key it was ranked by.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The original tag.
+    pub tag: String,
+    key: Key,
+}
+
+#[derive(Debug, Clone)]
+enum Key {
+    Version(Version),
+    Text(String),
+    Number(f64),
+    Time(Timestamp),
+}
+
+/// The outcome of ranking a tag list.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Qualifying tags, best first.
+    pub candidates: Vec<Candidate>,
+    /// Tags that do not qualify, each with its reason (in the order of the input).
+    pub rejected: Vec<(String, Rejection)>,
+}
+
+impl Selection {
+    /// The best tag, if any qualifies.
+    pub fn winner(&self) -> Option<&str> {
+        self.candidates.first().map(|c| c.tag.as_str())
+    }
+
+    /// Why `tag` did not win, or `None` when it is the winner or unknown.
+    pub fn why_not(&self, tag: &str) -> Option<Rejection> {
+        if let Some((_, r)) = self.rejected.iter().find(|(t, _)| t == tag) {
+            return Some(r.clone());
+        }
+        let winner = self.winner()?;
+        (winner != tag && self.candidates.iter().any(|c| c.tag == tag)).then(|| {
+            Rejection::Older {
+                than: winner.to_string(),
+            }
+        })
+    }
+}
+
+/// A policy that cannot rank the tag list at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SelectError {
+    /// `numerical` met a tag that is not a number.
+    #[error("tag {tag:?} is not a number; numerical ordering needs every tag to be one (add a filter)")]
+    NotANumber {
+        /// The offending tag (or its extracted text).
+        tag: String,
+    },
+}
+
+impl TagPolicy {
+    /// Rank `tags`. `created` gives an image's creation time (only `newestBuild` asks).
+    pub fn select(
+        &self,
+        tags: &[String],
+        created: &dyn Fn(&str) -> Option<Timestamp>,
+    ) -> Result<Selection, SelectError> {
+        let mut selection = Selection::default();
+        for tag in tags {
+            match self.key(tag, created)? {
+                Ok(key) => selection.candidates.push(Candidate {
+                    tag: tag.clone(),
+                    key,
+                }),
+                Err(r) => selection.rejected.push((tag.clone(), r)),
+            }
+        }
+        selection
+            .candidates
+            .sort_by(|a, b| self.better(b, a).then_with(|| b.tag.cmp(&a.tag)));
+        Ok(selection)
+    }
+
+    /// Compare two tags by this policy: `Greater` when `a` ranks above `b`. `None` when either
+    /// does not qualify (so "is this a downgrade?" cannot be answered by the policy).
+    pub fn compare(
+        &self,
+        a: &str,
+        b: &str,
+        created: &dyn Fn(&str) -> Option<Timestamp>,
+    ) -> Option<Ordering> {
+        let ka = self.key(a, created).ok()?.ok()?;
+        let kb = self.key(b, created).ok()?.ok()?;
+        let ca = Candidate {
+            tag: a.to_string(),
+            key: ka,
+        };
+        let cb = Candidate {
+            tag: b.to_string(),
+            key: kb,
+        };
+        Some(self.better(&ca, &cb))
+    }
+
+    fn key(
+        &self,
+        tag: &str,
+        created: &dyn Fn(&str) -> Option<Timestamp>,
+    ) -> Result<Result<Key, Rejection>, SelectError> {
+        if let Some(re) = self.exclude.iter().find(|re| re.is_match(tag)) {
+            return Ok(Err(Rejection::Excluded {
+                pattern: re.as_str().to_string(),
+            }));
+        }
+        let text = match &self.filter {
+            None => tag.to_string(),
+            Some(f) => match f.pattern.captures(tag) {
+                None => {
+                    return Ok(Err(Rejection::FilteredOut {
+                        pattern: f.pattern.as_str().to_string(),
+                    }));
+                }
+                Some(caps) => match &f.extract {
+                    None => tag.to_string(),
+                    Some(template) => {
+                        let mut out = String::new();
+                        caps.expand(template, &mut out);
+                        out
+                    }
+                },
+            },
+        };
+        Ok(match &self.order {
+            Order::Semver(range) => match Version::parse_tag(&text) {
+                Err(_) => Err(Rejection::NotAVersion { text }),
+                Ok(v) => match range.explain(&v) {
+                    Ok(()) => Ok(Key::Version(v)),
+                    Err(why) => Err(Rejection::OutOfRange { why }),
+                },
+            },
+            Order::Alphabetical(_) => Ok(Key::Text(text)),
+            Order::Numerical(_) => match text.parse::<f64>() {
+                Ok(n) if n.is_finite() => Ok(Key::Number(n)),
+                _ => return Err(SelectError::NotANumber { tag: text }),
+            },
+            Order::NewestBuild => match created(tag) {
+                Some(t) => Ok(Key::Time(t)),
+                None => Err(Rejection::NoCreationTime),
+            },
+        })
+    }
+
+    /// `Greater` when `a` ranks above `b`.
+    fn better(&self, a: &Candidate, b: &Candidate) -> Ordering {
+        let natural = match (&a.key, &b.key) {
+            (Key::Version(x), Key::Version(y)) => x.cmp(y),
+            (Key::Text(x), Key::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+            (Key::Number(x), Key::Number(y)) => x.total_cmp(y),
+            (Key::Time(x), Key::Time(y)) => x.cmp(y),
+            _ => Ordering::Equal,
+        };
+        match self.order {
+            Order::Alphabetical(Direction::Desc) | Order::Numerical(Direction::Desc) => {
+                natural.reverse()
+            }
+            _ => natural,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn semver(range: &str) -> TagPolicy {
+        TagPolicy {
+            exclude: DEFAULT_EXCLUDES.iter().map(|p| Regex::new(p).unwrap()).collect(),
+            filter: None,
+            order: Order::Semver(Constraint::parse(range).unwrap()),
+        }
+    }
+
+    #[test]
+    fn every_loser_has_a_reason() {
+        let p = semver("^6.0.0");
+        let list = tags(&["6.5.3", "6.5.4", "7.0.0", "latest", "sha256-abc.sig", "6.6.0-rc.1"]);
+        let s = p.select(&list, &|_| None).unwrap();
+        assert_eq!(s.winner(), Some("6.5.4"));
+        assert_eq!(s.why_not("6.5.3"), Some(Rejection::Older { than: "6.5.4".into() }));
+        assert!(matches!(s.why_not("7.0.0"), Some(Rejection::OutOfRange { .. })));
+        assert!(matches!(s.why_not("latest"), Some(Rejection::NotAVersion { .. })));
+        assert!(matches!(s.why_not("sha256-abc.sig"), Some(Rejection::Excluded { .. })));
+        let pre = s.why_not("6.6.0-rc.1").unwrap().to_string();
+        assert!(pre.contains("prerelease"), "{pre}");
+        assert_eq!(s.why_not("6.5.4"), None);
+    }
+
+    #[test]
+    fn newest_build_ranks_by_creation_time() {
+        let p = TagPolicy {
+            exclude: vec![],
+            filter: None,
+            order: Order::NewestBuild,
+        };
+        let t = |s: &str| s.parse::<Timestamp>().ok();
+        let created = |tag: &str| match tag {
+            "main-aaa" => t("2026-01-02T00:00:00Z"),
+            "main-bbb" => t("2026-01-01T00:00:00Z"),
+            _ => None,
+        };
+        let s = p.select(&tags(&["main-bbb", "main-aaa", "main-ccc"]), &created).unwrap();
+        assert_eq!(s.winner(), Some("main-aaa"));
+        assert_eq!(s.why_not("main-ccc"), Some(Rejection::NoCreationTime));
+    }
+
+    #[test]
+    fn compare_says_which_tag_ranks_higher() {
+        let p = semver(">=1.0.0");
+        assert_eq!(p.compare("1.2.0", "1.10.0", &|_| None), Some(Ordering::Less));
+        assert_eq!(p.compare("v1.2.0", "1.2.0", &|_| None), Some(Ordering::Equal));
+        assert_eq!(p.compare("latest", "1.2.0", &|_| None), None);
+    }
+}
