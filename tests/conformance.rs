@@ -175,3 +175,81 @@ fn tag_policy_case(case: &Value) -> Result<Option<String>, String> {
     let selection = policy.select(&tags, &|_| None).map_err(|e| e.to_string())?;
     Ok(selection.winner().map(str::to_string))
 }
+
+#[test]
+fn yaml_rewrites() {
+    let dir = corpus_dir().join("yaml_rewrites");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("case.json").is_file())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no cases in {}", dir.display());
+    let mut failures = Vec::new();
+    for case_dir in &cases {
+        if let Err(why) = rewrite_case(case_dir) {
+            failures.push(format!("{}: {why}", case_dir.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
+    use tagpromoter::image::{Digest, ImageRef, Repository, Tag};
+    use tagpromoter::manifest::{helm, image_field, kustomize, marker, patch};
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"));
+    let case: Value = serde_json::from_str(&read("case.json")?).map_err(|e| e.to_string())?;
+    let input = read("input.yaml")?;
+    let expected = read("expected.yaml")?;
+    let docs = tagpromoter::yaml::parse(&input).map_err(|e| e.to_string())?;
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let replacements = match case["kind"].as_str() {
+        Some("setter-marker") => {
+            let mut policies = Vec::new();
+            for (id, r) in case["policies"].as_object().into_iter().flatten() {
+                let r = ImageRef::parse(r.as_str().unwrap_or("")).map_err(|e| err(&e))?;
+                policies.push((id.clone(), r));
+            }
+            marker::replacements(&input, &docs, &policies)
+        }
+        Some("kustomize") => {
+            let change = kustomize::Change {
+                new_tag: s(&case["newTag"]).map(|t| Tag::new(&t)).transpose().map_err(|e| err(&e))?,
+                new_name: s(&case["newName"]).map(|t| Repository::new(&t)).transpose().map_err(|e| err(&e))?,
+                digest: s(&case["digest"]).map(|t| Digest::new(&t)).transpose().map_err(|e| err(&e))?,
+            };
+            kustomize::replacements(&docs, case["image"].as_str().unwrap_or(""), &change)
+        }
+        Some("helm") => {
+            let list = match case["edits"].as_array() {
+                Some(edits) => edits.clone(),
+                None => vec![case.clone()],
+            };
+            let mut edits = Vec::new();
+            for e in &list {
+                let path: helm::HelmPath = e["tagPath"].as_str().unwrap_or("").parse().map_err(|e| err(&e))?;
+                let value = Tag::new(e["value"].as_str().unwrap_or("")).map_err(|e| err(&e))?;
+                edits.push((path, value.to_string()));
+            }
+            helm::replacements(&docs, &edits)
+        }
+        Some("image-field") => {
+            let repo = Repository::new(case["image"].as_str().unwrap_or("")).map_err(|e| err(&e))?;
+            let tag = Tag::new(case["newTag"].as_str().unwrap_or("")).map_err(|e| err(&e))?;
+            image_field::replacements(&docs, &repo, &tag, None)
+        }
+        other => return Err(format!("unknown kind {other:?}")),
+    }
+    .map_err(|e| err(&e))?;
+    let out = patch::apply(&input, &replacements).map_err(|e| err(&e))?;
+    let changed = case["changed"].as_bool().unwrap_or(true);
+    match (out, changed) {
+        (None, false) => Ok(()),
+        (None, true) => Err("nothing changed, expected a change".into()),
+        (Some(_), false) => Err("the file changed, expected a no-op".into()),
+        (Some(text), true) if text == expected => Ok(()),
+        (Some(text), true) => Err(format!("output differs:\n--- got\n{text}\n--- expected\n{expected}")),
+    }
+}

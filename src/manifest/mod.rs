@@ -1,1 +1,254 @@
-//! manifest
+//! Surgical edits of GitOps files: read the current tag of a target, and rewrite it by
+//! replacing only the bytes of the scalars concerned.
+//!
+//! Four target kinds: Kustomize `images:` entries ([`kustomize`]), Helm values at a dotted
+//! path ([`helm`]), Flux-style `$imagepolicy` setter markers ([`marker`]) and the `image:`
+//! fields of plain manifests ([`image_field`]). Each finds [`patch::Replacement`]s; [`patch`]
+//! applies them and proves by parsing again that nothing else moved. Comments, blank lines,
+//! quoting, anchors, CRLF, a missing final newline and other documents are kept because they
+//! are never touched.
+//!
+//! Pure: text in, text out. It must not read files or know where they live; callers add the
+//! file name to errors.
+
+pub mod helm;
+pub mod image_field;
+pub mod kustomize;
+pub mod marker;
+pub mod patch;
+
+use crate::image::{Digest, ImageRef, Repository, Tag};
+use crate::yaml::{self, Document, Position};
+
+pub use helm::HelmPath;
+
+/// Why a file cannot be read or edited. The file is left exactly as it was.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EditError {
+    /// The file is not valid YAML.
+    #[error("not valid YAML at {0}")]
+    Syntax(#[from] yaml::SyntaxError),
+    /// The place to edit does not exist.
+    #[error("{what} not found{hint}")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+        /// What to do about it (starts with "; " when present).
+        hint: String,
+    },
+    /// The value is an alias of an anchor elsewhere.
+    #[error("{at}: {what} is an alias (*name); point the target at the anchored value itself")]
+    Alias {
+        /// Where.
+        at: Position,
+        /// What it is.
+        what: String,
+    },
+    /// The value is a mapping or a list.
+    #[error("{at}: {what} is {found}, not a scalar")]
+    NotScalar {
+        /// Where.
+        at: Position,
+        /// What it is.
+        what: String,
+        /// What was found.
+        found: &'static str,
+    },
+    /// The scalar cannot be rewritten byte for byte.
+    #[error("{at}: {what} cannot be rewritten in place: {why}; write it as a one-line scalar")]
+    NotEditable {
+        /// Where.
+        at: Position,
+        /// What it is.
+        what: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// Two edits would touch the same bytes with different values.
+    #[error("{at}: two edits disagree about the same value")]
+    Conflict {
+        /// Where.
+        at: Position,
+    },
+    /// More than one place matches where exactly one is expected.
+    #[error("{what} is ambiguous: found at {first} and {second}")]
+    Ambiguous {
+        /// What was looked for.
+        what: String,
+        /// The first match.
+        first: Position,
+        /// Another match.
+        second: Position,
+    },
+    /// The value present is not what the target kind needs (e.g. a digest is pinned but none
+    /// is known).
+    #[error("{at}: {why}")]
+    Invalid {
+        /// Where.
+        at: Position,
+        /// What is wrong and what to do.
+        why: String,
+    },
+    /// The edit would have changed more than the scalar (a safety net; never expected).
+    #[error("{at}: refusing an edit that would change more than the value: {why}")]
+    Unsafe {
+        /// Where.
+        at: Position,
+        /// What would have changed.
+        why: String,
+    },
+}
+
+/// Where in a file a promotion writes its tag.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A Kustomize `images:` entry, matched by `name`.
+    Kustomize {
+        /// The `images[].name` to match.
+        name: String,
+    },
+    /// Helm values at dotted paths.
+    Helm {
+        /// Path of the tag.
+        tag: HelmPath,
+        /// Path of the repository, written when the wanted state names one.
+        repository: Option<HelmPath>,
+        /// Path of the digest, written when the wanted state carries one.
+        digest: Option<HelmPath>,
+    },
+    /// Every scalar marked `# {"$imagepolicy": "<policy>[:tag|:name|:digest]"}`.
+    Marker {
+        /// The policy id, `<promotion>:<environment>`.
+        policy: String,
+    },
+    /// Every `image:` field of plain manifests whose repository is this one.
+    ImageField {
+        /// The repository to match.
+        repository: Repository,
+    },
+}
+
+/// What a target should hold after the edit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    /// The repository of the image (written by `:name` markers, `newName` when set, Helm's
+    /// repository path).
+    pub repository: Repository,
+    /// The tag.
+    pub tag: Tag,
+    /// The digest, when it is to be pinned.
+    pub digest: Option<Digest>,
+}
+
+/// What a target holds now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    /// The tag (absent when the target names none, e.g. a digest-only reference).
+    pub tag: Option<String>,
+    /// The digest, when one is pinned.
+    pub digest: Option<String>,
+    /// Where the tag is.
+    pub at: Position,
+}
+
+/// The result of an edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything was already in place; the file must not be rewritten.
+    Unchanged,
+    /// The new text of the file.
+    Changed(String),
+}
+
+/// Read the current value of `target` in `src`.
+pub fn read(src: &str, target: &Target) -> Result<Current, EditError> {
+    let docs = yaml::parse(src)?;
+    match target {
+        Target::Kustomize { name } => kustomize::current(&docs, name),
+        Target::Helm { tag, digest, .. } => helm::current(&docs, tag, digest.as_ref()),
+        Target::Marker { policy } => marker::current(src, &docs, policy),
+        Target::ImageField { repository } => image_field::current(&docs, repository),
+    }
+}
+
+/// Rewrite `target` in `src` to hold `wanted`.
+pub fn apply(src: &str, target: &Target, wanted: &Wanted) -> Result<Outcome, EditError> {
+    let docs = yaml::parse(src)?;
+    let replacements = replacements(src, &docs, target, wanted)?;
+    Ok(match patch::apply(src, &replacements)? {
+        None => Outcome::Unchanged,
+        Some(text) => Outcome::Changed(text),
+    })
+}
+
+fn replacements(
+    src: &str,
+    docs: &[Document],
+    target: &Target,
+    wanted: &Wanted,
+) -> Result<Vec<patch::Replacement>, EditError> {
+    match target {
+        Target::Kustomize { name } => kustomize::replacements(
+            docs,
+            name,
+            &kustomize::Change {
+                new_tag: Some(wanted.tag.clone()),
+                new_name: None,
+                digest: wanted.digest.clone(),
+            },
+        ),
+        Target::Helm {
+            tag,
+            repository,
+            digest,
+        } => {
+            let mut edits = vec![(tag.clone(), wanted.tag.to_string())];
+            if let Some(path) = repository {
+                edits.push((path.clone(), wanted.repository.to_string()));
+            }
+            if let (Some(path), Some(d)) = (digest, &wanted.digest) {
+                edits.push((path.clone(), d.to_string()));
+            }
+            helm::replacements(docs, &edits)
+        }
+        Target::Marker { policy } => {
+            let reference = ImageRef {
+                repository: wanted.repository.clone(),
+                tag: Some(wanted.tag.clone()),
+                digest: wanted.digest.clone(),
+            };
+            let found = marker::replacements(src, docs, &[(policy.clone(), reference)])?;
+            if found.is_empty() {
+                return Err(EditError::NotFound {
+                    what: format!("a {{\"$imagepolicy\": \"{policy}\"}} marker"),
+                    hint: format!(
+                        "; add the comment # {{\"$imagepolicy\": \"{policy}:tag\"}} after the tag"
+                    ),
+                });
+            }
+            Ok(found)
+        }
+        Target::ImageField { repository } => {
+            image_field::replacements(docs, repository, &wanted.tag, wanted.digest.as_ref())
+        }
+    }
+}
+
+/// Every scalar value in a document, with the key it belongs to (if any), in document order.
+/// Aliases are not followed.
+pub(crate) fn walk<'d>(node: &'d yaml::Node, key: Option<&'d str>, f: &mut dyn FnMut(Option<&'d str>, &'d yaml::Node)) {
+    match &node.kind {
+        yaml::NodeKind::Mapping(entries) => {
+            for (k, v) in entries {
+                let name = k.as_scalar().map(|s| s.value.as_str());
+                walk(v, name, f);
+            }
+        }
+        yaml::NodeKind::Sequence(items) => {
+            for item in items {
+                walk(item, None, f);
+            }
+        }
+        _ => f(key, node),
+    }
+}

@@ -1,0 +1,150 @@
+//! Flux-style setter markers: a scalar followed on its line by
+//! `# {"$imagepolicy": "<a>:<b>[:tag|:name|:digest]"}` is rewritten to the policy's full
+//! reference, or to its tag, repository or digest. Unmarked scalars and markers of policies
+//! not asked about are left alone, so repositories prepared for Flux work unchanged.
+
+use crate::image::ImageRef;
+use crate::yaml::{Document, Node, line_around};
+
+use super::patch::{Replacement, editable_scalar};
+use super::{Current, EditError, walk};
+
+/// Which part of a reference a marker asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The full reference `repository:tag[@digest]`.
+    Reference,
+    /// `:tag`.
+    Tag,
+    /// `:name`, the repository.
+    Name,
+    /// `:digest`.
+    Digest,
+}
+
+/// A marker found after a scalar: the policy id and the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// `<a>:<b>`.
+    pub policy: String,
+    /// Which part.
+    pub field: Field,
+}
+
+/// The marker in the comment that follows the scalar `node` on its line, if any.
+pub fn marker_after(src: &str, node: &Node) -> Option<Marker> {
+    let scalar = node.as_scalar()?;
+    let line = line_around(src, scalar.token.start);
+    let after = src.get(scalar.token.end..line.end)?;
+    let comment = after.trim_start().strip_prefix('#')?;
+    let start = comment.find('{')?;
+    let end = comment.rfind('}')?;
+    let json: serde_json::Value = serde_json::from_str(comment.get(start..=end)?).ok()?;
+    let id = json.get("$imagepolicy")?.as_str()?;
+    let mut parts = id.split(':');
+    let (a, b) = (parts.next()?, parts.next()?);
+    let field = match parts.next() {
+        None => Field::Reference,
+        Some("tag") => Field::Tag,
+        Some("name") => Field::Name,
+        Some("digest") => Field::Digest,
+        Some(_) => return None,
+    };
+    if parts.next().is_some() || a.is_empty() || b.is_empty() {
+        return None;
+    }
+    Some(Marker {
+        policy: format!("{a}:{b}"),
+        field,
+    })
+}
+
+fn marked<'d>(src: &str, docs: &'d [Document]) -> Vec<(&'d Node, Marker)> {
+    let mut out = Vec::new();
+    for doc in docs {
+        walk(&doc.root, None, &mut |_, node| {
+            if let Some(m) = marker_after(src, node) {
+                out.push((node, m));
+            }
+        });
+    }
+    out
+}
+
+/// Replacements for every marker naming one of `policies` (policy id, reference).
+pub fn replacements(
+    src: &str,
+    docs: &[Document],
+    policies: &[(String, ImageRef)],
+) -> Result<Vec<Replacement>, EditError> {
+    let mut out = Vec::new();
+    for (node, marker) in marked(src, docs) {
+        let Some((_, reference)) = policies.iter().find(|(id, _)| *id == marker.policy) else {
+            continue;
+        };
+        let value = match marker.field {
+            Field::Reference => reference.to_string(),
+            Field::Name => reference.repository.to_string(),
+            Field::Tag => match &reference.tag {
+                Some(t) => t.to_string(),
+                None => continue,
+            },
+            Field::Digest => match &reference.digest {
+                Some(d) => d.to_string(),
+                None => {
+                    return Err(EditError::Invalid {
+                        at: node.position,
+                        why: format!(
+                            "the marker asks for the digest of {}, and none is known; enable pinDigest or mark the tag instead",
+                            marker.policy
+                        ),
+                    });
+                }
+            },
+        };
+        out.push(Replacement::of(node, "the marked value", &value)?);
+    }
+    Ok(out)
+}
+
+/// The current tag (and digest) held by the markers of `policy`.
+pub fn current(src: &str, docs: &[Document], policy: &str) -> Result<Current, EditError> {
+    let mut tag = None;
+    let mut digest = None;
+    let mut at = None;
+    for (node, marker) in marked(src, docs) {
+        if marker.policy != policy {
+            continue;
+        }
+        let value = editable_scalar(node, "the marked value")?.value.clone();
+        at.get_or_insert(node.position);
+        match marker.field {
+            Field::Tag => {
+                tag.get_or_insert(value);
+            }
+            Field::Digest => {
+                digest.get_or_insert(value);
+            }
+            Field::Name => {}
+            Field::Reference => {
+                let r = ImageRef::parse(&value).map_err(|e| EditError::Invalid {
+                    at: node.position,
+                    why: e.to_string(),
+                })?;
+                if let Some(t) = r.tag {
+                    tag.get_or_insert(t.to_string());
+                }
+                if let Some(d) = r.digest {
+                    digest.get_or_insert(d.to_string());
+                }
+            }
+        }
+    }
+    match at {
+        Some(at) => Ok(Current { tag, digest, at }),
+        None => Err(EditError::NotFound {
+            what: format!("a {{\"$imagepolicy\": \"{policy}\"}} marker"),
+            hint: String::new(),
+        }),
+    }
+}
