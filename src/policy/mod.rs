@@ -6,6 +6,8 @@
 //! their metadata come from the caller.
 
 pub mod constraint;
+pub mod freeze;
+pub mod gates;
 pub mod version;
 
 pub use constraint::{Constraint, ConstraintError};
@@ -13,3 +15,5 @@ pub use version::{Version, VersionError};
 pub mod select;
 
 pub use select::{Direction, Filter, Order, Rejection, SelectError, Selection, TagPolicy};
+pub use freeze::FreezeWindow;
+pub use gates::{Block, Blocked, Decision, Gates, Hold, Residency, Situation, TagFacts, Waiting};
