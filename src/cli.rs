@@ -1,1 +1,50 @@
-//! cli
+//! The command line: clap definitions only. What each command does lives in
+//! [`crate::commands`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// tagpromoter: promote image tags through GitOps environments, editing only the tag's bytes.
+#[derive(Debug, Parser)]
+#[command(name = "tagpromoter", version, about, long_about = None)]
+pub struct Cli {
+    /// Directory of rules (*.yaml: one Settings, any number of Promotions).
+    #[arg(long, global = true, env = "TAGPROMOTER_RULES", default_value = "rules")]
+    pub rules: PathBuf,
+
+    /// Log format: text (default on a terminal) or json.
+    #[arg(long, global = true, env = "TAGPROMOTER_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// More output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less output.
+    #[arg(short, long, global = true, env = "TAGPROMOTER_QUIET")]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the rules; print every problem as file:line:column: message. Exit 0 when
+    /// valid, 2 when not.
+    Check,
+    /// Print the JSON Schema of rules documents (for editors).
+    Schema,
+}

@@ -6,6 +6,7 @@
 //! [`image`] the validated names (tags, digests, repositories) that may be written into it.
 
 pub mod cli;
+pub mod commands;
 pub mod image;
 pub mod manifest;
 pub mod policy;

@@ -1,0 +1,490 @@
+//! The rules model: what `Settings` and `Promotion` documents mean once validated.
+//!
+//! Every value here has already been checked (regexes compiled, ranges parsed, paths kept
+//! inside the repository), so the rest of the program never re-validates. The same types
+//! describe the JSON Schema (`tagpromoter schema`), so the schema cannot drift from what the
+//! loader accepts.
+
+use std::path::PathBuf;
+
+use jiff::SignedDuration;
+use regex::Regex;
+use schemars::JsonSchema;
+
+use crate::image::Repository;
+use crate::manifest::HelmPath;
+use crate::policy::{self, Constraint, FreezeWindow};
+use crate::yaml::Position;
+
+/// The API version every rules document carries.
+pub const API_VERSION: &str = "tagpromoter.io/v1alpha1";
+
+/// Global settings: the GitOps repository, registries, alerts.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// The GitOps repository that tagpromoter writes to.
+    pub git: Git,
+    /// Registry credentials and pacing; hosts not listed are accessed anonymously.
+    #[serde(default)]
+    pub registries: Vec<Registry>,
+    /// Where alerts go.
+    #[serde(default)]
+    pub alerts: Alerts,
+    /// Time between passes of `tagpromoter run` (up to 10% jitter is added). Default 2m.
+    #[serde(default)]
+    #[schemars(with = "DurationText")]
+    pub interval: SignedDuration,
+}
+
+/// A duration such as `90s`, `15m`, `2h`, `1d` or `1h30m`.
+#[derive(JsonSchema)]
+#[schemars(transparent)]
+pub struct DurationText(
+    #[schemars(pattern(r"^([0-9]+(ms|s|m|h|d|w))+$"))]
+    #[allow(dead_code)]
+    String,
+);
+
+/// The GitOps repository.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Git {
+    /// `https://`, `ssh://`, `git@host:path` or `file://` URL.
+    pub url: String,
+    /// The branch to read and push. Default `main`.
+    #[serde(default)]
+    pub branch: String,
+    /// Credentials, read from files (mounted secrets).
+    #[serde(default)]
+    pub auth: Option<GitAuth>,
+    /// The commits' author.
+    #[serde(default)]
+    pub author: Author,
+    /// The forge API, needed by environments with `write: pull-request`.
+    #[serde(default)]
+    pub forge: Option<Forge>,
+}
+
+/// How to authenticate to the GitOps repository.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum GitAuth {
+    /// A token read from a file (https).
+    Token {
+        /// File holding the token.
+        #[serde(rename = "tokenFile")]
+        token_file: PathBuf,
+    },
+    /// A user name and a password read from a file (https).
+    Password {
+        /// The user name.
+        username: String,
+        /// File holding the password.
+        #[serde(rename = "passwordFile")]
+        password_file: PathBuf,
+    },
+    /// An ssh private key (ssh).
+    SshKey {
+        /// File holding the private key.
+        #[serde(rename = "sshKeyFile")]
+        ssh_key_file: PathBuf,
+        /// A known_hosts file to verify the server with.
+        #[serde(rename = "knownHostsFile")]
+        known_hosts_file: Option<PathBuf>,
+    },
+}
+
+/// A commit author.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Author {
+    /// Name. Default `tagpromoter`.
+    pub name: String,
+    /// Email. Default `tagpromoter@localhost`.
+    pub email: String,
+}
+
+impl Default for Author {
+    fn default() -> Self {
+        Self {
+            name: "tagpromoter".into(),
+            email: "tagpromoter@localhost".into(),
+        }
+    }
+}
+
+/// The forge that pull requests are opened on.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Forge {
+    /// Which forge.
+    pub kind: ForgeKind,
+    /// Its API base URL.
+    pub api_url: String,
+    /// File holding the API token.
+    pub token_file: PathBuf,
+    /// `owner/name`; default: the path of `git.url` without `.git`.
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+/// Supported forges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    /// GitHub or GitHub Enterprise.
+    Github,
+    /// GitLab.
+    Gitlab,
+    /// Gitea or Forgejo.
+    Gitea,
+}
+
+/// Access to one registry host.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registry {
+    /// Host (and port), e.g. `ghcr.io` or `registry.local:5000`.
+    pub host: String,
+    /// A Docker `config.json` / `.dockerconfigjson` with credentials.
+    #[serde(default)]
+    pub docker_config: Option<PathBuf>,
+    /// A user name (with `passwordFile`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password or token.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Plain http for this host only.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Requests per second to this host. Default 10.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+}
+
+/// Alert delivery.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Alerts {
+    /// An Alertmanager to post alerts to.
+    #[serde(default)]
+    pub alertmanager: Option<Alertmanager>,
+    /// Webhooks to notify.
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+    /// Raise `PromotionHeld` when a hold blocks newer tags for longer than this. Default 24h.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub hold_alert_after: SignedDuration,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            alertmanager: None,
+            webhooks: Vec::new(),
+            hold_alert_after: SignedDuration::from_hours(24),
+        }
+    }
+}
+
+/// An Alertmanager endpoint.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Alertmanager {
+    /// Base URL, e.g. `http://alertmanager.monitoring:9093`.
+    pub url: String,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Webhook {
+    /// URL to POST to.
+    pub url: String,
+    /// Body format. Default `json`.
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// For `json`: a file holding the HMAC-SHA256 key that signs the body.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// Webhook body formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// tagpromoter's own JSON.
+    #[default]
+    Json,
+    /// A Slack incoming-webhook message.
+    Slack,
+}
+
+/// One image promoted through a chain of environments.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Promotion {
+    /// The promotion's name (`metadata.name`).
+    #[schemars(skip)]
+    pub name: String,
+    /// The image repository, e.g. `ghcr.io/stefanprodan/podinfo`.
+    #[schemars(with = "String")]
+    pub image: Repository,
+    /// Tag filters for every environment.
+    #[serde(default)]
+    pub tags: TagRules,
+    /// The environments, in promotion order.
+    pub environments: Vec<Environment>,
+    /// Where the document is, for messages.
+    #[schemars(skip)]
+    pub source: Source,
+}
+
+/// Where a document came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Source {
+    /// The rules file.
+    pub file: PathBuf,
+    /// Where the document starts.
+    pub position: Position,
+}
+
+/// Tag filters.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagRules {
+    /// Regexes; matching tags are dropped. Default: `\.sig$`, `\.att$`, `\.sbom$`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub exclude: Vec<Regex>,
+    /// A regex tags must match, and what to extract from it.
+    #[serde(default)]
+    pub filter: Option<TagFilter>,
+}
+
+impl Default for TagRules {
+    fn default() -> Self {
+        Self {
+            exclude: policy::select::DEFAULT_EXCLUDES
+                .iter()
+                .filter_map(|p| Regex::new(p).ok())
+                .collect(),
+            filter: None,
+        }
+    }
+}
+
+/// `filter: {pattern, extract}`.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TagFilter {
+    /// Regex (unanchored) a tag must match.
+    #[schemars(with = "String")]
+    pub pattern: Regex,
+    /// Template (`$1`, `$name`, `${name}`) of what is ordered instead of the tag.
+    #[serde(default)]
+    pub extract: Option<String>,
+}
+
+/// One environment of a promotion.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Environment {
+    /// Its name, unique in the promotion.
+    pub name: String,
+    /// Only tags this (earlier) environment has run qualify.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// How long `from` must have run a tag. Default 0.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub soak: SignedDuration,
+    /// How tags are ranked.
+    pub policy: Policy,
+    /// The image must be at least this old (by its config's `created`).
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub min_age: Option<SignedDuration>,
+    /// Where the tag is written.
+    pub target: Target,
+    /// Push to the branch, or open a pull request. Default `push`.
+    #[serde(default)]
+    pub write: WriteMode,
+    /// Windows without automatic promotion.
+    #[serde(default)]
+    pub freeze: Vec<Freeze>,
+    /// Platforms an image index must have, e.g. `linux/arm64`.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// Also write the digest.
+    #[serde(default)]
+    pub pin_digest: bool,
+    /// Alert when an eligible tag has waited this long. Default 1h.
+    #[serde(default)]
+    #[schemars(with = "Option<DurationText>")]
+    pub stall_after: SignedDuration,
+    /// Where the environment is declared, for messages.
+    #[schemars(skip)]
+    pub position: Position,
+}
+
+/// How tags are ranked.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Policy {
+    /// A Masterminds semver range, e.g. `^6.0.0` or `>=1.0.0-0`.
+    Semver(#[schemars(with = "String")] Constraint),
+    /// Byte-wise order; `asc` picks the highest.
+    Alphabetical(SortOrder),
+    /// Numeric order; `asc` picks the highest.
+    Numerical(SortOrder),
+    /// The most recently built image.
+    NewestBuild(NewestBuild),
+}
+
+/// `newestBuild: {}`.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewestBuild {}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Highest wins.
+    Asc,
+    /// Lowest wins.
+    Desc,
+}
+
+/// Where an environment's tag is written.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Target {
+    /// A Kustomize `images:` entry.
+    Kustomize {
+        /// Path in the repository.
+        file: PathBuf,
+        /// The `images[].name` to match; default `spec.image`.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Helm values.
+    Helm {
+        /// Path in the repository.
+        file: PathBuf,
+        /// Dotted path of the tag, e.g. `image.tag`.
+        #[schemars(with = "String")]
+        tag: HelmPath,
+        /// Dotted path of the repository.
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        repository: Option<HelmPath>,
+        /// Dotted path of the digest (written with `pinDigest`).
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        digest: Option<HelmPath>,
+    },
+    /// Scalars marked `# {"$imagepolicy": "<promotion>:<environment>[:tag|:name|:digest]"}`.
+    Marker {
+        /// Path in the repository.
+        file: PathBuf,
+    },
+    /// Every `image:` field of plain manifests whose repository is `spec.image`.
+    Manifest {
+        /// Path in the repository.
+        file: PathBuf,
+    },
+}
+
+impl Target {
+    /// The file the target edits, relative to the repository root.
+    pub fn file(&self) -> &std::path::Path {
+        match self {
+            Self::Kustomize { file, .. }
+            | Self::Helm { file, .. }
+            | Self::Marker { file }
+            | Self::Manifest { file } => file,
+        }
+    }
+}
+
+/// How a bump is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    /// Commit and push to the branch.
+    #[default]
+    Push,
+    /// Open a pull request.
+    PullRequest,
+}
+
+/// A freeze window.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Freeze {
+    /// Start: `Fri 16:00` (weekly) or `2026-12-20T00:00:00` (absolute).
+    pub from: String,
+    /// End, of the same kind as `from`.
+    pub to: String,
+    /// IANA time zone. Default UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// The parsed window.
+    #[schemars(skip)]
+    pub window: FreezeWindow,
+}
+
+/// A validated set of rules.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// The settings.
+    pub settings: Settings,
+    /// The promotions, in file order.
+    pub promotions: Vec<Promotion>,
+}
+
+impl Policy {
+    /// The ordering this policy ranks tags by.
+    pub fn order(&self) -> policy::Order {
+        let dir = |o: &SortOrder| match o {
+            SortOrder::Asc => policy::Direction::Asc,
+            SortOrder::Desc => policy::Direction::Desc,
+        };
+        match self {
+            Self::Semver(c) => policy::Order::Semver(c.clone()),
+            Self::Alphabetical(o) => policy::Order::Alphabetical(dir(o)),
+            Self::Numerical(o) => policy::Order::Numerical(dir(o)),
+            Self::NewestBuild(_) => policy::Order::NewestBuild,
+        }
+    }
+}
+
+impl Promotion {
+    /// The tag policy of one environment (the promotion's filters plus its ordering).
+    pub fn tag_policy(&self, env: &Environment) -> policy::TagPolicy {
+        policy::TagPolicy {
+            exclude: self.tags.exclude.clone(),
+            filter: self.tags.filter.as_ref().map(|f| policy::Filter {
+                pattern: f.pattern.clone(),
+                extract: f.extract.clone(),
+            }),
+            order: env.policy.order(),
+        }
+    }
+
+    /// The gates of one environment.
+    pub fn gates(&self, env: &Environment) -> policy::Gates {
+        policy::Gates {
+            from: env.from.clone(),
+            soak: env.soak,
+            min_age: env.min_age,
+            platforms: env.platforms.clone(),
+            freeze: env.freeze.iter().map(|f| f.window.clone()).collect(),
+        }
+    }
+}
