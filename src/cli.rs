@@ -10,7 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "tagpromoter", version, about, long_about = None)]
 pub struct Cli {
     /// Directory of rules (*.yaml: one Settings, any number of Promotions).
-    #[arg(long, global = true, env = "TAGPROMOTER_RULES", default_value = "rules")]
+    #[arg(
+        long,
+        global = true,
+        env = "TAGPROMOTER_RULES",
+        default_value = "rules"
+    )]
     pub rules: PathBuf,
 
     /// Log format: text (default on a terminal) or json.

@@ -23,7 +23,10 @@ pub struct NameError {
 fn refuse(what: &'static str, value: &str, rule: &'static str) -> NameError {
     let mut value = value.to_string();
     if value.len() > 80 {
-        let cut = (0..=80).rev().find(|&i| value.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=80)
+            .rev()
+            .find(|&i| value.is_char_boundary(i))
+            .unwrap_or(0);
         value.truncate(cut);
         value.push('…');
     }
@@ -70,13 +73,17 @@ impl Digest {
         };
         let alg_ok = !alg.is_empty()
             && alg.split(['+', '.', '_', '-']).all(|c| {
-                !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             });
         let enc_ok = !enc.is_empty()
             && enc
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'=' | b'_' | b'-'));
-        let hex = |n: usize| enc.len() == n && enc.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let hex = |n: usize| {
+            enc.len() == n && enc.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
         let len_ok = match alg {
             "sha256" => hex(64),
             "sha512" => hex(128),
@@ -101,14 +108,18 @@ pub struct Repository(String);
 impl Repository {
     /// Validate a repository name (distribution's reference grammar).
     pub fn new(s: &str) -> Result<Self, NameError> {
-        const RULE: &str = "a repository is [HOST[:PORT]/]PATH with lowercase path components of [a-z0-9._-]";
+        const RULE: &str =
+            "a repository is [HOST[:PORT]/]PATH with lowercase path components of [a-z0-9._-]";
         if s.is_empty() || s.len() > 255 {
             return Err(refuse("repository", s, RULE));
         }
         let mut parts: Vec<&str> = s.split('/').collect();
         let first = parts[0];
         let has_host = parts.len() > 1
-            && (first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()));
+            && (first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase()));
         if has_host {
             if !valid_host(first) {
                 return Err(refuse("repository", s, RULE));
@@ -132,7 +143,8 @@ fn valid_host(h: &str) -> bool {
         Some((n, p)) => (n, Some(p)),
         None => (h, None),
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     let name_ok = !name.is_empty()
         && name.split('.').all(|l| {
             !l.is_empty()
@@ -244,7 +256,18 @@ mod tests {
         for ok in ["v1.2.3", "latest", "_x", "1.0.0-rc.1", &"a".repeat(128)] {
             assert!(Tag::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".x", "-x", "a b", "a:b", "a\nb", "x'", "x\"", "#x", &"a".repeat(129)] {
+        for bad in [
+            "",
+            ".x",
+            "-x",
+            "a b",
+            "a:b",
+            "a\nb",
+            "x'",
+            "x\"",
+            "#x",
+            &"a".repeat(129),
+        ] {
             assert!(Tag::new(bad).is_err(), "{bad:?}");
         }
     }

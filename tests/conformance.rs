@@ -44,12 +44,20 @@ fn semver_constraints() {
             failures.push(format!("{id}: {why}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 fn semver_case(case: &Value) -> Result<(), String> {
     let parser = case["version_parser"].as_str();
-    let single = case["api"].as_str().is_some_and(|a| a.starts_with("single-comparator"));
+    let single = case["api"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("single-comparator"));
     let expect_error = case["error"].as_bool() == Some(true);
     let error_in = case["error_in"].as_str();
     let constraint = match case["constraint"].as_str() {
@@ -75,21 +83,24 @@ fn semver_case(case: &Value) -> Result<(), String> {
     let constraint = constraint.transpose().map_err(|e| e.to_string())?;
     let version = version.transpose()?;
     if case["parses"].as_bool() == Some(true) {
-        if let (Some(canonical), Some(v)) = (case["canonical"].as_str(), &version) {
-            if v.to_string() != canonical {
-                return Err(format!("canonical {v} != {canonical}"));
-            }
+        if let (Some(canonical), Some(v)) = (case["canonical"].as_str(), &version)
+            && v.to_string() != canonical
+        {
+            return Err(format!("canonical {v} != {canonical}"));
         }
         if let Some(c) = &constraint {
-            if let Some(n) = case["or_groups"].as_u64() {
-                if c.groups().len() as u64 != n {
-                    return Err(format!("{} groups, expected {n}", c.groups().len()));
-                }
+            if let Some(n) = case["or_groups"].as_u64()
+                && c.groups().len() as u64 != n
+            {
+                return Err(format!("{} groups, expected {n}", c.groups().len()));
             }
-            if let Some(n) = case["first_group_size"].as_u64() {
-                if c.groups()[0].len() as u64 != n {
-                    return Err(format!("first group has {}, expected {n}", c.groups()[0].len()));
-                }
+            if let Some(n) = case["first_group_size"].as_u64()
+                && c.groups()[0].len() as u64 != n
+            {
+                return Err(format!(
+                    "first group has {}, expected {n}",
+                    c.groups()[0].len()
+                ));
             }
             if let Some(cv) = case["constraint_version"].as_str() {
                 let got = c.groups()[0][0].version().to_string();
@@ -107,10 +118,10 @@ fn semver_case(case: &Value) -> Result<(), String> {
         if got.is_ok() != expected {
             return Err(format!("{c} on {v}: expected {expected}, got {got:?}"));
         }
-        if let (Some(msg), Err(got)) = (case["message"].as_str(), &got) {
-            if msg != got {
-                return Err(format!("message {got:?}, expected {msg:?}"));
-            }
+        if let (Some(msg), Err(got)) = (case["message"].as_str(), &got)
+            && msg != got
+        {
+            return Err(format!("message {got:?}, expected {msg:?}"));
         }
     }
     Ok(())
@@ -134,7 +145,13 @@ fn tag_policies() {
             failures.push(format!("{id}: expected {expected:?}, got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 /// The winner, `Ok(None)` when nothing qualifies, `Err` when the policy itself fails.
@@ -157,7 +174,12 @@ fn tag_policy_case(case: &Value) -> Result<Option<String>, String> {
     let regex = |s: &str| regex::Regex::new(s).map_err(|e| e.to_string());
     let exclude = p["exclude"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(regex).collect::<Result<Vec<_>, _>>())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(regex)
+                .collect::<Result<Vec<_>, _>>()
+        })
         .transpose()?
         .unwrap_or_default();
     let filter = match p["filter"].as_object() {
@@ -167,10 +189,19 @@ fn tag_policy_case(case: &Value) -> Result<Option<String>, String> {
             extract: f.get("extract").and_then(Value::as_str).map(str::to_string),
         }),
     };
-    let policy = TagPolicy { exclude, filter, order };
+    let policy = TagPolicy {
+        exclude,
+        filter,
+        order,
+    };
     let tags: Vec<String> = case["tags"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let selection = policy.select(&tags, &|_| None).map_err(|e| e.to_string())?;
     Ok(selection.winner().map(str::to_string))
@@ -192,13 +223,20 @@ fn yaml_rewrites() {
             failures.push(format!("{}: {why}", case_dir.display()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
     use tagpromoter::image::{Digest, ImageRef, Repository, Tag};
     use tagpromoter::manifest::{helm, image_field, kustomize, marker, patch};
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"));
+    let read =
+        |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"));
     let case: Value = serde_json::from_str(&read("case.json")?).map_err(|e| e.to_string())?;
     let input = read("input.yaml")?;
     let expected = read("expected.yaml")?;
@@ -216,9 +254,18 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
         }
         Some("kustomize") => {
             let change = kustomize::Change {
-                new_tag: s(&case["newTag"]).map(|t| Tag::new(&t)).transpose().map_err(|e| err(&e))?,
-                new_name: s(&case["newName"]).map(|t| Repository::new(&t)).transpose().map_err(|e| err(&e))?,
-                digest: s(&case["digest"]).map(|t| Digest::new(&t)).transpose().map_err(|e| err(&e))?,
+                new_tag: s(&case["newTag"])
+                    .map(|t| Tag::new(&t))
+                    .transpose()
+                    .map_err(|e| err(&e))?,
+                new_name: s(&case["newName"])
+                    .map(|t| Repository::new(&t))
+                    .transpose()
+                    .map_err(|e| err(&e))?,
+                digest: s(&case["digest"])
+                    .map(|t| Digest::new(&t))
+                    .transpose()
+                    .map_err(|e| err(&e))?,
             };
             kustomize::replacements(&docs, case["image"].as_str().unwrap_or(""), &change)
         }
@@ -229,14 +276,19 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
             };
             let mut edits = Vec::new();
             for e in &list {
-                let path: helm::HelmPath = e["tagPath"].as_str().unwrap_or("").parse().map_err(|e| err(&e))?;
+                let path: helm::HelmPath = e["tagPath"]
+                    .as_str()
+                    .unwrap_or("")
+                    .parse()
+                    .map_err(|e| err(&e))?;
                 let value = Tag::new(e["value"].as_str().unwrap_or("")).map_err(|e| err(&e))?;
                 edits.push((path, value.to_string()));
             }
             helm::replacements(&docs, &edits)
         }
         Some("image-field") => {
-            let repo = Repository::new(case["image"].as_str().unwrap_or("")).map_err(|e| err(&e))?;
+            let repo =
+                Repository::new(case["image"].as_str().unwrap_or("")).map_err(|e| err(&e))?;
             let tag = Tag::new(case["newTag"].as_str().unwrap_or("")).map_err(|e| err(&e))?;
             image_field::replacements(&docs, &repo, &tag, None)
         }
@@ -250,6 +302,8 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
         (None, true) => Err("nothing changed, expected a change".into()),
         (Some(_), false) => Err("the file changed, expected a no-op".into()),
         (Some(text), true) if text == expected => Ok(()),
-        (Some(text), true) => Err(format!("output differs:\n--- got\n{text}\n--- expected\n{expected}")),
+        (Some(text), true) => Err(format!(
+            "output differs:\n--- got\n{text}\n--- expected\n{expected}"
+        )),
     }
 }

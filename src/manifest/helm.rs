@@ -64,7 +64,9 @@ impl FromStr for HelmPath {
                 let Some(close) = rest.find(']') else {
                     return Err(err("unbalanced ["));
                 };
-                let index = rest[1..close].parse().map_err(|_| err("an index is not a number"))?;
+                let index = rest[1..close]
+                    .parse()
+                    .map_err(|_| err("an index is not a number"))?;
                 segments.push(Segment::Index(index));
                 rest = &rest[close + 1..];
                 if !rest.is_empty() && !rest.starts_with('[') {
@@ -138,10 +140,8 @@ fn walk<'d>(node: &'d Node, rest: &[Segment], path: &HelmPath) -> Result<&'d Nod
                     .find(|(n, _)| n.as_scalar().is_some_and(|s| s.value == k))
                     .map(|(_, v)| v)
             };
-            if let Some(child) = lookup(key) {
-                if let Ok(found) = walk(child, &rest[1..], path) {
-                    return Ok(found);
-                }
+            if let Some(Ok(found)) = lookup(key).map(|child| walk(child, &rest[1..], path)) {
+                return Ok(found);
             }
             // A key that literally contains dots: `image.tag:` for the path image.tag.
             let keys: Vec<&str> = rest
@@ -176,7 +176,11 @@ fn walk<'d>(node: &'d Node, rest: &[Segment], path: &HelmPath) -> Result<&'d Nod
         )),
         (Segment::Key(key), _) => Err(not_found(
             path,
-            &format!("{} at {} is not a mapping with {key:?}", node.kind_name(), node.position),
+            &format!(
+                "{} at {} is not a mapping with {key:?}",
+                node.kind_name(),
+                node.position
+            ),
         )),
     }
 }
@@ -202,12 +206,18 @@ pub fn current(
     digest: Option<&HelmPath>,
 ) -> Result<Current, EditError> {
     let node = resolve(docs, tag)?;
-    let value = editable_scalar(node, &format!("the value at {tag}"))?.value.clone();
+    let value = editable_scalar(node, &format!("the value at {tag}"))?
+        .value
+        .clone();
     let digest = match digest {
         None => None,
         Some(path) => {
             let d = resolve(docs, path)?;
-            Some(editable_scalar(d, &format!("the value at {path}"))?.value.clone())
+            Some(
+                editable_scalar(d, &format!("the value at {path}"))?
+                    .value
+                    .clone(),
+            )
         }
     };
     Ok(Current {
@@ -226,7 +236,11 @@ mod tests {
         let p: HelmPath = "images[0].tag".parse().unwrap();
         assert_eq!(
             p.segments(),
-            &[Segment::Key("images".into()), Segment::Index(0), Segment::Key("tag".into())]
+            &[
+                Segment::Key("images".into()),
+                Segment::Index(0),
+                Segment::Key("tag".into())
+            ]
         );
         let p: HelmPath = "a[1][2]".parse().unwrap();
         assert_eq!(p.segments().len(), 3);

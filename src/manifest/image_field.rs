@@ -16,10 +16,10 @@ fn fields<'d>(docs: &'d [Document], repository: &Repository) -> Vec<(&'d Node, I
                 return;
             }
             let Some(s) = node.as_scalar() else { return };
-            if let Ok(r) = ImageRef::parse(&s.value) {
-                if r.repository == *repository {
-                    out.push((node, r));
-                }
+            if let Ok(r) = ImageRef::parse(&s.value)
+                && r.repository == *repository
+            {
+                out.push((node, r));
             }
         });
     }

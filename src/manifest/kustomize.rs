@@ -28,7 +28,10 @@ fn entry<'d>(docs: &'d [Document], name: &str) -> Result<&'d Node, EditError> {
         let NodeKind::Sequence(items) = &images.kind else {
             return Err(EditError::Invalid {
                 at: images.position,
-                why: format!("images is {}, expected a list of entries", images.kind_name()),
+                why: format!(
+                    "images is {}, expected a list of entries",
+                    images.kind_name()
+                ),
             });
         };
         for item in items {
@@ -99,12 +102,17 @@ pub fn current(docs: &[Document], name: &str) -> Result<Current, EditError> {
     let tag = read("newTag")?;
     let digest = read("digest")?;
     if tag.is_none() && digest.is_none() {
-        return Err(field(entry, "newTag", name).err().unwrap_or(EditError::NotFound {
-            what: "newTag".into(),
-            hint: String::new(),
-        }));
+        return Err(field(entry, "newTag", name)
+            .err()
+            .unwrap_or(EditError::NotFound {
+                what: "newTag".into(),
+                hint: String::new(),
+            }));
     }
-    let at = tag.as_ref().or(digest.as_ref()).map_or(entry.position, |(_, p)| *p);
+    let at = tag
+        .as_ref()
+        .or(digest.as_ref())
+        .map_or(entry.position, |(_, p)| *p);
     Ok(Current {
         tag: tag.map(|(t, _)| t),
         digest: digest.map(|(d, _)| d),

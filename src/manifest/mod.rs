@@ -236,7 +236,11 @@ fn replacements(
 
 /// Every scalar value in a document, with the key it belongs to (if any), in document order.
 /// Aliases are not followed.
-pub(crate) fn walk<'d>(node: &'d yaml::Node, key: Option<&'d str>, f: &mut dyn FnMut(Option<&'d str>, &'d yaml::Node)) {
+pub(crate) fn walk<'d>(
+    node: &'d yaml::Node,
+    key: Option<&'d str>,
+    f: &mut dyn FnMut(Option<&'d str>, &'d yaml::Node),
+) {
     match &node.kind {
         yaml::NodeKind::Mapping(entries) => {
             for (k, v) in entries {

@@ -120,11 +120,15 @@ fn verify(original: &str, edited: &str, done: &[&Replacement]) -> Result<(), Edi
     let at = done.first().map(|r| r.position).unwrap_or_default();
     let unsafe_edit = |why: String| EditError::Unsafe { at, why };
     let before = yaml::parse(original).map_err(|e| unsafe_edit(e.to_string()))?;
-    let after = yaml::parse(edited).map_err(|e| unsafe_edit(format!("the result would not parse: {e}")))?;
+    let after =
+        yaml::parse(edited).map_err(|e| unsafe_edit(format!("the result would not parse: {e}")))?;
     if before.len() != after.len() {
         return Err(unsafe_edit("the number of documents would change".into()));
     }
-    let expected: HashMap<usize, &str> = done.iter().map(|r| (r.token.start, r.new.as_str())).collect();
+    let expected: HashMap<usize, &str> = done
+        .iter()
+        .map(|r| (r.token.start, r.new.as_str()))
+        .collect();
     let mut seen = 0;
     for (a, b) in before.iter().zip(&after) {
         same_shape(&a.root, &b.root, &expected, &mut seen).map_err(unsafe_edit)?;
@@ -189,7 +193,11 @@ pub fn reads_as_string(s: &str) -> bool {
 fn looks_numeric(s: &str) -> bool {
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
     let lower = body.to_ascii_lowercase();
-    for (prefix, digits) in [("0x", "0123456789abcdef_"), ("0o", "01234567_"), ("0b", "01_")] {
+    for (prefix, digits) in [
+        ("0x", "0123456789abcdef_"),
+        ("0o", "01234567_"),
+        ("0b", "01_"),
+    ] {
         if let Some(rest) = lower.strip_prefix(prefix) {
             return !rest.is_empty() && rest.chars().all(|c| digits.contains(c));
         }
@@ -217,10 +225,21 @@ mod tests {
 
     #[test]
     fn numbers_and_booleans_are_not_strings() {
-        for s in ["1.10", "1", "1e5", "0x1F", ".5", "1_000", "true", "No", "null", ".inf", "-1.5"] {
+        for s in [
+            "1.10", "1", "1e5", "0x1F", ".5", "1_000", "true", "No", "null", ".inf", "-1.5",
+        ] {
             assert!(!reads_as_string(s), "{s}");
         }
-        for s in ["1.2.3", "v1", "latest", "1.0.0-rc.1", "e5", "1e", "sha256-x", "main-1"] {
+        for s in [
+            "1.2.3",
+            "v1",
+            "latest",
+            "1.0.0-rc.1",
+            "e5",
+            "1e",
+            "sha256-x",
+            "main-1",
+        ] {
             assert!(reads_as_string(s), "{s}");
         }
     }

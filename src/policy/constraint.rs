@@ -229,7 +229,7 @@ fn parse_version_text(sc: &mut Scanner<'_>) -> Result<(String, Parts), String> {
             });
         }
         nums.push(sc.text(from));
-        if nums.len() == 3 || !(sc.peek() == Some(b'.')) {
+        if nums.len() == 3 || sc.peek() != Some(b'.') {
             break;
         }
         sc.i += 1;
@@ -248,13 +248,19 @@ fn parse_version_text(sc: &mut Scanner<'_>) -> Result<(String, Parts), String> {
         }
         let text = sc.text(from);
         if text.is_empty() || text.split('.').any(str::is_empty) {
-            return Err(format!("bad prerelease or metadata in {:?}", sc.text(start)));
+            return Err(format!(
+                "bad prerelease or metadata in {:?}",
+                sc.text(start)
+            ));
         }
         Ok(text)
     };
     let pre = suffix(b'-')?;
     let meta = suffix(b'+')?;
-    if sc.peek().is_some_and(|b| !b.is_ascii_whitespace() && b != b',') {
+    if sc
+        .peek()
+        .is_some_and(|b| !b.is_ascii_whitespace() && b != b',')
+    {
         sc.i += 1;
         return Err(format!("{:?} is not a version", sc.text(start)));
     }
@@ -353,13 +359,21 @@ impl Comparator {
                 } else {
                     v > c
                 };
-                if greater { Ok(()) } else { fail("is less than or equal to") }
+                if greater {
+                    Ok(())
+                } else {
+                    fail("is less than or equal to")
+                }
             }
             Op::Less => {
                 if prerelease_refused {
                     return refuse_pre();
                 }
-                if v < c { Ok(()) } else { fail("is greater than or equal to") }
+                if v < c {
+                    Ok(())
+                } else {
+                    fail("is greater than or equal to")
+                }
             }
             Op::GreaterEqual => {
                 if prerelease_refused {
@@ -392,7 +406,11 @@ impl Comparator {
                 if self.dirty {
                     return self.tilde(v);
                 }
-                if v == c { Ok(()) } else { fail("is not equal to") }
+                if v == c {
+                    Ok(())
+                } else {
+                    fail("is not equal to")
+                }
             }
             Op::Caret => {
                 if prerelease_refused {

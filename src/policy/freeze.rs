@@ -170,7 +170,9 @@ fn parse_absolute(s: &str) -> Option<DateTime> {
     if let Ok(dt) = s.parse::<DateTime>() {
         return Some(dt);
     }
-    s.parse::<Date>().ok().map(|d| d.to_datetime(Time::midnight()))
+    s.parse::<Date>()
+        .ok()
+        .map(|d| d.to_datetime(Time::midnight()))
 }
 
 #[cfg(test)]
@@ -204,19 +206,32 @@ mod tests {
         // DST ends on Sunday 2026-10-25: the freeze starts at 16:00 CEST (14:00Z) and ends
         // at 08:00 CET (07:00Z) on Monday.
         assert_eq!(w.frozen_until(ts("2026-10-23T13:59:00Z")), None);
-        assert_eq!(w.frozen_until(ts("2026-10-23T14:00:00Z")), Some(ts("2026-10-26T07:00:00Z")));
+        assert_eq!(
+            w.frozen_until(ts("2026-10-23T14:00:00Z")),
+            Some(ts("2026-10-26T07:00:00Z"))
+        );
         // DST starts on Sunday 2026-03-29: starts 16:00 CET (15:00Z), ends 08:00 CEST (06:00Z).
         assert_eq!(w.frozen_until(ts("2026-03-27T14:30:00Z")), None);
-        assert_eq!(w.frozen_until(ts("2026-03-27T15:00:00Z")), Some(ts("2026-03-30T06:00:00Z")));
+        assert_eq!(
+            w.frozen_until(ts("2026-03-27T15:00:00Z")),
+            Some(ts("2026-03-30T06:00:00Z"))
+        );
         assert_eq!(w.frozen_until(ts("2026-03-30T06:00:00Z")), None);
     }
 
     #[test]
     fn absolute_window_in_its_zone() {
-        let w = FreezeWindow::parse("2026-12-20T00:00:00", "2027-01-04T00:00:00", "America/New_York")
-            .unwrap();
+        let w = FreezeWindow::parse(
+            "2026-12-20T00:00:00",
+            "2027-01-04T00:00:00",
+            "America/New_York",
+        )
+        .unwrap();
         assert_eq!(w.frozen_until(ts("2026-12-20T04:59:00Z")), None);
-        assert_eq!(w.frozen_until(ts("2026-12-20T05:00:00Z")), Some(ts("2027-01-04T05:00:00Z")));
+        assert_eq!(
+            w.frozen_until(ts("2026-12-20T05:00:00Z")),
+            Some(ts("2027-01-04T05:00:00Z"))
+        );
         assert_eq!(w.frozen_until(ts("2027-01-04T05:00:00Z")), None);
     }
 
@@ -225,7 +240,10 @@ mod tests {
         let a = FreezeWindow::parse("Mon 00:00", "Tue 00:00", "UTC").unwrap();
         let b = FreezeWindow::parse("Tue 00:00", "Wed 00:00", "UTC").unwrap();
         // 2026-11-23 is a Monday.
-        assert_eq!(frozen_until(&[a, b], ts("2026-11-23T12:00:00Z")), Some(ts("2026-11-25T00:00:00Z")));
+        assert_eq!(
+            frozen_until(&[a, b], ts("2026-11-23T12:00:00Z")),
+            Some(ts("2026-11-25T00:00:00Z"))
+        );
     }
 
     #[test]

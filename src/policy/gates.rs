@@ -108,7 +108,10 @@ impl fmt::Display for Block {
             Self::NotUpstream { env } => write!(f, "{env} has not run it"),
             Self::Soaking { until } => write!(f, "soaking until {until}"),
             Self::SoakInterrupted { ran_for } => {
-                write!(f, "replaced upstream after {ran_for:#}, before its soak completed")
+                write!(
+                    f,
+                    "replaced upstream after {ran_for:#}, before its soak completed"
+                )
             }
             Self::TooYoung { until } => write!(f, "younger than minAge until {until}"),
             Self::NoCreationTime => f.write_str("has no creation time, so minAge cannot hold"),
@@ -213,7 +216,8 @@ impl Gates {
             };
         };
         if let Some(current) = s.current {
-            let same = current == to || policy.compare(&to, current, &created) == Some(Ordering::Equal);
+            let same =
+                current == to || policy.compare(&to, current, &created) == Some(Ordering::Equal);
             if same {
                 return Decision::UpToDate {
                     current: current.to_string(),
@@ -226,17 +230,17 @@ impl Gates {
             reason,
             waiting: waiting.clone(),
         };
-        if let Some(hold) = s.hold {
-            if hold.until.is_none_or(|u| u > s.now) {
-                return blocked(Blocked::Held { until: hold.until });
-            }
+        if let Some(hold) = s.hold
+            && hold.until.is_none_or(|u| u > s.now)
+        {
+            return blocked(Blocked::Held { until: hold.until });
         }
-        if let Some(current) = s.current {
-            if policy.compare(&to, current, &created) == Some(Ordering::Less) {
-                return blocked(Blocked::Downgrade {
-                    current: current.to_string(),
-                });
-            }
+        if let Some(current) = s.current
+            && policy.compare(&to, current, &created) == Some(Ordering::Less)
+        {
+            return blocked(Blocked::Downgrade {
+                current: current.to_string(),
+            });
         }
         if let Some(until) = freeze::frozen_until(&self.freeze, s.now) {
             return blocked(Blocked::Frozen { until });
@@ -324,22 +328,43 @@ mod tests {
 
     fn decide(gates: &Gates, current: Option<&str>, hold: Option<&Hold>, now: &str) -> Decision {
         let policy = semver();
-        let selection = policy.select(&tags(&["6.5.3", "6.5.4", "6.6.0"]), &|_| None).unwrap();
+        let selection = policy
+            .select(&tags(&["6.5.3", "6.5.4", "6.6.0"]), &|_| None)
+            .unwrap();
         let upstream = |tag: &str| match tag {
-            "6.5.4" => vec![Residency { since: ts("2026-11-20T00:00:00Z"), until: Some(ts("2026-11-21T06:00:00Z")) }],
-            "6.6.0" => vec![Residency { since: ts("2026-11-21T06:00:00Z"), until: None }],
+            "6.5.4" => vec![Residency {
+                since: ts("2026-11-20T00:00:00Z"),
+                until: Some(ts("2026-11-21T06:00:00Z")),
+            }],
+            "6.6.0" => vec![Residency {
+                since: ts("2026-11-21T06:00:00Z"),
+                until: None,
+            }],
             _ => vec![],
         };
-        let facts = |_: &str| TagFacts { created: Some(ts("2026-11-19T00:00:00Z")), platforms: None };
+        let facts = |_: &str| TagFacts {
+            created: Some(ts("2026-11-19T00:00:00Z")),
+            platforms: None,
+        };
         gates.decide(
             &policy,
             &selection,
-            &Situation { now: ts(now), current, hold, upstream: &upstream, facts: &facts },
+            &Situation {
+                now: ts(now),
+                current,
+                hold,
+                upstream: &upstream,
+                facts: &facts,
+            },
         )
     }
 
     fn prod() -> Gates {
-        Gates { from: Some("staging".into()), soak: SignedDuration::from_hours(24), ..Gates::default() }
+        Gates {
+            from: Some("staging".into()),
+            soak: SignedDuration::from_hours(24),
+            ..Gates::default()
+        }
     }
 
     #[test]
@@ -354,43 +379,98 @@ mod tests {
             }
         );
         let d = decide(&prod(), Some("6.5.4"), None, "2026-11-21T12:00:00Z");
-        let Decision::UpToDate { waiting: Some(w), .. } = d else { panic!("{d:?}") };
-        assert_eq!(w.block, Block::Soaking { until: ts("2026-11-22T06:00:00Z") });
+        let Decision::UpToDate {
+            waiting: Some(w), ..
+        } = d
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            w.block,
+            Block::Soaking {
+                until: ts("2026-11-22T06:00:00Z")
+            }
+        );
         let d = decide(&prod(), Some("6.5.4"), None, "2026-11-22T06:00:00Z");
-        assert!(matches!(d, Decision::Promote { ref to, .. } if to == "6.6.0"), "{d:?}");
+        assert!(
+            matches!(d, Decision::Promote { ref to, .. } if to == "6.6.0"),
+            "{d:?}"
+        );
     }
 
     #[test]
     fn interrupted_soak_never_qualifies() {
-        let gates = Gates { soak: SignedDuration::from_hours(48), ..prod() };
+        let gates = Gates {
+            soak: SignedDuration::from_hours(48),
+            ..prod()
+        };
         let policy = semver();
         let s = Situation {
             now: ts("2026-11-30T00:00:00Z"),
             current: None,
             hold: None,
-            upstream: &|_| vec![Residency { since: ts("2026-11-20T00:00:00Z"), until: Some(ts("2026-11-21T00:00:00Z")) }],
+            upstream: &|_| {
+                vec![Residency {
+                    since: ts("2026-11-20T00:00:00Z"),
+                    until: Some(ts("2026-11-21T00:00:00Z")),
+                }]
+            },
             facts: &|_| TagFacts::default(),
         };
-        assert!(matches!(gates.eligibility("6.5.4", &s), Err(Block::SoakInterrupted { .. })));
+        assert!(matches!(
+            gates.eligibility("6.5.4", &s),
+            Err(Block::SoakInterrupted { .. })
+        ));
         let _ = policy;
     }
 
     #[test]
     fn no_automatic_downgrade() {
         let d = decide(&prod(), Some("6.7.0"), None, "2026-11-21T12:00:00Z");
-        assert!(matches!(d, Decision::Blocked { reason: Blocked::Downgrade { .. }, .. }), "{d:?}");
+        assert!(
+            matches!(
+                d,
+                Decision::Blocked {
+                    reason: Blocked::Downgrade { .. },
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
     }
 
     #[test]
     fn holds_block_until_they_expire() {
-        let hold = Hold { until: Some(ts("2026-11-21T18:00:00Z")) };
+        let hold = Hold {
+            until: Some(ts("2026-11-21T18:00:00Z")),
+        };
         let d = decide(&prod(), Some("6.5.3"), Some(&hold), "2026-11-21T12:00:00Z");
-        assert!(matches!(d, Decision::Blocked { reason: Blocked::Held { .. }, .. }), "{d:?}");
+        assert!(
+            matches!(
+                d,
+                Decision::Blocked {
+                    reason: Blocked::Held { .. },
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
         let d = decide(&prod(), Some("6.5.3"), Some(&hold), "2026-11-21T18:00:00Z");
         assert!(matches!(d, Decision::Promote { .. }), "{d:?}");
         let forever = Hold { until: None };
-        let d = decide(&prod(), Some("6.5.3"), Some(&forever), "2027-11-21T18:00:00Z");
-        assert!(matches!(d, Decision::Blocked { reason: Blocked::Held { until: None }, .. }));
+        let d = decide(
+            &prod(),
+            Some("6.5.3"),
+            Some(&forever),
+            "2027-11-21T18:00:00Z",
+        );
+        assert!(matches!(
+            d,
+            Decision::Blocked {
+                reason: Blocked::Held { until: None },
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -403,12 +483,22 @@ mod tests {
             d,
             Decision::Blocked {
                 to: Some("6.5.4".into()),
-                reason: Blocked::Frozen { until: ts("2026-11-23T08:00:00Z") },
-                waiting: Some(Waiting { tag: "6.6.0".into(), block: Block::Soaking { until: ts("2026-11-22T06:00:00Z") } }),
+                reason: Blocked::Frozen {
+                    until: ts("2026-11-23T08:00:00Z")
+                },
+                waiting: Some(Waiting {
+                    tag: "6.6.0".into(),
+                    block: Block::Soaking {
+                        until: ts("2026-11-22T06:00:00Z")
+                    }
+                }),
             }
         );
         let d = decide(&gates, Some("6.5.4"), None, "2026-11-23T09:00:00Z");
-        assert!(matches!(d, Decision::Promote { eligible_since: Some(t), .. } if t == ts("2026-11-23T08:00:00Z")), "{d:?}");
+        assert!(
+            matches!(d, Decision::Promote { eligible_since: Some(t), .. } if t == ts("2026-11-23T08:00:00Z")),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -421,14 +511,36 @@ mod tests {
         let now = ts("2026-11-21T12:00:00Z");
         let check = |facts: TagFacts| {
             let f = move |_: &str| facts.clone();
-            let s = Situation { now, current: None, hold: None, upstream: &|_| vec![], facts: &f };
+            let s = Situation {
+                now,
+                current: None,
+                hold: None,
+                upstream: &|_| vec![],
+                facts: &f,
+            };
             gates.eligibility("6.5.4", &s)
         };
         assert_eq!(check(TagFacts::default()), Err(Block::NoCreationTime));
-        let young = TagFacts { created: Some(ts("2026-11-21T11:50:00Z")), platforms: None };
-        assert_eq!(check(young), Err(Block::TooYoung { until: ts("2026-11-21T12:05:00Z") }));
-        let one = TagFacts { created: Some(ts("2026-11-21T11:00:00Z")), platforms: Some(vec!["linux/amd64".into()]) };
-        assert_eq!(check(one), Err(Block::MissingPlatforms { missing: vec!["linux/arm64".into()] }));
+        let young = TagFacts {
+            created: Some(ts("2026-11-21T11:50:00Z")),
+            platforms: None,
+        };
+        assert_eq!(
+            check(young),
+            Err(Block::TooYoung {
+                until: ts("2026-11-21T12:05:00Z")
+            })
+        );
+        let one = TagFacts {
+            created: Some(ts("2026-11-21T11:00:00Z")),
+            platforms: Some(vec!["linux/amd64".into()]),
+        };
+        assert_eq!(
+            check(one),
+            Err(Block::MissingPlatforms {
+                missing: vec!["linux/arm64".into()]
+            })
+        );
         let both = TagFacts {
             created: Some(ts("2026-11-21T11:00:00Z")),
             platforms: Some(vec!["linux/arm64".into(), "linux/amd64".into()]),

@@ -14,6 +14,6 @@ pub use constraint::{Constraint, ConstraintError};
 pub use version::{Version, VersionError};
 pub mod select;
 
-pub use select::{Direction, Filter, Order, Rejection, SelectError, Selection, TagPolicy};
 pub use freeze::FreezeWindow;
 pub use gates::{Block, Blocked, Decision, Gates, Hold, Residency, Situation, TagFacts, Waiting};
+pub use select::{Direction, Filter, Order, Rejection, SelectError, Selection, TagPolicy};

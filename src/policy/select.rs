@@ -140,10 +140,8 @@ impl Selection {
             return Some(r.clone());
         }
         let winner = self.winner()?;
-        (winner != tag && self.candidates.iter().any(|c| c.tag == tag)).then(|| {
-            Rejection::Older {
-                than: winner.to_string(),
-            }
+        (winner != tag && self.candidates.iter().any(|c| c.tag == tag)).then(|| Rejection::Older {
+            than: winner.to_string(),
         })
     }
 }
@@ -152,7 +150,9 @@ impl Selection {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SelectError {
     /// `numerical` met a tag that is not a number.
-    #[error("tag {tag:?} is not a number; numerical ordering needs every tag to be one (add a filter)")]
+    #[error(
+        "tag {tag:?} is not a number; numerical ordering needs every tag to be one (add a filter)"
+    )]
     NotANumber {
         /// The offending tag (or its extracted text).
         tag: String,
@@ -279,7 +279,10 @@ mod tests {
 
     fn semver(range: &str) -> TagPolicy {
         TagPolicy {
-            exclude: DEFAULT_EXCLUDES.iter().map(|p| Regex::new(p).unwrap()).collect(),
+            exclude: DEFAULT_EXCLUDES
+                .iter()
+                .map(|p| Regex::new(p).unwrap())
+                .collect(),
             filter: None,
             order: Order::Semver(Constraint::parse(range).unwrap()),
         }
@@ -288,13 +291,34 @@ mod tests {
     #[test]
     fn every_loser_has_a_reason() {
         let p = semver("^6.0.0");
-        let list = tags(&["6.5.3", "6.5.4", "7.0.0", "latest", "sha256-abc.sig", "6.6.0-rc.1"]);
+        let list = tags(&[
+            "6.5.3",
+            "6.5.4",
+            "7.0.0",
+            "latest",
+            "sha256-abc.sig",
+            "6.6.0-rc.1",
+        ]);
         let s = p.select(&list, &|_| None).unwrap();
         assert_eq!(s.winner(), Some("6.5.4"));
-        assert_eq!(s.why_not("6.5.3"), Some(Rejection::Older { than: "6.5.4".into() }));
-        assert!(matches!(s.why_not("7.0.0"), Some(Rejection::OutOfRange { .. })));
-        assert!(matches!(s.why_not("latest"), Some(Rejection::NotAVersion { .. })));
-        assert!(matches!(s.why_not("sha256-abc.sig"), Some(Rejection::Excluded { .. })));
+        assert_eq!(
+            s.why_not("6.5.3"),
+            Some(Rejection::Older {
+                than: "6.5.4".into()
+            })
+        );
+        assert!(matches!(
+            s.why_not("7.0.0"),
+            Some(Rejection::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            s.why_not("latest"),
+            Some(Rejection::NotAVersion { .. })
+        ));
+        assert!(matches!(
+            s.why_not("sha256-abc.sig"),
+            Some(Rejection::Excluded { .. })
+        ));
         let pre = s.why_not("6.6.0-rc.1").unwrap().to_string();
         assert!(pre.contains("prerelease"), "{pre}");
         assert_eq!(s.why_not("6.5.4"), None);
@@ -313,7 +337,9 @@ mod tests {
             "main-bbb" => t("2026-01-01T00:00:00Z"),
             _ => None,
         };
-        let s = p.select(&tags(&["main-bbb", "main-aaa", "main-ccc"]), &created).unwrap();
+        let s = p
+            .select(&tags(&["main-bbb", "main-aaa", "main-ccc"]), &created)
+            .unwrap();
         assert_eq!(s.winner(), Some("main-aaa"));
         assert_eq!(s.why_not("main-ccc"), Some(Rejection::NoCreationTime));
     }
@@ -321,8 +347,14 @@ mod tests {
     #[test]
     fn compare_says_which_tag_ranks_higher() {
         let p = semver(">=1.0.0");
-        assert_eq!(p.compare("1.2.0", "1.10.0", &|_| None), Some(Ordering::Less));
-        assert_eq!(p.compare("v1.2.0", "1.2.0", &|_| None), Some(Ordering::Equal));
+        assert_eq!(
+            p.compare("1.2.0", "1.10.0", &|_| None),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            p.compare("v1.2.0", "1.2.0", &|_| None),
+            Some(Ordering::Equal)
+        );
         assert_eq!(p.compare("latest", "1.2.0", &|_| None), None);
     }
 }

@@ -87,7 +87,9 @@ fn parse(input: &str, body: &str, strict: bool) -> Result<Version, VersionError>
         if strict && part.len() > 1 && part.starts_with('0') {
             return Err(err("a numeric part has a leading zero"));
         }
-        *slot = part.parse().map_err(|_| err("a numeric part is too large"))?;
+        *slot = part
+            .parse()
+            .map_err(|_| err("a numeric part is too large"))?;
     }
     if let Some(pre) = pre {
         check_identifiers(pre, true).map_err(err)?;
@@ -114,7 +116,10 @@ fn check_identifiers(s: &str, prerelease: bool) -> Result<(), &'static str> {
         if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err("prerelease and metadata may only hold [0-9A-Za-z-] and dots");
         }
-        if prerelease && id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit())
+        if prerelease
+            && id.len() > 1
+            && id.starts_with('0')
+            && id.bytes().all(|b| b.is_ascii_digit())
         {
             return Err("a numeric prerelease identifier has a leading zero");
         }

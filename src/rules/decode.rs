@@ -47,7 +47,10 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|(k, _, _)| *k == key).map(|(_, _, v)| *v)
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, v)| *v)
     }
 }
 
@@ -76,7 +79,10 @@ impl<'a> Decoder<'a> {
             return Some(node);
         };
         if !self.budget.spend() {
-            self.error(node.position, "too many aliases to expand; write the rules out without anchors");
+            self.error(
+                node.position,
+                "too many aliases to expand; write the rules out without anchors",
+            );
             return None;
         }
         let found = self.doc.anchored(id);
@@ -89,7 +95,10 @@ impl<'a> Decoder<'a> {
     fn fields(&mut self, node: &'a Node, what: &str, allowed: &[&str]) -> Option<Fields<'a>> {
         let node = self.resolve(node)?;
         let NodeKind::Mapping(entries) = &node.kind else {
-            self.error(node.position, format!("{what} must be a mapping, found {}", node.kind_name()));
+            self.error(
+                node.position,
+                format!("{what} must be a mapping, found {}", node.kind_name()),
+            );
             return None;
         };
         let mut fields = Fields {
@@ -131,7 +140,10 @@ impl<'a> Decoder<'a> {
         match &node.kind {
             NodeKind::Scalar(s) if !is_null(s) || s.style != Style::Plain => Some(s.value.clone()),
             _ => {
-                self.error(node.position, format!("{what} must be a string, found {}", node.kind_name()));
+                self.error(
+                    node.position,
+                    format!("{what} must be a string, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -154,7 +166,10 @@ impl<'a> Decoder<'a> {
         match &node.kind {
             NodeKind::Sequence(items) => Some(items.iter().collect()),
             _ => {
-                self.error(node.position, format!("{what} must be a list, found {}", node.kind_name()));
+                self.error(
+                    node.position,
+                    format!("{what} must be a list, found {}", node.kind_name()),
+                );
                 None
             }
         }
@@ -164,7 +179,10 @@ impl<'a> Decoder<'a> {
         let items = self.list(node, what).unwrap_or_default();
         items
             .into_iter()
-            .filter_map(|n| self.string(n, &format!("an item of {what}")).map(|s| (s, n.position)))
+            .filter_map(|n| {
+                self.string(n, &format!("an item of {what}"))
+                    .map(|s| (s, n.position))
+            })
             .collect()
     }
 
@@ -191,8 +209,18 @@ impl<'a> Decoder<'a> {
         match regex::RegexBuilder::new(text).size_limit(1 << 20).build() {
             Ok(re) => Some(re),
             Err(e) => {
-                let first = e.to_string().lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_string();
-                self.error(at, format!("{what}: {text:?} is not a valid regex: {first}"));
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                self.error(
+                    at,
+                    format!("{what}: {text:?} is not a valid regex: {first}"),
+                );
                 None
             }
         }
@@ -216,13 +244,23 @@ impl<'a> Decoder<'a> {
             // An empty document (a trailing `---`) is allowed and means nothing.
             return Decoded::Invalid;
         }
-        let Some(fields) = self.fields(root, "a rules document", &["apiVersion", "kind", "metadata", "spec"]) else {
+        let Some(fields) = self.fields(
+            root,
+            "a rules document",
+            &["apiVersion", "kind", "metadata", "spec"],
+        ) else {
             return Decoded::Invalid;
         };
         let position = fields.position;
-        match self.required(&fields, "apiVersion", "a rules document").and_then(|n| self.string(n, "apiVersion").map(|s| (s, n))) {
+        match self
+            .required(&fields, "apiVersion", "a rules document")
+            .and_then(|n| self.string(n, "apiVersion").map(|s| (s, n)))
+        {
             Some((v, _)) if v == API_VERSION => {}
-            Some((v, n)) => self.error(n.position, format!("apiVersion {v:?} is not supported; use {API_VERSION}")),
+            Some((v, n)) => self.error(
+                n.position,
+                format!("apiVersion {v:?} is not supported; use {API_VERSION}"),
+            ),
             None => {}
         }
         let kind_node = self.required(&fields, "kind", "a rules document");
@@ -239,15 +277,19 @@ impl<'a> Decoder<'a> {
             (Some("Promotion"), spec) => {
                 let name = self.metadata_name(&fields);
                 let promotion = match (&name, spec) {
-                    (Some(name), Some(spec)) => self.promotion(name.clone(), spec, position).map(Box::new),
+                    (Some(name), Some(spec)) => {
+                        self.promotion(name.clone(), spec, position).map(Box::new)
+                    }
                     _ => None,
                 };
                 Decoded::Promotion(name, position, promotion)
             }
             (Some(other), _) => {
                 let at = kind_node.map_or(position, |n| n.position);
-                let hint = did_you_mean(other, &["Settings", "Promotion"])
-                    .map_or_else(|| "; use Settings or Promotion".to_string(), |s| format!("; did you mean `{s}`?"));
+                let hint = did_you_mean(other, &["Settings", "Promotion"]).map_or_else(
+                    || "; use Settings or Promotion".to_string(),
+                    |s| format!("; did you mean `{s}`?"),
+                );
                 self.error(at, format!("unknown kind {other:?}{hint}"));
                 Decoded::Invalid
             }
@@ -268,10 +310,21 @@ impl<'a> Decoder<'a> {
     }
 
     fn settings(&mut self, spec: &'a Node) -> Option<Settings> {
-        let f = self.fields(spec, "Settings spec", &["git", "registries", "alerts", "interval"])?;
-        let git = self.required(&f, "git", "Settings spec").and_then(|n| self.git(n));
-        let registries = f.get("registries").map(|n| self.registries(n)).unwrap_or_default();
-        let alerts = f.get("alerts").map_or(Some(Alerts::default()), |n| self.alerts(n));
+        let f = self.fields(
+            spec,
+            "Settings spec",
+            &["git", "registries", "alerts", "interval"],
+        )?;
+        let git = self
+            .required(&f, "git", "Settings spec")
+            .and_then(|n| self.git(n));
+        let registries = f
+            .get("registries")
+            .map(|n| self.registries(n))
+            .unwrap_or_default();
+        let alerts = f
+            .get("alerts")
+            .map_or(Some(Alerts::default()), |n| self.alerts(n));
         let interval = match f.get("interval") {
             None => Some(SignedDuration::from_mins(2)),
             Some(n) => self.positive_duration(n, "interval"),
@@ -306,7 +359,7 @@ impl<'a> Decoder<'a> {
             Some(url)
         });
         let branch = match f.get("branch") {
-            None => Some("main".to_string()),
+            None => Some(default_branch()),
             Some(n) => self.string(n, "git.branch"),
         };
         let auth = match f.get("auth") {
@@ -331,19 +384,44 @@ impl<'a> Decoder<'a> {
     }
 
     fn git_auth(&mut self, node: &'a Node) -> Option<GitAuth> {
-        let f = self.fields(node, "git.auth", &["tokenFile", "username", "passwordFile", "sshKeyFile", "knownHostsFile"])?;
-        let path = |d: &mut Self, key: &str| f.get(key).and_then(|n| d.string(n, &format!("git.auth.{key}"))).map(PathBuf::from);
-        let kinds = ["tokenFile", "passwordFile", "sshKeyFile"].iter().filter(|k| f.get(k).is_some()).count();
+        let f = self.fields(
+            node,
+            "git.auth",
+            &[
+                "tokenFile",
+                "username",
+                "passwordFile",
+                "sshKeyFile",
+                "knownHostsFile",
+            ],
+        )?;
+        let path = |d: &mut Self, key: &str| {
+            f.get(key)
+                .and_then(|n| d.string(n, &format!("git.auth.{key}")))
+                .map(PathBuf::from)
+        };
+        let kinds = ["tokenFile", "passwordFile", "sshKeyFile"]
+            .iter()
+            .filter(|k| f.get(k).is_some())
+            .count();
         if kinds != 1 {
-            self.error(f.position, "git.auth needs exactly one of tokenFile, username + passwordFile, or sshKeyFile");
+            self.error(
+                f.position,
+                "git.auth needs exactly one of tokenFile, username + passwordFile, or sshKeyFile",
+            );
             return None;
         }
         if let Some(token_file) = path(self, "tokenFile") {
             return Some(GitAuth::Token { token_file });
         }
         if let Some(password_file) = path(self, "passwordFile") {
-            let username = self.required(&f, "username", "git.auth with passwordFile").and_then(|n| self.string(n, "git.auth.username"))?;
-            return Some(GitAuth::Password { username, password_file });
+            let username = self
+                .required(&f, "username", "git.auth with passwordFile")
+                .and_then(|n| self.string(n, "git.auth.username"))?;
+            return Some(GitAuth::Password {
+                username,
+                password_file,
+            });
         }
         let ssh_key_file = path(self, "sshKeyFile")?;
         Some(GitAuth::SshKey {
@@ -355,13 +433,24 @@ impl<'a> Decoder<'a> {
     fn author(&mut self, node: &'a Node) -> Option<Author> {
         let f = self.fields(node, "git.author", &["name", "email"])?;
         let default = Author::default();
-        let name = f.get("name").map_or(Some(default.name), |n| self.string(n, "git.author.name"));
-        let email = f.get("email").map_or(Some(default.email), |n| self.string(n, "git.author.email"));
-        Some(Author { name: name?, email: email? })
+        let name = f
+            .get("name")
+            .map_or(Some(default.name), |n| self.string(n, "git.author.name"));
+        let email = f
+            .get("email")
+            .map_or(Some(default.email), |n| self.string(n, "git.author.email"));
+        Some(Author {
+            name: name?,
+            email: email?,
+        })
     }
 
     fn forge(&mut self, node: &'a Node) -> Option<Forge> {
-        let f = self.fields(node, "git.forge", &["kind", "apiUrl", "tokenFile", "project"])?;
+        let f = self.fields(
+            node,
+            "git.forge",
+            &["kind", "apiUrl", "tokenFile", "project"],
+        )?;
         let kind = self.required(&f, "kind", "git.forge").and_then(|n| {
             let k = self.string(n, "git.forge.kind")?;
             match k.as_str() {
@@ -369,13 +458,22 @@ impl<'a> Decoder<'a> {
                 "gitlab" => Some(ForgeKind::Gitlab),
                 "gitea" => Some(ForgeKind::Gitea),
                 _ => {
-                    self.error(n.position, format!("git.forge.kind {k:?} is not supported; use github, gitlab or gitea"));
+                    self.error(
+                        n.position,
+                        format!(
+                            "git.forge.kind {k:?} is not supported; use github, gitlab or gitea"
+                        ),
+                    );
                     None
                 }
             }
         });
-        let api_url = self.required(&f, "apiUrl", "git.forge").and_then(|n| self.url(n, "git.forge.apiUrl"));
-        let token_file = self.required(&f, "tokenFile", "git.forge").and_then(|n| self.string(n, "git.forge.tokenFile"));
+        let api_url = self
+            .required(&f, "apiUrl", "git.forge")
+            .and_then(|n| self.url(n, "git.forge.apiUrl"));
+        let token_file = self
+            .required(&f, "tokenFile", "git.forge")
+            .and_then(|n| self.string(n, "git.forge.tokenFile"));
         let project = match f.get("project") {
             None => Some(None),
             Some(n) => self.string(n, "git.forge.project").map(Some),
@@ -390,8 +488,13 @@ impl<'a> Decoder<'a> {
 
     fn url(&mut self, node: &'a Node, what: &str) -> Option<String> {
         let url = self.string(node, what)?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
-            self.error(node.position, format!("{what} {url:?} must be an http:// or https:// URL"));
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.contains(char::is_whitespace)
+        {
+            self.error(
+                node.position,
+                format!("{what} {url:?} must be an http:// or https:// URL"),
+            );
             return None;
         }
         Some(url)
@@ -400,33 +503,63 @@ impl<'a> Decoder<'a> {
     fn registries(&mut self, node: &'a Node) -> Vec<Registry> {
         let mut out: Vec<Registry> = Vec::new();
         for item in self.list(node, "registries").unwrap_or_default() {
-            let Some(f) = self.fields(item, "a registry", &["host", "dockerConfig", "username", "passwordFile", "insecure", "requestsPerSecond"]) else {
+            let Some(f) = self.fields(
+                item,
+                "a registry",
+                &[
+                    "host",
+                    "dockerConfig",
+                    "username",
+                    "passwordFile",
+                    "insecure",
+                    "requestsPerSecond",
+                ],
+            ) else {
                 continue;
             };
-            let Some(host_node) = self.required(&f, "host", "a registry") else { continue };
-            let Some(host) = self.string(host_node, "registries[].host") else { continue };
+            let Some(host_node) = self.required(&f, "host", "a registry") else {
+                continue;
+            };
+            let Some(host) = self.string(host_node, "registries[].host") else {
+                continue;
+            };
             if host.contains('/') || host.contains(char::is_whitespace) || host.is_empty() {
                 self.error(host_node.position, format!("registry host {host:?} must be a host name with an optional port, without a scheme or path"));
                 continue;
             }
             if out.iter().any(|r| r.host == host) {
-                self.error(host_node.position, format!("registry host {host:?} is listed twice"));
+                self.error(
+                    host_node.position,
+                    format!("registry host {host:?} is listed twice"),
+                );
                 continue;
             }
-            let path = |d: &mut Self, key: &str| f.get(key).and_then(|n| d.string(n, &format!("registries[].{key}"))).map(PathBuf::from);
+            let path = |d: &mut Self, key: &str| {
+                f.get(key)
+                    .and_then(|n| d.string(n, &format!("registries[].{key}")))
+                    .map(PathBuf::from)
+            };
             let docker_config = path(self, "dockerConfig");
             let password_file = path(self, "passwordFile");
-            let username = f.get("username").and_then(|n| self.string(n, "registries[].username"));
+            let username = f
+                .get("username")
+                .and_then(|n| self.string(n, "registries[].username"));
             if username.is_some() != password_file.is_some() {
                 self.error(f.position, "username and passwordFile go together");
             }
-            let insecure = f.get("insecure").and_then(|n| self.bool(n, "insecure")).unwrap_or(false);
+            let insecure = f
+                .get("insecure")
+                .and_then(|n| self.bool(n, "insecure"))
+                .unwrap_or(false);
             let requests_per_second = f.get("requestsPerSecond").and_then(|n| {
                 let text = self.string(n, "requestsPerSecond")?;
                 match text.parse::<f64>() {
                     Ok(v) if v > 0.0 && v.is_finite() => Some(v),
                     _ => {
-                        self.error(n.position, format!("requestsPerSecond {text:?} must be a number above 0"));
+                        self.error(
+                            n.position,
+                            format!("requestsPerSecond {text:?} must be a number above 0"),
+                        );
                         None
                     }
                 }
@@ -444,38 +577,61 @@ impl<'a> Decoder<'a> {
     }
 
     fn alerts(&mut self, node: &'a Node) -> Option<Alerts> {
-        let f = self.fields(node, "alerts", &["alertmanager", "webhooks", "holdAlertAfter"])?;
+        let f = self.fields(
+            node,
+            "alerts",
+            &["alertmanager", "webhooks", "holdAlertAfter"],
+        )?;
         let alertmanager = match f.get("alertmanager") {
             None => None,
             Some(n) => {
                 let am = self.fields(n, "alerts.alertmanager", &["url"])?;
-                let url = self.required(&am, "url", "alerts.alertmanager").and_then(|u| self.url(u, "alerts.alertmanager.url"))?;
+                let url = self
+                    .required(&am, "url", "alerts.alertmanager")
+                    .and_then(|u| self.url(u, "alerts.alertmanager.url"))?;
                 Some(Alertmanager { url })
             }
         };
         let mut webhooks = Vec::new();
         if let Some(list) = f.get("webhooks") {
             for item in self.list(list, "alerts.webhooks").unwrap_or_default() {
-                let Some(w) = self.fields(item, "a webhook", &["url", "format", "secretFile"]) else { continue };
-                let url = self.required(&w, "url", "a webhook").and_then(|u| self.url(u, "webhook url"));
+                let Some(w) = self.fields(item, "a webhook", &["url", "format", "secretFile"])
+                else {
+                    continue;
+                };
+                let url = self
+                    .required(&w, "url", "a webhook")
+                    .and_then(|u| self.url(u, "webhook url"));
                 let format = match w.get("format") {
                     None => Some(WebhookFormat::Json),
-                    Some(n) => match self.string(n, "webhook format").as_deref() {
-                        Some("json") => Some(WebhookFormat::Json),
-                        Some("slack") => Some(WebhookFormat::Slack),
-                        Some(other) => {
-                            self.error(n.position, format!("webhook format {other:?} is not supported; use json or slack"));
-                            None
+                    Some(n) => {
+                        match self.string(n, "webhook format").as_deref() {
+                            Some("json") => Some(WebhookFormat::Json),
+                            Some("slack") => Some(WebhookFormat::Slack),
+                            Some(other) => {
+                                self.error(n.position, format!("webhook format {other:?} is not supported; use json or slack"));
+                                None
+                            }
+                            None => None,
                         }
-                        None => None,
-                    },
+                    }
                 };
-                let secret_file = w.get("secretFile").and_then(|n| self.string(n, "webhook secretFile")).map(PathBuf::from);
+                let secret_file = w
+                    .get("secretFile")
+                    .and_then(|n| self.string(n, "webhook secretFile"))
+                    .map(PathBuf::from);
                 if secret_file.is_some() && format == Some(WebhookFormat::Slack) {
-                    self.error(w.position, "secretFile signs json webhooks only; Slack does not check signatures");
+                    self.error(
+                        w.position,
+                        "secretFile signs json webhooks only; Slack does not check signatures",
+                    );
                 }
                 if let (Some(url), Some(format)) = (url, format) {
-                    webhooks.push(Webhook { url, format, secret_file });
+                    webhooks.push(Webhook {
+                        url,
+                        format,
+                        secret_file,
+                    });
                 }
             }
         }
@@ -510,7 +666,9 @@ impl<'a> Decoder<'a> {
             None => Some(TagRules::default()),
             Some(n) => self.tag_rules(n),
         };
-        let environments = self.required(&f, "environments", "Promotion spec").and_then(|n| self.environments(n));
+        let environments = self
+            .required(&f, "environments", "Promotion spec")
+            .and_then(|n| self.environments(n));
         Some(Promotion {
             name,
             image: image?,
@@ -541,8 +699,13 @@ impl<'a> Decoder<'a> {
             None => Some(None),
             Some(n) => {
                 let ff = self.fields(n, "tags.filter", &["pattern", "extract"])?;
-                let pattern = self.required(&ff, "pattern", "tags.filter").and_then(|p| self.regex(p, "tags.filter.pattern"));
-                let extract = ff.get("extract").and_then(|e| self.string(e, "tags.filter.extract").map(|s| (s, e.position)));
+                let pattern = self
+                    .required(&ff, "pattern", "tags.filter")
+                    .and_then(|p| self.regex(p, "tags.filter.pattern"));
+                let extract = ff.get("extract").and_then(|e| {
+                    self.string(e, "tags.filter.extract")
+                        .map(|s| (s, e.position))
+                });
                 if let (Some(re), Some((template, at))) = (&pattern, &extract) {
                     for group in template_groups(template) {
                         let known = group.parse::<usize>().map_or_else(
@@ -554,10 +717,18 @@ impl<'a> Decoder<'a> {
                         }
                     }
                 }
-                pattern.map(|pattern| Some(TagFilter { pattern, extract: extract.map(|(s, _)| s) }))
+                pattern.map(|pattern| {
+                    Some(TagFilter {
+                        pattern,
+                        extract: extract.map(|(s, _)| s),
+                    })
+                })
             }
         };
-        Some(TagRules { exclude: exclude?, filter: filter? })
+        Some(TagRules {
+            exclude: exclude?,
+            filter: filter?,
+        })
     }
 
     fn environments(&mut self, node: &'a Node) -> Option<Vec<Environment>> {
@@ -567,7 +738,10 @@ impl<'a> Decoder<'a> {
             return None;
         }
         self.check_chain(&items);
-        let decoded: Vec<Option<Environment>> = items.into_iter().map(|item| self.environment(item)).collect();
+        let decoded: Vec<Option<Environment>> = items
+            .into_iter()
+            .map(|item| self.environment(item))
+            .collect();
         decoded.into_iter().collect()
     }
 
@@ -578,12 +752,26 @@ impl<'a> Decoder<'a> {
         let mut seen: Vec<(String, Position)> = Vec::new();
         let mut froms: Vec<(usize, String, Position)> = Vec::new();
         for item in items {
-            let Some(node) = self.resolve(item) else { continue };
-            let text = |key: &str| node.get(key).and_then(Node::as_scalar).map(|s| (s.value.clone(), node.get(key).map_or(node.position, |n| n.position)));
-            let Some((name, at)) = text("name") else { continue };
+            let Some(node) = self.resolve(item) else {
+                continue;
+            };
+            let text = |key: &str| {
+                node.get(key).and_then(Node::as_scalar).map(|s| {
+                    (
+                        s.value.clone(),
+                        node.get(key).map_or(node.position, |n| n.position),
+                    )
+                })
+            };
+            let Some((name, at)) = text("name") else {
+                continue;
+            };
             if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
                 let first = *first;
-                self.error(at, format!("environment {name:?} is declared twice (first at {first})"));
+                self.error(
+                    at,
+                    format!("environment {name:?} is declared twice (first at {first})"),
+                );
             }
             if let Some((from, from_at)) = text("from") {
                 froms.push((seen.len(), from, from_at));
@@ -601,7 +789,8 @@ impl<'a> Decoder<'a> {
                 format!("`from: {from}` names a later environment; list {from:?} before {name:?}")
             } else {
                 let names: Vec<&str> = seen[..index].iter().map(|(n, _)| n.as_str()).collect();
-                let hint = did_you_mean(&from, &names).map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+                let hint = did_you_mean(&from, &names)
+                    .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
                 format!("`from: {from}` names no earlier environment of this promotion{hint}")
             };
             self.error(at, msg);
@@ -609,13 +798,28 @@ impl<'a> Decoder<'a> {
     }
 
     fn environment(&mut self, node: &'a Node) -> Option<Environment> {
-        const KEYS: [&str; 11] = ["name", "from", "soak", "policy", "minAge", "target", "write", "freeze", "platforms", "pinDigest", "stallAfter"];
+        const KEYS: [&str; 11] = [
+            "name",
+            "from",
+            "soak",
+            "policy",
+            "minAge",
+            "target",
+            "write",
+            "freeze",
+            "platforms",
+            "pinDigest",
+            "stallAfter",
+        ];
         let f = self.fields(node, "an environment", &KEYS)?;
         let position = f.position;
         let name = self.required(&f, "name", "an environment").and_then(|n| {
             let name = self.string(n, "environment name")?;
             if !is_name(&name) {
-                self.error(n.position, format!("environment name {name:?} must be lowercase letters, digits and '-'"));
+                self.error(
+                    n.position,
+                    format!("environment name {name:?} must be lowercase letters, digits and '-'"),
+                );
                 return None;
             }
             Some(name)
@@ -630,19 +834,26 @@ impl<'a> Decoder<'a> {
                 self.duration(n, "soak")
             }
         };
-        let policy = self.required(&f, "policy", "an environment").and_then(|n| self.policy(n));
+        let policy = self
+            .required(&f, "policy", "an environment")
+            .and_then(|n| self.policy(n));
         let min_age = match f.get("minAge") {
             None => Some(None),
             Some(n) => self.duration(n, "minAge").map(Some),
         };
-        let target = self.required(&f, "target", "an environment").and_then(|n| self.target(n));
+        let target = self
+            .required(&f, "target", "an environment")
+            .and_then(|n| self.target(n));
         let write = match f.get("write") {
             None => Some(WriteMode::Push),
             Some(n) => match self.string(n, "write").as_deref() {
                 Some("push") => Some(WriteMode::Push),
                 Some("pull-request") => Some(WriteMode::PullRequest),
                 Some(other) => {
-                    self.error(n.position, format!("write {other:?} is not supported; use push or pull-request"));
+                    self.error(
+                        n.position,
+                        format!("write {other:?} is not supported; use push or pull-request"),
+                    );
                     None
                 }
                 None => None,
@@ -660,7 +871,10 @@ impl<'a> Decoder<'a> {
                 for (p, at) in items {
                     let parts: Vec<&str> = p.split('/').collect();
                     let valid = (2..=3).contains(&parts.len())
-                        && parts.iter().all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+                        && parts.iter().all(|s| {
+                            !s.is_empty()
+                                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        });
                     if valid {
                         good.push(p);
                     } else {
@@ -670,7 +884,9 @@ impl<'a> Decoder<'a> {
                 Some(good)
             }
         };
-        let pin_digest = f.get("pinDigest").map_or(Some(false), |n| self.bool(n, "pinDigest"));
+        let pin_digest = f
+            .get("pinDigest")
+            .map_or(Some(false), |n| self.bool(n, "pinDigest"));
         let stall_after = match f.get("stallAfter") {
             None => Some(SignedDuration::from_hours(1)),
             Some(n) => self.positive_duration(n, "stallAfter"),
@@ -698,7 +914,10 @@ impl<'a> Decoder<'a> {
         const KINDS: [&str; 4] = ["semver", "alphabetical", "numerical", "newestBuild"];
         let f = self.fields(node, "policy", &KINDS)?;
         if f.entries.len() != 1 {
-            self.error(f.position, "policy needs exactly one of semver, alphabetical, numerical or newestBuild");
+            self.error(
+                f.position,
+                "policy needs exactly one of semver, alphabetical, numerical or newestBuild",
+            );
             return None;
         }
         let (kind, _, value) = f.entries[0];
@@ -708,7 +927,10 @@ impl<'a> Decoder<'a> {
                 "asc" => Some(SortOrder::Asc),
                 "desc" => Some(SortOrder::Desc),
                 _ => {
-                    d.error(value.position, format!("{kind} must be asc or desc, not {v:?}"));
+                    d.error(
+                        value.position,
+                        format!("{kind} must be asc or desc, not {v:?}"),
+                    );
                     None
                 }
             }
@@ -731,7 +953,10 @@ impl<'a> Decoder<'a> {
                 let empty = matches!(&nb.kind, NodeKind::Mapping(e) if e.is_empty())
                     || nb.as_scalar().is_some_and(is_null);
                 if !empty {
-                    self.error(nb.position, "newestBuild takes no options; write `newestBuild: {}`");
+                    self.error(
+                        nb.position,
+                        "newestBuild takes no options; write `newestBuild: {}`",
+                    );
                     return None;
                 }
                 Some(Policy::NewestBuild(NewestBuild {}))
@@ -743,7 +968,10 @@ impl<'a> Decoder<'a> {
         const KINDS: [&str; 4] = ["kustomize", "helm", "marker", "manifest"];
         let f = self.fields(node, "target", &KINDS)?;
         if f.entries.len() != 1 {
-            self.error(f.position, "target needs exactly one of kustomize, helm, marker or manifest");
+            self.error(
+                f.position,
+                "target needs exactly one of kustomize, helm, marker or manifest",
+            );
             return None;
         }
         let (kind, _, value) = f.entries[0];
@@ -751,14 +979,22 @@ impl<'a> Decoder<'a> {
         match kind {
             "kustomize" => {
                 let t = self.fields(value, &what, &["file", "name"])?;
-                let file = self.required(&t, "file", &what).and_then(|n| self.repo_path(n, "target file"));
-                let name = t.get("name").and_then(|n| self.string(n, "target.kustomize.name"));
+                let file = self
+                    .required(&t, "file", &what)
+                    .and_then(|n| self.repo_path(n, "target file"));
+                let name = t
+                    .get("name")
+                    .and_then(|n| self.string(n, "target.kustomize.name"));
                 Some(Target::Kustomize { file: file?, name })
             }
             "helm" => {
                 let t = self.fields(value, &what, &["file", "tag", "repository", "digest"])?;
-                let file = self.required(&t, "file", &what).and_then(|n| self.repo_path(n, "target file"));
-                let tag = self.required(&t, "tag", &what).and_then(|n| self.helm_path(n, "target.helm.tag"));
+                let file = self
+                    .required(&t, "file", &what)
+                    .and_then(|n| self.repo_path(n, "target file"));
+                let tag = self
+                    .required(&t, "tag", &what)
+                    .and_then(|n| self.helm_path(n, "target.helm.tag"));
                 let repository = match t.get("repository") {
                     None => Some(None),
                     Some(n) => self.helm_path(n, "target.helm.repository").map(Some),
@@ -767,16 +1003,25 @@ impl<'a> Decoder<'a> {
                     None => Some(None),
                     Some(n) => self.helm_path(n, "target.helm.digest").map(Some),
                 };
-                Some(Target::Helm { file: file?, tag: tag?, repository: repository?, digest: digest? })
+                Some(Target::Helm {
+                    file: file?,
+                    tag: tag?,
+                    repository: repository?,
+                    digest: digest?,
+                })
             }
             "marker" => {
                 let t = self.fields(value, &what, &["file"])?;
-                let file = self.required(&t, "file", &what).and_then(|n| self.repo_path(n, "target file"))?;
+                let file = self
+                    .required(&t, "file", &what)
+                    .and_then(|n| self.repo_path(n, "target file"))?;
                 Some(Target::Marker { file })
             }
             _ => {
                 let t = self.fields(value, &what, &["file"])?;
-                let file = self.required(&t, "file", &what).and_then(|n| self.repo_path(n, "target file"))?;
+                let file = self
+                    .required(&t, "file", &what)
+                    .and_then(|n| self.repo_path(n, "target file"))?;
                 Some(Target::Manifest { file })
             }
         }
@@ -802,17 +1047,30 @@ impl<'a> Decoder<'a> {
                 ok = false;
                 continue;
             };
-            let from = self.required(&f, "from", "a freeze window").and_then(|n| self.string(n, "freeze from"));
-            let to = self.required(&f, "to", "a freeze window").and_then(|n| self.string(n, "freeze to"));
+            let from = self
+                .required(&f, "from", "a freeze window")
+                .and_then(|n| self.string(n, "freeze from"));
+            let to = self
+                .required(&f, "to", "a freeze window")
+                .and_then(|n| self.string(n, "freeze to"));
             let tz = f.get("timeZone").and_then(|n| self.string(n, "timeZone"));
             let (Some(from), Some(to)) = (from, to) else {
                 ok = false;
                 continue;
             };
             match FreezeWindow::parse(&from, &to, tz.as_deref().unwrap_or("UTC")) {
-                Ok(window) => out.push(Freeze { from, to, time_zone: tz, window }),
+                Ok(window) => out.push(Freeze {
+                    from,
+                    to,
+                    time_zone: tz,
+                    window,
+                }),
                 Err(e) => {
-                    let at = if e.0.contains("time zone") { f.get("timeZone").map_or(f.position, |n| n.position) } else { f.position };
+                    let at = if e.0.contains("time zone") {
+                        f.get("timeZone").map_or(f.position, |n| n.position)
+                    } else {
+                        f.position
+                    };
                     self.error(at, format!("freeze window: {e}"));
                     ok = false;
                 }
@@ -826,7 +1084,8 @@ impl<'a> Decoder<'a> {
 fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -847,7 +1106,9 @@ fn template_groups(template: &str) -> Vec<String> {
                 None => break,
             }
         } else {
-            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
             (&rest[..end], &rest[end..])
         };
         if !name.is_empty() {
@@ -872,11 +1133,16 @@ fn check_repo_path(text: &str) -> Result<PathBuf, &'static str> {
             Component::RootDir | Component::Prefix(_) => {
                 return Err("is absolute; give a path relative to the repository root");
             }
-            Component::ParentDir => return Err("leaves the repository (..); give a path inside it"),
+            Component::ParentDir => {
+                return Err("leaves the repository (..); give a path inside it");
+            }
             _ => {}
         }
     }
-    let clean: PathBuf = path.components().filter(|c| !matches!(c, Component::CurDir)).collect();
+    let clean: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
     if clean.as_os_str().is_empty() {
         return Err("names the repository root, not a file");
     }
@@ -894,13 +1160,17 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
         return Some(total);
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let n: i64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds: i64 = match &rest[..unit_len] {
             "ms" => {
                 total = total.checked_add(SignedDuration::from_millis(n))?;
@@ -928,7 +1198,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("1h30m"), Some(SignedDuration::from_mins(90)));
         assert_eq!(parse_duration("2d"), Some(SignedDuration::from_hours(48)));
-        assert_eq!(parse_duration("500ms"), Some(SignedDuration::from_millis(500)));
+        assert_eq!(
+            parse_duration("500ms"),
+            Some(SignedDuration::from_millis(500))
+        );
         assert_eq!(parse_duration("0"), Some(SignedDuration::ZERO));
         for bad in ["", "1", "h", "1x", "1.5h", "-1h", "99999999999999999999h"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
@@ -937,7 +1210,10 @@ mod tests {
 
     #[test]
     fn repo_paths_stay_inside() {
-        assert_eq!(check_repo_path("./apps/x.yaml").unwrap(), PathBuf::from("apps/x.yaml"));
+        assert_eq!(
+            check_repo_path("./apps/x.yaml").unwrap(),
+            PathBuf::from("apps/x.yaml")
+        );
         for bad in ["/etc/passwd", "../x", "apps/../../x", "", ".", "a\\b"] {
             assert!(check_repo_path(bad).is_err(), "{bad}");
         }

@@ -116,7 +116,9 @@ pub fn parse_sources(dir: &Path, sources: &[(PathBuf, String)]) -> Result<Rules,
                 }
                 Decoded::Promotion(name, at, p) => {
                     if let Some(name) = name {
-                        if let Some((_, first_file, first_at)) = names.iter().find(|(n, _, _)| *n == name) {
+                        if let Some((_, first_file, first_at)) =
+                            names.iter().find(|(n, _, _)| *n == name)
+                        {
                             diags.push(Diagnostic {
                                 file: file.clone(),
                                 position: Some(at),

@@ -32,7 +32,6 @@ pub struct Settings {
     #[serde(default)]
     pub alerts: Alerts,
     /// Time between passes of `tagpromoter run` (up to 10% jitter is added). Default 2m.
-    #[serde(default)]
     #[schemars(with = "DurationText")]
     pub interval: SignedDuration,
 }
@@ -52,8 +51,8 @@ pub struct DurationText(
 pub struct Git {
     /// `https://`, `ssh://`, `git@host:path` or `file://` URL.
     pub url: String,
-    /// The branch to read and push. Default `main`.
-    #[serde(default)]
+    /// The branch to read and push.
+    #[serde(default = "default_branch")]
     pub branch: String,
     /// Credentials, read from files (mounted secrets).
     #[serde(default)]
@@ -64,6 +63,10 @@ pub struct Git {
     /// The forge API, needed by environments with `write: pull-request`.
     #[serde(default)]
     pub forge: Option<Forge>,
+}
+
+pub(crate) fn default_branch() -> String {
+    "main".into()
 }
 
 /// How to authenticate to the GitOps repository.
@@ -175,7 +178,6 @@ pub struct Alerts {
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
     /// Raise `PromotionHeld` when a hold blocks newer tags for longer than this. Default 24h.
-    #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     pub hold_alert_after: SignedDuration,
 }
@@ -299,13 +301,11 @@ pub struct Environment {
     #[serde(default)]
     pub from: Option<String>,
     /// How long `from` must have run a tag. Default 0.
-    #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     pub soak: SignedDuration,
     /// How tags are ranked.
     pub policy: Policy,
     /// The image must be at least this old (by its config's `created`).
-    #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     pub min_age: Option<SignedDuration>,
     /// Where the tag is written.
@@ -323,7 +323,6 @@ pub struct Environment {
     #[serde(default)]
     pub pin_digest: bool,
     /// Alert when an eligible tag has waited this long. Default 1h.
-    #[serde(default)]
     #[schemars(with = "Option<DurationText>")]
     pub stall_after: SignedDuration,
     /// Where the environment is declared, for messages.

@@ -486,11 +486,17 @@ mod tests {
         assert!(!c.verbatim, "an escaped quote is not verbatim");
         let t = doc.root.get("d").and_then(|d| d.get("t")).unwrap();
         assert_eq!(&src[t.as_scalar().unwrap().content.clone()], "1.2.3");
-        assert!(matches!(doc.root.get("e").unwrap().kind, NodeKind::Alias(_)));
+        assert!(matches!(
+            doc.root.get("e").unwrap().kind,
+            NodeKind::Alias(_)
+        ));
         assert!(!scalar_at(doc, "f").verbatim);
         let g = scalar_at(doc, "g");
         assert_eq!(&src[g.content.clone()], "é'q'");
-        assert_eq!(doc.root.get("g").unwrap().position, Position { line: 8, column: 4 });
+        assert_eq!(
+            doc.root.get("g").unwrap().position,
+            Position { line: 8, column: 4 }
+        );
     }
 
     #[test]

@@ -1,0 +1,253 @@
+//! `tagpromoter check` and `tagpromoter schema`, run as a user runs them.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use proptest::prelude::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tagpromoter() -> Command {
+    let mut cmd = Command::cargo_bin("tagpromoter").expect("binary builds");
+    cmd.env_remove("TAGPROMOTER_RULES");
+    cmd
+}
+
+#[test]
+fn the_example_rules_are_valid() {
+    let out = tagpromoter()
+        .args(["check", "--rules"])
+        .arg(root().join("rules"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("valid (3 promotions"), "{text}");
+}
+
+#[test]
+fn rules_directory_comes_from_the_environment_too() {
+    let out = tagpromoter()
+        .arg("check")
+        .env("TAGPROMOTER_RULES", root().join("rules"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// A dozen different mistakes, each reported at its place with a hint, and exit 2.
+#[test]
+fn every_mistake_is_reported_with_its_position() {
+    let dir = root().join("tests/data/rules-broken");
+    let out = tagpromoter()
+        .args(["check", "--rules"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = [
+        (
+            "settings.yaml:6:5:",
+            "unknown key `brnach` in git; did you mean `branch`?",
+        ),
+        ("settings.yaml:7:13:", "\"2 minutes\" is not a duration"),
+        ("settings.yaml:9:1:", "a second Settings document"),
+        ("podinfo.yaml:7:15:", "\"(unclosed\" is not a valid regex"),
+        ("podinfo.yaml:10:25:", "invalid semver range \"latest\""),
+        ("podinfo.yaml:11:36:", "is absolute"),
+        (
+            "podinfo.yaml:13:13:",
+            "`from: prod` names a later environment",
+        ),
+        (
+            "podinfo.yaml:14:7:",
+            "unknown key `soakk` in an environment; did you mean `soak`?",
+        ),
+        ("podinfo.yaml:16:31:", "leaves the repository"),
+        (
+            "podinfo.yaml:18:13:",
+            "`from: qa` names no earlier environment",
+        ),
+        ("podinfo.yaml:19:13:", "\"forever\" is not a duration"),
+        (
+            "podinfo.yaml:23:11:",
+            "cannot read \"Friday afternoon\" as a freeze bound",
+        ),
+        ("podinfo.yaml:24:59:", "unknown time zone \"Mars/Olympus\""),
+        (
+            "podinfo.yaml:26:13:",
+            "environment \"prod\" is declared twice",
+        ),
+        ("podinfo.yaml:27:31:", "alphabetical must be asc or desc"),
+        ("podinfo.yaml:28:18:", "pinDigest must be true or false"),
+        (
+            "podinfo.yaml:31:1:",
+            "promotion \"podinfo\" is declared twice",
+        ),
+        ("podinfo.yaml:35:10:", "must be a repository without a tag"),
+        ("podinfo.yaml:38:15:", "policy must be a mapping"),
+        ("podinfo.yaml:39:17:", "unknown key `chart` in target"),
+    ];
+    for (place, message) in expected {
+        let line = text
+            .lines()
+            .find(|l| l.contains(place))
+            .unwrap_or_else(|| panic!("nothing at {place} in:\n{text}"));
+        assert!(
+            line.contains(message),
+            "{place}: expected {message:?}, got {line:?}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("problems in"), "{stderr}");
+}
+
+#[test]
+fn a_missing_settings_document_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("rules/podinfo.yaml"),
+        dir.path().join("podinfo.yaml"),
+    )
+    .unwrap();
+    let out = tagpromoter()
+        .args(["check", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no Settings document"));
+}
+
+#[test]
+fn a_missing_rules_directory_says_how_to_point_at_one() {
+    let out = tagpromoter()
+        .args(["check", "--rules", "/nonexistent/rules"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--rules DIR"));
+}
+
+#[test]
+fn pull_requests_need_a_forge() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "settings.yaml",
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: { url: file:///srv/gitops.git }\n",
+    );
+    std::fs::copy(
+        root().join("rules/podinfo.yaml"),
+        dir.path().join("podinfo.yaml"),
+    )
+    .unwrap();
+    let out = tagpromoter()
+        .args(["check", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("podinfo.yaml:18:7: environment \"prod\" writes by pull-request"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_committed_schema_is_current() {
+    let out = tagpromoter().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(root().join("schema/rules.schema.json")).unwrap();
+    assert!(
+        committed == String::from_utf8_lossy(&out.stdout),
+        "schema/rules.schema.json is stale: run `cargo run -- schema > schema/rules.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let env = &schema["$defs"]["Environment"]["properties"];
+    for key in [
+        "from",
+        "soak",
+        "policy",
+        "minAge",
+        "target",
+        "freeze",
+        "platforms",
+        "pinDigest",
+        "stallAfter",
+        "write",
+    ] {
+        assert!(env.get(key).is_some(), "schema lacks environment.{key}");
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Bits of rules YAML to splice into random documents.
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("apiVersion: tagpromoter.io/v1alpha1\n".to_string()),
+        Just("kind: Promotion\n".to_string()),
+        Just("kind: Settings\n".to_string()),
+        Just("metadata: { name: x }\n".to_string()),
+        Just("spec:\n  image: ghcr.io/a/b\n  environments:\n".to_string()),
+        Just("    - name: dev\n      policy: { semver: '^1' }\n".to_string()),
+        Just("      target: { helm: { file: a.yaml, tag: image.tag } }\n".to_string()),
+        Just("      from: dev\n      soak: 1h\n".to_string()),
+        Just("      freeze: [{ from: 'Fri 16:00', to: 'Mon 08:00' }]\n".to_string()),
+        Just("a: &a [*a]\n".to_string()),
+        Just("---\n".to_string()),
+        Just("  git: { url: https://x/y.git }\n".to_string()),
+        "[ -~\n]{0,40}".prop_map(|s| s),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever the input, the loader answers with rules or diagnostics; it never panics.
+    #[test]
+    fn the_loader_never_panics(parts in proptest::collection::vec(fragment(), 0..16), raw in "\\PC{0,200}") {
+        let text: String = parts.concat();
+        let sources = vec![
+            (PathBuf::from("a.yaml"), text),
+            (PathBuf::from("b.yaml"), raw),
+        ];
+        match tagpromoter::rules::parse_sources(Path::new("rules"), &sources) {
+            Ok(_) => {}
+            Err(diags) => prop_assert!(!diags.is_empty()),
+        }
+    }
+}
+
+#[test]
+fn a_billion_laughs_fails_fast() {
+    let mut text = String::from(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: x }\nx0: &a0 [1,1,1,1,1,1,1,1,1,1]\n",
+    );
+    for i in 1..30 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "x{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+        ));
+    }
+    text.push_str("spec:\n  image: ghcr.io/a/b\n  environments: *a29\n");
+    let started = std::time::Instant::now();
+    let result = tagpromoter::rules::parse_sources(
+        Path::new("rules"),
+        &[(PathBuf::from("bomb.yaml"), text)],
+    );
+    assert!(result.is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
