@@ -1,0 +1,137 @@
+//! Edits of GitOps files through the public API: what is refused (and left alone), and
+//! property tests that an edit changes nothing outside the scalar and reads back.
+
+use proptest::prelude::*;
+use tagpromoter::image::{Digest, Repository, Tag};
+use tagpromoter::manifest::{self, EditError, Outcome, Target, Wanted};
+
+fn wanted(tag: &str) -> Wanted {
+    Wanted {
+        repository: Repository::new("ghcr.io/acme/app").unwrap(),
+        tag: Tag::new(tag).unwrap(),
+        digest: None,
+    }
+}
+
+fn helm(path: &str) -> Target {
+    Target::Helm { tag: path.parse().unwrap(), repository: None, digest: None }
+}
+
+fn kustomize() -> Target {
+    Target::Kustomize { name: "ghcr.io/acme/app".into() }
+}
+
+#[test]
+fn refusals_name_the_place_and_what_to_do() {
+    let cases: [(&str, Target, &str); 9] = [
+        ("t: &t 1.0.0\nimage:\n  tag: *t\n", helm("image.tag"), "3:8: the value at image.tag is an alias"),
+        ("image:\n  tag: {a: 1}\n", helm("image.tag"), "2:8: the value at image.tag is a mapping, not a scalar"),
+        ("image:\n  tag: |\n    1.0.0\n", helm("image.tag"), "block scalar"),
+        ("image:\n  tag: \"1.0\\x2e0\"\n", helm("image.tag"), "escape sequences"),
+        ("image:\n  repo: x\n", helm("image.tag"), "values path image.tag not found; the mapping at 2:3 has no key \"tag\""),
+        ("image: [\n", helm("image.tag"), "not valid YAML at 2:1"),
+        ("images:\n- name: other\n  newTag: 1\n", kustomize(), "an images entry with name: ghcr.io/acme/app not found"),
+        ("images:\n- name: ghcr.io/acme/app\n  newName: x\n", kustomize(), "newTag in the images entry"),
+        ("base: &b {tag: 1.0.0}\napp:\n  <<: *b\n", helm("app.tag"), "merge key"),
+    ];
+    for (src, target, expected) in cases {
+        let err = manifest::apply(src, &target, &wanted("2.0.0")).unwrap_err();
+        assert!(err.to_string().contains(expected), "{src:?}: {err}");
+    }
+}
+
+#[test]
+fn an_edit_already_in_place_is_a_no_op() {
+    let src = "image:\n  tag: 2.0.0 # pinned\n";
+    assert_eq!(manifest::apply(src, &helm("image.tag"), &wanted("2.0.0")).unwrap(), Outcome::Unchanged);
+}
+
+#[test]
+fn a_value_that_yaml_reads_as_a_number_is_quoted() {
+    let src = "image:\n  tag: v1 # c\n";
+    let Outcome::Changed(out) = manifest::apply(src, &helm("image.tag"), &wanted("1.10")).unwrap() else { panic!() };
+    assert_eq!(out, "image:\n  tag: \"1.10\" # c\n");
+    assert_eq!(manifest::read(&out, &helm("image.tag")).unwrap().tag.as_deref(), Some("1.10"));
+}
+
+#[test]
+fn digests_are_written_when_pinned() {
+    let digest = format!("sha256:{}", "b".repeat(64));
+    let src = format!("images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0\n  digest: sha256:{}\n", "a".repeat(64));
+    let want = Wanted { digest: Some(Digest::new(&digest).unwrap()), ..wanted("1.1.0") };
+    let Outcome::Changed(out) = manifest::apply(&src, &kustomize(), &want).unwrap() else { panic!() };
+    let now = manifest::read(&out, &kustomize()).unwrap();
+    assert_eq!(now.tag.as_deref(), Some("1.1.0"));
+    assert_eq!(now.digest.as_deref(), Some(digest.as_str()));
+}
+
+#[test]
+fn markers_for_our_promotion_and_environment() {
+    let src = "spec:\n  containers:\n  - image: ghcr.io/acme/app:1.0.0 # {\"$imagepolicy\": \"app:prod\"}\n  - image: ghcr.io/acme/app:1.0.0 # {\"$imagepolicy\": \"app:dev\"}\n";
+    let target = Target::Marker { policy: "app:prod".into() };
+    let Outcome::Changed(out) = manifest::apply(src, &target, &wanted("1.2.0")).unwrap() else { panic!() };
+    assert!(out.contains("app:1.2.0 # {\"$imagepolicy\": \"app:prod\"}"));
+    assert!(out.contains("app:1.0.0 # {\"$imagepolicy\": \"app:dev\"}"));
+    assert_eq!(manifest::read(&out, &target).unwrap().tag.as_deref(), Some("1.2.0"));
+    let none = Target::Marker { policy: "app:qa".into() };
+    let err = manifest::apply(src, &none, &wanted("1.2.0")).unwrap_err();
+    assert!(matches!(err, EditError::NotFound { .. }), "{err}");
+}
+
+#[test]
+fn an_alias_bomb_in_a_gitops_file_costs_nothing() {
+    let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..40 {
+        let p = i - 1;
+        src.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    src.push_str("image:\n  tag: 1.0.0\n");
+    let started = std::time::Instant::now();
+    let Outcome::Changed(out) = manifest::apply(&src, &helm("image.tag"), &wanted("1.0.1")).unwrap() else { panic!() };
+    assert!(out.ends_with("tag: 1.0.1\n"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// A Helm values file with random comments, blank lines, quoting and line endings around
+/// the tag.
+fn values_file() -> impl Strategy<Value = (String, String)> {
+    let comment = prop_oneof![Just(String::new()), "# [ -~]{0,20}".prop_map(|c| format!(" {c}"))];
+    let quote = prop_oneof![Just(""), Just("'"), Just("\"")];
+    let blank = prop_oneof![Just(""), Just("\n"), Just("# note\n")];
+    let eol = prop_oneof![Just("\n"), Just("\r\n")];
+    let tag = "[a-z0-9][a-z0-9.-]{0,12}";
+    (comment.clone(), quote, blank, eol, tag, comment, any::<bool>()).prop_map(|(c1, q, b, eol, tag, c2, final_newline)| {
+        let mut text = format!("# values{eol}{b}image:{c1}{eol}  repository: ghcr.io/acme/app{eol}  tag: {q}{tag}{q}{c2}{eol}other: &o {{a: 1}}{eol}more: *o");
+        if final_newline {
+            text.push_str(eol);
+        }
+        (text, tag)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Only the tag's bytes change, and reading after writing gives the new tag.
+    #[test]
+    fn edits_touch_only_the_scalar((src, old) in values_file(), new in "[a-z0-9][a-z0-9.-]{0,12}") {
+        let target = helm("image.tag");
+        let want = wanted(&new);
+        let before = manifest::read(&src, &target).unwrap();
+        prop_assert_eq!(before.tag.as_deref(), Some(old.as_str()));
+        match manifest::apply(&src, &target, &want).unwrap() {
+            Outcome::Unchanged => prop_assert_eq!(&old, &new),
+            Outcome::Changed(out) => {
+                let at = src.find("tag: ").unwrap() + 5;
+                // Everything before the scalar is identical…
+                prop_assert_eq!(&out[..at], &src[..at]);
+                // …and so is everything after it (the old token and its quotes, if any).
+                let old_token_end = src[at..].find(['\r', '\n', ' ']).map_or(src.len(), |i| at + i);
+                let new_token_end = out[at..].find(['\r', '\n', ' ']).map_or(out.len(), |i| at + i);
+                prop_assert_eq!(&out[new_token_end..], &src[old_token_end..]);
+                let after = manifest::read(&out, &target).unwrap();
+                prop_assert_eq!(after.tag.as_deref(), Some(new.as_str()));
+            }
+        }
+    }
+}
