@@ -42,7 +42,11 @@ fn render(dir: &Path) -> String {
         .arg(dir)
         .output()
         .expect("kubectl must be installed (it carries kustomize v5); see the README's set-up");
-    assert!(out.status.success(), "kubectl kustomize failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -54,7 +58,11 @@ fn edited_overlay_renders_with_the_new_tag_and_digest() {
     std::fs::create_dir_all(&base).unwrap();
     std::fs::create_dir_all(&overlay).unwrap();
     std::fs::write(base.join("deployment.yaml"), BASE).unwrap();
-    std::fs::write(base.join("kustomization.yaml"), "resources:\n  - deployment.yaml\n").unwrap();
+    std::fs::write(
+        base.join("kustomization.yaml"),
+        "resources:\n  - deployment.yaml\n",
+    )
+    .unwrap();
     std::fs::write(overlay.join("kustomization.yaml"), OVERLAY).unwrap();
     assert!(render(&overlay).contains("image: ghcr.io/stefanprodan/podinfo:6.5.3@sha256:0000"));
 
@@ -64,20 +72,34 @@ fn edited_overlay_renders_with_the_new_tag_and_digest() {
         tag: Tag::new("6.5.4").unwrap(),
         digest: Some(Digest::new(&digest).unwrap()),
     };
-    let target = Target::Kustomize { name: "ghcr.io/stefanprodan/podinfo".into() };
+    let target = Target::Kustomize {
+        name: "ghcr.io/stefanprodan/podinfo".into(),
+    };
     let Outcome::Changed(edited) = manifest::apply(OVERLAY, &target, &wanted).unwrap() else {
         panic!("expected a change");
     };
     std::fs::write(overlay.join("kustomization.yaml"), &edited).unwrap();
     let rendered = render(&overlay);
-    assert!(rendered.contains(&format!("image: ghcr.io/stefanprodan/podinfo:6.5.4@{digest}")), "{rendered}");
+    assert!(
+        rendered.contains(&format!(
+            "image: ghcr.io/stefanprodan/podinfo:6.5.4@{digest}"
+        )),
+        "{rendered}"
+    );
 
     // Only the two scalars changed: every other line is as it was.
-    let changed: Vec<(&str, &str)> = OVERLAY.lines().zip(edited.lines()).filter(|(a, b)| a != b).collect();
+    let changed: Vec<(&str, &str)> = OVERLAY
+        .lines()
+        .zip(edited.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
     assert_eq!(
         changed,
         vec![
-            ("    newTag: \"6.5.3\"   # bumped by tagpromoter", "    newTag: \"6.5.4\"   # bumped by tagpromoter"),
+            (
+                "    newTag: \"6.5.3\"   # bumped by tagpromoter",
+                "    newTag: \"6.5.4\"   # bumped by tagpromoter"
+            ),
             (
                 "    digest: sha256:0000000000000000000000000000000000000000000000000000000000000000",
                 "    digest: sha256:4444444444444444444444444444444444444444444444444444444444444444"
@@ -89,10 +111,23 @@ fn edited_overlay_renders_with_the_new_tag_and_digest() {
 #[test]
 fn conformance_kustomize_outputs_render() {
     // Every kustomize case of the corpus whose expected output is a complete overlay builds.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/yaml_rewrites/37-comment-spacing-kept");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/conformance/yaml_rewrites/37-comment-spacing-kept");
     let root = tempfile::tempdir().unwrap();
     let overlay = root.path();
-    std::fs::write(overlay.join("kustomization.yaml"), std::fs::read_to_string(dir.join("expected.yaml")).unwrap() + "resources:\n  - deployment.yaml\n").unwrap();
-    std::fs::write(overlay.join("deployment.yaml"), BASE.replace("ghcr.io/stefanprodan/podinfo:6.5.3", "ghcr.io/org/app:1.0.0")).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        std::fs::read_to_string(dir.join("expected.yaml")).unwrap()
+            + "resources:\n  - deployment.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        overlay.join("deployment.yaml"),
+        BASE.replace(
+            "ghcr.io/stefanprodan/podinfo:6.5.3",
+            "ghcr.io/org/app:1.0.0",
+        ),
+    )
+    .unwrap();
     assert!(render(overlay).contains("image: ghcr.io/org/app:1.2.10"));
 }

@@ -14,25 +14,63 @@ fn wanted(tag: &str) -> Wanted {
 }
 
 fn helm(path: &str) -> Target {
-    Target::Helm { tag: path.parse().unwrap(), repository: None, digest: None }
+    Target::Helm {
+        tag: path.parse().unwrap(),
+        repository: None,
+        digest: None,
+    }
 }
 
 fn kustomize() -> Target {
-    Target::Kustomize { name: "ghcr.io/acme/app".into() }
+    Target::Kustomize {
+        name: "ghcr.io/acme/app".into(),
+    }
 }
 
 #[test]
 fn refusals_name_the_place_and_what_to_do() {
     let cases: [(&str, Target, &str); 9] = [
-        ("t: &t 1.0.0\nimage:\n  tag: *t\n", helm("image.tag"), "3:8: the value at image.tag is an alias"),
-        ("image:\n  tag: {a: 1}\n", helm("image.tag"), "2:8: the value at image.tag is a mapping, not a scalar"),
-        ("image:\n  tag: |\n    1.0.0\n", helm("image.tag"), "block scalar"),
-        ("image:\n  tag: \"1.0\\x2e0\"\n", helm("image.tag"), "escape sequences"),
-        ("image:\n  repo: x\n", helm("image.tag"), "values path image.tag not found; the mapping at 2:3 has no key \"tag\""),
+        (
+            "t: &t 1.0.0\nimage:\n  tag: *t\n",
+            helm("image.tag"),
+            "3:8: the value at image.tag is an alias",
+        ),
+        (
+            "image:\n  tag: {a: 1}\n",
+            helm("image.tag"),
+            "2:8: the value at image.tag is a mapping, not a scalar",
+        ),
+        (
+            "image:\n  tag: |\n    1.0.0\n",
+            helm("image.tag"),
+            "block scalar",
+        ),
+        (
+            "image:\n  tag: \"1.0\\x2e0\"\n",
+            helm("image.tag"),
+            "escape sequences",
+        ),
+        (
+            "image:\n  repo: x\n",
+            helm("image.tag"),
+            "values path image.tag not found; the mapping at 2:3 has no key \"tag\"",
+        ),
         ("image: [\n", helm("image.tag"), "not valid YAML at 2:1"),
-        ("images:\n- name: other\n  newTag: 1\n", kustomize(), "an images entry with name: ghcr.io/acme/app not found"),
-        ("images:\n- name: ghcr.io/acme/app\n  newName: x\n", kustomize(), "newTag in the images entry"),
-        ("base: &b {tag: 1.0.0}\napp:\n  <<: *b\n", helm("app.tag"), "merge key"),
+        (
+            "images:\n- name: other\n  newTag: 1\n",
+            kustomize(),
+            "an images entry with name: ghcr.io/acme/app not found",
+        ),
+        (
+            "images:\n- name: ghcr.io/acme/app\n  newName: x\n",
+            kustomize(),
+            "newTag in the images entry",
+        ),
+        (
+            "base: &b {tag: 1.0.0}\napp:\n  <<: *b\n",
+            helm("app.tag"),
+            "merge key",
+        ),
     ];
     for (src, target, expected) in cases {
         let err = manifest::apply(src, &target, &wanted("2.0.0")).unwrap_err();
@@ -43,23 +81,43 @@ fn refusals_name_the_place_and_what_to_do() {
 #[test]
 fn an_edit_already_in_place_is_a_no_op() {
     let src = "image:\n  tag: 2.0.0 # pinned\n";
-    assert_eq!(manifest::apply(src, &helm("image.tag"), &wanted("2.0.0")).unwrap(), Outcome::Unchanged);
+    assert_eq!(
+        manifest::apply(src, &helm("image.tag"), &wanted("2.0.0")).unwrap(),
+        Outcome::Unchanged
+    );
 }
 
 #[test]
 fn a_value_that_yaml_reads_as_a_number_is_quoted() {
     let src = "image:\n  tag: v1 # c\n";
-    let Outcome::Changed(out) = manifest::apply(src, &helm("image.tag"), &wanted("1.10")).unwrap() else { panic!() };
+    let Outcome::Changed(out) = manifest::apply(src, &helm("image.tag"), &wanted("1.10")).unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(out, "image:\n  tag: \"1.10\" # c\n");
-    assert_eq!(manifest::read(&out, &helm("image.tag")).unwrap().tag.as_deref(), Some("1.10"));
+    assert_eq!(
+        manifest::read(&out, &helm("image.tag"))
+            .unwrap()
+            .tag
+            .as_deref(),
+        Some("1.10")
+    );
 }
 
 #[test]
 fn digests_are_written_when_pinned() {
     let digest = format!("sha256:{}", "b".repeat(64));
-    let src = format!("images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0\n  digest: sha256:{}\n", "a".repeat(64));
-    let want = Wanted { digest: Some(Digest::new(&digest).unwrap()), ..wanted("1.1.0") };
-    let Outcome::Changed(out) = manifest::apply(&src, &kustomize(), &want).unwrap() else { panic!() };
+    let src = format!(
+        "images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0\n  digest: sha256:{}\n",
+        "a".repeat(64)
+    );
+    let want = Wanted {
+        digest: Some(Digest::new(&digest).unwrap()),
+        ..wanted("1.1.0")
+    };
+    let Outcome::Changed(out) = manifest::apply(&src, &kustomize(), &want).unwrap() else {
+        panic!()
+    };
     let now = manifest::read(&out, &kustomize()).unwrap();
     assert_eq!(now.tag.as_deref(), Some("1.1.0"));
     assert_eq!(now.digest.as_deref(), Some(digest.as_str()));
@@ -68,12 +126,21 @@ fn digests_are_written_when_pinned() {
 #[test]
 fn markers_for_our_promotion_and_environment() {
     let src = "spec:\n  containers:\n  - image: ghcr.io/acme/app:1.0.0 # {\"$imagepolicy\": \"app:prod\"}\n  - image: ghcr.io/acme/app:1.0.0 # {\"$imagepolicy\": \"app:dev\"}\n";
-    let target = Target::Marker { policy: "app:prod".into() };
-    let Outcome::Changed(out) = manifest::apply(src, &target, &wanted("1.2.0")).unwrap() else { panic!() };
+    let target = Target::Marker {
+        policy: "app:prod".into(),
+    };
+    let Outcome::Changed(out) = manifest::apply(src, &target, &wanted("1.2.0")).unwrap() else {
+        panic!()
+    };
     assert!(out.contains("app:1.2.0 # {\"$imagepolicy\": \"app:prod\"}"));
     assert!(out.contains("app:1.0.0 # {\"$imagepolicy\": \"app:dev\"}"));
-    assert_eq!(manifest::read(&out, &target).unwrap().tag.as_deref(), Some("1.2.0"));
-    let none = Target::Marker { policy: "app:qa".into() };
+    assert_eq!(
+        manifest::read(&out, &target).unwrap().tag.as_deref(),
+        Some("1.2.0")
+    );
+    let none = Target::Marker {
+        policy: "app:qa".into(),
+    };
     let err = manifest::apply(src, &none, &wanted("1.2.0")).unwrap_err();
     assert!(matches!(err, EditError::NotFound { .. }), "{err}");
 }
@@ -83,11 +150,17 @@ fn an_alias_bomb_in_a_gitops_file_costs_nothing() {
     let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..40 {
         let p = i - 1;
-        src.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        src.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
     }
     src.push_str("image:\n  tag: 1.0.0\n");
     let started = std::time::Instant::now();
-    let Outcome::Changed(out) = manifest::apply(&src, &helm("image.tag"), &wanted("1.0.1")).unwrap() else { panic!() };
+    let Outcome::Changed(out) =
+        manifest::apply(&src, &helm("image.tag"), &wanted("1.0.1")).unwrap()
+    else {
+        panic!()
+    };
     assert!(out.ends_with("tag: 1.0.1\n"));
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
@@ -95,7 +168,10 @@ fn an_alias_bomb_in_a_gitops_file_costs_nothing() {
 /// A Helm values file with random comments, blank lines, quoting and line endings around
 /// the tag.
 fn values_file() -> impl Strategy<Value = (String, String)> {
-    let comment = prop_oneof![Just(String::new()), "# [ -~]{0,20}".prop_map(|c| format!(" {c}"))];
+    let comment = prop_oneof![
+        Just(String::new()),
+        "# [ -~]{0,20}".prop_map(|c| format!(" {c}"))
+    ];
     let quote = prop_oneof![Just(""), Just("'"), Just("\"")];
     let blank = prop_oneof![Just(""), Just("\n"), Just("# note\n")];
     let eol = prop_oneof![Just("\n"), Just("\r\n")];
