@@ -266,6 +266,7 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
                     .map(|t| Digest::new(&t))
                     .transpose()
                     .map_err(|e| err(&e))?,
+                new_name_if_present: false,
             };
             kustomize::replacements(&docs, case["image"].as_str().unwrap_or(""), &change)
         }

@@ -211,3 +211,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn kustomize_new_name_is_kept_in_step_but_never_added() {
+    let src = "images:\n- name: app\n  newName: registry.old/acme/app\n  newTag: 1.0.0\n";
+    let target = Target::Kustomize { name: "app".into() };
+    let Outcome::Changed(out) = manifest::apply(src, &target, &wanted("1.1.0")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        out,
+        "images:\n- name: app\n  newName: ghcr.io/acme/app\n  newTag: 1.1.0\n"
+    );
+    let src = "images:\n- name: app\n  newTag: 1.0.0\n";
+    let Outcome::Changed(out) = manifest::apply(src, &target, &wanted("1.1.0")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(out, "images:\n- name: app\n  newTag: 1.1.0\n");
+}

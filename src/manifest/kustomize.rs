@@ -16,6 +16,8 @@ pub struct Change {
     pub new_name: Option<Repository>,
     /// `digest`.
     pub digest: Option<Digest>,
+    /// Write `newName` only where the entry already has one.
+    pub new_name_if_present: bool,
 }
 
 /// The one `images:` entry named `name`, across all documents.
@@ -79,10 +81,13 @@ pub fn replacements(
         ("digest", change.digest.as_ref().map(Digest::as_str)),
     ];
     for (key, value) in fields {
-        if let Some(value) = value {
-            let node = field(entry, key, name)?;
-            out.push(Replacement::of(node, key, value)?);
+        let Some(value) = value else { continue };
+        // `newName` is kept in step when the entry has one; it is never added.
+        if key == "newName" && change.new_name_if_present && entry.get(key).is_none() {
+            continue;
         }
+        let node = field(entry, key, name)?;
+        out.push(Replacement::of(node, key, value)?);
     }
     Ok(out)
 }

@@ -193,8 +193,9 @@ fn replacements(
             name,
             &kustomize::Change {
                 new_tag: Some(wanted.tag.clone()),
-                new_name: None,
+                new_name: Some(wanted.repository.clone()),
                 digest: wanted.digest.clone(),
+                new_name_if_present: true,
             },
         ),
         Target::Helm {
