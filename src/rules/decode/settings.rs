@@ -1,0 +1,326 @@
+//! Decoding `Settings` documents: the GitOps repository, registries, alerts.
+
+use std::path::PathBuf;
+
+use jiff::SignedDuration;
+
+use crate::rules::model::*;
+use crate::yaml::Node;
+
+use super::Decoder;
+
+impl<'a> Decoder<'a> {
+    pub(super) fn settings(&mut self, spec: &'a Node) -> Option<Settings> {
+        let f = self.fields(
+            spec,
+            "Settings spec",
+            &["git", "registries", "alerts", "interval"],
+        )?;
+        let git = self
+            .required(&f, "git", "Settings spec")
+            .and_then(|n| self.git(n));
+        let registries = f
+            .get("registries")
+            .map(|n| self.registries(n))
+            .unwrap_or_default();
+        let alerts = f
+            .get("alerts")
+            .map_or(Some(Alerts::default()), |n| self.alerts(n));
+        let interval = match f.get("interval") {
+            None => Some(SignedDuration::from_mins(2)),
+            Some(n) => self.positive_duration(n, "interval"),
+        };
+        Some(Settings {
+            git: git?,
+            registries,
+            alerts: alerts?,
+            interval: interval?,
+        })
+    }
+
+    fn git(&mut self, node: &'a Node) -> Option<Git> {
+        let f = self.fields(node, "git", &["url", "branch", "auth", "author", "forge"])?;
+        let url = self.required(&f, "url", "git").and_then(|n| {
+            let url = self.string(n, "git.url")?;
+            let ok = ["https://", "http://", "ssh://", "file://"].iter().any(|p| url.starts_with(p))
+                || (url.contains('@') && url.contains(':'));
+            if !ok {
+                self.error(n.position, format!("git.url {url:?} is not a repository URL; use https://, ssh://, git@host:path or file://"));
+                return None;
+            }
+            Some(url)
+        });
+        let branch = match f.get("branch") {
+            None => Some(default_branch()),
+            Some(n) => self.string(n, "git.branch"),
+        };
+        let auth = match f.get("auth") {
+            None => Some(None),
+            Some(n) => self.git_auth(n).map(Some),
+        };
+        let author = match f.get("author") {
+            None => Some(Author::default()),
+            Some(n) => self.author(n),
+        };
+        let forge = match f.get("forge") {
+            None => Some(None),
+            Some(n) => self.forge(n).map(Some),
+        };
+        Some(Git {
+            url: url?,
+            branch: branch?,
+            auth: auth?,
+            author: author?,
+            forge: forge?,
+        })
+    }
+
+    fn git_auth(&mut self, node: &'a Node) -> Option<GitAuth> {
+        let f = self.fields(
+            node,
+            "git.auth",
+            &[
+                "tokenFile",
+                "username",
+                "passwordFile",
+                "sshKeyFile",
+                "knownHostsFile",
+            ],
+        )?;
+        let path = |d: &mut Self, key: &str| {
+            f.get(key)
+                .and_then(|n| d.string(n, &format!("git.auth.{key}")))
+                .map(PathBuf::from)
+        };
+        let kinds = ["tokenFile", "passwordFile", "sshKeyFile"]
+            .iter()
+            .filter(|k| f.get(k).is_some())
+            .count();
+        if kinds != 1 {
+            self.error(
+                f.position,
+                "git.auth needs exactly one of tokenFile, username + passwordFile, or sshKeyFile",
+            );
+            return None;
+        }
+        if let Some(token_file) = path(self, "tokenFile") {
+            return Some(GitAuth::Token { token_file });
+        }
+        if let Some(password_file) = path(self, "passwordFile") {
+            let username = self
+                .required(&f, "username", "git.auth with passwordFile")
+                .and_then(|n| self.string(n, "git.auth.username"))?;
+            return Some(GitAuth::Password {
+                username,
+                password_file,
+            });
+        }
+        let ssh_key_file = path(self, "sshKeyFile")?;
+        Some(GitAuth::SshKey {
+            ssh_key_file,
+            known_hosts_file: path(self, "knownHostsFile"),
+        })
+    }
+
+    fn author(&mut self, node: &'a Node) -> Option<Author> {
+        let f = self.fields(node, "git.author", &["name", "email"])?;
+        let default = Author::default();
+        let name = f
+            .get("name")
+            .map_or(Some(default.name), |n| self.string(n, "git.author.name"));
+        let email = f
+            .get("email")
+            .map_or(Some(default.email), |n| self.string(n, "git.author.email"));
+        Some(Author {
+            name: name?,
+            email: email?,
+        })
+    }
+
+    fn forge(&mut self, node: &'a Node) -> Option<Forge> {
+        let f = self.fields(
+            node,
+            "git.forge",
+            &["kind", "apiUrl", "tokenFile", "project"],
+        )?;
+        let kind = self.required(&f, "kind", "git.forge").and_then(|n| {
+            let k = self.string(n, "git.forge.kind")?;
+            match k.as_str() {
+                "github" => Some(ForgeKind::Github),
+                "gitlab" => Some(ForgeKind::Gitlab),
+                "gitea" => Some(ForgeKind::Gitea),
+                _ => {
+                    self.error(
+                        n.position,
+                        format!(
+                            "git.forge.kind {k:?} is not supported; use github, gitlab or gitea"
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let api_url = self
+            .required(&f, "apiUrl", "git.forge")
+            .and_then(|n| self.url(n, "git.forge.apiUrl"));
+        let token_file = self
+            .required(&f, "tokenFile", "git.forge")
+            .and_then(|n| self.string(n, "git.forge.tokenFile"));
+        let project = match f.get("project") {
+            None => Some(None),
+            Some(n) => self.string(n, "git.forge.project").map(Some),
+        };
+        Some(Forge {
+            kind: kind?,
+            api_url: api_url?,
+            token_file: PathBuf::from(token_file?),
+            project: project?,
+        })
+    }
+
+    fn registries(&mut self, node: &'a Node) -> Vec<Registry> {
+        let mut out: Vec<Registry> = Vec::new();
+        for item in self.list(node, "registries").unwrap_or_default() {
+            let Some(f) = self.fields(
+                item,
+                "a registry",
+                &[
+                    "host",
+                    "dockerConfig",
+                    "username",
+                    "passwordFile",
+                    "insecure",
+                    "requestsPerSecond",
+                ],
+            ) else {
+                continue;
+            };
+            let Some(host_node) = self.required(&f, "host", "a registry") else {
+                continue;
+            };
+            let Some(host) = self.string(host_node, "registries[].host") else {
+                continue;
+            };
+            if host.contains('/') || host.contains(char::is_whitespace) || host.is_empty() {
+                self.error(host_node.position, format!("registry host {host:?} must be a host name with an optional port, without a scheme or path"));
+                continue;
+            }
+            if out.iter().any(|r| r.host == host) {
+                self.error(
+                    host_node.position,
+                    format!("registry host {host:?} is listed twice"),
+                );
+                continue;
+            }
+            let path = |d: &mut Self, key: &str| {
+                f.get(key)
+                    .and_then(|n| d.string(n, &format!("registries[].{key}")))
+                    .map(PathBuf::from)
+            };
+            let docker_config = path(self, "dockerConfig");
+            let password_file = path(self, "passwordFile");
+            let username = f
+                .get("username")
+                .and_then(|n| self.string(n, "registries[].username"));
+            if username.is_some() != password_file.is_some() {
+                self.error(f.position, "username and passwordFile go together");
+            }
+            let insecure = f
+                .get("insecure")
+                .and_then(|n| self.bool(n, "insecure"))
+                .unwrap_or(false);
+            let requests_per_second = f.get("requestsPerSecond").and_then(|n| {
+                let text = self.string(n, "requestsPerSecond")?;
+                match text.parse::<f64>() {
+                    Ok(v) if v > 0.0 && v.is_finite() => Some(v),
+                    _ => {
+                        self.error(
+                            n.position,
+                            format!("requestsPerSecond {text:?} must be a number above 0"),
+                        );
+                        None
+                    }
+                }
+            });
+            out.push(Registry {
+                host,
+                docker_config,
+                username,
+                password_file,
+                insecure,
+                requests_per_second,
+            });
+        }
+        out
+    }
+
+    fn alerts(&mut self, node: &'a Node) -> Option<Alerts> {
+        let f = self.fields(
+            node,
+            "alerts",
+            &["alertmanager", "webhooks", "holdAlertAfter"],
+        )?;
+        let alertmanager = match f.get("alertmanager") {
+            None => None,
+            Some(n) => {
+                let am = self.fields(n, "alerts.alertmanager", &["url"])?;
+                let url = self
+                    .required(&am, "url", "alerts.alertmanager")
+                    .and_then(|u| self.url(u, "alerts.alertmanager.url"))?;
+                Some(Alertmanager { url })
+            }
+        };
+        let mut webhooks = Vec::new();
+        if let Some(list) = f.get("webhooks") {
+            for item in self.list(list, "alerts.webhooks").unwrap_or_default() {
+                let Some(w) = self.fields(item, "a webhook", &["url", "format", "secretFile"])
+                else {
+                    continue;
+                };
+                let url = self
+                    .required(&w, "url", "a webhook")
+                    .and_then(|u| self.url(u, "webhook url"));
+                let format = match w.get("format") {
+                    None => Some(WebhookFormat::Json),
+                    Some(n) => {
+                        match self.string(n, "webhook format").as_deref() {
+                            Some("json") => Some(WebhookFormat::Json),
+                            Some("slack") => Some(WebhookFormat::Slack),
+                            Some(other) => {
+                                self.error(n.position, format!("webhook format {other:?} is not supported; use json or slack"));
+                                None
+                            }
+                            None => None,
+                        }
+                    }
+                };
+                let secret_file = w
+                    .get("secretFile")
+                    .and_then(|n| self.string(n, "webhook secretFile"))
+                    .map(PathBuf::from);
+                if secret_file.is_some() && format == Some(WebhookFormat::Slack) {
+                    self.error(
+                        w.position,
+                        "secretFile signs json webhooks only; Slack does not check signatures",
+                    );
+                }
+                if let (Some(url), Some(format)) = (url, format) {
+                    webhooks.push(Webhook {
+                        url,
+                        format,
+                        secret_file,
+                    });
+                }
+            }
+        }
+        let hold_alert_after = match f.get("holdAlertAfter") {
+            None => Some(Alerts::default().hold_alert_after),
+            Some(n) => self.positive_duration(n, "holdAlertAfter"),
+        };
+        Some(Alerts {
+            alertmanager,
+            webhooks,
+            hold_alert_after: hold_alert_after?,
+        })
+    }
+}
