@@ -115,11 +115,8 @@ impl Repository {
         }
         let mut parts: Vec<&str> = s.split('/').collect();
         let first = parts[0];
-        let has_host = parts.len() > 1
-            && (first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()));
+        let has_host =
+            parts.len() > 1 && (looks_like_host(first) || first.bytes().any(|b| b.is_ascii_uppercase()));
         if has_host {
             if !valid_host(first) {
                 return Err(refuse("repository", s, RULE));
@@ -136,6 +133,22 @@ impl Repository {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+impl Repository {
+    /// The registry host and the repository path on it. Names without a host are Docker
+    /// Hub's (`docker.io`), where one-component names live under `library/`.
+    pub fn split(&self) -> (&str, String) {
+        match self.0.split_once('/') {
+            Some((first, rest)) if looks_like_host(first) => (first, rest.to_string()),
+            Some(_) => ("docker.io", self.0.clone()),
+            None => ("docker.io", format!("library/{}", self.0)),
+        }
+    }
+}
+
+fn looks_like_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
 }
 
 fn valid_host(h: &str) -> bool {

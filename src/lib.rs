@@ -10,5 +10,6 @@ pub mod commands;
 pub mod image;
 pub mod manifest;
 pub mod policy;
+pub mod registry;
 pub mod rules;
 pub mod yaml;

@@ -1,0 +1,236 @@
+//! Image metadata, fetched only for the candidates a policy needs: the digest of a tag (a
+//! HEAD), and, by digest, the platforms of an index and the `created` time of an image's
+//! config. Everything fetched by digest is verified against it, so it can be cached forever.
+
+use jiff::Timestamp;
+use reqwest::Method;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use super::error::{ErrorKind, RegistryError};
+use super::transport::{Request, Transport};
+use crate::image::{Digest, Tag};
+
+/// The media types asked for. Without the OCI types, distribution answers 404 for OCI
+/// manifests; without schema2 it converts Docker manifests to schema1 (another digest).
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
+
+/// What is known about an image by its digest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageFacts {
+    /// `os/arch[/variant]` of each image (one for a plain manifest).
+    pub platforms: Vec<String>,
+    /// The config's `created` (of the linux/amd64 image for an index, else the first).
+    pub created: Option<Timestamp>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    digest: String,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+impl Platform {
+    fn name(&self) -> String {
+        match &self.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
+            _ => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Config {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    architecture: Option<String>,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// The digest a tag points at, by HEAD (`Docker-Content-Digest`), falling back to hashing
+/// the manifest when a registry does not send the header.
+pub async fn digest(t: &Transport, host: &str, path: &str, tag: &Tag) -> Result<Digest, RegistryError> {
+    let scope = format!("repository:{path}:pull");
+    let step = format!("resolving {path}:{tag}");
+    let target = format!("/v2/{path}/manifests/{tag}");
+    let req = |method| Request {
+        method,
+        host,
+        target: &target,
+        accept: Some(MANIFEST_ACCEPT),
+        scope: &scope,
+        step: &step,
+        limit: MAX_MANIFEST_BYTES,
+    };
+    let head = t.send(&req(Method::HEAD)).await?;
+    let header = head
+        .headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Digest::new(v).ok());
+    if let (true, Some(d)) = (head.status.is_success(), header) {
+        return Ok(d);
+    }
+    let got = t.send(&req(Method::GET)).await?;
+    if !got.status.is_success() {
+        return Err(RegistryError::new(ErrorKind::Invalid, host, &step, format!("unexpected status {}", got.status)));
+    }
+    Digest::new(&sha256(&got.body)).map_err(|e| RegistryError::new(ErrorKind::Invalid, host, &step, e.to_string()))
+}
+
+/// Platforms and creation time of the image `digest` names.
+pub async fn facts(t: &Transport, host: &str, path: &str, digest: &Digest) -> Result<ImageFacts, RegistryError> {
+    let manifest = fetch_manifest(t, host, path, digest).await?;
+    if let Some(children) = &manifest.manifests {
+        let platforms: Vec<String> = children
+            .iter()
+            .filter_map(|d| d.platform.as_ref())
+            .filter(|p| p.os != "unknown" && !p.os.is_empty())
+            .map(Platform::name)
+            .collect();
+        let pick = children
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| p.name() == "linux/amd64"))
+            .or_else(|| children.iter().find(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown")));
+        let created = match pick {
+            Some(child) => {
+                let child_digest = Digest::new(&child.digest)
+                    .map_err(|e| RegistryError::new(ErrorKind::Invalid, host, &format!("reading the index {digest}"), e.to_string()))?;
+                let child_manifest = fetch_manifest(t, host, path, &child_digest).await?;
+                config_of(t, host, path, &child_manifest).await?.and_then(|c| parse_created(c.created.as_deref()))
+            }
+            None => None,
+        };
+        return Ok(ImageFacts { platforms, created });
+    }
+    let config = config_of(t, host, path, &manifest).await?;
+    let platforms = config
+        .as_ref()
+        .and_then(|c| {
+            let platform = Platform {
+                os: c.os.clone()?,
+                architecture: c.architecture.clone()?,
+                variant: c.variant.clone(),
+            };
+            Some(vec![platform.name()])
+        })
+        .unwrap_or_default();
+    Ok(ImageFacts {
+        platforms,
+        created: config.and_then(|c| parse_created(c.created.as_deref())),
+    })
+}
+
+async fn fetch_manifest(t: &Transport, host: &str, path: &str, digest: &Digest) -> Result<Manifest, RegistryError> {
+    let step = format!("reading the manifest {digest} of {path}");
+    let resp = t
+        .send(&Request {
+            method: Method::GET,
+            host,
+            target: &format!("/v2/{path}/manifests/{digest}"),
+            accept: Some(MANIFEST_ACCEPT),
+            scope: &format!("repository:{path}:pull"),
+            step: &step,
+            limit: MAX_MANIFEST_BYTES,
+        })
+        .await?;
+    let invalid = |d: String| RegistryError::new(ErrorKind::Invalid, host, &step, d);
+    if !resp.status.is_success() {
+        return Err(invalid(format!("unexpected status {}", resp.status)));
+    }
+    verify(digest, &resp.body).map_err(invalid)?;
+    let manifest: Manifest = serde_json::from_slice(&resp.body).map_err(|_| invalid("the manifest is not JSON the API promises".into()))?;
+    if let Some(mt) = &manifest.media_type
+        && mt.contains("schema1")
+    {
+        return Err(invalid("a schema1 manifest; push images with a current client".into()));
+    }
+    Ok(manifest)
+}
+
+async fn config_of(t: &Transport, host: &str, path: &str, manifest: &Manifest) -> Result<Option<Config>, RegistryError> {
+    let Some(config) = &manifest.config else {
+        return Ok(None);
+    };
+    let step = format!("reading the image config of {path}");
+    let invalid = |d: String| RegistryError::new(ErrorKind::Invalid, host, &step, d);
+    let digest = Digest::new(&config.digest).map_err(|e| invalid(e.to_string()))?;
+    let resp = t
+        .send(&Request {
+            method: Method::GET,
+            host,
+            target: &format!("/v2/{path}/blobs/{digest}"),
+            accept: None,
+            scope: &format!("repository:{path}:pull"),
+            step: &step,
+            limit: MAX_CONFIG_BYTES,
+        })
+        .await?;
+    if !resp.status.is_success() {
+        return Err(invalid(format!("unexpected status {}", resp.status)));
+    }
+    verify(&digest, &resp.body).map_err(invalid)?;
+    // A config that is not JSON (an artifact) simply has no creation time.
+    Ok(serde_json::from_slice(&resp.body).ok())
+}
+
+fn parse_created(text: Option<&str>) -> Option<Timestamp> {
+    text?.parse().ok()
+}
+
+fn sha256(body: &[u8]) -> String {
+    let hash = Sha256::digest(body);
+    let mut out = String::with_capacity(71);
+    out.push_str("sha256:");
+    for b in hash.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Check a body against the sha256 digest it was fetched by (other algorithms pass).
+fn verify(digest: &Digest, body: &[u8]) -> Result<(), String> {
+    if digest.as_str().starts_with("sha256:") && sha256(body) != digest.as_str() {
+        return Err(format!("the content does not match its digest {digest}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_empty() {
+        assert_eq!(sha256(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+}
