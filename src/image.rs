@@ -115,8 +115,8 @@ impl Repository {
         }
         let mut parts: Vec<&str> = s.split('/').collect();
         let first = parts[0];
-        let has_host =
-            parts.len() > 1 && (looks_like_host(first) || first.bytes().any(|b| b.is_ascii_uppercase()));
+        let has_host = parts.len() > 1
+            && (looks_like_host(first) || first.bytes().any(|b| b.is_ascii_uppercase()));
         if has_host {
             if !valid_host(first) {
                 return Err(refuse("repository", s, RULE));

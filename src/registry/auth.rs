@@ -31,7 +31,9 @@ pub enum Challenge {
 /// Parse a `WWW-Authenticate` header value.
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => Some(Challenge::Basic),
         "bearer" => {
@@ -51,7 +53,11 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     let mut rest = s.trim();
     while !rest.is_empty() {
         let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq].trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         rest = rest[eq + 1..].trim_start();
         let value;
         if let Some(q) = rest.strip_prefix('"') {
@@ -107,7 +113,10 @@ struct TokenAnswer {
 /// A token endpoint's answer, read into a token and its lifetime.
 pub fn read_token_answer(body: &[u8]) -> Option<(Secret, Duration)> {
     let answer: TokenAnswer = serde_json::from_slice(body).ok()?;
-    let token = answer.token.or(answer.access_token).filter(|t| !t.is_empty())?;
+    let token = answer
+        .token
+        .or(answer.access_token)
+        .filter(|t| !t.is_empty())?;
     // The spec's default lifetime is 60 seconds.
     let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).clamp(1, 86_400));
     Some((Secret::new(token), lifetime))
@@ -172,7 +181,10 @@ mod tests {
 
     #[test]
     fn challenges() {
-        assert_eq!(parse_challenge("Basic realm=\"Registry\""), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge("Basic realm=\"Registry\""),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             parse_challenge(
                 r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#

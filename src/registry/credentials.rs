@@ -158,7 +158,10 @@ impl CredentialStore {
             return Ok(c.text.clone());
         }
         if meta.len() > 1024 * 1024 {
-            return Err(format!("credentials file {} is larger than 1 MiB", path.display()));
+            return Err(format!(
+                "credentials file {} is larger than 1 MiB",
+                path.display()
+            ));
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read credentials file {}: {e}", path.display()))?;
@@ -180,7 +183,12 @@ trait ClassifyMessage {
 impl ClassifyMessage for serde_json::Error {
     /// The error's class and place only: its text may quote the file, which holds secrets.
     fn classify_message(&self) -> String {
-        format!("{:?} error at line {} column {}", self.classify(), self.line(), self.column())
+        format!(
+            "{:?} error at line {} column {}",
+            self.classify(),
+            self.line(),
+            self.column()
+        )
     }
 }
 
@@ -208,7 +216,12 @@ fn decode_auth(auth: &DockerAuth, path: &Path) -> Result<Credential, String> {
             password: Secret::new(p.clone()),
         });
     }
-    let bad = || format!("the \"auth\" entry in {} is not base64 of user:password", path.display());
+    let bad = || {
+        format!(
+            "the \"auth\" entry in {} is not base64 of user:password",
+            path.display()
+        )
+    };
     let encoded = auth.auth.as_deref().ok_or_else(bad)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
@@ -223,8 +236,13 @@ fn decode_auth(auth: &DockerAuth, path: &Path) -> Result<Credential, String> {
 
 /// Ask `docker-credential-<name> get` for `host`'s credentials (the host on stdin, JSON out).
 async fn run_helper(name: &str, host: &str) -> Result<Credential, String> {
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        return Err(format!("credential helper name {name:?} is not a plain name"));
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "credential helper name {name:?} is not a plain name"
+        ));
     }
     let program = format!("docker-credential-{name}");
     let mut child = tokio::process::Command::new(&program)
@@ -305,11 +323,19 @@ mod tests {
         );
         assert_eq!(store.lookup("other.example", &src).await.unwrap(), None);
         // A rotated file is read again (size differs, so no mtime granularity issue).
-        std::fs::write(&path, r#"{"auths": {"reg.example": {"username": "bob", "password": "n3w-password"}}}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"auths": {"reg.example": {"username": "bob", "password": "n3w-password"}}}"#,
+        )
+        .unwrap();
         let c = store.lookup("reg.example", &src).await.unwrap();
         assert!(matches!(c, Some(Credential::Basic { ref username, .. }) if username == "bob"));
         // A broken file's error never quotes it.
-        std::fs::write(&path, r#"{"auths": {"reg.example": {"auth": "hunter2-not-json"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"auths": {"reg.example": {"auth": "hunter2-not-json"#,
+        )
+        .unwrap();
         let err = store.lookup("reg.example", &src).await.unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
     }

@@ -35,11 +35,15 @@ impl ErrorKind {
             Self::Auth => {
                 "check the credentials for this host (registries[].dockerConfig, or username and passwordFile) and that they may pull this repository"
             }
-            Self::NotFound => "check the image name (spec.image) and that the tag or repository exists",
+            Self::NotFound => {
+                "check the image name (spec.image) and that the tag or repository exists"
+            }
             Self::RateLimited => {
                 "the registry asks for fewer requests; lower registries[].requestsPerSecond or raise interval"
             }
-            Self::Unavailable => "the registry or the network failed; it is retried on the next pass",
+            Self::Unavailable => {
+                "the registry or the network failed; it is retried on the next pass"
+            }
             Self::Invalid => "the registry's answer does not follow the distribution API",
         }
     }

@@ -78,7 +78,12 @@ struct Config {
 
 /// The digest a tag points at, by HEAD (`Docker-Content-Digest`), falling back to hashing
 /// the manifest when a registry does not send the header.
-pub async fn digest(t: &Transport, host: &str, path: &str, tag: &Tag) -> Result<Digest, RegistryError> {
+pub async fn digest(
+    t: &Transport,
+    host: &str,
+    path: &str,
+    tag: &Tag,
+) -> Result<Digest, RegistryError> {
     let scope = format!("repository:{path}:pull");
     let step = format!("resolving {path}:{tag}");
     let target = format!("/v2/{path}/manifests/{tag}");
@@ -102,13 +107,24 @@ pub async fn digest(t: &Transport, host: &str, path: &str, tag: &Tag) -> Result<
     }
     let got = t.send(&req(Method::GET)).await?;
     if !got.status.is_success() {
-        return Err(RegistryError::new(ErrorKind::Invalid, host, &step, format!("unexpected status {}", got.status)));
+        return Err(RegistryError::new(
+            ErrorKind::Invalid,
+            host,
+            &step,
+            format!("unexpected status {}", got.status),
+        ));
     }
-    Digest::new(&sha256(&got.body)).map_err(|e| RegistryError::new(ErrorKind::Invalid, host, &step, e.to_string()))
+    Digest::new(&sha256(&got.body))
+        .map_err(|e| RegistryError::new(ErrorKind::Invalid, host, &step, e.to_string()))
 }
 
 /// Platforms and creation time of the image `digest` names.
-pub async fn facts(t: &Transport, host: &str, path: &str, digest: &Digest) -> Result<ImageFacts, RegistryError> {
+pub async fn facts(
+    t: &Transport,
+    host: &str,
+    path: &str,
+    digest: &Digest,
+) -> Result<ImageFacts, RegistryError> {
     let manifest = fetch_manifest(t, host, path, digest).await?;
     if let Some(children) = &manifest.manifests {
         let platforms: Vec<String> = children
@@ -119,14 +135,30 @@ pub async fn facts(t: &Transport, host: &str, path: &str, digest: &Digest) -> Re
             .collect();
         let pick = children
             .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| p.name() == "linux/amd64"))
-            .or_else(|| children.iter().find(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown")));
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.name() == "linux/amd64")
+            })
+            .or_else(|| {
+                children
+                    .iter()
+                    .find(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
+            });
         let created = match pick {
             Some(child) => {
-                let child_digest = Digest::new(&child.digest)
-                    .map_err(|e| RegistryError::new(ErrorKind::Invalid, host, &format!("reading the index {digest}"), e.to_string()))?;
+                let child_digest = Digest::new(&child.digest).map_err(|e| {
+                    RegistryError::new(
+                        ErrorKind::Invalid,
+                        host,
+                        &format!("reading the index {digest}"),
+                        e.to_string(),
+                    )
+                })?;
                 let child_manifest = fetch_manifest(t, host, path, &child_digest).await?;
-                config_of(t, host, path, &child_manifest).await?.and_then(|c| parse_created(c.created.as_deref()))
+                config_of(t, host, path, &child_manifest)
+                    .await?
+                    .and_then(|c| parse_created(c.created.as_deref()))
             }
             None => None,
         };
@@ -150,7 +182,12 @@ pub async fn facts(t: &Transport, host: &str, path: &str, digest: &Digest) -> Re
     })
 }
 
-async fn fetch_manifest(t: &Transport, host: &str, path: &str, digest: &Digest) -> Result<Manifest, RegistryError> {
+async fn fetch_manifest(
+    t: &Transport,
+    host: &str,
+    path: &str,
+    digest: &Digest,
+) -> Result<Manifest, RegistryError> {
     let step = format!("reading the manifest {digest} of {path}");
     let resp = t
         .send(&Request {
@@ -168,16 +205,24 @@ async fn fetch_manifest(t: &Transport, host: &str, path: &str, digest: &Digest) 
         return Err(invalid(format!("unexpected status {}", resp.status)));
     }
     verify(digest, &resp.body).map_err(invalid)?;
-    let manifest: Manifest = serde_json::from_slice(&resp.body).map_err(|_| invalid("the manifest is not JSON the API promises".into()))?;
+    let manifest: Manifest = serde_json::from_slice(&resp.body)
+        .map_err(|_| invalid("the manifest is not JSON the API promises".into()))?;
     if let Some(mt) = &manifest.media_type
         && mt.contains("schema1")
     {
-        return Err(invalid("a schema1 manifest; push images with a current client".into()));
+        return Err(invalid(
+            "a schema1 manifest; push images with a current client".into(),
+        ));
     }
     Ok(manifest)
 }
 
-async fn config_of(t: &Transport, host: &str, path: &str, manifest: &Manifest) -> Result<Option<Config>, RegistryError> {
+async fn config_of(
+    t: &Transport,
+    host: &str,
+    path: &str,
+    manifest: &Manifest,
+) -> Result<Option<Config>, RegistryError> {
     let Some(config) = &manifest.config else {
         return Ok(None);
     };
@@ -231,6 +276,9 @@ mod tests {
 
     #[test]
     fn sha256_of_empty() {
-        assert_eq!(sha256(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            sha256(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

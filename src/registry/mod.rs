@@ -51,7 +51,10 @@ pub struct Registry {
 impl Registry {
     /// A registry client for `hosts` (host name → how to reach it).
     pub fn new(hosts: HashMap<String, HostConfig>, retry: RetryPolicy) -> Result<Self, String> {
-        let hosts = hosts.into_iter().map(|(h, c)| (api_host(&h).to_string(), c)).collect();
+        let hosts = hosts
+            .into_iter()
+            .map(|(h, c)| (api_host(&h).to_string(), c))
+            .collect();
         Ok(Self {
             transport: Transport::new(hosts, retry)?,
             listings: Mutex::default(),
@@ -107,14 +110,21 @@ impl Registry {
     }
 
     /// Platforms and creation time of `image:tag` (cached by digest).
-    pub async fn facts(&self, image: &Repository, tag: &Tag) -> Result<(Digest, ImageFacts), RegistryError> {
+    pub async fn facts(
+        &self,
+        image: &Repository,
+        tag: &Tag,
+    ) -> Result<(Digest, ImageFacts), RegistryError> {
         let digest = self.digest(image, tag).await?;
         if let Some(f) = self.facts.lock().await.get(&digest) {
             return Ok((digest, f.clone()));
         }
         let (host, path) = image.split();
         let facts = manifest::facts(&self.transport, api_host(host), &path, &digest).await?;
-        self.facts.lock().await.insert(digest.clone(), facts.clone());
+        self.facts
+            .lock()
+            .await
+            .insert(digest.clone(), facts.clone());
         Ok((digest, facts))
     }
 

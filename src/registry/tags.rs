@@ -56,7 +56,9 @@ pub async fn list(t: &Transport, host: &str, path: &str) -> Result<TagList, Regi
             return Err(invalid(format!("more than {MAX_PAGES} pages of tags")));
         }
         if !visited.insert(target.clone()) {
-            return Err(invalid("the pagination Link points back to a page already read".into()));
+            return Err(invalid(
+                "the pagination Link points back to a page already read".into(),
+            ));
         }
         let resp = t
             .send(&Request {
@@ -76,7 +78,12 @@ pub async fn list(t: &Transport, host: &str, path: &str) -> Result<TagList, Regi
             pages = 0;
             visited.clear();
             target = first(PAGE_SIZES[size_index]);
-            tracing::debug!(registry = host, repository = path, "page size refused; trying {:?}", PAGE_SIZES[size_index]);
+            tracing::debug!(
+                registry = host,
+                repository = path,
+                "page size refused; trying {:?}",
+                PAGE_SIZES[size_index]
+            );
             continue;
         }
         if !resp.status.is_success() {
@@ -100,7 +107,9 @@ pub async fn list(t: &Transport, host: &str, path: &str) -> Result<TagList, Regi
                 }
             }
             if seen.len() > MAX_TAGS {
-                return Err(invalid(format!("more than {MAX_TAGS} tags; narrow the repository or ask for a cap raise")));
+                return Err(invalid(format!(
+                    "more than {MAX_TAGS} tags; narrow the repository or ask for a cap raise"
+                )));
             }
         }
         let link = resp
@@ -131,7 +140,9 @@ pub async fn list(t: &Transport, host: &str, path: &str) -> Result<TagList, Regi
 fn encode_query(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -161,7 +172,9 @@ mod tests {
             Some("/v2/a/tags/list?n=100&last=x".into())
         );
         assert_eq!(
-            next_link(r#"<https://r.example/v2/a/tags/list?last=y>; rel="prev", <https://r.example/v2/a/tags/list?last=z>; rel=next"#),
+            next_link(
+                r#"<https://r.example/v2/a/tags/list?last=y>; rel="prev", <https://r.example/v2/a/tags/list?last=z>; rel=next"#
+            ),
             Some("https://r.example/v2/a/tags/list?last=z".into())
         );
         assert_eq!(next_link("garbage"), None);

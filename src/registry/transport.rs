@@ -152,9 +152,18 @@ impl Transport {
 
     /// `https://host` (or `http://` for insecure hosts).
     pub fn base(&self, host: &str) -> Result<Url, RegistryError> {
-        let scheme = if self.host(host).insecure { "http" } else { "https" };
+        let scheme = if self.host(host).insecure {
+            "http"
+        } else {
+            "https"
+        };
         Url::parse(&format!("{scheme}://{host}/")).map_err(|_| {
-            RegistryError::new(ErrorKind::Invalid, host, "building a URL", "not a valid host name")
+            RegistryError::new(
+                ErrorKind::Invalid,
+                host,
+                "building a URL",
+                "not a valid host name",
+            )
         })
     }
 
@@ -178,9 +187,10 @@ impl Transport {
         (|| self.attempt(req))
             .retry(policy)
             .when(|f: &Failure| f.retry)
-            .adjust(move |f: &Failure, d| match f.retry_after {
-                Some(wait) => Some(wait.min(max_wait)),
-                None => d,
+            // `d` is None once the retries are spent; otherwise a 429's wait replaces it.
+            .adjust(move |f: &Failure, d| match (d, f.retry_after) {
+                (Some(_), Some(wait)) => Some(wait.min(max_wait)),
+                (d, _) => d,
             })
             .notify(|f: &Failure, d| {
                 tracing::warn!(registry = %f.error.registry, step = %f.error.step, kind = f.error.kind.as_str(), detail = %f.error.detail, retry_in = ?d, "registry request failed; retrying");
@@ -200,16 +210,33 @@ impl Transport {
             retry: false,
             retry_after: None,
         })?;
-        let mut url = base.join(req.target).map_err(|_| fail(ErrorKind::Invalid, format!("{:?} is not a valid URL", req.target), false))?;
+        let mut url = base.join(req.target).map_err(|_| {
+            fail(
+                ErrorKind::Invalid,
+                format!("{:?} is not a valid URL", req.target),
+                false,
+            )
+        })?;
         if url.origin() != base.origin() {
-            return Err(fail(ErrorKind::Invalid, format!("refusing to follow a link to another origin ({})", url.origin().ascii_serialization()), false));
+            return Err(fail(
+                ErrorKind::Invalid,
+                format!(
+                    "refusing to follow a link to another origin ({})",
+                    url.origin().ascii_serialization()
+                ),
+                false,
+            ));
         }
         let mut authenticated_once = false;
         let mut redirects = 0;
         loop {
             let same_origin = url.origin() == base.origin();
             let authorization = if same_origin {
-                self.authorization(req).await.map_err(|error| Failure { error, retry: false, retry_after: None })?
+                self.authorization(req).await.map_err(|error| Failure {
+                    error,
+                    retry: false,
+                    retry_after: None,
+                })?
             } else {
                 None
             };
@@ -217,14 +244,23 @@ impl Transport {
             let status = resp.status();
             if status.is_redirection() {
                 redirects += 1;
-                let location = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok());
+                let location = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok());
                 let next = location.and_then(|l| url.join(l).ok());
                 match next {
                     Some(next) if redirects <= MAX_REDIRECTS => {
                         url = next;
                         continue;
                     }
-                    _ => return Err(fail(ErrorKind::Invalid, format!("{status} without a usable Location, or too many redirects"), false)),
+                    _ => {
+                        return Err(fail(
+                            ErrorKind::Invalid,
+                            format!("{status} without a usable Location, or too many redirects"),
+                            false,
+                        ));
+                    }
                 }
             }
             if status == StatusCode::UNAUTHORIZED && same_origin && !authenticated_once {
@@ -236,7 +272,10 @@ impl Transport {
                 if let Some(challenge) = challenge {
                     authenticated_once = true;
                     self.tokens.forget(req.host, req.scope).await;
-                    self.challenges.lock().await.insert(req.host.to_string(), challenge);
+                    self.challenges
+                        .lock()
+                        .await
+                        .insert(req.host.to_string(), challenge);
                     continue;
                 }
             }
@@ -245,10 +284,16 @@ impl Transport {
     }
 
     /// One request on the wire, paced.
-    async fn exchange(&self, req: &Request<'_>, url: &Url, authorization: Option<HeaderValue>) -> Result<reqwest::Response, Failure> {
+    async fn exchange(
+        &self,
+        req: &Request<'_>,
+        url: &Url,
+        authorization: Option<HeaderValue>,
+    ) -> Result<reqwest::Response, Failure> {
         let pacer = self.pacer(req.host).await;
         let _turn = pacer.turn().await;
-        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut builder = self.http.request(req.method.clone(), url.clone());
         if let Some(accept) = req.accept {
             builder = builder.header(header::ACCEPT, accept);
@@ -257,13 +302,23 @@ impl Transport {
             builder = builder.header(header::AUTHORIZATION, a);
         }
         builder.send().await.map_err(|e| Failure {
-            error: RegistryError::new(ErrorKind::Unavailable, req.host, req.step, describe_transport_error(&e)),
+            error: RegistryError::new(
+                ErrorKind::Unavailable,
+                req.host,
+                req.step,
+                describe_transport_error(&e),
+            ),
             retry: true,
             retry_after: None,
         })
     }
 
-    async fn classify(&self, req: &Request<'_>, resp: reqwest::Response, url: Url) -> Result<Response, Failure> {
+    async fn classify(
+        &self,
+        req: &Request<'_>,
+        resp: reqwest::Response,
+        url: Url,
+    ) -> Result<Response, Failure> {
         let status = resp.status();
         let err = |kind, detail: String, retry, retry_after| Failure {
             error: RegistryError::new(kind, req.host, req.step, detail),
@@ -279,7 +334,15 @@ impl Transport {
                 .unwrap_or(self.retry.min_delay);
             let wait = wait.min(self.retry.max_delay);
             self.pacer(req.host).await.pause(wait).await;
-            return Err(err(ErrorKind::RateLimited, format!("429 Too Many Requests (Retry-After {}s)", wait.as_secs_f64()), true, Some(wait)));
+            return Err(err(
+                ErrorKind::RateLimited,
+                format!(
+                    "429 Too Many Requests (Retry-After {}s)",
+                    wait.as_secs_f64()
+                ),
+                true,
+                Some(wait),
+            ));
         }
         if status.is_server_error() {
             return Err(err(ErrorKind::Unavailable, format!("{status}"), true, None));
@@ -288,18 +351,42 @@ impl Transport {
         let body = if req.method == Method::HEAD {
             Vec::new()
         } else {
-            read_limited(resp, req.limit).await.map_err(|(detail, retry)| {
-                let kind = if retry { ErrorKind::Unavailable } else { ErrorKind::Invalid };
-                err(kind, detail, retry, None)
-            })?
+            read_limited(resp, req.limit)
+                .await
+                .map_err(|(detail, retry)| {
+                    let kind = if retry {
+                        ErrorKind::Unavailable
+                    } else {
+                        ErrorKind::Invalid
+                    };
+                    err(kind, detail, retry, None)
+                })?
         };
         match status {
-            s if s.is_success() => Ok(Response { status, headers, body, url }),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Err(err(ErrorKind::Auth, format!("{status}{}", registry_error_code(&body)), false, None))
-            }
-            StatusCode::NOT_FOUND => Err(err(ErrorKind::NotFound, format!("{status}{}", registry_error_code(&body)), false, None)),
-            _ => Ok(Response { status, headers, body, url }),
+            s if s.is_success() => Ok(Response {
+                status,
+                headers,
+                body,
+                url,
+            }),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(err(
+                ErrorKind::Auth,
+                format!("{status}{}", registry_error_code(&body)),
+                false,
+                None,
+            )),
+            StatusCode::NOT_FOUND => Err(err(
+                ErrorKind::NotFound,
+                format!("{status}{}", registry_error_code(&body)),
+                false,
+                None,
+            )),
+            _ => Ok(Response {
+                status,
+                headers,
+                body,
+                url,
+            }),
         }
     }
 
@@ -309,7 +396,8 @@ impl Transport {
         let Some(challenge) = challenge else {
             return Ok(None);
         };
-        let auth_err = |detail: String| RegistryError::new(ErrorKind::Auth, req.host, req.step, detail);
+        let auth_err =
+            |detail: String| RegistryError::new(ErrorKind::Auth, req.host, req.step, detail);
         let credential = self
             .credentials
             .lookup(req.host, &self.host(req.host).credentials)
@@ -322,14 +410,22 @@ impl Transport {
                     let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
                     Ok(Some(sensitive(&format!("Basic {encoded}"))?))
                 }
-                Some(Credential::IdentityToken(_)) => Err(auth_err("the registry wants basic auth, and only an identity token is configured".into())),
-                None => Err(auth_err("the registry requires credentials, and none are configured for this host".into())),
+                Some(Credential::IdentityToken(_)) => Err(auth_err(
+                    "the registry wants basic auth, and only an identity token is configured"
+                        .into(),
+                )),
+                None => Err(auth_err(
+                    "the registry requires credentials, and none are configured for this host"
+                        .into(),
+                )),
             },
             Challenge::Bearer { realm, service } => {
                 if let Some(token) = self.tokens.get(req.host, req.scope).await {
                     return Ok(Some(sensitive(&format!("Bearer {}", token.expose()))?));
                 }
-                let token = self.fetch_token(req, &realm, service.as_deref(), credential.as_ref()).await?;
+                let token = self
+                    .fetch_token(req, &realm, service.as_deref(), credential.as_ref())
+                    .await?;
                 Ok(Some(sensitive(&format!("Bearer {}", token.expose()))?))
             }
         }
@@ -342,9 +438,12 @@ impl Transport {
         service: Option<&str>,
         credential: Option<&Credential>,
     ) -> Result<super::credentials::Secret, RegistryError> {
-        let auth_err = |detail: String| RegistryError::new(ErrorKind::Auth, req.host, req.step, detail);
-        let unavailable = |detail: String| RegistryError::new(ErrorKind::Unavailable, req.host, req.step, detail);
-        let realm_url = Url::parse(realm).map_err(|_| auth_err("the token realm is not a URL".into()))?;
+        let auth_err =
+            |detail: String| RegistryError::new(ErrorKind::Auth, req.host, req.step, detail);
+        let unavailable =
+            |detail: String| RegistryError::new(ErrorKind::Unavailable, req.host, req.step, detail);
+        let realm_url =
+            Url::parse(realm).map_err(|_| auth_err("the token realm is not a URL".into()))?;
         let base = self.base(req.host)?;
         if credential.is_some() && !auth::realm_may_receive_credentials(&realm_url, &base) {
             return Err(auth_err(format!(
@@ -356,7 +455,8 @@ impl Transport {
         let realm_host = realm_url.host_str().unwrap_or_default().to_string();
         let pacer = self.pacer(&realm_host).await;
         let _turn = pacer.turn().await;
-        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let builder = match credential {
             Some(Credential::IdentityToken(_)) => self.http.post(realm_url.clone()).form(&params),
             Some(Credential::Basic { username, password }) => self
@@ -366,30 +466,49 @@ impl Transport {
                 .basic_auth(username, Some(password.expose())),
             None => self.http.get(realm_url.clone()).query(&params),
         };
-        let resp = builder.send().await.map_err(|e| unavailable(format!("token request: {}", describe_transport_error(&e))))?;
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("token request: {}", describe_transport_error(&e))))?;
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(auth_err(format!("the token server refused the credentials ({status})")));
+            return Err(auth_err(format!(
+                "the token server refused the credentials ({status})"
+            )));
         }
         if !status.is_success() {
             return Err(unavailable(format!("the token server answered {status}")));
         }
-        let body = read_limited(resp, 64 * 1024).await.map_err(|(d, _)| unavailable(format!("token response: {d}")))?;
-        let (token, lifetime) = auth::read_token_answer(&body).ok_or_else(|| auth_err("the token server's answer holds no token".into()))?;
-        self.tokens.put(req.host, req.scope, token.clone(), lifetime).await;
+        let body = read_limited(resp, 64 * 1024)
+            .await
+            .map_err(|(d, _)| unavailable(format!("token response: {d}")))?;
+        let (token, lifetime) = auth::read_token_answer(&body)
+            .ok_or_else(|| auth_err("the token server's answer holds no token".into()))?;
+        self.tokens
+            .put(req.host, req.scope, token.clone(), lifetime)
+            .await;
         Ok(token)
     }
 }
 
 fn sensitive(value: &str) -> Result<HeaderValue, RegistryError> {
-    let mut v = HeaderValue::from_str(value)
-        .map_err(|_| RegistryError::new(ErrorKind::Auth, "", "building credentials", "a credential holds characters that cannot go in a header"))?;
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        RegistryError::new(
+            ErrorKind::Auth,
+            "",
+            "building credentials",
+            "a credential holds characters that cannot go in a header",
+        )
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
 
 /// Read at most `limit` bytes of a body; `Err((detail, retryable))`.
-async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, (String, bool)> {
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, (String, bool)> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err((format!("the response is larger than {limit} bytes"), false));
     }
@@ -403,7 +522,15 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) => return Err((format!("reading the response failed: {}", describe_transport_error(&e)), true)),
+            Err(e) => {
+                return Err((
+                    format!(
+                        "reading the response failed: {}",
+                        describe_transport_error(&e)
+                    ),
+                    true,
+                ));
+            }
         }
     }
 }
@@ -448,7 +575,10 @@ fn registry_error_code(body: &[u8]) -> String {
         return String::new();
     };
     let code = v["errors"][0]["code"].as_str().unwrap_or_default();
-    if !code.is_empty() && code.len() < 64 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+    if !code.is_empty()
+        && code.len() < 64
+        && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+    {
         format!(": {code}")
     } else {
         String::new()
@@ -462,17 +592,31 @@ mod tests {
     #[test]
     fn retry_after_seconds_and_dates() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-        let text = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&later).unwrap();
+        let text = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&later)
+            .unwrap();
         let d = parse_retry_after(&text).unwrap();
-        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]
     fn error_codes_are_read_but_never_free_text() {
-        assert_eq!(registry_error_code(br#"{"errors":[{"code":"NAME_UNKNOWN","message":"x"}]}"#), ": NAME_UNKNOWN");
-        assert_eq!(registry_error_code(br#"{"errors":[{"code":"<script>"}]}"#), "");
+        assert_eq!(
+            registry_error_code(br#"{"errors":[{"code":"NAME_UNKNOWN","message":"x"}]}"#),
+            ": NAME_UNKNOWN"
+        );
+        assert_eq!(
+            registry_error_code(br#"{"errors":[{"code":"<script>"}]}"#),
+            ""
+        );
     }
 }

@@ -1,0 +1,143 @@
+//! Real servers for integration tests, started on 127.0.0.1 by the tests themselves:
+//! Debian's `docker-registry` (distribution 2.8), a bearer-token server, and a
+//! fault-injecting HTTP proxy. A missing server binary fails the test (never skips it).
+
+#![allow(dead_code)]
+
+pub mod http;
+pub mod oci;
+pub mod proxy;
+pub mod token;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The path of a required program; panics with what to install when it is missing.
+pub fn require(program: &str) -> PathBuf {
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin"])
+    {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "{program} is required by this test and is not installed; run .ci/run or see the README's set-up"
+    );
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process killed when dropped.
+pub struct Process {
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How the test registry authenticates.
+pub enum Auth {
+    /// Anonymous.
+    None,
+    /// htpasswd basic auth with this user and password.
+    Htpasswd(&'static str, &'static str),
+    /// Bearer tokens from this token server.
+    Token(String, PathBuf),
+}
+
+/// A running `docker-registry` with in-memory storage.
+pub struct DockerRegistry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+    _process: Process,
+}
+
+impl DockerRegistry {
+    /// Start a registry and wait until it answers.
+    pub fn start(auth: Auth) -> Self {
+        let bin = require("docker-registry");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let auth_yaml = match &auth {
+            Auth::None => String::new(),
+            Auth::Htpasswd(user, pass) => {
+                let file = dir.path().join("htpasswd");
+                let status = Command::new(require("htpasswd"))
+                    .args(["-Bbc"])
+                    .arg(&file)
+                    .args([user, pass])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("htpasswd runs");
+                assert!(status.success());
+                format!(
+                    "auth: {{htpasswd: {{realm: test, path: {}}}}}\n",
+                    file.display()
+                )
+            }
+            Auth::Token(realm, cert) => format!(
+                "auth: {{token: {{realm: \"{realm}\", service: test-registry, issuer: test-issuer, rootcertbundle: {}}}}}\n",
+                cert.display()
+            ),
+        };
+        let config = format!(
+            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage: {{inmemory: {{}}, delete: {{enabled: true}}, maintenance: {{uploadpurging: {{enabled: false}}}}}}\nhttp: {{addr: {addr}, secret: fixed-test-secret}}\n{auth_yaml}"
+        );
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry starts");
+        let process = Process { child };
+        wait_for_http(&addr, "/v2/");
+        Self {
+            addr,
+            _dir: dir,
+            _process: process,
+        }
+    }
+}
+
+/// Poll until `path` on `addr` answers any HTTP status.
+pub fn wait_for_http(addr: &str, path: &str) {
+    use std::io::{Read, Write};
+    for _ in 0..200 {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            );
+            let mut buf = [0u8; 12];
+            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("no HTTP server came up on {addr}");
+}
