@@ -66,7 +66,12 @@ pub struct CredentialSource {
 #[derive(Debug, Default)]
 pub struct CredentialStore {
     files: Mutex<HashMap<PathBuf, Cached>>,
+    helpers: Mutex<HashMap<(String, String), (Credential, std::time::Instant)>>,
 }
+
+/// How long a credential helper's answer is reused (a helper is a process to start; a pass
+/// makes many requests).
+const HELPER_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 struct Cached {
@@ -133,7 +138,7 @@ impl CredentialStore {
             )
         })?;
         if let Some(helper) = config.cred_helpers.get(host) {
-            return run_helper(helper, host).await.map(Some);
+            return self.helper(helper, host).await.map(Some);
         }
         if let Some(auth) = config
             .auths
@@ -144,9 +149,29 @@ impl CredentialStore {
             return decode_auth(auth, path).map(Some);
         }
         match &config.creds_store {
-            Some(store) => run_helper(store, host).await.map(Some),
+            Some(store) => self.helper(store, host).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    async fn helper(&self, name: &str, host: &str) -> Result<Credential, String> {
+        let key = (name.to_string(), host.to_string());
+        let cached = {
+            let helpers = self.helpers.lock().unwrap_or_else(|p| p.into_inner());
+            helpers
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < HELPER_TTL)
+                .map(|(c, _)| c.clone())
+        };
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let credential = run_helper(name, host).await?;
+        self.helpers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (credential.clone(), std::time::Instant::now()));
+        Ok(credential)
     }
 
     fn read(&self, path: &Path) -> Result<String, String> {

@@ -398,6 +398,12 @@ impl Transport {
         };
         let auth_err =
             |detail: String| RegistryError::new(ErrorKind::Auth, req.host, req.step, detail);
+        // A cached token needs no credential lookup (which may run a helper).
+        if let Challenge::Bearer { .. } = &challenge
+            && let Some(token) = self.tokens.get(req.host, req.scope).await
+        {
+            return Ok(Some(sensitive(&format!("Bearer {}", token.expose()))?));
+        }
         let credential = self
             .credentials
             .lookup(req.host, &self.host(req.host).credentials)
@@ -420,9 +426,6 @@ impl Transport {
                 )),
             },
             Challenge::Bearer { realm, service } => {
-                if let Some(token) = self.tokens.get(req.host, req.scope).await {
-                    return Ok(Some(sensitive(&format!("Bearer {}", token.expose()))?));
-                }
                 let token = self
                     .fetch_token(req, &realm, service.as_deref(), credential.as_ref())
                     .await?;
