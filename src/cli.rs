@@ -52,4 +52,34 @@ pub enum Command {
     Check,
     /// Print the JSON Schema of rules documents (for editors).
     Schema,
+    /// List an image's tags as tagpromoter sees them (same credentials as --rules).
+    Tags(TagsArgs),
+}
+
+/// Arguments of `tags`.
+#[derive(Debug, clap::Args)]
+pub struct TagsArgs {
+    /// The image repository, e.g. ghcr.io/stefanprodan/podinfo.
+    pub image: String,
+    /// Show each tag's digest.
+    #[arg(long)]
+    pub digests: bool,
+    /// Show each image's creation time.
+    #[arg(long)]
+    pub created: bool,
+    /// Show each image's platforms.
+    #[arg(long)]
+    pub platforms: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Lines for people.
+    Text,
+    /// JSON for programs.
+    Json,
 }

@@ -12,4 +12,5 @@ pub mod manifest;
 pub mod policy;
 pub mod registry;
 pub mod rules;
+pub mod telemetry;
 pub mod yaml;

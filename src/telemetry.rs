@@ -1,0 +1,34 @@
+//! Logging: text on a terminal, JSON lines otherwise (or as `--log-format` says), to stderr.
+//! `-v` raises and `-q` lowers the level; `TAGPROMOTER_LOG` takes a full filter.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+
+/// Install the global subscriber.
+pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("TAGPROMOTER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("tagpromoter={level},warn")));
+    let json = match format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests calling in) keeps the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
