@@ -147,11 +147,9 @@ fn print(rows: &[Row], dropped: &[String], args: &TagsArgs) {
         OutputFormat::Text => {
             for r in rows {
                 let mut line = r.tag.clone();
-                for cell in [&r.digest, &r.created] {
-                    if let Some(c) = cell {
-                        line.push('\t');
-                        line.push_str(c);
-                    }
+                for c in [&r.digest, &r.created].into_iter().flatten() {
+                    line.push('\t');
+                    line.push_str(c);
                 }
                 if let Some(p) = &r.platforms {
                     line.push('\t');
