@@ -547,3 +547,55 @@ async fn requests_per_second_is_respected() {
         );
     }
 }
+
+/// A blob redirect to another origin (a blob store) is followed without our credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_to_another_origin_carry_no_credentials() {
+    let reg = DockerRegistry::start(Auth::Htpasswd("alice", "redirect-pass-5"));
+    Pusher::new(&reg.addr)
+        .basic("alice", "redirect-pass-5")
+        .image(
+            "acme/redir",
+            Some("1.0.0"),
+            "2026-06-01T00:00:00Z",
+            "linux",
+            "amd64",
+        )
+        .await;
+    let front = Proxy::start(&reg.addr).await;
+    let store = Proxy::start(&reg.addr).await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode("alice:redirect-pass-5");
+    store.inject_authorization(&format!("Basic {b64}"));
+    let dir = tempfile::tempdir().unwrap();
+    let c = client(
+        &front.addr,
+        host(password_file(dir.path(), "redirect-pass-5")),
+    );
+    let image = repo(&front.addr, "acme/redir");
+    // The config blob is served from "elsewhere" by a redirect.
+    let digest = c.digest(&image, &tag("1.0.0")).await.unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &Pusher::new(&reg.addr)
+            .basic("alice", "redirect-pass-5")
+            .get_manifest("acme/redir", digest.as_str())
+            .await,
+    )
+    .unwrap();
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    front.fault(
+        "/blobs/",
+        Fault::Redirect(format!(
+            "http://{}/v2/acme/redir/blobs/{config}",
+            store.addr
+        )),
+    );
+    let (_, facts) = c.facts(&image, &tag("1.0.0")).await.unwrap();
+    assert_eq!(facts.created, Some("2026-06-01T00:00:00Z".parse().unwrap()));
+    let at_store = store.seen();
+    assert_eq!(at_store.len(), 1);
+    assert_eq!(
+        at_store[0].authorization, None,
+        "credentials must not follow a redirect to another origin"
+    );
+    assert!(front.seen().iter().any(|s| s.authorization.is_some()));
+}

@@ -18,6 +18,8 @@ pub enum Fault {
     Slow(Duration),
     /// Forward, and send half the body.
     Truncate,
+    /// Answer 307 to this URL (a blob store's pre-signed URL, say).
+    Redirect(String),
 }
 
 /// How `Link` headers of paginated tag lists look.
@@ -48,6 +50,7 @@ struct Settings {
     links: Option<Links>,
     extra_tags: Vec<String>,
     elsewhere: String,
+    inject_authorization: Option<String>,
 }
 
 pub struct Proxy {
@@ -96,6 +99,9 @@ impl Proxy {
                         .position(|(p, _)| req.target.contains(p.as_str()));
                     i.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
                 };
+                if let Some(Fault::Redirect(location)) = &fault {
+                    return Resp::new(307).header("Location", location);
+                }
                 if let Some(Fault::Status(code, retry_after)) = &fault {
                     let mut r = Resp::json(*code, r#"{"errors":[{"code":"TOOMANYREQUESTS"}]}"#);
                     if let Some(ra) = retry_after {
@@ -104,7 +110,7 @@ impl Proxy {
                     return r;
                 }
                 let is_tag_list = req.path().ends_with("/tags/list");
-                let (page_size, max_n, links, extra, elsewhere) = {
+                let (page_size, max_n, links, extra, elsewhere, inject) = {
                     let st = s.lock().unwrap();
                     (
                         st.page_size,
@@ -112,6 +118,7 @@ impl Proxy {
                         st.links,
                         st.extra_tags.clone(),
                         st.elsewhere.clone(),
+                        st.inject_authorization.clone(),
                     )
                 };
                 let n: Option<usize> = req.query("n").and_then(|v| v.parse().ok());
@@ -131,6 +138,9 @@ impl Proxy {
                     if let Some(v) = req.header(h) {
                         builder = builder.header(h, v);
                     }
+                }
+                if let Some(a) = &inject {
+                    builder = builder.header("authorization", a);
                 }
                 let Ok(up) = builder.send().await else {
                     return Resp::new(502);
@@ -229,6 +239,11 @@ impl Proxy {
     /// Where `Links::Elsewhere` points.
     pub fn elsewhere(&self, addr: &str) {
         self.settings.lock().unwrap().elsewhere = addr.to_string();
+    }
+
+    /// Forward with this Authorization of the proxy's own (like a pre-signed URL).
+    pub fn inject_authorization(&self, value: &str) {
+        self.settings.lock().unwrap().inject_authorization = Some(value.to_string());
     }
 
     /// Answer 400 to tag lists asking for more than `n` per page.

@@ -1,0 +1,132 @@
+//! Benchmark: list 500 repositories of 200 tags each on a loopback `docker-registry`, as one
+//! pass of the watcher would, and print requests, wall time, requests per second and peak
+//! memory. Run with `cargo bench --bench registry` (needs Debian's docker-registry).
+//! `BENCH_REPOS`, `BENCH_TAGS` and `BENCH_RPS` change the sizes and the pacing.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use support::oci::{OCI_MANIFEST, Pusher};
+use support::{Auth, DockerRegistry};
+use tagpromoter::image::Repository;
+use tagpromoter::registry::{HostConfig, Registry, RetryPolicy};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let repos = env("BENCH_REPOS", 500);
+    let tags = env("BENCH_TAGS", 200);
+    let rps = env("BENCH_RPS", 1000) as f64;
+    let reg = DockerRegistry::start(Auth::None);
+
+    let seeding = Instant::now();
+    let pusher = Arc::new(Pusher::new(&reg.addr));
+    pusher
+        .image(
+            "bench/seed",
+            Some("seed"),
+            "2026-01-01T00:00:00Z",
+            "linux",
+            "amd64",
+        )
+        .await;
+    let body = Arc::new(pusher.get_manifest("bench/seed", "seed").await);
+    let names: Arc<Vec<String>> = Arc::new(
+        (0..tags)
+            .map(|i| format!("1.{}.{}", i / 50, i % 50))
+            .collect(),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    for r in 0..repos {
+        let (pusher, body, names, limit) = (
+            Arc::clone(&pusher),
+            Arc::clone(&body),
+            Arc::clone(&names),
+            Arc::clone(&limit),
+        );
+        tasks.spawn(async move {
+            let _permit = limit.acquire().await.unwrap();
+            let repo = format!("bench/app-{r:03}");
+            // The manifest's blobs must exist in each repository before it can be tagged there.
+            pusher
+                .image(
+                    &repo,
+                    Some("seed"),
+                    "2026-01-01T00:00:00Z",
+                    "linux",
+                    "amd64",
+                )
+                .await;
+            pusher.retag(&repo, &names, &body, OCI_MANIFEST).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    eprintln!(
+        "seeded {repos} repositories x {tags} tags in {:.1}s",
+        seeding.elapsed().as_secs_f64()
+    );
+
+    // Measure the pass alone: reset the peak RSS counter after seeding.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let config = HostConfig {
+        insecure: true,
+        requests_per_second: rps,
+        concurrency: 8,
+        ..HostConfig::default()
+    };
+    let client = Arc::new(
+        Registry::new(
+            HashMap::from([(reg.addr.clone(), config)]),
+            RetryPolicy::default(),
+        )
+        .unwrap(),
+    );
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for r in 0..repos {
+        let client = Arc::clone(&client);
+        let image = Repository::new(&format!("{}/bench/app-{r:03}", reg.addr)).unwrap();
+        tasks.spawn(async move { client.tags(&image).await.map(|l| l.tags.len()) });
+    }
+    let mut listed = 0;
+    while let Some(joined) = tasks.join_next().await {
+        listed += joined.unwrap().expect("listing");
+    }
+    let wall = started.elapsed();
+    let requests = client.request_count();
+    println!("repositories        {repos}");
+    println!("tags listed         {listed}");
+    println!("requests            {requests}");
+    println!("wall time           {:.3} s", wall.as_secs_f64());
+    println!(
+        "requests per second {:.1} (pacing limit {rps})",
+        requests as f64 / wall.as_secs_f64().max(f64::EPSILON)
+    );
+    println!(
+        "peak memory (RSS)   {:.1} MiB",
+        peak_rss_kib() as f64 / 1024.0
+    );
+}
