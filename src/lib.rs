@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod gitops;
 pub mod image;
 pub mod manifest;
 pub mod policy;

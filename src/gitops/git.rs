@@ -1,0 +1,329 @@
+//! Running the `git` command for the network (fetch, push, ls-remote): one mechanism that
+//! carries credentials, through the environment only. A small askpass script answers git's
+//! prompts from `TAGPROMOTER_GIT_USERNAME`/`TAGPROMOTER_GIT_PASSWORD`, read from the secret
+//! files at each call (so rotated secrets apply at once); ssh gets its key and known_hosts by
+//! path. Nothing secret is ever in an argument, a URL, a log line or an error.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use super::error::{GitError, GitErrorKind};
+
+/// How to authenticate to the remote.
+#[derive(Debug, Clone, Default)]
+pub enum RemoteAuth {
+    /// No credentials (file://, git://, public https).
+    #[default]
+    None,
+    /// A user name and a file holding the password or token.
+    Password {
+        /// User name.
+        username: String,
+        /// File holding the password.
+        password_file: PathBuf,
+    },
+    /// An ssh key file, optionally with a known_hosts file.
+    Ssh {
+        /// Private key.
+        key_file: PathBuf,
+        /// known_hosts to verify the server.
+        known_hosts: Option<PathBuf>,
+    },
+}
+
+/// The `git` command with our environment.
+#[derive(Debug, Clone)]
+pub struct Git {
+    askpass: PathBuf,
+    auth: RemoteAuth,
+}
+
+/// What `git` printed.
+#[derive(Debug)]
+pub struct Output {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+const ASKPASS: &str = "#!/bin/sh\n# Answers git's credential prompts from the environment; holds no secret itself.\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$TAGPROMOTER_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$TAGPROMOTER_GIT_PASSWORD\" ;;\nesac\n";
+
+impl Git {
+    /// A runner whose askpass script lives in `dir`.
+    pub fn new(dir: &Path, auth: RemoteAuth) -> Result<Self, GitError> {
+        let askpass = dir.join("askpass.sh");
+        let io = |e: std::io::Error| {
+            GitError::new(
+                GitErrorKind::Local,
+                "preparing the git credential prompt",
+                e.to_string(),
+            )
+        };
+        if std::fs::read_to_string(&askpass).ok().as_deref() != Some(ASKPASS) {
+            let tmp = dir.join(format!("askpass.sh.{}", std::process::id()));
+            std::fs::write(&tmp, ASKPASS).map_err(io)?;
+            set_executable(&tmp).map_err(io)?;
+            std::fs::rename(&tmp, &askpass).map_err(io)?;
+        }
+        Ok(Self { askpass, auth })
+    }
+
+    /// Run `git args…` in `dir`; an error (classified from git's own words) when it fails.
+    pub async fn run(&self, dir: &Path, args: &[&str], step: &str) -> Result<Output, GitError> {
+        let out = self.spawn(dir, args, step).await?;
+        if out.0 {
+            Ok(out.1)
+        } else {
+            Err(classify(step, &out.1.stderr))
+        }
+    }
+
+    /// Run `git args…`; `(succeeded, output)`, for callers that read failures themselves.
+    pub async fn spawn(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        step: &str,
+    ) -> Result<(bool, Output), GitError> {
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.current_dir(dir)
+            // No credential helper of the machine's own, no prompts on a terminal.
+            .args(["-c", "credential.helper=", "-c", "core.askPass="])
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", &self.askpass)
+            .env("LC_ALL", "C")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        match &self.auth {
+            RemoteAuth::None => {}
+            RemoteAuth::Password {
+                username,
+                password_file,
+            } => {
+                let password = std::fs::read_to_string(password_file).map_err(|e| {
+                    GitError::new(
+                        GitErrorKind::Auth,
+                        step,
+                        format!(
+                            "cannot read the git password file {}: {e}",
+                            password_file.display()
+                        ),
+                    )
+                })?;
+                cmd.env("TAGPROMOTER_GIT_USERNAME", username);
+                cmd.env(
+                    "TAGPROMOTER_GIT_PASSWORD",
+                    password.trim_end_matches(['\r', '\n']),
+                );
+            }
+            RemoteAuth::Ssh {
+                key_file,
+                known_hosts,
+            } => {
+                let mut ssh = format!(
+                    "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes",
+                    key_file.display()
+                );
+                if let Some(kh) = known_hosts {
+                    ssh.push_str(&format!(
+                        " -o UserKnownHostsFile='{}' -o StrictHostKeyChecking=yes",
+                        kh.display()
+                    ));
+                }
+                cmd.env("GIT_SSH_COMMAND", ssh);
+            }
+        }
+        let out = cmd.output().await.map_err(|e| {
+            GitError::new(
+                GitErrorKind::Local,
+                step,
+                format!("cannot run git: {e}; is git installed?"),
+            )
+        })?;
+        Ok((
+            out.status.success(),
+            Output {
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            },
+        ))
+    }
+}
+
+#[cfg(unix)]
+fn set_executable(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The `remote:` lines git relayed (a hook's or a forge's message), without the prefix.
+pub fn remote_lines(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("remote:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// Classify a failed git command by what it printed.
+pub fn classify(step: &str, stderr: &str) -> GitError {
+    let lower = stderr.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    let kind = if has(&[
+        "authentication failed",
+        "could not read username",
+        "could not read password",
+        "terminal prompts disabled",
+        "permission denied (publickey",
+        "access denied",
+        "returned error: 401",
+        "returned error: 403",
+        "host key verification failed",
+    ]) {
+        GitErrorKind::Auth
+    } else if has(&[
+        "not found",
+        "does not appear to be a git repository",
+        "couldn't find remote ref",
+        "no such repository",
+        "not a git repository",
+    ]) {
+        GitErrorKind::NotFound
+    } else if has(&[
+        "[remote rejected]",
+        "pre-receive hook declined",
+        "protected branch",
+    ]) {
+        GitErrorKind::Rejected
+    } else {
+        GitErrorKind::Network
+    };
+    let detail = last_meaningful_line(stderr);
+    let remote = remote_lines(stderr);
+    let detail = if remote.is_empty() || kind != GitErrorKind::Rejected {
+        detail
+    } else {
+        format!("{detail} (remote said: {remote})")
+    };
+    GitError::new(kind, step, redact_urls(&detail))
+}
+
+fn last_meaningful_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .find(|l| l.starts_with("fatal:") || l.starts_with("error:"))
+        .or_else(|| stderr.lines().rev().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("git failed without a message")
+        .to_string()
+}
+
+/// Remove `user:password@` from any URL in a message.
+pub fn redact_urls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        let authority_end = tail[..end].find('/').unwrap_or(end);
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***@");
+                rest = &tail[at + 1..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One ref's result in `git push --porcelain` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedRef {
+    /// The flag: ' ' fast-forward, '*' new, '=' up to date, '!' rejected, '+' forced.
+    pub flag: char,
+    /// The remote ref.
+    pub remote_ref: String,
+    /// The summary (`[rejected]`, `[remote rejected]`, `abc..def`).
+    pub summary: String,
+}
+
+/// Parse the per-ref lines of `git push --porcelain`.
+pub fn parse_porcelain(stdout: &str) -> Vec<PushedRef> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            let flag = parts.next()?.chars().next()?;
+            let refs = parts.next()?;
+            let summary = parts.next()?.to_string();
+            let remote_ref = refs.split_once(':').map_or(refs, |(_, r)| r).to_string();
+            Some(PushedRef {
+                flag,
+                remote_ref,
+                summary,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn porcelain_lines() {
+        let out = "To http://127.0.0.1/git/r.git\n!\trefs/heads/x:refs/heads/main\t[rejected] (non-fast-forward)\nDone\n";
+        let refs = parse_porcelain(out);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].flag, '!');
+        assert_eq!(refs[0].remote_ref, "refs/heads/main");
+        assert!(refs[0].summary.contains("non-fast-forward"));
+        let ok = parse_porcelain("To x\n \tabc:refs/heads/main\t1111111..2222222\nDone\n");
+        assert_eq!(ok[0].flag, ' ');
+    }
+
+    #[test]
+    fn classification_and_redaction() {
+        let e = classify(
+            "pushing",
+            "fatal: Authentication failed for 'https://bob:s3cret@git.example/x.git/'\n",
+        );
+        assert_eq!(e.kind, GitErrorKind::Auth);
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        let e = classify(
+            "pushing",
+            "remote: prod is protected\nTo x\n ! [remote rejected] main -> main (pre-receive hook declined)\nerror: failed to push some refs\n",
+        );
+        assert_eq!(e.kind, GitErrorKind::Rejected);
+        assert!(e.to_string().contains("prod is protected"), "{e}");
+        let e = classify(
+            "fetching",
+            "fatal: unable to access 'http://127.0.0.1:1/x/': Failed to connect\n",
+        );
+        assert_eq!(e.kind, GitErrorKind::Network);
+        let e = classify(
+            "fetching",
+            "fatal: repository 'http://h/x.git/' not found\n",
+        );
+        assert_eq!(e.kind, GitErrorKind::NotFound);
+    }
+}

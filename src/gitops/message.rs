@@ -1,0 +1,192 @@
+//! Commit messages of bumps: the subject `promote(<env>): <promotion> <from> -> <to>` and the
+//! `Tagpromoter-*` trailers that are the audit log and the bot's only memory. Pure.
+
+use jiff::Timestamp;
+
+/// Who asked for a bump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The bot's own decision.
+    Bot,
+    /// A person (`promote`, `release`).
+    Person(String),
+}
+
+/// A hold change carried by a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldChange {
+    /// A rollback put the environment on hold (until a time, or until released).
+    Set {
+        /// When it expires by itself.
+        until: Option<Timestamp>,
+    },
+    /// A person released it.
+    Released,
+}
+
+/// What one bump commit records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The promotion's name.
+    pub promotion: String,
+    /// The environment.
+    pub environment: String,
+    /// The image repository.
+    pub image: String,
+    /// The tag before (absent when there was none).
+    pub from: Option<String>,
+    /// The tag written.
+    pub to: String,
+    /// The digest written or known.
+    pub digest: Option<String>,
+    /// Who asked.
+    pub actor: Actor,
+    /// Why (manual promotions).
+    pub reason: Option<String>,
+    /// Break-glass: gates bypassed.
+    pub forced: bool,
+    /// A hold set or released.
+    pub hold: Option<HoldChange>,
+}
+
+const PREFIX: &str = "Tagpromoter-";
+
+/// Trailer values are one line of printable text; anything else is cut at the line break
+/// and stripped of control characters (a reason comes from a person's command line).
+fn one_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+impl Record {
+    /// The full commit message.
+    pub fn message(&self) -> String {
+        let from = self.from.as_deref().unwrap_or("(none)");
+        let mut m = format!(
+            "promote({}): {} {from} -> {}\n\n",
+            self.environment, self.promotion, self.to
+        );
+        let mut trailer = |k: &str, v: &str| {
+            m.push_str(&format!("{PREFIX}{k}: {}\n", one_line(v)));
+        };
+        trailer("Promotion", &self.promotion);
+        trailer("Environment", &self.environment);
+        trailer("Image", &self.image);
+        trailer("From", from);
+        trailer("To", &self.to);
+        if let Some(d) = &self.digest {
+            trailer("Digest", d);
+        }
+        match &self.actor {
+            Actor::Bot => trailer("Actor", "tagpromoter"),
+            Actor::Person(who) => trailer("Actor", &format!("{} (manual)", one_line(who))),
+        }
+        if let Some(r) = &self.reason {
+            trailer("Reason", r);
+        }
+        if self.forced {
+            trailer("Forced", "true");
+        }
+        match &self.hold {
+            Some(HoldChange::Set { until }) => {
+                trailer("Hold", "set");
+                if let Some(u) = until {
+                    trailer("Hold-Until", &u.to_string());
+                }
+            }
+            Some(HoldChange::Released) => trailer("Hold", "released"),
+            None => {}
+        }
+        m
+    }
+
+    /// Read a commit message back; `None` when it is not one of ours.
+    pub fn parse(message: &str) -> Option<Self> {
+        let mut get = std::collections::HashMap::new();
+        for line in message.lines() {
+            if let Some(rest) = line.strip_prefix(PREFIX)
+                && let Some((k, v)) = rest.split_once(": ")
+            {
+                get.entry(k.to_string())
+                    .or_insert_with(|| v.trim().to_string());
+            }
+        }
+        let field = |k: &str| get.get(k).cloned();
+        let actor = match field("Actor") {
+            Some(a) if a != "tagpromoter" => {
+                Actor::Person(a.trim_end_matches(" (manual)").to_string())
+            }
+            _ => Actor::Bot,
+        };
+        let hold = match field("Hold").as_deref() {
+            Some("set") => Some(HoldChange::Set {
+                until: field("Hold-Until").and_then(|u| u.parse().ok()),
+            }),
+            Some("released") => Some(HoldChange::Released),
+            _ => None,
+        };
+        Some(Self {
+            promotion: field("Promotion")?,
+            environment: field("Environment")?,
+            image: field("Image").unwrap_or_default(),
+            from: field("From").filter(|f| f != "(none)"),
+            to: field("To")?,
+            digest: field("Digest"),
+            actor,
+            reason: field("Reason"),
+            forced: field("Forced").as_deref() == Some("true"),
+            hold,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> Record {
+        Record {
+            promotion: "podinfo".into(),
+            environment: "prod".into(),
+            image: "ghcr.io/stefanprodan/podinfo".into(),
+            from: Some("6.5.3".into()),
+            to: "6.5.4".into(),
+            digest: Some(format!("sha256:{}", "a".repeat(64))),
+            actor: Actor::Bot,
+            reason: None,
+            forced: false,
+            hold: None,
+        }
+    }
+
+    #[test]
+    fn message_has_the_subject_and_trailers_of_the_design() {
+        let m = record().message();
+        assert!(m.starts_with("promote(prod): podinfo 6.5.3 -> 6.5.4\n\n"));
+        assert!(m.contains("\nTagpromoter-Actor: tagpromoter\n"));
+        assert_eq!(Record::parse(&m), Some(record()));
+    }
+
+    #[test]
+    fn manual_rollbacks_round_trip_and_reasons_stay_on_one_line() {
+        let mut r = record();
+        r.actor = Actor::Person("alice".into());
+        r.reason = Some("incident 42\nTagpromoter-Forced: true".into());
+        r.hold = Some(HoldChange::Set {
+            until: Some("2026-11-22T10:00:00Z".parse().unwrap()),
+        });
+        let m = r.message();
+        assert!(m.contains("Tagpromoter-Actor: alice (manual)\n"));
+        assert!(!m.contains("Forced"));
+        let back = Record::parse(&m).unwrap();
+        assert_eq!(back.reason.as_deref(), Some("incident 42"));
+        assert_eq!(back.hold, r.hold);
+        assert!(Record::parse("fix: a person's commit").is_none());
+    }
+}

@@ -1,0 +1,219 @@
+//! The local mirror's objects, through gix: read a file at a commit without a checkout, and
+//! write blobs, trees and commits without a worktree. Paths are walked one component at a
+//! time so that a symlink, a submodule or a directory where a file should be is refused,
+//! never followed.
+
+use std::path::{Component, Path};
+
+use gix::ObjectId;
+use gix::bstr::ByteSlice;
+use gix::objs::tree::EntryKind;
+use jiff::Timestamp;
+
+use super::error::{GitError, GitErrorKind};
+
+/// A file read from a commit.
+#[derive(Debug, Clone)]
+pub struct FileAt {
+    /// Its bytes.
+    pub content: Vec<u8>,
+    /// Regular or executable.
+    pub kind: EntryKind,
+    /// Its blob id.
+    pub blob: ObjectId,
+}
+
+/// What a commit says about itself.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    /// Committer time.
+    pub time: Timestamp,
+    /// The message.
+    pub message: String,
+    /// Parent ids.
+    pub parents: Vec<ObjectId>,
+}
+
+/// The object store of the bare mirror.
+pub struct Store {
+    repo: gix::ThreadSafeRepository,
+}
+
+fn local(step: &str, e: impl std::fmt::Display) -> GitError {
+    GitError::new(GitErrorKind::Local, step, e.to_string())
+}
+
+fn target(path: &Path, why: String) -> GitError {
+    GitError::new(
+        GitErrorKind::Target,
+        &format!("reading {}", path.display()),
+        why,
+    )
+}
+
+impl Store {
+    /// Open the bare repository at `dir`.
+    pub fn open(dir: &Path) -> Result<Self, GitError> {
+        let repo = gix::open(dir).map_err(|e| local("opening the local mirror", e))?;
+        Ok(Self {
+            repo: repo.into_sync(),
+        })
+    }
+
+    fn repo(&self) -> gix::Repository {
+        self.repo.to_thread_local()
+    }
+
+    /// The commit a ref points at, if the ref exists.
+    pub fn resolve(&self, reference: &str) -> Result<Option<ObjectId>, GitError> {
+        let repo = self.repo();
+        let found = repo
+            .try_find_reference(reference)
+            .map_err(|e| local("reading refs", e))?;
+        match found {
+            None => Ok(None),
+            Some(mut r) => {
+                let id = r.peel_to_id().map_err(|e| local("reading refs", e))?;
+                Ok(Some(id.detach()))
+            }
+        }
+    }
+
+    /// The file at `path` in `commit`; `Ok(None)` when there is no such path. A symlink, a
+    /// submodule or a directory on the way (or at the end) is a [`GitErrorKind::Target`] error.
+    pub fn read(&self, commit: ObjectId, path: &Path) -> Result<Option<FileAt>, GitError> {
+        let repo = self.repo();
+        let step = "reading the repository";
+        let commit = repo.find_commit(commit).map_err(|e| local(step, e))?;
+        let mut tree = commit.tree().map_err(|e| local(step, e))?;
+        let parts: Vec<&str> = path
+            .components()
+            .map(|c| match c {
+                Component::Normal(s) => s.to_str().ok_or(()),
+                _ => Err(()),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|_| target(path, "is not a plain relative path".into()))?;
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let Some(entry) = tree.find_entry(*part) else {
+                return Ok(None);
+            };
+            let mode = entry.mode();
+            let id = entry.oid().to_owned();
+            let so_far = parts[..=i].join("/");
+            if mode.is_link() {
+                return Err(target(
+                    path,
+                    format!("{so_far} is a symbolic link; refusing to follow it"),
+                ));
+            }
+            if mode.is_commit() {
+                return Err(target(path, format!("{so_far} is a submodule")));
+            }
+            if last {
+                if mode.is_tree() {
+                    return Err(target(path, "is a directory, not a file".into()));
+                }
+                let blob = repo.find_blob(id).map_err(|e| local(step, e))?;
+                return Ok(Some(FileAt {
+                    content: blob.data.clone(),
+                    kind: mode.kind(),
+                    blob: id,
+                }));
+            }
+            if !mode.is_tree() {
+                return Err(target(path, format!("{so_far} is a file, not a directory")));
+            }
+            tree = repo.find_tree(id).map_err(|e| local(step, e))?;
+        }
+        Err(target(path, "is empty".into()))
+    }
+
+    /// Write a commit on `parent` whose tree differs only in `path` (now `content`).
+    pub fn commit_file(
+        &self,
+        parent: ObjectId,
+        path: &Path,
+        content: &[u8],
+        kind: EntryKind,
+        message: &str,
+        author: &Author,
+    ) -> Result<ObjectId, GitError> {
+        let repo = self.repo();
+        let step = "writing a commit";
+        let blob = repo
+            .write_blob(content)
+            .map_err(|e| local(step, e))?
+            .detach();
+        let parent_commit = repo.find_commit(parent).map_err(|e| local(step, e))?;
+        let tree = parent_commit.tree().map_err(|e| local(step, e))?;
+        let mut editor = tree.edit().map_err(|e| local(step, e))?;
+        let rela = path
+            .to_str()
+            .ok_or_else(|| target(path, "is not UTF-8".into()))?;
+        editor
+            .upsert(rela, kind, blob)
+            .map_err(|e| local(step, e))?;
+        let tree_id = editor.write().map_err(|e| local(step, e))?.detach();
+        let now = Timestamp::now().as_second();
+        let signature = gix::actor::Signature {
+            name: author.name.as_str().into(),
+            email: author.email.as_str().into(),
+            time: gix::date::Time {
+                seconds: now,
+                offset: 0,
+            },
+        };
+        let mut buf = gix::date::parse::TimeBuf::default();
+        let mut buf2 = gix::date::parse::TimeBuf::default();
+        let commit = repo
+            .new_commit_as(
+                signature.to_ref(&mut buf),
+                signature.to_ref(&mut buf2),
+                message,
+                tree_id,
+                [parent],
+            )
+            .map_err(|e| local(step, e))?;
+        Ok(commit.id)
+    }
+
+    /// Time, message and parents of a commit.
+    pub fn info(&self, id: ObjectId) -> Result<CommitInfo, GitError> {
+        let repo = self.repo();
+        let step = "reading history";
+        let commit = repo.find_commit(id).map_err(|e| local(step, e))?;
+        let time = commit.time().map_err(|e| local(step, e))?;
+        let message = commit.message_raw_sloppy().to_str_lossy().into_owned();
+        Ok(CommitInfo {
+            time: Timestamp::from_second(time.seconds).unwrap_or(Timestamp::UNIX_EPOCH),
+            message,
+            parents: commit.parent_ids().map(|p| p.detach()).collect(),
+        })
+    }
+
+    /// Whether `id` is present (a shallow mirror lacks what is past its boundary).
+    pub fn has(&self, id: ObjectId) -> bool {
+        self.repo().has_object(id)
+    }
+
+    /// Commits at the shallow boundary, if the mirror is shallow.
+    pub fn shallow_boundary(&self) -> Vec<ObjectId> {
+        self.repo()
+            .shallow_commits()
+            .ok()
+            .flatten()
+            .map(|c| c.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The author (and committer) of bump commits.
+#[derive(Debug, Clone)]
+pub struct Author {
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+}
