@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod git;
+pub mod history;
 pub mod message;
 pub mod store;
 

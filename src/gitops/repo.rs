@@ -327,6 +327,15 @@ impl Repo {
             .find(|r| r.remote_ref == target);
         match line {
             Some(r) if matches!(r.flag, ' ' | '*' | '=' | '+') && ok => Ok(Pushed::Done),
+            // Another push won the race for the ref on the server: the same as non-fast-forward.
+            Some(r)
+                if r.flag == '!'
+                    && (r.summary.contains("failed to update ref")
+                        || r.summary.contains("failed to lock")
+                        || out.stderr.contains("cannot lock ref")) =>
+            {
+                Ok(Pushed::Behind)
+            }
             Some(r) if r.flag == '!' && r.summary.contains("[remote rejected]") => {
                 let remote = remote_lines(&out.stderr);
                 let detail = if remote.is_empty() {

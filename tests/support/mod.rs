@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod git;
 pub mod http;
 pub mod oci;
 pub mod proxy;

@@ -1,0 +1,552 @@
+//! The GitOps repository against real servers started by the tests: `git daemon` with
+//! receive-pack, and `git http-backend` behind nginx with basic auth; a `pre-receive` hook
+//! stands in for branch protection.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::git::{GitDaemon, GitHttp, bare_repo, git, protect_prod};
+use tagpromoter::gitops::git::RemoteAuth;
+use tagpromoter::gitops::history::History;
+use tagpromoter::gitops::message::{Actor, HoldChange, Record};
+use tagpromoter::gitops::store::Author;
+use tagpromoter::gitops::{Bump, GitErrorKind, Repo, RepoConfig};
+use tagpromoter::image::{Repository, Tag};
+use tagpromoter::manifest::{self, Outcome, Target, Wanted};
+
+const IMAGE: &str = "ghcr.io/stefanprodan/podinfo";
+
+fn overlay(tag: &str) -> String {
+    format!(
+        "# managed by tagpromoter\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n  - name: {IMAGE}\n    newTag: \"{tag}\"   # bumped automatically\n"
+    )
+}
+
+fn files() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "apps/podinfo/overlays/dev/kustomization.yaml",
+            overlay("6.5.3"),
+        ),
+        (
+            "apps/podinfo/overlays/prod/kustomization.yaml",
+            overlay("6.5.3"),
+        ),
+        (
+            "apps/podinfo/staging/values.yaml",
+            "image:\n  repository: ghcr.io/stefanprodan/podinfo\n  tag: 6.5.3 # staging\n".into(),
+        ),
+        ("README.md", "gitops\n".into()),
+    ]
+}
+
+fn seed(base: &Path, name: &str) -> PathBuf {
+    let f = files();
+    let refs: Vec<(&str, &str)> = f.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    bare_repo(base, name, &refs)
+}
+
+fn config(url: &str, cache: &Path, auth: RemoteAuth) -> RepoConfig {
+    RepoConfig {
+        url: url.to_string(),
+        branch: "main".into(),
+        auth,
+        author: Author {
+            name: "tagpromoter".into(),
+            email: "tagpromoter@example.com".into(),
+        },
+        cache_dir: cache.to_path_buf(),
+        depth: Some(50),
+        max_attempts: 20,
+    }
+}
+
+fn record(env: &str, from: &str, to: &str) -> Record {
+    Record {
+        promotion: "podinfo".into(),
+        environment: env.into(),
+        image: IMAGE.into(),
+        from: Some(from.into()),
+        to: to.into(),
+        digest: None,
+        actor: Actor::Bot,
+        reason: None,
+        forced: false,
+        hold: None,
+    }
+}
+
+/// A bump of a Kustomize overlay to `to`, as the engine will make it.
+fn bump(env: &str, file: &str, to: &str) -> Bump {
+    let target = Target::Kustomize { name: IMAGE.into() };
+    let wanted = Wanted {
+        repository: Repository::new(IMAGE).unwrap(),
+        tag: Tag::new(to).unwrap(),
+        digest: None,
+    };
+    Bump {
+        record: record(env, "6.5.3", to),
+        file: file.into(),
+        edit: Box::new(move |text| match manifest::apply(text, &target, &wanted) {
+            Ok(Outcome::Unchanged) => Ok(None),
+            Ok(Outcome::Changed(t)) => Ok(Some(t)),
+            Err(e) => Err(e.to_string()),
+        }),
+    }
+}
+
+fn show(bare: &Path, rev: &str, path: &str) -> String {
+    git(bare, &["show", &format!("{rev}:{path}")])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bumps_land_over_git_daemon_with_trailers_and_only_the_tag_changes() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    let daemon = GitDaemon::start(base.path());
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repo::open(config(
+        &format!("{}deploys.git", daemon.url),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
+    repo.fetch().await.unwrap();
+    let text = repo
+        .read(Path::new("apps/podinfo/overlays/dev/kustomization.yaml"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(text, overlay("6.5.3"));
+
+    let report = repo
+        .apply(&[
+            bump(
+                "dev",
+                "apps/podinfo/overlays/dev/kustomization.yaml",
+                "6.5.4",
+            ),
+            bump(
+                "prod",
+                "apps/podinfo/overlays/prod/kustomization.yaml",
+                "6.5.4",
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(report.landed.len(), 2);
+    assert_eq!(report.attempts, 1);
+    let head = git(&bare, &["rev-parse", "main"]).trim().to_string();
+    assert_eq!(head, report.landed[1].1.to_string());
+    assert_eq!(
+        git(&bare, &["rev-list", "--count", "main"]).trim(),
+        "3",
+        "one commit per bump"
+    );
+    let message = git(&bare, &["log", "-1", "--format=%B", "main~1"]);
+    assert!(
+        message.starts_with("promote(dev): podinfo 6.5.3 -> 6.5.4\n\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "Tagpromoter-Environment: dev\nTagpromoter-Image: ghcr.io/stefanprodan/podinfo\n"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%an <%ae>", "main"]).trim(),
+        "tagpromoter <tagpromoter@example.com>"
+    );
+
+    // The diff touches only the tag's bytes.
+    let diff = git(
+        &bare,
+        &[
+            "diff",
+            "--unified=0",
+            "--word-diff=porcelain",
+            "main~2",
+            "main",
+        ],
+    );
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("---")
+                && !l.starts_with("+++")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        ["-\"6.5.3\"", "+\"6.5.4\"", "-\"6.5.3\"", "+\"6.5.4\""],
+        "{diff}"
+    );
+    assert_eq!(
+        show(
+            &bare,
+            "main",
+            "apps/podinfo/overlays/prod/kustomization.yaml"
+        ),
+        overlay("6.5.4")
+    );
+
+    // The same bump again is already in place: no commit, no push.
+    let report = repo
+        .apply(&[bump(
+            "dev",
+            "apps/podinfo/overlays/dev/kustomization.yaml",
+            "6.5.4",
+        )])
+        .await
+        .unwrap();
+    assert!(report.landed.is_empty());
+    assert_eq!(report.already.len(), 1);
+    assert_eq!(git(&bare, &["rev-parse", "main"]).trim(), head);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_with_basic_auth_and_a_refused_password() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    let http = GitHttp::start(base.path(), "bot", "http-Secret-42");
+    let cache = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("password");
+    std::fs::write(&password_file, "http-Secret-42\n").unwrap();
+    let auth = RemoteAuth::Password {
+        username: "bot".into(),
+        password_file: password_file.clone(),
+    };
+    let url = format!("{}deploys.git", http.url);
+
+    // Watch every process's arguments while git runs: the password must never be in them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut seen_git = false;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+                        let text = String::from_utf8_lossy(&cmdline);
+                        seen_git |= text.contains("git") && text.contains("deploys.git");
+                        assert!(
+                            !text.contains("http-Secret-42"),
+                            "a process argument holds the password: {text}"
+                        );
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            seen_git
+        })
+    };
+    let repo = Repo::open(config(&url, cache.path(), auth)).await.unwrap();
+    let report = repo
+        .apply(&[bump(
+            "dev",
+            "apps/podinfo/overlays/dev/kustomization.yaml",
+            "6.6.0",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(report.landed.len(), 1);
+    assert_eq!(
+        show(
+            &bare,
+            "main",
+            "apps/podinfo/overlays/dev/kustomization.yaml"
+        ),
+        overlay("6.6.0")
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(watcher.join().unwrap(), "the watcher saw git run");
+
+    std::fs::write(&password_file, "not-the-password\n").unwrap();
+    let err = repo.fetch().await.unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::Auth, "{err}");
+    assert!(!err.to_string().contains("not-the-password"));
+    assert!(err.to_string().contains("check git.auth"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_rejection_surfaces_its_message() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    protect_prod(&bare);
+    let daemon = GitDaemon::start(base.path());
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repo::open(config(
+        &format!("{}deploys.git", daemon.url),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
+    let before = git(&bare, &["rev-parse", "main"]);
+    let err = repo
+        .apply(&[bump(
+            "prod",
+            "apps/podinfo/overlays/prod/kustomization.yaml",
+            "6.5.4",
+        )])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::Rejected, "{err}");
+    assert!(
+        err.to_string()
+            .contains("prod is protected: open a pull request"),
+        "{err}"
+    );
+    assert_eq!(git(&bare, &["rev-parse", "main"]), before, "nothing landed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persons_commit_in_between_is_rebased_on() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    let daemon = GitDaemon::start(base.path());
+    let cache = tempfile::tempdir().unwrap();
+    let person = tempfile::tempdir().unwrap();
+    git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let work = person.path().join("w");
+    let repo = Repo::open(config(
+        &format!("{}deploys.git", daemon.url),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
+
+    // The person pushes while tagpromoter edits (after its fetch, before its push).
+    let pushed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let inner = bump(
+        "dev",
+        "apps/podinfo/overlays/dev/kustomization.yaml",
+        "6.5.5",
+    );
+    let (p, w) = (std::sync::Arc::clone(&pushed), work.clone());
+    let racing = Bump {
+        record: inner.record.clone(),
+        file: inner.file.clone(),
+        edit: Box::new(move |text| {
+            if !p.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::fs::write(w.join("README.md"), "gitops, edited by a person\n").unwrap();
+                git(&w, &["commit", "-q", "-am", "docs: a person's change"]);
+                git(&w, &["push", "-q", "origin", "main"]);
+            }
+            (inner.edit)(text)
+        }),
+    };
+    let report = repo.apply(&[racing]).await.unwrap();
+    assert_eq!(
+        report.attempts, 2,
+        "rejected once as non-fast-forward, then rebased"
+    );
+    assert_eq!(report.landed.len(), 1);
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "promote(dev): podinfo 6.5.3 -> 6.5.5",
+            "docs: a person's change",
+            "initial"
+        ]
+    );
+    assert_eq!(
+        git(&bare, &["rev-list", "--merges", "--count", "main"]).trim(),
+        "0",
+        "history stays linear"
+    );
+}
+
+/// Two tagpromoters (separate mirrors, separate threads and runtimes) race to land the same
+/// 20 bumps on one branch, each bump in its own push: every bump lands exactly once.
+#[test]
+fn two_racing_promoters_land_every_bump_exactly_once() {
+    let base = tempfile::tempdir().unwrap();
+    let mut files: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            (
+                format!("apps/app-{i:02}/kustomization.yaml"),
+                overlay("6.5.3"),
+            )
+        })
+        .collect();
+    files.push(("README.md".into(), "x\n".into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = bare_repo(base.path(), "race", &refs);
+    let daemon = GitDaemon::start(base.path());
+    let url = format!("{}race.git", daemon.url);
+    let run = |order: Vec<usize>| {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let cache = tempfile::tempdir().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let repo = Repo::open(config(&url, cache.path(), RemoteAuth::None))
+                    .await
+                    .unwrap();
+                let mut landed = 0;
+                for i in order {
+                    let b = bump(
+                        &format!("app-{i:02}"),
+                        &format!("apps/app-{i:02}/kustomization.yaml"),
+                        "7.0.0",
+                    );
+                    landed += repo.apply(&[b]).await.unwrap().landed.len();
+                }
+                landed
+            })
+        })
+    };
+    let a = run((0..20).collect());
+    let b = run((0..20).rev().collect());
+    let landed = a.join().unwrap() + b.join().unwrap();
+    assert_eq!(landed, 20, "each bump landed once, by one of the two");
+    let subjects = git(&bare, &["log", "--format=%s", "main"]);
+    let mut bumps: Vec<&str> = subjects
+        .lines()
+        .filter(|s| s.starts_with("promote("))
+        .collect();
+    assert_eq!(bumps.len(), 20);
+    bumps.sort();
+    bumps.dedup();
+    assert_eq!(bumps.len(), 20, "no duplicate commits");
+    assert_eq!(
+        git(&bare, &["rev-list", "--merges", "--count", "main"]).trim(),
+        "0"
+    );
+    for i in 0..20 {
+        assert_eq!(
+            show(
+                &bare,
+                "main",
+                &format!("apps/app-{i:02}/kustomization.yaml")
+            ),
+            overlay("7.0.0")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_gives_residencies_and_holds() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    let daemon = GitDaemon::start(base.path());
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repo::open(config(
+        &format!("{}deploys.git", daemon.url),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
+    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
+    repo.apply(&[bump("dev", file, "6.5.4")]).await.unwrap();
+    // A person rolls back by hand.
+    let person = tempfile::tempdir().unwrap();
+    git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let w = person.path().join("w");
+    std::fs::write(w.join(file), overlay("6.5.3")).unwrap();
+    git(&w, &["commit", "-q", "-am", "rollback dev"]);
+    git(&w, &["push", "-q", "origin", "main"]);
+    // tagpromoter records a hold with a rollback of its own for prod.
+    let mut held = bump(
+        "prod",
+        "apps/podinfo/overlays/prod/kustomization.yaml",
+        "6.5.2",
+    );
+    held.record.actor = Actor::Person("alice".into());
+    held.record.hold = Some(HoldChange::Set { until: None });
+    repo.apply(&[held]).await.unwrap();
+
+    let tip = repo.fetch().await.unwrap();
+    let history = History::walk(repo.store(), tip).unwrap();
+    let target = Target::Kustomize { name: IMAGE.into() };
+    let timeline = history
+        .timeline(repo.store(), Path::new(file), &|text| {
+            manifest::read(text, &target).ok().and_then(|c| c.tag)
+        })
+        .unwrap();
+    let values: Vec<Option<&str>> = timeline.changes.iter().map(|(_, v)| v.as_deref()).collect();
+    assert_eq!(values, [Some("6.5.3"), Some("6.5.4"), Some("6.5.3")]);
+    let runs = timeline.residencies("6.5.4");
+    assert_eq!(runs.len(), 1);
+    assert!(
+        runs[0].until.is_some(),
+        "6.5.4 was replaced by the person's rollback"
+    );
+    assert_eq!(timeline.current(), Some("6.5.3"));
+    assert!(history.hold("podinfo", "prod").is_some());
+    assert!(history.hold("podinfo", "dev").is_none());
+    assert_eq!(history.records("podinfo", "dev").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn symlinks_submodules_and_directories_are_refused() {
+    let base = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    git(w, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(w.join("real")).unwrap();
+    std::fs::write(w.join("real/kustomization.yaml"), overlay("1.0.0")).unwrap();
+    std::os::unix::fs::symlink("real", w.join("link")).unwrap();
+    std::os::unix::fs::symlink("real/kustomization.yaml", w.join("file-link.yaml")).unwrap();
+    git(w, &["add", "-A"]);
+    git(
+        w,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            "160000,1111111111111111111111111111111111111111,vendored",
+        ],
+    );
+    git(w, &["commit", "-q", "-m", "init"]);
+    let bare = base.path().join("odd.git");
+    git(
+        base.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            w.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repo::open(config(
+        &format!("file://{}", bare.display()),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
+    repo.fetch().await.unwrap();
+    for (path, why) in [
+        ("link/kustomization.yaml", "link is a symbolic link"),
+        ("file-link.yaml", "is a symbolic link"),
+        ("vendored/x.yaml", "vendored is a submodule"),
+        ("real", "is a directory"),
+    ] {
+        let err = repo.read(Path::new(path)).unwrap_err();
+        assert_eq!(err.kind, GitErrorKind::Target, "{path}: {err}");
+        assert!(err.to_string().contains(why), "{path}: {err}");
+    }
+    let report = repo
+        .apply(&[bump("dev", "link/kustomization.yaml", "2.0.0")])
+        .await
+        .unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert!(report.landed.is_empty());
+}

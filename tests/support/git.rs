@@ -1,0 +1,239 @@
+//! Real git servers for tests: `git daemon` with receive-pack, and `git http-backend` behind
+//! nginx + fcgiwrap with basic auth. Plus helpers to make and inspect bare repositories.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{Process, free_port, require, wait_for_http};
+
+/// Run git in `dir`; panics with its stderr on failure; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=A Person",
+            "-c",
+            "user.email=person@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A bare repository `name.git` under `base`, whose `main` holds `files`.
+pub fn bare_repo(base: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let work = tempfile::tempdir().expect("temp dir");
+    git(work.path(), &["init", "-q", "-b", "main"]);
+    for (path, text) in files {
+        let p = work.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git(work.path(), &["add", "-A"]);
+    git(work.path(), &["commit", "-q", "-m", "initial"]);
+    let bare = base.join(format!("{name}.git"));
+    git(
+        base,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.path().to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    // Let http-backend accept pushes without a per-repo switch.
+    git(&bare, &["config", "http.receivepack", "true"]);
+    bare
+}
+
+/// Install a `pre-receive` hook that rejects commits touching `*/prod/*`.
+pub fn protect_prod(bare: &Path) {
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  if git diff --name-only \"$old\" \"$new\" 2>/dev/null | grep -q '/prod/'; then\n    echo \"prod is protected: open a pull request\" >&2\n    exit 1\n  fi\ndone\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `git daemon` serving every repository under `base`, pushes enabled.
+pub struct GitDaemon {
+    /// `git://127.0.0.1:PORT/`.
+    pub url: String,
+    _process: Process,
+}
+
+impl GitDaemon {
+    pub fn start(base: &Path) -> Self {
+        require("git");
+        let exec = git(base, &["--exec-path"]).trim().to_string();
+        let daemon = Path::new(&exec).join("git-daemon");
+        assert!(daemon.is_file(), "git-daemon is missing from {exec}");
+        let port = free_port();
+        let child = Command::new(daemon)
+            .args([
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                &format!("--port={port}"),
+            ])
+            .arg(format!("--base-path={}", base.display()))
+            .args([
+                "--export-all",
+                "--enable=receive-pack",
+                "--informative-errors",
+            ])
+            .arg(base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon starts");
+        let process = Process { child };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Self {
+            url: format!("git://127.0.0.1:{port}/"),
+            _process: process,
+        }
+    }
+}
+
+/// nginx + fcgiwrap + git http-backend with basic auth, serving repositories under `base`.
+pub struct GitHttp {
+    /// `http://127.0.0.1:PORT/git/`.
+    pub url: String,
+    nginx: Option<std::process::Child>,
+    fcgiwrap: Option<std::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl GitHttp {
+    pub fn start(base: &Path, user: &str, password: &str) -> Self {
+        let nginx_bin = require("nginx");
+        let fcgiwrap_bin = require("fcgiwrap");
+        let htpasswd = require("htpasswd");
+        let exec = git(base, &["--exec-path"]).trim().to_string();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let w = dir.path();
+        for sub in ["body", "proxy", "fcgi", "uwsgi", "scgi"] {
+            std::fs::create_dir_all(w.join("tmp").join(sub)).unwrap();
+        }
+        let status = Command::new(htpasswd)
+            .arg("-bc")
+            .arg(w.join("htpasswd"))
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let sock = w.join("fcgiwrap.sock");
+        let fcgiwrap = Command::new(fcgiwrap_bin)
+            .args(["-c", "4", "-s", &format!("unix:{}", sock.display())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fcgiwrap starts");
+        let port = free_port();
+        let conf = format!(
+            r#"daemon off;
+user root;
+worker_processes 1;
+error_log {w}/err.log;
+pid {w}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {w}/tmp/body;
+  proxy_temp_path {w}/tmp/proxy;
+  fastcgi_temp_path {w}/tmp/fcgi;
+  uwsgi_temp_path {w}/tmp/uwsgi;
+  scgi_temp_path {w}/tmp/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location ~ ^/git(?<git_path>/.*)$ {{
+      auth_basic "git";
+      auth_basic_user_file {w}/htpasswd;
+      client_max_body_size 0;
+      fastcgi_pass unix:{sock};
+      fastcgi_param SCRIPT_FILENAME {exec}/git-http-backend;
+      fastcgi_param GIT_PROJECT_ROOT {base};
+      fastcgi_param GIT_HTTP_EXPORT_ALL "";
+      fastcgi_param PATH_INFO $git_path;
+      fastcgi_param REMOTE_USER $remote_user;
+      fastcgi_param QUERY_STRING $query_string;
+      fastcgi_param REQUEST_METHOD $request_method;
+      fastcgi_param CONTENT_TYPE $content_type;
+      fastcgi_param CONTENT_LENGTH $content_length;
+    }}
+  }}
+}}
+"#,
+            w = w.display(),
+            sock = sock.display(),
+            base = base.display(),
+        );
+        std::fs::write(w.join("nginx.conf"), conf).unwrap();
+        for _ in 0..200 {
+            if sock.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let nginx = Command::new(nginx_bin)
+            .arg("-e")
+            .arg(w.join("err.log"))
+            .arg("-c")
+            .arg(w.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let addr = format!("127.0.0.1:{port}");
+        wait_for_http(&addr, "/git/");
+        Self {
+            url: format!("http://{addr}/git/"),
+            nginx: Some(nginx),
+            fcgiwrap: Some(fcgiwrap),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.nginx.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &n.id().to_string()])
+                .status();
+            let _ = n.wait();
+        }
+        if let Some(mut f) = self.fcgiwrap.take() {
+            // fcgiwrap's children survive SIGTERM to their parent.
+            let _ = Command::new("pkill")
+                .args(["-TERM", "-P", &f.id().to_string()])
+                .status();
+            let _ = f.kill();
+            let _ = f.wait();
+        }
+    }
+}
