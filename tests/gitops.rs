@@ -550,3 +550,83 @@ async fn symlinks_submodules_and_directories_are_refused() {
     assert_eq!(report.failed.len(), 1);
     assert!(report.landed.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_that_never_stops_moving_ends_in_a_conflict() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    let daemon = GitDaemon::start(base.path());
+    let cache = tempfile::tempdir().unwrap();
+    let person = tempfile::tempdir().unwrap();
+    git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let w = person.path().join("w");
+    let mut cfg = config(&format!("{}deploys.git", daemon.url), cache.path(), RemoteAuth::None);
+    cfg.max_attempts = 2;
+    let repo = Repo::open(cfg).await.unwrap();
+    let inner = bump("dev", "apps/podinfo/overlays/dev/kustomization.yaml", "6.5.9");
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = std::sync::Arc::clone(&counter);
+    let busy = Bump {
+        record: inner.record.clone(),
+        file: inner.file.clone(),
+        edit: Box::new(move |text| {
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::fs::write(w.join("README.md"), format!("edit {n}\n")).unwrap();
+            git(&w, &["commit", "-q", "-am", &format!("busy {n}")]);
+            git(&w, &["push", "-q", "origin", "main"]);
+            (inner.edit)(text)
+        }),
+    };
+    let err = repo.apply(&[busy]).await.unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("gave up after 2 attempts"), "{err}");
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert!(!log.contains("promote("), "nothing of ours landed half-way");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_and_missing_repositories_are_classified() {
+    let cache = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let repo = Repo::open(config(&format!("git://127.0.0.1:{port}/none.git"), cache.path(), RemoteAuth::None)).await.unwrap();
+    let err = repo.fetch().await.unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::Network, "{err}");
+
+    let base = tempfile::tempdir().unwrap();
+    seed(base.path(), "deploys");
+    let daemon = GitDaemon::start(base.path());
+    let repo = Repo::open(config(&format!("{}absent.git", daemon.url), cache.path(), RemoteAuth::None)).await.unwrap();
+    let err = repo.fetch().await.unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::NotFound, "{err}");
+    let mut cfg = config(&format!("{}deploys.git", daemon.url), cache.path(), RemoteAuth::None);
+    cfg.branch = "no-such-branch".into();
+    let err = Repo::open(cfg).await.unwrap().fetch().await.unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::NotFound, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shallow_mirror_is_deepened_for_history() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    let person = tempfile::tempdir().unwrap();
+    git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let w = person.path().join("w");
+    for i in 0..5 {
+        std::fs::write(w.join("README.md"), format!("{i}\n")).unwrap();
+        git(&w, &["commit", "-q", "-am", &format!("change {i}")]);
+    }
+    git(&w, &["push", "-q", "origin", "main"]);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = config(&format!("file://{}", bare.display()), cache.path(), RemoteAuth::None);
+    cfg.depth = Some(2);
+    let repo = Repo::open(cfg).await.unwrap();
+    let tip = repo.fetch().await.unwrap();
+    let shallow = History::walk(repo.store(), tip).unwrap();
+    assert!(shallow.truncated);
+    assert_eq!(shallow.commits().len(), 2);
+    repo.deepen().await.unwrap();
+    let repo_store = repo.store();
+    let full = History::walk(repo_store, tip).unwrap();
+    assert!(!full.truncated);
+    assert_eq!(full.commits().len(), 6);
+}

@@ -217,7 +217,7 @@ impl Repo {
         let mut backoff = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(50))
             .with_max_delay(Duration::from_secs(2))
-            .with_max_times(self.config.max_attempts.max(1))
+            .with_max_times(self.config.max_attempts.saturating_sub(1))
             .with_jitter()
             .build();
         let mut attempts = 0;
