@@ -251,3 +251,25 @@ fn a_billion_laughs_fails_fast() {
     assert!(result.is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn a_password_in_the_git_url_is_refused_without_being_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "settings.yaml",
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: { url: 'https://bot:hunter2@git.example.com/x.git' }\n",
+    );
+    let out = tagpromoter()
+        .args(["check", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("settings.yaml:4:15: git.url holds a password"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"));
+}

@@ -560,10 +560,18 @@ async fn a_branch_that_never_stops_moving_ends_in_a_conflict() {
     let person = tempfile::tempdir().unwrap();
     git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
     let w = person.path().join("w");
-    let mut cfg = config(&format!("{}deploys.git", daemon.url), cache.path(), RemoteAuth::None);
+    let mut cfg = config(
+        &format!("{}deploys.git", daemon.url),
+        cache.path(),
+        RemoteAuth::None,
+    );
     cfg.max_attempts = 2;
     let repo = Repo::open(cfg).await.unwrap();
-    let inner = bump("dev", "apps/podinfo/overlays/dev/kustomization.yaml", "6.5.9");
+    let inner = bump(
+        "dev",
+        "apps/podinfo/overlays/dev/kustomization.yaml",
+        "6.5.9",
+    );
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let c = std::sync::Arc::clone(&counter);
     let busy = Bump {
@@ -579,7 +587,10 @@ async fn a_branch_that_never_stops_moving_ends_in_a_conflict() {
     };
     let err = repo.apply(&[busy]).await.unwrap_err();
     assert_eq!(err.kind, GitErrorKind::Conflict, "{err}");
-    assert!(err.to_string().contains("gave up after 2 attempts"), "{err}");
+    assert!(
+        err.to_string().contains("gave up after 2 attempts"),
+        "{err}"
+    );
     let log = git(&bare, &["log", "--format=%s", "main"]);
     assert!(!log.contains("promote("), "nothing of ours landed half-way");
 }
@@ -588,17 +599,33 @@ async fn a_branch_that_never_stops_moving_ends_in_a_conflict() {
 async fn unreachable_and_missing_repositories_are_classified() {
     let cache = tempfile::tempdir().unwrap();
     let port = support::free_port();
-    let repo = Repo::open(config(&format!("git://127.0.0.1:{port}/none.git"), cache.path(), RemoteAuth::None)).await.unwrap();
+    let repo = Repo::open(config(
+        &format!("git://127.0.0.1:{port}/none.git"),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
     let err = repo.fetch().await.unwrap_err();
     assert_eq!(err.kind, GitErrorKind::Network, "{err}");
 
     let base = tempfile::tempdir().unwrap();
     seed(base.path(), "deploys");
     let daemon = GitDaemon::start(base.path());
-    let repo = Repo::open(config(&format!("{}absent.git", daemon.url), cache.path(), RemoteAuth::None)).await.unwrap();
+    let repo = Repo::open(config(
+        &format!("{}absent.git", daemon.url),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
     let err = repo.fetch().await.unwrap_err();
     assert_eq!(err.kind, GitErrorKind::NotFound, "{err}");
-    let mut cfg = config(&format!("{}deploys.git", daemon.url), cache.path(), RemoteAuth::None);
+    let mut cfg = config(
+        &format!("{}deploys.git", daemon.url),
+        cache.path(),
+        RemoteAuth::None,
+    );
     cfg.branch = "no-such-branch".into();
     let err = Repo::open(cfg).await.unwrap().fetch().await.unwrap_err();
     assert_eq!(err.kind, GitErrorKind::NotFound, "{err}");
@@ -617,7 +644,11 @@ async fn a_shallow_mirror_is_deepened_for_history() {
     }
     git(&w, &["push", "-q", "origin", "main"]);
     let cache = tempfile::tempdir().unwrap();
-    let mut cfg = config(&format!("file://{}", bare.display()), cache.path(), RemoteAuth::None);
+    let mut cfg = config(
+        &format!("file://{}", bare.display()),
+        cache.path(),
+        RemoteAuth::None,
+    );
     cfg.depth = Some(2);
     let repo = Repo::open(cfg).await.unwrap();
     let tip = repo.fetch().await.unwrap();

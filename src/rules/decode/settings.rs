@@ -42,10 +42,16 @@ impl<'a> Decoder<'a> {
         let f = self.fields(node, "git", &["url", "branch", "auth", "author", "forge"])?;
         let url = self.required(&f, "url", "git").and_then(|n| {
             let url = self.string(n, "git.url")?;
-            let ok = ["https://", "http://", "ssh://", "file://"].iter().any(|p| url.starts_with(p))
+            if let Some((_, rest)) = url.split_once("://")
+                && rest.split('/').next().is_some_and(|authority| authority.contains('@') && authority.split('@').next().is_some_and(|user| user.contains(':')))
+            {
+                self.error(n.position, "git.url holds a password; put it in a file and name it in git.auth (tokenFile or passwordFile)");
+                return None;
+            }
+            let ok = ["https://", "http://", "ssh://", "file://", "git://"].iter().any(|p| url.starts_with(p))
                 || (url.contains('@') && url.contains(':'));
             if !ok {
-                self.error(n.position, format!("git.url {url:?} is not a repository URL; use https://, ssh://, git@host:path or file://"));
+                self.error(n.position, format!("git.url {url:?} is not a repository URL; use https://, ssh://, git://, git@host:path or file://"));
                 return None;
             }
             Some(url)
