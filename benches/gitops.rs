@@ -11,29 +11,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use support::git::{GitDaemon, git};
+use support::{env, peak_rss_kib};
 use tagpromoter::gitops::git::RemoteAuth;
 use tagpromoter::gitops::message::{Actor, Record};
 use tagpromoter::gitops::store::Author;
 use tagpromoter::gitops::{Bump, Repo, RepoConfig};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
 
 fn overlay(i: usize, tag: &str) -> String {
     format!(

@@ -12,27 +12,9 @@ use std::time::Instant;
 
 use support::oci::{OCI_MANIFEST, Pusher};
 use support::{Auth, DockerRegistry};
+use support::{env, peak_rss_kib};
 use tagpromoter::image::Repository;
 use tagpromoter::registry::{HostConfig, Registry, RetryPolicy};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
 
 #[tokio::main]
 async fn main() {

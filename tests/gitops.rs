@@ -96,23 +96,72 @@ fn bump(env: &str, file: &str, to: &str) -> Bump {
     }
 }
 
+/// A seeded bare repository served by `git daemon`, and a cache directory.
+struct Fixture {
+    _base: tempfile::TempDir,
+    bare: PathBuf,
+    daemon: GitDaemon,
+    cache: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let base = tempfile::tempdir().unwrap();
+        let bare = seed(base.path(), "deploys");
+        let daemon = GitDaemon::start(base.path());
+        Self {
+            _base: base,
+            bare,
+            daemon,
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self) -> RepoConfig {
+        config(
+            &format!("{}deploys.git", self.daemon.url),
+            self.cache.path(),
+            RemoteAuth::None,
+        )
+    }
+
+    async fn repo(&self) -> Repo {
+        Repo::open(self.config()).await.unwrap()
+    }
+
+    /// A person's clone of the repository.
+    fn person(&self) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        git(
+            dir.path(),
+            &["clone", "-q", self.bare.to_str().unwrap(), "w"],
+        );
+        let w = dir.path().join("w");
+        (dir, w)
+    }
+}
+
+/// `inner`, with `before` run each time its edit runs (between our fetch and our push).
+fn with_interruption(inner: Bump, before: impl Fn() + Send + Sync + 'static) -> Bump {
+    Bump {
+        record: inner.record.clone(),
+        file: inner.file.clone(),
+        edit: Box::new(move |text| {
+            before();
+            (inner.edit)(text)
+        }),
+    }
+}
+
 fn show(bare: &Path, rev: &str, path: &str) -> String {
     git(bare, &["show", &format!("{rev}:{path}")])
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bumps_land_over_git_daemon_with_trailers_and_only_the_tag_changes() {
-    let base = tempfile::tempdir().unwrap();
-    let bare = seed(base.path(), "deploys");
-    let daemon = GitDaemon::start(base.path());
-    let cache = tempfile::tempdir().unwrap();
-    let repo = Repo::open(config(
-        &format!("{}deploys.git", daemon.url),
-        cache.path(),
-        RemoteAuth::None,
-    ))
-    .await
-    .unwrap();
+    let fx = Fixture::new();
+    let bare = fx.bare.clone();
+    let repo = fx.repo().await;
     repo.fetch().await.unwrap();
     let text = repo
         .read(Path::new("apps/podinfo/overlays/dev/kustomization.yaml"))
@@ -306,41 +355,26 @@ async fn a_hook_rejection_surfaces_its_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_persons_commit_in_between_is_rebased_on() {
-    let base = tempfile::tempdir().unwrap();
-    let bare = seed(base.path(), "deploys");
-    let daemon = GitDaemon::start(base.path());
-    let cache = tempfile::tempdir().unwrap();
-    let person = tempfile::tempdir().unwrap();
-    git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
-    let work = person.path().join("w");
-    let repo = Repo::open(config(
-        &format!("{}deploys.git", daemon.url),
-        cache.path(),
-        RemoteAuth::None,
-    ))
-    .await
-    .unwrap();
-
-    // The person pushes while tagpromoter edits (after its fetch, before its push).
-    let pushed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let inner = bump(
-        "dev",
-        "apps/podinfo/overlays/dev/kustomization.yaml",
-        "6.5.5",
-    );
-    let (p, w) = (std::sync::Arc::clone(&pushed), work.clone());
-    let racing = Bump {
-        record: inner.record.clone(),
-        file: inner.file.clone(),
-        edit: Box::new(move |text| {
-            if !p.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                std::fs::write(w.join("README.md"), "gitops, edited by a person\n").unwrap();
-                git(&w, &["commit", "-q", "-am", "docs: a person's change"]);
-                git(&w, &["push", "-q", "origin", "main"]);
+    let fx = Fixture::new();
+    let bare = fx.bare.clone();
+    let (_person, work) = fx.person();
+    let repo = fx.repo().await;
+    // The person pushes while tagpromoter edits (after its fetch, before its push), once.
+    let pushed = std::sync::atomic::AtomicBool::new(false);
+    let racing = with_interruption(
+        bump(
+            "dev",
+            "apps/podinfo/overlays/dev/kustomization.yaml",
+            "6.5.5",
+        ),
+        move || {
+            if !pushed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::fs::write(work.join("README.md"), "gitops, edited by a person\n").unwrap();
+                git(&work, &["commit", "-q", "-am", "docs: a person's change"]);
+                git(&work, &["push", "-q", "origin", "main"]);
             }
-            (inner.edit)(text)
-        }),
-    };
+        },
+    );
     let report = repo.apply(&[racing]).await.unwrap();
     assert_eq!(
         report.attempts, 2,
@@ -440,23 +474,12 @@ fn two_racing_promoters_land_every_bump_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_gives_residencies_and_holds() {
-    let base = tempfile::tempdir().unwrap();
-    let bare = seed(base.path(), "deploys");
-    let daemon = GitDaemon::start(base.path());
-    let cache = tempfile::tempdir().unwrap();
-    let repo = Repo::open(config(
-        &format!("{}deploys.git", daemon.url),
-        cache.path(),
-        RemoteAuth::None,
-    ))
-    .await
-    .unwrap();
+    let fx = Fixture::new();
+    let repo = fx.repo().await;
     let file = "apps/podinfo/overlays/dev/kustomization.yaml";
     repo.apply(&[bump("dev", file, "6.5.4")]).await.unwrap();
     // A person rolls back by hand.
-    let person = tempfile::tempdir().unwrap();
-    git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
-    let w = person.path().join("w");
+    let (_person, w) = fx.person();
     std::fs::write(w.join(file), overlay("6.5.3")).unwrap();
     git(&w, &["commit", "-q", "-am", "rollback dev"]);
     git(&w, &["push", "-q", "origin", "main"]);
@@ -553,45 +576,32 @@ async fn symlinks_submodules_and_directories_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_branch_that_never_stops_moving_ends_in_a_conflict() {
-    let base = tempfile::tempdir().unwrap();
-    let bare = seed(base.path(), "deploys");
-    let daemon = GitDaemon::start(base.path());
-    let cache = tempfile::tempdir().unwrap();
-    let person = tempfile::tempdir().unwrap();
-    git(person.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
-    let w = person.path().join("w");
-    let mut cfg = config(
-        &format!("{}deploys.git", daemon.url),
-        cache.path(),
-        RemoteAuth::None,
-    );
+    let fx = Fixture::new();
+    let (_person, w) = fx.person();
+    let mut cfg = fx.config();
     cfg.max_attempts = 2;
     let repo = Repo::open(cfg).await.unwrap();
-    let inner = bump(
-        "dev",
-        "apps/podinfo/overlays/dev/kustomization.yaml",
-        "6.5.9",
-    );
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = std::sync::Arc::clone(&counter);
-    let busy = Bump {
-        record: inner.record.clone(),
-        file: inner.file.clone(),
-        edit: Box::new(move |text| {
-            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let busy = with_interruption(
+        bump(
+            "dev",
+            "apps/podinfo/overlays/dev/kustomization.yaml",
+            "6.5.9",
+        ),
+        move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::fs::write(w.join("README.md"), format!("edit {n}\n")).unwrap();
             git(&w, &["commit", "-q", "-am", &format!("busy {n}")]);
             git(&w, &["push", "-q", "origin", "main"]);
-            (inner.edit)(text)
-        }),
-    };
+        },
+    );
     let err = repo.apply(&[busy]).await.unwrap_err();
     assert_eq!(err.kind, GitErrorKind::Conflict, "{err}");
     assert!(
         err.to_string().contains("gave up after 2 attempts"),
         "{err}"
     );
-    let log = git(&bare, &["log", "--format=%s", "main"]);
+    let log = git(&fx.bare, &["log", "--format=%s", "main"]);
     assert!(!log.contains("promote("), "nothing of ours landed half-way");
 }
 

@@ -230,6 +230,14 @@ impl Repo {
                 return Ok(report);
             };
             match self.push(head).await? {
+                // Another promoter made the very same commit (same tip, content, second) and
+                // pushed it first: the bumps are in place, but not by us.
+                Pushed::AlreadyThere => {
+                    self.verify(head).await?;
+                    let records = report.landed.drain(..).map(|(r, _)| r);
+                    report.already.extend(records);
+                    return Ok(report);
+                }
                 Pushed::Done => {
                     self.verify(head).await?;
                     self.git
@@ -326,7 +334,8 @@ impl Repo {
             .into_iter()
             .find(|r| r.remote_ref == target);
         match line {
-            Some(r) if matches!(r.flag, ' ' | '*' | '=' | '+') && ok => Ok(Pushed::Done),
+            Some(r) if r.flag == '=' && ok => Ok(Pushed::AlreadyThere),
+            Some(r) if matches!(r.flag, ' ' | '*') && ok => Ok(Pushed::Done),
             // Another push won the race for the ref on the server: the same as non-fast-forward.
             Some(r)
                 if r.flag == '!'
@@ -399,6 +408,7 @@ impl Repo {
 
 enum Pushed {
     Done,
+    AlreadyThere,
     Behind,
 }
 
