@@ -671,3 +671,20 @@ async fn a_shallow_mirror_is_deepened_for_history() {
     assert!(!full.truncated);
     assert_eq!(full.commits().len(), 6);
 }
+
+#[test]
+fn settings_become_a_repo_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("settings.yaml"),
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: https://git.example.com/acme/deploys.git\n    auth: { tokenFile: /run/secrets/token }\n    author: { name: bot, email: bot@example.com }\n",
+    )
+    .unwrap();
+    let rules = tagpromoter::rules::load_dir(dir.path()).unwrap();
+    let config = RepoConfig::from_settings(&rules.settings.git, Path::new("/cache"));
+    assert_eq!(config.branch, "main");
+    assert_eq!(config.author.name, "bot");
+    assert!(
+        matches!(config.auth, RemoteAuth::Password { ref username, ref password_file } if username == "x-access-token" && password_file == Path::new("/run/secrets/token"))
+    );
+}

@@ -34,6 +34,53 @@ pub struct RepoConfig {
     pub max_attempts: usize,
 }
 
+impl RepoConfig {
+    /// The repository the rules' `Settings.git` names, mirrored under `cache_dir`.
+    pub fn from_settings(git: &crate::rules::Git, cache_dir: &Path) -> Self {
+        use crate::rules::GitAuth;
+        let auth = match &git.auth {
+            None => RemoteAuth::None,
+            // Forges accept a token as the password of any user name; GitHub wants this one.
+            Some(GitAuth::Token { token_file }) => RemoteAuth::Password {
+                username: "x-access-token".into(),
+                password_file: token_file.clone(),
+            },
+            Some(GitAuth::Password {
+                username,
+                password_file,
+            }) => RemoteAuth::Password {
+                username: username.clone(),
+                password_file: password_file.clone(),
+            },
+            Some(GitAuth::SshKey {
+                ssh_key_file,
+                known_hosts_file,
+            }) => RemoteAuth::Ssh {
+                key_file: ssh_key_file.clone(),
+                known_hosts: known_hosts_file.clone(),
+            },
+        };
+        Self {
+            url: git.url.clone(),
+            branch: git.branch.clone(),
+            auth,
+            author: Author {
+                name: git.author.name.clone(),
+                email: git.author.email.clone(),
+            },
+            cache_dir: cache_dir.to_path_buf(),
+            depth: Some(DEFAULT_DEPTH),
+            max_attempts: DEFAULT_ATTEMPTS,
+        }
+    }
+}
+
+/// Commits fetched at first: enough for the soak and hold history of most repositories;
+/// older history is fetched when a query needs it.
+pub const DEFAULT_DEPTH: u32 = 500;
+/// Push attempts per pass before a conflict is reported.
+pub const DEFAULT_ATTEMPTS: usize = 8;
+
 /// The edit a bump makes: a function of the file's current text; `Ok(None)` when the file
 /// already holds the value (the bump is then dropped, never an empty commit).
 pub type Edit = Box<dyn Fn(&str) -> Result<Option<String>, String> + Send + Sync>;
