@@ -600,3 +600,107 @@ async fn redirects_to_another_origin_carry_no_credentials() {
     );
     assert!(front.seen().iter().any(|s| s.authorization.is_some()));
 }
+
+/// A Docker config `identitytoken` is exchanged at the realm as an OAuth2 refresh token.
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_tokens_are_exchanged_for_bearer_tokens() {
+    let tokens = TokenServer::start("carol", "refresh-me-6").await;
+    let reg = DockerRegistry::start(Auth::Token(tokens.realm.clone(), tokens.cert.clone()));
+    let push = tokens.push_token("carol", "refresh-me-6", "acme/idt").await;
+    Pusher::new(&reg.addr)
+        .bearer(&push)
+        .image(
+            "acme/idt",
+            Some("1.0.0"),
+            "2026-01-01T00:00:00Z",
+            "linux",
+            "amd64",
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"auths": {{"{}": {{"identitytoken": "refresh-me-6"}}}}}}"#,
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let c = client(
+        &reg.addr,
+        host(CredentialSource {
+            docker_config: Some(config.clone()),
+            ..Default::default()
+        }),
+    );
+    assert_eq!(
+        names(&c.tags(&repo(&reg.addr, "acme/idt")).await.unwrap()),
+        ["1.0.0"]
+    );
+
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"auths": {{"{}": {{"identitytoken": "stale"}}}}}}"#,
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let c = client(
+        &reg.addr,
+        host(CredentialSource {
+            docker_config: Some(config),
+            ..Default::default()
+        }),
+    );
+    assert_eq!(
+        c.tags(&repo(&reg.addr, "acme/idt")).await.unwrap_err().kind,
+        ErrorKind::Auth
+    );
+}
+
+/// Bodies that are too big or not what the API promises are errors naming the registry and
+/// the request, not retried, never a panic.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_and_malformed_bodies_are_refused() {
+    let (_reg, proxy, c, image) = proxied("acme/bodies").await;
+    let huge = format!("{{\"tags\": [\"{}\"]}}", "a".repeat(9 * 1024 * 1024));
+    proxy.fault("/tags/list", Fault::Body(huge.into_bytes()));
+    let err = c.tags(&image).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert_eq!(tag_list_requests(&proxy).len(), 1, "not retried");
+
+    for body in [
+        &b"<html>maintenance</html>"[..],
+        br#"{"tags": "1.0.0"}"#,
+        br#"{"tags": [1, 2]}"#,
+    ] {
+        proxy.clear();
+        c.new_pass().await;
+        proxy.fault("/tags/list", Fault::Body(body.to_vec()));
+        let err = c.tags(&image).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+        assert!(
+            err.to_string().contains(&format!(
+                "registry {}: listing tags of acme/bodies",
+                proxy.addr
+            )),
+            "{err}"
+        );
+    }
+
+    proxy.clear();
+    // A manifest fetched by digest that is not the content of that digest.
+    proxy.fault(
+        "/manifests/sha256:",
+        Fault::Body(b"{\"not\": \"the manifest\"}".to_vec()),
+    );
+    let err = c.facts(&image, &tag("1.0.0")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    assert!(
+        err.to_string().contains("does not match its digest"),
+        "{err}"
+    );
+}

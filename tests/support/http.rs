@@ -33,12 +33,21 @@ impl Req {
     }
 
     pub fn query(&self, key: &str) -> Option<String> {
-        let q = self.target.split_once('?')?.1;
-        q.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == key).then(|| percent_decode(v))
-        })
+        find_param(self.target.split_once('?')?.1, key)
     }
+
+    /// A parameter from the query, else from a form body.
+    pub fn param(&self, key: &str) -> Option<String> {
+        self.query(key)
+            .or_else(|| find_param(&String::from_utf8_lossy(&self.body), key))
+    }
+}
+
+fn find_param(pairs: &str, key: &str) -> Option<String> {
+    pairs.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| percent_decode(v))
+    })
 }
 
 pub fn percent_decode(s: &str) -> String {

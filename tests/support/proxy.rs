@@ -20,6 +20,8 @@ pub enum Fault {
     Truncate,
     /// Answer 307 to this URL (a blob store's pre-signed URL, say).
     Redirect(String),
+    /// Answer 200 with this body instead of forwarding.
+    Body(Vec<u8>),
 }
 
 /// How `Link` headers of paginated tag lists look.
@@ -99,6 +101,9 @@ impl Proxy {
                         .position(|(p, _)| req.target.contains(p.as_str()));
                     i.and_then(|i| st.faults.remove(i)).map(|(_, f)| f)
                 };
+                if let Some(Fault::Body(body)) = &fault {
+                    return Resp::json(200, body.clone());
+                }
                 if let Some(Fault::Redirect(location)) = &fault {
                     return Resp::new(307).header("Location", location);
                 }

@@ -77,11 +77,18 @@ impl TokenServer {
                 expected.clone(),
             );
             Box::pin(async move {
-                if req.header("authorization") != Some(expected.as_str()) {
+                // Basic auth (GET), or an OAuth2 refresh token (POST, from `identitytoken`).
+                let form = String::from_utf8_lossy(&req.body).into_owned();
+                let refresh_ok = req.method == "POST"
+                    && form.split('&').any(|kv| kv == "grant_type=refresh_token")
+                    && form
+                        .split('&')
+                        .any(|kv| kv == format!("refresh_token={password}"));
+                if !refresh_ok && req.header("authorization") != Some(expected.as_str()) {
                     r.fetch_add(1, Ordering::SeqCst);
                     return Resp::json(401, r#"{"details":"bad credentials"}"#);
                 }
-                let access = match req.query("scope") {
+                let access = match req.param("scope") {
                     Some(scope) => {
                         let mut parts = scope.splitn(3, ':');
                         let (kind, name, actions) = (
@@ -100,7 +107,7 @@ impl TokenServer {
                     .as_secs();
                 let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
                 let claims = serde_json::json!({
-                    "iss": "test-issuer", "sub": user, "aud": req.query("service").unwrap_or_default(),
+                    "iss": "test-issuer", "sub": user, "aud": req.param("service").unwrap_or_default(),
                     "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", i.load(Ordering::SeqCst)),
                     "access": access,
                 });
