@@ -18,6 +18,11 @@ pub struct Cli {
     )]
     pub rules: PathBuf,
 
+    /// Cache of the GitOps mirror and registry metadata [default: $XDG_CACHE_HOME/tagpromoter
+    /// or ~/.cache/tagpromoter]. Processes may share it.
+    #[arg(long, global = true, env = "TAGPROMOTER_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     /// Log format: text (default on a terminal) or json.
     #[arg(long, global = true, env = "TAGPROMOTER_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -33,6 +38,25 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The cache directory: `--cache-dir`, else `$XDG_CACHE_HOME/tagpromoter`, else
+    /// `~/.cache/tagpromoter`, else `.tagpromoter-cache` in the current directory.
+    pub fn cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.cache_dir {
+            return dir.clone();
+        }
+        let from_env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        from_env("XDG_CACHE_HOME")
+            .or_else(|| from_env("HOME").map(|h| h.join(".cache")))
+            .map(|d| d.join("tagpromoter"))
+            .unwrap_or_else(|| PathBuf::from(".tagpromoter-cache"))
+    }
 }
 
 /// Log formats.

@@ -704,3 +704,29 @@ async fn oversized_and_malformed_bodies_are_refused() {
         "{err}"
     );
 }
+
+/// Image metadata cached on disk by digest serves the next process without fetching.
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_cached_on_disk_serves_the_next_run() {
+    let (_reg, proxy, _, image) = proxied("acme/cached").await;
+    let cache = tempfile::tempdir().unwrap();
+    let first = client(&proxy.addr, host(CredentialSource::default())).with_cache_dir(cache.path());
+    let (digest, facts) = first.facts(&image, &tag("1.0.0")).await.unwrap();
+    proxy.clear();
+    let second =
+        client(&proxy.addr, host(CredentialSource::default())).with_cache_dir(cache.path());
+    assert_eq!(
+        second.facts(&image, &tag("1.0.0")).await.unwrap(),
+        (digest, facts)
+    );
+    let seen: Vec<String> = proxy
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.target))
+        .collect();
+    assert_eq!(
+        seen,
+        ["HEAD /v2/acme/cached/manifests/1.0.0".to_string()],
+        "only the tag is resolved again"
+    );
+}

@@ -83,10 +83,12 @@ fn registry_for(cli: &Cli) -> Result<Registry, ExitCode> {
         tracing::info!(rules = %cli.rules.display(), "no rules directory; registries are accessed anonymously over https");
         Registry::new(Default::default(), Default::default())
     };
-    built.map_err(|e| {
-        let _ = writeln!(std::io::stderr(), "{e}");
-        ExitCode::from(EXIT_FAILED)
-    })
+    built
+        .map(|r| r.with_cache_dir(&cli.cache_dir()))
+        .map_err(|e| {
+            let _ = writeln!(std::io::stderr(), "{e}");
+            ExitCode::from(EXIT_FAILED)
+        })
 }
 
 async fn collect(

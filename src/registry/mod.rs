@@ -8,6 +8,7 @@
 //! It must not decide anything: which tags matter is [`crate::policy`]'s business.
 
 pub mod auth;
+pub mod cache;
 pub mod credentials;
 pub mod error;
 pub mod manifest;
@@ -45,7 +46,7 @@ type Listing = Arc<OnceCell<Result<TagList, RegistryError>>>;
 pub struct Registry {
     transport: Transport,
     listings: Mutex<HashMap<Repository, Listing>>,
-    facts: Mutex<HashMap<Digest, ImageFacts>>,
+    facts: cache::FactsCache,
 }
 
 impl Registry {
@@ -58,8 +59,14 @@ impl Registry {
         Ok(Self {
             transport: Transport::new(hosts, retry)?,
             listings: Mutex::default(),
-            facts: Mutex::default(),
+            facts: cache::FactsCache::default(),
         })
+    }
+
+    /// Keep image metadata on disk under `dir` too (shared by runs and processes).
+    pub fn with_cache_dir(mut self, dir: &std::path::Path) -> Self {
+        self.facts = cache::FactsCache::on_disk(dir.join("registry"));
+        self
     }
 
     /// A registry client configured by the rules' `Settings.registries`.
@@ -116,15 +123,12 @@ impl Registry {
         tag: &Tag,
     ) -> Result<(Digest, ImageFacts), RegistryError> {
         let digest = self.digest(image, tag).await?;
-        if let Some(f) = self.facts.lock().await.get(&digest) {
-            return Ok((digest, f.clone()));
+        if let Some(f) = self.facts.get(&digest).await {
+            return Ok((digest, f));
         }
         let (host, path) = image.split();
         let facts = manifest::facts(&self.transport, api_host(host), &path, &digest).await?;
-        self.facts
-            .lock()
-            .await
-            .insert(digest.clone(), facts.clone());
+        self.facts.put(&digest, &facts).await;
         Ok((digest, facts))
     }
 

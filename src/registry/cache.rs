@@ -1,0 +1,92 @@
+//! Image facts cached by digest: in memory for the life of the process, and on disk in the
+//! cache directory so that a CronJob (`once`) does not fetch them again on every run. A
+//! digest names immutable content, so entries never go stale and processes may share them;
+//! files are written whole (temporary file, then rename) or not at all.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use tokio::sync::Mutex;
+
+use super::manifest::ImageFacts;
+use crate::image::Digest;
+
+/// Facts by digest.
+#[derive(Debug, Default)]
+pub struct FactsCache {
+    memory: Mutex<HashMap<Digest, ImageFacts>>,
+    dir: Option<PathBuf>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    platforms: Vec<String>,
+    created: Option<jiff::Timestamp>,
+}
+
+impl FactsCache {
+    /// A cache kept on disk under `dir` too.
+    pub fn on_disk(dir: PathBuf) -> Self {
+        Self {
+            memory: Mutex::default(),
+            dir: Some(dir),
+        }
+    }
+
+    fn path(&self, digest: &Digest) -> Option<PathBuf> {
+        let (alg, hex) = digest.as_str().split_once(':')?;
+        Some(self.dir.as_ref()?.join(alg).join(format!("{hex}.json")))
+    }
+
+    /// The facts of `digest`, if known here or on disk.
+    pub async fn get(&self, digest: &Digest) -> Option<ImageFacts> {
+        if let Some(f) = self.memory.lock().await.get(digest) {
+            return Some(f.clone());
+        }
+        let text = tokio::fs::read(self.path(digest)?).await.ok()?;
+        // A damaged entry is simply fetched again.
+        let stored: Stored = serde_json::from_slice(&text).ok()?;
+        let facts = ImageFacts {
+            platforms: stored.platforms,
+            created: stored.created,
+        };
+        self.memory
+            .lock()
+            .await
+            .insert(digest.clone(), facts.clone());
+        Some(facts)
+    }
+
+    /// Remember the facts of `digest`. A disk that refuses the write only costs a fetch
+    /// later, so it is logged, not raised.
+    pub async fn put(&self, digest: &Digest, facts: &ImageFacts) {
+        self.memory
+            .lock()
+            .await
+            .insert(digest.clone(), facts.clone());
+        let Some(path) = self.path(digest) else {
+            return;
+        };
+        let stored = Stored {
+            platforms: facts.platforms.clone(),
+            created: facts.created,
+        };
+        if let Err(e) = write_whole(&path, &stored).await {
+            tracing::warn!(path = %path.display(), error = %e, "cannot cache image metadata on disk");
+        }
+    }
+}
+
+async fn write_whole(path: &std::path::Path, stored: &Stored) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    tokio::fs::create_dir_all(dir).await?;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    tokio::fs::write(
+        &tmp,
+        serde_json::to_vec(stored).map_err(std::io::Error::other)?,
+    )
+    .await?;
+    tokio::fs::rename(&tmp, path).await
+}
