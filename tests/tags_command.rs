@@ -51,6 +51,7 @@ async fn tags_shows_digests_created_times_and_platforms() {
     rules_for(dir.path(), &reg.addr, &password);
     let out = Command::cargo_bin("tagpromoter")
         .unwrap()
+        .env("TAGPROMOTER_CACHE_DIR", dir.path().join("cache"))
         .args(["--rules"])
         .arg(dir.path())
         .args([
@@ -85,6 +86,7 @@ async fn tags_shows_digests_created_times_and_platforms() {
     std::fs::write(&password, "wrong").unwrap();
     let out = Command::cargo_bin("tagpromoter")
         .unwrap()
+        .env("TAGPROMOTER_CACHE_DIR", dir.path().join("cache"))
         .args(["--rules"])
         .arg(dir.path())
         .args(["tags", &format!("{}/acme/cli", reg.addr)])
