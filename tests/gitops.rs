@@ -688,3 +688,61 @@ fn settings_become_a_repo_config() {
         matches!(config.auth, RemoteAuth::Password { ref username, ref password_file } if username == "x-access-token" && password_file == Path::new("/run/secrets/token"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_with_a_key_and_known_hosts() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deploys");
+    let ssh = support::git::SshServer::start();
+    let url = format!("ssh://root@127.0.0.1:{}{}", ssh.port, bare.display());
+    let cache = tempfile::tempdir().unwrap();
+    let auth = RemoteAuth::Ssh {
+        key_file: ssh.client_key.clone(),
+        known_hosts: Some(ssh.known_hosts.clone()),
+    };
+    let repo = Repo::open(config(&url, cache.path(), auth)).await.unwrap();
+    let report = repo
+        .apply(&[bump(
+            "dev",
+            "apps/podinfo/overlays/dev/kustomization.yaml",
+            "6.7.0",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(report.landed.len(), 1);
+    assert_eq!(
+        show(
+            &bare,
+            "main",
+            "apps/podinfo/overlays/dev/kustomization.yaml"
+        ),
+        overlay("6.7.0")
+    );
+
+    // An unauthorized key, and a server not in known_hosts: both are auth errors.
+    let stranger = RemoteAuth::Ssh {
+        key_file: ssh.stranger_key(),
+        known_hosts: Some(ssh.known_hosts.clone()),
+    };
+    let other_cache = tempfile::tempdir().unwrap();
+    let err = Repo::open(config(&url, other_cache.path(), stranger))
+        .await
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::Auth, "{err}");
+    let empty = other_cache.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let unknown = RemoteAuth::Ssh {
+        key_file: ssh.client_key.clone(),
+        known_hosts: Some(empty),
+    };
+    let err = Repo::open(config(&url, other_cache.path(), unknown))
+        .await
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::Auth, "{err}");
+}

@@ -237,3 +237,83 @@ impl Drop for GitHttp {
         }
     }
 }
+
+/// `sshd` on 127.0.0.1 that lets `root` in with a generated key (git over ssh).
+pub struct SshServer {
+    /// Port.
+    pub port: u16,
+    /// The client's private key.
+    pub client_key: PathBuf,
+    /// A known_hosts file that trusts this server.
+    pub known_hosts: PathBuf,
+    dir: tempfile::TempDir,
+    _process: Process,
+}
+
+impl SshServer {
+    pub fn start() -> Self {
+        let sshd = require("sshd");
+        let keygen = require("ssh-keygen");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            let status = Command::new(&keygen)
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        // sshd insists on its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\nUsePAM no\nLogLevel ERROR\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd starts");
+        let process = Process { child };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let known_hosts = d.join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_pub}")).unwrap();
+        Self {
+            port,
+            client_key: d.join("client_key"),
+            known_hosts,
+            dir,
+            _process: process,
+        }
+    }
+
+    /// Another key, not authorized.
+    pub fn stranger_key(&self) -> PathBuf {
+        let key = self.dir.path().join("stranger_key");
+        if !key.exists() {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        key
+    }
+}
