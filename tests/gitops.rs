@@ -746,3 +746,114 @@ async fn ssh_with_a_key_and_known_hosts() {
         .unwrap_err();
     assert_eq!(err.kind, GitErrorKind::Auth, "{err}");
 }
+
+/// Entry point of the worker processes of `two_processes_sharing_one_cache_directory`: run
+/// only as their child process (it reads its job from the environment).
+#[test]
+#[ignore = "a subprocess entry point, started by two_processes_sharing_one_cache_directory"]
+fn race_worker() {
+    let url = std::env::var("RACE_URL").expect("RACE_URL");
+    let cache = std::env::var("RACE_CACHE").expect("RACE_CACHE");
+    let order: Vec<usize> = std::env::var("RACE_ORDER")
+        .expect("RACE_ORDER")
+        .split(',')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let landed = rt.block_on(async move {
+        let repo = Repo::open(config(&url, Path::new(&cache), RemoteAuth::None))
+            .await
+            .unwrap();
+        let mut landed = 0;
+        for i in order {
+            let b = bump(
+                &format!("app-{i:02}"),
+                &format!("apps/app-{i:02}/kustomization.yaml"),
+                "8.0.0",
+            );
+            landed += repo.apply(&[b]).await.unwrap().landed.len();
+        }
+        landed
+    });
+    println!("RACE_LANDED={landed}");
+}
+
+/// Two real processes share one cache directory (one mirror) and race on 20 bumps: the
+/// mirror's lock keeps them from corrupting it, and every bump lands exactly once.
+#[test]
+fn two_processes_sharing_one_cache_directory() {
+    let base = tempfile::tempdir().unwrap();
+    let mut files: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            (
+                format!("apps/app-{i:02}/kustomization.yaml"),
+                overlay("6.5.3"),
+            )
+        })
+        .collect();
+    files.push(("README.md".into(), "x\n".into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = bare_repo(base.path(), "shared", &refs);
+    let daemon = GitDaemon::start(base.path());
+    let cache = tempfile::tempdir().unwrap();
+    let spawn = |order: String| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "race_worker",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("RACE_URL", format!("{}shared.git", daemon.url))
+            .env("RACE_CACHE", cache.path())
+            .env("RACE_ORDER", order)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let forward: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    let backward: Vec<String> = (0..20).rev().map(|i| i.to_string()).collect();
+    let a = spawn(forward.join(","));
+    let b = spawn(backward.join(","));
+    let mut landed = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let errors = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "a worker failed:\n{text}\n{errors}");
+        landed += text
+            .lines()
+            .find_map(|l| l.split("RACE_LANDED=").nth(1))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("the worker did not report:\n{text}\n{errors}"));
+    }
+    assert_eq!(landed, 20);
+    let subjects = git(&bare, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        subjects
+            .lines()
+            .filter(|s| s.starts_with("promote("))
+            .count(),
+        20
+    );
+    assert_eq!(
+        git(&bare, &["rev-list", "--merges", "--count", "main"]).trim(),
+        "0"
+    );
+    git(&bare, &["fsck", "--no-dangling"]);
+    let mirror = std::fs::read_dir(cache.path().join("git"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "git"))
+        .unwrap()
+        .path();
+    git(&mirror, &["fsck", "--no-dangling"]);
+}
