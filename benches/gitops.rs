@@ -67,7 +67,7 @@ fn main() {
     let bumps = env("BENCH_BUMPS", 100);
     let base = tempfile::tempdir().unwrap();
     let seeding = Instant::now();
-    let bare = seed(base.path(), files);
+    seed(base.path(), files);
     eprintln!(
         "seeded {files} files in {:.1}s",
         seeding.elapsed().as_secs_f64()
@@ -147,7 +147,6 @@ fn main() {
     }
     git(&w, &["push", "-q", "origin", "main"]);
     let plain = started.elapsed();
-    let _ = bare;
 
     println!("files in the repository       {files}");
     println!("bumps (one commit each)       {landed}");

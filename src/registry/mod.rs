@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod error;
 pub mod manifest;
 pub mod pacing;
+pub mod response;
 pub mod tags;
 pub mod transport;
 
