@@ -73,11 +73,20 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the rules; print every problem as file:line:column: message. Exit 0 when
     /// valid, 2 when not.
-    Check,
+    Check(CheckArgs),
     /// Print the JSON Schema of rules documents (for editors).
     Schema,
     /// List an image's tags as tagpromoter sees them (same credentials as --rules).
     Tags(TagsArgs),
+}
+
+/// Arguments of `check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Also check that every target file and value exists: in this local checkout of the
+    /// GitOps repository, or (with no value) on the branch of Settings.git.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub repo: Option<Option<PathBuf>>,
 }
 
 /// Arguments of `tags`.

@@ -1,27 +1,171 @@
-//! `tagpromoter check`: validate the rules.
+//! `tagpromoter check [--repo [DIR]]`: validate the rules and, with `--repo`, that every
+//! target file exists in the GitOps repository and holds the value the target names.
 
 use std::io::Write;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::Cli;
-use crate::rules;
+use crate::cli::{CheckArgs, Cli};
+use crate::gitops::{Repo, RepoConfig};
+use crate::manifest;
+use crate::rules::{self, Diagnostic, Rules};
+
+use super::EXIT_FAILED;
 
 /// Print "valid" with a summary (exit 0), or every problem (exit 2).
-pub fn run(cli: &Cli) -> ExitCode {
-    match rules::load_dir(&cli.rules) {
-        Ok(r) => {
-            if !cli.quiet {
-                let envs: usize = r.promotions.iter().map(|p| p.environments.len()).sum();
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "{}: valid ({} promotions, {} environments)",
-                    cli.rules.display(),
-                    r.promotions.len(),
-                    envs
-                );
+pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
+    let rules = match rules::load_dir(&cli.rules) {
+        Ok(r) => r,
+        Err(diags) => return super::report_invalid(cli, &diags),
+    };
+    let mut checked = String::new();
+    if let Some(repo) = &args.repo {
+        let files = match repo {
+            None => remote_files(cli, &rules),
+            Some(dir) => Ok(local_files(dir, &rules)),
+        };
+        let files = match files {
+            Ok(f) => f,
+            Err(message) => {
+                let _ = writeln!(std::io::stderr(), "{message}");
+                return ExitCode::from(EXIT_FAILED);
             }
-            ExitCode::SUCCESS
+        };
+        let problems = check_targets(&rules, &files);
+        if !problems.is_empty() {
+            return super::report_invalid(cli, &problems);
         }
-        Err(diags) => super::report_invalid(cli, &diags),
+        checked = format!("; every target found in {}", files.place);
     }
+    if !cli.quiet {
+        let envs: usize = rules.promotions.iter().map(|p| p.environments.len()).sum();
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}: valid ({} promotions, {} environments){checked}",
+            cli.rules.display(),
+            rules.promotions.len(),
+            envs
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// The target files' texts (or why each cannot be read), and where they were read.
+struct Files {
+    place: String,
+    texts: Vec<(PathBuf, Result<Option<String>, String>)>,
+}
+
+impl Files {
+    fn get(&self, path: &Path) -> Option<&Result<Option<String>, String>> {
+        self.texts.iter().find(|(p, _)| p == path).map(|(_, t)| t)
+    }
+}
+
+fn target_paths(rules: &Rules) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = rules
+        .promotions
+        .iter()
+        .flat_map(|p| p.environments.iter().map(|e| e.target.file().to_path_buf()))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Read from a local checkout, refusing symlinks on the way (as the writer does).
+fn local_files(root: &Path, rules: &Rules) -> Files {
+    let texts = target_paths(rules)
+        .into_iter()
+        .map(|path| {
+            let text = read_local(root, &path);
+            (path, text)
+        })
+        .collect();
+    Files {
+        place: root.display().to_string(),
+        texts,
+    }
+}
+
+fn read_local(root: &Path, path: &Path) -> Result<Option<String>, String> {
+    let mut at = root.to_path_buf();
+    for c in path.components() {
+        let Component::Normal(part) = c else {
+            return Err("is not a plain relative path".into());
+        };
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Err(_) => return Ok(None),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} is a symbolic link; tagpromoter will not follow it",
+                    at.display()
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    if at.is_dir() {
+        return Err("is a directory, not a file".into());
+    }
+    std::fs::read_to_string(&at)
+        .map(Some)
+        .map_err(|e| format!("cannot be read: {e}"))
+}
+
+/// Fetch the branch of Settings.git into the cache and read the files at its tip.
+fn remote_files(cli: &Cli, rules: &Rules) -> Result<Files, String> {
+    let config = RepoConfig::from_settings(&rules.settings.git, &cli.cache_dir());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let place = format!("{} ({})", config.url, config.branch);
+    runtime.block_on(async {
+        let repo = Repo::open(config).await.map_err(|e| e.to_string())?;
+        repo.fetch().await.map_err(|e| e.to_string())?;
+        let texts = target_paths(rules)
+            .into_iter()
+            .map(|path| {
+                let text = repo.read(&path).map_err(|e| e.detail);
+                (path, text)
+            })
+            .collect();
+        Ok(Files {
+            place: crate::gitops::git::redact_urls(&place),
+            texts,
+        })
+    })
+}
+
+/// One diagnostic per environment whose target cannot be read, at the environment's place
+/// in the rules.
+fn check_targets(rules: &Rules, files: &Files) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for p in &rules.promotions {
+        for env in &p.environments {
+            let file = env.target.file();
+            let problem = match files.get(file) {
+                None | Some(Ok(None)) => Some(format!("does not exist in {}", files.place)),
+                Some(Err(why)) => Some(why.clone()),
+                Some(Ok(Some(text))) => manifest::read(text, &p.manifest_target(env))
+                    .err()
+                    .map(|e| e.to_string()),
+            };
+            if let Some(problem) = problem {
+                out.push(Diagnostic {
+                    file: p.source.file.clone(),
+                    position: Some(env.position),
+                    message: format!(
+                        "{}/{}: target {}: {problem}",
+                        p.name,
+                        env.name,
+                        file.display()
+                    ),
+                });
+            }
+        }
+    }
+    out
 }

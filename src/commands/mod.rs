@@ -18,7 +18,7 @@ pub const EXIT_INVALID: u8 = 2;
 /// Run the command `cli` asks for.
 pub fn run(cli: &Cli) -> ExitCode {
     match &cli.command {
-        Command::Check => check::run(cli),
+        Command::Check(args) => check::run(cli, args),
         Command::Schema => {
             let _ = std::io::stdout().write_all(rules::schema::json_schema().as_bytes());
             ExitCode::SUCCESS

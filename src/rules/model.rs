@@ -476,6 +476,32 @@ impl Promotion {
         }
     }
 
+    /// Where, inside its file, one environment's tag is written.
+    pub fn manifest_target(&self, env: &Environment) -> crate::manifest::Target {
+        use crate::manifest::Target as T;
+        match &env.target {
+            Target::Kustomize { name, .. } => T::Kustomize {
+                name: name.clone().unwrap_or_else(|| self.image.to_string()),
+            },
+            Target::Helm {
+                tag,
+                repository,
+                digest,
+                ..
+            } => T::Helm {
+                tag: tag.clone(),
+                repository: repository.clone(),
+                digest: digest.clone(),
+            },
+            Target::Marker { .. } => T::Marker {
+                policy: format!("{}:{}", self.name, env.name),
+            },
+            Target::Manifest { .. } => T::ImageField {
+                repository: self.image.clone(),
+            },
+        }
+    }
+
     /// The gates of one environment.
     pub fn gates(&self, env: &Environment) -> policy::Gates {
         policy::Gates {

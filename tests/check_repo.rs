@@ -1,0 +1,150 @@
+//! `tagpromoter check --repo`: every target file and value exists, in a local checkout or on
+//! the branch of Settings.git.
+
+mod support;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use support::git::bare_repo;
+
+fn tagpromoter() -> Command {
+    let mut cmd = Command::cargo_bin("tagpromoter").unwrap();
+    cmd.env_remove("TAGPROMOTER_RULES");
+    cmd
+}
+
+const OVERLAY: &str = "images:\n  - name: ghcr.io/stefanprodan/podinfo\n    newTag: 6.5.3\n";
+const VALUES: &str = "image:\n  repository: ghcr.io/stefanprodan/podinfo\n  tag: 6.5.3\n";
+const BILLING_VALUES: &str = "api:\n  image:\n    tag: 2.1.0\n    digest: sha256:0000000000000000000000000000000000000000000000000000000000000000\n";
+const BILLING_PROD: &str = "spec:\n  containers:\n    - image: ghcr.io/acme/billing-api:2.1.0 # {\"$imagepolicy\": \"billing-api:prod\"}\n";
+const CRONJOB: &str = "spec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers:\n            - image: ghcr.io/acme/nightly-report:main-abc1234-1\n";
+
+/// The files the example rules (`rules/`) point at.
+fn gitops_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("apps/podinfo/overlays/dev/kustomization.yaml", OVERLAY),
+        ("apps/podinfo/staging/values.yaml", VALUES),
+        ("apps/podinfo/overlays/prod/kustomization.yaml", OVERLAY),
+        ("apps/billing/values-staging.yaml", BILLING_VALUES),
+        ("apps/billing/prod/deployment.yaml", BILLING_PROD),
+        ("apps/reports/dev/cronjob.yaml", CRONJOB),
+    ]
+}
+
+fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn rules_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+#[test]
+fn a_local_checkout_with_every_target_passes() {
+    let tree = tempfile::tempdir().unwrap();
+    write_tree(tree.path(), &gitops_files());
+    let out = tagpromoter()
+        .arg("--rules")
+        .arg(rules_dir())
+        .args(["check", "--repo"])
+        .arg(tree.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("every target found in"), "{text}");
+}
+
+#[test]
+fn missing_files_values_and_symlinks_are_reported_at_the_rule() {
+    let tree = tempfile::tempdir().unwrap();
+    let mut files = gitops_files();
+    files.retain(|(p, _)| {
+        !p.ends_with("overlays/prod/kustomization.yaml")
+            && !p.ends_with("billing/prod/deployment.yaml")
+    });
+    files.retain(|(p, _)| !p.ends_with("staging/values.yaml"));
+    files.push((
+        "apps/podinfo/staging/values.yaml",
+        "image:\n  repository: ghcr.io/stefanprodan/podinfo\n",
+    ));
+    write_tree(tree.path(), &files);
+    std::fs::create_dir_all(tree.path().join("apps/billing/prod")).unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/passwd",
+        tree.path().join("apps/billing/prod/deployment.yaml"),
+    )
+    .unwrap();
+    let out = tagpromoter()
+        .arg("--rules")
+        .arg(rules_dir())
+        .args(["check", "--repo"])
+        .arg(tree.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expect = [
+        (
+            "podinfo.yaml:13:7: podinfo/staging: target apps/podinfo/staging/values.yaml:",
+            "values path image.tag not found",
+        ),
+        (
+            "podinfo.yaml:18:7: podinfo/prod: target apps/podinfo/overlays/prod/kustomization.yaml:",
+            "does not exist in",
+        ),
+        (
+            "billing.yaml:18:7: billing-api/prod: target apps/billing/prod/deployment.yaml:",
+            "is a symbolic link",
+        ),
+    ];
+    for (place, why) in expect {
+        let line = text
+            .lines()
+            .find(|l| l.contains(place))
+            .unwrap_or_else(|| panic!("nothing for {place} in:\n{text}"));
+        assert!(line.contains(why), "{line}");
+    }
+    assert_eq!(text.lines().count(), 3, "{text}");
+}
+
+#[test]
+fn the_branch_of_settings_git_is_checked_without_a_dir() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo(
+        base.path(),
+        "deploys",
+        &[("apps/x/kustomization.yaml", OVERLAY)],
+    );
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: podinfo }}\nspec:\n  image: ghcr.io/stefanprodan/podinfo\n  environments:\n    - name: dev\n      policy: {{ semver: '^6' }}\n      target: {{ kustomize: {{ file: apps/x/kustomization.yaml }} }}\n    - name: qa\n      policy: {{ semver: '^6' }}\n      target: {{ kustomize: {{ file: apps/x/kustomization.yaml, name: other }} }}\n",
+            bare.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = tagpromoter()
+        .env("TAGPROMOTER_CACHE_DIR", cache.path())
+        .arg("--rules")
+        .arg(rules.path())
+        .args(["check", "--repo"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("podinfo/qa: target apps/x/kustomization.yaml: an images entry with name: other not found"), "{text}");
+    assert!(!text.contains("podinfo/dev"), "{text}");
+}
