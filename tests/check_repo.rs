@@ -148,3 +148,17 @@ fn the_branch_of_settings_git_is_checked_without_a_dir() {
     assert!(text.contains("podinfo/qa: target apps/x/kustomization.yaml: an images entry with name: other not found"), "{text}");
     assert!(!text.contains("podinfo/dev"), "{text}");
 }
+
+#[test]
+fn a_missing_checkout_is_one_clear_error() {
+    let out = tagpromoter()
+        .arg("--rules")
+        .arg(rules_dir())
+        .args(["check", "--repo", "/nonexistent/checkout"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/checkout is not a directory")
+    );
+}

@@ -22,6 +22,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
     if let Some(repo) = &args.repo {
         let files = match repo {
             None => remote_files(cli, &rules),
+            Some(dir) if !dir.is_dir() => Err(format!(
+                "{} is not a directory; give the root of a checkout of the GitOps repository, or no value to check the branch of Settings.git",
+                dir.display()
+            )),
             Some(dir) => Ok(local_files(dir, &rules)),
         };
         let files = match files {
