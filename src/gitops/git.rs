@@ -126,14 +126,15 @@ impl Git {
                 key_file,
                 known_hosts,
             } => {
+                // git runs GIT_SSH_COMMAND through the shell: quote the paths for it.
                 let mut ssh = format!(
-                    "ssh -i '{}' -o IdentitiesOnly=yes -o BatchMode=yes",
-                    key_file.display()
+                    "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes",
+                    shell_quote(&key_file.display().to_string())
                 );
                 if let Some(kh) = known_hosts {
                     ssh.push_str(&format!(
-                        " -o UserKnownHostsFile='{}' -o StrictHostKeyChecking=yes",
-                        kh.display()
+                        " -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+                        shell_quote(&kh.display().to_string())
                     ));
                 }
                 cmd.env("GIT_SSH_COMMAND", ssh);
@@ -154,6 +155,11 @@ impl Git {
             },
         ))
     }
+}
+
+/// `'text'` for a POSIX shell, with embedded single quotes escaped.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 #[cfg(unix)]
@@ -288,6 +294,12 @@ pub fn parse_porcelain(stdout: &str) -> Vec<PushedRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("/k/id"), "'/k/id'");
+        assert_eq!(shell_quote("/k/it's"), "'/k/it'\\''s'");
+    }
 
     #[test]
     fn porcelain_lines() {
