@@ -397,25 +397,33 @@ async fn a_persons_commit_in_between_is_rebased_on() {
     );
 }
 
-/// Two tagpromoters (separate mirrors, separate threads and runtimes) race to land the same
-/// 20 bumps on one branch, each bump in its own push: every bump lands exactly once.
-#[test]
-fn two_racing_promoters_land_every_bump_exactly_once() {
-    let base = tempfile::tempdir().unwrap();
-    let mut files: Vec<(String, String)> = (0..20)
-        .map(|i| {
-            (
-                format!("apps/app-{i:02}/kustomization.yaml"),
-                overlay("6.5.3"),
-            )
-        })
-        .collect();
+/// A repository of 20 overlays `apps/app-NN/kustomization.yaml` at 6.5.3, for races.
+fn twenty_apps(base: &Path, name: &str) -> PathBuf {
+    let mut files: Vec<(String, String)> =
+        (0..20).map(|i| (app_file(i), overlay("6.5.3"))).collect();
     files.push(("README.md".into(), "x\n".into()));
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
-    let bare = bare_repo(base.path(), "race", &refs);
+    bare_repo(base, name, &refs)
+}
+
+fn app_file(i: usize) -> String {
+    format!("apps/app-{i:02}/kustomization.yaml")
+}
+
+/// The bump of app `i` to `to`.
+fn app_bump(i: usize, to: &str) -> Bump {
+    bump(&format!("app-{i:02}"), &app_file(i), to)
+}
+
+/// Two tagpromoters (separate mirrors, separate threads and runtimes) race to land the same
+/// 20 bumps on one branch, each bump in its own push: every bump lands exactly once.
+#[test]
+fn two_racing_promoters_land_every_bump_exactly_once() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = twenty_apps(base.path(), "race");
     let daemon = GitDaemon::start(base.path());
     let url = format!("{}race.git", daemon.url);
     let run = |order: Vec<usize>| {
@@ -432,11 +440,7 @@ fn two_racing_promoters_land_every_bump_exactly_once() {
                     .unwrap();
                 let mut landed = 0;
                 for i in order {
-                    let b = bump(
-                        &format!("app-{i:02}"),
-                        &format!("apps/app-{i:02}/kustomization.yaml"),
-                        "7.0.0",
-                    );
+                    let b = app_bump(i, "7.0.0");
                     landed += repo.apply(&[b]).await.unwrap().landed.len();
                 }
                 landed
@@ -461,14 +465,7 @@ fn two_racing_promoters_land_every_bump_exactly_once() {
         "0"
     );
     for i in 0..20 {
-        assert_eq!(
-            show(
-                &bare,
-                "main",
-                &format!("apps/app-{i:02}/kustomization.yaml")
-            ),
-            overlay("7.0.0")
-        );
+        assert_eq!(show(&bare, "main", &app_file(i)), overlay("7.0.0"));
     }
 }
 
@@ -769,11 +766,7 @@ fn race_worker() {
             .unwrap();
         let mut landed = 0;
         for i in order {
-            let b = bump(
-                &format!("app-{i:02}"),
-                &format!("apps/app-{i:02}/kustomization.yaml"),
-                "8.0.0",
-            );
+            let b = app_bump(i, "8.0.0");
             landed += repo.apply(&[b]).await.unwrap().landed.len();
         }
         landed
@@ -786,20 +779,7 @@ fn race_worker() {
 #[test]
 fn two_processes_sharing_one_cache_directory() {
     let base = tempfile::tempdir().unwrap();
-    let mut files: Vec<(String, String)> = (0..20)
-        .map(|i| {
-            (
-                format!("apps/app-{i:02}/kustomization.yaml"),
-                overlay("6.5.3"),
-            )
-        })
-        .collect();
-    files.push(("README.md".into(), "x\n".into()));
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let bare = bare_repo(base.path(), "shared", &refs);
+    let bare = twenty_apps(base.path(), "shared");
     let daemon = GitDaemon::start(base.path());
     let cache = tempfile::tempdir().unwrap();
     let spawn = |order: String| {

@@ -40,6 +40,19 @@ fn client(addr: &str, config: HostConfig) -> Registry {
     Registry::new(HashMap::from([(addr.to_string(), config)]), retry()).expect("client")
 }
 
+/// A client whose credentials come from a Docker config file holding `json`.
+fn with_docker_config(addr: &str, dir: &Path, json: &str) -> Registry {
+    let config = dir.join("config.json");
+    std::fs::write(&config, json).expect("write docker config");
+    client(
+        addr,
+        host(CredentialSource {
+            docker_config: Some(config),
+            ..Default::default()
+        }),
+    )
+}
+
 fn repo(addr: &str, path: &str) -> Repository {
     Repository::new(&format!("{addr}/{path}")).expect("repository")
 }
@@ -212,22 +225,14 @@ async fn docker_config_file_with_basic_auth() {
         )
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.json");
     let auth = base64::engine::general_purpose::STANDARD.encode("alice:wonderland-2");
-    std::fs::write(
-        &config,
-        format!(
+    let c = with_docker_config(
+        &reg.addr,
+        dir.path(),
+        &format!(
             r#"{{"auths": {{"http://{}": {{"auth": "{auth}"}}}}}}"#,
             reg.addr
         ),
-    )
-    .unwrap();
-    let c = client(
-        &reg.addr,
-        host(CredentialSource {
-            docker_config: Some(config),
-            ..Default::default()
-        }),
     );
     assert_eq!(
         names(&c.tags(&repo(&reg.addr, "acme/cfg")).await.unwrap()),
@@ -262,21 +267,13 @@ async fn bearer_tokens_are_fetched_once_per_scope_and_cached() {
     let issued_for_seeding = tokens.issued.load(std::sync::atomic::Ordering::SeqCst);
 
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
+    let c = with_docker_config(
+        &reg.addr,
+        dir.path(),
+        &format!(
             r#"{{"auths": {{"{}": {{"username": "bob", "password": "token-pass-9"}}}}}}"#,
             reg.addr
         ),
-    )
-    .unwrap();
-    let c = client(
-        &reg.addr,
-        host(CredentialSource {
-            docker_config: Some(config.clone()),
-            ..Default::default()
-        }),
     );
     let image = repo(&reg.addr, "acme/tok");
     assert_eq!(names(&c.tags(&image).await.unwrap()), ["1.0.0", "1.0.1"]);
@@ -288,20 +285,13 @@ async fn bearer_tokens_are_fetched_once_per_scope_and_cached() {
         "one token for the repository's pull scope, reused until it expires"
     );
 
-    std::fs::write(
-        &config,
-        format!(
+    let c = with_docker_config(
+        &reg.addr,
+        dir.path(),
+        &format!(
             r#"{{"auths": {{"{}": {{"username": "bob", "password": "nope"}}}}}}"#,
             reg.addr
         ),
-    )
-    .unwrap();
-    let c = client(
-        &reg.addr,
-        host(CredentialSource {
-            docker_config: Some(config),
-            ..Default::default()
-        }),
     );
     let err = c.tags(&image).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Auth);
@@ -618,41 +608,26 @@ async fn identity_tokens_are_exchanged_for_bearer_tokens() {
         )
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
+    let c = with_docker_config(
+        &reg.addr,
+        dir.path(),
+        &format!(
             r#"{{"auths": {{"{}": {{"identitytoken": "refresh-me-6"}}}}}}"#,
             reg.addr
         ),
-    )
-    .unwrap();
-    let c = client(
-        &reg.addr,
-        host(CredentialSource {
-            docker_config: Some(config.clone()),
-            ..Default::default()
-        }),
     );
     assert_eq!(
         names(&c.tags(&repo(&reg.addr, "acme/idt")).await.unwrap()),
         ["1.0.0"]
     );
 
-    std::fs::write(
-        &config,
-        format!(
+    let c = with_docker_config(
+        &reg.addr,
+        dir.path(),
+        &format!(
             r#"{{"auths": {{"{}": {{"identitytoken": "stale"}}}}}}"#,
             reg.addr
         ),
-    )
-    .unwrap();
-    let c = client(
-        &reg.addr,
-        host(CredentialSource {
-            docker_config: Some(config),
-            ..Default::default()
-        }),
     );
     assert_eq!(
         c.tags(&repo(&reg.addr, "acme/idt")).await.unwrap_err().kind,
