@@ -15,7 +15,9 @@ use support::{env, peak_rss_kib};
 use tagpromoter::gitops::git::RemoteAuth;
 use tagpromoter::gitops::message::{Actor, Record};
 use tagpromoter::gitops::store::Author;
-use tagpromoter::gitops::{Bump, Repo, RepoConfig};
+use tagpromoter::gitops::{Bump, FileEdit, Outcome, Repo, RepoConfig};
+use tagpromoter::image::{Repository, Tag};
+use tagpromoter::manifest::{Target, Wanted};
 
 fn overlay(i: usize, tag: &str) -> String {
     format!(
@@ -82,7 +84,7 @@ fn main() {
         .build()
         .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let run = |tag: &'static str| {
+    let run = |from: &'static str, tag: &'static str| {
         let config = RepoConfig {
             url: url.clone(),
             branch: "main".into(),
@@ -94,6 +96,8 @@ fn main() {
             cache_dir: cache.path().to_path_buf(),
             depth: Some(1),
             max_attempts: 5,
+            git_timeout: std::time::Duration::from_secs(600),
+            lock_timeout: std::time::Duration::from_secs(600),
         };
         let started = Instant::now();
         let landed = rt.block_on(async {
@@ -101,35 +105,47 @@ fn main() {
             let list: Vec<Bump> = (0..bumps)
                 .map(|k| {
                     let i = k * step;
+                    let image = Repository::new(&format!("ghcr.io/acme/app-{i:05}")).unwrap();
+                    let to = Tag::new(tag).unwrap();
                     Bump {
                         record: Record {
                             promotion: format!("app-{i:05}"),
                             environment: "prod".into(),
-                            image: format!("ghcr.io/acme/app-{i:05}"),
-                            from: Some("1.0.0".into()),
-                            to: tag.into(),
+                            image: image.clone(),
+                            from: Tag::new(from).ok(),
+                            to: to.clone(),
                             digest: None,
                             actor: Actor::Bot,
                             reason: None,
                             forced: false,
                             hold: None,
                         },
-                        file: path(i).into(),
-                        edit: Box::new(move |text: &str| {
-                            Ok(Some(
-                                text.replace("newTag: 1.0.0", &format!("newTag: {tag}"))
-                                    .replace("newTag: 2.0.0", &format!("newTag: {tag}")),
-                            ))
+                        edit: Some(FileEdit {
+                            file: path(i).into(),
+                            target: Target::Kustomize {
+                                name: image.to_string(),
+                            },
+                            expected: Some(from.into()),
+                            wanted: Wanted {
+                                repository: image,
+                                tag: to,
+                                digest: None,
+                            },
                         }),
                     }
                 })
                 .collect();
-            repo.apply(&list).await.unwrap().landed.len()
+            let report = repo.apply(&list, jiff::Timestamp::now()).await.unwrap();
+            report
+                .outcomes
+                .iter()
+                .filter(|(_, o)| matches!(o, Outcome::Landed(_)))
+                .count()
         });
         (landed, started.elapsed())
     };
-    let (landed, cold) = run("2.0.0");
-    let (_, warm) = run("3.0.0");
+    let (landed, cold) = run("1.0.0", "2.0.0");
+    let (_, warm) = run("2.0.0", "3.0.0");
     let peak = peak_rss_kib();
 
     // Plain git, as a person (or a script-based bot) would do it.

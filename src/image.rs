@@ -241,6 +241,19 @@ impl fmt::Display for ImageRef {
     }
 }
 
+/// What is known about the image a tag points at: the one facts type, from the registry to
+/// the gates. A plain (single-platform) image lists its one platform, read from its config;
+/// an index lists every child's platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageFacts {
+    /// The digest the tag resolved to.
+    pub digest: Digest,
+    /// `os/arch[/variant]` of each image; empty when the registry says nothing about it.
+    pub platforms: Vec<String>,
+    /// The config's `created` (of the linux/amd64 image for an index, else the first).
+    pub created: Option<jiff::Timestamp>,
+}
+
 macro_rules! text_type {
     ($t:ty) => {
         impl fmt::Display for $t {
@@ -257,6 +270,12 @@ macro_rules! text_type {
     };
 }
 text_type!(Tag);
+
+impl AsRef<str> for Tag {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
 text_type!(Digest);
 text_type!(Repository);
 

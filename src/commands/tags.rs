@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::cli::{Cli, OutputFormat, TagsArgs};
+use crate::image::ImageFacts;
 use crate::image::Repository;
-use crate::registry::{ImageFacts, Registry, RegistryError};
+use crate::registry::{Registry, RegistryError};
 use crate::rules;
 
 use super::{EXIT_FAILED, EXIT_INVALID};
@@ -117,9 +118,9 @@ async fn collect(
         }
         while let Some(joined) = tasks.join_next().await {
             let Ok((i, result)) = joined else { continue };
-            let (digest, facts): (_, ImageFacts) = result?;
+            let facts: ImageFacts = result?;
             let row = &mut rows[i];
-            row.digest = args.digests.then(|| digest.to_string());
+            row.digest = args.digests.then(|| facts.digest.to_string());
             row.created = if args.created {
                 Some(
                     facts

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use super::error::{GitError, GitErrorKind};
 
@@ -36,6 +37,7 @@ pub enum RemoteAuth {
 pub struct Git {
     askpass: PathBuf,
     auth: RemoteAuth,
+    timeout: Duration,
 }
 
 /// What `git` printed.
@@ -50,8 +52,9 @@ pub struct Output {
 const ASKPASS: &str = "#!/bin/sh\n# Answers git's credential prompts from the environment; holds no secret itself.\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$TAGPROMOTER_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$TAGPROMOTER_GIT_PASSWORD\" ;;\nesac\n";
 
 impl Git {
-    /// A runner whose askpass script lives in `dir`.
-    pub fn new(dir: &Path, auth: RemoteAuth) -> Result<Self, GitError> {
+    /// A runner whose askpass script lives in `dir`; a command running longer than
+    /// `timeout` is killed and reported as a network failure.
+    pub fn new(dir: &Path, auth: RemoteAuth, timeout: Duration) -> Result<Self, GitError> {
         let askpass = dir.join("askpass.sh");
         let io = |e: std::io::Error| {
             GitError::new(
@@ -66,7 +69,11 @@ impl Git {
             set_executable(&tmp).map_err(io)?;
             std::fs::rename(&tmp, &askpass).map_err(io)?;
         }
-        Ok(Self { askpass, auth })
+        Ok(Self {
+            askpass,
+            auth,
+            timeout,
+        })
     }
 
     /// Run `git args…` in `dir`; an error (classified from git's own words) when it fails.
@@ -140,13 +147,26 @@ impl Git {
                 cmd.env("GIT_SSH_COMMAND", ssh);
             }
         }
-        let out = cmd.output().await.map_err(|e| {
-            GitError::new(
-                GitErrorKind::Local,
-                step,
-                format!("cannot run git: {e}; is git installed?"),
-            )
-        })?;
+        // kill_on_drop: when the timeout drops the future, the child goes with it.
+        let out = tokio::time::timeout(self.timeout, cmd.output())
+            .await
+            .map_err(|_| {
+                GitError::new(
+                    GitErrorKind::Network,
+                    step,
+                    format!(
+                        "git did not finish within {}s and was stopped",
+                        self.timeout.as_secs()
+                    ),
+                )
+            })?
+            .map_err(|e| {
+                GitError::new(
+                    GitErrorKind::Local,
+                    step,
+                    format!("cannot run git: {e}; is git installed?"),
+                )
+            })?;
         Ok((
             out.status.success(),
             Output {

@@ -1,17 +1,19 @@
-//! History queries for the gates: when did an environment run which tag (a [`Timeline`] of
-//! its target's value along the branch's first-parent history, so that commits made by
-//! people count as much as ours), and which hold our trailers set or released.
+//! History for the gates, read once per pass: the branch's first-parent commits, and for
+//! every target file the commits that changed it. Trees are compared by id before anything
+//! is read (a subtree that did not change is never decoded twice), and a file's content is
+//! read once per distinct blob. Commits made by people count as much as ours; our trailers
+//! say which commits are ours.
+//!
+//! It reads objects only; turning a file's text into a tag is the caller's business.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
-use jiff::Timestamp;
 
 use super::error::GitError;
-use super::message::{HoldChange, Record};
+use super::message::Record;
 use super::store::{CommitInfo, Store};
-use crate::policy::{Hold, Residency};
 
 /// The most commits a history query walks.
 pub const MAX_COMMITS: usize = 20_000;
@@ -19,9 +21,30 @@ pub const MAX_COMMITS: usize = 20_000;
 /// The first-parent history of a branch, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    commits: Vec<(ObjectId, CommitInfo)>,
-    /// Whether the walk stopped at a shallow boundary (older history exists elsewhere).
+    commits: Vec<Commit>,
+    /// Whether the walk stopped before the first commit (a shallow boundary, or the cap).
     pub truncated: bool,
+}
+
+/// One commit of the history.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// Its id.
+    pub id: ObjectId,
+    /// Time, author, message, parents.
+    pub info: CommitInfo,
+    /// Our record, when the message carries our trailers.
+    pub record: Option<Record>,
+}
+
+/// A commit that changed a file: its index in [`History::commits`] and the file's blob
+/// after it (`None`: the file is absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileChange {
+    /// Index into the history, newest first.
+    pub commit: usize,
+    /// The blob, if the file exists.
+    pub blob: Option<ObjectId>,
 }
 
 impl History {
@@ -41,127 +64,93 @@ impl History {
             if boundary.contains(&id) || (next.is_none() && !info.parents.is_empty()) {
                 truncated = true;
             }
-            commits.push((id, info));
+            let record = Record::parse(&info.message);
+            commits.push(Commit { id, info, record });
         }
         Ok(Self { commits, truncated })
     }
 
     /// The commits, newest first.
-    pub fn commits(&self) -> &[(ObjectId, CommitInfo)] {
+    pub fn commits(&self) -> &[Commit] {
         &self.commits
     }
 
-    /// The value of a target along the history: `value` reads the tag from the file's text
-    /// (`None` when absent or unreadable). Only commits that change the file are read.
-    pub fn timeline(
+    /// For each of `files`, the commits that changed it, oldest first (the oldest commit of
+    /// the walk always counts as a change: it is where the known history starts).
+    pub fn file_changes(
         &self,
         store: &Store,
-        file: &Path,
-        value: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Timeline, GitError> {
-        let mut by_blob: HashMap<ObjectId, Option<String>> = HashMap::new();
-        let mut changes: Vec<(Timestamp, Option<String>)> = Vec::new();
-        // Oldest first: each commit whose value differs from the one before starts a run.
-        for (id, info) in self.commits.iter().rev() {
-            let tag = match store.read(*id, file) {
-                Ok(Some(f)) => by_blob
-                    .entry(f.blob)
-                    .or_insert_with(|| String::from_utf8(f.content).ok().and_then(|t| value(&t)))
-                    .clone(),
-                Ok(None) | Err(_) => None,
-            };
-            if changes.last().is_none_or(|(_, last)| *last != tag) {
-                changes.push((info.time, tag));
-            }
-        }
-        Ok(Timeline { changes })
-    }
-
-    /// The hold on `promotion`/`environment` set by the newest hold trailer, if it is `set`.
-    pub fn hold(&self, promotion: &str, environment: &str) -> Option<Hold> {
-        self.commits.iter().find_map(|(_, info)| {
-            let r = Record::parse(&info.message)?;
-            if r.promotion != promotion || r.environment != environment {
-                return None;
-            }
-            match r.hold? {
-                HoldChange::Set { until } => Some(Some(Hold { until })),
-                HoldChange::Released => Some(None),
-            }
-        })?
-    }
-
-    /// Our commits for `promotion`/`environment`, newest first.
-    pub fn records(&self, promotion: &str, environment: &str) -> Vec<(Timestamp, Record)> {
-        self.commits
-            .iter()
-            .filter_map(|(_, info)| {
-                let r = Record::parse(&info.message)?;
-                (r.promotion == promotion && r.environment == environment).then_some((info.time, r))
-            })
-            .collect()
-    }
-}
-
-/// The values a target held over time, oldest first: each from its time until the next.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Timeline {
-    /// (since, value) pairs.
-    pub changes: Vec<(Timestamp, Option<String>)>,
-}
-
-impl Timeline {
-    /// The value now.
-    pub fn current(&self) -> Option<&str> {
-        self.changes.last().and_then(|(_, v)| v.as_deref())
-    }
-
-    /// When the target held `tag`.
-    pub fn residencies(&self, tag: &str) -> Vec<Residency> {
-        let mut out = Vec::new();
-        for (i, (since, value)) in self.changes.iter().enumerate() {
-            if value.as_deref() == Some(tag) {
-                out.push(Residency {
-                    since: *since,
-                    until: self.changes.get(i + 1).map(|(t, _)| *t),
-                });
-            }
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn residencies_run_from_one_change_to_the_next() {
-        let t = Timeline {
-            changes: vec![
-                (ts("2026-11-01T00:00:00Z"), Some("1.0.0".into())),
-                (ts("2026-11-02T00:00:00Z"), Some("1.1.0".into())),
-                (ts("2026-11-03T00:00:00Z"), Some("1.0.0".into())),
-            ],
+        files: &[PathBuf],
+    ) -> Result<HashMap<PathBuf, Vec<FileChange>>, GitError> {
+        let mut lookup = Lookup {
+            store,
+            memo: HashMap::new(),
         };
-        assert_eq!(t.current(), Some("1.0.0"));
-        assert_eq!(
-            t.residencies("1.0.0"),
-            vec![
-                Residency {
-                    since: ts("2026-11-01T00:00:00Z"),
-                    until: Some(ts("2026-11-02T00:00:00Z"))
-                },
-                Residency {
-                    since: ts("2026-11-03T00:00:00Z"),
-                    until: None
-                },
-            ]
-        );
-        assert!(t.residencies("2.0.0").is_empty());
+        let mut out: HashMap<PathBuf, Vec<FileChange>> =
+            files.iter().map(|f| (f.clone(), Vec::new())).collect();
+        let mut last_root = None;
+        for (index, commit) in self.commits.iter().enumerate().rev() {
+            let root = store.tree_of(commit.id)?;
+            if last_root == Some(root) {
+                continue;
+            }
+            last_root = Some(root);
+            for file in files {
+                let blob = lookup.blob_at(root, file)?;
+                let changes = out.entry(file.clone()).or_default();
+                if changes.last().is_none_or(|c| c.blob != blob) {
+                    changes.push(FileChange {
+                        commit: index,
+                        blob,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Path lookups in trees, remembered by (tree id, path below it): consecutive commits share
+/// nearly every subtree, so each distinct subtree is decoded once per walk.
+struct Lookup<'s> {
+    store: &'s Store,
+    memo: HashMap<(ObjectId, String), Option<ObjectId>>,
+}
+
+impl Lookup<'_> {
+    fn blob_at(&mut self, tree: ObjectId, path: &Path) -> Result<Option<ObjectId>, GitError> {
+        let parts: Vec<String> = path
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
+        self.find(tree, &parts)
+    }
+
+    fn find(&mut self, tree: ObjectId, parts: &[String]) -> Result<Option<ObjectId>, GitError> {
+        let Some((first, rest)) = parts.split_first() else {
+            return Ok(None);
+        };
+        let key = (tree, parts.join("/"));
+        if let Some(found) = self.memo.get(&key) {
+            return Ok(*found);
+        }
+        let entry = self
+            .store
+            .tree_entries(tree)?
+            .into_iter()
+            .find(|(name, _, _)| name == first);
+        let found = match entry {
+            None => None,
+            Some((_, is_tree, id)) => match (is_tree, rest.is_empty()) {
+                (false, true) => Some(id),
+                (true, false) => self.find(id, rest)?,
+                _ => None,
+            },
+        };
+        self.memo.insert(key, found);
+        Ok(found)
     }
 }

@@ -3,6 +3,8 @@
 
 use jiff::Timestamp;
 
+use crate::image::{Digest, Repository, Tag};
+
 /// Who asked for a bump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -32,13 +34,13 @@ pub struct Record {
     /// The environment.
     pub environment: String,
     /// The image repository.
-    pub image: String,
-    /// The tag before (absent when there was none).
-    pub from: Option<String>,
+    pub image: Repository,
+    /// The tag before (absent when there was none, or it was not a valid tag).
+    pub from: Option<Tag>,
     /// The tag written.
-    pub to: String,
+    pub to: Tag,
     /// The digest written or known.
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Who asked.
     pub actor: Actor,
     /// Why (manual promotions).
@@ -67,7 +69,7 @@ fn one_line(s: &str) -> String {
 impl Record {
     /// The full commit message.
     pub fn message(&self) -> String {
-        let from = self.from.as_deref().unwrap_or("(none)");
+        let from = self.from.as_ref().map_or("(none)", Tag::as_str);
         let mut m = format!(
             "promote({}): {} {from} -> {}\n\n",
             self.environment, self.promotion, self.to
@@ -77,11 +79,11 @@ impl Record {
         };
         trailer("Promotion", &self.promotion);
         trailer("Environment", &self.environment);
-        trailer("Image", &self.image);
+        trailer("Image", self.image.as_str());
         trailer("From", from);
-        trailer("To", &self.to);
+        trailer("To", self.to.as_str());
         if let Some(d) = &self.digest {
-            trailer("Digest", d);
+            trailer("Digest", d.as_str());
         }
         match &self.actor {
             Actor::Bot => trailer("Actor", "tagpromoter"),
@@ -106,7 +108,8 @@ impl Record {
         m
     }
 
-    /// Read a commit message back; `None` when it is not one of ours.
+    /// Read a commit message back; `None` when it is not one of ours (or names values that
+    /// are not valid tags and repositories: trailers are text anyone can write).
     pub fn parse(message: &str) -> Option<Self> {
         let mut get = std::collections::HashMap::new();
         for line in message.lines() {
@@ -134,10 +137,10 @@ impl Record {
         Some(Self {
             promotion: field("Promotion")?,
             environment: field("Environment")?,
-            image: field("Image").unwrap_or_default(),
-            from: field("From").filter(|f| f != "(none)"),
-            to: field("To")?,
-            digest: field("Digest"),
+            image: Repository::new(&field("Image")?).ok()?,
+            from: field("From").and_then(|f| Tag::new(&f).ok()),
+            to: Tag::new(&field("To")?).ok()?,
+            digest: field("Digest").and_then(|d| Digest::new(&d).ok()),
             actor,
             reason: field("Reason"),
             forced: field("Forced").as_deref() == Some("true"),
@@ -154,10 +157,10 @@ mod tests {
         Record {
             promotion: "podinfo".into(),
             environment: "prod".into(),
-            image: "ghcr.io/stefanprodan/podinfo".into(),
-            from: Some("6.5.3".into()),
-            to: "6.5.4".into(),
-            digest: Some(format!("sha256:{}", "a".repeat(64))),
+            image: Repository::new("ghcr.io/stefanprodan/podinfo").unwrap(),
+            from: Some(Tag::new("6.5.3").unwrap()),
+            to: Tag::new("6.5.4").unwrap(),
+            digest: Some(Digest::new(&format!("sha256:{}", "a".repeat(64))).unwrap()),
             actor: Actor::Bot,
             reason: None,
             forced: false,

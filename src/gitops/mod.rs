@@ -1,6 +1,9 @@
 //! The GitOps repository: a local bare mirror, fetched each pass; files read at the branch's
-//! tip without a checkout; bump commits written without a worktree; one push per pass, with
-//! rebase-and-retry on conflicts and a check that the remote really holds our commit.
+//! tip without a checkout; bump commits written without a worktree; one push per branch and
+//! pass, with rebase-and-retry on conflicts, rejections narrowed to the commits refused, and
+//! a check that the remote really holds our commits; history read once per pass.
+//!
+//! It must not decide anything: which tag goes where is the engine's business.
 
 pub mod error;
 pub mod git;
@@ -11,4 +14,4 @@ pub mod store;
 pub use error::{GitError, GitErrorKind};
 pub mod repo;
 
-pub use repo::{Bump, Edit, Repo, RepoConfig, Report};
+pub use repo::{Bump, Chain, FileEdit, Outcome, Pushed, Repo, RepoConfig, Report};

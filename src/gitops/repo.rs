@@ -1,19 +1,27 @@
 //! [`Repo`]: the GitOps repository as the engine sees it. A bare mirror in the cache
 //! directory (created on first use, shallow at first), fetched each pass; files read at the
-//! branch's tip; bumps committed without a worktree, one commit each, all pushed at once; on
-//! a non-fast-forward, fetch, redo the edits on the new tip (an edit is a function of the
-//! file's content, not a byte patch), and push again after a jittered backoff.
+//! branch's tip; bumps committed without a worktree ([`Repo::commit`], one commit each) and
+//! pushed to a branch in one push ([`Repo::push`]). [`Repo::apply`] joins them: on a
+//! non-fast-forward it fetches and commits again on the new tip — a bump is compare-and-swap,
+//! so a file a person changed in between is left to them — and when the remote rejects the
+//! push, it narrows the rejection down to the commits the remote refused, so that the
+//! others land.
+//!
+//! Every `git` command and the mirror's lock have time limits; gix work runs on blocking
+//! threads, never on the async workers.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use backon::BackoffBuilder;
 use gix::ObjectId;
+use jiff::Timestamp;
 
 use super::error::{GitError, GitErrorKind};
 use super::git::{Git, RemoteAuth, parse_porcelain, redact_urls, remote_lines};
 use super::message::Record;
 use super::store::{Author, Store};
+use crate::manifest;
 
 /// Where the remote is and how to write to it.
 #[derive(Debug, Clone)]
@@ -32,6 +40,10 @@ pub struct RepoConfig {
     pub depth: Option<u32>,
     /// Push attempts before giving up with a conflict.
     pub max_attempts: usize,
+    /// The longest a `git` command may run.
+    pub git_timeout: Duration,
+    /// The longest to wait for another process's lock on the mirror.
+    pub lock_timeout: Duration,
 }
 
 impl RepoConfig {
@@ -71,6 +83,8 @@ impl RepoConfig {
             cache_dir: cache_dir.to_path_buf(),
             depth: Some(DEFAULT_DEPTH),
             max_attempts: DEFAULT_ATTEMPTS,
+            git_timeout: DEFAULT_GIT_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
 }
@@ -80,32 +94,95 @@ impl RepoConfig {
 pub const DEFAULT_DEPTH: u32 = 500;
 /// Push attempts per pass before a conflict is reported.
 pub const DEFAULT_ATTEMPTS: usize = 8;
+/// The longest a `git` command may run by default.
+pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest to wait for the mirror's lock by default (another process fetching a large
+/// repository holds it for a while).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The edit a bump makes: a function of the file's current text; `Ok(None)` when the file
-/// already holds the value (the bump is then dropped, never an empty commit).
-pub type Edit = Box<dyn Fn(&str) -> Result<Option<String>, String> + Send + Sync>;
-
-/// One bump: what to record, which file, and how to change it.
-pub struct Bump {
-    /// The audit record (commit message).
-    pub record: Record,
+/// A file change a bump makes: compare-and-swap on the target's tag.
+#[derive(Debug, Clone)]
+pub struct FileEdit {
     /// The file, relative to the repository root.
     pub file: PathBuf,
-    /// The change.
-    pub edit: Edit,
+    /// Where in the file.
+    pub target: manifest::Target,
+    /// The tag the file held when the bump was decided (`None`: none). When the file holds
+    /// something else by the time the commit is made, a person got there first: the bump
+    /// is dropped, never written over them.
+    pub expected: Option<String>,
+    /// What to write.
+    pub wanted: manifest::Wanted,
 }
 
-/// What became of a pass's bumps.
+/// One bump: the audit record (commit message) and the file change, if any (a hold's
+/// release changes no file and is an empty commit).
+#[derive(Debug, Clone)]
+pub struct Bump {
+    /// The audit record.
+    pub record: Record,
+    /// The change.
+    pub edit: Option<FileEdit>,
+}
+
+/// What became of one bump.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Committed and pushed: the commit on the branch.
+    Landed(ObjectId),
+    /// The file already held the value (or another promoter pushed the same commit).
+    AlreadyInPlace,
+    /// The file no longer held the expected value: a person changed it; dropped, and
+    /// decided afresh on the next pass.
+    Superseded {
+        /// What the file held instead.
+        found: Option<String>,
+    },
+    /// It could not be made or the remote refused it.
+    Failed(GitError),
+}
+
+/// What became of a set of bumps, in their order.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Bumps that landed, with their commit.
-    pub landed: Vec<(Record, ObjectId)>,
-    /// Bumps whose value was already in place.
-    pub already: Vec<Record>,
-    /// Bumps that could not be made (the file could not be edited), with why.
-    pub failed: Vec<(Record, GitError)>,
-    /// Push attempts made.
-    pub attempts: usize,
+    /// Each bump's record and outcome.
+    pub outcomes: Vec<(Record, Outcome)>,
+    /// Pushes made.
+    pub pushes: usize,
+}
+
+/// A chain of commits on a base, one per bump that changed something.
+#[derive(Debug, Clone, Default)]
+pub struct Chain {
+    /// The commit the chain starts from.
+    pub base: Option<ObjectId>,
+    /// (bump index, commit), oldest first.
+    pub commits: Vec<(usize, ObjectId)>,
+    /// The bumps that made no commit, with why.
+    pub skipped: Vec<(usize, Outcome)>,
+}
+
+impl Chain {
+    /// The newest commit after the first `n` commits (the base for 0).
+    fn head_at(&self, n: usize) -> Option<ObjectId> {
+        match n {
+            0 => self.base,
+            n => self.commits.get(n - 1).map(|(_, id)| *id),
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug)]
+pub enum Pushed {
+    /// The branch now points at the commit.
+    Done,
+    /// The branch already pointed at it.
+    AlreadyThere,
+    /// The branch moved on: fetch and commit again.
+    Behind,
+    /// The remote refused it (a hook, branch protection), with its message.
+    Rejected(GitError),
 }
 
 /// The GitOps repository.
@@ -131,8 +208,8 @@ impl Repo {
         let root = config.cache_dir.join("git");
         std::fs::create_dir_all(&root).map_err(io)?;
         let dir = root.join(mirror_name(&config.url));
-        let git = Git::new(&root, config.auth.clone())?;
-        let _lock = lock(&dir).await?;
+        let git = Git::new(&root, config.auth.clone(), config.git_timeout)?;
+        let _lock = lock(&dir, config.lock_timeout).await?;
         if !dir.join("HEAD").is_file() {
             let tmp = root.join(format!(
                 "{}.init-{}",
@@ -170,9 +247,14 @@ impl Repo {
         redact_urls(&self.config.url)
     }
 
+    /// The branch bumps are pushed to.
+    pub fn branch(&self) -> &str {
+        &self.config.branch
+    }
+
     /// Fetch the branch; returns its tip.
     pub async fn fetch(&self) -> Result<ObjectId, GitError> {
-        let _lock = lock(&self.dir).await?;
+        let _lock = lock(&self.dir, self.config.lock_timeout).await?;
         self.fetch_locked().await
     }
 
@@ -196,7 +278,7 @@ impl Repo {
 
     /// Fetch the whole history (for history queries that reach a shallow mirror's boundary).
     pub async fn deepen(&self) -> Result<(), GitError> {
-        let _lock = lock(&self.dir).await?;
+        let _lock = lock(&self.dir, self.config.lock_timeout).await?;
         if self.store.shallow_boundary().is_empty() {
             return Ok(());
         }
@@ -230,7 +312,7 @@ impl Repo {
         self.store.resolve(TIP_REF)
     }
 
-    /// The object store (for history queries).
+    /// The object store (for history queries, on a blocking thread).
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -245,129 +327,29 @@ impl Repo {
 
     /// The text of `path` at `commit`.
     pub fn read_at(&self, commit: ObjectId, path: &Path) -> Result<Option<String>, GitError> {
-        match self.store.read(commit, path)? {
-            None => Ok(None),
-            Some(f) => String::from_utf8(f.content).map(Some).map_err(|_| {
-                GitError::new(
-                    GitErrorKind::Target,
-                    &format!("reading {}", path.display()),
-                    "is not UTF-8 text",
-                )
-            }),
-        }
+        read_text(&self.store, commit, path)
     }
 
-    /// Commit every bump (one commit each, chained on the tip) and push them in one push,
-    /// rebasing on conflicts; verify that the remote branch holds the result.
-    pub async fn apply(&self, bumps: &[Bump]) -> Result<Report, GitError> {
-        let _lock = lock(&self.dir).await?;
-        let mut backoff = backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(2))
-            .with_max_times(self.config.max_attempts.saturating_sub(1))
-            .with_jitter()
-            .build();
-        let mut attempts = 0;
-        loop {
-            let tip = self.fetch_locked().await?;
-            let mut report = self.commit_all(tip, bumps)?;
-            attempts += 1;
-            report.attempts = attempts;
-            let Some(head) = report.landed.last().map(|(_, id)| *id) else {
-                return Ok(report);
-            };
-            match self.push(head).await? {
-                // Another promoter made the very same commit (same tip, content, second) and
-                // pushed it first: the bumps are in place, but not by us.
-                Pushed::AlreadyThere => {
-                    self.verify(head).await?;
-                    let records = report.landed.drain(..).map(|(r, _)| r);
-                    report.already.extend(records);
-                    return Ok(report);
-                }
-                Pushed::Done => {
-                    self.verify(head).await?;
-                    self.git
-                        .run(
-                            &self.dir,
-                            &["update-ref", TIP_REF, &head.to_string()],
-                            "recording the pushed tip",
-                        )
-                        .await?;
-                    return Ok(report);
-                }
-                Pushed::Behind => match backoff.next() {
-                    Some(wait) => {
-                        tracing::info!(attempt = attempts, wait = ?wait, "the branch moved while pushing; rebasing the bumps");
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => {
-                        return Err(GitError::new(
-                            GitErrorKind::Conflict,
-                            &format!("pushing to {} on {}", self.config.branch, self.url()),
-                            format!("the branch kept moving; gave up after {attempts} attempts"),
-                        ));
-                    }
-                },
-            }
-        }
+    /// Commit every bump on `base`, one commit each, chained, at `time` (the pass's now).
+    /// Runs on a blocking thread.
+    pub async fn commit(
+        &self,
+        base: ObjectId,
+        bumps: &[Bump],
+        time: Timestamp,
+    ) -> Result<Chain, GitError> {
+        let store = self.store.clone();
+        let author = self.config.author.clone();
+        let bumps = bumps.to_vec();
+        tokio::task::spawn_blocking(move || build_chain(&store, &author, base, &bumps, time))
+            .await
+            .map_err(|e| GitError::new(GitErrorKind::Local, "writing commits", e.to_string()))?
     }
 
-    /// Build the chain of commits on `tip`.
-    fn commit_all(&self, tip: ObjectId, bumps: &[Bump]) -> Result<Report, GitError> {
-        let mut report = Report::default();
-        let mut head = tip;
-        for bump in bumps {
-            let file = match self.store.read(head, &bump.file) {
-                Ok(Some(f)) => f,
-                Ok(None) => {
-                    let e = GitError::new(
-                        GitErrorKind::Target,
-                        &format!("editing {}", bump.file.display()),
-                        "the file does not exist on the branch",
-                    );
-                    report.failed.push((bump.record.clone(), e));
-                    continue;
-                }
-                Err(e) if e.kind == GitErrorKind::Target => {
-                    report.failed.push((bump.record.clone(), e));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let step = format!("editing {}", bump.file.display());
-            let Ok(text) = String::from_utf8(file.content) else {
-                report.failed.push((
-                    bump.record.clone(),
-                    GitError::new(GitErrorKind::Target, &step, "is not UTF-8 text"),
-                ));
-                continue;
-            };
-            match (bump.edit)(&text) {
-                Ok(None) => report.already.push(bump.record.clone()),
-                Ok(Some(new)) => {
-                    head = self.store.commit_file(
-                        head,
-                        &bump.file,
-                        new.as_bytes(),
-                        file.kind,
-                        &bump.record.message(),
-                        &self.config.author,
-                    )?;
-                    report.landed.push((bump.record.clone(), head));
-                }
-                Err(why) => report.failed.push((
-                    bump.record.clone(),
-                    GitError::new(GitErrorKind::Target, &step, why),
-                )),
-            }
-        }
-        Ok(report)
-    }
-
-    async fn push(&self, head: ObjectId) -> Result<Pushed, GitError> {
-        let step = format!("pushing to {} on {}", self.config.branch, self.url());
-        let refspec = format!("{head}:refs/heads/{}", self.config.branch);
+    /// Push `commit` to `branch` (one `git push`), and say what the remote did.
+    pub async fn push(&self, commit: ObjectId, branch: &str) -> Result<Pushed, GitError> {
+        let step = format!("pushing to {branch} on {}", self.url());
+        let refspec = format!("{commit}:refs/heads/{branch}");
         let (ok, out) = self
             .git
             .spawn(
@@ -376,13 +358,26 @@ impl Repo {
                 &step,
             )
             .await?;
-        let target = format!("refs/heads/{}", self.config.branch);
+        let target = format!("refs/heads/{branch}");
         let line = parse_porcelain(&out.stdout)
             .into_iter()
             .find(|r| r.remote_ref == target);
-        match line {
-            Some(r) if r.flag == '=' && ok => Ok(Pushed::AlreadyThere),
-            Some(r) if matches!(r.flag, ' ' | '*') && ok => Ok(Pushed::Done),
+        let rejected = |summary: String| {
+            let remote = remote_lines(&out.stderr);
+            let detail = if remote.is_empty() {
+                summary
+            } else {
+                format!("{summary} (remote said: {remote})")
+            };
+            Pushed::Rejected(GitError::new(
+                GitErrorKind::Rejected,
+                &step,
+                redact_urls(&detail),
+            ))
+        };
+        Ok(match line {
+            Some(r) if r.flag == '=' && ok => Pushed::AlreadyThere,
+            Some(r) if matches!(r.flag, ' ' | '*') && ok => Pushed::Done,
             // Another push won the race for the ref on the server: the same as non-fast-forward.
             Some(r)
                 if r.flag == '!'
@@ -390,20 +385,10 @@ impl Repo {
                         || r.summary.contains("failed to lock")
                         || out.stderr.contains("cannot lock ref")) =>
             {
-                Ok(Pushed::Behind)
+                Pushed::Behind
             }
             Some(r) if r.flag == '!' && r.summary.contains("[remote rejected]") => {
-                let remote = remote_lines(&out.stderr);
-                let detail = if remote.is_empty() {
-                    r.summary
-                } else {
-                    format!("{} (remote said: {remote})", r.summary)
-                };
-                Err(GitError::new(
-                    GitErrorKind::Rejected,
-                    &step,
-                    redact_urls(&detail),
-                ))
+                rejected(r.summary)
             }
             Some(r)
                 if r.flag == '!'
@@ -411,24 +396,141 @@ impl Repo {
                         .iter()
                         .any(|w| r.summary.contains(w)) =>
             {
-                Ok(Pushed::Behind)
+                Pushed::Behind
             }
-            Some(r) if r.flag == '!' => Err(GitError::new(
-                GitErrorKind::Rejected,
-                &step,
-                redact_urls(&r.summary),
-            )),
-            _ => Err(super::git::classify(&step, &out.stderr)),
-        }
+            Some(r) if r.flag == '!' => rejected(r.summary),
+            _ => {
+                let e = super::git::classify(&step, &out.stderr);
+                if e.kind == GitErrorKind::Rejected {
+                    Pushed::Rejected(e)
+                } else {
+                    return Err(e);
+                }
+            }
+        })
     }
 
-    async fn verify(&self, head: ObjectId) -> Result<(), GitError> {
+    /// Commit every bump and push them to the branch: rebased and retried when the branch
+    /// moves, narrowed when the remote rejects some of them. Bumps a person overtook are
+    /// dropped. Verifies that the remote holds what was reported landed.
+    pub async fn apply(&self, bumps: &[Bump], time: Timestamp) -> Result<Report, GitError> {
+        let _lock = lock(&self.dir, self.config.lock_timeout).await?;
+        let branch = self.config.branch.clone();
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(self.config.max_attempts.saturating_sub(1))
+            .with_jitter()
+            .build();
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; bumps.len()];
+        let mut pushes = 0;
+        let mut behind = 0;
+        loop {
+            let pending: Vec<usize> = (0..bumps.len())
+                .filter(|i| outcomes[*i].is_none())
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            let tip = self.fetch_locked().await?;
+            let todo: Vec<Bump> = pending.iter().map(|i| bumps[*i].clone()).collect();
+            let chain = self.commit(tip, &todo, time).await?;
+            for (k, outcome) in &chain.skipped {
+                outcomes[pending[*k]] = Some(outcome.clone());
+            }
+            if chain.commits.is_empty() {
+                continue;
+            }
+            // Try the whole chain, then narrow a rejection down to the first refused commit:
+            // a longer prefix than a refused one is refused too.
+            let n = chain.commits.len();
+            let mut landed = 0;
+            let mut refused: Option<(usize, GitError)> = None;
+            let mut moved = false;
+            let mut probe = n;
+            loop {
+                pushes += 1;
+                let Some(head) = chain.head_at(probe) else {
+                    break;
+                };
+                match self.push(head, &branch).await? {
+                    Pushed::Done | Pushed::AlreadyThere if probe == n && landed == 0 => {
+                        // The common case: everything at once. Another promoter may have
+                        // pushed the very same commits first; either way they are in place.
+                        landed = n;
+                        break;
+                    }
+                    Pushed::Done | Pushed::AlreadyThere => landed = probe,
+                    Pushed::Behind => {
+                        moved = true;
+                        break;
+                    }
+                    Pushed::Rejected(e) => refused = Some((probe, e)),
+                }
+                match &refused {
+                    Some((hi, _)) if hi - landed > 1 => probe = landed + (hi - landed) / 2,
+                    _ => break,
+                }
+            }
+            if landed > 0 {
+                let head = chain.head_at(landed).unwrap_or(tip);
+                self.verify(head, &branch).await?;
+                self.git
+                    .run(
+                        &self.dir,
+                        &["update-ref", TIP_REF, &head.to_string()],
+                        "recording the pushed tip",
+                    )
+                    .await?;
+                for (k, id) in &chain.commits[..landed] {
+                    outcomes[pending[*k]] = Some(Outcome::Landed(*id));
+                }
+            }
+            if let Some((hi, e)) = refused
+                && !moved
+            {
+                let (k, _) = chain.commits[hi - 1];
+                tracing::warn!(promotion = %bumps[pending[k]].record.promotion, environment = %bumps[pending[k]].record.environment, error = %e, "the remote refused a bump; the others are pushed without it");
+                outcomes[pending[k]] = Some(Outcome::Failed(e));
+                continue;
+            }
+            if moved {
+                behind += 1;
+                match backoff.next() {
+                    Some(wait) => {
+                        tracing::info!(attempt = behind, wait = ?wait, "the branch moved while pushing; committing again on its new tip");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => {
+                        let e = GitError::new(
+                            GitErrorKind::Conflict,
+                            &format!("pushing to {branch} on {}", self.url()),
+                            format!("the branch kept moving; gave up after {behind} attempts"),
+                        );
+                        for o in outcomes.iter_mut().filter(|o| o.is_none()) {
+                            *o = Some(Outcome::Failed(e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let outcomes = bumps
+            .iter()
+            .zip(outcomes)
+            .map(|(b, o)| {
+                let o = o.unwrap_or(Outcome::AlreadyInPlace);
+                (b.record.clone(), o)
+            })
+            .collect();
+        Ok(Report { outcomes, pushes })
+    }
+
+    async fn verify(&self, head: ObjectId, branch: &str) -> Result<(), GitError> {
         let step = format!(
-            "checking that {} on {} holds the pushed commit",
-            self.config.branch,
+            "checking that {branch} on {} holds the pushed commit",
             self.url()
         );
-        let target = format!("refs/heads/{}", self.config.branch);
+        let target = format!("refs/heads/{branch}");
         let out = self
             .git
             .run(
@@ -439,24 +541,143 @@ impl Repo {
             .await?;
         let remote = out.stdout.split_whitespace().next().unwrap_or_default();
         if remote == head {
-            Ok(())
-        } else {
-            Err(GitError::new(
-                GitErrorKind::Conflict,
-                &step,
-                format!(
-                    "the push was reported done, and the branch points at {} instead of {head}",
-                    if remote.is_empty() { "nothing" } else { remote }
-                ),
-            ))
+            return Ok(());
         }
+        // The branch moved on after our push: fine when it still contains our commit.
+        if let Ok(id) = ObjectId::from_hex(remote.as_bytes()) {
+            let _ = self
+                .git
+                .spawn(
+                    &self.dir,
+                    &[
+                        "fetch",
+                        "--quiet",
+                        "--no-tags",
+                        "--no-write-fetch-head",
+                        "--",
+                        &self.config.url,
+                        &format!("+{target}:{TIP_REF}"),
+                    ],
+                    &step,
+                )
+                .await;
+            let (ok, _) = self
+                .git
+                .spawn(
+                    &self.dir,
+                    &[
+                        "merge-base",
+                        "--is-ancestor",
+                        &head.to_string(),
+                        &id.to_string(),
+                    ],
+                    &step,
+                )
+                .await?;
+            if ok {
+                return Ok(());
+            }
+        }
+        Err(GitError::new(
+            GitErrorKind::Conflict,
+            &step,
+            format!(
+                "the push was reported done, and the branch points at {} instead of {head}",
+                if remote.is_empty() { "nothing" } else { remote }
+            ),
+        ))
     }
 }
 
-enum Pushed {
-    Done,
-    AlreadyThere,
-    Behind,
+fn read_text(store: &Store, commit: ObjectId, path: &Path) -> Result<Option<String>, GitError> {
+    match store.read(commit, path)? {
+        None => Ok(None),
+        Some(f) => String::from_utf8(f.content).map(Some).map_err(|_| {
+            GitError::new(
+                GitErrorKind::Target,
+                &format!("reading {}", path.display()),
+                "is not UTF-8 text",
+            )
+        }),
+    }
+}
+
+/// Make the commits of `bumps` on `base`: each edit is compare-and-swap on the file as the
+/// chain has it so far (several bumps may edit one file).
+fn build_chain(
+    store: &Store,
+    author: &Author,
+    base: ObjectId,
+    bumps: &[Bump],
+    time: Timestamp,
+) -> Result<Chain, GitError> {
+    let mut chain = Chain {
+        base: Some(base),
+        ..Chain::default()
+    };
+    let mut head = base;
+    for (i, bump) in bumps.iter().enumerate() {
+        let message = bump.record.message();
+        let Some(edit) = &bump.edit else {
+            head = store.commit(head, None, &message, author, time)?;
+            chain.commits.push((i, head));
+            continue;
+        };
+        let step = format!("editing {}", edit.file.display());
+        let target_error =
+            |detail: String| Outcome::Failed(GitError::new(GitErrorKind::Target, &step, detail));
+        let file = match store.read(head, &edit.file) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                chain.skipped.push((
+                    i,
+                    target_error("the file does not exist on the branch".into()),
+                ));
+                continue;
+            }
+            Err(e) if e.kind == GitErrorKind::Target => {
+                chain.skipped.push((i, Outcome::Failed(e)));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let Ok(text) = String::from_utf8(file.content) else {
+            chain
+                .skipped
+                .push((i, target_error("is not UTF-8 text".into())));
+            continue;
+        };
+        let found = match manifest::read(&text, &edit.target) {
+            Ok(current) => current.tag,
+            Err(e) => {
+                chain.skipped.push((i, target_error(e.to_string())));
+                continue;
+            }
+        };
+        if found.as_deref() == Some(edit.wanted.tag.as_str()) && edit.wanted.digest.is_none() {
+            chain.skipped.push((i, Outcome::AlreadyInPlace));
+            continue;
+        }
+        if found != edit.expected {
+            chain.skipped.push((i, Outcome::Superseded { found }));
+            continue;
+        }
+        match manifest::apply(&text, &edit.target, &edit.wanted) {
+            Ok(manifest::Outcome::Unchanged) => chain.skipped.push((i, Outcome::AlreadyInPlace)),
+            Ok(manifest::Outcome::Changed(new)) => {
+                head = store.commit(
+                    head,
+                    Some((&edit.file, new.as_bytes(), file.kind)),
+                    &message,
+                    author,
+                    time,
+                )?;
+                chain.commits.push((i, head));
+            }
+            Err(e) => chain.skipped.push((i, target_error(e.to_string()))),
+        }
+    }
+    Ok(chain)
 }
 
 /// A directory name for a URL's mirror: readable, and unique by a hash of the URL.
@@ -487,7 +708,7 @@ struct Lock {
     _file: std::fs::File,
 }
 
-async fn lock(dir: &Path) -> Result<Lock, GitError> {
+async fn lock(dir: &Path, timeout: Duration) -> Result<Lock, GitError> {
     let path = dir.with_extension("lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -501,11 +722,23 @@ async fn lock(dir: &Path) -> Result<Lock, GitError> {
                 format!("{}: {e}", path.display()),
             )
         })?;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(Lock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(GitError::new(
+                    GitErrorKind::Local,
+                    "locking the local mirror",
+                    format!(
+                        "another process has held {} for more than {}s; is one stuck?",
+                        path.display(),
+                        timeout.as_secs()
+                    ),
+                ));
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(GitError::new(

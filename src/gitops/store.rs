@@ -28,13 +28,17 @@ pub struct FileAt {
 pub struct CommitInfo {
     /// Committer time.
     pub time: Timestamp,
+    /// The author's name.
+    pub author: String,
     /// The message.
     pub message: String,
     /// Parent ids.
     pub parents: Vec<ObjectId>,
 }
 
-/// The object store of the bare mirror.
+/// The object store of the bare mirror. Cheap to clone (the handle is shared), so blocking
+/// work can move to a blocking thread with its own copy.
+#[derive(Clone)]
 pub struct Store {
     repo: gix::ThreadSafeRepository,
 }
@@ -130,38 +134,42 @@ impl Store {
         Err(target(path, "is empty".into()))
     }
 
-    /// Write a commit on `parent` whose tree differs only in `path` (now `content`).
-    pub fn commit_file(
+    /// Write a commit on `parent` at `time` whose tree differs only in `change`'s file; with
+    /// no change, an empty commit (a record that changes no file, such as a hold's release).
+    pub fn commit(
         &self,
         parent: ObjectId,
-        path: &Path,
-        content: &[u8],
-        kind: EntryKind,
+        change: Option<(&Path, &[u8], EntryKind)>,
         message: &str,
         author: &Author,
+        time: Timestamp,
     ) -> Result<ObjectId, GitError> {
         let repo = self.repo();
         let step = "writing a commit";
-        let blob = repo
-            .write_blob(content)
-            .map_err(|e| local(step, e))?
-            .detach();
         let parent_commit = repo.find_commit(parent).map_err(|e| local(step, e))?;
         let tree = parent_commit.tree().map_err(|e| local(step, e))?;
-        let mut editor = tree.edit().map_err(|e| local(step, e))?;
-        let rela = path
-            .to_str()
-            .ok_or_else(|| target(path, "is not UTF-8".into()))?;
-        editor
-            .upsert(rela, kind, blob)
-            .map_err(|e| local(step, e))?;
-        let tree_id = editor.write().map_err(|e| local(step, e))?.detach();
-        let now = Timestamp::now().as_second();
+        let tree_id = match change {
+            None => tree.id,
+            Some((path, content, kind)) => {
+                let blob = repo
+                    .write_blob(content)
+                    .map_err(|e| local(step, e))?
+                    .detach();
+                let mut editor = tree.edit().map_err(|e| local(step, e))?;
+                let rela = path
+                    .to_str()
+                    .ok_or_else(|| target(path, "is not UTF-8".into()))?;
+                editor
+                    .upsert(rela, kind, blob)
+                    .map_err(|e| local(step, e))?;
+                editor.write().map_err(|e| local(step, e))?.detach()
+            }
+        };
         let signature = gix::actor::Signature {
             name: author.name.as_str().into(),
             email: author.email.as_str().into(),
             time: gix::date::Time {
-                seconds: now,
+                seconds: time.as_second(),
                 offset: 0,
             },
         };
@@ -186,11 +194,57 @@ impl Store {
         let commit = repo.find_commit(id).map_err(|e| local(step, e))?;
         let time = commit.time().map_err(|e| local(step, e))?;
         let message = commit.message_raw_sloppy().to_str_lossy().into_owned();
+        let author = commit
+            .author()
+            .map(|a| a.name.to_str_lossy().into_owned())
+            .unwrap_or_default();
         Ok(CommitInfo {
             time: Timestamp::from_second(time.seconds).unwrap_or(Timestamp::UNIX_EPOCH),
+            author,
             message,
             parents: commit.parent_ids().map(|p| p.detach()).collect(),
         })
+    }
+
+    /// The root tree of a commit.
+    pub fn tree_of(&self, commit: ObjectId) -> Result<ObjectId, GitError> {
+        let repo = self.repo();
+        let step = "reading history";
+        let commit = repo.find_commit(commit).map_err(|e| local(step, e))?;
+        commit
+            .tree_id()
+            .map(|id| id.detach())
+            .map_err(|e| local(step, e))
+    }
+
+    /// The entries of a tree: name, blob-or-tree, id. Symlinks and submodules are left out
+    /// (they are never read through).
+    pub fn tree_entries(&self, tree: ObjectId) -> Result<Vec<(String, bool, ObjectId)>, GitError> {
+        let repo = self.repo();
+        let step = "reading history";
+        let tree = repo.find_tree(tree).map_err(|e| local(step, e))?;
+        let decoded = tree.decode().map_err(|e| local(step, e))?;
+        Ok(decoded
+            .entries
+            .iter()
+            .filter(|e| !e.mode.is_link() && !e.mode.is_commit())
+            .map(|e| {
+                (
+                    e.filename.to_str_lossy().into_owned(),
+                    e.mode.is_tree(),
+                    e.oid.to_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// The bytes of a blob.
+    pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
+        let repo = self.repo();
+        let blob = repo
+            .find_blob(id)
+            .map_err(|e| local("reading history", e))?;
+        Ok(blob.data.clone())
     }
 
     /// Whether `id` is present (a shallow mirror lacks what is past its boundary).

@@ -6,12 +6,15 @@
 //! open. Everything comes in as arguments, "now" included; nothing here reads a clock.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::freeze::{self, FreezeWindow};
 use super::select::{Selection, TagPolicy};
+use super::timeline::Timeline;
+use crate::image::{ImageFacts, Tag};
 
 /// The gate settings of one environment.
 #[derive(Debug, Clone, Default)]
@@ -28,44 +31,38 @@ pub struct Gates {
     pub freeze: Vec<FreezeWindow>,
 }
 
-/// What is known about one tag's image.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TagFacts {
-    /// The config's `created` time.
-    pub created: Option<Timestamp>,
-    /// The platforms of its index (`None` when not fetched or not an index).
-    pub platforms: Option<Vec<String>>,
-}
-
-/// A period during which an environment ran a tag: from the commit that put it there to the
-/// commit that replaced it (`None`: it still runs it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Residency {
-    /// When the tag arrived.
-    pub since: Timestamp,
-    /// When it was replaced, if it was.
-    pub until: Option<Timestamp>,
-}
-
 /// A hold on an environment (set by a rollback), until released or until `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
+    /// When it began (the commit that set it).
+    pub since: Timestamp,
     /// When it expires by itself, if ever.
     pub until: Option<Timestamp>,
+    /// Who set it.
+    pub by: String,
+    /// Why, when they said.
+    pub reason: Option<String>,
 }
 
-/// Everything about the environment's present that a decision depends on.
+impl Hold {
+    /// Whether it still holds at `now`.
+    pub fn active(&self, now: Timestamp) -> bool {
+        self.until.is_none_or(|u| u > now)
+    }
+}
+
+/// Everything about the environment's present that a decision depends on, as data.
 pub struct Situation<'a> {
     /// The current time.
     pub now: Timestamp,
     /// The tag the environment runs now (as read from its target).
-    pub current: Option<&'a str>,
-    /// An active or expired hold.
+    pub current: Option<&'a Tag>,
+    /// A hold, active or expired.
     pub hold: Option<&'a Hold>,
-    /// When the upstream environment ran a tag.
-    pub upstream: &'a dyn Fn(&str) -> Vec<Residency>,
-    /// Metadata of a tag's image.
-    pub facts: &'a dyn Fn(&str) -> TagFacts,
+    /// What the upstream environment (`from`) ran over time.
+    pub upstream: Option<&'a Timeline>,
+    /// Facts of the tags' images that were inspected this pass.
+    pub facts: &'a HashMap<Tag, ImageFacts>,
 }
 
 /// Why a candidate is not (yet) eligible.
@@ -98,8 +95,10 @@ pub enum Block {
         /// The platforms missing.
         missing: Vec<String>,
     },
-    /// Platforms are required and the image's are not known.
+    /// Platforms are required and the image names none.
     PlatformsUnknown,
+    /// The gates need the image's facts and they were not read this pass.
+    NotInspected,
 }
 
 impl fmt::Display for Block {
@@ -119,6 +118,7 @@ impl fmt::Display for Block {
                 write!(f, "lacks platforms {}", missing.join(", "))
             }
             Self::PlatformsUnknown => f.write_str("its platforms are not known"),
+            Self::NotInspected => f.write_str("its image metadata could not be read"),
         }
     }
 }
@@ -127,7 +127,7 @@ impl fmt::Display for Block {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Waiting {
     /// The tag.
-    pub tag: String,
+    pub tag: Tag,
     /// What holds it back.
     pub block: Block,
 }
@@ -141,56 +141,109 @@ pub enum Blocked {
         until: Timestamp,
     },
     /// The environment is held.
-    Held {
-        /// When the hold expires, if ever.
-        until: Option<Timestamp>,
-    },
+    Held(Hold),
     /// The best eligible tag ranks below the current one.
     Downgrade {
         /// The current tag.
-        current: String,
+        current: Tag,
     },
     /// No candidate is eligible yet.
     NothingEligible,
 }
 
-/// What an environment should do now.
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Frozen { until } => write!(f, "frozen until {until}"),
+            Self::Held(h) => {
+                write!(f, "held by {} since {}", h.by, h.since)?;
+                if let Some(r) = &h.reason {
+                    write!(f, " ({r})")?;
+                }
+                match h.until {
+                    Some(u) => write!(f, ", until {u}"),
+                    None => f.write_str(", until released"),
+                }
+            }
+            Self::Downgrade { current } => {
+                write!(
+                    f,
+                    "it ranks below the current {current}; no automatic downgrade"
+                )
+            }
+            Self::NothingEligible => f.write_str("no tag is eligible"),
+        }
+    }
+}
+
+/// What an environment should do now. `waiting` lists every candidate ranked above the
+/// outcome, best first, with what holds it back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// It runs the best eligible tag.
     UpToDate {
         /// The tag.
-        current: String,
-        /// A better tag that is not eligible yet, if any.
-        waiting: Option<Waiting>,
+        current: Tag,
+        /// Better tags that are not eligible yet.
+        waiting: Vec<Waiting>,
     },
     /// It should move to `to`.
     Promote {
         /// The current tag.
-        from: Option<String>,
+        from: Option<Tag>,
         /// The tag to write.
-        to: String,
+        to: Tag,
         /// Since when `to` could have been applied (the latest of its creation, its soak
         /// completing, and a freeze ending), for stall detection.
         eligible_since: Option<Timestamp>,
+        /// Better tags that are not eligible yet.
+        waiting: Vec<Waiting>,
     },
     /// It should not move now.
     Blocked {
         /// The tag it would move to, if one is eligible.
-        to: Option<String>,
+        to: Option<Tag>,
+        /// Since when `to` has been eligible.
+        eligible_since: Option<Timestamp>,
         /// Why not.
         reason: Blocked,
-        /// A better tag that is not eligible yet, if any.
-        waiting: Option<Waiting>,
+        /// Better tags that are not eligible yet.
+        waiting: Vec<Waiting>,
     },
 }
 
+impl Decision {
+    /// The better tags that wait, and why.
+    pub fn waiting(&self) -> &[Waiting] {
+        match self {
+            Self::UpToDate { waiting, .. }
+            | Self::Promote { waiting, .. }
+            | Self::Blocked { waiting, .. } => waiting,
+        }
+    }
+}
+
 impl Gates {
-    /// Decide for one environment. `policy` ranks tags (for the downgrade check), `selection`
-    /// is its ranking of the tag list.
-    pub fn decide(&self, policy: &TagPolicy, selection: &Selection, s: &Situation<'_>) -> Decision {
-        let created = |tag: &str| (s.facts)(tag).created;
-        let mut waiting = None;
+    /// Whether deciding needs the images' facts (`minAge`, `platforms`).
+    pub fn need_facts(&self) -> bool {
+        self.min_age.is_some() || !self.platforms.is_empty()
+    }
+
+    /// Decide for one environment. `policy` ranks tags (for the downgrade check),
+    /// `selection` is its ranking of the tag list.
+    pub fn decide(
+        &self,
+        policy: &TagPolicy,
+        selection: &Selection<Tag>,
+        s: &Situation<'_>,
+    ) -> Decision {
+        let created = |tag: &str| {
+            Tag::new(tag)
+                .ok()
+                .and_then(|t| s.facts.get(&t))
+                .and_then(|f| f.created)
+        };
+        let mut waiting = Vec::new();
         let mut best = None;
         for candidate in &selection.candidates {
             match self.eligibility(&candidate.tag, s) {
@@ -198,66 +251,67 @@ impl Gates {
                     best = Some((candidate.tag.clone(), since));
                     break;
                 }
-                Err(block) => {
-                    if waiting.is_none() {
-                        waiting = Some(Waiting {
-                            tag: candidate.tag.clone(),
-                            block,
-                        });
-                    }
-                }
+                Err(block) => waiting.push(Waiting {
+                    tag: candidate.tag.clone(),
+                    block,
+                }),
             }
         }
         let Some((to, since)) = best else {
             return Decision::Blocked {
                 to: None,
+                eligible_since: None,
                 reason: Blocked::NothingEligible,
                 waiting,
             };
         };
         if let Some(current) = s.current {
-            let same =
-                current == to || policy.compare(&to, current, &created) == Some(Ordering::Equal);
+            let same = *current == to
+                || policy.compare(to.as_str(), current.as_str(), &created) == Some(Ordering::Equal);
             if same {
                 return Decision::UpToDate {
-                    current: current.to_string(),
+                    current: current.clone(),
                     waiting,
                 };
             }
         }
+        let freeze_end = self.freeze.iter().filter_map(|w| w.last_ended(s.now)).max();
+        let eligible_since = [since, freeze_end].into_iter().flatten().max();
         let blocked = |reason| Decision::Blocked {
             to: Some(to.clone()),
+            eligible_since,
             reason,
             waiting: waiting.clone(),
         };
         if let Some(hold) = s.hold
-            && hold.until.is_none_or(|u| u > s.now)
+            && hold.active(s.now)
         {
-            return blocked(Blocked::Held { until: hold.until });
+            return blocked(Blocked::Held(hold.clone()));
         }
         if let Some(current) = s.current
-            && policy.compare(&to, current, &created) == Some(Ordering::Less)
+            && policy.compare(to.as_str(), current.as_str(), &created) == Some(Ordering::Less)
         {
             return blocked(Blocked::Downgrade {
-                current: current.to_string(),
+                current: current.clone(),
             });
         }
         if let Some(until) = freeze::frozen_until(&self.freeze, s.now) {
             return blocked(Blocked::Frozen { until });
         }
-        let freeze_end = self.freeze.iter().filter_map(|w| w.last_ended(s.now)).max();
         Decision::Promote {
-            from: s.current.map(str::to_string),
+            from: s.current.cloned(),
             to,
-            eligible_since: [since, freeze_end].into_iter().flatten().max(),
+            eligible_since,
+            waiting,
         }
     }
 
     /// `Ok(since)` when `tag` passes every gate (with when it became eligible, if known).
-    pub fn eligibility(&self, tag: &str, s: &Situation<'_>) -> Result<Option<Timestamp>, Block> {
-        let facts = (s.facts)(tag);
-        let mut since = facts.created;
+    pub fn eligibility(&self, tag: &Tag, s: &Situation<'_>) -> Result<Option<Timestamp>, Block> {
+        let facts = s.facts.get(tag);
+        let mut since = facts.and_then(|f| f.created);
         if let Some(min_age) = self.min_age {
+            let facts = facts.ok_or(Block::NotInspected)?;
             let created = facts.created.ok_or(Block::NoCreationTime)?;
             let old_enough = created.checked_add(min_age).unwrap_or(Timestamp::MAX);
             if old_enough > s.now {
@@ -265,11 +319,14 @@ impl Gates {
             }
         }
         if !self.platforms.is_empty() {
-            let have = facts.platforms.as_ref().ok_or(Block::PlatformsUnknown)?;
+            let facts = facts.ok_or(Block::NotInspected)?;
+            if facts.platforms.is_empty() {
+                return Err(Block::PlatformsUnknown);
+            }
             let missing: Vec<String> = self
                 .platforms
                 .iter()
-                .filter(|p| !have.contains(p))
+                .filter(|p| !facts.platforms.contains(p))
                 .cloned()
                 .collect();
             if !missing.is_empty() {
@@ -277,7 +334,7 @@ impl Gates {
             }
         }
         if let Some(env) = &self.from {
-            let runs = (s.upstream)(tag);
+            let runs = s.upstream.map(|t| t.residencies(tag)).unwrap_or_default();
             if runs.is_empty() {
                 return Err(Block::NotUpstream { env: env.clone() });
             }
@@ -308,10 +365,15 @@ impl Gates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::Digest;
     use crate::policy::{Constraint, Order};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    fn tag(s: &str) -> Tag {
+        Tag::new(s).unwrap()
     }
 
     fn semver() -> TagPolicy {
@@ -322,38 +384,42 @@ mod tests {
         }
     }
 
-    fn tags(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn facts(created: &str, platforms: &[&str]) -> ImageFacts {
+        ImageFacts {
+            digest: Digest::new(&format!("sha256:{}", "0".repeat(64))).unwrap(),
+            platforms: platforms.iter().map(|p| p.to_string()).collect(),
+            created: Some(ts(created)),
+        }
+    }
+
+    /// staging ran 6.5.4 from 11-20 to 11-21 06:00, and runs 6.6.0 since.
+    fn staging() -> Timeline {
+        Timeline {
+            changes: vec![
+                (ts("2026-11-20T00:00:00Z"), Some("6.5.4".into())),
+                (ts("2026-11-21T06:00:00Z"), Some("6.6.0".into())),
+            ],
+        }
     }
 
     fn decide(gates: &Gates, current: Option<&str>, hold: Option<&Hold>, now: &str) -> Decision {
         let policy = semver();
-        let selection = policy
-            .select(&tags(&["6.5.3", "6.5.4", "6.6.0"]), &|_| None)
-            .unwrap();
-        let upstream = |tag: &str| match tag {
-            "6.5.4" => vec![Residency {
-                since: ts("2026-11-20T00:00:00Z"),
-                until: Some(ts("2026-11-21T06:00:00Z")),
-            }],
-            "6.6.0" => vec![Residency {
-                since: ts("2026-11-21T06:00:00Z"),
-                until: None,
-            }],
-            _ => vec![],
-        };
-        let facts = |_: &str| TagFacts {
-            created: Some(ts("2026-11-19T00:00:00Z")),
-            platforms: None,
-        };
+        let list = vec![tag("6.5.3"), tag("6.5.4"), tag("6.6.0")];
+        let selection = policy.select(&list, &|_| None).unwrap();
+        let upstream = staging();
+        let facts = list
+            .iter()
+            .map(|t| (t.clone(), facts("2026-11-19T00:00:00Z", &[])))
+            .collect();
+        let current = current.map(tag);
         gates.decide(
             &policy,
             &selection,
             &Situation {
                 now: ts(now),
-                current,
+                current: current.as_ref(),
                 hold,
-                upstream: &upstream,
+                upstream: Some(&upstream),
                 facts: &facts,
             },
         )
@@ -367,33 +433,44 @@ mod tests {
         }
     }
 
+    fn hold(until: Option<&str>) -> Hold {
+        Hold {
+            since: ts("2026-11-21T00:00:00Z"),
+            until: until.map(ts),
+            by: "alice".into(),
+            reason: Some("incident 42".into()),
+        }
+    }
+
     #[test]
     fn soak_picks_the_tag_that_soaked_and_names_the_one_waiting() {
         let d = decide(&prod(), Some("6.5.3"), None, "2026-11-21T12:00:00Z");
+        let waiting = vec![Waiting {
+            tag: tag("6.6.0"),
+            block: Block::Soaking {
+                until: ts("2026-11-22T06:00:00Z"),
+            },
+        }];
         assert_eq!(
             d,
             Decision::Promote {
-                from: Some("6.5.3".into()),
-                to: "6.5.4".into(),
+                from: Some(tag("6.5.3")),
+                to: tag("6.5.4"),
                 eligible_since: Some(ts("2026-11-21T00:00:00Z")),
+                waiting: waiting.clone(),
             }
         );
         let d = decide(&prod(), Some("6.5.4"), None, "2026-11-21T12:00:00Z");
-        let Decision::UpToDate {
-            waiting: Some(w), ..
-        } = d
-        else {
-            panic!("{d:?}")
-        };
         assert_eq!(
-            w.block,
-            Block::Soaking {
-                until: ts("2026-11-22T06:00:00Z")
+            d,
+            Decision::UpToDate {
+                current: tag("6.5.4"),
+                waiting
             }
         );
         let d = decide(&prod(), Some("6.5.4"), None, "2026-11-22T06:00:00Z");
         assert!(
-            matches!(d, Decision::Promote { ref to, .. } if to == "6.6.0"),
+            matches!(d, Decision::Promote { ref to, .. } if to.as_str() == "6.6.0"),
             "{d:?}"
         );
     }
@@ -404,24 +481,32 @@ mod tests {
             soak: SignedDuration::from_hours(48),
             ..prod()
         };
-        let policy = semver();
+        let upstream = Timeline {
+            changes: vec![
+                (ts("2026-11-20T00:00:00Z"), Some("6.5.4".into())),
+                (ts("2026-11-21T00:00:00Z"), Some("6.5.3".into())),
+            ],
+        };
+        let facts = HashMap::new();
         let s = Situation {
             now: ts("2026-11-30T00:00:00Z"),
             current: None,
             hold: None,
-            upstream: &|_| {
-                vec![Residency {
-                    since: ts("2026-11-20T00:00:00Z"),
-                    until: Some(ts("2026-11-21T00:00:00Z")),
-                }]
-            },
-            facts: &|_| TagFacts::default(),
+            upstream: Some(&upstream),
+            facts: &facts,
         };
-        assert!(matches!(
-            gates.eligibility("6.5.4", &s),
-            Err(Block::SoakInterrupted { .. })
-        ));
-        let _ = policy;
+        assert_eq!(
+            gates.eligibility(&tag("6.5.4"), &s),
+            Err(Block::SoakInterrupted {
+                ran_for: SignedDuration::from_hours(24)
+            })
+        );
+        assert_eq!(
+            gates.eligibility(&tag("6.6.0"), &s),
+            Err(Block::NotUpstream {
+                env: "staging".into()
+            })
+        );
     }
 
     #[test]
@@ -441,36 +526,32 @@ mod tests {
 
     #[test]
     fn holds_block_until_they_expire() {
-        let hold = Hold {
-            until: Some(ts("2026-11-21T18:00:00Z")),
-        };
-        let d = decide(&prod(), Some("6.5.3"), Some(&hold), "2026-11-21T12:00:00Z");
+        let h = hold(Some("2026-11-21T18:00:00Z"));
+        let d = decide(&prod(), Some("6.5.3"), Some(&h), "2026-11-21T12:00:00Z");
         assert!(
-            matches!(
-                d,
-                Decision::Blocked {
-                    reason: Blocked::Held { .. },
-                    ..
-                }
-            ),
+            matches!(&d, Decision::Blocked { reason: Blocked::Held(got), .. } if *got == h),
             "{d:?}"
         );
-        let d = decide(&prod(), Some("6.5.3"), Some(&hold), "2026-11-21T18:00:00Z");
+        let d = decide(&prod(), Some("6.5.3"), Some(&h), "2026-11-21T18:00:00Z");
         assert!(matches!(d, Decision::Promote { .. }), "{d:?}");
-        let forever = Hold { until: None };
+        let forever = hold(None);
         let d = decide(
             &prod(),
             Some("6.5.3"),
             Some(&forever),
             "2027-11-21T18:00:00Z",
         );
-        assert!(matches!(
-            d,
-            Decision::Blocked {
-                reason: Blocked::Held { until: None },
-                ..
-            }
-        ));
+        let Decision::Blocked {
+            reason: reason @ Blocked::Held(_),
+            ..
+        } = d
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            reason.to_string(),
+            "held by alice since 2026-11-21T00:00:00Z (incident 42), until released"
+        );
     }
 
     #[test]
@@ -482,16 +563,17 @@ mod tests {
         assert_eq!(
             d,
             Decision::Blocked {
-                to: Some("6.5.4".into()),
+                to: Some(tag("6.5.4")),
+                eligible_since: Some(ts("2026-11-21T00:00:00Z")),
                 reason: Blocked::Frozen {
                     until: ts("2026-11-23T08:00:00Z")
                 },
-                waiting: Some(Waiting {
-                    tag: "6.6.0".into(),
+                waiting: vec![Waiting {
+                    tag: tag("6.6.0"),
                     block: Block::Soaking {
                         until: ts("2026-11-22T06:00:00Z")
                     }
-                }),
+                }],
             }
         );
         let d = decide(&gates, Some("6.5.4"), None, "2026-11-23T09:00:00Z");
@@ -508,43 +590,47 @@ mod tests {
             platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
             ..Gates::default()
         };
+        assert!(gates.need_facts());
         let now = ts("2026-11-21T12:00:00Z");
-        let check = |facts: TagFacts| {
-            let f = move |_: &str| facts.clone();
+        let check = |f: Option<ImageFacts>| {
+            let facts: HashMap<Tag, ImageFacts> =
+                f.into_iter().map(|f| (tag("6.5.4"), f)).collect();
             let s = Situation {
                 now,
                 current: None,
                 hold: None,
-                upstream: &|_| vec![],
-                facts: &f,
+                upstream: None,
+                facts: &facts,
             };
-            gates.eligibility("6.5.4", &s)
+            gates.eligibility(&tag("6.5.4"), &s)
         };
-        assert_eq!(check(TagFacts::default()), Err(Block::NoCreationTime));
-        let young = TagFacts {
-            created: Some(ts("2026-11-21T11:50:00Z")),
-            platforms: None,
-        };
+        assert_eq!(check(None), Err(Block::NotInspected));
+        let mut undated = facts("2026-11-21T11:00:00Z", &["linux/amd64"]);
+        undated.created = None;
+        assert_eq!(check(Some(undated)), Err(Block::NoCreationTime));
         assert_eq!(
-            check(young),
+            check(Some(facts("2026-11-21T11:50:00Z", &[]))),
             Err(Block::TooYoung {
                 until: ts("2026-11-21T12:05:00Z")
             })
         );
-        let one = TagFacts {
-            created: Some(ts("2026-11-21T11:00:00Z")),
-            platforms: Some(vec!["linux/amd64".into()]),
-        };
         assert_eq!(
-            check(one),
+            check(Some(facts("2026-11-21T11:00:00Z", &[]))),
+            Err(Block::PlatformsUnknown)
+        );
+        // A single-platform image lists its one platform: not enough here.
+        assert_eq!(
+            check(Some(facts("2026-11-21T11:00:00Z", &["linux/amd64"]))),
             Err(Block::MissingPlatforms {
                 missing: vec!["linux/arm64".into()]
             })
         );
-        let both = TagFacts {
-            created: Some(ts("2026-11-21T11:00:00Z")),
-            platforms: Some(vec!["linux/arm64".into(), "linux/amd64".into()]),
-        };
-        assert_eq!(check(both), Ok(Some(ts("2026-11-21T11:00:00Z"))));
+        assert_eq!(
+            check(Some(facts(
+                "2026-11-21T11:00:00Z",
+                &["linux/arm64", "linux/amd64"]
+            ))),
+            Ok(Some(ts("2026-11-21T11:00:00Z")))
+        );
     }
 }

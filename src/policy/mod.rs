@@ -8,6 +8,7 @@
 pub mod constraint;
 pub mod freeze;
 pub mod gates;
+pub mod timeline;
 pub mod version;
 
 pub use constraint::{Constraint, ConstraintError};
@@ -15,5 +16,6 @@ pub use version::{Version, VersionError};
 pub mod select;
 
 pub use freeze::FreezeWindow;
-pub use gates::{Block, Blocked, Decision, Gates, Hold, Residency, Situation, TagFacts, Waiting};
-pub use select::{Direction, Filter, Order, Rejection, SelectError, Selection, TagPolicy};
+pub use gates::{Block, Blocked, Decision, Gates, Hold, Situation, Waiting};
+pub use select::{Direction, Filter, Order, Rejection, SelectError, Selection, TagName, TagPolicy};
+pub use timeline::{Residency, Timeline};

@@ -90,6 +90,11 @@ pub enum Rejection {
     },
 }
 
+/// What a policy ranks: the registry's [`crate::image::Tag`]s in the product, any text in
+/// the conformance corpus (which holds names such as `-62` that no registry accepts).
+pub trait TagName: AsRef<str> + Clone + PartialEq + fmt::Debug {}
+impl<T: AsRef<str> + Clone + PartialEq + fmt::Debug> TagName for T {}
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -105,9 +110,9 @@ impl fmt::Display for Rejection {
 
 /// A tag that qualifies, with the key it was ranked by.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub struct Candidate<T> {
     /// The original tag.
-    pub tag: String,
+    pub tag: T,
     key: Key,
 }
 
@@ -120,28 +125,39 @@ enum Key {
 }
 
 /// The outcome of ranking a tag list.
-#[derive(Debug, Clone, Default)]
-pub struct Selection {
+#[derive(Debug, Clone)]
+pub struct Selection<T> {
     /// Qualifying tags, best first.
-    pub candidates: Vec<Candidate>,
+    pub candidates: Vec<Candidate<T>>,
     /// Tags that do not qualify, each with its reason (in the order of the input).
-    pub rejected: Vec<(String, Rejection)>,
+    pub rejected: Vec<(T, Rejection)>,
 }
 
-impl Selection {
+impl<T> Default for Selection<T> {
+    fn default() -> Self {
+        Self {
+            candidates: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+}
+
+impl<T: TagName> Selection<T> {
     /// The best tag, if any qualifies.
-    pub fn winner(&self) -> Option<&str> {
-        self.candidates.first().map(|c| c.tag.as_str())
+    pub fn winner(&self) -> Option<&T> {
+        self.candidates.first().map(|c| &c.tag)
     }
 
     /// Why `tag` did not win, or `None` when it is the winner or unknown.
     pub fn why_not(&self, tag: &str) -> Option<Rejection> {
-        if let Some((_, r)) = self.rejected.iter().find(|(t, _)| t == tag) {
+        if let Some((_, r)) = self.rejected.iter().find(|(t, _)| t.as_ref() == tag) {
             return Some(r.clone());
         }
-        let winner = self.winner()?;
-        (winner != tag && self.candidates.iter().any(|c| c.tag == tag)).then(|| Rejection::Older {
-            than: winner.to_string(),
+        let winner = self.winner()?.as_ref();
+        (winner != tag && self.candidates.iter().any(|c| c.tag.as_ref() == tag)).then(|| {
+            Rejection::Older {
+                than: winner.to_string(),
+            }
         })
     }
 }
@@ -160,15 +176,16 @@ pub enum SelectError {
 }
 
 impl TagPolicy {
-    /// Rank `tags`. `created` gives an image's creation time (only `newestBuild` asks).
-    pub fn select(
+    /// Rank `tags`. `created` looks up an image's creation time in data the caller already
+    /// holds (only `newestBuild` asks).
+    pub fn select<T: TagName>(
         &self,
-        tags: &[String],
+        tags: &[T],
         created: &dyn Fn(&str) -> Option<Timestamp>,
-    ) -> Result<Selection, SelectError> {
+    ) -> Result<Selection<T>, SelectError> {
         let mut selection = Selection::default();
         for tag in tags {
-            match self.key(tag, created)? {
+            match self.key(tag.as_ref(), created)? {
                 Ok(key) => selection.candidates.push(Candidate {
                     tag: tag.clone(),
                     key,
@@ -176,9 +193,10 @@ impl TagPolicy {
                 Err(r) => selection.rejected.push((tag.clone(), r)),
             }
         }
-        selection
-            .candidates
-            .sort_by(|a, b| self.better(b, a).then_with(|| b.tag.cmp(&a.tag)));
+        selection.candidates.sort_by(|a, b| {
+            self.better(&b.key, &a.key)
+                .then_with(|| b.tag.as_ref().cmp(a.tag.as_ref()))
+        });
         Ok(selection)
     }
 
@@ -192,15 +210,7 @@ impl TagPolicy {
     ) -> Option<Ordering> {
         let ka = self.key(a, created).ok()?.ok()?;
         let kb = self.key(b, created).ok()?.ok()?;
-        let ca = Candidate {
-            tag: a.to_string(),
-            key: ka,
-        };
-        let cb = Candidate {
-            tag: b.to_string(),
-            key: kb,
-        };
-        Some(self.better(&ca, &cb))
+        Some(self.better(&ka, &kb))
     }
 
     fn key(
@@ -252,8 +262,8 @@ impl TagPolicy {
     }
 
     /// `Greater` when `a` ranks above `b`.
-    fn better(&self, a: &Candidate, b: &Candidate) -> Ordering {
-        let natural = match (&a.key, &b.key) {
+    fn better(&self, a: &Key, b: &Key) -> Ordering {
+        let natural = match (a, b) {
             (Key::Version(x), Key::Version(y)) => x.cmp(y),
             (Key::Text(x), Key::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
             (Key::Number(x), Key::Number(y)) => x.total_cmp(y),
@@ -300,7 +310,7 @@ mod tests {
             "6.6.0-rc.1",
         ]);
         let s = p.select(&list, &|_| None).unwrap();
-        assert_eq!(s.winner(), Some("6.5.4"));
+        assert_eq!(s.winner().map(String::as_str), Some("6.5.4"));
         assert_eq!(
             s.why_not("6.5.3"),
             Some(Rejection::Older {
@@ -340,7 +350,7 @@ mod tests {
         let s = p
             .select(&tags(&["main-bbb", "main-aaa", "main-ccc"]), &created)
             .unwrap();
-        assert_eq!(s.winner(), Some("main-aaa"));
+        assert_eq!(s.winner().map(String::as_str), Some("main-aaa"));
         assert_eq!(s.why_not("main-ccc"), Some(Rejection::NoCreationTime));
     }
 

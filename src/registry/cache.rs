@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use tokio::sync::Mutex;
 
-use super::manifest::ImageFacts;
-use crate::image::Digest;
+use crate::image::{Digest, ImageFacts};
 
 /// Facts by digest.
 #[derive(Debug, Default)]
@@ -47,6 +46,7 @@ impl FactsCache {
         // A damaged entry is simply fetched again.
         let stored: Stored = serde_json::from_slice(&text).ok()?;
         let facts = ImageFacts {
+            digest: digest.clone(),
             platforms: stored.platforms,
             created: stored.created,
         };

@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::{ErrorKind, RegistryError};
 use super::transport::{Request, Transport};
-use crate::image::{Digest, Tag};
+use crate::image::{Digest, ImageFacts, Tag};
 
 /// The media types asked for. Without the OCI types, distribution answers 404 for OCI
 /// manifests; without schema2 it converts Docker manifests to schema1 (another digest).
@@ -17,15 +17,6 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, a
 
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
-
-/// What is known about an image by its digest.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ImageFacts {
-    /// `os/arch[/variant]` of each image (one for a plain manifest).
-    pub platforms: Vec<String>,
-    /// The config's `created` (of the linux/amd64 image for an index, else the first).
-    pub created: Option<Timestamp>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -162,7 +153,11 @@ pub async fn facts(
             }
             None => None,
         };
-        return Ok(ImageFacts { platforms, created });
+        return Ok(ImageFacts {
+            digest: digest.clone(),
+            platforms,
+            created,
+        });
     }
     let config = config_of(t, host, path, &manifest).await?;
     let platforms = config
@@ -177,6 +172,7 @@ pub async fn facts(
         })
         .unwrap_or_default();
     Ok(ImageFacts {
+        digest: digest.clone(),
         platforms,
         created: config.and_then(|c| parse_created(c.created.as_deref())),
     })

@@ -1,9 +1,10 @@
 //! The registry watcher: tag lists and image metadata from OCI registries, politely.
 //!
 //! [`Registry`] is the one type the rest of the program uses: [`Registry::tags`] lists an
-//! image's tags once per pass however many promotions watch it, [`Registry::digest`] and
-//! [`Registry::facts`] fetch metadata only for the tags a policy actually needs, cached by
-//! digest. Underneath, [`transport`] paces, authenticates and retries every request.
+//! image's tags once per pass however many promotions watch it, and [`Registry::facts`]
+//! fetches metadata only for the tags a policy actually needs, once per pass per tag
+//! (one HEAD for the digest), the rest cached by digest. Underneath, [`transport`] paces,
+//! authenticates and retries every request.
 //!
 //! It must not decide anything: which tags matter is [`crate::policy`]'s business.
 
@@ -23,11 +24,10 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, OnceCell};
 
 pub use error::{ErrorKind, RegistryError};
-pub use manifest::ImageFacts;
 pub use tags::TagList;
 pub use transport::{HostConfig, RetryPolicy};
 
-use crate::image::{Digest, Repository, Tag};
+use crate::image::{ImageFacts, Repository, Tag};
 use crate::rules::Settings;
 use credentials::CredentialSource;
 use transport::Transport;
@@ -41,18 +41,22 @@ fn api_host(host: &str) -> &str {
     }
 }
 
-type Listing = Arc<OnceCell<Result<TagList, RegistryError>>>;
+type Once<T> = Arc<OnceCell<Result<T, RegistryError>>>;
 
 /// Registries as tagpromoter sees them.
 pub struct Registry {
     transport: Transport,
-    listings: Mutex<HashMap<Repository, Listing>>,
+    listings: Mutex<HashMap<Repository, Once<TagList>>>,
+    inspected: Mutex<HashMap<(Repository, Tag), Once<ImageFacts>>>,
     facts: cache::FactsCache,
 }
 
 impl Registry {
     /// A registry client for `hosts` (host name → how to reach it).
-    pub fn new(hosts: HashMap<String, HostConfig>, retry: RetryPolicy) -> Result<Self, String> {
+    pub fn new(
+        hosts: HashMap<String, HostConfig>,
+        retry: RetryPolicy,
+    ) -> Result<Self, RegistryError> {
         let hosts = hosts
             .into_iter()
             .map(|(h, c)| (api_host(&h).to_string(), c))
@@ -60,6 +64,7 @@ impl Registry {
         Ok(Self {
             transport: Transport::new(hosts, retry)?,
             listings: Mutex::default(),
+            inspected: Mutex::default(),
             facts: cache::FactsCache::default(),
         })
     }
@@ -71,7 +76,7 @@ impl Registry {
     }
 
     /// A registry client configured by the rules' `Settings.registries`.
-    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+    pub fn from_settings(settings: &Settings) -> Result<Self, RegistryError> {
         let hosts = settings
             .registries
             .iter()
@@ -92,9 +97,11 @@ impl Registry {
         Self::new(hosts, RetryPolicy::default())
     }
 
-    /// Start a new pass: tag lists are listed again (metadata by digest stays cached).
+    /// Start a new pass: tag lists are listed and tags resolved again (metadata by digest
+    /// stays cached).
     pub async fn new_pass(&self) {
         self.listings.lock().await.clear();
+        self.inspected.lock().await.clear();
     }
 
     /// The tags of `image`, listed at most once per pass (concurrent callers share it).
@@ -111,26 +118,25 @@ impl Registry {
         .clone()
     }
 
-    /// The digest `image:tag` points at now.
-    pub async fn digest(&self, image: &Repository, tag: &Tag) -> Result<Digest, RegistryError> {
-        let (host, path) = image.split();
-        manifest::digest(&self.transport, api_host(host), &path, tag).await
+    /// Digest, platforms and creation time of `image:tag`: the tag is resolved once per pass
+    /// (concurrent callers share it); what its digest names is cached for good.
+    pub async fn facts(&self, image: &Repository, tag: &Tag) -> Result<ImageFacts, RegistryError> {
+        let cell = {
+            let mut inspected = self.inspected.lock().await;
+            Arc::clone(inspected.entry((image.clone(), tag.clone())).or_default())
+        };
+        cell.get_or_init(|| self.inspect(image, tag)).await.clone()
     }
 
-    /// Platforms and creation time of `image:tag` (cached by digest).
-    pub async fn facts(
-        &self,
-        image: &Repository,
-        tag: &Tag,
-    ) -> Result<(Digest, ImageFacts), RegistryError> {
-        let digest = self.digest(image, tag).await?;
-        if let Some(f) = self.facts.get(&digest).await {
-            return Ok((digest, f));
-        }
+    async fn inspect(&self, image: &Repository, tag: &Tag) -> Result<ImageFacts, RegistryError> {
         let (host, path) = image.split();
+        let digest = manifest::digest(&self.transport, api_host(host), &path, tag).await?;
+        if let Some(f) = self.facts.get(&digest).await {
+            return Ok(f);
+        }
         let facts = manifest::facts(&self.transport, api_host(host), &path, &digest).await?;
         self.facts.put(&digest, &facts).await;
-        Ok((digest, facts))
+        Ok(facts)
     }
 
     /// Requests sent so far.

@@ -124,14 +124,24 @@ const MAX_REDIRECTS: usize = 5;
 
 impl Transport {
     /// A transport for the given hosts (unlisted hosts: https, anonymous, default pace).
-    pub fn new(hosts: HashMap<String, HostConfig>, retry: RetryPolicy) -> Result<Self, String> {
+    pub fn new(
+        hosts: HashMap<String, HostConfig>,
+        retry: RetryPolicy,
+    ) -> Result<Self, RegistryError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(retry.timeout)
             .user_agent(concat!("tagpromoter/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| {
+                RegistryError::new(
+                    ErrorKind::Invalid,
+                    "",
+                    "building the HTTP client",
+                    describe_transport_error(&e),
+                )
+            })?;
         Ok(Self {
             http,
             hosts,

@@ -69,6 +69,70 @@ pub fn protect_prod(bare: &Path) {
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+fn install_hook(bare: &Path, name: &str, body: &str) {
+    let hook = bare.join("hooks").join(name);
+    std::fs::write(&hook, body).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The shell lines of a `pre-receive` hook that commits, as a person, `file` = `content` on
+/// top of the branch being pushed to, moving it before the push's own update (which then
+/// fails as a non-fast-forward: someone pushed between the pusher's fetch and push).
+fn person_commit_lines(file: &str, content: &str, message: &str) -> String {
+    r#"unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+read old new ref
+export GIT_INDEX_FILE="$(mktemp -u)"
+git read-tree "$old"
+blob=$(printf '%s' '@@CONTENT@@' | git hash-object -w --stdin)
+git update-index --cacheinfo "100644,$blob,@@FILE@@"
+tree=$(git write-tree)
+rm -f "$GIT_INDEX_FILE"
+c=$(echo '@@MESSAGE@@' | GIT_AUTHOR_NAME='A Person' GIT_AUTHOR_EMAIL=person@example.com GIT_COMMITTER_NAME='A Person' GIT_COMMITTER_EMAIL=person@example.com git commit-tree "$tree" -p "$old")
+git update-ref "$ref" "$c" "$old"
+"#
+    .replace("@@CONTENT@@", content)
+    .replace("@@FILE@@", file)
+    .replace("@@MESSAGE@@", message)
+}
+
+/// A `pre-receive` hook that, on the first push only, lands a person's commit setting
+/// `file` to `content` just before the push updates the branch.
+pub fn person_pushes_first_once(bare: &Path, file: &str, content: &str, message: &str) {
+    let guard = bare.join("person-pushed");
+    install_hook(
+        bare,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh
+set -e
+[ -e '{}' ] && exit 0
+touch '{}'
+{}exit 0
+",
+            guard.display(),
+            guard.display(),
+            person_commit_lines(file, content, message)
+        ),
+    );
+}
+
+/// A `pre-receive` hook under which a person always pushes first: the branch never stops
+/// moving.
+pub fn person_always_pushes_first(bare: &Path, file: &str) {
+    install_hook(
+        bare,
+        "pre-receive",
+        &format!(
+            "#!/bin/sh
+set -e
+{}exit 0
+",
+            person_commit_lines(file, "busy\n", "busy")
+        ),
+    );
+}
+
 /// `git daemon` serving every repository under `base`, pushes enabled.
 pub struct GitDaemon {
     /// `git://127.0.0.1:PORT/`.

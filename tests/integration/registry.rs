@@ -3,17 +3,17 @@
 //! server, Docker config files, a two-platform index, creation times, 1,000+ tags, and
 //! faults injected by a proxy in front of the real registry.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::oci::Pusher;
+use crate::support::proxy::{Fault, Links, Proxy};
+use crate::support::token::TokenServer;
+use crate::support::{Auth, DockerRegistry};
 use base64::Engine;
-use support::oci::Pusher;
-use support::proxy::{Fault, Links, Proxy};
-use support::token::TokenServer;
-use support::{Auth, DockerRegistry};
 use tagpromoter::image::{Repository, Tag};
 use tagpromoter::registry::credentials::CredentialSource;
 use tagpromoter::registry::{ErrorKind, HostConfig, Registry, RetryPolicy};
@@ -103,15 +103,20 @@ async fn anonymous_tags_digests_created_times_and_caching() {
     let image = repo(&reg.addr, "acme/app");
 
     assert_eq!(names(&c.tags(&image).await.unwrap()), ["1.0.0", "1.1.0"]);
-    let (digest, facts) = c.facts(&image, &tag("1.0.0")).await.unwrap();
-    assert_eq!(digest.as_str(), first.digest);
+    let facts = c.facts(&image, &tag("1.0.0")).await.unwrap();
+    assert_eq!(facts.digest.as_str(), first.digest);
     assert_eq!(facts.created, Some("2026-01-01T00:00:00Z".parse().unwrap()));
     assert_eq!(facts.platforms, ["linux/amd64"]);
 
-    // Metadata is cached by digest: asking again costs only the HEAD that resolves the tag.
+    // A tag is resolved once per pass; in the next pass, metadata is cached by digest and
+    // asking again costs only the HEAD that resolves the tag.
     let before = c.request_count();
     c.facts(&image, &tag("1.0.0")).await.unwrap();
-    assert_eq!(c.request_count() - before, 1);
+    assert_eq!(c.request_count() - before, 0);
+    c.new_pass().await;
+    c.tags(&image).await.unwrap();
+    c.facts(&image, &tag("1.0.0")).await.unwrap();
+    assert_eq!(c.request_count() - before, 2, "the listing and one HEAD");
 
     // One listing per image per pass, however many ask (at once or later).
     let before = c.request_count();
@@ -150,11 +155,11 @@ async fn an_index_with_two_platforms() {
         )
         .await;
     let c = client(&reg.addr, host(CredentialSource::default()));
-    let (digest, facts) = c
+    let facts = c
         .facts(&repo(&reg.addr, "acme/multi"), &tag("2.0.0"))
         .await
         .unwrap();
-    assert_eq!(digest.as_str(), index.digest);
+    assert_eq!(facts.digest.as_str(), index.digest);
     assert_eq!(facts.platforms, ["linux/amd64", "linux/arm64"]);
     assert_eq!(facts.created, Some("2026-03-01T00:00:00Z".parse().unwrap()));
 }
@@ -207,7 +212,7 @@ async fn htpasswd_basic_auth_and_rotated_passwords() {
     password_file(dir.path(), "wonderland-1");
     c.new_pass().await;
     assert_eq!(names(&c.tags(&image).await.unwrap()), ["3.0.0"]);
-    let (_, facts) = c.facts(&image, &tag("3.0.0")).await.unwrap();
+    let facts = c.facts(&image, &tag("3.0.0")).await.unwrap();
     assert!(facts.created.is_some());
 }
 
@@ -399,7 +404,11 @@ async fn a_429_pauses_every_request_to_that_host() {
     let other = repo(&proxy.addr, "acme/two");
     let first = c.tags(&image);
     let second = async {
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Ask for the other repository only once the 429 has been answered.
+        while !proxy.seen().iter().any(|s| s.target.contains("acme/one")) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
         c.tags(&other).await
     };
     let (a, b) = tokio::join!(first, second);
@@ -410,9 +419,18 @@ async fn a_429_pauses_every_request_to_that_host() {
         .find(|s| s.target.contains("acme/one"))
         .unwrap()
         .at;
+    let two = seen
+        .iter()
+        .find(|s| s.target.contains("acme/two/tags/list"))
+        .expect("the other repository was listed through the proxy");
+    assert!(
+        two.at > limited && two.at - limited >= Duration::from_millis(1900),
+        "the other repository's request came {:?} after the 429 (Retry-After: 2)",
+        two.at.checked_duration_since(limited)
+    );
     for s in seen.iter().filter(|s| s.at > limited) {
         assert!(
-            s.at - limited >= Duration::from_secs(2),
+            s.at - limited >= Duration::from_millis(1900),
             "{} came {:?} after the 429",
             s.target,
             s.at - limited
@@ -564,11 +582,10 @@ async fn redirects_to_another_origin_carry_no_credentials() {
     );
     let image = repo(&front.addr, "acme/redir");
     // The config blob is served from "elsewhere" by a redirect.
-    let digest = c.digest(&image, &tag("1.0.0")).await.unwrap();
     let manifest: serde_json::Value = serde_json::from_slice(
         &Pusher::new(&reg.addr)
             .basic("alice", "redirect-pass-5")
-            .get_manifest("acme/redir", digest.as_str())
+            .get_manifest("acme/redir", "1.0.0")
             .await,
     )
     .unwrap();
@@ -580,7 +597,7 @@ async fn redirects_to_another_origin_carry_no_credentials() {
             store.addr
         )),
     );
-    let (_, facts) = c.facts(&image, &tag("1.0.0")).await.unwrap();
+    let facts = c.facts(&image, &tag("1.0.0")).await.unwrap();
     assert_eq!(facts.created, Some("2026-06-01T00:00:00Z".parse().unwrap()));
     let at_store = store.seen();
     assert_eq!(at_store.len(), 1);
@@ -686,14 +703,11 @@ async fn metadata_cached_on_disk_serves_the_next_run() {
     let (_reg, proxy, _, image) = proxied("acme/cached").await;
     let cache = tempfile::tempdir().unwrap();
     let first = client(&proxy.addr, host(CredentialSource::default())).with_cache_dir(cache.path());
-    let (digest, facts) = first.facts(&image, &tag("1.0.0")).await.unwrap();
+    let facts = first.facts(&image, &tag("1.0.0")).await.unwrap();
     proxy.clear();
     let second =
         client(&proxy.addr, host(CredentialSource::default())).with_cache_dir(cache.path());
-    assert_eq!(
-        second.facts(&image, &tag("1.0.0")).await.unwrap(),
-        (digest, facts)
-    );
+    assert_eq!(second.facts(&image, &tag("1.0.0")).await.unwrap(), facts);
     let seen: Vec<String> = proxy
         .seen()
         .iter()

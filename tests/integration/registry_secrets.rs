@@ -2,18 +2,16 @@
 //! basic auth, docker config contents and bearer tokens, through successes, retries and
 //! every kind of failure, with logging at its most verbose.
 
-mod support;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::oci::Pusher;
+use crate::support::proxy::{Fault, Proxy};
+use crate::support::token::TokenServer;
+use crate::support::{Auth, DockerRegistry};
 use base64::Engine;
-use support::oci::Pusher;
-use support::proxy::{Fault, Proxy};
-use support::token::TokenServer;
-use support::{Auth, DockerRegistry};
 use tagpromoter::image::{Repository, Tag};
 use tagpromoter::registry::credentials::CredentialSource;
 use tagpromoter::registry::{HostConfig, Registry, RetryPolicy};

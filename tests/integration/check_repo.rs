@@ -1,12 +1,10 @@
 //! `tagpromoter check --repo`: every target file and value exists, in a local checkout or on
 //! the branch of Settings.git.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::git::bare_repo;
 use assert_cmd::Command;
-use support::git::bare_repo;
 
 fn tagpromoter() -> Command {
     let mut cmd = Command::cargo_bin("tagpromoter").unwrap();

@@ -204,7 +204,7 @@ fn tag_policy_case(case: &Value) -> Result<Option<String>, String> {
         })
         .unwrap_or_default();
     let selection = policy.select(&tags, &|_| None).map_err(|e| e.to_string())?;
-    Ok(selection.winner().map(str::to_string))
+    Ok(selection.winner().cloned())
 }
 
 #[test]

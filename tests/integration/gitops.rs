@@ -2,18 +2,24 @@
 //! receive-pack, and `git http-backend` behind nginx with basic auth; a `pre-receive` hook
 //! stands in for branch protection.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
-use support::git::{GitDaemon, GitHttp, bare_repo, git, protect_prod};
+use crate::support::git::{
+    GitDaemon, GitHttp, bare_repo, git, person_always_pushes_first, person_pushes_first_once,
+    protect_prod,
+};
+use jiff::Timestamp;
 use tagpromoter::gitops::git::RemoteAuth;
 use tagpromoter::gitops::history::History;
 use tagpromoter::gitops::message::{Actor, HoldChange, Record};
 use tagpromoter::gitops::store::Author;
-use tagpromoter::gitops::{Bump, GitErrorKind, Repo, RepoConfig};
+use tagpromoter::gitops::{
+    Bump, FileEdit, GitErrorKind, Outcome, Pushed, Repo, RepoConfig, Report,
+};
 use tagpromoter::image::{Repository, Tag};
-use tagpromoter::manifest::{self, Outcome, Target, Wanted};
+use tagpromoter::manifest::{Target, Wanted};
 
 const IMAGE: &str = "ghcr.io/stefanprodan/podinfo";
 
@@ -59,6 +65,8 @@ fn config(url: &str, cache: &Path, auth: RemoteAuth) -> RepoConfig {
         cache_dir: cache.to_path_buf(),
         depth: Some(50),
         max_attempts: 20,
+        git_timeout: std::time::Duration::from_secs(60),
+        lock_timeout: std::time::Duration::from_secs(60),
     }
 }
 
@@ -66,9 +74,9 @@ fn record(env: &str, from: &str, to: &str) -> Record {
     Record {
         promotion: "podinfo".into(),
         environment: env.into(),
-        image: IMAGE.into(),
-        from: Some(from.into()),
-        to: to.into(),
+        image: Repository::new(IMAGE).unwrap(),
+        from: Some(Tag::new(from).unwrap()),
+        to: Tag::new(to).unwrap(),
         digest: None,
         actor: Actor::Bot,
         reason: None,
@@ -77,23 +85,42 @@ fn record(env: &str, from: &str, to: &str) -> Record {
     }
 }
 
-/// A bump of a Kustomize overlay to `to`, as the engine will make it.
+/// A bump of a Kustomize overlay from 6.5.3 to `to`, as the engine makes it.
 fn bump(env: &str, file: &str, to: &str) -> Bump {
-    let target = Target::Kustomize { name: IMAGE.into() };
-    let wanted = Wanted {
-        repository: Repository::new(IMAGE).unwrap(),
-        tag: Tag::new(to).unwrap(),
-        digest: None,
-    };
     Bump {
         record: record(env, "6.5.3", to),
-        file: file.into(),
-        edit: Box::new(move |text| match manifest::apply(text, &target, &wanted) {
-            Ok(Outcome::Unchanged) => Ok(None),
-            Ok(Outcome::Changed(t)) => Ok(Some(t)),
-            Err(e) => Err(e.to_string()),
+        edit: Some(FileEdit {
+            file: file.into(),
+            target: Target::Kustomize { name: IMAGE.into() },
+            expected: Some("6.5.3".into()),
+            wanted: Wanted {
+                repository: Repository::new(IMAGE).unwrap(),
+                tag: Tag::new(to).unwrap(),
+                digest: None,
+            },
         }),
     }
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn landed(report: &Report) -> usize {
+    report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Landed(_)))
+        .count()
+}
+
+fn outcome_of<'r>(report: &'r Report, env: &str) -> &'r Outcome {
+    &report
+        .outcomes
+        .iter()
+        .find(|(r, _)| r.environment == env)
+        .unwrap_or_else(|| panic!("no outcome for {env}: {:?}", report.outcomes))
+        .1
 }
 
 /// A seeded bare repository served by `git daemon`, and a cache directory.
@@ -141,18 +168,6 @@ impl Fixture {
     }
 }
 
-/// `inner`, with `before` run each time its edit runs (between our fetch and our push).
-fn with_interruption(inner: Bump, before: impl Fn() + Send + Sync + 'static) -> Bump {
-    Bump {
-        record: inner.record.clone(),
-        file: inner.file.clone(),
-        edit: Box::new(move |text| {
-            before();
-            (inner.edit)(text)
-        }),
-    }
-}
-
 fn show(bare: &Path, rev: &str, path: &str) -> String {
     git(bare, &["show", &format!("{rev}:{path}")])
 }
@@ -170,24 +185,30 @@ async fn bumps_land_over_git_daemon_with_trailers_and_only_the_tag_changes() {
     assert_eq!(text, overlay("6.5.3"));
 
     let report = repo
-        .apply(&[
-            bump(
-                "dev",
-                "apps/podinfo/overlays/dev/kustomization.yaml",
-                "6.5.4",
-            ),
-            bump(
-                "prod",
-                "apps/podinfo/overlays/prod/kustomization.yaml",
-                "6.5.4",
-            ),
-        ])
+        .apply(
+            &[
+                bump(
+                    "dev",
+                    "apps/podinfo/overlays/dev/kustomization.yaml",
+                    "6.5.4",
+                ),
+                bump(
+                    "prod",
+                    "apps/podinfo/overlays/prod/kustomization.yaml",
+                    "6.5.4",
+                ),
+            ],
+            now(),
+        )
         .await
         .unwrap();
-    assert_eq!(report.landed.len(), 2);
-    assert_eq!(report.attempts, 1);
+    assert_eq!(landed(&report), 2);
+    assert_eq!(report.pushes, 1);
     let head = git(&bare, &["rev-parse", "main"]).trim().to_string();
-    assert_eq!(head, report.landed[1].1.to_string());
+    assert_eq!(
+        *outcome_of(&report, "prod"),
+        Outcome::Landed(head.parse().unwrap())
+    );
     assert_eq!(
         git(&bare, &["rev-list", "--count", "main"]).trim(),
         "3",
@@ -244,15 +265,18 @@ async fn bumps_land_over_git_daemon_with_trailers_and_only_the_tag_changes() {
 
     // The same bump again is already in place: no commit, no push.
     let report = repo
-        .apply(&[bump(
-            "dev",
-            "apps/podinfo/overlays/dev/kustomization.yaml",
-            "6.5.4",
-        )])
+        .apply(
+            &[bump(
+                "dev",
+                "apps/podinfo/overlays/dev/kustomization.yaml",
+                "6.5.4",
+            )],
+            now(),
+        )
         .await
         .unwrap();
-    assert!(report.landed.is_empty());
-    assert_eq!(report.already.len(), 1);
+    assert_eq!(report.outcomes[0].1, Outcome::AlreadyInPlace);
+    assert_eq!(report.pushes, 0);
     assert_eq!(git(&bare, &["rev-parse", "main"]).trim(), head);
 }
 
@@ -295,14 +319,17 @@ async fn http_with_basic_auth_and_a_refused_password() {
     };
     let repo = Repo::open(config(&url, cache.path(), auth)).await.unwrap();
     let report = repo
-        .apply(&[bump(
-            "dev",
-            "apps/podinfo/overlays/dev/kustomization.yaml",
-            "6.6.0",
-        )])
+        .apply(
+            &[bump(
+                "dev",
+                "apps/podinfo/overlays/dev/kustomization.yaml",
+                "6.6.0",
+            )],
+            now(),
+        )
         .await
         .unwrap();
-    assert_eq!(report.landed.len(), 1);
+    assert_eq!(landed(&report), 1);
     assert_eq!(
         show(
             &bare,
@@ -322,7 +349,7 @@ async fn http_with_basic_auth_and_a_refused_password() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_hook_rejection_surfaces_its_message() {
+async fn a_hook_rejecting_prod_fails_only_prod_with_its_message() {
     let base = tempfile::tempdir().unwrap();
     let bare = seed(base.path(), "deploys");
     protect_prod(&bare);
@@ -335,58 +362,94 @@ async fn a_hook_rejection_surfaces_its_message() {
     ))
     .await
     .unwrap();
-    let before = git(&bare, &["rev-parse", "main"]);
-    let err = repo
-        .apply(&[bump(
-            "prod",
-            "apps/podinfo/overlays/prod/kustomization.yaml",
-            "6.5.4",
-        )])
+    // prod sits between dev and staging in the chain: the commits after it land too.
+    let mut staging = bump("staging", "apps/podinfo/staging/values.yaml", "6.5.4");
+    if let Some(edit) = &mut staging.edit {
+        edit.target = Target::Helm {
+            tag: "image.tag".parse().unwrap(),
+            repository: None,
+            digest: None,
+        };
+    }
+    let report = repo
+        .apply(
+            &[
+                bump(
+                    "dev",
+                    "apps/podinfo/overlays/dev/kustomization.yaml",
+                    "6.5.4",
+                ),
+                bump(
+                    "prod",
+                    "apps/podinfo/overlays/prod/kustomization.yaml",
+                    "6.5.4",
+                ),
+                staging,
+            ],
+            now(),
+        )
         .await
-        .unwrap_err();
+        .unwrap();
+    let Outcome::Failed(err) = outcome_of(&report, "prod") else {
+        panic!("{:?}", report.outcomes)
+    };
     assert_eq!(err.kind, GitErrorKind::Rejected, "{err}");
     assert!(
         err.to_string()
             .contains("prod is protected: open a pull request"),
         "{err}"
     );
-    assert_eq!(git(&bare, &["rev-parse", "main"]), before, "nothing landed");
+    assert!(matches!(outcome_of(&report, "dev"), Outcome::Landed(_)));
+    assert!(matches!(outcome_of(&report, "staging"), Outcome::Landed(_)));
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            "promote(staging): podinfo 6.5.3 -> 6.5.4",
+            "promote(dev): podinfo 6.5.3 -> 6.5.4",
+            "initial"
+        ]
+    );
+    assert_eq!(
+        show(
+            &bare,
+            "main",
+            "apps/podinfo/overlays/prod/kustomization.yaml"
+        ),
+        overlay("6.5.3")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_persons_commit_in_between_is_rebased_on() {
     let fx = Fixture::new();
     let bare = fx.bare.clone();
-    let (_person, work) = fx.person();
+    person_pushes_first_once(
+        &bare,
+        "README.md",
+        "gitops, edited by a person\n",
+        "docs: a change by a person",
+    );
     let repo = fx.repo().await;
-    // The person pushes while tagpromoter edits (after its fetch, before its push), once.
-    let pushed = std::sync::atomic::AtomicBool::new(false);
-    let racing = with_interruption(
-        bump(
-            "dev",
-            "apps/podinfo/overlays/dev/kustomization.yaml",
-            "6.5.5",
-        ),
-        move || {
-            if !pushed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                std::fs::write(work.join("README.md"), "gitops, edited by a person\n").unwrap();
-                git(&work, &["commit", "-q", "-am", "docs: a person's change"]);
-                git(&work, &["push", "-q", "origin", "main"]);
-            }
-        },
-    );
-    let report = repo.apply(&[racing]).await.unwrap();
-    assert_eq!(
-        report.attempts, 2,
-        "rejected once as non-fast-forward, then rebased"
-    );
-    assert_eq!(report.landed.len(), 1);
+    let report = repo
+        .apply(
+            &[bump(
+                "dev",
+                "apps/podinfo/overlays/dev/kustomization.yaml",
+                "6.5.5",
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.pushes, 2, "rejected once as behind, then rebased");
+    assert_eq!(landed(&report), 1);
     let log = git(&bare, &["log", "--format=%s", "main"]);
     assert_eq!(
         log.lines().collect::<Vec<_>>(),
         [
             "promote(dev): podinfo 6.5.3 -> 6.5.5",
-            "docs: a person's change",
+            "docs: a change by a person",
             "initial"
         ]
     );
@@ -394,6 +457,71 @@ async fn a_persons_commit_in_between_is_rebased_on() {
         git(&bare, &["rev-list", "--merges", "--count", "main"]).trim(),
         "0",
         "history stays linear"
+    );
+}
+
+/// A person rolls dev back by hand between our fetch and our push: our bump expected 6.5.3
+/// and finds 6.5.2, so it is dropped, never written over the person's change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persons_change_to_the_same_file_is_never_overwritten() {
+    let fx = Fixture::new();
+    let bare = fx.bare.clone();
+    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
+    person_pushes_first_once(&bare, file, &overlay("6.5.2"), "rollback dev by hand");
+    let repo = fx.repo().await;
+    let report = repo
+        .apply(&[bump("dev", file, "6.5.4")], now())
+        .await
+        .unwrap();
+    assert_eq!(
+        *outcome_of(&report, "dev"),
+        Outcome::Superseded {
+            found: Some("6.5.2".into())
+        }
+    );
+    assert_eq!(show(&bare, "main", file), overlay("6.5.2"));
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert!(!log.contains("promote("), "{log}");
+}
+
+/// `commit` and `push` apart: a chain pushed to another branch, leaving the main branch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_can_be_pushed_to_another_branch() {
+    let fx = Fixture::new();
+    let repo = fx.repo().await;
+    let tip = repo.fetch().await.unwrap();
+    let chain = repo
+        .commit(
+            tip,
+            &[bump(
+                "prod",
+                "apps/podinfo/overlays/prod/kustomization.yaml",
+                "6.5.4",
+            )],
+            "2026-11-22T10:00:00Z".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(chain.commits.len(), 1);
+    let head = chain.commits[0].1;
+    let pushed = repo.push(head, "tagpromoter/podinfo/prod").await.unwrap();
+    assert!(matches!(pushed, Pushed::Done), "{pushed:?}");
+    assert_eq!(
+        git(&fx.bare, &["rev-parse", "tagpromoter/podinfo/prod"]).trim(),
+        head.to_string()
+    );
+    assert_eq!(
+        git(
+            &fx.bare,
+            &["log", "-1", "--format=%cI", "tagpromoter/podinfo/prod"]
+        )
+        .trim(),
+        "2026-11-22T10:00:00Z",
+        "the commit time is the pass's time"
+    );
+    assert_eq!(
+        git(&fx.bare, &["rev-parse", "main"]).trim(),
+        tip.to_string()
     );
 }
 
@@ -441,7 +569,7 @@ fn two_racing_promoters_land_every_bump_exactly_once() {
                 let mut landed = 0;
                 for i in order {
                     let b = app_bump(i, "7.0.0");
-                    landed += repo.apply(&[b]).await.unwrap().landed.len();
+                    landed += self::landed(&repo.apply(&[b], now()).await.unwrap());
                 }
                 landed
             })
@@ -470,17 +598,20 @@ fn two_racing_promoters_land_every_bump_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn history_gives_residencies_and_holds() {
+async fn history_gives_each_files_changes_and_our_records() {
     let fx = Fixture::new();
     let repo = fx.repo().await;
     let file = "apps/podinfo/overlays/dev/kustomization.yaml";
-    repo.apply(&[bump("dev", file, "6.5.4")]).await.unwrap();
-    // A person rolls back by hand.
+    repo.apply(&[bump("dev", file, "6.5.4")], now())
+        .await
+        .unwrap();
+    // A person rolls back by hand, and changes an unrelated file.
     let (_person, w) = fx.person();
     std::fs::write(w.join(file), overlay("6.5.3")).unwrap();
     git(&w, &["commit", "-q", "-am", "rollback dev"]);
+    std::fs::write(w.join("README.md"), "other\n").unwrap();
+    git(&w, &["commit", "-q", "-am", "docs"]);
     git(&w, &["push", "-q", "origin", "main"]);
-    // tagpromoter records a hold with a rollback of its own for prod.
     let mut held = bump(
         "prod",
         "apps/podinfo/overlays/prod/kustomization.yaml",
@@ -488,28 +619,50 @@ async fn history_gives_residencies_and_holds() {
     );
     held.record.actor = Actor::Person("alice".into());
     held.record.hold = Some(HoldChange::Set { until: None });
-    repo.apply(&[held]).await.unwrap();
+    repo.apply(&[held], now()).await.unwrap();
 
     let tip = repo.fetch().await.unwrap();
     let history = History::walk(repo.store(), tip).unwrap();
-    let target = Target::Kustomize { name: IMAGE.into() };
-    let timeline = history
-        .timeline(repo.store(), Path::new(file), &|text| {
-            manifest::read(text, &target).ok().and_then(|c| c.tag)
-        })
-        .unwrap();
-    let values: Vec<Option<&str>> = timeline.changes.iter().map(|(_, v)| v.as_deref()).collect();
-    assert_eq!(values, [Some("6.5.3"), Some("6.5.4"), Some("6.5.3")]);
-    let runs = timeline.residencies("6.5.4");
-    assert_eq!(runs.len(), 1);
-    assert!(
-        runs[0].until.is_some(),
-        "6.5.4 was replaced by the person's rollback"
+    let subjects: Vec<&str> = history
+        .commits()
+        .iter()
+        .map(|c| c.info.message.lines().next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "promote(prod): podinfo 6.5.3 -> 6.5.2",
+            "docs",
+            "rollback dev",
+            "promote(dev): podinfo 6.5.3 -> 6.5.4",
+            "initial"
+        ]
     );
-    assert_eq!(timeline.current(), Some("6.5.3"));
-    assert!(history.hold("podinfo", "prod").is_some());
-    assert!(history.hold("podinfo", "dev").is_none());
-    assert_eq!(history.records("podinfo", "dev").len(), 1);
+    let changes = history
+        .file_changes(repo.store(), &[file.into(), "absent.yaml".into()])
+        .unwrap();
+    let dev = &changes[Path::new(file)];
+    let at: Vec<usize> = dev.iter().map(|c| c.commit).collect();
+    assert_eq!(
+        at,
+        [4, 3, 2],
+        "initial, our bump, the rollback (oldest first)"
+    );
+    assert_eq!(
+        dev[0].blob, dev[2].blob,
+        "the rollback restored the same bytes"
+    );
+    let absent = &changes[Path::new("absent.yaml")];
+    assert_eq!(absent.len(), 1);
+    assert_eq!(absent[0].blob, None);
+    let prod = history.commits()[0].record.as_ref().unwrap();
+    assert_eq!(prod.actor, Actor::Person("alice".into()));
+    assert_eq!(prod.hold, Some(HoldChange::Set { until: None }));
+    assert!(
+        history.commits()[2].record.is_none(),
+        "the person's commit is not ours"
+    );
+    assert_eq!(history.commits()[2].info.author, "A Person");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -564,35 +717,37 @@ async fn symlinks_submodules_and_directories_are_refused() {
         assert!(err.to_string().contains(why), "{path}: {err}");
     }
     let report = repo
-        .apply(&[bump("dev", "link/kustomization.yaml", "2.0.0")])
+        .apply(&[bump("dev", "link/kustomization.yaml", "2.0.0")], now())
         .await
         .unwrap();
-    assert_eq!(report.failed.len(), 1);
-    assert!(report.landed.is_empty());
+    let Outcome::Failed(err) = outcome_of(&report, "dev") else {
+        panic!("{:?}", report.outcomes)
+    };
+    assert_eq!(err.kind, GitErrorKind::Target, "{err}");
+    assert_eq!(report.pushes, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_branch_that_never_stops_moving_ends_in_a_conflict() {
     let fx = Fixture::new();
-    let (_person, w) = fx.person();
+    person_always_pushes_first(&fx.bare, "README.md");
     let mut cfg = fx.config();
     cfg.max_attempts = 2;
     let repo = Repo::open(cfg).await.unwrap();
-    let counter = std::sync::atomic::AtomicUsize::new(0);
-    let busy = with_interruption(
-        bump(
-            "dev",
-            "apps/podinfo/overlays/dev/kustomization.yaml",
-            "6.5.9",
-        ),
-        move || {
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            std::fs::write(w.join("README.md"), format!("edit {n}\n")).unwrap();
-            git(&w, &["commit", "-q", "-am", &format!("busy {n}")]);
-            git(&w, &["push", "-q", "origin", "main"]);
-        },
-    );
-    let err = repo.apply(&[busy]).await.unwrap_err();
+    let report = repo
+        .apply(
+            &[bump(
+                "dev",
+                "apps/podinfo/overlays/dev/kustomization.yaml",
+                "6.5.9",
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let Outcome::Failed(err) = outcome_of(&report, "dev") else {
+        panic!("{:?}", report.outcomes)
+    };
     assert_eq!(err.kind, GitErrorKind::Conflict, "{err}");
     assert!(
         err.to_string().contains("gave up after 2 attempts"),
@@ -699,14 +854,17 @@ async fn ssh_with_a_key_and_known_hosts() {
     };
     let repo = Repo::open(config(&url, cache.path(), auth)).await.unwrap();
     let report = repo
-        .apply(&[bump(
-            "dev",
-            "apps/podinfo/overlays/dev/kustomization.yaml",
-            "6.7.0",
-        )])
+        .apply(
+            &[bump(
+                "dev",
+                "apps/podinfo/overlays/dev/kustomization.yaml",
+                "6.7.0",
+            )],
+            now(),
+        )
         .await
         .unwrap();
-    assert_eq!(report.landed.len(), 1);
+    assert_eq!(landed(&report), 1);
     assert_eq!(
         show(
             &bare,
@@ -767,7 +925,7 @@ fn race_worker() {
         let mut landed = 0;
         for i in order {
             let b = app_bump(i, "8.0.0");
-            landed += repo.apply(&[b]).await.unwrap().landed.len();
+            landed += self::landed(&repo.apply(&[b], now()).await.unwrap());
         }
         landed
     });
@@ -787,7 +945,7 @@ fn two_processes_sharing_one_cache_directory() {
             .args([
                 "--ignored",
                 "--exact",
-                "race_worker",
+                "gitops::race_worker",
                 "--nocapture",
                 "--test-threads=1",
             ])

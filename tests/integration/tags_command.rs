@@ -1,11 +1,9 @@
 //! `tagpromoter tags`, run as a person runs it, against the real registry with the rules'
 //! credentials.
 
-mod support;
-
+use crate::support::oci::Pusher;
+use crate::support::{Auth, DockerRegistry};
 use assert_cmd::Command;
-use support::oci::Pusher;
-use support::{Auth, DockerRegistry};
 
 fn rules_for(dir: &std::path::Path, addr: &str, password_file: &std::path::Path) {
     std::fs::write(

@@ -1,0 +1,16 @@
+//! The integration tests, in one binary so that gix, reqwest and tokio link once. Each
+//! module is one area; `support` starts the real servers (registry, git servers, sshd).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod check;
+mod check_repo;
+mod conformance;
+mod engine;
+mod gitops;
+mod kustomize_render;
+mod manifest;
+mod registry;
+mod registry_secrets;
+mod tags_command;
