@@ -35,6 +35,17 @@ pub struct Cli {
     #[arg(short, long, global = true, env = "TAGPROMOTER_QUIET")]
     pub quiet: bool,
 
+    /// The longest a pass waits for registries (e.g. 30s, 2m); images not listed by then
+    /// fail alone, the others go on.
+    #[arg(
+        long,
+        global = true,
+        env = "TAGPROMOTER_REGISTRY_TIMEOUT",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub registry_timeout: jiff::SignedDuration,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -59,6 +70,13 @@ impl Cli {
     }
 }
 
+/// A duration such as `90s`, `15m`, `2h` or `1h30m`.
+pub fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
+    crate::rules::decode::text::parse_duration(text)
+        .filter(|d| d.is_positive())
+        .ok_or_else(|| format!("{text:?} is not a duration such as 90s, 15m, 2h or 1h30m"))
+}
+
 /// Log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -78,6 +96,72 @@ pub enum Command {
     Schema,
     /// List an image's tags as tagpromoter sees them (same credentials as --rules).
     Tags(TagsArgs),
+    /// Compute every decision and print the diff it would commit; writes nothing. Exit 0,
+    /// 1 when an environment cannot be decided, 2 for invalid rules.
+    Plan(OutputArgs),
+    /// One full pass: decide, commit, push. Exit 0 when all is well (also when nothing
+    /// changed), 1 when a bump or a registry failed, 2 for invalid rules.
+    Once(OutputArgs),
+    /// The worker: a pass every `interval` (with up to 10% jitter), rules reloaded when they
+    /// change; SIGTERM finishes the pass in flight and exits 0.
+    Run,
+    /// A person's promotion: the given (or best eligible) tag now. A tag older than the
+    /// current one is a rollback and holds the environment until `release` or --hold-for.
+    /// Exit 0, 1 failed, 2 refused.
+    Promote(PromoteArgs),
+    /// Lift the hold on an environment. Exit 0, 1 failed.
+    Release(ReleaseArgs),
+    /// Per promotion and environment: current tag, best eligible tag, state. Exit 0.
+    Status(OutputArgs),
+}
+
+/// `--output` for the commands that print decisions.
+#[derive(Debug, clap::Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// Arguments of `promote`.
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// The promotion (metadata.name).
+    pub name: String,
+    /// The environment.
+    #[arg(long = "env")]
+    pub env: String,
+    /// The tag; the best eligible one when absent.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Why; recorded in the commit. Required with --force.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Break glass: bypass soak, freeze and `from`.
+    #[arg(long)]
+    pub force: bool,
+    /// Hold the environment for this long (e.g. 4h), then let the bot move it again.
+    #[arg(long, value_parser = parse_duration)]
+    pub hold_for: Option<jiff::SignedDuration>,
+    /// Who asks [default: git config user.name, else $USER].
+    #[arg(long, env = "TAGPROMOTER_ACTOR")]
+    pub actor: Option<String>,
+}
+
+/// Arguments of `release`.
+#[derive(Debug, clap::Args)]
+pub struct ReleaseArgs {
+    /// The promotion (metadata.name).
+    pub name: String,
+    /// The environment.
+    #[arg(long = "env")]
+    pub env: String,
+    /// Why; recorded in the commit.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who asks [default: git config user.name, else $USER].
+    #[arg(long, env = "TAGPROMOTER_ACTOR")]
+    pub actor: Option<String>,
 }
 
 /// Arguments of `check`.

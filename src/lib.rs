@@ -1,12 +1,16 @@
 //! tagpromoter: an image-tag promotion bot for GitOps.
 //!
 //! The data flows through the modules in this order: [`rules`] say what to watch and how to
-//! decide; [`policy`] decides, purely; [`manifest`] turns a decision into an exact edit of a
-//! file's bytes. [`yaml`] gives both the loader and the editor positions in YAML text, and
-//! [`image`] the validated names (tags, digests, repositories) that may be written into it.
+//! decide; [`registry`] lists tags and reads image facts; [`gitops`] reads the GitOps
+//! repository and its history; [`policy`] decides, purely; [`manifest`] turns a decision
+//! into an exact edit of a file's bytes; [`engine`] joins them into a pass (observe → decide
+//! → apply → report) and a person's `promote`/`release`; [`commands`] render it for people.
+//! [`yaml`] gives both the loader and the editor positions in YAML text, and [`image`] the
+//! validated names (tags, digests, repositories) that may be written into it.
 
 pub mod cli;
 pub mod commands;
+pub mod engine;
 pub mod gitops;
 pub mod image;
 pub mod manifest;

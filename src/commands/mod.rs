@@ -2,12 +2,18 @@
 //! codes follow DESIGN.md: 0 fine, 1 failed, 2 invalid rules.
 
 mod check;
+pub mod diff;
+mod manual;
+mod pass;
+pub mod render;
+mod run;
 mod tags;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
+use crate::engine::{Engine, Options};
 use crate::rules;
 
 /// Exit code for a failed operation.
@@ -24,7 +30,40 @@ pub fn run(cli: &Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Tags(args) => tags::run(cli, args),
+        Command::Plan(args) => pass::plan(cli, args),
+        Command::Once(args) => pass::once(cli, args),
+        Command::Status(args) => pass::status(cli, args),
+        Command::Run => run::run(cli),
+        Command::Promote(args) => manual::promote(cli, args),
+        Command::Release(args) => manual::release(cli, args),
     }
+}
+
+/// A runtime for the command's async work.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            let _ = writeln!(std::io::stderr(), "cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_FAILED)
+        })
+}
+
+/// Load the rules (exit 2 with every problem when invalid) and open the engine on them
+/// (exit 1 when the cache or the clients cannot be set up).
+async fn open_engine(cli: &Cli) -> Result<Engine, ExitCode> {
+    let rules = rules::load_dir(&cli.rules).map_err(|diags| report_invalid(cli, &diags))?;
+    let options = Options {
+        registry_deadline: std::time::Duration::try_from(cli.registry_timeout)
+            .unwrap_or(Options::default().registry_deadline),
+    };
+    Engine::open(rules, &cli.cache_dir(), options)
+        .await
+        .map_err(|e| {
+            let _ = writeln!(std::io::stderr(), "{e}");
+            ExitCode::from(EXIT_FAILED)
+        })
 }
 
 /// Print every diagnostic and a count; the exit code for invalid rules.

@@ -47,7 +47,9 @@ impl GitErrorKind {
             Self::Conflict => "the branch kept moving; the bumps are retried on the next pass",
             Self::Network => "check that git.url is reachable from here; retried on the next pass",
             Self::NotFound => "check git.url and git.branch",
-            Self::Target => "point the target at a regular file inside the repository",
+            Self::Target => {
+                "check the target's file and path in the rules; `tagpromoter check --repo` checks every target"
+            }
             Self::Local => "check the cache directory (--cache-dir) and that git is installed",
         }
     }

@@ -32,6 +32,16 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A bare repository `name.git` under `base`, whose `main` holds `files`.
 pub fn bare_repo(base: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    bare_repo_at(base, name, files, None)
+}
+
+/// [`bare_repo`], its one commit made at `date` (RFC 3339) when given.
+pub fn bare_repo_at(
+    base: &Path,
+    name: &str,
+    files: &[(&str, &str)],
+    date: Option<&str>,
+) -> PathBuf {
     let work = tempfile::tempdir().expect("temp dir");
     git(work.path(), &["init", "-q", "-b", "main"]);
     for (path, text) in files {
@@ -40,7 +50,28 @@ pub fn bare_repo(base: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
         std::fs::write(p, text).unwrap();
     }
     git(work.path(), &["add", "-A"]);
-    git(work.path(), &["commit", "-q", "-m", "initial"]);
+    let mut commit = Command::new("git");
+    commit.current_dir(work.path()).args([
+        "-c",
+        "user.name=A Person",
+        "-c",
+        "user.email=person@example.com",
+        "commit",
+        "-q",
+        "-m",
+        "initial",
+    ]);
+    if let Some(date) = date {
+        commit
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date);
+    }
+    let out = commit.output().expect("git runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bare = base.join(format!("{name}.git"));
     git(
         base,

@@ -51,6 +51,27 @@ impl Drop for Process {
     }
 }
 
+/// A server that accepts connections and never answers: a hung registry.
+pub struct HungServer {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl HungServer {
+    /// Start it; its connections stay open, unanswered, for the life of the test process.
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Self { addr }
+    }
+}
+
 /// How the test registry authenticates.
 pub enum Auth {
     /// Anonymous.

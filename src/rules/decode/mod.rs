@@ -16,7 +16,7 @@ use crate::yaml::{Budget, Document, Node, NodeKind, Position, Style, is_null};
 
 mod promotion;
 mod settings;
-mod text;
+pub mod text;
 
 pub use text::parse_duration;
 

@@ -1,0 +1,134 @@
+//! Apply: turn the decisions to promote into bumps (compare-and-swap on the value each
+//! environment held when it was decided), commit them, one push for the branch, and say
+//! what became of each.
+
+use jiff::Timestamp;
+
+use super::decide::EnvDecision;
+use crate::gitops::message::{Actor, Record};
+use crate::gitops::{Bump, FileEdit, GitError, Outcome, Repo};
+use crate::manifest::Wanted;
+use crate::policy::Decision;
+use crate::rules::{Rules, WriteMode};
+
+/// What became of one environment's decision when the pass wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// Nothing to write.
+    Nothing,
+    /// Committed and pushed.
+    Landed {
+        /// The commit on the branch.
+        commit: String,
+    },
+    /// The file already held the value.
+    AlreadyInPlace,
+    /// A person changed the file first; decided afresh next pass.
+    Superseded {
+        /// What the file held instead.
+        found: Option<String>,
+    },
+    /// The write failed.
+    Failed(GitError),
+    /// Not written by this pass, and why (e.g. a write mode not built yet).
+    Skipped {
+        /// Why.
+        why: String,
+    },
+}
+
+/// The bump of one decision to promote, as the bot's own (`Actor::Bot`).
+pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
+    let Ok(decided) = &d.outcome else {
+        return None;
+    };
+    let Decision::Promote { from, to, .. } = &decided.decision else {
+        return None;
+    };
+    let p = rules
+        .promotions
+        .iter()
+        .find(|p| p.name == d.key.promotion)?;
+    let env = p
+        .environments
+        .iter()
+        .find(|e| e.name == d.key.environment)?;
+    let record = Record {
+        promotion: p.name.clone(),
+        environment: env.name.clone(),
+        image: p.image.clone(),
+        from: from.clone(),
+        to: to.clone(),
+        digest: decided.digest.clone(),
+        actor: Actor::Bot,
+        reason: None,
+        forced: false,
+        hold: None,
+    };
+    Some(Bump {
+        record,
+        edit: Some(FileEdit {
+            file: d.file.clone(),
+            target: p.manifest_target(env),
+            expected: d.current.clone(),
+            wanted: Wanted {
+                repository: p.image.clone(),
+                tag: to.clone(),
+                digest: decided.digest.clone().filter(|_| env.pin_digest),
+            },
+        }),
+    })
+}
+
+/// Write every decision to promote: one commit each, one push. A failure of the whole
+/// write (the remote unreachable) fails every bump with it.
+pub async fn apply(
+    rules: &Rules,
+    repo: &Repo,
+    decisions: &[EnvDecision],
+    now: Timestamp,
+) -> (Vec<Applied>, usize) {
+    let mut applied = vec![Applied::Nothing; decisions.len()];
+    let mut bumps = Vec::new();
+    let mut index = Vec::new();
+    for (i, d) in decisions.iter().enumerate() {
+        if d.promotes_to().is_none() {
+            continue;
+        }
+        if d.write == WriteMode::PullRequest {
+            applied[i] = Applied::Skipped {
+                why: "write: pull-request is not built yet; use write: push".into(),
+            };
+            continue;
+        }
+        if let Some(b) = bump_of(rules, d) {
+            bumps.push(b);
+            index.push(i);
+        }
+    }
+    if bumps.is_empty() {
+        return (applied, 0);
+    }
+    match repo.apply(&bumps, now).await {
+        Ok(report) => {
+            for (k, (_, outcome)) in report.outcomes.into_iter().enumerate() {
+                applied[index[k]] = match outcome {
+                    Outcome::Landed(id) => Applied::Landed {
+                        commit: id.to_string(),
+                    },
+                    Outcome::AlreadyInPlace => Applied::AlreadyInPlace,
+                    Outcome::Superseded { found } => Applied::Superseded { found },
+                    Outcome::Failed(e) => Applied::Failed(e),
+                };
+            }
+            (applied, report.pushes)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "writing the bumps failed");
+            for i in index {
+                applied[i] = Applied::Failed(e.clone());
+            }
+            (applied, 0)
+        }
+    }
+}

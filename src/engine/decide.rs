@@ -1,0 +1,181 @@
+//! Decide: `rules × observed × now → Decision` for every promotion and environment. Pure:
+//! no I/O, no clock; `plan`, `once`, `run`, `status` and `promote` all start here.
+
+use std::path::PathBuf;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::observe::{EnvKey, Observed};
+use crate::gitops::GitError;
+use crate::image::{Digest, Repository, Tag};
+use crate::policy::{Decision, Rejection, SelectError, Situation};
+use crate::registry::RegistryError;
+use crate::rules::{Rules, WriteMode};
+
+/// Why an environment could not be decided.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// Its image's tags could not be listed.
+    #[error("{0}")]
+    Registry(RegistryError),
+    /// Its target cannot be read (missing file, key, alias, …).
+    #[error("{0}")]
+    Target(GitError),
+    /// Its policy cannot rank the tag list.
+    #[error("{0}")]
+    Policy(SelectError),
+    /// `pinDigest` is set and the winner's digest could not be read.
+    #[error(
+        "the digest of {tag} could not be read, and pinDigest needs it; retried on the next pass"
+    )]
+    NoDigest {
+        /// The tag.
+        tag: Tag,
+    },
+}
+
+impl Problem {
+    /// The class, as alerts and metrics label it.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Registry(_) | Self::NoDigest { .. } => "registry",
+            Self::Target(_) => "target",
+            Self::Policy(_) => "policy",
+        }
+    }
+}
+
+/// The decision for one environment, with what it was made from.
+#[derive(Debug, Clone)]
+pub struct EnvDecision {
+    /// Which environment.
+    pub key: EnvKey,
+    /// Its image.
+    pub image: Repository,
+    /// Its target file.
+    pub file: PathBuf,
+    /// How a bump is written.
+    pub write: WriteMode,
+    /// When a waiting eligible tag counts as stalled.
+    pub stall_after: SignedDuration,
+    /// What its target holds now (raw text; `None` when nothing or unreadable).
+    pub current: Option<String>,
+    /// The decision, or why there is none.
+    pub outcome: Result<Decided, Problem>,
+}
+
+/// A decision and its evidence.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// What to do.
+    pub decision: Decision,
+    /// The digest of the tag to write, when known (written with `pinDigest`).
+    pub digest: Option<Digest>,
+    /// Tags that never qualified, and why.
+    pub rejected: Vec<(Tag, Rejection)>,
+}
+
+impl EnvDecision {
+    /// The tag to move to, when the decision is to promote.
+    pub fn promotes_to(&self) -> Option<&Tag> {
+        match &self.outcome {
+            Ok(Decided {
+                decision: Decision::Promote { to, .. },
+                ..
+            }) => Some(to),
+            _ => None,
+        }
+    }
+}
+
+/// Decide every environment of every promotion, in the order of the rules.
+pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDecision> {
+    let no_facts = Default::default();
+    let mut out = Vec::new();
+    for p in &rules.promotions {
+        let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
+        for env in &p.environments {
+            let key = EnvKey::of(p, env);
+            let state = observed.environments.get(&key);
+            let current = state.and_then(|s| s.current.as_ref().ok().cloned().flatten());
+            let outcome = (|| {
+                let tags = match observed.images.get(&p.image) {
+                    Some(Ok(tags)) => tags,
+                    Some(Err(e)) => return Err(Problem::Registry(e.clone())),
+                    None => return Ok(None),
+                };
+                let state = match state {
+                    Some(s) => s,
+                    None => return Ok(None),
+                };
+                if let Err(e) = &state.current {
+                    return Err(Problem::Target(e.clone()));
+                }
+                let policy = p.tag_policy(env);
+                let created = |t: &str| {
+                    Tag::new(t)
+                        .ok()
+                        .and_then(|t| facts.get(&t))
+                        .and_then(|f| f.created)
+                };
+                let selection = policy.select(tags, &created).map_err(Problem::Policy)?;
+                let current_tag = current.as_deref().and_then(|c| Tag::new(c).ok());
+                let upstream = env.from.as_ref().and_then(|from| {
+                    observed
+                        .environments
+                        .get(&EnvKey {
+                            promotion: p.name.clone(),
+                            environment: from.clone(),
+                        })
+                        .map(|s| &s.timeline)
+                });
+                let decision = p.gates(env).decide(
+                    &policy,
+                    &selection,
+                    &Situation {
+                        now,
+                        current: current_tag.as_ref(),
+                        hold: state.hold.as_ref(),
+                        upstream,
+                        facts,
+                    },
+                );
+                let digest = match &decision {
+                    Decision::Promote { to, .. } => {
+                        let digest = facts.get(to).map(|f| f.digest.clone());
+                        if env.pin_digest && digest.is_none() {
+                            return Err(Problem::NoDigest { tag: to.clone() });
+                        }
+                        digest
+                    }
+                    _ => None,
+                };
+                Ok(Some(Decided {
+                    decision,
+                    digest,
+                    rejected: selection.rejected,
+                }))
+            })();
+            let outcome = match outcome {
+                Ok(Some(d)) => Ok(d),
+                // Observation always covers every environment; a gap is a bug worth seeing.
+                Ok(None) => Err(Problem::Target(GitError::new(
+                    crate::gitops::GitErrorKind::Local,
+                    "deciding",
+                    format!("{key} was not observed"),
+                ))),
+                Err(p) => Err(p),
+            };
+            out.push(EnvDecision {
+                key,
+                image: p.image.clone(),
+                file: env.target.file().to_path_buf(),
+                write: env.write,
+                stall_after: env.stall_after,
+                current,
+                outcome,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,171 @@
+//! One pass: observe → decide → apply → report; and a person's `promote` and `release`.
+//!
+//! [`Engine`] carries the clients (one [`Registry`], one [`Repo`]) and the rules.
+//! [`observe`] gathers data concurrently with a deadline, [`decide`] is a pure function of
+//! (rules, observed, now), [`apply`] writes the bumps, and [`report`] says what happened.
+//! `plan` stops after deciding, `status` renders the decisions, `once` and `run` apply them,
+//! `promote` turns a person's request into one decision of its own ([`manual`]).
+//!
+//! It must not parse YAML, talk HTTP or run git itself: those belong to `manifest`,
+//! `registry` and `gitops`.
+
+pub mod apply;
+pub mod decide;
+pub mod holds;
+pub mod manual;
+pub mod observe;
+pub mod report;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+pub use apply::Applied;
+pub use decide::{Decided, EnvDecision, Problem};
+pub use observe::{EnvKey, Observed};
+pub use report::{EnvReport, PassReport, State};
+
+use crate::gitops::{GitError, Repo, RepoConfig};
+use crate::registry::{Registry, RegistryError};
+use crate::rules::Rules;
+
+/// How a pass runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The longest the pass waits for registries; images not listed by then fail alone.
+    pub registry_deadline: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            registry_deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the engine cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The registry client cannot be built.
+    #[error("{0}")]
+    Registry(#[from] RegistryError),
+    /// The GitOps mirror cannot be opened.
+    #[error("{0}")]
+    Git(#[from] GitError),
+}
+
+/// The decisions of a pass, before anything is written.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// What was observed.
+    pub observed: Observed,
+    /// Every environment's decision.
+    pub decisions: Vec<EnvDecision>,
+}
+
+/// The rules and the clients a pass needs.
+pub struct Engine {
+    rules: Rules,
+    registry: Arc<Registry>,
+    repo: Repo,
+    options: Options,
+}
+
+impl Engine {
+    /// Open the registry client and the GitOps mirror for `rules`.
+    pub async fn open(
+        rules: Rules,
+        cache_dir: &Path,
+        options: Options,
+    ) -> Result<Self, StartError> {
+        let registry = Registry::from_settings(&rules.settings)?.with_cache_dir(cache_dir);
+        let repo = Repo::open(RepoConfig::from_settings(&rules.settings.git, cache_dir)).await?;
+        Ok(Self {
+            rules,
+            registry: Arc::new(registry),
+            repo,
+            options,
+        })
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Put new rules in force (the clients stay; the GitOps URL must not change).
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.rules = rules;
+    }
+
+    /// The GitOps repository.
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+
+    /// Observe and decide at `now`; writes nothing.
+    pub async fn plan(&self, now: Timestamp) -> Result<Plan, GitError> {
+        self.plan_for(&self.rules, now).await
+    }
+
+    async fn plan_for(&self, rules: &Rules, now: Timestamp) -> Result<Plan, GitError> {
+        let observed = observe::observe(
+            rules,
+            &self.registry,
+            &self.repo,
+            self.options.registry_deadline,
+            now,
+        )
+        .await?;
+        let decisions = decide::decide(rules, &observed, now);
+        Ok(Plan {
+            observed,
+            decisions,
+        })
+    }
+
+    /// One full pass at `now`: observe, decide, write, report. Never fails as a whole: a
+    /// repository that cannot be read is the report's `error`.
+    pub async fn pass(&self, now: Timestamp) -> PassReport {
+        let started = Instant::now();
+        let requests = self.registry.request_count();
+        let mut report = PassReport {
+            now,
+            duration: Duration::ZERO,
+            tip: None,
+            environments: Vec::new(),
+            error: None,
+            registry_requests: 0,
+            pushes: 0,
+        };
+        match self.plan(now).await {
+            Ok(plan) => {
+                let (applied, pushes) =
+                    apply::apply(&self.rules, &self.repo, &plan.decisions, now).await;
+                report.tip = Some(plan.observed.tip.to_string());
+                report.pushes = pushes;
+                report.environments = plan
+                    .decisions
+                    .into_iter()
+                    .zip(applied)
+                    .map(|(decision, applied)| EnvReport { decision, applied })
+                    .collect();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the pass cannot read the GitOps repository");
+                report.error = Some(e);
+            }
+        }
+        report.registry_requests = self.registry.request_count() - requests;
+        report.duration = started.elapsed();
+        report
+    }
+
+    /// Registry requests sent so far.
+    pub fn registry_requests(&self) -> u64 {
+        self.registry.request_count()
+    }
+}

@@ -1,0 +1,380 @@
+//! Observe: everything a pass decides from, gathered concurrently and with a deadline.
+//! Each watched image's tags are listed once; the GitOps branch is fetched and every
+//! target read at its tip; the history is walked once for all targets (residencies, holds,
+//! our records); then the facts of the tags some gate needs are fetched, each at most once.
+//!
+//! It must not decide: it only gathers, and a registry that fails or hangs costs only its
+//! own images (their entry holds the error).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gix::ObjectId;
+use jiff::Timestamp;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::holds::{self, Event};
+use crate::gitops::history::History;
+use crate::gitops::message::Record;
+use crate::gitops::store::Store;
+use crate::gitops::{GitError, GitErrorKind, Repo};
+use crate::image::{ImageFacts, Repository, Tag};
+use crate::manifest;
+use crate::policy::{Hold, Timeline};
+use crate::registry::{ErrorKind, Registry, RegistryError};
+use crate::rules::{Environment, Policy, Promotion, Rules};
+
+/// A promotion and one of its environments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EnvKey {
+    /// The promotion's name.
+    pub promotion: String,
+    /// The environment's name.
+    pub environment: String,
+}
+
+impl EnvKey {
+    /// The key of `env` in `p`.
+    pub fn of(p: &Promotion, env: &Environment) -> Self {
+        Self {
+            promotion: p.name.clone(),
+            environment: env.name.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for EnvKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.promotion, self.environment)
+    }
+}
+
+/// What the GitOps repository says about one environment.
+#[derive(Debug, Clone)]
+pub struct EnvState {
+    /// The tag its target holds at the tip (the file's raw text), or why it cannot be read.
+    pub current: Result<Option<String>, GitError>,
+    /// The values its target held over time.
+    pub timeline: Timeline,
+    /// A hold, active or expired.
+    pub hold: Option<Hold>,
+    /// Our newest commit for it, with its time.
+    pub last_record: Option<(Timestamp, Record)>,
+}
+
+/// Everything a pass decides from.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The branch's tip.
+    pub tip: ObjectId,
+    /// Each watched image's tags, or why they could not be listed.
+    pub images: HashMap<Repository, Result<Vec<Tag>, RegistryError>>,
+    /// Facts of the tags some gate needs, per image.
+    pub facts: HashMap<Repository, HashMap<Tag, ImageFacts>>,
+    /// Per environment, what the repository says.
+    pub environments: HashMap<EnvKey, EnvState>,
+    /// The files at the tip, for rendering diffs (`None`: absent or unreadable).
+    pub files: HashMap<PathBuf, Option<String>>,
+}
+
+/// The most candidates inspected per environment when gates need facts.
+const MAX_INSPECTED: usize = 25;
+
+/// Gather what `rules` need. Tag lists start at once, beside the repository's fetch; each
+/// image's facts are fetched as soon as its own list (and the repository) is in, so an image
+/// whose registry hangs holds up no other.
+pub async fn observe(
+    rules: &Rules,
+    registry: &Arc<Registry>,
+    repo: &Repo,
+    deadline: Duration,
+    now: Timestamp,
+) -> Result<Observed, GitError> {
+    registry.new_pass().await;
+    let until = Instant::now() + deadline;
+    let images: BTreeSet<Repository> = rules.promotions.iter().map(|p| p.image.clone()).collect();
+    let mut listings = JoinSet::new();
+    for image in images {
+        let registry = Arc::clone(registry);
+        listings.spawn(async move {
+            let listed = tokio::time::timeout_at(until, registry.tags(&image)).await;
+            let result = match listed {
+                Ok(r) => r.map(|list| list.tags),
+                Err(_) => Err(timed_out(&image, "listing tags of", deadline)),
+            };
+            (image, result)
+        });
+    }
+    let (tip, read) = read_repository(rules, repo, now).await?;
+    let mut observed = Observed {
+        tip,
+        images: HashMap::new(),
+        facts: HashMap::new(),
+        environments: read.environments,
+        files: read.files,
+    };
+    let mut inspections = JoinSet::new();
+    while let Some(joined) = listings.join_next().await {
+        let Ok((image, result)) = joined else {
+            continue;
+        };
+        match &result {
+            Ok(tags) => {
+                for tag in tags_needing_facts(rules, &image, tags, &observed.environments) {
+                    let registry = Arc::clone(registry);
+                    let image = image.clone();
+                    inspections.spawn(async move {
+                        let got =
+                            tokio::time::timeout_at(until, registry.facts(&image, &tag)).await;
+                        let result =
+                            got.unwrap_or_else(|_| Err(timed_out(&image, "inspecting", deadline)));
+                        (image, tag, result)
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(image = %image, error = %e, "cannot list tags"),
+        }
+        observed.images.insert(image, result);
+    }
+    while let Some(joined) = inspections.join_next().await {
+        let Ok((image, tag, result)) = joined else {
+            continue;
+        };
+        match result {
+            Ok(facts) => {
+                observed.facts.entry(image).or_default().insert(tag, facts);
+            }
+            Err(e) => {
+                tracing::warn!(image = %image, tag = %tag, error = %e, "cannot read the image's metadata; gates that need it treat the tag as not inspected")
+            }
+        }
+    }
+    Ok(observed)
+}
+
+fn timed_out(image: &Repository, step: &str, deadline: Duration) -> RegistryError {
+    RegistryError::new(
+        ErrorKind::Unavailable,
+        image.split().0,
+        &format!("{step} {image}"),
+        format!(
+            "no answer within the pass's registry deadline of {}s",
+            deadline.as_secs()
+        ),
+    )
+}
+
+/// What the repository says, read on a blocking thread.
+struct RepoRead {
+    environments: HashMap<EnvKey, EnvState>,
+    files: HashMap<PathBuf, Option<String>>,
+    /// When the walk stopped at a boundary: the oldest commit time it reached.
+    reach: Option<Timestamp>,
+}
+
+/// Fetch, then read every target and the history on a blocking thread; deepen a shallow
+/// mirror once when a soak reaches past its boundary.
+async fn read_repository(
+    rules: &Rules,
+    repo: &Repo,
+    now: Timestamp,
+) -> Result<(ObjectId, RepoRead), GitError> {
+    let tip = repo.fetch().await?;
+    let mut deepened = false;
+    loop {
+        let store = repo.store().clone();
+        let owned = rules.clone();
+        let read = tokio::task::spawn_blocking(move || read_environments(&store, tip, &owned));
+        let read = read
+            .await
+            .map_err(|e| GitError::new(GitErrorKind::Local, "reading history", e.to_string()))??;
+        let longest_soak = rules
+            .promotions
+            .iter()
+            .flat_map(|p| p.environments.iter().map(|e| e.soak))
+            .max()
+            .unwrap_or_default();
+        let too_short = read
+            .reach
+            .is_some_and(|oldest| now.duration_since(oldest) < longest_soak);
+        if too_short && !deepened {
+            repo.deepen().await?;
+            deepened = true;
+            continue;
+        }
+        return Ok((tip, read));
+    }
+}
+
+/// Per environment: current value, timeline, hold, last record; the target files' texts at
+/// the tip; and (when the walk stopped at a boundary) the oldest time it reached.
+fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<RepoRead, GitError> {
+    let history = History::walk(store, tip)?;
+    let commits = history.commits();
+    let reach = history
+        .truncated
+        .then(|| commits.last().map(|c| c.info.time))
+        .flatten();
+    let mut paths: Vec<PathBuf> = rules
+        .promotions
+        .iter()
+        .flat_map(|p| p.environments.iter().map(|e| e.target.file().to_path_buf()))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let changes = history.file_changes(store, &paths)?;
+    let mut files = HashMap::new();
+    for path in &paths {
+        let text = match store.read(tip, path) {
+            Ok(Some(f)) => String::from_utf8(f.content).ok(),
+            _ => None,
+        };
+        files.insert(path.clone(), text);
+    }
+    let mut blobs: HashMap<ObjectId, Option<String>> = HashMap::new();
+    let mut envs = HashMap::new();
+    for p in &rules.promotions {
+        for env in &p.environments {
+            let key = EnvKey::of(p, env);
+            let file = env.target.file();
+            let target = p.manifest_target(env);
+            let current = current_value(store, tip, file, &target);
+            // The target's value at each commit that changed its file, oldest first.
+            let mut values: Vec<(usize, Option<String>)> = Vec::new();
+            for change in changes.get(file).into_iter().flatten() {
+                let value = match change.blob {
+                    None => None,
+                    Some(blob) => {
+                        let text = blobs
+                            .entry(blob)
+                            .or_insert_with(|| {
+                                store
+                                    .blob(blob)
+                                    .ok()
+                                    .and_then(|b| String::from_utf8(b).ok())
+                            })
+                            .clone();
+                        text.and_then(|t| manifest::read(&t, &target).ok().and_then(|c| c.tag))
+                    }
+                };
+                if values.last().is_none_or(|(_, v)| *v != value) {
+                    values.push((change.commit, value));
+                }
+            }
+            let timeline = Timeline {
+                changes: values
+                    .iter()
+                    .map(|(i, v)| (commits[*i].info.time, v.clone()))
+                    .collect(),
+            };
+            let ours = |i: usize| {
+                commits[i]
+                    .record
+                    .as_ref()
+                    .filter(|r| r.promotion == p.name && r.environment == env.name)
+            };
+            let mut moved: HashMap<usize, (Option<&str>, Option<&str>)> = HashMap::new();
+            for pair in values.windows(2) {
+                moved.insert(pair[1].0, (pair[0].1.as_deref(), pair[1].1.as_deref()));
+            }
+            let events: Vec<Event<'_>> = (0..commits.len())
+                .rev()
+                .filter(|i| moved.contains_key(i) || ours(*i).is_some())
+                .map(|i| Event {
+                    time: commits[i].info.time,
+                    author: &commits[i].info.author,
+                    record: ours(i),
+                    moved: moved.get(&i).copied(),
+                })
+                .collect();
+            let policy = p.tag_policy(env);
+            let hold = holds::hold_after(&events, &policy);
+            let last_record =
+                (0..commits.len()).find_map(|i| ours(i).map(|r| (commits[i].info.time, r.clone())));
+            envs.insert(
+                key,
+                EnvState {
+                    current,
+                    timeline,
+                    hold,
+                    last_record,
+                },
+            );
+        }
+    }
+    Ok(RepoRead {
+        environments: envs,
+        files,
+        reach,
+    })
+}
+
+fn current_value(
+    store: &Store,
+    tip: ObjectId,
+    file: &std::path::Path,
+    target: &manifest::Target,
+) -> Result<Option<String>, GitError> {
+    let step = format!("reading {}", file.display());
+    let text = match store.read(tip, file)? {
+        None => {
+            return Err(GitError::new(
+                GitErrorKind::Target,
+                &step,
+                "the file does not exist on the branch",
+            ));
+        }
+        Some(f) => String::from_utf8(f.content)
+            .map_err(|_| GitError::new(GitErrorKind::Target, &step, "is not UTF-8 text"))?,
+    };
+    manifest::read(&text, target)
+        .map(|c| c.tag)
+        .map_err(|e| GitError::new(GitErrorKind::Target, &step, e.to_string()))
+}
+
+/// The tags of `image` whose facts some environment's gates need: for `newestBuild` every
+/// tag the filters keep; for `minAge`, `platforms` and `pinDigest` the candidates from the
+/// best down to the current one (at most [`MAX_INSPECTED`]).
+fn tags_needing_facts(
+    rules: &Rules,
+    image: &Repository,
+    tags: &[Tag],
+    environments: &HashMap<EnvKey, EnvState>,
+) -> BTreeSet<Tag> {
+    let mut wanted = BTreeSet::new();
+    for p in rules.promotions.iter().filter(|p| p.image == *image) {
+        for env in &p.environments {
+            let newest_build = matches!(env.policy, Policy::NewestBuild(_));
+            if !(newest_build || env.pin_digest || p.gates(env).need_facts()) {
+                continue;
+            }
+            let policy = p.tag_policy(env);
+            let Ok(selection) = policy.select(tags, &|_| None) else {
+                continue;
+            };
+            if newest_build {
+                wanted.extend(
+                    selection
+                        .rejected
+                        .iter()
+                        .filter(|(_, r)| *r == crate::policy::Rejection::NoCreationTime)
+                        .map(|(t, _)| t.clone()),
+                );
+                continue;
+            }
+            let current = environments
+                .get(&EnvKey::of(p, env))
+                .and_then(|s| s.current.as_ref().ok().cloned().flatten());
+            for c in selection.candidates.iter().take(MAX_INSPECTED) {
+                wanted.insert(c.tag.clone());
+                if current.as_deref() == Some(c.tag.as_str()) {
+                    break;
+                }
+            }
+        }
+    }
+    wanted
+}

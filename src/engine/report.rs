@@ -1,0 +1,199 @@
+//! The report of a pass: every decision, what landed, what failed and why, timings; and
+//! the state of each environment as `status` shows it. Alerts, metrics, `/status` and the
+//! board read it; nothing here does I/O.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::apply::Applied;
+use super::decide::{EnvDecision, Problem};
+use crate::gitops::GitError;
+use crate::policy::{Block, Blocked, Decision, Hold};
+
+/// One environment in a pass.
+#[derive(Debug, Clone)]
+pub struct EnvReport {
+    /// The decision.
+    pub decision: EnvDecision,
+    /// What writing it did.
+    pub applied: Applied,
+}
+
+/// A whole pass.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    /// The pass's time.
+    pub now: Timestamp,
+    /// How long it took.
+    pub duration: Duration,
+    /// The branch tip it decided on.
+    pub tip: Option<String>,
+    /// Every environment, in the order of the rules.
+    pub environments: Vec<EnvReport>,
+    /// A failure of the whole pass (the repository could not be read).
+    pub error: Option<GitError>,
+    /// Registry requests made.
+    pub registry_requests: u64,
+    /// Pushes made.
+    pub pushes: usize,
+}
+
+/// An environment's state, as `status` names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// It runs the best eligible tag.
+    UpToDate,
+    /// A better tag soaks upstream.
+    Soaking {
+        /// When its soak completes.
+        until: Timestamp,
+    },
+    /// A freeze window is open.
+    Frozen {
+        /// When it closes.
+        until: Timestamp,
+    },
+    /// A person's rollback holds it.
+    Held(Hold),
+    /// A better tag is eligible and has not been written yet.
+    Pending,
+    /// A better tag has been eligible for longer than `stallAfter`.
+    Stalled {
+        /// Since when it has been eligible.
+        since: Timestamp,
+    },
+    /// Deciding or writing failed.
+    Failing {
+        /// The class (`registry`, `target`, `auth`, `rejected`, …).
+        class: String,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+impl State {
+    /// The state's name: `up-to-date`, `soaking`, `frozen`, `held`, `pending`, `stalled`,
+    /// `failing`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::UpToDate => "up-to-date",
+            Self::Soaking { .. } => "soaking",
+            Self::Frozen { .. } => "frozen",
+            Self::Held(_) => "held",
+            Self::Pending => "pending",
+            Self::Stalled { .. } => "stalled",
+            Self::Failing { .. } => "failing",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UpToDate | Self::Pending => f.write_str(self.name()),
+            Self::Soaking { until } => write!(f, "soaking until {until}"),
+            Self::Frozen { until } => write!(f, "frozen until {until}"),
+            Self::Held(h) => {
+                write!(f, "held by {}", h.by)?;
+                match h.until {
+                    Some(u) => write!(f, " until {u}"),
+                    None => f.write_str(" until released"),
+                }
+            }
+            Self::Stalled { since } => write!(f, "stalled since {since}"),
+            Self::Failing { class, .. } => write!(f, "failing: {class}"),
+        }
+    }
+}
+
+impl EnvReport {
+    /// The state at `now`.
+    pub fn state(&self, now: Timestamp) -> State {
+        let d = &self.decision;
+        let failing = |class: &str, error: String| State::Failing {
+            class: class.to_string(),
+            error,
+        };
+        let decided = match &d.outcome {
+            Err(p) => return failing(p.class(), p.to_string()),
+            Ok(decided) => decided,
+        };
+        let soaking = |waiting: &[crate::policy::Waiting]| {
+            waiting.iter().find_map(|w| match w.block {
+                Block::Soaking { until } => Some(State::Soaking { until }),
+                _ => None,
+            })
+        };
+        match &decided.decision {
+            Decision::Promote {
+                eligible_since,
+                waiting,
+                ..
+            } => match &self.applied {
+                Applied::Landed { .. } | Applied::AlreadyInPlace => {
+                    soaking(waiting).unwrap_or(State::UpToDate)
+                }
+                Applied::Failed(e) => failing(e.kind.as_str(), e.to_string()),
+                _ => match eligible_since {
+                    Some(since) if since.checked_add(d.stall_after).is_ok_and(|t| t <= now) => {
+                        State::Stalled { since: *since }
+                    }
+                    _ => State::Pending,
+                },
+            },
+            Decision::UpToDate { waiting, .. } => soaking(waiting).unwrap_or(State::UpToDate),
+            Decision::Blocked {
+                reason, waiting, ..
+            } => match reason {
+                Blocked::Frozen { until } => State::Frozen { until: *until },
+                Blocked::Held(h) => State::Held(h.clone()),
+                Blocked::Downgrade { .. } => State::UpToDate,
+                Blocked::NothingEligible => soaking(waiting).unwrap_or(if d.current.is_some() {
+                    State::UpToDate
+                } else {
+                    State::Pending
+                }),
+            },
+        }
+    }
+
+    /// What the environment runs after this pass (the new tag when a bump landed).
+    pub fn running(&self) -> Option<String> {
+        match (&self.applied, self.decision.promotes_to()) {
+            (Applied::Landed { .. } | Applied::AlreadyInPlace, Some(to)) => Some(to.to_string()),
+            _ => self.decision.current.clone(),
+        }
+    }
+
+    /// The problem of this environment in this pass, if any.
+    pub fn problem(&self) -> Option<String> {
+        match (&self.decision.outcome, &self.applied) {
+            (Err(p), _) => Some(p.to_string()),
+            (_, Applied::Failed(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl PassReport {
+    /// Whether anything failed (the exit code of `once` and `plan`).
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.environments.iter().any(|e| e.problem().is_some())
+    }
+
+    /// Bumps that landed.
+    pub fn landed(&self) -> usize {
+        self.environments
+            .iter()
+            .filter(|e| matches!(e.applied, Applied::Landed { .. }))
+            .count()
+    }
+}
+
+impl Problem {
+    /// Whether the problem is the registry's (for `RegistryUnavailable`).
+    pub fn is_registry(&self) -> bool {
+        matches!(self, Self::Registry(_))
+    }
+}
