@@ -61,7 +61,24 @@ pub fn run(cli: &Cli, args: &TagsArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match runtime.block_on(collect(Arc::new(registry), image, args)) {
+    let deadline =
+        std::time::Duration::try_from(cli.registry_timeout).unwrap_or(std::time::Duration::MAX);
+    let listed = runtime.block_on(async {
+        tokio::time::timeout(deadline, collect(Arc::new(registry), image.clone(), args))
+            .await
+            .unwrap_or_else(|_| {
+                Err(RegistryError::new(
+                    crate::registry::ErrorKind::Unavailable,
+                    image.split().0,
+                    &format!("listing tags of {image}"),
+                    format!(
+                        "no answer within --registry-timeout ({}s)",
+                        deadline.as_secs()
+                    ),
+                ))
+            })
+    });
+    match listed {
         Ok((rows, dropped)) => {
             print(&rows, &dropped, args);
             ExitCode::SUCCESS

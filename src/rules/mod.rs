@@ -54,7 +54,15 @@ pub fn load_dir(dir: &Path) -> Result<Rules, Vec<Diagnostic>> {
     }
     let result = parse_sources(dir, &sources);
     match result {
-        Ok(rules) if diags.is_empty() => Ok(rules),
+        Ok(mut rules) if diags.is_empty() => {
+            // A relative local path names a repository beside the rules, wherever we run.
+            let url = &rules.settings.git.url;
+            if url.starts_with("./") || url.starts_with("../") {
+                let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+                rules.settings.git.url = base.join(url).display().to_string();
+            }
+            Ok(rules)
+        }
         Ok(_) => Err(diags),
         Err(mut more) => {
             diags.append(&mut more);

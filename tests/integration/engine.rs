@@ -124,7 +124,7 @@ impl Fleet {
         std::fs::write(
             rules.path().join("settings.yaml"),
             format!(
-                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: file://{}\n    author: {{ name: tagpromoter, email: bot@example.com }}\n  registries:\n    - {{ host: '{r}', insecure: true }}\n    - {{ host: '{h}', insecure: true }}\n  interval: 1m\n",
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: file://{}\n    author: {{ name: tagpromoter, email: bot@example.com }}\n  registries:\n    - {{ host: '{r}', insecure: true }}\n    - {{ host: '{h}', insecure: true }}\n  interval: 2s\n",
                 bare.display()
             ),
         )
@@ -622,21 +622,7 @@ async fn a_hook_rejecting_prod_lets_the_others_land_and_a_racing_person_wins() {
 async fn plan_writes_nothing() {
     let fleet = Fleet::start().await;
     let before = git(&fleet.bare, &["rev-parse", "main"]);
-    let rules = fleet.rules.path().to_path_buf();
-    let cache = fleet.cache.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        assert_cmd::Command::cargo_bin("tagpromoter")
-            .unwrap()
-            .args(["plan", "--registry-timeout", "3s"])
-            .arg("--rules")
-            .arg(&rules)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = tagpromoter(&fleet, &["plan"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
@@ -652,4 +638,166 @@ async fn plan_writes_nothing() {
         before,
         "plan wrote nothing"
     );
+}
+
+fn tagpromoter(fleet: &Fleet, args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("tagpromoter")
+        .unwrap()
+        .arg("--rules")
+        .arg(fleet.rules.path())
+        .arg("--cache-dir")
+        .arg(fleet.cache.path())
+        .args(["--registry-timeout", "2s"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn run(fleet: &Fleet, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tagpromoter(fleet, args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `status`, `once`, `promote` and `release` as a person runs them: output and exit codes.
+/// (The servers are other processes, so blocking on the binary here stalls nothing.)
+#[tokio::test(flavor = "multi_thread")]
+async fn the_commands_as_a_person_runs_them() {
+    let fleet = Fleet::start().await;
+    let (code, out, _) = run(&fleet, &["status", "--output", "json"]);
+    assert_eq!(code, Some(0), "status exits 0 even when environments fail");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let dev = doc["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["promotion"] == "podinfo" && e["environment"] == "dev")
+        .unwrap();
+    assert_eq!(dev["current"], "6.5.3");
+    assert_eq!(dev["best"], "6.6.0-rc.1");
+    assert_eq!(dev["decision"], "promote");
+
+    let (code, out, _) = run(&fleet, &["once"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "the broken target and the hung registry fail the run: {out}"
+    );
+    assert!(out.contains("podinfo/dev: 6.5.3 -> 6.6.0-rc.1 ("), "{out}");
+    assert!(out.contains("broken/dev: failed (target)"), "{out}");
+    assert!(out.contains("2 landed, 2 failed, 6 environments"), "{out}");
+    let (_, out, _) = run(&fleet, &["once"]);
+    assert!(
+        out.contains("0 landed, 2 failed"),
+        "a re-run is a no-op: {out}"
+    );
+
+    let (code, _, err) = run(
+        &fleet,
+        &["promote", "podinfo", "--env", "prod", "--tag", "6.5.4"],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("refused: 6.5.4 is not eligible for podinfo/prod: staging has not run it; --force --reason TEXT bypasses"), "{err}");
+    let (code, _, err) = run(
+        &fleet,
+        &[
+            "promote", "podinfo", "--env", "prod", "--tag", "6.5.4", "--force",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let (code, out, err) = run(
+        &fleet,
+        &[
+            "promote",
+            "podinfo",
+            "--env",
+            "prod",
+            "--tag",
+            "6.5.4",
+            "--force",
+            "--reason",
+            "customer hotfix",
+            "--actor",
+            "carol",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("podinfo/prod: 6.5.3 -> 6.5.4 ("), "{out}");
+    let message = git(&fleet.bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(message.contains("Tagpromoter-Actor: carol (manual)\nTagpromoter-Reason: customer hotfix\nTagpromoter-Forced: true\n"), "{message}");
+    let (code, out, _) = run(&fleet, &["release", "podinfo", "--env", "prod"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("podinfo/prod is not held; nothing to do"),
+        "{out}"
+    );
+    let (code, _, err) = run(&fleet, &["promote", "nope", "--env", "prod"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(
+            "no promotion \"nope\" in the rules; there are: podinfo, billing, broken, ghost"
+        ),
+        "{err}"
+    );
+}
+
+/// `run`: passes every interval, keeps the last valid rules when they turn invalid, and
+/// exits 0 on SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_keeps_going_on_bad_rules_and_stops_cleanly_on_sigterm() {
+    let fleet = Fleet::start().await;
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
+        .arg("--rules")
+        .arg(fleet.rules.path())
+        .arg("--cache-dir")
+        .arg(fleet.cache.path())
+        .args(["--registry-timeout", "2s", "--log-format", "json", "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |path: &str, text: &str| {
+        for _ in 0..300 {
+            if fleet.show(path).contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{path} never held {text}");
+    };
+    wait_for("apps/billing/deployment.yaml", "billing:1.1.0");
+    std::fs::write(
+        fleet.rules.path().join("zz-broken.yaml"),
+        "kind: [unclosed\n",
+    )
+    .unwrap();
+    Pusher::new(&fleet.registry.addr)
+        .image(
+            "acme/billing",
+            Some("1.2.0"),
+            "2026-11-19T00:00:00Z",
+            "linux",
+            "amd64",
+        )
+        .await;
+    wait_for("apps/billing/deployment.yaml", "billing:1.2.0");
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("the rules are invalid; the last valid rules stay in force"),
+        "{log}"
+    );
+    assert!(log.contains("zz-broken.yaml"), "{log}");
 }

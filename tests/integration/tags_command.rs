@@ -110,3 +110,33 @@ fn a_tagged_reference_is_refused_with_an_example() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a tag"));
 }
+
+/// A registry that accepts the connection and never answers costs `--registry-timeout`,
+/// not minutes of retries.
+#[test]
+fn a_hung_registry_fails_within_the_registry_timeout() {
+    let hung = crate::support::HungServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    rules_for(dir.path(), &hung.addr, &dir.path().join("password"));
+    std::fs::write(dir.path().join("password"), "x\n").unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::cargo_bin("tagpromoter")
+        .unwrap()
+        .arg("--rules")
+        .arg(dir.path())
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .args(["--registry-timeout", "2s", "tags"])
+        .arg(format!("{}/acme/app", hung.addr))
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no answer within --registry-timeout (2s)"),
+        "{err}"
+    );
+    assert!(elapsed >= std::time::Duration::from_secs(2), "{elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
+}

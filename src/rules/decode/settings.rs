@@ -48,10 +48,10 @@ impl<'a> Decoder<'a> {
                 self.error(n.position, "git.url holds a password; put it in a file and name it in git.auth (tokenFile or passwordFile)");
                 return None;
             }
-            let ok = ["https://", "http://", "ssh://", "file://", "git://"].iter().any(|p| url.starts_with(p))
+            let ok = ["https://", "http://", "ssh://", "file://", "git://", "/", "./", "../"].iter().any(|p| url.starts_with(p))
                 || (url.contains('@') && url.contains(':'));
             if !ok {
-                self.error(n.position, format!("git.url {url:?} is not a repository URL; use https://, ssh://, git://, git@host:path or file://"));
+                self.error(n.position, format!("git.url {url:?} is not a repository URL; use https://, ssh://, git://, git@host:path, file:// or a local path (/srv/git/deploys.git, ./deploys.git)"));
                 return None;
             }
             Some(url)
