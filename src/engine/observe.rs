@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::holds::{self, Event};
 use crate::gitops::history::History;
 use crate::gitops::message::Record;
-use crate::gitops::store::Store;
+use crate::gitops::store::{Batch, Store};
 use crate::gitops::{GitError, GitErrorKind, Repo};
 use crate::image::{ImageFacts, Repository, Tag};
 use crate::manifest;
@@ -226,9 +226,10 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
     paths.sort();
     paths.dedup();
     let changes = history.file_changes(store, &paths)?;
+    let batch = store.batch();
     let mut files = HashMap::new();
     for path in &paths {
-        let text = match store.read(tip, path) {
+        let text = match batch.read(tip, path) {
             Ok(Some(f)) => String::from_utf8(f.content).ok(),
             _ => None,
         };
@@ -241,7 +242,7 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
             let key = EnvKey::of(p, env);
             let file = env.target.file();
             let target = p.manifest_target(env);
-            let current = current_value(store, tip, file, &target);
+            let current = current_value(&batch, tip, file, &target);
             // The target's value at each commit that changed its file, oldest first.
             let mut values: Vec<(usize, Option<String>)> = Vec::new();
             for change in changes.get(file).into_iter().flatten() {
@@ -251,7 +252,7 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
                         let text = blobs
                             .entry(blob)
                             .or_insert_with(|| {
-                                store
+                                batch
                                     .blob(blob)
                                     .ok()
                                     .and_then(|b| String::from_utf8(b).ok())
@@ -313,7 +314,7 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
 }
 
 fn current_value(
-    store: &Store,
+    store: &Batch,
     tip: ObjectId,
     file: &std::path::Path,
     target: &manifest::Target,

@@ -1,19 +1,19 @@
 //! History for the gates, read once per pass: the branch's first-parent commits, and for
-//! every target file the commits that changed it. Trees are compared by id before anything
-//! is read (a subtree that did not change is never decoded twice), and a file's content is
-//! read once per distinct blob. Commits made by people count as much as ours; our trailers
-//! say which commits are ours.
+//! every target file the commits that changed it. From one commit to the next, only the
+//! subtrees whose ids changed on the way to a target are decoded, so a commit costs the
+//! directories it touched, not the number of targets. Commits made by people count as much
+//! as ours; our trailers say which commits are ours.
 //!
 //! It reads objects only; turning a file's text into a tag is the caller's business.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gix::ObjectId;
 
 use super::error::GitError;
 use super::message::Record;
-use super::store::{CommitInfo, Store};
+use super::store::{Batch, CommitInfo, Store};
 
 /// The most commits a history query walks.
 pub const MAX_COMMITS: usize = 20_000;
@@ -50,6 +50,7 @@ pub struct FileChange {
 impl History {
     /// Walk first parents from `tip`.
     pub fn walk(store: &Store, tip: ObjectId) -> Result<Self, GitError> {
+        let batch = store.batch();
         let mut commits = Vec::new();
         let mut next = Some(tip);
         let boundary = store.shallow_boundary();
@@ -59,8 +60,8 @@ impl History {
                 truncated = true;
                 break;
             }
-            let info = store.info(id)?;
-            next = info.parents.first().copied().filter(|p| store.has(*p));
+            let info = batch.info(id)?;
+            next = info.parents.first().copied().filter(|p| batch.has(*p));
             if boundary.contains(&id) || (next.is_none() && !info.parents.is_empty()) {
                 truncated = true;
             }
@@ -82,75 +83,92 @@ impl History {
         store: &Store,
         files: &[PathBuf],
     ) -> Result<HashMap<PathBuf, Vec<FileChange>>, GitError> {
-        let mut lookup = Lookup {
-            store,
-            memo: HashMap::new(),
-        };
-        let mut out: HashMap<PathBuf, Vec<FileChange>> =
-            files.iter().map(|f| (f.clone(), Vec::new())).collect();
-        let mut last_root = None;
-        for (index, commit) in self.commits.iter().enumerate().rev() {
-            let root = store.tree_of(commit.id)?;
-            if last_root == Some(root) {
-                continue;
+        let batch = store.batch();
+        let mut root = Dir::default();
+        for (i, file) in files.iter().enumerate() {
+            let mut node = &mut root;
+            let parts: Vec<String> = file
+                .components()
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect();
+            for part in parts {
+                node = node.children.entry(part).or_default();
             }
-            last_root = Some(root);
-            for file in files {
-                let blob = lookup.blob_at(root, file)?;
-                let changes = out.entry(file.clone()).or_default();
-                if changes.last().is_none_or(|c| c.blob != blob) {
-                    changes.push(FileChange {
+            node.files.push(i);
+        }
+        let mut blobs: Vec<Option<ObjectId>> = vec![None; files.len()];
+        let mut changes: Vec<Vec<FileChange>> = vec![Vec::new(); files.len()];
+        for (index, commit) in self.commits.iter().enumerate().rev() {
+            let tree = batch.tree_of(commit.id)?;
+            let mut changed = Vec::new();
+            // The first visit reaches every file, so each starts with the oldest commit.
+            root.visit(&batch, Some(tree), &mut blobs, &mut changed)?;
+            for i in changed {
+                if changes[i].last().is_none_or(|c| c.blob != blobs[i]) {
+                    changes[i].push(FileChange {
                         commit: index,
-                        blob,
+                        blob: blobs[i],
                     });
                 }
             }
         }
-        Ok(out)
+        Ok(files.iter().cloned().zip(changes).collect())
     }
 }
 
-/// Path lookups in trees, remembered by (tree id, path below it): consecutive commits share
-/// nearly every subtree, so each distinct subtree is decoded once per walk.
-struct Lookup<'s> {
-    store: &'s Store,
-    memo: HashMap<(ObjectId, String), Option<ObjectId>>,
+/// The directories on the way to the target files, with the tree id each had at the
+/// commit visited last.
+#[derive(Default)]
+struct Dir {
+    children: std::collections::BTreeMap<String, Dir>,
+    /// Indexes of the files that end here (a name may be wanted by several targets).
+    files: Vec<usize>,
+    /// The id seen last (`Some(None)`: absent); `None` before the first visit.
+    seen: Option<Option<ObjectId>>,
 }
 
-impl Lookup<'_> {
-    fn blob_at(&mut self, tree: ObjectId, path: &Path) -> Result<Option<ObjectId>, GitError> {
-        let parts: Vec<String> = path
-            .components()
-            .filter_map(|c| match c {
-                std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                _ => None,
-            })
-            .collect();
-        self.find(tree, &parts)
-    }
-
-    fn find(&mut self, tree: ObjectId, parts: &[String]) -> Result<Option<ObjectId>, GitError> {
-        let Some((first, rest)) = parts.split_first() else {
-            return Ok(None);
-        };
-        let key = (tree, parts.join("/"));
-        if let Some(found) = self.memo.get(&key) {
-            return Ok(*found);
+impl Dir {
+    /// Visit this directory as `id` (a tree, or for a file node its blob); record the files
+    /// whose blob changed.
+    fn visit(
+        &mut self,
+        batch: &Batch,
+        id: Option<ObjectId>,
+        blobs: &mut [Option<ObjectId>],
+        changed: &mut Vec<usize>,
+    ) -> Result<(), GitError> {
+        if self.seen == Some(id) {
+            return Ok(());
         }
-        let entry = self
-            .store
-            .tree_entries(tree)?
-            .into_iter()
-            .find(|(name, _, _)| name == first);
-        let found = match entry {
-            None => None,
-            Some((_, is_tree, id)) => match (is_tree, rest.is_empty()) {
-                (false, true) => Some(id),
-                (true, false) => self.find(id, rest)?,
-                _ => None,
-            },
+        self.seen = Some(id);
+        for &i in &self.files {
+            blobs[i] = id;
+            changed.push(i);
+        }
+        if self.children.is_empty() {
+            return Ok(());
+        }
+        let entries: HashMap<String, (bool, ObjectId)> = match id {
+            Some(tree) if self.files.is_empty() => batch
+                .tree_entries(tree)?
+                .into_iter()
+                .map(|(name, is_tree, id)| (name, (is_tree, id)))
+                .collect(),
+            _ => HashMap::new(),
         };
-        self.memo.insert(key, found);
-        Ok(found)
+        for (name, child) in &mut self.children {
+            let entry = entries.get(name);
+            // A file where a file is wanted; a tree where a directory is.
+            let wants_tree = !child.children.is_empty();
+            let child_id = match entry {
+                Some((is_tree, id)) if *is_tree == wants_tree => Some(*id),
+                _ => None,
+            };
+            child.visit(batch, child_id, blobs, changed)?;
+        }
+        Ok(())
     }
 }

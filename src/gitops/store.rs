@@ -83,55 +83,25 @@ impl Store {
         }
     }
 
-    /// The file at `path` in `commit`; `Ok(None)` when there is no such path. A symlink, a
-    /// submodule or a directory on the way (or at the end) is a [`GitErrorKind::Target`] error.
+    /// The file at `path` in `commit` (see [`Batch::read`]).
     pub fn read(&self, commit: ObjectId, path: &Path) -> Result<Option<FileAt>, GitError> {
-        let repo = self.repo();
-        let step = "reading the repository";
-        let commit = repo.find_commit(commit).map_err(|e| local(step, e))?;
-        let mut tree = commit.tree().map_err(|e| local(step, e))?;
-        let parts: Vec<&str> = path
-            .components()
-            .map(|c| match c {
-                Component::Normal(s) => s.to_str().ok_or(()),
-                _ => Err(()),
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|_| target(path, "is not a plain relative path".into()))?;
-        for (i, part) in parts.iter().enumerate() {
-            let last = i + 1 == parts.len();
-            let Some(entry) = tree.find_entry(*part) else {
-                return Ok(None);
-            };
-            let mode = entry.mode();
-            let id = entry.oid().to_owned();
-            let so_far = parts[..=i].join("/");
-            if mode.is_link() {
-                return Err(target(
-                    path,
-                    format!("{so_far} is a symbolic link; refusing to follow it"),
-                ));
-            }
-            if mode.is_commit() {
-                return Err(target(path, format!("{so_far} is a submodule")));
-            }
-            if last {
-                if mode.is_tree() {
-                    return Err(target(path, "is a directory, not a file".into()));
-                }
-                let blob = repo.find_blob(id).map_err(|e| local(step, e))?;
-                return Ok(Some(FileAt {
-                    content: blob.data.clone(),
-                    kind: mode.kind(),
-                    blob: id,
-                }));
-            }
-            if !mode.is_tree() {
-                return Err(target(path, format!("{so_far} is a file, not a directory")));
-            }
-            tree = repo.find_tree(id).map_err(|e| local(step, e))?;
-        }
-        Err(target(path, "is empty".into()))
+        self.batch().read(commit, path)
+    }
+
+    /// Time, message and parents of a commit.
+    pub fn info(&self, id: ObjectId) -> Result<CommitInfo, GitError> {
+        self.batch().info(id)
+    }
+
+    /// Whether `id` is present (a shallow mirror lacks what is past its boundary).
+    pub fn has(&self, id: ObjectId) -> bool {
+        self.batch().has(id)
+    }
+
+    /// A handle for many reads in a row on this thread (one repository instance, its
+    /// object caches warm).
+    pub fn batch(&self) -> Batch {
+        Batch { repo: self.repo() }
     }
 
     /// Write a commit on `parent` at `time` whose tree differs only in `change`'s file; with
@@ -187,9 +157,78 @@ impl Store {
         Ok(commit.id)
     }
 
+    /// Commits at the shallow boundary, if the mirror is shallow.
+    pub fn shallow_boundary(&self) -> Vec<ObjectId> {
+        self.repo()
+            .shallow_commits()
+            .ok()
+            .flatten()
+            .map(|c| c.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Reads on one thread through one repository instance: for the history walk, which reads
+/// thousands of objects in a row.
+pub struct Batch {
+    repo: gix::Repository,
+}
+
+impl Batch {
+    /// The file at `path` in `commit`; `Ok(None)` when there is no such path. A symlink, a
+    /// submodule or a directory on the way (or at the end) is a [`GitErrorKind::Target`] error.
+    pub fn read(&self, commit: ObjectId, path: &Path) -> Result<Option<FileAt>, GitError> {
+        let repo = &self.repo;
+        let step = "reading the repository";
+        let commit = repo.find_commit(commit).map_err(|e| local(step, e))?;
+        let mut tree = commit.tree().map_err(|e| local(step, e))?;
+        let parts: Vec<&str> = path
+            .components()
+            .map(|c| match c {
+                Component::Normal(s) => s.to_str().ok_or(()),
+                _ => Err(()),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|_| target(path, "is not a plain relative path".into()))?;
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let Some(entry) = tree.find_entry(*part) else {
+                return Ok(None);
+            };
+            let mode = entry.mode();
+            let id = entry.oid().to_owned();
+            let so_far = parts[..=i].join("/");
+            if mode.is_link() {
+                return Err(target(
+                    path,
+                    format!("{so_far} is a symbolic link; refusing to follow it"),
+                ));
+            }
+            if mode.is_commit() {
+                return Err(target(path, format!("{so_far} is a submodule")));
+            }
+            if last {
+                if mode.is_tree() {
+                    return Err(target(path, "is a directory, not a file".into()));
+                }
+                let blob = repo.find_blob(id).map_err(|e| local(step, e))?;
+                return Ok(Some(FileAt {
+                    content: blob.data.clone(),
+                    kind: mode.kind(),
+                    blob: id,
+                }));
+            }
+            if !mode.is_tree() {
+                return Err(target(path, format!("{so_far} is a file, not a directory")));
+            }
+            tree = repo.find_tree(id).map_err(|e| local(step, e))?;
+        }
+        Err(target(path, "is empty".into()))
+    }
+
     /// Time, message and parents of a commit.
     pub fn info(&self, id: ObjectId) -> Result<CommitInfo, GitError> {
-        let repo = self.repo();
+        let repo = &self.repo;
         let step = "reading history";
         let commit = repo.find_commit(id).map_err(|e| local(step, e))?;
         let time = commit.time().map_err(|e| local(step, e))?;
@@ -208,7 +247,7 @@ impl Store {
 
     /// The root tree of a commit.
     pub fn tree_of(&self, commit: ObjectId) -> Result<ObjectId, GitError> {
-        let repo = self.repo();
+        let repo = &self.repo;
         let step = "reading history";
         let commit = repo.find_commit(commit).map_err(|e| local(step, e))?;
         commit
@@ -220,7 +259,7 @@ impl Store {
     /// The entries of a tree: name, blob-or-tree, id. Symlinks and submodules are left out
     /// (they are never read through).
     pub fn tree_entries(&self, tree: ObjectId) -> Result<Vec<(String, bool, ObjectId)>, GitError> {
-        let repo = self.repo();
+        let repo = &self.repo;
         let step = "reading history";
         let tree = repo.find_tree(tree).map_err(|e| local(step, e))?;
         let decoded = tree.decode().map_err(|e| local(step, e))?;
@@ -240,7 +279,7 @@ impl Store {
 
     /// The bytes of a blob.
     pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
-        let repo = self.repo();
+        let repo = &self.repo;
         let blob = repo
             .find_blob(id)
             .map_err(|e| local("reading history", e))?;
@@ -249,17 +288,7 @@ impl Store {
 
     /// Whether `id` is present (a shallow mirror lacks what is past its boundary).
     pub fn has(&self, id: ObjectId) -> bool {
-        self.repo().has_object(id)
-    }
-
-    /// Commits at the shallow boundary, if the mirror is shallow.
-    pub fn shallow_boundary(&self) -> Vec<ObjectId> {
-        self.repo()
-            .shallow_commits()
-            .ok()
-            .flatten()
-            .map(|c| c.iter().copied().collect())
-            .unwrap_or_default()
+        self.repo.has_object(id)
     }
 }
 

@@ -267,13 +267,19 @@ pub struct TagRules {
     pub filter: Option<TagFilter>,
 }
 
+/// The default excludes, compiled once: a clone shares the compiled program, so a thousand
+/// promotions do not hold a thousand copies of it.
+static DEFAULT_EXCLUDES: std::sync::LazyLock<Vec<Regex>> = std::sync::LazyLock::new(|| {
+    policy::select::DEFAULT_EXCLUDES
+        .iter()
+        .filter_map(|p| Regex::new(p).ok())
+        .collect()
+});
+
 impl Default for TagRules {
     fn default() -> Self {
         Self {
-            exclude: policy::select::DEFAULT_EXCLUDES
-                .iter()
-                .filter_map(|p| Regex::new(p).ok())
-                .collect(),
+            exclude: DEFAULT_EXCLUDES.clone(),
             filter: None,
         }
     }

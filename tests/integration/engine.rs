@@ -801,3 +801,57 @@ async fn the_worker_keeps_going_on_bad_rules_and_stops_cleanly_on_sigterm() {
     );
     assert!(log.contains("zz-broken.yaml"), "{log}");
 }
+
+/// A user trying tagpromoter on a laptop: the GitOps repository is a local path beside
+/// the rules (`./deploys.git`), no git server anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_path_is_a_gitops_repository() {
+    let registry = DockerRegistry::start(Auth::None);
+    let r = &registry.addr;
+    let pusher = Pusher::new(r);
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let image = format!("{r}/acme/app");
+    let rules = tempfile::tempdir().unwrap();
+    let overlay = kustomization(&image, "1.0.0");
+    let bare = bare_repo_at(
+        rules.path(),
+        "deploys",
+        &[("apps/app/kustomization.yaml", overlay.as_str())],
+        None,
+    );
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: ./deploys.git }}\n  registries: [{{ host: '{r}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/app/kustomization.yaml }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // Run from elsewhere: the path is relative to the rules, not to the working directory.
+    let out = assert_cmd::Command::cargo_bin("tagpromoter")
+        .unwrap()
+        .current_dir(cache.path())
+        .arg("--rules")
+        .arg(rules.path())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .arg("once")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("app/dev: 1.0.0 -> 1.1.0"), "{stdout}");
+    assert_eq!(
+        git(&bare, &["show", "main:apps/app/kustomization.yaml"]),
+        kustomization(&image, "1.1.0")
+    );
+}
