@@ -9,11 +9,9 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use support::git::{GitDaemon, bare_repo, git};
-use support::oci::{OCI_MANIFEST, Pusher};
 use support::{Auth, DockerRegistry, env};
 use tagpromoter::engine::{Engine, Options};
 
@@ -29,47 +27,10 @@ async fn main() {
     let tags = env("BENCH_TAGS", 200);
     let reg = DockerRegistry::start(Auth::None);
     let seeding = Instant::now();
-    let pusher = Arc::new(Pusher::new(&reg.addr));
-    pusher
-        .image(
-            "bench/seed",
-            Some("seed"),
-            "2026-01-01T00:00:00Z",
-            "linux",
-            "amd64",
-        )
-        .await;
-    let body = Arc::new(pusher.get_manifest("bench/seed", "seed").await);
-    let names: Arc<Vec<String>> = Arc::new(
-        (0..tags)
-            .map(|i| format!("1.{}.{}", i / 50, i % 50))
-            .collect(),
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    let limit = Arc::new(tokio::sync::Semaphore::new(16));
-    for a in 0..apps {
-        let (pusher, body, names, limit) = (
-            Arc::clone(&pusher),
-            Arc::clone(&body),
-            Arc::clone(&names),
-            Arc::clone(&limit),
-        );
-        tasks.spawn(async move {
-            let _permit = limit.acquire().await.unwrap();
-            let repo = format!("bench/app-{a:03}");
-            pusher
-                .image(
-                    &repo,
-                    Some("seed"),
-                    "2026-01-01T00:00:00Z",
-                    "linux",
-                    "amd64",
-                )
-                .await;
-            pusher.retag(&repo, &names, &body, OCI_MANIFEST).await;
-        });
-    }
-    while tasks.join_next().await.is_some() {}
+    let names: Vec<String> = (0..tags)
+        .map(|i| format!("1.{}.{}", i / 50, i % 50))
+        .collect();
+    support::oci::seed_many(&reg.addr, apps, |i| format!("bench/app-{i:03}"), names).await;
 
     let base = tempfile::tempdir().unwrap();
     let mut files = Vec::new();

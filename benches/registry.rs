@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use support::oci::{OCI_MANIFEST, Pusher};
 use support::{Auth, DockerRegistry};
 use support::{env, peak_rss_kib};
 use tagpromoter::image::Repository;
@@ -24,48 +23,10 @@ async fn main() {
     let reg = DockerRegistry::start(Auth::None);
 
     let seeding = Instant::now();
-    let pusher = Arc::new(Pusher::new(&reg.addr));
-    pusher
-        .image(
-            "bench/seed",
-            Some("seed"),
-            "2026-01-01T00:00:00Z",
-            "linux",
-            "amd64",
-        )
-        .await;
-    let body = Arc::new(pusher.get_manifest("bench/seed", "seed").await);
-    let names: Arc<Vec<String>> = Arc::new(
-        (0..tags)
-            .map(|i| format!("1.{}.{}", i / 50, i % 50))
-            .collect(),
-    );
-    let mut tasks = tokio::task::JoinSet::new();
-    let limit = Arc::new(tokio::sync::Semaphore::new(16));
-    for r in 0..repos {
-        let (pusher, body, names, limit) = (
-            Arc::clone(&pusher),
-            Arc::clone(&body),
-            Arc::clone(&names),
-            Arc::clone(&limit),
-        );
-        tasks.spawn(async move {
-            let _permit = limit.acquire().await.unwrap();
-            let repo = format!("bench/app-{r:03}");
-            // The manifest's blobs must exist in each repository before it can be tagged there.
-            pusher
-                .image(
-                    &repo,
-                    Some("seed"),
-                    "2026-01-01T00:00:00Z",
-                    "linux",
-                    "amd64",
-                )
-                .await;
-            pusher.retag(&repo, &names, &body, OCI_MANIFEST).await;
-        });
-    }
-    while tasks.join_next().await.is_some() {}
+    let names: Vec<String> = (0..tags)
+        .map(|i| format!("1.{}.{}", i / 50, i % 50))
+        .collect();
+    support::oci::seed_many(&reg.addr, repos, |i| format!("bench/app-{i:03}"), names).await;
     eprintln!(
         "seeded {repos} repositories x {tags} tags in {:.1}s",
         seeding.elapsed().as_secs_f64()

@@ -66,20 +66,10 @@ impl Files {
     }
 }
 
-fn target_paths(rules: &Rules) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = rules
-        .promotions
-        .iter()
-        .flat_map(|p| p.environments.iter().map(|e| e.target.file().to_path_buf()))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    paths
-}
-
 /// Read from a local checkout, refusing symlinks on the way (as the writer does).
 fn local_files(root: &Path, rules: &Rules) -> Files {
-    let texts = target_paths(rules)
+    let texts = rules
+        .target_files()
         .into_iter()
         .map(|path| {
             let text = read_local(root, &path);
@@ -129,7 +119,8 @@ fn remote_files(cli: &Cli, rules: &Rules) -> Result<Files, String> {
     runtime.block_on(async {
         let repo = Repo::open(config).await.map_err(|e| e.to_string())?;
         repo.fetch().await.map_err(|e| e.to_string())?;
-        let texts = target_paths(rules)
+        let texts = rules
+            .target_files()
             .into_iter()
             .map(|path| {
                 let text = repo.read(&path).map_err(|e| e.detail);

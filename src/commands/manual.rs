@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 
-use super::{EXIT_FAILED, EXIT_INVALID, open_engine, runtime};
+use super::{EXIT_FAILED, EXIT_INVALID, with_engine};
 use crate::cli::{Cli, PromoteArgs, ReleaseArgs};
 use crate::engine::manual::{ManualError, ManualOutcome, PromoteRequest};
 use crate::image::Tag;
@@ -63,10 +63,6 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return finish(Err(ManualError::Refused(e.to_string()))),
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
     let request = PromoteRequest {
         promotion: args.name.clone(),
         environment: args.env.clone(),
@@ -76,27 +72,15 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitCode {
         hold_for: args.hold_for,
         actor: actor(args.actor.as_deref()),
     };
-    rt.block_on(async {
-        let engine = match open_engine(cli).await {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
+    with_engine(cli, |engine| async move {
         finish(engine.promote(&request, Timestamp::now()).await)
     })
 }
 
 /// `tagpromoter release NAME --env ENV`.
 pub fn release(cli: &Cli, args: &ReleaseArgs) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
     let who = actor(args.actor.as_deref());
-    rt.block_on(async {
-        let engine = match open_engine(cli).await {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
+    with_engine(cli, |engine| async move {
         finish(
             engine
                 .release(

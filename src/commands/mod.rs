@@ -50,6 +50,25 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
+/// Run `work` on an engine for the rules, on a runtime of its own; the exit code is
+/// `work`'s, or that of a failure to start.
+fn with_engine<F, Fut>(cli: &Cli, work: F) -> ExitCode
+where
+    F: FnOnce(Engine) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        match open_engine(cli).await {
+            Ok(engine) => work(engine).await,
+            Err(code) => code,
+        }
+    })
+}
+
 /// Load the rules (exit 2 with every problem when invalid) and open the engine on them
 /// (exit 1 when the cache or the clients cannot be set up).
 async fn open_engine(cli: &Cli) -> Result<Engine, ExitCode> {

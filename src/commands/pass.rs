@@ -4,59 +4,17 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use jiff::Timestamp;
 
-use super::{EXIT_FAILED, diff, open_engine, render, runtime};
+use super::{EXIT_FAILED, diff, render, with_engine};
 use crate::cli::{Cli, OutputArgs, OutputFormat};
 use crate::engine::apply::bump_of;
-use crate::engine::{Applied, Engine, EnvReport, PassReport, Plan};
+use crate::engine::{Engine, PassReport, Plan};
 use crate::manifest;
 
 fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-}
-
-/// The decisions of a plan as a report in which nothing was written.
-async fn planned(engine: &Engine, now: Timestamp) -> (PassReport, Option<Plan>) {
-    let started = Instant::now();
-    let requests = engine.registry_requests();
-    let mut report = PassReport {
-        now,
-        duration: Default::default(),
-        tip: None,
-        environments: Vec::new(),
-        error: None,
-        registry_requests: 0,
-        pushes: 0,
-    };
-    let plan = match engine.plan(now).await {
-        Ok(plan) => {
-            report.tip = Some(plan.observed.tip.to_string());
-            report.environments = plan
-                .decisions
-                .iter()
-                .map(|d| EnvReport {
-                    decision: d.clone(),
-                    applied: match (d.promotes_to(), d.write) {
-                        (Some(_), crate::rules::WriteMode::PullRequest) => Applied::Skipped {
-                            why: "write: pull-request is not built yet; use write: push".into(),
-                        },
-                        _ => Applied::Nothing,
-                    },
-                })
-                .collect();
-            Some(plan)
-        }
-        Err(e) => {
-            report.error = Some(e);
-            None
-        }
-    };
-    report.registry_requests = engine.registry_requests() - requests;
-    report.duration = started.elapsed();
-    (report, plan)
 }
 
 /// The diff of every file the plan would change, bumps applied in order (several
@@ -90,16 +48,8 @@ pub fn planned_diff(engine: &Engine, plan: &Plan) -> String {
 
 /// `tagpromoter plan`.
 pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async {
-        let engine = match open_engine(cli).await {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
-        let (report, plan) = planned(&engine, Timestamp::now()).await;
+    with_engine(cli, |engine| async move {
+        let (report, plan) = engine.preview(Timestamp::now()).await;
         let diff = plan
             .as_ref()
             .map(|p| planned_diff(&engine, p))
@@ -120,16 +70,8 @@ pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
 
 /// `tagpromoter status`.
 pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async {
-        let engine = match open_engine(cli).await {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
-        let (report, _) = planned(&engine, Timestamp::now()).await;
+    with_engine(cli, |engine| async move {
+        let (report, _) = engine.preview(Timestamp::now()).await;
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", render::json(&report, None))),
             OutputFormat::Text => print(&render::status_table(&report)),
@@ -140,15 +82,7 @@ pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
 
 /// `tagpromoter once`.
 pub fn once(cli: &Cli, args: &OutputArgs) -> ExitCode {
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async {
-        let engine = match open_engine(cli).await {
-            Ok(e) => e,
-            Err(code) => return code,
-        };
+    with_engine(cli, |engine| async move {
         let report = engine.pass(Timestamp::now()).await;
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", render::json(&report, None))),

@@ -37,6 +37,17 @@ pub enum Applied {
     },
 }
 
+/// What a decision amounts to when nothing is written: a promotion this pass cannot write
+/// says why; everything else is nothing.
+pub fn unwritten(d: &EnvDecision) -> Applied {
+    match (d.promotes_to(), d.write) {
+        (Some(_), WriteMode::PullRequest) => Applied::Skipped {
+            why: "write: pull-request is not built yet; use write: push".into(),
+        },
+        _ => Applied::Nothing,
+    }
+}
+
 /// The bump of one decision to promote, as the bot's own (`Actor::Bot`).
 pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
     let Ok(decided) = &d.outcome else {
@@ -88,17 +99,11 @@ pub async fn apply(
     decisions: &[EnvDecision],
     now: Timestamp,
 ) -> (Vec<Applied>, usize) {
-    let mut applied = vec![Applied::Nothing; decisions.len()];
+    let mut applied: Vec<Applied> = decisions.iter().map(unwritten).collect();
     let mut bumps = Vec::new();
     let mut index = Vec::new();
     for (i, d) in decisions.iter().enumerate() {
-        if d.promotes_to().is_none() {
-            continue;
-        }
-        if d.write == WriteMode::PullRequest {
-            applied[i] = Applied::Skipped {
-                why: "write: pull-request is not built yet; use write: push".into(),
-            };
+        if applied[i] != Applied::Nothing || d.promotes_to().is_none() {
             continue;
         }
         if let Some(b) = bump_of(rules, d) {

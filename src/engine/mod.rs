@@ -130,6 +130,16 @@ impl Engine {
     /// One full pass at `now`: observe, decide, write, report. Never fails as a whole: a
     /// repository that cannot be read is the report's `error`.
     pub async fn pass(&self, now: Timestamp) -> PassReport {
+        self.run(now, true).await.0
+    }
+
+    /// Observe and decide at `now`, and report it as a pass that wrote nothing (`plan`,
+    /// `status`); the plan too, for diffs.
+    pub async fn preview(&self, now: Timestamp) -> (PassReport, Option<Plan>) {
+        self.run(now, false).await
+    }
+
+    async fn run(&self, now: Timestamp, write: bool) -> (PassReport, Option<Plan>) {
         let started = Instant::now();
         let requests = self.registry.request_count();
         let mut report = PassReport {
@@ -141,27 +151,33 @@ impl Engine {
             registry_requests: 0,
             pushes: 0,
         };
-        match self.plan(now).await {
+        let plan = match self.plan(now).await {
             Ok(plan) => {
-                let (applied, pushes) =
-                    apply::apply(&self.rules, &self.repo, &plan.decisions, now).await;
+                let (applied, pushes) = if write {
+                    apply::apply(&self.rules, &self.repo, &plan.decisions, now).await
+                } else {
+                    (plan.decisions.iter().map(apply::unwritten).collect(), 0)
+                };
                 report.tip = Some(plan.observed.tip.to_string());
                 report.pushes = pushes;
                 report.environments = plan
                     .decisions
-                    .into_iter()
+                    .iter()
+                    .cloned()
                     .zip(applied)
                     .map(|(decision, applied)| EnvReport { decision, applied })
                     .collect();
+                Some(plan)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the pass cannot read the GitOps repository");
                 report.error = Some(e);
+                None
             }
-        }
+        };
         report.registry_requests = self.registry.request_count() - requests;
         report.duration = started.elapsed();
-        report
+        (report, plan)
     }
 
     /// Registry requests sent so far.

@@ -218,13 +218,7 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
         .truncated
         .then(|| commits.last().map(|c| c.info.time))
         .flatten();
-    let mut paths: Vec<PathBuf> = rules
-        .promotions
-        .iter()
-        .flat_map(|p| p.environments.iter().map(|e| e.target.file().to_path_buf()))
-        .collect();
-    paths.sort();
-    paths.dedup();
+    let paths = rules.target_files();
     let changes = history.file_changes(store, &paths)?;
     let batch = store.batch();
     let mut files = HashMap::new();

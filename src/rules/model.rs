@@ -453,6 +453,20 @@ pub struct Rules {
     pub promotions: Vec<Promotion>,
 }
 
+impl Rules {
+    /// Every file some target edits, sorted, each once.
+    pub fn target_files(&self) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = self
+            .promotions
+            .iter()
+            .flat_map(|p| p.environments.iter().map(|e| e.target.file().to_path_buf()))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+}
+
 impl Policy {
     /// The ordering this policy ranks tags by.
     pub fn order(&self) -> policy::Order {

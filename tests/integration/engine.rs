@@ -529,19 +529,25 @@ async fn rollbacks_by_promote_and_by_hand_hold_until_released() {
     );
 }
 
-/// Three independent environments under a `pre-receive` hook that refuses `*/prod/*`; and a
-/// person's rollback landing between our fetch and our push.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_hook_rejecting_prod_lets_the_others_land_and_a_racing_person_wins() {
+/// A registry holding `acme/app` at 1.0.0 and 1.1.0; and the image's name.
+async fn app_registry() -> (DockerRegistry, String) {
     let registry = DockerRegistry::start(Auth::None);
-    let r = &registry.addr;
-    let pusher = Pusher::new(r);
+    let pusher = Pusher::new(&registry.addr);
     for tag in ["1.0.0", "1.1.0"] {
         pusher
             .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
             .await;
     }
-    let image = format!("{r}/acme/app");
+    let image = format!("{}/acme/app", registry.addr);
+    (registry, image)
+}
+
+/// Three independent environments under a `pre-receive` hook that refuses `*/prod/*`; and a
+/// person's rollback landing between our fetch and our push.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_rejecting_prod_lets_the_others_land_and_a_racing_person_wins() {
+    let (registry, image) = app_registry().await;
+    let r = &registry.addr;
     let base = tempfile::tempdir().unwrap();
     let files: Vec<(String, String)> = ["dev", "staging", "prod"]
         .iter()
@@ -591,7 +597,7 @@ async fn a_hook_rejecting_prod_lets_the_others_land_and_a_racing_person_wins() {
     );
 
     // The hook is replaced by a person who moves dev to 1.0.1 by hand just before our push.
-    pusher
+    Pusher::new(r)
         .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
         .await;
     std::fs::remove_file(bare.join("hooks/pre-receive")).unwrap();
@@ -806,15 +812,8 @@ async fn the_worker_keeps_going_on_bad_rules_and_stops_cleanly_on_sigterm() {
 /// the rules (`./deploys.git`), no git server anywhere.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_path_is_a_gitops_repository() {
-    let registry = DockerRegistry::start(Auth::None);
+    let (registry, image) = app_registry().await;
     let r = &registry.addr;
-    let pusher = Pusher::new(r);
-    for tag in ["1.0.0", "1.1.0"] {
-        pusher
-            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
-    let image = format!("{r}/acme/app");
     let rules = tempfile::tempdir().unwrap();
     let overlay = kustomization(&image, "1.0.0");
     let bare = bare_repo_at(

@@ -131,36 +131,26 @@ git update-ref "$ref" "$c" "$old"
 /// `file` to `content` just before the push updates the branch.
 pub fn person_pushes_first_once(bare: &Path, file: &str, content: &str, message: &str) {
     let guard = bare.join("person-pushed");
+    let once = format!(
+        "[ -e '{0}' ] && exit 0\ntouch '{0}'\n{1}",
+        guard.display(),
+        person_commit_lines(file, content, message)
+    );
     install_hook(
         bare,
         "pre-receive",
-        &format!(
-            "#!/bin/sh
-set -e
-[ -e '{}' ] && exit 0
-touch '{}'
-{}exit 0
-",
-            guard.display(),
-            guard.display(),
-            person_commit_lines(file, content, message)
-        ),
+        &format!("#!/bin/sh\nset -e\n{once}exit 0\n"),
     );
 }
 
 /// A `pre-receive` hook under which a person always pushes first: the branch never stops
 /// moving.
 pub fn person_always_pushes_first(bare: &Path, file: &str) {
+    let lines = person_commit_lines(file, "busy\n", "busy");
     install_hook(
         bare,
         "pre-receive",
-        &format!(
-            "#!/bin/sh
-set -e
-{}exit 0
-",
-            person_commit_lines(file, "busy\n", "busy")
-        ),
+        &format!("#!/bin/sh\nset -e\n{lines}exit 0\n"),
     );
 }
 

@@ -203,3 +203,47 @@ impl Pusher {
         assert_eq!(resp.status().as_u16(), 202);
     }
 }
+
+/// Push `repos` repositories named by `name(i)`, each with every tag of `tags` on one shared
+/// manifest (one request per tag; 16 repositories at a time). For benchmarks.
+pub async fn seed_many(addr: &str, repos: usize, name: fn(usize) -> String, tags: Vec<String>) {
+    use std::sync::Arc;
+    let pusher = Arc::new(Pusher::new(addr));
+    pusher
+        .image(
+            "bench/seed",
+            Some("seed"),
+            "2026-01-01T00:00:00Z",
+            "linux",
+            "amd64",
+        )
+        .await;
+    let body = Arc::new(pusher.get_manifest("bench/seed", "seed").await);
+    let tags = Arc::new(tags);
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..repos {
+        let (pusher, body, tags, limit) = (
+            Arc::clone(&pusher),
+            Arc::clone(&body),
+            Arc::clone(&tags),
+            Arc::clone(&limit),
+        );
+        tasks.spawn(async move {
+            let _permit = limit.acquire().await.expect("semaphore open");
+            let repo = name(i);
+            // The manifest's blobs must exist in each repository before it can be tagged there.
+            pusher
+                .image(
+                    &repo,
+                    Some("seed"),
+                    "2026-01-01T00:00:00Z",
+                    "linux",
+                    "amd64",
+                )
+                .await;
+            pusher.retag(&repo, &tags, &body, OCI_MANIFEST).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
