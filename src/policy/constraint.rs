@@ -56,6 +56,11 @@ impl Comparator {
     }
 }
 
+/// Why a version does not satisfy a constraint, in Masterminds' words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsatisfied(pub String);
+
 impl Constraint {
     /// Parse a constraint with Masterminds' `NewConstraint` rules (the empty string is refused).
     pub fn parse(text: &str) -> Result<Self, ConstraintError> {
@@ -86,7 +91,11 @@ impl Constraint {
 
     /// `Ok` when `v` satisfies the constraint, else why not (the first failure, as
     /// Masterminds words it: "1.2.3 is less than 2").
-    pub fn explain(&self, v: &Version) -> Result<(), String> {
+    pub fn explain(&self, v: &Version) -> Result<(), Unsatisfied> {
+        self.first_failure(v).map_err(Unsatisfied)
+    }
+
+    fn first_failure(&self, v: &Version) -> Result<(), String> {
         let mut first = None;
         for group in &self.groups {
             match group.iter().map(|c| c.check(v)).find(Result::is_err) {

@@ -246,7 +246,7 @@ impl TagPolicy {
                 Err(_) => Err(Rejection::NotAVersion { text }),
                 Ok(v) => match range.explain(&v) {
                     Ok(()) => Ok(Key::Version(v)),
-                    Err(why) => Err(Rejection::OutOfRange { why }),
+                    Err(why) => Err(Rejection::OutOfRange { why: why.0 }),
                 },
             },
             Order::Alphabetical(_) => Ok(Key::Text(text)),

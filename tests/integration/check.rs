@@ -42,6 +42,22 @@ fn rules_directory_comes_from_the_environment_too() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// What a person reads for the broken example, whole (positions, hints, the count).
+#[test]
+fn the_report_for_broken_rules_reads_as_it_should() {
+    let out = tagpromoter()
+        .current_dir(root())
+        .args(["check", "--rules", "tests/data/rules-broken"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!("check_rules_broken", text);
+}
+
 /// A dozen different mistakes, each reported at its place with a hint, and exit 2.
 #[test]
 fn every_mistake_is_reported_with_its_position() {

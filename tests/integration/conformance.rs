@@ -119,7 +119,7 @@ fn semver_case(case: &Value) -> Result<(), String> {
             return Err(format!("{c} on {v}: expected {expected}, got {got:?}"));
         }
         if let (Some(msg), Err(got)) = (case["message"].as_str(), &got)
-            && msg != got
+            && msg != got.0
         {
             return Err(format!("message {got:?}, expected {msg:?}"));
         }
