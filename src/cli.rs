@@ -103,8 +103,9 @@ pub enum Command {
     /// changed), 1 when a bump or a registry failed, 2 for invalid rules.
     Once(OutputArgs),
     /// The worker: a pass every `interval` (with up to 10% jitter), rules reloaded when they
-    /// change; SIGTERM finishes the pass in flight and exits 0.
-    Run,
+    /// change, alerts delivered; serves /metrics, /healthz, /readyz and /status on --listen.
+    /// SIGTERM finishes the pass in flight and exits 0.
+    Run(RunArgs),
     /// A person's promotion: the given (or best eligible) tag now. A tag older than the
     /// current one is a rollback and holds the environment until `release` or --hold-for.
     /// Exit 0, 1 failed, 2 refused.
@@ -113,6 +114,14 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Per promotion and environment: current tag, best eligible tag, state. Exit 0.
     Status(OutputArgs),
+}
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Where to serve /metrics, /healthz, /readyz and /status.
+    #[arg(long, env = "TAGPROMOTER_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// `--output` for the commands that print decisions.

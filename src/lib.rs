@@ -4,18 +4,22 @@
 //! decide; [`registry`] lists tags and reads image facts; [`gitops`] reads the GitOps
 //! repository and its history; [`policy`] decides, purely; [`manifest`] turns a decision
 //! into an exact edit of a file's bytes; [`engine`] joins them into a pass (observe → decide
-//! → apply → report) and a person's `promote`/`release`; [`commands`] render it for people.
+//! → apply → report) and a person's `promote`/`release`; [`alert`] turns reports into
+//! notifications and [`metrics`] into series; [`commands`] render them for people.
 //! [`yaml`] gives both the loader and the editor positions in YAML text, and [`image`] the
 //! validated names (tags, digests, repositories) that may be written into it.
 
+pub mod alert;
 pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod gitops;
 pub mod image;
 pub mod manifest;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod rules;
+pub mod server;
 pub mod telemetry;
 pub mod yaml;

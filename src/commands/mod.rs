@@ -33,7 +33,7 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Plan(args) => pass::plan(cli, args),
         Command::Once(args) => pass::once(cli, args),
         Command::Status(args) => pass::status(cli, args),
-        Command::Run => run::run(cli),
+        Command::Run(args) => run::run(cli, args),
         Command::Promote(args) => manual::promote(cli, args),
         Command::Release(args) => manual::release(cli, args),
     }
@@ -72,12 +72,20 @@ where
 /// Load the rules (exit 2 with every problem when invalid) and open the engine on them
 /// (exit 1 when the cache or the clients cannot be set up).
 async fn open_engine(cli: &Cli) -> Result<Engine, ExitCode> {
+    open_engine_with(cli, std::sync::Arc::new(crate::metrics::Metrics::new())).await
+}
+
+/// [`open_engine`], counting into `metrics`.
+async fn open_engine_with(
+    cli: &Cli,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) -> Result<Engine, ExitCode> {
     let rules = rules::load_dir(&cli.rules).map_err(|diags| report_invalid(cli, &diags))?;
     let options = Options {
         registry_deadline: std::time::Duration::try_from(cli.registry_timeout)
             .unwrap_or(Options::default().registry_deadline),
     };
-    Engine::open(rules, &cli.cache_dir(), options)
+    Engine::open_with_metrics(rules, &cli.cache_dir(), options, metrics)
         .await
         .map_err(|e| {
             let _ = writeln!(std::io::stderr(), "{e}");

@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use jiff::Timestamp;
 
 use super::{EXIT_FAILED, diff, render, with_engine};
+use crate::alert::Alerting;
 use crate::cli::{Cli, OutputArgs, OutputFormat};
 use crate::engine::apply::bump_of;
 use crate::engine::{Engine, PassReport, Plan};
 use crate::manifest;
+use crate::metrics::Metrics;
 
 fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -80,10 +85,20 @@ pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
     })
 }
 
-/// `tagpromoter once`.
+/// `tagpromoter once`: a pass, then its alerts delivered (up to 30 s) before exiting.
 pub fn once(cli: &Cli, args: &OutputArgs) -> ExitCode {
     with_engine(cli, |engine| async move {
         let report = engine.pass(Timestamp::now()).await;
+        let settings = &engine.rules().settings;
+        match Alerting::start(settings, &cli.cache_dir(), Arc::new(Metrics::new())) {
+            Ok(mut alerting) => {
+                alerting.after_pass(&report, settings);
+                if !alerting.flush(Duration::from_secs(30)).await {
+                    tracing::error!("some alerts could not be delivered within 30s");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot deliver alerts"),
+        }
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", render::json(&report, None))),
             OutputFormat::Text => print(&render::once_text(&report)),

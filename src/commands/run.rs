@@ -1,7 +1,8 @@
 //! `tagpromoter run`: the worker. A pass every `interval` plus up to 10% jitter; the rules
 //! are read again before each pass (the last good ones stay in force when they turn
-//! invalid, and the error is logged); SIGTERM or Ctrl-C lets the pass in flight finish
-//! (its push included) and exits 0.
+//! invalid, and the error is logged); alerts are detected after each pass and delivered
+//! beside the next; the HTTP server answers on `--listen` throughout. SIGTERM or Ctrl-C lets
+//! the pass in flight finish (its push included), gives alerts a few seconds, and exits 0.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,9 +10,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
-use super::{open_engine, render, runtime};
-use crate::cli::Cli;
+use std::io::Write;
+use std::sync::Arc;
+
+use super::{EXIT_FAILED, open_engine_with, render, runtime};
+use crate::alert::Alerting;
+use crate::cli::{Cli, RunArgs};
+use crate::metrics::Metrics;
 use crate::rules;
+use crate::server::{self, Shared};
 
 /// Up to a tenth of `interval`, different on every call (from the clock's nanoseconds:
 /// spreading workers apart needs no better randomness).
@@ -42,18 +49,48 @@ async fn shutdown_signal() {
     }
 }
 
+fn interval_of(rules: &rules::Rules) -> Duration {
+    Duration::try_from(rules.settings.interval).unwrap_or(Duration::from_secs(120))
+}
+
 /// `tagpromoter run`.
-pub fn run(cli: &Cli) -> ExitCode {
+pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async {
-        let mut engine = match open_engine(cli).await {
+        let metrics = Arc::new(Metrics::new());
+        let mut engine = match open_engine_with(cli, Arc::clone(&metrics)).await {
             Ok(e) => e,
             Err(code) => return code,
         };
+        let mut alerting =
+            match Alerting::start(&engine.rules().settings, &cli.cache_dir(), Arc::clone(&metrics)) {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "{e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            };
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "cannot listen on {}: {e}; choose another address with --listen",
+                    args.listen
+                );
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        let shared = Arc::new(Shared::new(Arc::clone(&metrics), interval_of(engine.rules())));
         let (stop_tx, mut stop) = watch::channel(false);
+        let mut server_stop = stop.clone();
+        let server = tokio::spawn(server::serve(listener, Arc::clone(&shared), async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        }));
+        tracing::info!(listen = %args.listen, "serving /metrics, /healthz, /readyz and /status");
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down after the pass in flight");
@@ -66,6 +103,7 @@ pub fn run(cli: &Cli) -> ExitCode {
                     if new.settings.git.url != git.url || new.settings.git.branch != git.branch {
                         tracing::warn!("git.url or git.branch changed; restart to use them (the old repository stays in use)");
                     }
+                    shared.set_interval(interval_of(&new));
                     engine.set_rules(new);
                 }
                 Err(diags) => {
@@ -77,16 +115,22 @@ pub fn run(cli: &Cli) -> ExitCode {
             for line in render::once_text(&report).lines() {
                 tracing::info!("{line}");
             }
+            alerting.after_pass(&report, &engine.rules().settings);
+            shared.finished(report);
             if *stop.borrow() {
-                return ExitCode::SUCCESS;
+                break;
             }
-            let interval = std::time::Duration::try_from(engine.rules().settings.interval)
-                .unwrap_or(Duration::from_secs(120));
+            let interval = interval_of(engine.rules());
             let wait = interval + jitter(interval);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {},
-                _ = stop.changed() => return ExitCode::SUCCESS,
+                _ = stop.changed() => break,
             }
         }
+        if !alerting.flush(Duration::from_secs(5)).await {
+            tracing::warn!("some alerts were not delivered before shutdown");
+        }
+        let _ = server.await;
+        ExitCode::SUCCESS
     })
 }

@@ -28,6 +28,8 @@ pub use observe::{EnvKey, Observed};
 pub use report::{EnvReport, PassReport, State};
 
 use crate::gitops::{GitError, Repo, RepoConfig};
+use crate::metrics::Metrics;
+use crate::policy::Decision;
 use crate::registry::{Registry, RegistryError};
 use crate::rules::Rules;
 
@@ -72,6 +74,7 @@ pub struct Engine {
     registry: Arc<Registry>,
     repo: Repo,
     options: Options,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -81,13 +84,28 @@ impl Engine {
         cache_dir: &Path,
         options: Options,
     ) -> Result<Self, StartError> {
-        let registry = Registry::from_settings(&rules.settings)?.with_cache_dir(cache_dir);
-        let repo = Repo::open(RepoConfig::from_settings(&rules.settings.git, cache_dir)).await?;
+        Self::open_with_metrics(rules, cache_dir, options, Arc::new(Metrics::new())).await
+    }
+
+    /// [`Engine::open`], counting into `metrics` (shared with the server and alerting).
+    pub async fn open_with_metrics(
+        rules: Rules,
+        cache_dir: &Path,
+        options: Options,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StartError> {
+        let registry = Registry::from_settings(&rules.settings)?
+            .with_cache_dir(cache_dir)
+            .with_metrics(Arc::clone(&metrics));
+        let repo = Repo::open(RepoConfig::from_settings(&rules.settings.git, cache_dir))
+            .await?
+            .with_metrics(Arc::clone(&metrics));
         Ok(Self {
             rules,
             registry: Arc::new(registry),
             repo,
             options,
+            metrics,
         })
     }
 
@@ -112,7 +130,7 @@ impl Engine {
     }
 
     async fn plan_for(&self, rules: &Rules, now: Timestamp) -> Result<Plan, GitError> {
-        let observed = observe::observe(
+        let mut observed = observe::observe(
             rules,
             &self.registry,
             &self.repo,
@@ -120,7 +138,29 @@ impl Engine {
             now,
         )
         .await?;
-        let decisions = decide::decide(rules, &observed, now);
+        let mut decisions = decide::decide(rules, &observed, now);
+        // The tags about to be written: their facts (digest, creation time) are worth one
+        // request each; then decide again with them.
+        let wanted: Vec<_> = decisions
+            .iter()
+            .filter_map(|d| match &d.outcome {
+                Ok(Decided {
+                    decision: Decision::Promote { to, .. } | Decision::Blocked { to: Some(to), .. },
+                    ..
+                }) => Some((d.image.clone(), to.clone())),
+                _ => None,
+            })
+            .collect();
+        if !wanted.is_empty() {
+            observe::inspect_more(
+                &self.registry,
+                &mut observed,
+                wanted,
+                self.options.registry_deadline,
+            )
+            .await;
+            decisions = decide::decide(rules, &observed, now);
+        }
         Ok(Plan {
             observed,
             decisions,
@@ -177,6 +217,9 @@ impl Engine {
         };
         report.registry_requests = self.registry.request_count() - requests;
         report.duration = started.elapsed();
+        if write {
+            self.metrics.observe_pass(&report);
+        }
         (report, plan)
     }
 

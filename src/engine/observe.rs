@@ -155,6 +155,43 @@ pub async fn observe(
     Ok(observed)
 }
 
+/// Fetch the facts of `wanted` tags not observed yet (the tags a decision would write:
+/// their creation time starts the stall clock, their digest goes in the trailer).
+pub async fn inspect_more(
+    registry: &Arc<Registry>,
+    observed: &mut Observed,
+    wanted: Vec<(Repository, Tag)>,
+    deadline: Duration,
+) {
+    let until = Instant::now() + deadline;
+    let mut tasks = JoinSet::new();
+    for (image, tag) in wanted {
+        if observed
+            .facts
+            .get(&image)
+            .is_some_and(|f| f.contains_key(&tag))
+        {
+            continue;
+        }
+        let registry = Arc::clone(registry);
+        tasks.spawn(async move {
+            let got = tokio::time::timeout_at(until, registry.facts(&image, &tag)).await;
+            (image, tag, got)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((image, tag, Ok(Ok(facts)))) => {
+                observed.facts.entry(image).or_default().insert(tag, facts);
+            }
+            Ok((image, tag, _)) => {
+                tracing::warn!(image = %image, tag = %tag, "cannot read the image's metadata; its digest and creation time stay unknown");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 fn timed_out(image: &Repository, step: &str, deadline: Duration) -> RegistryError {
     RegistryError::new(
         ErrorKind::Unavailable,

@@ -191,6 +191,7 @@ pub struct Repo {
     dir: PathBuf,
     git: Git,
     store: Store,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 const TIP_REF: &str = "refs/tagpromoter/tip";
@@ -239,7 +240,14 @@ impl Repo {
             dir,
             git,
             store,
+            metrics: None,
         })
+    }
+
+    /// Count pushes by result in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The remote URL without user info, for messages.
@@ -348,6 +356,19 @@ impl Repo {
 
     /// Push `commit` to `branch` (one `git push`), and say what the remote did.
     pub async fn push(&self, commit: ObjectId, branch: &str) -> Result<Pushed, GitError> {
+        let pushed = self.push_once(commit, branch).await;
+        if let Some(m) = &self.metrics {
+            m.git_push(match &pushed {
+                Ok(Pushed::Done | Pushed::AlreadyThere) => "ok",
+                Ok(Pushed::Behind) => "behind",
+                Ok(Pushed::Rejected(_)) => "rejected",
+                Err(_) => "error",
+            });
+        }
+        pushed
+    }
+
+    async fn push_once(&self, commit: ObjectId, branch: &str) -> Result<Pushed, GitError> {
         let step = format!("pushing to {branch} on {}", self.url());
         let refspec = format!("{commit}:refs/heads/{branch}");
         let (ok, out) = self

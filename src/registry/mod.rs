@@ -69,6 +69,12 @@ impl Registry {
         })
     }
 
+    /// Count every request in `metrics` (by host and status, with latency).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.transport.set_metrics(metrics);
+        self
+    }
+
     /// Keep image metadata on disk under `dir` too (shared by runs and processes).
     pub fn with_cache_dir(mut self, dir: &std::path::Path) -> Self {
         self.facts = cache::FactsCache::on_disk(dir.join("registry"));

@@ -111,6 +111,7 @@ pub struct Transport {
     tokens: TokenCache,
     retry: RetryPolicy,
     requests: std::sync::atomic::AtomicU64,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// A failed attempt: the error, whether to retry, and how long the registry asked to wait.
@@ -151,7 +152,13 @@ impl Transport {
             tokens: TokenCache::default(),
             retry,
             requests: Default::default(),
+            metrics: None,
         })
+    }
+
+    /// Count requests, statuses and latency in `metrics`.
+    pub fn set_metrics(&mut self, metrics: Arc<crate::metrics::Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     /// Requests sent so far (for benchmarks and tests).
@@ -314,7 +321,16 @@ impl Transport {
         if let Some(a) = authorization {
             builder = builder.header(header::AUTHORIZATION, a);
         }
-        builder.send().await.map_err(|e| Failure {
+        let started = std::time::Instant::now();
+        let sent = builder.send().await;
+        if let Some(m) = &self.metrics {
+            let status = match &sent {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(_) => "error".to_string(),
+            };
+            m.registry_request(req.host, &status, started.elapsed());
+        }
+        sent.map_err(|e| Failure {
             error: RegistryError::new(
                 ErrorKind::Unavailable,
                 req.host,

@@ -16,13 +16,13 @@ use tagpromoter::engine::{Applied, Engine, Options, PassReport, State};
 use tagpromoter::image::Tag;
 
 const T0: &str = "2026-11-20T10:00:00Z";
-const INITIAL: &str = "2026-11-01T00:00:00Z";
+pub const INITIAL: &str = "2026-11-01T00:00:00Z";
 
 fn at(hours: i64) -> Timestamp {
     T0.parse::<Timestamp>().unwrap() + SignedDuration::from_hours(hours)
 }
 
-fn kustomization(image: &str, tag: &str) -> String {
+pub fn kustomization(image: &str, tag: &str) -> String {
     format!(
         "# prod overlay\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\nimages:\n  - name: {image}\n    newTag: {tag} # set by tagpromoter\n"
     )
@@ -530,7 +530,7 @@ async fn rollbacks_by_promote_and_by_hand_hold_until_released() {
 }
 
 /// A registry holding `acme/app` at 1.0.0 and 1.1.0; and the image's name.
-async fn app_registry() -> (DockerRegistry, String) {
+pub async fn app_registry() -> (DockerRegistry, String) {
     let registry = DockerRegistry::start(Auth::None);
     let pusher = Pusher::new(&registry.addr);
     for tag in ["1.0.0", "1.1.0"] {

@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod git;
 pub mod http;
 pub mod oci;
 pub mod proxy;
+pub mod receiver;
 pub mod token;
 
 use std::path::{Path, PathBuf};

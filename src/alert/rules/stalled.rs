@@ -1,0 +1,46 @@
+//! `PromotionStalled`: an eligible, newer tag has waited longer than `stallAfter` (counted
+//! from when it became eligible: seen, soaked, unfrozen) without the environment reaching
+//! it. Held and frozen environments do not stall. Resolves when it runs that tag or newer.
+
+use super::Context;
+use crate::alert::{Alert, AlertName};
+use crate::engine::Applied;
+use crate::policy::Decision;
+
+/// The environments whose eligible tag has waited too long.
+pub fn check(cx: &Context<'_>) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for e in &cx.report.environments {
+        let d = &e.decision;
+        let Ok(decided) = &d.outcome else { continue };
+        let Decision::Promote {
+            to,
+            eligible_since: Some(since),
+            ..
+        } = &decided.decision
+        else {
+            continue;
+        };
+        if matches!(e.applied, Applied::Landed { .. } | Applied::AlreadyInPlace) {
+            continue;
+        }
+        let Ok(due) = since.checked_add(d.stall_after) else {
+            continue;
+        };
+        if due > cx.now {
+            continue;
+        }
+        out.push(Alert {
+            name: AlertName::PromotionStalled,
+            promotion: d.key.promotion.clone(),
+            environment: d.key.environment.clone(),
+            image: d.image.to_string(),
+            since: *since,
+            from: d.current.clone(),
+            to: Some(to.to_string()),
+            class: None,
+            error: e.problem(),
+        });
+    }
+    out
+}
