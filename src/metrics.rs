@@ -146,6 +146,29 @@ impl Metrics {
             "Alert deliveries, by sink and result",
             alerts_sent.clone(),
         );
+        // Series that exist from the start read 0 rather than nothing, so rate() and
+        // increase() work from the first scrape.
+        for result in ["ok", "failed"] {
+            passes
+                .get_or_create(&ResultLabels {
+                    result: result.into(),
+                })
+                .inc_by(0);
+        }
+        for result in ["landed", "failed", "superseded", "skipped"] {
+            promotions
+                .get_or_create(&ResultLabels {
+                    result: result.into(),
+                })
+                .inc_by(0);
+        }
+        for result in ["ok", "rejected", "behind", "error"] {
+            git_pushes
+                .get_or_create(&ResultLabels {
+                    result: result.into(),
+                })
+                .inc_by(0);
+        }
         Self {
             registry,
             pass_duration,
@@ -162,11 +185,45 @@ impl Metrics {
         }
     }
 
-    /// The exposition, in Prometheus' text format.
+    /// The exposition in the OpenMetrics text format (what Prometheus asks for first).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             tracing::error!("cannot encode the metrics");
+        }
+        out
+    }
+
+    /// The exposition in Prometheus' classic text format 0.0.4 (for `curl`, `promtool
+    /// check metrics` and older scrapers): counters are named with their `_total`, and the
+    /// OpenMetrics-only `# UNIT` and `# EOF` lines are left out.
+    pub fn encode_classic(&self) -> String {
+        let open = self.encode();
+        let counters: std::collections::HashSet<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line.starts_with("# UNIT ") || line == "# EOF" {
+                continue;
+            }
+            let meta = ["# HELP ", "# TYPE "]
+                .into_iter()
+                .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+            match meta {
+                Some((prefix, rest)) => {
+                    let name = rest.split(' ').next().unwrap_or_default();
+                    if counters.contains(name) {
+                        out.push_str(&format!("{prefix}{name}_total{}", &rest[name.len()..]));
+                    } else {
+                        out.push_str(line);
+                    }
+                }
+                None => out.push_str(line),
+            }
+            out.push('\n');
         }
         out
     }
@@ -201,6 +258,17 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+    }
+
+    /// An environment was decided (and written, if it had to be) without a failure at `at`
+    /// (Unix seconds).
+    pub fn environment_succeeded(&self, promotion: &str, environment: &str, at: f64) {
+        self.last_success
+            .get_or_create(&EnvLabels {
+                promotion: promotion.into(),
+                environment: environment.into(),
+            })
+            .set(at);
     }
 
     /// Take in a pass's report.
@@ -244,12 +312,7 @@ impl Metrics {
                 }
                 _ => {}
             }
-            self.last_success
-                .get_or_create(&EnvLabels {
-                    promotion: e.decision.key.promotion.clone(),
-                    environment: e.decision.key.environment.clone(),
-                })
-                .set(now);
+            self.environment_succeeded(&e.decision.key.promotion, &e.decision.key.environment, now);
         }
         self.behind.set(behind);
         self.stalled.set(stalled);

@@ -180,6 +180,11 @@ impl Engine {
     }
 
     async fn run(&self, now: Timestamp, write: bool) -> (PassReport, Option<Plan>) {
+        let span = tracing::info_span!("pass", at = %now, write);
+        tracing::Instrument::instrument(self.run_in_span(now, write), span).await
+    }
+
+    async fn run_in_span(&self, now: Timestamp, write: bool) -> (PassReport, Option<Plan>) {
         let started = Instant::now();
         let requests = self.registry.request_count();
         let mut report = PassReport {

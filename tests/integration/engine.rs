@@ -45,20 +45,20 @@ async fn push(p: &Pusher, repo: &str, tag: &str, created: &str, both: bool) {
     p.index(repo, tag, &children).await;
 }
 
-struct Fleet {
-    registry: DockerRegistry,
+pub struct Fleet {
+    pub registry: DockerRegistry,
     _hung: HungServer,
     _base: tempfile::TempDir,
-    bare: PathBuf,
-    rules: tempfile::TempDir,
-    cache: tempfile::TempDir,
+    pub bare: PathBuf,
+    pub rules: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
 }
 
 impl Fleet {
     /// podinfo dev -> staging (1h, both platforms) -> prod (24h, both platforms, a freeze);
     /// billing (a plain manifest); broken (a target without the key); ghost (an image on a
     /// registry that never answers).
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let registry = DockerRegistry::start(Auth::None);
         let hung = HungServer::start();
         let r = &registry.addr;

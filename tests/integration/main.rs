@@ -12,6 +12,8 @@ mod engine;
 mod gitops;
 mod kustomize_render;
 mod manifest;
+mod monitoring;
 mod registry;
 mod registry_secrets;
+mod server;
 mod tags_command;
