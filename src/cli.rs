@@ -122,6 +122,10 @@ pub struct RunArgs {
     /// Where to serve /metrics, /healthz, /readyz and /status.
     #[arg(long, env = "TAGPROMOTER_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: std::net::SocketAddr,
+    /// How people reach this worker (e.g. http://tagpromoter.gitops:9090); alerts link to
+    /// its /status.
+    #[arg(long, env = "TAGPROMOTER_EXTERNAL_URL")]
+    pub external_url: Option<String>,
 }
 
 /// `--output` for the commands that print decisions.

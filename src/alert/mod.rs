@@ -148,6 +148,7 @@ pub struct Alerting {
     dispatcher: delivery::Dispatcher,
     sinks_for: crate::rules::Alerts,
     metrics: Arc<Metrics>,
+    generator_url: Option<String>,
 }
 
 impl Alerting {
@@ -168,7 +169,14 @@ impl Alerting {
             ),
             sinks_for: settings.alerts.clone(),
             metrics,
+            generator_url: None,
         })
+    }
+
+    /// Point Alertmanager's `generatorURL` at the worker's `/status` under `base`.
+    pub fn with_external_url(mut self, base: &str) -> Self {
+        self.generator_url = Some(format!("{}/status", base.trim_end_matches('/')));
+        self
     }
 
     /// Detect after a pass, remember, and queue what is due; returns the notifications.
@@ -219,6 +227,7 @@ impl Alerting {
             active: self.memory.active().cloned().collect(),
             now: report.now,
             ends_in,
+            generator_url: self.generator_url.clone(),
         });
         notifications
     }

@@ -67,7 +67,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
         };
         let mut alerting =
             match Alerting::start(&engine.rules().settings, &cli.cache_dir(), Arc::clone(&metrics)) {
-                Ok(a) => a,
+                Ok(a) => match &args.external_url {
+                    Some(url) => a.with_external_url(url),
+                    None => a,
+                },
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "{e}");
                     return ExitCode::from(EXIT_FAILED);

@@ -203,6 +203,25 @@ impl Engine {
                 } else {
                     (plan.decisions.iter().map(apply::unwritten).collect(), 0)
                 };
+                for (d, a) in plan.decisions.iter().zip(&applied) {
+                    let _env = tracing::debug_span!(
+                        "environment",
+                        promotion = %d.key.promotion,
+                        environment = %d.key.environment
+                    )
+                    .entered();
+                    match (&d.outcome, a) {
+                        (Err(p), _) => {
+                            tracing::warn!(class = p.class(), "cannot decide: {p}")
+                        }
+                        (Ok(decided), Applied::Failed(e)) => {
+                            tracing::warn!(decision = ?decided.decision, class = e.kind.as_str(), "the bump failed: {e}")
+                        }
+                        (Ok(decided), applied) => {
+                            tracing::debug!(decision = ?decided.decision, applied = ?applied, "decided")
+                        }
+                    }
+                }
                 report.tip = Some(plan.observed.tip.to_string());
                 report.pushes = pushes;
                 report.environments = plan

@@ -140,7 +140,9 @@ async fn failures_stalls_and_a_dead_registry_raise_alerts_that_resolve() {
     let metrics = std::sync::Arc::new(Metrics::new());
     let engine = s.engine(std::sync::Arc::clone(&metrics)).await;
     let settings = engine.rules().settings.clone();
-    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics).unwrap();
+    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics)
+        .unwrap()
+        .with_external_url("http://worker.example:9090/");
     let at = clock();
 
     // Pass 1: the hook refuses prod: PromotionFailed with the hook's message, and (the tag
@@ -185,11 +187,20 @@ async fn failures_stalls_and_a_dead_registry_raise_alerts_that_resolve() {
         text.contains("*FIRING* PromotionFailed app/prod 1.0.0 -> 1.1.0 (rejected)"),
         "{text}"
     );
-    am_hook
+    let am_seen = am_hook
         .wait_for(15, |s| {
             am_alerts(s).contains(&("firing".into(), "PromotionFailed".into()))
         })
         .await;
+    let alert = am_seen
+        .iter()
+        .flat_map(|r| r.json()["alerts"].as_array().cloned().unwrap_or_default())
+        .find(|a| a["labels"]["alertname"] == "PromotionFailed")
+        .unwrap();
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["labels"]["promotion"], "app");
+    assert_eq!(alert["annotations"]["from"], "1.0.0");
+    assert_eq!(alert["generatorURL"], "http://worker.example:9090/status");
 
     // Passes 2 and 3: nothing new about app; the dead registry's third failure fires.
     let report = engine.pass(at(1)).await;
@@ -300,4 +311,46 @@ async fn once_delivers_alerts_before_exiting() {
         before,
         "the state in the cache dir keeps it quiet"
     );
+}
+
+/// Receiver URLs (a Slack webhook's path is its secret) and HMAC keys never reach the logs,
+/// even at the most verbose level, nor the output.
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_secrets_never_appear_in_logs() {
+    let refused = format!("127.0.0.1:{}", free_port());
+    let secret = tempfile::tempdir().unwrap();
+    let key = secret.path().join("hmac");
+    std::fs::write(&key, "HmacSecretKey456\n").unwrap();
+    let s = setup(&format!(
+        "    webhooks:\n      - {{ url: 'http://{refused}/services/T0001/B0002/SlackSecretToken123', format: slack }}\n      - {{ url: 'http://{refused}/hook?token=QueryToken789', secretFile: {} }}\n",
+        key.display()
+    ))
+    .await;
+    let out = assert_cmd::Command::cargo_bin("tagpromoter")
+        .unwrap()
+        .arg("--rules")
+        .arg(s.rules.path())
+        .arg("--cache-dir")
+        .arg(s.cache.path())
+        .args([
+            "--registry-timeout",
+            "3s",
+            "-vv",
+            "--log-format",
+            "json",
+            "once",
+        ])
+        .env_remove("TAGPROMOTER_LOG")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("alert delivery failed"), "{all}");
+    assert!(all.contains(&format!("slack ({refused})")), "{all}");
+    for secret in ["SlackSecretToken123", "HmacSecretKey456", "QueryToken789"] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
 }

@@ -1,7 +1,8 @@
 //! Alertmanager's v2 API: `POST /api/v2/alerts` with every firing alert (its `endsAt` a few
 //! intervals ahead, so alerts resolve on their own when tagpromoter stops reporting) and
 //! the resolved ones (`endsAt` now). Labels: alertname, promotion, environment, image,
-//! severity; annotations: from, to, since, class, error, summary.
+//! severity; annotations: from, to, since, class, error, summary; `generatorURL` the
+//! worker's `/status` when `run --external-url` says where people reach it.
 
 use serde_json::{Map, Value, json};
 
@@ -26,7 +27,7 @@ impl Alertmanager {
     }
 }
 
-fn entry(alert: &Alert, ends_at: jiff::Timestamp) -> Value {
+fn entry(alert: &Alert, ends_at: jiff::Timestamp, generator: Option<&str>) -> Value {
     let mut labels = Map::new();
     for (k, v) in [
         ("alertname", alert.name.as_str()),
@@ -53,12 +54,16 @@ fn entry(alert: &Alert, ends_at: jiff::Timestamp) -> Value {
             annotations.insert(k.into(), Value::String(v.clone()));
         }
     }
-    json!({
+    let mut entry = json!({
         "labels": labels,
         "annotations": annotations,
         "startsAt": alert.since.to_string(),
         "endsAt": ends_at.to_string(),
-    })
+    });
+    if let Some(url) = generator {
+        entry["generatorURL"] = Value::String(url.to_string());
+    }
+    entry
 }
 
 impl Sink for Alertmanager {
@@ -69,13 +74,18 @@ impl Sink for Alertmanager {
     fn send<'a>(&'a self, batch: &'a Batch) -> Sending<'a> {
         Box::pin(async move {
             let ends = batch.now.checked_add(batch.ends_in).unwrap_or(batch.now);
-            let mut list: Vec<Value> = batch.active.iter().map(|a| entry(a, ends)).collect();
+            let generator = batch.generator_url.as_deref();
+            let mut list: Vec<Value> = batch
+                .active
+                .iter()
+                .map(|a| entry(a, ends, generator))
+                .collect();
             list.extend(
                 batch
                     .notifications
                     .iter()
                     .filter(|n| n.event == Event::Resolved)
-                    .map(|n| entry(&n.alert, n.at)),
+                    .map(|n| entry(&n.alert, n.at, generator)),
             );
             if list.is_empty() {
                 return Ok(());

@@ -33,6 +33,8 @@ pub struct Batch {
     pub now: Timestamp,
     /// How far ahead firing alerts end unless sent again (Alertmanager's `endsAt`).
     pub ends_in: SignedDuration,
+    /// Where people see the alert's source (the worker's `/status`), when known.
+    pub generator_url: Option<String>,
 }
 
 /// A failed delivery.
