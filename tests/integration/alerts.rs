@@ -354,3 +354,56 @@ async fn alert_secrets_never_appear_in_logs() {
         assert!(!all.contains(secret), "{secret} leaked:\n{all}");
     }
 }
+
+/// A rollback's hold that outlasts `holdAlertAfter` (24h by default) while a newer tag
+/// waits raises `PromotionHeld`, with who and why; `release` resolves it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hold_outlasting_hold_alert_after_raises_promotion_held() {
+    let s = setup("    holdAlertAfter: 24h").await;
+    std::fs::remove_file(s.bare.join("hooks/pre-receive")).unwrap();
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let engine = s.engine(std::sync::Arc::clone(&metrics)).await;
+    let settings = engine.rules().settings.clone();
+    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics).unwrap();
+    let t0: Timestamp = "2026-11-20T10:00:00Z".parse().unwrap();
+    let at = |hours: i64| t0 + SignedDuration::from_hours(hours);
+    engine.pass(at(0)).await; // prod 1.0.0 -> 1.1.0
+    let rollback = tagpromoter::engine::manual::PromoteRequest {
+        promotion: "app".into(),
+        environment: "prod".into(),
+        tag: Some(tagpromoter::image::Tag::new("1.0.0").unwrap()),
+        reason: Some("INC-9: 1.1.0 leaks memory".into()),
+        force: false,
+        hold_for: None,
+        actor: "dana".into(),
+    };
+    engine.promote(&rollback, at(1)).await.unwrap();
+    let report = engine.pass(at(2)).await;
+    let names = |sent: Vec<tagpromoter::alert::Notification>| {
+        sent.iter()
+            .filter(|n| n.alert.name.as_str() == "PromotionHeld")
+            .map(|n| (n.event, n.alert.error.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        names(alerting.after_pass(&report, &settings)).is_empty(),
+        "not yet 24h"
+    );
+    let report = engine.pass(at(26)).await;
+    let held = names(alerting.after_pass(&report, &settings));
+    assert_eq!(
+        held,
+        [(
+            tagpromoter::alert::Event::Firing,
+            Some("held by dana: INC-9: 1.1.0 leaks memory".into())
+        )]
+    );
+    engine
+        .release("app", "prod", "erin", None, at(27))
+        .await
+        .unwrap();
+    let report = engine.pass(at(28)).await;
+    let held = names(alerting.after_pass(&report, &settings));
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].0, tagpromoter::alert::Event::Resolved);
+}
