@@ -13,6 +13,7 @@ pub mod alert;
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod forge;
 pub mod gitops;
 pub mod image;
 pub mod manifest;

@@ -289,6 +289,8 @@ impl Metrics {
                 Applied::Failed(_) => Some("failed"),
                 Applied::Superseded { .. } => Some("superseded"),
                 Applied::Skipped { .. } => Some("skipped"),
+                Applied::Proposed { .. } => Some("proposed"),
+                Applied::Declined { .. } => Some("declined"),
                 Applied::AlreadyInPlace | Applied::Nothing => None,
             };
             if let Some(result) = result {

@@ -46,8 +46,21 @@ pub struct EnvView {
     pub result: Option<&'static str>,
     /// The commit that landed.
     pub commit: Option<String>,
+    /// The pull request proposing the bump, for `write: pull-request`.
+    pub pull_request: Option<PullRequestView>,
     /// What failed.
     pub error: Option<ErrorView>,
+}
+
+/// A pull request.
+#[derive(Debug, Serialize)]
+pub struct PullRequestView {
+    /// Its number.
+    pub number: u64,
+    /// Where it is.
+    pub url: String,
+    /// `open` or `closed` (unmerged).
+    pub state: &'static str,
 }
 
 /// A hold.
@@ -159,6 +172,21 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         Applied::Superseded { .. } => (Some("superseded"), None),
         Applied::Failed(_) => (Some("failed"), None),
         Applied::Skipped { .. } => (Some("skipped"), None),
+        Applied::Proposed { .. } => (Some("proposed"), None),
+        Applied::Declined { .. } => (Some("declined"), None),
+    };
+    let pull_request = match &e.applied {
+        Applied::Proposed { number, url } => Some(PullRequestView {
+            number: *number,
+            url: url.clone(),
+            state: "open",
+        }),
+        Applied::Declined { number, url } => Some(PullRequestView {
+            number: *number,
+            url: url.clone(),
+            state: "closed",
+        }),
+        _ => None,
     };
     let error = match (&d.outcome, &e.applied) {
         (Err(p), _) => Some(ErrorView {
@@ -188,6 +216,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         rejected,
         result,
         commit,
+        pull_request,
         error,
     }
 }
@@ -297,8 +326,20 @@ pub fn plan_text(report: &PassReport) -> String {
                     if let Some(since) = eligible_since {
                         let _ = write!(s, " (eligible since {since})");
                     }
-                    if let Applied::Skipped { why } = &e.applied {
-                        let _ = write!(s, "; not written: {why}");
+                    if d.write == crate::rules::WriteMode::PullRequest {
+                        let _ = write!(s, " by pull request from tagpromoter/{}", d.key);
+                    }
+                    match &e.applied {
+                        Applied::Skipped { why } => {
+                            let _ = write!(s, "; not written: {why}");
+                        }
+                        Applied::Proposed { number, url } => {
+                            let _ = write!(s, "; in review: #{number} {url}");
+                        }
+                        Applied::Declined { number, url } => {
+                            let _ = write!(s, "; declined: #{number} {url} was closed unmerged");
+                        }
+                        _ => {}
                     }
                     s
                 }
@@ -340,6 +381,14 @@ pub fn once_text(report: &PassReport) -> String {
                 found.as_deref().unwrap_or("nothing")
             ),
             (_, Applied::Skipped { why }) => format!("not written: {why}"),
+            (_, Applied::Proposed { number, url }) => format!(
+                "{} -> {} proposed in #{number} {url}",
+                d.current.as_deref().unwrap_or("(none)"),
+                d.promotes_to().map(|t| t.to_string()).unwrap_or_default()
+            ),
+            (_, Applied::Declined { number, url }) => {
+                format!("#{number} {url} was closed unmerged; waiting for a newer tag")
+            }
             _ => continue,
         };
         let _ = writeln!(out, "{}: {line}", d.key);

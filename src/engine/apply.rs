@@ -30,22 +30,26 @@ pub enum Applied {
     },
     /// The write failed.
     Failed(GitError),
-    /// Not written by this pass, and why (e.g. a write mode not built yet).
+    /// Not written by this pass, and why.
     Skipped {
         /// Why.
         why: String,
     },
-}
-
-/// What a decision amounts to when nothing is written: a promotion this pass cannot write
-/// says why; everything else is nothing.
-pub fn unwritten(d: &EnvDecision) -> Applied {
-    match (d.promotes_to(), d.write) {
-        (Some(_), WriteMode::PullRequest) => Applied::Skipped {
-            why: "write: pull-request is not built yet; use write: push".into(),
-        },
-        _ => Applied::Nothing,
-    }
+    /// Proposed in an open pull request (opened, updated, or already there).
+    Proposed {
+        /// Its number.
+        number: u64,
+        /// Where people review it.
+        url: String,
+    },
+    /// A person closed the pull request proposing this tag unmerged; not proposed again
+    /// until a newer tag is eligible.
+    Declined {
+        /// Its number.
+        number: u64,
+        /// Where it is.
+        url: String,
+    },
 }
 
 /// The bump of one decision to promote, as the bot's own (`Actor::Bot`).
@@ -91,19 +95,31 @@ pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
     })
 }
 
-/// Write every decision to promote: one commit each, one push. A failure of the whole
-/// write (the remote unreachable) fails every bump with it.
+/// Write every decision to promote: one commit each, one push to the branch; environments
+/// that write by pull request get theirs on their own branch (`forge` opens them). A
+/// failure of the whole write (the remote unreachable) fails every bump with it.
 pub async fn apply(
     rules: &Rules,
     repo: &Repo,
+    forge: Option<&dyn crate::forge::Forge>,
     decisions: &[EnvDecision],
+    tip: gix::ObjectId,
     now: Timestamp,
 ) -> (Vec<Applied>, usize) {
-    let mut applied: Vec<Applied> = decisions.iter().map(unwritten).collect();
+    let mut applied: Vec<Applied> = vec![Applied::Nothing; decisions.len()];
     let mut bumps = Vec::new();
     let mut index = Vec::new();
     for (i, d) in decisions.iter().enumerate() {
-        if applied[i] != Applied::Nothing || d.promotes_to().is_none() {
+        if d.promotes_to().is_none() {
+            continue;
+        }
+        if d.write == WriteMode::PullRequest {
+            applied[i] = match forge {
+                Some(forge) => super::pull_request::propose(rules, repo, forge, d, tip, now).await,
+                None => Applied::Skipped {
+                    why: "write: pull-request needs git.forge in the Settings".into(),
+                },
+            };
             continue;
         }
         if let Some(b) = bump_of(rules, d) {

@@ -14,6 +14,7 @@ pub mod decide;
 pub mod holds;
 pub mod manual;
 pub mod observe;
+pub mod pull_request;
 pub mod report;
 
 use std::path::Path;
@@ -57,6 +58,9 @@ pub enum StartError {
     /// The GitOps mirror cannot be opened.
     #[error("{0}")]
     Git(#[from] GitError),
+    /// The forge client cannot be set up.
+    #[error("{0}")]
+    Forge(#[from] crate::forge::ForgeSetupError),
 }
 
 /// The decisions of a pass, before anything is written.
@@ -73,6 +77,7 @@ pub struct Engine {
     rules: Rules,
     registry: Arc<Registry>,
     repo: Repo,
+    forge: Option<Box<dyn crate::forge::Forge>>,
     options: Options,
     metrics: Arc<Metrics>,
 }
@@ -100,10 +105,15 @@ impl Engine {
         let repo = Repo::open(RepoConfig::from_settings(&rules.settings.git, cache_dir))
             .await?
             .with_metrics(Arc::clone(&metrics));
+        let forge = match &rules.settings.git.forge {
+            Some(f) => Some(crate::forge::from_settings(f, &rules.settings.git.url)?),
+            None => None,
+        };
         Ok(Self {
             rules,
             registry: Arc::new(registry),
             repo,
+            forge,
             options,
             metrics,
         })
@@ -199,9 +209,17 @@ impl Engine {
         let plan = match self.plan(now).await {
             Ok(plan) => {
                 let (applied, pushes) = if write {
-                    apply::apply(&self.rules, &self.repo, &plan.decisions, now).await
+                    apply::apply(
+                        &self.rules,
+                        &self.repo,
+                        self.forge.as_deref(),
+                        &plan.decisions,
+                        plan.observed.tip,
+                        now,
+                    )
+                    .await
                 } else {
-                    (plan.decisions.iter().map(apply::unwritten).collect(), 0)
+                    (vec![Applied::Nothing; plan.decisions.len()], 0)
                 };
                 for (d, a) in plan.decisions.iter().zip(&applied) {
                     let _env = tracing::debug_span!(

@@ -63,6 +63,20 @@ pub enum State {
         /// Since when it has been eligible.
         since: Timestamp,
     },
+    /// Proposed in an open pull request.
+    InReview {
+        /// Its number.
+        number: u64,
+        /// Where people review it.
+        url: String,
+    },
+    /// A person closed the pull request for the best tag unmerged.
+    Declined {
+        /// Its number.
+        number: u64,
+        /// Where it is.
+        url: String,
+    },
     /// Deciding or writing failed.
     Failing {
         /// The class (`registry`, `target`, `auth`, `rejected`, …).
@@ -83,6 +97,8 @@ impl State {
             Self::Held(_) => "held",
             Self::Pending => "pending",
             Self::Stalled { .. } => "stalled",
+            Self::InReview { .. } => "in-review",
+            Self::Declined { .. } => "declined",
             Self::Failing { .. } => "failing",
         }
     }
@@ -102,6 +118,8 @@ impl std::fmt::Display for State {
                 }
             }
             Self::Stalled { since } => write!(f, "stalled since {since}"),
+            Self::InReview { number, url } => write!(f, "in review: #{number} {url}"),
+            Self::Declined { number, .. } => write!(f, "declined: #{number} closed unmerged"),
             Self::Failing { class, .. } => write!(f, "failing: {class}"),
         }
     }
@@ -135,6 +153,19 @@ impl EnvReport {
                     soaking(waiting).unwrap_or(State::UpToDate)
                 }
                 Applied::Failed(e) => failing(e.kind.as_str(), e.to_string()),
+                Applied::Declined { number, url } => State::Declined {
+                    number: *number,
+                    url: url.clone(),
+                },
+                Applied::Proposed { number, url } => match eligible_since {
+                    Some(since) if since.checked_add(d.stall_after).is_ok_and(|t| t <= now) => {
+                        State::Stalled { since: *since }
+                    }
+                    _ => State::InReview {
+                        number: *number,
+                        url: url.clone(),
+                    },
+                },
                 _ => match eligible_since {
                     Some(since) if since.checked_add(d.stall_after).is_ok_and(|t| t <= now) => {
                         State::Stalled { since: *since }

@@ -356,7 +356,27 @@ impl Repo {
 
     /// Push `commit` to `branch` (one `git push`), and say what the remote did.
     pub async fn push(&self, commit: ObjectId, branch: &str) -> Result<Pushed, GitError> {
-        let pushed = self.push_once(commit, branch).await;
+        self.push_leased(commit, branch, None).await
+    }
+
+    /// Force-push `commit` to our own `branch`, only if the remote branch is still at
+    /// `expected` (`None`: it must not exist) — a lease, so that nobody's push is lost.
+    pub async fn force_push(
+        &self,
+        commit: ObjectId,
+        branch: &str,
+        expected: Option<ObjectId>,
+    ) -> Result<Pushed, GitError> {
+        self.push_leased(commit, branch, Some(expected)).await
+    }
+
+    async fn push_leased(
+        &self,
+        commit: ObjectId,
+        branch: &str,
+        lease: Option<Option<ObjectId>>,
+    ) -> Result<Pushed, GitError> {
+        let pushed = self.push_once(commit, branch, lease).await;
         if let Some(m) = &self.metrics {
             m.git_push(match &pushed {
                 Ok(Pushed::Done | Pushed::AlreadyThere) => "ok",
@@ -368,17 +388,26 @@ impl Repo {
         pushed
     }
 
-    async fn push_once(&self, commit: ObjectId, branch: &str) -> Result<Pushed, GitError> {
+    async fn push_once(
+        &self,
+        commit: ObjectId,
+        branch: &str,
+        lease: Option<Option<ObjectId>>,
+    ) -> Result<Pushed, GitError> {
         let step = format!("pushing to {branch} on {}", self.url());
         let refspec = format!("{commit}:refs/heads/{branch}");
-        let (ok, out) = self
-            .git
-            .spawn(
-                &self.dir,
-                &["push", "--porcelain", "--", &self.config.url, &refspec],
-                &step,
+        let lease = lease.map(|expected| {
+            format!(
+                "--force-with-lease=refs/heads/{branch}:{}",
+                expected.map(|e| e.to_string()).unwrap_or_default()
             )
-            .await?;
+        });
+        let mut args = vec!["push", "--porcelain"];
+        if let Some(l) = &lease {
+            args.push(l);
+        }
+        args.extend(["--", &self.config.url, &refspec]);
+        let (ok, out) = self.git.spawn(&self.dir, &args, &step).await?;
         let target = format!("refs/heads/{branch}");
         let line = parse_porcelain(&out.stdout)
             .into_iter()
@@ -398,7 +427,7 @@ impl Repo {
         };
         Ok(match line {
             Some(r) if r.flag == '=' && ok => Pushed::AlreadyThere,
-            Some(r) if matches!(r.flag, ' ' | '*') && ok => Pushed::Done,
+            Some(r) if matches!(r.flag, ' ' | '*' | '+') && ok => Pushed::Done,
             // Another push won the race for the ref on the server: the same as non-fast-forward.
             Some(r)
                 if r.flag == '!'
@@ -429,6 +458,74 @@ impl Repo {
                 }
             }
         })
+    }
+
+    /// Where `branch` points on the remote now (`None`: no such branch).
+    pub async fn remote_head(&self, branch: &str) -> Result<Option<ObjectId>, GitError> {
+        let step = format!("looking up {branch} on {}", self.url());
+        let target = format!("refs/heads/{branch}");
+        let out = self
+            .git
+            .run(
+                &self.dir,
+                &["ls-remote", "--", &self.config.url, &target],
+                &step,
+            )
+            .await?;
+        Ok(out
+            .stdout
+            .split_whitespace()
+            .next()
+            .and_then(|id| ObjectId::from_hex(id.as_bytes()).ok()))
+    }
+
+    /// The commits of `branch` that the fetched tip of the main branch lacks, newest
+    /// first, with their messages (to tell ours from a person's).
+    pub async fn commits_ahead(&self, branch: &str) -> Result<Vec<(ObjectId, String)>, GitError> {
+        let _lock = lock(&self.dir, self.config.lock_timeout).await?;
+        let step = format!("reading {branch} from {}", self.url());
+        let local = format!("refs/tagpromoter/branches/{branch}");
+        let refspec = format!("+refs/heads/{branch}:{local}");
+        self.git
+            .run(
+                &self.dir,
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    "--",
+                    &self.config.url,
+                    &refspec,
+                ],
+                &step,
+            )
+            .await?;
+        let out = self
+            .git
+            .run(
+                &self.dir,
+                &[
+                    "rev-list",
+                    "--format=%B%x00",
+                    &local,
+                    &format!("^{TIP_REF}"),
+                ],
+                &step,
+            )
+            .await?;
+        let mut commits = Vec::new();
+        for chunk in out.stdout.split('\0') {
+            let chunk = chunk.trim_start_matches('\n');
+            let Some(rest) = chunk.strip_prefix("commit ") else {
+                continue;
+            };
+            let (id, message) = rest.split_once('\n').unwrap_or((rest, ""));
+            if let Ok(id) = ObjectId::from_hex(id.trim().as_bytes()) {
+                commits.push((id, message.to_string()));
+            }
+        }
+        Ok(commits)
     }
 
     /// Commit every bump and push them to the branch: rebased and retried when the branch

@@ -13,6 +13,7 @@ mod gitops;
 mod kustomize_render;
 mod manifest;
 mod monitoring;
+mod pull_requests;
 mod registry;
 mod registry_secrets;
 mod server;

@@ -6,6 +6,7 @@
 
 pub mod alertmanager;
 pub mod git;
+pub mod github;
 pub mod http;
 pub mod oci;
 pub mod proxy;

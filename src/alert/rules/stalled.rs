@@ -1,6 +1,8 @@
 //! `PromotionStalled`: an eligible, newer tag has waited longer than `stallAfter` (counted
 //! from when it became eligible: seen, soaked, unfrozen) without the environment reaching
-//! it. Held and frozen environments do not stall. Resolves when it runs that tag or newer.
+//! it — pushed or still in an open pull request (its URL in the alert). Held and frozen
+//! environments do not stall, nor one whose pull request a person closed. Resolves when it
+//! runs that tag or newer.
 
 use super::Context;
 use crate::alert::{Alert, AlertName};
@@ -21,7 +23,10 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
         else {
             continue;
         };
-        if matches!(e.applied, Applied::Landed { .. } | Applied::AlreadyInPlace) {
+        if matches!(
+            e.applied,
+            Applied::Landed { .. } | Applied::AlreadyInPlace | Applied::Declined { .. }
+        ) {
             continue;
         }
         let Ok(due) = since.checked_add(d.stall_after) else {
@@ -39,7 +44,12 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
             from: d.current.clone(),
             to: Some(to.to_string()),
             class: None,
-            error: e.problem(),
+            error: match &e.applied {
+                Applied::Proposed { number, url } => {
+                    Some(format!("pull request #{number} is still open: {url}"))
+                }
+                _ => e.problem(),
+            },
         });
     }
     out

@@ -1,0 +1,185 @@
+//! Writing by pull request (`write: pull-request`): the bump is committed on the branch
+//! `tagpromoter/<promotion>/<environment>` from the base branch's tip and pushed with a
+//! lease (our own branch only), and one pull request per environment is opened or updated.
+//! A person's commit on that branch is never overwritten; a pull request a person closed
+//! unmerged is not proposed again for the same tag; a merged one shows up as the base
+//! branch's new value on the next pass.
+
+use gix::ObjectId;
+use jiff::Timestamp;
+
+use super::apply::{Applied, bump_of};
+use super::decide::EnvDecision;
+use crate::forge::{Forge, ForgeError, ForgeErrorKind, PrState};
+use crate::gitops::message::Record;
+use crate::gitops::{GitError, GitErrorKind, Outcome, Pushed, Repo};
+use crate::policy::Decision;
+use crate::rules::Rules;
+
+/// The branch an environment's pull requests come from.
+pub fn branch_of(d: &EnvDecision) -> String {
+    format!("tagpromoter/{}/{}", d.key.promotion, d.key.environment)
+}
+
+fn forge_failed(e: ForgeError) -> Applied {
+    let kind = match e.kind {
+        ForgeErrorKind::Auth => GitErrorKind::Auth,
+        ForgeErrorKind::NotFound => GitErrorKind::NotFound,
+        ForgeErrorKind::Rejected => GitErrorKind::Rejected,
+        ForgeErrorKind::Network => GitErrorKind::Network,
+    };
+    Applied::Failed(GitError::new(
+        kind,
+        &format!("{}: {}", e.forge, e.step),
+        format!("{} ({})", e.detail, e.kind.hint_text()),
+    ))
+}
+
+impl ForgeErrorKind {
+    fn hint_text(self) -> &'static str {
+        match self {
+            Self::Auth => "check git.forge.tokenFile",
+            Self::NotFound => "check git.forge.apiUrl and project",
+            Self::Rejected => "the forge refused it",
+            Self::Network => "retried on the next pass",
+        }
+    }
+}
+
+/// The pull request's text: what moves, the evidence, and the trailers.
+fn body(record: &Record, d: &EnvDecision) -> String {
+    let mut b = format!(
+        "tagpromoter proposes **{}** for `{}` in `{}`.\n\n| | |\n|---|---|\n| image | `{}` |\n| from | `{}` |\n| to | `{}` |\n",
+        record.to,
+        record.environment,
+        record.promotion,
+        record.image,
+        record.from.as_ref().map_or("(none)", |t| t.as_str()),
+        record.to,
+    );
+    if let Some(digest) = &record.digest {
+        b.push_str(&format!("| digest | `{digest}` |\n"));
+    }
+    if let Ok(decided) = &d.outcome
+        && let Decision::Promote {
+            eligible_since: Some(since),
+            ..
+        } = &decided.decision
+    {
+        b.push_str(&format!(
+            "| eligible since | {since} (created, soaked upstream, out of any freeze) |\n"
+        ));
+    }
+    b.push_str("\nMerging it puts the tag in place; closing it unmerged keeps this tag from being proposed again (a newer one will be).\n\n```\n");
+    let message = record.message();
+    let trailers = message.split_once("\n\n").map_or("", |(_, t)| t);
+    b.push_str(trailers);
+    b.push_str("```\n");
+    b
+}
+
+/// Propose `d`'s bump on its branch and pull request. `tip` is the base branch's tip.
+pub async fn propose(
+    rules: &Rules,
+    repo: &Repo,
+    forge: &dyn Forge,
+    d: &EnvDecision,
+    tip: ObjectId,
+    now: Timestamp,
+) -> Applied {
+    let Some(bump) = bump_of(rules, d) else {
+        return Applied::Nothing;
+    };
+    let record = bump.record.clone();
+    let branch = branch_of(d);
+    let title = record
+        .message()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let text = body(&record, d);
+    let marker = format!("Tagpromoter-To: {}\n", record.to);
+    let existing = match forge.find(&branch).await {
+        Ok(pr) => pr,
+        Err(e) => return forge_failed(e),
+    };
+    if let Some(pr) = &existing
+        && pr.state == PrState::Closed
+        && pr.body.contains(&marker)
+    {
+        return Applied::Declined {
+            number: pr.number,
+            url: pr.url.clone(),
+        };
+    }
+    let remote = match repo.remote_head(&branch).await {
+        Ok(r) => r,
+        Err(e) => return Applied::Failed(e),
+    };
+    if remote.is_some() {
+        let ahead = match repo.commits_ahead(&branch).await {
+            Ok(a) => a,
+            Err(e) => return Applied::Failed(e),
+        };
+        let ours = |message: &str| {
+            Record::parse(message).is_some_and(|r| {
+                r.promotion == record.promotion && r.environment == record.environment
+            })
+        };
+        if ahead.iter().any(|(_, m)| !ours(m)) {
+            return Applied::Skipped {
+                why: format!(
+                    "someone else committed to {branch}; tagpromoter leaves the branch to them (delete it to let tagpromoter propose again)"
+                ),
+            };
+        }
+        let proposed = ahead
+            .first()
+            .and_then(|(_, m)| Record::parse(m))
+            .is_some_and(|r| r.to == record.to);
+        if let Some(pr) = &existing
+            && pr.state == PrState::Open
+            && proposed
+        {
+            return Applied::Proposed {
+                number: pr.number,
+                url: pr.url.clone(),
+            };
+        }
+    }
+    let chain = match repo.commit(tip, std::slice::from_ref(&bump), now).await {
+        Ok(c) => c,
+        Err(e) => return Applied::Failed(e),
+    };
+    let head = match (chain.commits.first(), chain.skipped.first()) {
+        (Some((_, id)), _) => *id,
+        (None, Some((_, Outcome::Failed(e)))) => return Applied::Failed(e.clone()),
+        (None, Some((_, Outcome::Superseded { found }))) => {
+            return Applied::Superseded {
+                found: found.clone(),
+            };
+        }
+        _ => return Applied::AlreadyInPlace,
+    };
+    match repo.force_push(head, &branch, remote).await {
+        Ok(Pushed::Done | Pushed::AlreadyThere) => {}
+        Ok(Pushed::Behind) => {
+            return Applied::Skipped {
+                why: format!("{branch} moved while tagpromoter pushed; tried again next pass"),
+            };
+        }
+        Ok(Pushed::Rejected(e)) | Err(e) => return Applied::Failed(e),
+    }
+    let pr = match &existing {
+        Some(pr) if pr.state == PrState::Open => forge.update(pr.number, &title, &text).await,
+        _ => forge.open(&branch, repo.branch(), &title, &text).await,
+    };
+    match pr {
+        Ok(pr) => Applied::Proposed {
+            number: pr.number,
+            url: pr.url,
+        },
+        Err(e) => forge_failed(e),
+    }
+}

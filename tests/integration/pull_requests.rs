@@ -1,0 +1,216 @@
+//! `write: pull-request` with GitHub: branches pushed to the real `git daemon`, the forge
+//! API answered by a stand-in for GitHub (no real GitHub can run here; see
+//! `tests/support/github.rs`, which checks methods, paths, fields and auth headers).
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::engine::{INITIAL, kustomization};
+use crate::support::git::{GitDaemon, bare_repo_at, git};
+use crate::support::github::GitHubStandIn;
+use crate::support::oci::Pusher;
+use crate::support::{Auth, DockerRegistry};
+use tagpromoter::engine::{Applied, Engine, Options, PassReport, State};
+
+fn at(minutes: i64) -> Timestamp {
+    "2026-11-20T10:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_mins(minutes)
+}
+
+fn prod(report: &PassReport) -> &tagpromoter::engine::EnvReport {
+    &report.environments[0]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_pull_requests_open_update_respect_people_and_report_failures() {
+    let registry = DockerRegistry::start(Auth::None);
+    let pusher = Pusher::new(&registry.addr);
+    let image = format!("{}/acme/app", registry.addr);
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let overlay = kustomization(&image, "1.0.0");
+    let bare = bare_repo_at(
+        base.path(),
+        "deploys",
+        &[("apps/prod/kustomization.yaml", overlay.as_str())],
+        Some(INITIAL),
+    );
+    let daemon = GitDaemon::start(base.path());
+    let github = GitHubStandIn::start("gh-token-1").await;
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "gh-token-1\n").unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: github, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, write: pull-request, stallAfter: 60d, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
+            daemon.url,
+            github.url,
+            token.display(),
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        tagpromoter::rules::load_dir(rules.path()).unwrap(),
+        cache.path(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let branch = "tagpromoter/app/prod";
+    let file_on = |rev: &str| {
+        git(
+            &bare,
+            &["show", &format!("{rev}:apps/prod/kustomization.yaml")],
+        )
+    };
+
+    // Opened: the bump on its own branch, the base branch untouched.
+    let p = engine.pass(at(0)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Proposed { number: 1, .. }),
+        "{:?}",
+        prod(&p).applied
+    );
+    assert!(matches!(
+        prod(&p).state(p.now),
+        State::InReview { number: 1, .. }
+    ));
+    assert_eq!(file_on(branch), kustomization(&image, "1.1.0"));
+    assert_eq!(file_on("main"), overlay);
+    let pr = &github.prs()[0];
+    assert_eq!((pr.head.as_str(), pr.base.as_str()), (branch, "main"));
+    assert_eq!(pr.title, "promote(prod): app 1.0.0 -> 1.1.0");
+    assert!(
+        pr.body.contains("| to | `1.1.0` |") && pr.body.contains("Tagpromoter-To: 1.1.0\n"),
+        "{}",
+        pr.body
+    );
+    assert!(pr.body.contains("| digest | `sha256:"), "{}", pr.body);
+
+    // Again: nothing new to say, no call but the lookup.
+    let before = github.calls().len();
+    let p = engine.pass(at(1)).await;
+    assert!(matches!(
+        prod(&p).applied,
+        Applied::Proposed { number: 1, .. }
+    ));
+    assert_eq!(
+        github.calls()[before..],
+        ["GET pulls head=acme:tagpromoter/app/prod"]
+    );
+
+    // A newer tag: the branch and the same pull request are updated.
+    pusher
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    let p = engine.pass(at(2)).await;
+    assert!(matches!(
+        prod(&p).applied,
+        Applied::Proposed { number: 1, .. }
+    ));
+    assert_eq!(github.prs().len(), 1);
+    assert_eq!(github.prs()[0].title, "promote(prod): app 1.0.0 -> 1.2.0");
+    assert_eq!(file_on(branch), kustomization(&image, "1.2.0"));
+    assert_eq!(
+        git(&bare, &["rev-list", "--count", &format!("main..{branch}")]).trim(),
+        "1"
+    );
+
+    // Open past stallAfter: stalled, with the pull request's URL in the alert.
+    let p = engine.pass(at(24 * 60 * 60)).await;
+    assert!(matches!(prod(&p).state(p.now), State::Stalled { .. }));
+
+    // A person closes it unmerged: 1.2.0 is not proposed again.
+    github.finish(1, false);
+    let p = engine.pass(at(3)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Declined { number: 1, .. }),
+        "{:?}",
+        prod(&p).applied
+    );
+    assert_eq!(github.prs().len(), 1);
+
+    // A newer tag is proposed in a new pull request; merged, the environment is up to date.
+    pusher
+        .image("acme/app", Some("1.3.0"), INITIAL, "linux", "amd64")
+        .await;
+    let p = engine.pass(at(4)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Proposed { number: 2, .. }),
+        "{:?}",
+        prod(&p).applied
+    );
+    github.finish(2, true);
+    git(
+        &bare,
+        &[
+            "update-ref",
+            "refs/heads/main",
+            &format!("refs/heads/{branch}"),
+        ],
+    );
+    let p = engine.pass(at(5)).await;
+    assert_eq!(prod(&p).state(p.now), State::UpToDate);
+    assert_eq!(prod(&p).decision.current.as_deref(), Some("1.3.0"));
+
+    // A person's commit on our branch is never overwritten.
+    pusher
+        .image("acme/app", Some("1.4.0"), INITIAL, "linux", "amd64")
+        .await;
+    engine.pass(at(6)).await;
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", "-b", branch, bare.to_str().unwrap(), "w"],
+    );
+    let w = work.path().join("w");
+    std::fs::write(w.join("NOTES.md"), "why 1.4.0 needs a migration\n").unwrap();
+    git(&w, &["add", "NOTES.md"]);
+    git(&w, &["commit", "-q", "-m", "notes for the reviewer"]);
+    git(&w, &["push", "-q", "origin", branch]);
+    let theirs = git(&bare, &["rev-parse", branch]);
+    pusher
+        .image("acme/app", Some("1.5.0"), INITIAL, "linux", "amd64")
+        .await;
+    let p = engine.pass(at(7)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Skipped { ref why } if why.contains("someone else committed")),
+        "{:?}",
+        prod(&p).applied
+    );
+    assert_eq!(git(&bare, &["rev-parse", branch]), theirs);
+
+    // Failures are classified like push failures: a refused token, a forge error.
+    git(
+        &bare,
+        &["update-ref", "-d", &format!("refs/heads/{branch}")],
+    );
+    github.finish(3, false);
+    std::fs::write(&token, "expired-token\n").unwrap();
+    let p = engine.pass(at(8)).await;
+    assert!(
+        matches!(prod(&p).state(p.now), State::Failing { ref class, ref error } if class == "auth" && !error.contains("expired-token")),
+        "{:?}",
+        prod(&p).state(p.now)
+    );
+    std::fs::write(&token, "gh-token-1\n").unwrap();
+    github.fail_next(502);
+    let p = engine.pass(at(9)).await;
+    assert!(
+        matches!(prod(&p).state(p.now), State::Failing { ref class, .. } if class == "network"),
+        "{:?}",
+        prod(&p).state(p.now)
+    );
+    let p = engine.pass(at(10)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Proposed { number: 4, .. }),
+        "{:?}",
+        prod(&p).applied
+    );
+}
