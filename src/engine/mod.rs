@@ -219,7 +219,16 @@ impl Engine {
                     )
                     .await
                 } else {
-                    (vec![Applied::Nothing; plan.decisions.len()], 0)
+                    let mut looked = Vec::with_capacity(plan.decisions.len());
+                    for d in &plan.decisions {
+                        looked.push(match (&self.forge, d.write) {
+                            (Some(forge), crate::rules::WriteMode::PullRequest) => {
+                                pull_request::look(forge.as_ref(), d).await
+                            }
+                            _ => Applied::Nothing,
+                        });
+                    }
+                    (looked, 0)
                 };
                 for (d, a) in plan.decisions.iter().zip(&applied) {
                     let _env = tracing::debug_span!(

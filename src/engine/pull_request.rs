@@ -78,6 +78,30 @@ fn body(record: &Record, d: &EnvDecision) -> String {
     b
 }
 
+/// What the forge says of `d`'s pull request, without changing anything (for `plan` and
+/// `status`): in review, declined, or nothing yet.
+pub async fn look(forge: &dyn Forge, d: &EnvDecision) -> Applied {
+    let Some(to) = d.promotes_to() else {
+        return Applied::Nothing;
+    };
+    let marker = format!("Tagpromoter-To: {to}\n");
+    match forge.find(&branch_of(d)).await {
+        Ok(Some(pr)) if pr.body.contains(&marker) => match pr.state {
+            PrState::Open => Applied::Proposed {
+                number: pr.number,
+                url: pr.url,
+            },
+            PrState::Closed => Applied::Declined {
+                number: pr.number,
+                url: pr.url,
+            },
+            PrState::Merged => Applied::Nothing,
+        },
+        Ok(_) => Applied::Nothing,
+        Err(e) => forge_failed(e),
+    }
+}
+
 /// Propose `d`'s bump on its branch and pull request. `tip` is the base branch's tip.
 pub async fn propose(
     rules: &Rules,

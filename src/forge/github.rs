@@ -4,13 +4,13 @@
 //! `X-GitHub-Api-Version: 2022-11-28`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    Call, Forge, ForgeError, ForgeErrorKind, ForgeSetupError, PrState, PullRequest, read_token,
+    Call, Forge, ForgeError, ForgeSetupError, PrState, PullRequest, client, host_of, read_token,
+    send,
 };
 
 /// A GitHub repository's pull requests.
@@ -59,22 +59,13 @@ impl GitHub {
         let (owner, repo) = project
             .split_once('/')
             .ok_or_else(|| ForgeSetupError(format!("project {project:?} is not owner/name")))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("tagpromoter/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ForgeSetupError(format!("cannot build the HTTP client: {e}")))?;
-        let host = reqwest::Url::parse(api)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
         Ok(Self {
-            http,
+            http: client()?,
             api: api.trim_end_matches('/').to_string(),
             owner: owner.to_string(),
             repo: repo.to_string(),
             token_file,
-            name: format!("github ({host})"),
+            name: format!("github ({})", host_of(api)),
         })
     }
 
@@ -86,57 +77,13 @@ impl GitHub {
         step: &str,
     ) -> Result<serde_json::Value, ForgeError> {
         let token = read_token(&self.token_file, &self.name, step)?;
-        let fail = |kind, detail: String| ForgeError {
-            kind,
-            forge: self.name.clone(),
-            step: step.to_string(),
-            detail,
-        };
-        let mut req = self
+        let req = self
             .http
             .request(method, format!("{}{path}", self.api))
             .bearer_auth(token)
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28");
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(serde_json::to_vec(&b).unwrap_or_default());
-        }
-        let resp = req.send().await.map_err(|e| {
-            fail(
-                ForgeErrorKind::Network,
-                if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    "cannot connect".into()
-                },
-            )
-        })?;
-        let status = resp.status();
-        let limited = resp
-            .headers()
-            .get("x-ratelimit-remaining")
-            .is_some_and(|v| v == "0");
-        let text = resp.text().await.unwrap_or_default();
-        // GitHub's error bodies carry a `message`; keep it (never the request).
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        let detail = format!("{status} {message}").trim().to_string();
-        match status.as_u16() {
-            200..=299 => serde_json::from_str(&text)
-                .map_err(|_| fail(ForgeErrorKind::Network, "the answer is not JSON".into())),
-            403 | 429 if limited || status.as_u16() == 429 => Err(fail(
-                ForgeErrorKind::Network,
-                format!("rate limited: {detail}"),
-            )),
-            401 | 403 => Err(fail(ForgeErrorKind::Auth, detail)),
-            404 => Err(fail(ForgeErrorKind::NotFound, detail)),
-            422 => Err(fail(ForgeErrorKind::Rejected, detail)),
-            _ => Err(fail(ForgeErrorKind::Network, detail)),
-        }
+        send(req, body, &self.name, step).await
     }
 
     fn pulls(&self) -> String {
@@ -145,14 +92,7 @@ impl GitHub {
 }
 
 fn parse(value: serde_json::Value, forge: &str, step: &str) -> Result<PullRequest, ForgeError> {
-    serde_json::from_value::<Pull>(value)
-        .map(PullRequest::from)
-        .map_err(|_| ForgeError {
-            kind: ForgeErrorKind::Network,
-            forge: forge.to_string(),
-            step: step.to_string(),
-            detail: "the answer is not a pull request".into(),
-        })
+    super::parse::<Pull>(value, forge, step).map(PullRequest::from)
 }
 
 impl Forge for GitHub {

@@ -1,12 +1,12 @@
-//! `write: pull-request` with GitHub: branches pushed to the real `git daemon`, the forge
-//! API answered by a stand-in for GitHub (no real GitHub can run here; see
-//! `tests/support/github.rs`, which checks methods, paths, fields and auth headers).
+//! `write: pull-request` on GitHub, GitLab and Gitea: branches pushed to the real `git
+//! daemon`, the forges' APIs answered by stand-ins (no real forge can run here; see
+//! `tests/support/forge.rs`, which checks methods, paths, fields, auth headers and pages).
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::engine::{INITIAL, kustomization};
+use crate::support::forge::{Dialect, ForgeStandIn};
 use crate::support::git::{GitDaemon, bare_repo_at, git};
-use crate::support::github::GitHubStandIn;
 use crate::support::oci::Pusher;
 use crate::support::{Auth, DockerRegistry};
 use tagpromoter::engine::{Applied, Engine, Options, PassReport, State};
@@ -20,7 +20,24 @@ fn prod(report: &PassReport) -> &tagpromoter::engine::EnvReport {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn github_pull_requests_open_update_respect_people_and_report_failures() {
+async fn stand_in_github_pull_requests() {
+    pull_requests(Dialect::GitHub).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitlab_merge_requests() {
+    pull_requests(Dialect::GitLab).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitea_pull_requests() {
+    pull_requests(Dialect::Gitea).await;
+}
+
+/// Opened, left alone when nothing changed, updated for a newer tag, stalled past
+/// stallAfter, closed unmerged (not proposed again), merged (up to date), a person's commit
+/// on the branch (left alone), a refused token and a forge error (classified failures).
+async fn pull_requests(dialect: Dialect) {
     let registry = DockerRegistry::start(Auth::None);
     let pusher = Pusher::new(&registry.addr);
     let image = format!("{}/acme/app", registry.addr);
@@ -38,7 +55,7 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
         Some(INITIAL),
     );
     let daemon = GitDaemon::start(base.path());
-    let github = GitHubStandIn::start("gh-token-1").await;
+    let github = ForgeStandIn::start(dialect, "gh-token-1").await;
     let secrets = tempfile::tempdir().unwrap();
     let token = secrets.path().join("token");
     std::fs::write(&token, "gh-token-1\n").unwrap();
@@ -46,9 +63,10 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
     std::fs::write(
         rules.path().join("rules.yaml"),
         format!(
-            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: github, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, write: pull-request, stallAfter: 60d, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: {}, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, write: pull-request, stallAfter: 60d, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
             daemon.url,
-            github.url,
+            dialect.kind(),
+            github.api_url,
             token.display(),
             registry.addr
         ),
@@ -93,16 +111,29 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
     );
     assert!(pr.body.contains("| digest | `sha256:"), "{}", pr.body);
 
-    // Again: nothing new to say, no call but the lookup.
+    // status and plan show it, without writing anything.
+    let (preview, _) = engine.preview(at(0)).await;
+    let text = tagpromoter::commands::render::status_table(&preview);
+    assert!(text.contains("in review: #1 http://"), "{text}");
+    let text = tagpromoter::commands::render::plan_text(&preview);
+    assert!(
+        text.contains("by pull request from tagpromoter/app/prod; in review: #1 http://"),
+        "{text}"
+    );
+
+    // Again, with 60 newer pull requests of other branches: still found (on a second page
+    // where the API cannot filter by branch); nothing new to say, no call but lookups.
+    github.crowd(60);
     let before = github.calls().len();
     let p = engine.pass(at(1)).await;
     assert!(matches!(
         prod(&p).applied,
         Applied::Proposed { number: 1, .. }
     ));
-    assert_eq!(
-        github.calls()[before..],
-        ["GET pulls head=acme:tagpromoter/app/prod"]
+    let lookups = github.calls()[before..].to_vec();
+    assert!(
+        !lookups.is_empty() && lookups.iter().all(|c| c.starts_with("GET list")),
+        "nothing but lookups: {lookups:?}"
     );
 
     // A newer tag: the branch and the same pull request are updated.
@@ -114,7 +145,7 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
         prod(&p).applied,
         Applied::Proposed { number: 1, .. }
     ));
-    assert_eq!(github.prs().len(), 1);
+    assert_eq!(github.prs().len(), 61, "one of ours, 60 of others");
     assert_eq!(github.prs()[0].title, "promote(prod): app 1.0.0 -> 1.2.0");
     assert_eq!(file_on(branch), kustomization(&image, "1.2.0"));
     assert_eq!(
@@ -134,7 +165,7 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
         "{:?}",
         prod(&p).applied
     );
-    assert_eq!(github.prs().len(), 1);
+    assert_eq!(github.prs().len(), 61);
 
     // A newer tag is proposed in a new pull request; merged, the environment is up to date.
     pusher
@@ -142,11 +173,11 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
         .await;
     let p = engine.pass(at(4)).await;
     assert!(
-        matches!(prod(&p).applied, Applied::Proposed { number: 2, .. }),
+        matches!(prod(&p).applied, Applied::Proposed { number: 62, .. }),
         "{:?}",
         prod(&p).applied
     );
-    github.finish(2, true);
+    github.finish(62, true);
     git(
         &bare,
         &[
@@ -191,7 +222,7 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
         &bare,
         &["update-ref", "-d", &format!("refs/heads/{branch}")],
     );
-    github.finish(3, false);
+    github.finish(63, false);
     std::fs::write(&token, "expired-token\n").unwrap();
     let p = engine.pass(at(8)).await;
     assert!(
@@ -209,7 +240,7 @@ async fn github_pull_requests_open_update_respect_people_and_report_failures() {
     );
     let p = engine.pass(at(10)).await;
     assert!(
-        matches!(prod(&p).applied, Applied::Proposed { number: 4, .. }),
+        matches!(prod(&p).applied, Applied::Proposed { number: 64, .. }),
         "{:?}",
         prod(&p).applied
     );

@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod forge;
 pub mod git;
-pub mod github;
 pub mod http;
 pub mod oci;
 pub mod proxy;

@@ -1,0 +1,371 @@
+//! Stand-ins for the forges' REST APIs, because no real GitHub, GitLab or Gitea can run
+//! here. Each dialect implements the pull-request calls tagpromoter makes, as its forge
+//! documents them, and refuses what the forge would refuse:
+//! - GitHub: `GET|POST /repos/{o}/{r}/pulls` (`state=all&head=o:branch`, newest first;
+//!   `title`, `head`, `base`, `body`), `PATCH /repos/{o}/{r}/pulls/{n}`; `Authorization:
+//!   Bearer`, `Accept: application/vnd.github+json`, `X-GitHub-Api-Version`.
+//! - GitLab: `GET|POST /api/v4/projects/{url-encoded path}/merge_requests` (`source_branch`,
+//!   `state=all`; `source_branch`, `target_branch`, `title`, `description`; `iid`, `web_url`,
+//!   `state` opened|closed|merged), `PUT …/merge_requests/{iid}`; `PRIVATE-TOKEN`; 409 for a
+//!   second open merge request from one branch.
+//! - Gitea: `GET|POST /api/v1/repos/{o}/{r}/pulls` (`state=all&sort=newest&page&limit`, no
+//!   head filter; `head`, `base`, `title`, `body`; `merged`, `head.ref`), `PATCH
+//!   …/pulls/{n}`; `Authorization: token`.
+//!
+//! Tests merge and close pull requests as a person would, and can make the next call fail.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+/// Which forge a stand-in speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    GitHub,
+    GitLab,
+    Gitea,
+}
+
+impl Dialect {
+    /// The `kind` in Settings.git.forge.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::GitHub => "github",
+            Self::GitLab => "gitlab",
+            Self::Gitea => "gitea",
+        }
+    }
+}
+
+/// One pull request as the stand-in keeps it.
+#[derive(Debug, Clone)]
+pub struct Pr {
+    pub number: u64,
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub open: bool,
+    pub merged: bool,
+}
+
+struct Inner {
+    dialect: Dialect,
+    url: String,
+    token: String,
+    prs: Vec<Pr>,
+    calls: Vec<String>,
+    fail_next: Option<u16>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+type Answer = (StatusCode, Json<Value>);
+
+/// A running stand-in.
+#[derive(Clone)]
+pub struct ForgeStandIn {
+    /// The API base URL to put in `apiUrl`.
+    pub api_url: String,
+    inner: Shared,
+}
+
+fn refuse(status: StatusCode, message: &str) -> Answer {
+    (status, Json(json!({ "message": message })))
+}
+
+impl Inner {
+    fn authorized(&mut self, headers: &HeaderMap) -> Result<(), Answer> {
+        let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ok = match self.dialect {
+            Dialect::GitHub => {
+                if header("accept") != "application/vnd.github+json"
+                    || header("x-github-api-version").is_empty()
+                {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "missing Accept or X-GitHub-Api-Version",
+                    ));
+                }
+                header("authorization") == format!("Bearer {}", self.token)
+            }
+            Dialect::GitLab => header("private-token") == self.token,
+            Dialect::Gitea => header("authorization") == format!("token {}", self.token),
+        };
+        if !ok {
+            let message = match self.dialect {
+                Dialect::GitLab => "401 Unauthorized",
+                _ => "Bad credentials",
+            };
+            return Err(refuse(StatusCode::UNAUTHORIZED, message));
+        }
+        if let Some(status) = self.fail_next.take() {
+            return Err(refuse(
+                StatusCode::from_u16(status).unwrap(),
+                "Server Error",
+            ));
+        }
+        Ok(())
+    }
+
+    fn render(&self, pr: &Pr) -> Value {
+        let url = format!("{}/acme/deploys/pull/{}", self.url, pr.number);
+        match self.dialect {
+            Dialect::GitHub => json!({
+                "number": pr.number, "html_url": url, "title": pr.title, "body": pr.body,
+                "state": if pr.open { "open" } else { "closed" },
+                "merged_at": if pr.merged { json!("2026-11-22T00:00:00Z") } else { Value::Null },
+                "head": {"ref": pr.head}, "base": {"ref": pr.base},
+            }),
+            Dialect::GitLab => json!({
+                "iid": pr.number, "web_url": url, "title": pr.title, "description": pr.body,
+                "state": if pr.open { "opened" } else if pr.merged { "merged" } else { "closed" },
+                "source_branch": pr.head, "target_branch": pr.base,
+            }),
+            Dialect::Gitea => json!({
+                "number": pr.number, "html_url": url, "title": pr.title, "body": pr.body,
+                "state": if pr.open { "open" } else { "closed" }, "merged": pr.merged,
+                "head": {"ref": pr.head}, "base": {"ref": pr.base},
+            }),
+        }
+    }
+
+    fn list(&self, q: &HashMap<String, String>) -> Result<Value, Answer> {
+        if q.get("state").map(String::as_str) != Some("all") {
+            return Err(refuse(StatusCode::BAD_REQUEST, "expected state=all"));
+        }
+        let head = match self.dialect {
+            Dialect::GitHub => q
+                .get("head")
+                .and_then(|h| h.split_once(':'))
+                .map(|(_, b)| b.to_string()),
+            Dialect::GitLab => q.get("source_branch").cloned(),
+            Dialect::Gitea => None,
+        };
+        let mut newest_first: Vec<&Pr> = self
+            .prs
+            .iter()
+            .rev()
+            .filter(|p| head.as_deref().is_none_or(|h| h == p.head))
+            .collect();
+        if self.dialect == Dialect::Gitea {
+            // Pages of `limit` (Gitea caps it at 50), counted from 1.
+            let limit: usize = q
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(30)
+                .min(50);
+            let page: usize = q
+                .get("page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1);
+            newest_first = newest_first
+                .into_iter()
+                .skip((page - 1) * limit)
+                .take(limit)
+                .collect();
+        }
+        Ok(Value::Array(
+            newest_first.into_iter().map(|p| self.render(p)).collect(),
+        ))
+    }
+
+    fn create(&mut self, body: &Value) -> Result<Value, Answer> {
+        let field = |k: &str| body[k].as_str().map(str::to_string);
+        let (head, base, text) = match self.dialect {
+            Dialect::GitLab => (
+                field("source_branch"),
+                field("target_branch"),
+                field("description"),
+            ),
+            _ => (field("head"), field("base"), field("body")),
+        };
+        let (Some(head), Some(base), Some(title)) = (head, base, field("title")) else {
+            return Err(refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Validation Failed",
+            ));
+        };
+        if self.prs.iter().any(|p| p.head == head && p.open) {
+            let status = match self.dialect {
+                Dialect::GitLab => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            return Err(refuse(
+                status,
+                "A pull request already exists for this branch",
+            ));
+        }
+        let pr = Pr {
+            number: self.prs.len() as u64 + 1,
+            head,
+            base,
+            title,
+            body: text.unwrap_or_default(),
+            open: true,
+            merged: false,
+        };
+        let out = self.render(&pr);
+        self.prs.push(pr);
+        Ok(out)
+    }
+
+    fn edit(&mut self, number: u64, body: &Value) -> Result<Value, Answer> {
+        let text_key = if self.dialect == Dialect::GitLab {
+            "description"
+        } else {
+            "body"
+        };
+        let Some(pr) = self.prs.iter_mut().find(|p| p.number == number) else {
+            return Err(refuse(StatusCode::NOT_FOUND, "Not Found"));
+        };
+        if let Some(t) = body["title"].as_str() {
+            pr.title = t.to_string();
+        }
+        if let Some(b) = body[text_key].as_str() {
+            pr.body = b.to_string();
+        }
+        let pr = pr.clone();
+        Ok(self.render(&pr))
+    }
+}
+
+fn answer(result: Result<Value, Answer>, created: bool) -> axum::response::Response {
+    match result {
+        Ok(v) if created => (StatusCode::CREATED, Json(v)).into_response(),
+        Ok(v) => Json(v).into_response(),
+        Err(a) => a.into_response(),
+    }
+}
+
+async fn collection(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> axum::response::Response {
+    let mut inner = s.lock().unwrap();
+    inner.calls.push(format!(
+        "{method} list {}",
+        q.get("head")
+            .or(q.get("source_branch"))
+            .cloned()
+            .unwrap_or_default()
+    ));
+    if let Err(a) = inner.authorized(&headers) {
+        return a.into_response();
+    }
+    match method {
+        Method::GET => answer(inner.list(&q), false),
+        Method::POST => {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            answer(inner.create(&body), true)
+        }
+        _ => refuse(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").into_response(),
+    }
+}
+
+async fn item(
+    State(s): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Path(number): Path<u64>,
+    body: Bytes,
+) -> axum::response::Response {
+    let mut inner = s.lock().unwrap();
+    inner.calls.push(format!("{method} {number}"));
+    if let Err(a) = inner.authorized(&headers) {
+        return a.into_response();
+    }
+    let allowed = match inner.dialect {
+        Dialect::GitLab => Method::PUT,
+        _ => Method::PATCH,
+    };
+    if method != allowed {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").into_response();
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    answer(inner.edit(number, &body), false)
+}
+
+impl ForgeStandIn {
+    /// Start one for `dialect` that accepts `token`, serving the project `acme/deploys`.
+    pub async fn start(dialect: Dialect, token: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (prefix, collection_path) = match dialect {
+            Dialect::GitHub => ("", "/repos/acme/deploys/pulls"),
+            Dialect::GitLab => ("/api/v4", "/api/v4/projects/acme%2Fdeploys/merge_requests"),
+            Dialect::Gitea => ("/api/v1", "/api/v1/repos/acme/deploys/pulls"),
+        };
+        let inner: Shared = Arc::new(Mutex::new(Inner {
+            dialect,
+            url: url.clone(),
+            token: token.to_string(),
+            prs: Vec::new(),
+            calls: Vec::new(),
+            fail_next: None,
+        }));
+        let app = Router::new()
+            .route(collection_path, get(collection).post(collection))
+            .route(&format!("{collection_path}/{{number}}"), any(item))
+            .with_state(Arc::clone(&inner));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            api_url: format!("{url}{prefix}"),
+            inner,
+        }
+    }
+
+    /// The pull requests, oldest first.
+    pub fn prs(&self) -> Vec<Pr> {
+        self.inner.lock().unwrap().prs.clone()
+    }
+
+    /// The calls made, in order (`GET list <branch>`, `POST list`, `PATCH 1`, …).
+    pub fn calls(&self) -> Vec<String> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// A person merges (or closes unmerged) pull request `number`.
+    pub fn finish(&self, number: u64, merged: bool) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(pr) = inner.prs.iter_mut().find(|p| p.number == number) {
+            pr.open = false;
+            pr.merged = merged;
+        }
+    }
+
+    /// `n` pull requests from other branches, newer than every one so far (so that a
+    /// lookup has to page past them where the API cannot filter by branch).
+    pub fn crowd(&self, n: usize) {
+        let mut inner = self.inner.lock().unwrap();
+        for i in 0..n {
+            let number = inner.prs.len() as u64 + 1;
+            inner.prs.push(Pr {
+                number,
+                head: format!("feature/{i}"),
+                base: "main".into(),
+                title: format!("feature {i}"),
+                body: String::new(),
+                open: true,
+                merged: false,
+            });
+        }
+    }
+
+    /// The next authorized call answers `status`.
+    pub fn fail_next(&self, status: u16) {
+        self.inner.lock().unwrap().fail_next = Some(status);
+    }
+}
