@@ -252,6 +252,8 @@ pub struct ImageFacts {
     pub platforms: Vec<String>,
     /// The config's `created` (of the linux/amd64 image for an index, else the first).
     pub created: Option<jiff::Timestamp>,
+    /// The image's `org.opencontainers.image.{source,revision,created}` labels, when set.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 macro_rules! text_type {

@@ -73,6 +73,18 @@ pub struct Decided {
     pub digest: Option<Digest>,
     /// Tags that never qualified, and why.
     pub rejected: Vec<(Tag, Rejection)>,
+    /// The evidence for the tag to write: its image's provenance labels, and when it
+    /// reached the upstream environment (with `from`).
+    pub evidence: Evidence,
+}
+
+/// What reviewers of a promotion want to see.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    /// `org.opencontainers.image.{source,revision,created}` labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The upstream environment, and when the tag reached it.
+    pub upstream: Option<(String, Timestamp)>,
 }
 
 impl EnvDecision {
@@ -140,6 +152,16 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                         facts,
                     },
                 );
+                let evidence = match &decision {
+                    Decision::Promote { to, .. } => Evidence {
+                        labels: facts.get(to).map(|f| f.labels.clone()).unwrap_or_default(),
+                        upstream: env
+                            .from
+                            .clone()
+                            .zip(upstream.and_then(|t| t.residencies(to).first().map(|r| r.since))),
+                    },
+                    _ => Evidence::default(),
+                };
                 let digest = match &decision {
                     Decision::Promote { to, .. } => {
                         let digest = facts.get(to).map(|f| f.digest.clone());
@@ -154,6 +176,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                     decision,
                     digest,
                     rejected: selection.rejected,
+                    evidence,
                 }))
             })();
             let outcome = match outcome {

@@ -60,15 +60,22 @@ fn body(record: &Record, d: &EnvDecision) -> String {
     if let Some(digest) = &record.digest {
         b.push_str(&format!("| digest | `{digest}` |\n"));
     }
-    if let Ok(decided) = &d.outcome
-        && let Decision::Promote {
+    if let Ok(decided) = &d.outcome {
+        for (label, value) in &decided.evidence.labels {
+            b.push_str(&format!("| {label} | `{value}` |\n"));
+        }
+        if let Some((env, since)) = &decided.evidence.upstream {
+            b.push_str(&format!("| in {env} since | {since} |\n"));
+        }
+        if let Decision::Promote {
             eligible_since: Some(since),
             ..
         } = &decided.decision
-    {
-        b.push_str(&format!(
-            "| eligible since | {since} (created, soaked upstream, out of any freeze) |\n"
-        ));
+        {
+            b.push_str(&format!(
+                "| eligible since | {since} (created, soaked upstream, out of any freeze) |\n"
+            ));
+        }
     }
     b.push_str("\nMerging it puts the tag in place; closing it unmerged keeps this tag from being proposed again (a newer one will be).\n\n```\n");
     let message = record.message();

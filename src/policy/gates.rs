@@ -389,6 +389,7 @@ mod tests {
             digest: Digest::new(&format!("sha256:{}", "0".repeat(64))).unwrap(),
             platforms: platforms.iter().map(|p| p.to_string()).collect(),
             created: Some(ts(created)),
+            labels: Default::default(),
         }
     }
 

@@ -21,6 +21,8 @@ pub struct FactsCache {
 struct Stored {
     platforms: Vec<String>,
     created: Option<jiff::Timestamp>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 impl FactsCache {
@@ -49,6 +51,7 @@ impl FactsCache {
             digest: digest.clone(),
             platforms: stored.platforms,
             created: stored.created,
+            labels: stored.labels,
         };
         self.memory
             .lock()
@@ -70,6 +73,7 @@ impl FactsCache {
         let stored = Stored {
             platforms: facts.platforms.clone(),
             created: facts.created,
+            labels: facts.labels.clone(),
         };
         if let Err(e) = write_whole(&path, &stored).await {
             tracing::warn!(path = %path.display(), error = %e, "cannot cache image metadata on disk");

@@ -60,11 +60,49 @@ struct Config {
     #[serde(default)]
     created: Option<String>,
     #[serde(default)]
+    config: Option<RunConfig>,
+    #[serde(default)]
     os: Option<String>,
     #[serde(default)]
     architecture: Option<String>,
     #[serde(default)]
     variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RunConfig {
+    #[serde(default, rename = "Labels")]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// The labels worth showing reviewers: where the image comes from and what built it.
+const LABELS: [&str; 3] = [
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.created",
+];
+
+fn labels_of(config: Option<&Config>) -> std::collections::BTreeMap<String, String> {
+    config
+        .and_then(|c| c.config.as_ref())
+        .and_then(|c| c.labels.as_ref())
+        .map(|l| {
+            l.iter()
+                .filter(|(k, _)| LABELS.contains(&k.as_str()))
+                // Labels are anyone's text: one line, bounded, nothing that could break out of
+                // the markdown it is shown in.
+                .map(|(k, v)| {
+                    let line = v.lines().next().unwrap_or("");
+                    let clean = line
+                        .chars()
+                        .filter(|c| !c.is_control() && !matches!(c, '`' | '|' | '<' | '>'))
+                        .take(200)
+                        .collect();
+                    (k.clone(), clean)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The digest a tag points at, by HEAD (`Docker-Content-Digest`), falling back to hashing
@@ -136,7 +174,7 @@ pub async fn facts(
                     .iter()
                     .find(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
             });
-        let created = match pick {
+        let (created, labels) = match pick {
             Some(child) => {
                 let child_digest = Digest::new(&child.digest).map_err(|e| {
                     RegistryError::new(
@@ -147,16 +185,21 @@ pub async fn facts(
                     )
                 })?;
                 let child_manifest = fetch_manifest(t, host, path, &child_digest).await?;
-                config_of(t, host, path, &child_manifest)
-                    .await?
-                    .and_then(|c| parse_created(c.created.as_deref()))
+                let config = config_of(t, host, path, &child_manifest).await?;
+                (
+                    config
+                        .as_ref()
+                        .and_then(|c| parse_created(c.created.as_deref())),
+                    labels_of(config.as_ref()),
+                )
             }
-            None => None,
+            None => (None, Default::default()),
         };
         return Ok(ImageFacts {
             digest: digest.clone(),
             platforms,
             created,
+            labels,
         });
     }
     let config = config_of(t, host, path, &manifest).await?;
@@ -174,6 +217,7 @@ pub async fn facts(
     Ok(ImageFacts {
         digest: digest.clone(),
         platforms,
+        labels: labels_of(config.as_ref()),
         created: config.and_then(|c| parse_created(c.created.as_deref())),
     })
 }

@@ -41,11 +41,17 @@ async fn pull_requests(dialect: Dialect) {
     let registry = DockerRegistry::start(Auth::None);
     let pusher = Pusher::new(&registry.addr);
     let image = format!("{}/acme/app", registry.addr);
-    for tag in ["1.0.0", "1.1.0"] {
-        pusher
-            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
+    pusher
+        .image("acme/app", Some("1.0.0"), INITIAL, "linux", "amd64")
+        .await;
+    let labels = serde_json::json!({
+        "org.opencontainers.image.source": "https://github.com/acme/app",
+        "org.opencontainers.image.revision": "4f2a9c1",
+        "maintainer": "not shown",
+    });
+    pusher
+        .labeled("acme/app", Some("1.1.0"), INITIAL, "linux", "amd64", labels)
+        .await;
     let base = tempfile::tempdir().unwrap();
     let overlay = kustomization(&image, "1.0.0");
     let bare = bare_repo_at(
@@ -110,6 +116,16 @@ async fn pull_requests(dialect: Dialect) {
         pr.body
     );
     assert!(pr.body.contains("| digest | `sha256:"), "{}", pr.body);
+    assert!(
+        pr.body
+            .contains("| org.opencontainers.image.revision | `4f2a9c1` |")
+            && pr
+                .body
+                .contains("| org.opencontainers.image.source | `https://github.com/acme/app` |")
+            && !pr.body.contains("not shown"),
+        "{}",
+        pr.body
+    );
 
     // status and plan show it, without writing anything.
     let (preview, _) = engine.preview(at(0)).await;

@@ -128,12 +128,26 @@ impl Pusher {
         os: &str,
         arch: &str,
     ) -> Pushed {
+        self.labeled(repo, tag, created, os, arch, serde_json::json!({}))
+            .await
+    }
+
+    /// [`Pusher::image`] with these config labels.
+    pub async fn labeled(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        created: &str,
+        os: &str,
+        arch: &str,
+        labels: serde_json::Value,
+    ) -> Pushed {
         let layer = b"tagpromoter test layer";
         let layer_digest = self.blob(repo, layer).await;
         let config = serde_json::json!({
             "created": created, "os": os, "architecture": arch,
             "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]},
-            "config": {},
+            "config": {"Labels": labels},
         })
         .to_string();
         let config_digest = self.blob(repo, config.as_bytes()).await;
