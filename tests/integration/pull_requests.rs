@@ -86,6 +86,27 @@ async fn pull_requests(dialect: Dialect) {
     )
     .await
     .unwrap();
+    let settings = engine.rules().settings.clone();
+    let mut alerting = tagpromoter::alert::Alerting::start(
+        &settings,
+        cache.path(),
+        std::sync::Arc::new(tagpromoter::metrics::Metrics::new()),
+    )
+    .unwrap();
+    let mut alerts = |p: &PassReport| -> Vec<(String, Option<String>, Option<String>)> {
+        alerting
+            .after_pass(p, &settings)
+            .into_iter()
+            .filter(|n| n.event == tagpromoter::alert::Event::Firing)
+            .map(|n| {
+                (
+                    n.alert.name.as_str().to_string(),
+                    n.alert.class,
+                    n.alert.error,
+                )
+            })
+            .collect()
+    };
     let branch = "tagpromoter/app/prod";
     let file_on = |rev: &str| {
         git(
@@ -172,6 +193,16 @@ async fn pull_requests(dialect: Dialect) {
     // Open past stallAfter: stalled, with the pull request's URL in the alert.
     let p = engine.pass(at(24 * 60 * 60)).await;
     assert!(matches!(prod(&p).state(p.now), State::Stalled { .. }));
+    let fired = alerts(&p);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].0, "PromotionStalled");
+    assert!(
+        fired[0]
+            .2
+            .as_deref()
+            .is_some_and(|e| e.contains("pull request #1 is still open: http://")),
+        "{fired:?}"
+    );
 
     // A person closes it unmerged: 1.2.0 is not proposed again.
     github.finish(1, false);
@@ -241,6 +272,12 @@ async fn pull_requests(dialect: Dialect) {
     github.finish(63, false);
     std::fs::write(&token, "expired-token\n").unwrap();
     let p = engine.pass(at(8)).await;
+    assert!(
+        alerts(&p)
+            .iter()
+            .any(|(name, class, _)| name == "PromotionFailed" && class.as_deref() == Some("auth")),
+        "a refused token raises PromotionFailed (auth)"
+    );
     assert!(
         matches!(prod(&p).state(p.now), State::Failing { ref class, ref error } if class == "auth" && !error.contains("expired-token")),
         "{:?}",
