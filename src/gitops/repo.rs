@@ -648,21 +648,13 @@ impl Repo {
             "checking that {branch} on {} holds the pushed commit",
             self.url()
         );
-        let target = format!("refs/heads/{branch}");
-        let out = self
-            .git
-            .run(
-                &self.dir,
-                &["ls-remote", "--", &self.config.url, &target],
-                &step,
-            )
-            .await?;
-        let remote = out.stdout.split_whitespace().next().unwrap_or_default();
-        if remote == head {
+        let remote = self.remote_head(branch).await?;
+        if remote == Some(head) {
             return Ok(());
         }
         // The branch moved on after our push: fine when it still contains our commit.
-        if let Ok(id) = ObjectId::from_hex(remote.as_bytes()) {
+        if let Some(id) = remote {
+            let target = format!("refs/heads/{branch}");
             let _ = self
                 .git
                 .spawn(
@@ -701,7 +693,7 @@ impl Repo {
             &step,
             format!(
                 "the push was reported done, and the branch points at {} instead of {head}",
-                if remote.is_empty() { "nothing" } else { remote }
+                remote.map_or("nothing".to_string(), |r| r.to_string())
             ),
         ))
     }
