@@ -59,7 +59,9 @@ fn finish(result: Result<ManualOutcome, ManualError>) -> ExitCode {
 
 /// `tagpromoter promote NAME --env ENV [--tag TAG] [--reason TEXT] [--force] [--hold-for D]`.
 pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitCode {
-    let tag = match args.tag.as_deref().map(Tag::new).transpose() {
+    // An empty --tag (a Job template's unset parameter) means the best eligible tag.
+    let given = args.tag.as_deref().filter(|t| !t.trim().is_empty());
+    let tag = match given.map(Tag::new).transpose() {
         Ok(t) => t,
         Err(e) => return finish(Err(ManualError::Refused(e.to_string()))),
     };
@@ -67,7 +69,7 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitCode {
         promotion: args.name.clone(),
         environment: args.env.clone(),
         tag,
-        reason: args.reason.clone(),
+        reason: args.reason.clone().filter(|r| !r.trim().is_empty()),
         force: args.force,
         hold_for: args.hold_for,
         actor: actor(args.actor.as_deref()),

@@ -8,6 +8,7 @@ mod alerts;
 mod check;
 mod check_repo;
 mod conformance;
+mod deploy;
 mod engine;
 mod gitops;
 mod kustomize_render;

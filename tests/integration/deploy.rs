@@ -1,0 +1,231 @@
+//! `deploy/`: every overlay builds with `kubectl kustomize`, and the rendered workloads
+//! carry the security settings an operator expects (non-root, read-only root filesystem,
+//! no privilege escalation, no capabilities, RuntimeDefault seccomp, resources, secrets as
+//! files only, the cache on an emptyDir), plus what each use needs (probes and scrape
+//! annotations for the worker, Forbid and limits for the CronJob, parameters for promote).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::require;
+use tagpromoter::yaml::{self, Node, NodeKind};
+
+fn deploy() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+fn to_json(node: &Node) -> Value {
+    match &node.kind {
+        NodeKind::Mapping(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = k.as_scalar().map(|s| s.value.clone()).unwrap_or_default();
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        NodeKind::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        NodeKind::Scalar(s) => match (s.style == yaml::Style::Plain, s.value.as_str()) {
+            (true, "true") => Value::Bool(true),
+            (true, "false") => Value::Bool(false),
+            _ => Value::String(s.value.clone()),
+        },
+        _ => Value::Null,
+    }
+}
+
+/// The objects `kubectl kustomize deploy/<overlay>` renders.
+fn render(overlay: &str) -> Vec<Value> {
+    let out = Command::new(require("kubectl"))
+        .arg("kustomize")
+        .arg(deploy().join(overlay))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/{overlay}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    yaml::parse(&text)
+        .unwrap()
+        .iter()
+        .map(|d| to_json(&d.root))
+        .collect()
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} among {objects:#?}"))
+}
+
+/// Check the pod spec's tagpromoter container; returns it.
+fn secure_pod(pod: &Value, what: &str) -> Value {
+    let container = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "tagpromoter")
+        .unwrap_or_else(|| panic!("{what}: no tagpromoter container"))
+        .clone();
+    let sc = &container["securityContext"];
+    let pod_sc = &pod["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
+    assert!(
+        sc["runAsNonRoot"] == true || pod_sc["runAsNonRoot"] == true,
+        "{what}"
+    );
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{what}");
+    assert!(
+        sc["seccompProfile"]["type"] == "RuntimeDefault"
+            || pod_sc["seccompProfile"]["type"] == "RuntimeDefault",
+        "{what}"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false, "{what}");
+    assert!(
+        container["resources"]["requests"]["memory"].is_string(),
+        "{what}"
+    );
+    assert!(
+        container["resources"]["limits"]["memory"].is_string(),
+        "{what}"
+    );
+    // Secrets as files, never in the environment.
+    for env in container["env"].as_array().into_iter().flatten() {
+        assert!(env["valueFrom"]["secretKeyRef"].is_null(), "{what}: {env}");
+    }
+    assert!(
+        container["envFrom"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| e["secretRef"].is_null()),
+        "{what}"
+    );
+    let volumes = pod["volumes"].as_array().unwrap();
+    let volume = |mount: &str| {
+        let m = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == mount)
+            .unwrap_or_else(|| panic!("{what}: nothing mounted at {mount}"));
+        volumes
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        volume("/var/cache/tagpromoter")["emptyDir"].is_object(),
+        "{what}: cache on an emptyDir"
+    );
+    assert!(
+        volume("/var/run/secrets/tagpromoter/git")["secret"]["secretName"] == "tagpromoter-git",
+        "{what}"
+    );
+    let rules = volume("/etc/tagpromoter/rules");
+    assert!(
+        rules["configMap"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("tagpromoter-rules-"),
+        "{what}: the rules ConfigMap by its generated name"
+    );
+    container
+}
+
+#[test]
+fn the_worker_runs_securely_with_probes_and_metrics() {
+    let objects = render("worker");
+    let deployment = of_kind(&objects, "Deployment");
+    let template = &deployment["spec"]["template"];
+    let c = secure_pod(&template["spec"], "worker");
+    assert_eq!(c["args"][0], "run");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(
+        template["metadata"]["annotations"]["prometheus.io/scrape"],
+        "true"
+    );
+    assert_eq!(
+        of_kind(&objects, "Service")["spec"]["ports"][0]["port"],
+        "9090"
+    );
+    assert!(of_kind(&objects, "ConfigMap")["data"]["settings.yaml"].is_string());
+}
+
+#[test]
+fn the_cronjob_runs_once_without_overlap() {
+    let objects = render("cronjob");
+    let cron = of_kind(&objects, "CronJob");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    assert!(cron["spec"]["successfulJobsHistoryLimit"].is_string());
+    assert!(cron["spec"]["failedJobsHistoryLimit"].is_string());
+    let job = &cron["spec"]["jobTemplate"]["spec"];
+    assert!(job["backoffLimit"].is_string());
+    let c = secure_pod(&job["template"]["spec"], "cronjob");
+    assert_eq!(c["args"], json!(["once"]));
+}
+
+#[test]
+fn the_promote_job_takes_its_parameters_from_a_config_map() {
+    let objects = render("promote");
+    let job = of_kind(&objects, "Job");
+    let c = secure_pod(&job["spec"]["template"]["spec"], "promote");
+    assert_eq!(c["args"][0], "promote");
+    assert!(c["args"].as_array().unwrap().contains(&json!("$(REASON)")));
+    let request = objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("tagpromoter-promote-request"))
+        })
+        .unwrap();
+    for key in ["PROMOTION", "ENVIRONMENT", "TAG", "REASON", "ACTOR"] {
+        assert!(request["data"][key].is_string(), "{key}");
+    }
+}
+
+#[test]
+fn the_sidecar_shares_nothing_with_the_pod_it_joins() {
+    let objects = render("sidecar-example");
+    let deployment = of_kind(&objects, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = secure_pod(pod, "sidecar");
+    assert_eq!(c["args"][0], "run");
+    let controller = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "controller")
+        .unwrap();
+    assert!(
+        controller["volumeMounts"].is_null(),
+        "the controller gets none of our volumes"
+    );
+}
+
+#[test]
+fn the_example_rules_in_deploy_are_valid() {
+    let out = assert_cmd::Command::cargo_bin("tagpromoter")
+        .unwrap()
+        .args(["check", "--rules"])
+        .arg(deploy().join("base/rules"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
