@@ -5,9 +5,27 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// Exit codes and environment variables, for `--help`.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  done (once: also when nothing changed; status always)
+  1  failed: a bump, a registry, the repository, or a forge (the message says which)
+  2  invalid rules or input, or a promote refused as asked (the message says why)
+
+Environment:
+  TAGPROMOTER_RULES             --rules
+  TAGPROMOTER_CACHE_DIR         --cache-dir
+  TAGPROMOTER_REGISTRY_TIMEOUT  --registry-timeout
+  TAGPROMOTER_LOG_FORMAT        --log-format
+  TAGPROMOTER_QUIET             --quiet
+  TAGPROMOTER_LOG               a full log filter (e.g. tagpromoter=debug)
+  TAGPROMOTER_LISTEN            run --listen
+  TAGPROMOTER_EXTERNAL_URL      run --external-url
+  TAGPROMOTER_ACTOR             promote/release --actor";
+
 /// tagpromoter: promote image tags through GitOps environments, editing only the tag's bytes.
 #[derive(Debug, Parser)]
-#[command(name = "tagpromoter", version, about, long_about = None)]
+#[command(name = "tagpromoter", version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Directory of rules (*.yaml: one Settings, any number of Promotions).
     #[arg(
@@ -114,6 +132,12 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Per promotion and environment: current tag, best eligible tag, state. Exit 0.
     Status(OutputArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell), e.g.
+    /// `tagpromoter completions bash > /etc/bash_completion.d/tagpromoter`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Arguments of `run`.

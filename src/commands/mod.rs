@@ -36,6 +36,11 @@ pub fn run(cli: &Cli) -> ExitCode {
         Command::Run(args) => run::run(cli, args),
         Command::Promote(args) => manual::promote(cli, args),
         Command::Release(args) => manual::release(cli, args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "tagpromoter", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -289,3 +289,45 @@ fn a_password_in_the_git_url_is_refused_without_being_repeated() {
     );
     assert!(!text.contains("hunter2"));
 }
+
+/// `--help` lists the exit codes and every environment variable the flags read.
+#[test]
+fn help_lists_exit_codes_and_every_environment_variable() {
+    let out = tagpromoter().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Exit codes:\n  0  done"), "{help}");
+    let cli = std::fs::read_to_string(root().join("src/cli.rs")).unwrap();
+    let vars: Vec<&str> = cli
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(vars.len() >= 8, "{vars:?}");
+    for var in vars {
+        assert!(help.contains(var), "{var} is missing from --help:\n{help}");
+    }
+}
+
+/// Completions for bash (syntax-checked by bash itself), zsh and fish name the commands.
+#[test]
+fn shell_completions_name_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = tagpromoter().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in ["promote", "release", "status", "plan"] {
+            assert!(script.contains(command), "{shell}: {command}");
+        }
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("tagpromoter.bash");
+            std::fs::write(&file, script.as_bytes()).unwrap();
+            let status = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .status()
+                .unwrap();
+            assert!(status.success(), "bash -n rejects the completion script");
+        }
+    }
+}
