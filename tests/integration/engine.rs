@@ -854,3 +854,45 @@ async fn a_local_path_is_a_gitops_repository() {
         kustomization(&image, "1.1.0")
     );
 }
+
+/// The README's first command: `examples/demo.sh` walks a tag dev -> staging -> prod on a
+/// registry and a GitOps repository of its own, shows the commits and `status`, and leaves
+/// nothing running.
+#[test]
+fn the_demo_walks_a_tag_to_prod_and_cleans_up() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join("examples/demo.sh"))
+        .env(
+            "TAGPROMOTER_BIN",
+            assert_cmd::cargo::cargo_bin("tagpromoter"),
+        )
+        .env_remove("TAGPROMOTER_RULES")
+        .env_remove("TAGPROMOTER_CACHE_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "promote(dev): app 1.0.0 -> 1.2.0",
+        "promote(staging): app 1.0.0 -> 1.2.0",
+        "promote(prod): app 1.0.0 -> 1.2.0",
+    ] {
+        assert!(stdout.contains(line), "{line} missing:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("app        prod     1.2.0    1.2.0  up-to-date"),
+        "{stdout}"
+    );
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("tagpromoter-demo"))
+        .collect();
+    assert!(left.is_empty(), "the demo left processes running: {left:?}");
+}
