@@ -74,7 +74,7 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitCode {
         hold_for: args.hold_for,
         actor: actor(args.actor.as_deref()),
     };
-    with_engine(cli, |engine| async move {
+    with_engine(cli, false, |engine| async move {
         finish(engine.promote(&request, Timestamp::now()).await)
     })
 }
@@ -82,7 +82,7 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitCode {
 /// `tagpromoter release NAME --env ENV`.
 pub fn release(cli: &Cli, args: &ReleaseArgs) -> ExitCode {
     let who = actor(args.actor.as_deref());
-    with_engine(cli, |engine| async move {
+    with_engine(cli, false, |engine| async move {
         finish(
             engine
                 .release(

@@ -5,6 +5,7 @@ mod check;
 pub mod diff;
 mod manual;
 mod pass;
+mod progress;
 pub mod render;
 mod run;
 mod tags;
@@ -56,8 +57,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 /// Run `work` on an engine for the rules, on a runtime of its own; the exit code is
-/// `work`'s, or that of a failure to start.
-fn with_engine<F, Fut>(cli: &Cli, work: F) -> ExitCode
+/// `work`'s, or that of a failure to start. With `progress`, people at a terminal see the
+/// registries being listed.
+fn with_engine<F, Fut>(cli: &Cli, progress: bool, work: F) -> ExitCode
 where
     F: FnOnce(Engine) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
@@ -67,7 +69,9 @@ where
         Err(code) => return code,
     };
     rt.block_on(async {
-        match open_engine(cli).await {
+        let progress = progress::start(progress && !cli.quiet);
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        match open_engine_with(cli, metrics, progress).await {
             Ok(engine) => work(engine).await,
             Err(code) => code,
         }
@@ -75,20 +79,18 @@ where
 }
 
 /// Load the rules (exit 2 with every problem when invalid) and open the engine on them
-/// (exit 1 when the cache or the clients cannot be set up).
-async fn open_engine(cli: &Cli) -> Result<Engine, ExitCode> {
-    open_engine_with(cli, std::sync::Arc::new(crate::metrics::Metrics::new())).await
-}
-
-/// [`open_engine`], counting into `metrics`.
+/// (exit 1 when the cache or the clients cannot be set up), counting into `metrics` and
+/// telling `progress` how the listing goes.
 async fn open_engine_with(
     cli: &Cli,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    progress: Option<tokio::sync::watch::Sender<crate::engine::Progress>>,
 ) -> Result<Engine, ExitCode> {
     let rules = rules::load_dir(&cli.rules).map_err(|diags| report_invalid(cli, &diags))?;
     let options = Options {
         registry_deadline: std::time::Duration::try_from(cli.registry_timeout)
             .unwrap_or(Options::default().registry_deadline),
+        progress,
     };
     Engine::open_with_metrics(rules, &cli.cache_dir(), options, metrics)
         .await

@@ -53,7 +53,8 @@ pub fn planned_diff(engine: &Engine, plan: &Plan) -> String {
 
 /// `tagpromoter plan`.
 pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
-    with_engine(cli, |engine| async move {
+    let progress = args.output == OutputFormat::Text;
+    with_engine(cli, progress, |engine| async move {
         let (report, plan) = engine.preview(Timestamp::now()).await;
         let diff = plan
             .as_ref()
@@ -75,7 +76,7 @@ pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
 
 /// `tagpromoter status`.
 pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
-    with_engine(cli, |engine| async move {
+    with_engine(cli, false, |engine| async move {
         let (report, _) = engine.preview(Timestamp::now()).await;
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", render::json(&report, None))),
@@ -87,7 +88,8 @@ pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
 
 /// `tagpromoter once`: a pass, then its alerts delivered (up to 30 s) before exiting.
 pub fn once(cli: &Cli, args: &OutputArgs) -> ExitCode {
-    with_engine(cli, |engine| async move {
+    let progress = args.output == OutputFormat::Text;
+    with_engine(cli, progress, |engine| async move {
         let report = engine.pass(Timestamp::now()).await;
         let settings = &engine.rules().settings;
         match Alerting::start(settings, &cli.cache_dir(), Arc::new(Metrics::new())) {

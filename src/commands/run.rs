@@ -61,7 +61,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
     };
     rt.block_on(async {
         let metrics = Arc::new(Metrics::new());
-        let mut engine = match open_engine_with(cli, Arc::clone(&metrics)).await {
+        let mut engine = match open_engine_with(cli, Arc::clone(&metrics), None).await {
             Ok(e) => e,
             Err(code) => return code,
         };

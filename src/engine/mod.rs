@@ -39,12 +39,24 @@ use crate::rules::Rules;
 pub struct Options {
     /// The longest the pass waits for registries; images not listed by then fail alone.
     pub registry_deadline: Duration,
+    /// Where to tell how far the listing got (for a progress display), if anywhere.
+    pub progress: Option<tokio::sync::watch::Sender<Progress>>,
+}
+
+/// How far a pass's observation got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Images listed (or failed) so far.
+    pub listed: usize,
+    /// Images to list.
+    pub images: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             registry_deadline: Duration::from_secs(60),
+            progress: None,
         }
     }
 }
@@ -140,14 +152,8 @@ impl Engine {
     }
 
     async fn plan_for(&self, rules: &Rules, now: Timestamp) -> Result<Plan, GitError> {
-        let mut observed = observe::observe(
-            rules,
-            &self.registry,
-            &self.repo,
-            self.options.registry_deadline,
-            now,
-        )
-        .await?;
+        let mut observed =
+            observe::observe(rules, &self.registry, &self.repo, &self.options, now).await?;
         let mut decisions = decide::decide(rules, &observed, now);
         // The tags about to be written: their facts (digest, creation time) are worth one
         // request each; then decide again with them.

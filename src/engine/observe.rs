@@ -90,12 +90,23 @@ pub async fn observe(
     rules: &Rules,
     registry: &Arc<Registry>,
     repo: &Repo,
-    deadline: Duration,
+    options: &super::Options,
     now: Timestamp,
 ) -> Result<Observed, GitError> {
+    let deadline = options.registry_deadline;
     registry.new_pass().await;
     let until = Instant::now() + deadline;
     let images: BTreeSet<Repository> = rules.promotions.iter().map(|p| p.image.clone()).collect();
+    let total = images.len();
+    let report = |listed| {
+        if let Some(p) = &options.progress {
+            let _ = p.send(super::Progress {
+                listed,
+                images: total,
+            });
+        }
+    };
+    report(0);
     let mut listings = JoinSet::new();
     for image in images {
         let registry = Arc::clone(registry);
@@ -138,6 +149,7 @@ pub async fn observe(
             Err(e) => tracing::warn!(image = %image, error = %e, "cannot list tags"),
         }
         observed.images.insert(image, result);
+        report(observed.images.len());
     }
     while let Some(joined) = inspections.join_next().await {
         let Ok((image, tag, result)) = joined else {

@@ -208,6 +208,7 @@ spec:
             self.cache.path(),
             Options {
                 registry_deadline: Duration::from_secs(3),
+                progress: None,
             },
         )
         .await
@@ -895,4 +896,36 @@ fn the_demo_walks_a_tag_to_prod_and_cleans_up() {
         .filter(|c| c.contains("tagpromoter-demo"))
         .collect();
     assert!(left.is_empty(), "the demo left processes running: {left:?}");
+}
+
+/// At a terminal, `plan` shows a progress line while registries are listed and clears it;
+/// with output to a pipe, or as JSON, there is none.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_shows_progress_only_at_a_terminal() {
+    let fleet = Fleet::start().await;
+    let bin = assert_cmd::cargo::cargo_bin("tagpromoter");
+    let command = format!(
+        "{} --rules {} --cache-dir {} --registry-timeout 2s plan",
+        bin.display(),
+        fleet.rules.path().display(),
+        fleet.cache.path().display()
+    );
+    // `script` gives the command a terminal and copies what it wrote.
+    let out = std::process::Command::new(crate::support::require("script"))
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("listing registries: 0/4 images"), "{seen}");
+    assert!(seen.contains("\r\x1b[2K"), "the line is cleared: {seen:?}");
+    assert!(seen.contains("podinfo/dev: promote"), "{seen}");
+    for args in [vec!["plan"], vec!["plan", "--output", "json"]] {
+        let out = tagpromoter(&fleet, &args);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("listing registries"), "{args:?}: {all}");
+    }
 }
