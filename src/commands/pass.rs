@@ -14,7 +14,7 @@ use super::{EXIT_FAILED, diff, render, with_engine};
 use crate::alert::Alerting;
 use crate::cli::{Cli, OutputArgs, OutputFormat};
 use crate::engine::apply::bump_of;
-use crate::engine::{Engine, PassReport, Plan};
+use crate::engine::{Engine, Observed, PassReport};
 use crate::manifest;
 use crate::metrics::Metrics;
 
@@ -22,18 +22,18 @@ fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-/// The diff of every file the plan would change, bumps applied in order (several
-/// environments may share a file).
-pub fn planned_diff(engine: &Engine, plan: &Plan) -> String {
+/// The diff of every file the report's decisions would change, bumps applied in order
+/// (several environments may share a file), on the files as observed.
+pub fn planned_diff(engine: &Engine, report: &PassReport, observed: &Observed) -> String {
     let mut texts: BTreeMap<std::path::PathBuf, (String, String)> = BTreeMap::new();
-    for d in &plan.decisions {
+    for d in report.environments.iter().map(|e| &e.decision) {
         if d.write != crate::rules::WriteMode::Push {
             continue;
         }
         let Some(edit) = bump_of(engine.rules(), d).and_then(|b| b.edit) else {
             continue;
         };
-        let Some(Some(original)) = plan.observed.files.get(&edit.file) else {
+        let Some(Some(original)) = observed.files.get(&edit.file) else {
             continue;
         };
         let entry = texts
@@ -55,10 +55,10 @@ pub fn planned_diff(engine: &Engine, plan: &Plan) -> String {
 pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
     let progress = args.output == OutputFormat::Text;
     with_engine(cli, progress, |engine| async move {
-        let (report, plan) = engine.preview(Timestamp::now()).await;
-        let diff = plan
+        let (report, observed) = engine.preview(Timestamp::now()).await;
+        let diff = observed
             .as_ref()
-            .map(|p| planned_diff(&engine, p))
+            .map(|o| planned_diff(&engine, &report, o))
             .unwrap_or_default();
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", render::json(&report, Some(&diff)))),

@@ -190,17 +190,17 @@ impl Engine {
     }
 
     /// Observe and decide at `now`, and report it as a pass that wrote nothing (`plan`,
-    /// `status`); the plan too, for diffs.
-    pub async fn preview(&self, now: Timestamp) -> (PassReport, Option<Plan>) {
+    /// `status`); what was observed too, for diffs.
+    pub async fn preview(&self, now: Timestamp) -> (PassReport, Option<Observed>) {
         self.run(now, false).await
     }
 
-    async fn run(&self, now: Timestamp, write: bool) -> (PassReport, Option<Plan>) {
+    async fn run(&self, now: Timestamp, write: bool) -> (PassReport, Option<Observed>) {
         let span = tracing::info_span!("pass", at = %now, write);
         tracing::Instrument::instrument(self.run_in_span(now, write), span).await
     }
 
-    async fn run_in_span(&self, now: Timestamp, write: bool) -> (PassReport, Option<Plan>) {
+    async fn run_in_span(&self, now: Timestamp, write: bool) -> (PassReport, Option<Observed>) {
         let started = Instant::now();
         let requests = self.registry.request_count();
         let mut report = PassReport {
@@ -259,12 +259,11 @@ impl Engine {
                 report.pushes = pushes;
                 report.environments = plan
                     .decisions
-                    .iter()
-                    .cloned()
+                    .into_iter()
                     .zip(applied)
                     .map(|(decision, applied)| EnvReport { decision, applied })
                     .collect();
-                Some(plan)
+                Some(plan.observed)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the pass cannot read the GitOps repository");

@@ -16,6 +16,11 @@ use super::select::{Selection, TagPolicy};
 use super::timeline::Timeline;
 use crate::image::{ImageFacts, Tag};
 
+/// The most better-ranked tags a decision lists with what holds each back: the best ones
+/// are what people ask about, and a long tag list would otherwise hold hundreds per
+/// environment.
+pub const MAX_WAITING: usize = 10;
+
 /// The gate settings of one environment.
 #[derive(Debug, Clone, Default)]
 pub struct Gates {
@@ -176,8 +181,8 @@ impl fmt::Display for Blocked {
     }
 }
 
-/// What an environment should do now. `waiting` lists every candidate ranked above the
-/// outcome, best first, with what holds it back.
+/// What an environment should do now. `waiting` lists the candidates ranked above the
+/// outcome (the best [`MAX_WAITING`]), best first, with what holds each back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     /// It runs the best eligible tag.
@@ -251,10 +256,11 @@ impl Gates {
                     best = Some((candidate.tag.clone(), since));
                     break;
                 }
-                Err(block) => waiting.push(Waiting {
+                Err(block) if waiting.len() < MAX_WAITING => waiting.push(Waiting {
                     tag: candidate.tag.clone(),
                     block,
                 }),
+                Err(_) => {}
             }
         }
         let Some((to, since)) = best else {
@@ -633,5 +639,29 @@ mod tests {
             ))),
             Ok(Some(ts("2026-11-21T11:00:00Z")))
         );
+    }
+
+    #[test]
+    fn waiting_lists_the_best_few_blocked_tags() {
+        let policy = semver();
+        let list: Vec<Tag> = (0..30).map(|i| tag(&format!("6.{i}.0"))).collect();
+        let selection = policy.select(&list, &|_| None).unwrap();
+        let facts = HashMap::new();
+        let upstream = Timeline::default();
+        let d = prod().decide(
+            &policy,
+            &selection,
+            &Situation {
+                now: ts("2026-11-21T12:00:00Z"),
+                current: None,
+                hold: None,
+                upstream: Some(&upstream),
+                facts: &facts,
+            },
+        );
+        let waiting = d.waiting();
+        assert_eq!(waiting.len(), MAX_WAITING);
+        assert_eq!(waiting[0].tag.as_str(), "6.29.0");
+        assert_eq!(waiting[9].tag.as_str(), "6.20.0");
     }
 }

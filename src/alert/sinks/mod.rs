@@ -77,6 +77,9 @@ pub fn client() -> Result<reqwest::Client, SinkError> {
 
 /// The sinks the settings name.
 pub fn from_settings(alerts: &Alerts) -> Result<Vec<Box<dyn Sink>>, SinkError> {
+    if alerts.alertmanager.is_none() && alerts.webhooks.is_empty() {
+        return Ok(Vec::new());
+    }
     let http = client()?;
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     if let Some(am) = &alerts.alertmanager {
