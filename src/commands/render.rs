@@ -194,7 +194,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
             message: p.to_string(),
         }),
         (_, Applied::Failed(g)) => Some(ErrorView {
-            class: g.kind.as_str().into(),
+            class: g.class().into(),
             message: g.to_string(),
         }),
         _ => None,
@@ -375,7 +375,7 @@ pub fn once_text(report: &PassReport) -> String {
                 d.promotes_to().map(|t| t.to_string()).unwrap_or_default(),
                 &commit[..commit.len().min(12)]
             ),
-            (_, Applied::Failed(g)) => format!("failed ({}): {g}", g.kind.as_str()),
+            (_, Applied::Failed(g)) => format!("failed ({}): {g}", g.class()),
             (_, Applied::Superseded { found }) => format!(
                 "left alone: someone changed it to {} meanwhile",
                 found.as_deref().unwrap_or("nothing")

@@ -11,6 +11,28 @@ use crate::manifest::Wanted;
 use crate::policy::Decision;
 use crate::rules::{Rules, WriteMode};
 
+/// Why writing a bump failed: the Git remote, or the forge that opens pull requests. Each
+/// keeps its own hint (a refused forge token is not a git.auth problem).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// Committing or pushing.
+    #[error("{0}")]
+    Git(#[from] GitError),
+    /// The forge's API.
+    #[error("{0}")]
+    Forge(#[from] crate::forge::ForgeError),
+}
+
+impl WriteError {
+    /// The class, as alerts and metrics label it (`auth`, `rejected`, `network`, …).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Git(e) => e.kind.as_str(),
+            Self::Forge(e) => e.kind.as_str(),
+        }
+    }
+}
+
 /// What became of one environment's decision when the pass wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
@@ -29,7 +51,7 @@ pub enum Applied {
         found: Option<String>,
     },
     /// The write failed.
-    Failed(GitError),
+    Failed(WriteError),
     /// Not written by this pass, and why.
     Skipped {
         /// Why.
@@ -139,7 +161,7 @@ pub async fn apply(
                     },
                     Outcome::AlreadyInPlace => Applied::AlreadyInPlace,
                     Outcome::Superseded { found } => Applied::Superseded { found },
-                    Outcome::Failed(e) => Applied::Failed(e),
+                    Outcome::Failed(e) => Applied::Failed(e.into()),
                 };
             }
             (applied, report.pushes)
@@ -147,7 +169,7 @@ pub async fn apply(
         Err(e) => {
             tracing::error!(error = %e, "writing the bumps failed");
             for i in index {
-                applied[i] = Applied::Failed(e.clone());
+                applied[i] = Applied::Failed(e.clone().into());
             }
             (applied, 0)
         }

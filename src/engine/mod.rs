@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-pub use apply::Applied;
+pub use apply::{Applied, WriteError};
 pub use decide::{Decided, EnvDecision, Problem};
 pub use observe::{EnvKey, Observed};
 pub use report::{EnvReport, PassReport, State};
@@ -248,7 +248,7 @@ impl Engine {
                             tracing::warn!(class = p.class(), "cannot decide: {p}")
                         }
                         (Ok(decided), Applied::Failed(e)) => {
-                            tracing::warn!(decision = ?decided.decision, class = e.kind.as_str(), "the bump failed: {e}")
+                            tracing::warn!(decision = ?decided.decision, class = e.class(), "the bump failed: {e}")
                         }
                         (Ok(decided), applied) => {
                             tracing::debug!(decision = ?decided.decision, applied = ?applied, "decided")

@@ -10,40 +10,15 @@ use jiff::Timestamp;
 
 use super::apply::{Applied, bump_of};
 use super::decide::EnvDecision;
-use crate::forge::{Forge, ForgeError, ForgeErrorKind, PrState};
+use crate::forge::{Forge, PrState};
 use crate::gitops::message::Record;
-use crate::gitops::{GitError, GitErrorKind, Outcome, Pushed, Repo};
+use crate::gitops::{Outcome, Pushed, Repo};
 use crate::policy::Decision;
 use crate::rules::Rules;
 
 /// The branch an environment's pull requests come from.
 pub fn branch_of(d: &EnvDecision) -> String {
     format!("tagpromoter/{}/{}", d.key.promotion, d.key.environment)
-}
-
-fn forge_failed(e: ForgeError) -> Applied {
-    let kind = match e.kind {
-        ForgeErrorKind::Auth => GitErrorKind::Auth,
-        ForgeErrorKind::NotFound => GitErrorKind::NotFound,
-        ForgeErrorKind::Rejected => GitErrorKind::Rejected,
-        ForgeErrorKind::Network => GitErrorKind::Network,
-    };
-    Applied::Failed(GitError::new(
-        kind,
-        &format!("{}: {}", e.forge, e.step),
-        format!("{} ({})", e.detail, e.kind.hint_text()),
-    ))
-}
-
-impl ForgeErrorKind {
-    fn hint_text(self) -> &'static str {
-        match self {
-            Self::Auth => "check git.forge.tokenFile",
-            Self::NotFound => "check git.forge.apiUrl and project",
-            Self::Rejected => "the forge refused it",
-            Self::Network => "retried on the next pass",
-        }
-    }
 }
 
 /// The pull request's text: what moves, the evidence, and the trailers.
@@ -105,7 +80,7 @@ pub async fn look(forge: &dyn Forge, d: &EnvDecision) -> Applied {
             PrState::Merged => Applied::Nothing,
         },
         Ok(_) => Applied::Nothing,
-        Err(e) => forge_failed(e),
+        Err(e) => Applied::Failed(e.into()),
     }
 }
 
@@ -133,7 +108,7 @@ pub async fn propose(
     let marker = format!("Tagpromoter-To: {}\n", record.to);
     let existing = match forge.find(&branch).await {
         Ok(pr) => pr,
-        Err(e) => return forge_failed(e),
+        Err(e) => return Applied::Failed(e.into()),
     };
     if let Some(pr) = &existing
         && pr.state == PrState::Closed
@@ -146,12 +121,12 @@ pub async fn propose(
     }
     let remote = match repo.remote_head(&branch).await {
         Ok(r) => r,
-        Err(e) => return Applied::Failed(e),
+        Err(e) => return Applied::Failed(e.into()),
     };
     if remote.is_some() {
         let ahead = match repo.commits_ahead(&branch).await {
             Ok(a) => a,
-            Err(e) => return Applied::Failed(e),
+            Err(e) => return Applied::Failed(e.into()),
         };
         let ours = |message: &str| {
             Record::parse(message).is_some_and(|r| {
@@ -181,11 +156,11 @@ pub async fn propose(
     }
     let chain = match repo.commit(tip, std::slice::from_ref(&bump), now).await {
         Ok(c) => c,
-        Err(e) => return Applied::Failed(e),
+        Err(e) => return Applied::Failed(e.into()),
     };
     let head = match (chain.commits.first(), chain.skipped.first()) {
         (Some((_, id)), _) => *id,
-        (None, Some((_, Outcome::Failed(e)))) => return Applied::Failed(e.clone()),
+        (None, Some((_, Outcome::Failed(e)))) => return Applied::Failed(e.clone().into()),
         (None, Some((_, Outcome::Superseded { found }))) => {
             return Applied::Superseded {
                 found: found.clone(),
@@ -200,7 +175,7 @@ pub async fn propose(
                 why: format!("{branch} moved while tagpromoter pushed; tried again next pass"),
             };
         }
-        Ok(Pushed::Rejected(e)) | Err(e) => return Applied::Failed(e),
+        Ok(Pushed::Rejected(e)) | Err(e) => return Applied::Failed(e.into()),
     }
     let pr = match &existing {
         Some(pr) if pr.state == PrState::Open => forge.update(pr.number, &title, &text).await,
@@ -211,6 +186,6 @@ pub async fn propose(
             number: pr.number,
             url: pr.url,
         },
-        Err(e) => forge_failed(e),
+        Err(e) => Applied::Failed(e.into()),
     }
 }

@@ -152,7 +152,7 @@ impl EnvReport {
                 Applied::Landed { .. } | Applied::AlreadyInPlace => {
                     soaking(waiting).unwrap_or(State::UpToDate)
                 }
-                Applied::Failed(e) => failing(e.kind.as_str(), e.to_string()),
+                Applied::Failed(e) => failing(e.class(), e.to_string()),
                 Applied::Declined { number, url } => State::Declined {
                     number: *number,
                     url: url.clone(),

@@ -279,7 +279,7 @@ async fn pull_requests(dialect: Dialect) {
         "a refused token raises PromotionFailed (auth)"
     );
     assert!(
-        matches!(prod(&p).state(p.now), State::Failing { ref class, ref error } if class == "auth" && !error.contains("expired-token")),
+        matches!(prod(&p).state(p.now), State::Failing { ref class, ref error } if class == "auth" && !error.contains("expired-token") && error.contains("check git.forge.tokenFile") && !error.contains("git.auth")),
         "{:?}",
         prod(&p).state(p.now)
     );

@@ -26,7 +26,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
         let d = &e.decision;
         let (class, error) = match (&d.outcome, &e.applied) {
             (Err(Problem::Target(g)), _) => (g.kind.as_str(), g.to_string()),
-            (_, Applied::Failed(g)) => (g.kind.as_str(), g.to_string()),
+            (_, Applied::Failed(g)) => (g.class(), g.to_string()),
             _ => continue,
         };
         let alert = Alert {
