@@ -144,11 +144,7 @@ impl EnvReport {
             })
         };
         match &decided.decision {
-            Decision::Promote {
-                eligible_since,
-                waiting,
-                ..
-            } => match &self.applied {
+            Decision::Promote { waiting, .. } => match &self.applied {
                 Applied::Landed { .. } | Applied::AlreadyInPlace => {
                     soaking(waiting).unwrap_or(State::UpToDate)
                 }
@@ -157,20 +153,16 @@ impl EnvReport {
                     number: *number,
                     url: url.clone(),
                 },
-                Applied::Proposed { number, url } => match eligible_since {
-                    Some(since) if since.checked_add(d.stall_after).is_ok_and(|t| t <= now) => {
-                        State::Stalled { since: *since }
-                    }
-                    _ => State::InReview {
+                Applied::Proposed { number, url } => match self.stalled_since(now) {
+                    Some(since) => State::Stalled { since },
+                    None => State::InReview {
                         number: *number,
                         url: url.clone(),
                     },
                 },
-                _ => match eligible_since {
-                    Some(since) if since.checked_add(d.stall_after).is_ok_and(|t| t <= now) => {
-                        State::Stalled { since: *since }
-                    }
-                    _ => State::Pending,
+                _ => match self.stalled_since(now) {
+                    Some(since) => State::Stalled { since },
+                    None => State::Pending,
                 },
             },
             Decision::UpToDate { waiting, .. } => soaking(waiting).unwrap_or(State::UpToDate),
@@ -187,6 +179,31 @@ impl EnvReport {
                 }),
             },
         }
+    }
+
+    /// Since when the tag to write has been eligible, when it has waited longer than
+    /// `stallAfter` and this pass did not put it in place (a pull request still open, a
+    /// failing push, …). A tag a person declined does not stall; nor do held or frozen
+    /// environments, which are not promoting.
+    pub fn stalled_since(&self, now: Timestamp) -> Option<Timestamp> {
+        let Ok(decided) = &self.decision.outcome else {
+            return None;
+        };
+        let Decision::Promote {
+            eligible_since: Some(since),
+            ..
+        } = &decided.decision
+        else {
+            return None;
+        };
+        if matches!(
+            self.applied,
+            Applied::Landed { .. } | Applied::AlreadyInPlace | Applied::Declined { .. }
+        ) {
+            return None;
+        }
+        let due = since.checked_add(self.decision.stall_after).ok()?;
+        (due <= now).then_some(*since)
     }
 
     /// What the environment runs after this pass (the new tag when a bump landed).

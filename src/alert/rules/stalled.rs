@@ -7,42 +7,23 @@
 use super::Context;
 use crate::alert::{Alert, AlertName};
 use crate::engine::Applied;
-use crate::policy::Decision;
 
 /// The environments whose eligible tag has waited too long.
 pub fn check(cx: &Context<'_>) -> Vec<Alert> {
     let mut out = Vec::new();
     for e in &cx.report.environments {
+        let Some(since) = e.stalled_since(cx.now) else {
+            continue;
+        };
         let d = &e.decision;
-        let Ok(decided) = &d.outcome else { continue };
-        let Decision::Promote {
-            to,
-            eligible_since: Some(since),
-            ..
-        } = &decided.decision
-        else {
-            continue;
-        };
-        if matches!(
-            e.applied,
-            Applied::Landed { .. } | Applied::AlreadyInPlace | Applied::Declined { .. }
-        ) {
-            continue;
-        }
-        let Ok(due) = since.checked_add(d.stall_after) else {
-            continue;
-        };
-        if due > cx.now {
-            continue;
-        }
         out.push(Alert {
             name: AlertName::PromotionStalled,
             promotion: d.key.promotion.clone(),
             environment: d.key.environment.clone(),
             image: d.image.to_string(),
-            since: *since,
+            since,
             from: d.current.clone(),
-            to: Some(to.to_string()),
+            to: d.promotes_to().map(|t| t.to_string()),
             class: None,
             error: match &e.applied {
                 Applied::Proposed { number, url } => {
