@@ -278,6 +278,21 @@ impl AsRef<str> for Tag {
         &self.0
     }
 }
+
+// Tags hash and compare as their text, so maps keyed by Tag can be looked up by &str.
+impl std::borrow::Borrow<str> for Tag {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The creation time of `tag`'s image, when its facts are known.
+pub fn created_of(
+    facts: &std::collections::HashMap<Tag, ImageFacts>,
+    tag: &str,
+) -> Option<jiff::Timestamp> {
+    facts.get(tag).and_then(|f| f.created)
+}
 text_type!(Digest);
 text_type!(Repository);
 

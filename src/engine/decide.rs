@@ -7,7 +7,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::observe::{EnvKey, Observed};
 use crate::gitops::GitError;
-use crate::image::{Digest, Repository, Tag};
+use crate::image::{Digest, Repository, Tag, created_of};
 use crate::policy::{Decision, Rejection, SelectError, Situation};
 use crate::registry::RegistryError;
 use crate::rules::{Rules, WriteMode};
@@ -124,23 +124,10 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                     return Err(Problem::Target(e.clone()));
                 }
                 let policy = p.tag_policy(env);
-                let created = |t: &str| {
-                    Tag::new(t)
-                        .ok()
-                        .and_then(|t| facts.get(&t))
-                        .and_then(|f| f.created)
-                };
+                let created = |t: &str| created_of(facts, t);
                 let selection = policy.select(tags, &created).map_err(Problem::Policy)?;
                 let current_tag = current.as_deref().and_then(|c| Tag::new(c).ok());
-                let upstream = env.from.as_ref().and_then(|from| {
-                    observed
-                        .environments
-                        .get(&EnvKey {
-                            promotion: p.name.clone(),
-                            environment: from.clone(),
-                        })
-                        .map(|s| &s.timeline)
-                });
+                let upstream = observed.upstream(p, env);
                 let decision = p.gates(env).decide(
                     &policy,
                     &selection,

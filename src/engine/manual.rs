@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::{Engine, EnvKey};
 use crate::gitops::message::{Actor, HoldChange, Record};
 use crate::gitops::{Bump, FileEdit, Outcome};
-use crate::image::Tag;
+use crate::image::{Tag, created_of};
 use crate::manifest::Wanted;
 use crate::policy::{Decision, Situation, freeze};
 use crate::rules::Rules;
@@ -84,16 +84,6 @@ fn only(rules: &Rules, promotion: &str, environment: &str) -> Result<Rules, Manu
     })
 }
 
-fn created_in(
-    facts: &std::collections::HashMap<Tag, crate::image::ImageFacts>,
-    tag: &str,
-) -> Option<Timestamp> {
-    Tag::new(tag)
-        .ok()
-        .and_then(|t| facts.get(&t))
-        .and_then(|f| f.created)
-}
-
 impl Engine {
     /// A person's promotion (see the module's doc).
     pub async fn promote(
@@ -146,7 +136,7 @@ impl Engine {
             .cloned()
             .unwrap_or_default();
         let selection = policy
-            .select(tags, &|t: &str| created_in(&facts, t))
+            .select(tags, &|t: &str| created_of(&facts, t))
             .map_err(|e| ManualError::Refused(e.to_string()))?;
         let refuse_unless_forced = |why: String| {
             if req.force {
@@ -203,16 +193,8 @@ impl Engine {
             }
         }
         let facts = &facts;
-        let created = |t: &str| created_in(facts, t);
-        let upstream = env.from.as_ref().and_then(|from| {
-            plan.observed
-                .environments
-                .get(&EnvKey {
-                    promotion: p.name.clone(),
-                    environment: from.clone(),
-                })
-                .map(|s| &s.timeline)
-        });
+        let created = |t: &str| created_of(facts, t);
+        let upstream = plan.observed.upstream(p, env);
         let current_tag = current.as_deref().and_then(|c| Tag::new(c).ok());
         let situation = Situation {
             now,

@@ -80,6 +80,19 @@ pub struct Observed {
     pub files: HashMap<PathBuf, Option<String>>,
 }
 
+impl Observed {
+    /// What the environment `env` takes its tags from (`from`) ran over time.
+    pub fn upstream(&self, p: &Promotion, env: &Environment) -> Option<&Timeline> {
+        let from = env.from.as_ref()?;
+        self.environments
+            .get(&EnvKey {
+                promotion: p.name.clone(),
+                environment: from.clone(),
+            })
+            .map(|s| &s.timeline)
+    }
+}
+
 /// The most candidates inspected per environment when gates need facts.
 const MAX_INSPECTED: usize = 25;
 

@@ -242,12 +242,7 @@ impl Gates {
         selection: &Selection<Tag>,
         s: &Situation<'_>,
     ) -> Decision {
-        let created = |tag: &str| {
-            Tag::new(tag)
-                .ok()
-                .and_then(|t| s.facts.get(&t))
-                .and_then(|f| f.created)
-        };
+        let created = |tag: &str| crate::image::created_of(s.facts, tag);
         let mut waiting = Vec::new();
         let mut best = None;
         for candidate in &selection.candidates {
