@@ -67,14 +67,10 @@ pub fn run(cli: &Cli, args: &TagsArgs) -> ExitCode {
         tokio::time::timeout(deadline, collect(Arc::new(registry), image.clone(), args))
             .await
             .unwrap_or_else(|_| {
-                Err(RegistryError::new(
-                    crate::registry::ErrorKind::Unavailable,
-                    image.split().0,
-                    &format!("listing tags of {image}"),
-                    format!(
-                        "no answer within --registry-timeout ({}s)",
-                        deadline.as_secs()
-                    ),
+                Err(RegistryError::timed_out(
+                    &image,
+                    "listing tags of",
+                    &format!("--registry-timeout ({}s)", deadline.as_secs()),
                 ))
             })
     });

@@ -24,7 +24,7 @@ use crate::gitops::{GitError, GitErrorKind, Repo};
 use crate::image::{ImageFacts, Repository, Tag};
 use crate::manifest;
 use crate::policy::{Hold, Timeline};
-use crate::registry::{ErrorKind, Registry, RegistryError};
+use crate::registry::{Registry, RegistryError};
 use crate::rules::{Environment, Policy, Promotion, Rules};
 
 /// A promotion and one of its environments.
@@ -218,15 +218,8 @@ pub async fn inspect_more(
 }
 
 fn timed_out(image: &Repository, step: &str, deadline: Duration) -> RegistryError {
-    RegistryError::new(
-        ErrorKind::Unavailable,
-        image.split().0,
-        &format!("{step} {image}"),
-        format!(
-            "no answer within the pass's registry deadline of {}s",
-            deadline.as_secs()
-        ),
-    )
+    let limit = format!("the pass's registry deadline of {}s", deadline.as_secs());
+    RegistryError::timed_out(image, step, &limit)
 }
 
 /// What the repository says, read on a blocking thread.

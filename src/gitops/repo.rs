@@ -269,19 +269,28 @@ impl Repo {
     async fn fetch_locked(&self) -> Result<ObjectId, GitError> {
         let step = format!("fetching {} from {}", self.config.branch, self.url());
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
-        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
-        let depth;
-        if self.store.resolve(TIP_REF)?.is_none()
-            && let Some(d) = self.config.depth
-        {
-            depth = format!("--depth={d}");
-            args.push(&depth);
-        }
-        args.extend(["--", &self.config.url, &refspec]);
-        self.git.run(&self.dir, &args, &step).await?;
+        let depth = match (self.store.resolve(TIP_REF)?, self.config.depth) {
+            (None, Some(d)) => Some(format!("--depth={d}")),
+            _ => None,
+        };
+        self.fetch_ref(&refspec, depth.as_deref(), &step).await?;
         self.store.resolve(TIP_REF)?.ok_or_else(|| {
             GitError::new(GitErrorKind::NotFound, &step, "the branch does not exist")
         })
+    }
+
+    /// `git fetch` of one refspec from the remote into the mirror (with one extra option,
+    /// such as a depth), quietly and without tags or FETCH_HEAD.
+    async fn fetch_ref(
+        &self,
+        refspec: &str,
+        option: Option<&str>,
+        step: &str,
+    ) -> Result<(), GitError> {
+        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        args.extend(option);
+        args.extend(["--", &self.config.url, refspec]);
+        self.git.run(&self.dir, &args, step).await.map(|_| ())
     }
 
     /// Fetch the whole history (for history queries that reach a shallow mirror's boundary).
@@ -296,22 +305,7 @@ impl Repo {
             self.url()
         );
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
-        self.git
-            .run(
-                &self.dir,
-                &[
-                    "fetch",
-                    "--quiet",
-                    "--no-tags",
-                    "--no-write-fetch-head",
-                    "--unshallow",
-                    "--",
-                    &self.config.url,
-                    &refspec,
-                ],
-                &step,
-            )
-            .await?;
+        self.fetch_ref(&refspec, Some("--unshallow"), &step).await?;
         Ok(())
     }
 
@@ -486,21 +480,7 @@ impl Repo {
         let step = format!("reading {branch} from {}", self.url());
         let local = format!("refs/tagpromoter/branches/{branch}");
         let refspec = format!("+refs/heads/{branch}:{local}");
-        self.git
-            .run(
-                &self.dir,
-                &[
-                    "fetch",
-                    "--quiet",
-                    "--no-tags",
-                    "--no-write-fetch-head",
-                    "--",
-                    &self.config.url,
-                    &refspec,
-                ],
-                &step,
-            )
-            .await?;
+        self.fetch_ref(&refspec, None, &step).await?;
         let out = self
             .git
             .run(
@@ -654,23 +634,8 @@ impl Repo {
         }
         // The branch moved on after our push: fine when it still contains our commit.
         if let Some(id) = remote {
-            let target = format!("refs/heads/{branch}");
-            let _ = self
-                .git
-                .spawn(
-                    &self.dir,
-                    &[
-                        "fetch",
-                        "--quiet",
-                        "--no-tags",
-                        "--no-write-fetch-head",
-                        "--",
-                        &self.config.url,
-                        &format!("+{target}:{TIP_REF}"),
-                    ],
-                    &step,
-                )
-                .await;
+            let refspec = format!("+refs/heads/{branch}:{TIP_REF}");
+            let _ = self.fetch_ref(&refspec, None, &step).await;
             let (ok, _) = self
                 .git
                 .spawn(

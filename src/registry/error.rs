@@ -74,6 +74,16 @@ impl RegistryError {
         }
     }
 
+    /// `image` did not answer within `limit` (the pass's deadline, `--registry-timeout`).
+    pub fn timed_out(image: &crate::image::Repository, step: &str, limit: &str) -> Self {
+        Self::new(
+            ErrorKind::Unavailable,
+            image.split().0,
+            &format!("{step} {image}"),
+            format!("no answer within {limit}"),
+        )
+    }
+
     /// Whether trying again soon may help.
     pub fn is_transient(&self) -> bool {
         matches!(self.kind, ErrorKind::RateLimited | ErrorKind::Unavailable)
