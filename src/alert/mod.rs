@@ -236,9 +236,4 @@ impl Alerting {
     pub async fn flush(&self, deadline: Duration) -> bool {
         self.dispatcher.flush(deadline).await
     }
-
-    /// The alerts firing now.
-    pub fn active(&self) -> impl Iterator<Item = &Alert> {
-        self.memory.active()
-    }
 }

@@ -278,9 +278,4 @@ impl Engine {
         }
         (report, plan)
     }
-
-    /// Registry requests sent so far.
-    pub fn registry_requests(&self) -> u64 {
-        self.registry.request_count()
-    }
 }

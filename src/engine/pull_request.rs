@@ -53,9 +53,7 @@ fn body(record: &Record, d: &EnvDecision) -> String {
         }
     }
     b.push_str("\nMerging it puts the tag in place; closing it unmerged keeps this tag from being proposed again (a newer one will be).\n\n```\n");
-    let message = record.message();
-    let trailers = message.split_once("\n\n").map_or("", |(_, t)| t);
-    b.push_str(trailers);
+    b.push_str(&record.trailers());
     b.push_str("```\n");
     b
 }
@@ -98,12 +96,7 @@ pub async fn propose(
     };
     let record = bump.record.clone();
     let branch = branch_of(d);
-    let title = record
-        .message()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let title = record.subject();
     let text = body(&record, d);
     let marker = format!("Tagpromoter-To: {}\n", record.to);
     let existing = match forge.find(&branch).await {

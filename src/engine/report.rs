@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::apply::Applied;
-use super::decide::{EnvDecision, Problem};
+use super::decide::EnvDecision;
 use crate::gitops::GitError;
 use crate::policy::{Block, Blocked, Decision, Hold};
 
@@ -236,12 +236,5 @@ impl PassReport {
             .iter()
             .filter(|e| matches!(e.applied, Applied::Landed { .. }))
             .count()
-    }
-}
-
-impl Problem {
-    /// Whether the problem is the registry's (for `RegistryUnavailable`).
-    pub fn is_registry(&self) -> bool {
-        matches!(self, Self::Registry(_))
     }
 }

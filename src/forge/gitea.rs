@@ -4,27 +4,21 @@
 
 use std::path::PathBuf;
 
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    Call, Forge, ForgeError, ForgeSetupError, PrState, PullRequest, client, host_of, read_token,
-    send,
-};
+use super::api::{Api, Scheme};
+use super::{Call, Forge, ForgeSetupError, PrState, PullRequest, owner_and_name};
 
 /// Pages of pull requests looked through for a branch's newest one.
 const MAX_PAGES: usize = 20;
-/// Pull requests per page.
+/// Pull requests per page (Gitea's largest).
 const PAGE: usize = 50;
 
 /// A Gitea (or Forgejo) repository's pull requests.
 pub struct Gitea {
-    http: reqwest::Client,
-    api: String,
-    owner: String,
-    repo: String,
-    token_file: PathBuf,
-    name: String,
+    api: Api,
 }
 
 #[derive(Deserialize)]
@@ -67,48 +61,11 @@ impl From<Pull> for PullRequest {
 impl Gitea {
     /// The repository `project` (`owner/name`) at the API `api`.
     pub fn new(api: &str, project: &str, token_file: PathBuf) -> Result<Self, ForgeSetupError> {
-        let (owner, repo) = project
-            .split_once('/')
-            .ok_or_else(|| ForgeSetupError(format!("project {project:?} is not owner/name")))?;
+        let (owner, repo) = owner_and_name(project)?;
+        let path = format!("/repos/{owner}/{repo}/pulls");
         Ok(Self {
-            http: client()?,
-            api: api.trim_end_matches('/').to_string(),
-            owner: owner.to_string(),
-            repo: repo.to_string(),
-            token_file,
-            name: format!("gitea ({})", host_of(api)),
+            api: Api::new("gitea", api, &path, token_file, Scheme::Token, &[])?,
         })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-        step: &str,
-    ) -> Result<serde_json::Value, ForgeError> {
-        let token = read_token(&self.token_file, &self.name, step)?;
-        let mut auth =
-            reqwest::header::HeaderValue::from_str(&format!("token {token}")).map_err(|_| {
-                ForgeError {
-                    kind: super::ForgeErrorKind::Auth,
-                    forge: self.name.clone(),
-                    step: step.to_string(),
-                    detail: "the token holds characters a header cannot".into(),
-                }
-            })?;
-        auth.set_sensitive(true);
-        let req = self
-            .http
-            .request(
-                method,
-                format!(
-                    "{}/repos/{}/{}/pulls{path}",
-                    self.api, self.owner, self.repo
-                ),
-            )
-            .header(reqwest::header::AUTHORIZATION, auth);
-        send(req, body, &self.name, step).await
     }
 }
 
@@ -118,10 +75,10 @@ impl Forge for Gitea {
             let step = format!("finding the pull request from {branch}");
             for page in 1..=MAX_PAGES {
                 let query = format!("?state=all&sort=newest&page={page}&limit={PAGE}");
-                let list = self.call(reqwest::Method::GET, &query, None, &step).await?;
+                let list = self.api.call(Method::GET, &query, None, &step).await?;
                 let items = list.as_array().cloned().unwrap_or_default();
                 for item in &items {
-                    let pull = super::parse::<Pull>(item.clone(), &self.name, &step)?;
+                    let pull: Pull = self.api.parse(item.clone(), &step)?;
                     if pull.head.branch == branch {
                         return Ok(Some(pull.into()));
                     }
@@ -143,30 +100,21 @@ impl Forge for Gitea {
     ) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("opening a pull request from {branch}");
-            let made = self
-                .call(
-                    reqwest::Method::POST,
-                    "",
-                    Some(json!({ "head": branch, "base": base, "title": title, "body": body })),
-                    &step,
-                )
-                .await?;
-            super::parse::<Pull>(made, &self.name, &step).map(Into::into)
+            let fields = json!({ "head": branch, "base": base, "title": title, "body": body });
+            let made = self.api.call(Method::POST, "", Some(fields), &step).await?;
+            self.api.parse::<Pull>(made, &step).map(Into::into)
         })
     }
 
     fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("updating pull request #{number}");
+            let fields = json!({ "title": title, "body": body });
             let made = self
-                .call(
-                    reqwest::Method::PATCH,
-                    &format!("/{number}"),
-                    Some(json!({ "title": title, "body": body })),
-                    &step,
-                )
+                .api
+                .call(Method::PATCH, &format!("/{number}"), Some(fields), &step)
                 .await?;
-            super::parse::<Pull>(made, &self.name, &step).map(Into::into)
+            self.api.parse::<Pull>(made, &step).map(Into::into)
         })
     }
 }

@@ -5,22 +5,17 @@
 
 use std::path::PathBuf;
 
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    Call, Forge, ForgeError, ForgeSetupError, PrState, PullRequest, client, host_of, read_token,
-    send,
-};
+use super::api::{Api, Scheme};
+use super::{Call, Forge, ForgeSetupError, PrState, PullRequest, owner_and_name};
 
 /// A GitHub repository's pull requests.
 pub struct GitHub {
-    http: reqwest::Client,
-    api: String,
+    api: Api,
     owner: String,
-    repo: String,
-    token_file: PathBuf,
-    name: String,
 }
 
 #[derive(Deserialize)]
@@ -56,43 +51,23 @@ impl From<Pull> for PullRequest {
 impl GitHub {
     /// The repository `project` (`owner/name`) at the API `api` (`https://api.github.com`).
     pub fn new(api: &str, project: &str, token_file: PathBuf) -> Result<Self, ForgeSetupError> {
-        let (owner, repo) = project
-            .split_once('/')
-            .ok_or_else(|| ForgeSetupError(format!("project {project:?} is not owner/name")))?;
+        let (owner, repo) = owner_and_name(project)?;
+        let headers = &[
+            ("Accept", "application/vnd.github+json"),
+            ("X-GitHub-Api-Version", "2022-11-28"),
+        ];
         Ok(Self {
-            http: client()?,
-            api: api.trim_end_matches('/').to_string(),
+            api: Api::new(
+                "github",
+                api,
+                &format!("/repos/{owner}/{repo}/pulls"),
+                token_file,
+                Scheme::Bearer,
+                headers,
+            )?,
             owner: owner.to_string(),
-            repo: repo.to_string(),
-            token_file,
-            name: format!("github ({})", host_of(api)),
         })
     }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-        step: &str,
-    ) -> Result<serde_json::Value, ForgeError> {
-        let token = read_token(&self.token_file, &self.name, step)?;
-        let req = self
-            .http
-            .request(method, format!("{}{path}", self.api))
-            .bearer_auth(token)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", "2022-11-28");
-        send(req, body, &self.name, step).await
-    }
-
-    fn pulls(&self) -> String {
-        format!("/repos/{}/{}/pulls", self.owner, self.repo)
-    }
-}
-
-fn parse(value: serde_json::Value, forge: &str, step: &str) -> Result<PullRequest, ForgeError> {
-    super::parse::<Pull>(value, forge, step).map(PullRequest::from)
 }
 
 impl Forge for GitHub {
@@ -100,16 +75,12 @@ impl Forge for GitHub {
         Box::pin(async move {
             let step = format!("finding the pull request from {branch}");
             // Newest first: the first one is the one that counts.
-            let path = format!(
-                "{}?state=all&head={}:{branch}&sort=created&direction=desc&per_page=10",
-                self.pulls(),
+            let query = format!(
+                "?state=all&head={}:{branch}&sort=created&direction=desc&per_page=10",
                 self.owner
             );
-            let list = self.call(reqwest::Method::GET, &path, None, &step).await?;
-            match list.as_array().and_then(|a| a.first()) {
-                None => Ok(None),
-                Some(first) => parse(first.clone(), &self.name, &step).map(Some),
-            }
+            let list = self.api.call(Method::GET, &query, None, &step).await?;
+            Ok(self.api.first::<Pull>(list, &step)?.map(Into::into))
         })
     }
 
@@ -122,30 +93,21 @@ impl Forge for GitHub {
     ) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("opening a pull request from {branch}");
-            let made = self
-                .call(
-                    reqwest::Method::POST,
-                    &self.pulls(),
-                    Some(json!({ "title": title, "head": branch, "base": base, "body": body })),
-                    &step,
-                )
-                .await?;
-            parse(made, &self.name, &step)
+            let fields = json!({ "title": title, "head": branch, "base": base, "body": body });
+            let made = self.api.call(Method::POST, "", Some(fields), &step).await?;
+            self.api.parse::<Pull>(made, &step).map(Into::into)
         })
     }
 
     fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("updating pull request #{number}");
+            let fields = json!({ "title": title, "body": body });
             let made = self
-                .call(
-                    reqwest::Method::PATCH,
-                    &format!("{}/{number}", self.pulls()),
-                    Some(json!({ "title": title, "body": body })),
-                    &step,
-                )
+                .api
+                .call(Method::PATCH, &format!("/{number}"), Some(fields), &step)
                 .await?;
-            parse(made, &self.name, &step)
+            self.api.parse::<Pull>(made, &step).map(Into::into)
         })
     }
 }

@@ -4,21 +4,16 @@
 
 use std::path::PathBuf;
 
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    Call, Forge, ForgeError, ForgeSetupError, PrState, PullRequest, client, host_of, read_token,
-    send,
-};
+use super::api::{Api, Scheme};
+use super::{Call, Forge, ForgeSetupError, PrState, PullRequest};
 
 /// A GitLab project's merge requests.
 pub struct GitLab {
-    http: reqwest::Client,
-    api: String,
-    project: String,
-    token_file: PathBuf,
-    name: String,
+    api: Api,
 }
 
 #[derive(Deserialize)]
@@ -70,41 +65,10 @@ impl GitLab {
                 "project {project:?} is not group/name"
             )));
         }
+        let path = format!("/projects/{}/merge_requests", encode_path(project));
         Ok(Self {
-            http: client()?,
-            api: api.trim_end_matches('/').to_string(),
-            project: encode_path(project),
-            token_file,
-            name: format!("gitlab ({})", host_of(api)),
+            api: Api::new("gitlab", api, &path, token_file, Scheme::PrivateToken, &[])?,
         })
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-        step: &str,
-    ) -> Result<serde_json::Value, ForgeError> {
-        let token = read_token(&self.token_file, &self.name, step)?;
-        let mut token = reqwest::header::HeaderValue::from_str(&token).map_err(|_| ForgeError {
-            kind: super::ForgeErrorKind::Auth,
-            forge: self.name.clone(),
-            step: step.to_string(),
-            detail: "the token holds characters a header cannot".into(),
-        })?;
-        token.set_sensitive(true);
-        let req = self
-            .http
-            .request(
-                method,
-                format!(
-                    "{}/projects/{}/merge_requests{path}",
-                    self.api, self.project
-                ),
-            )
-            .header("PRIVATE-TOKEN", token);
-        send(req, body, &self.name, step).await
     }
 }
 
@@ -116,12 +80,8 @@ impl Forge for GitLab {
                 "?source_branch={}&state=all&order_by=created_at&sort=desc&per_page=10",
                 encode_path(branch)
             );
-            let list = self.call(reqwest::Method::GET, &query, None, &step).await?;
-            match list.as_array().and_then(|a| a.first()) {
-                None => Ok(None),
-                Some(first) => super::parse::<MergeRequest>(first.clone(), &self.name, &step)
-                    .map(|m| Some(m.into())),
-            }
+            let list = self.api.call(Method::GET, &query, None, &step).await?;
+            Ok(self.api.first::<MergeRequest>(list, &step)?.map(Into::into))
         })
     }
 
@@ -134,35 +94,26 @@ impl Forge for GitLab {
     ) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("opening a merge request from {branch}");
-            let made = self
-                .call(
-                    reqwest::Method::POST,
-                    "",
-                    Some(json!({
-                        "source_branch": branch,
-                        "target_branch": base,
-                        "title": title,
-                        "description": body,
-                    })),
-                    &step,
-                )
-                .await?;
-            super::parse::<MergeRequest>(made, &self.name, &step).map(Into::into)
+            let fields = json!({
+                "source_branch": branch,
+                "target_branch": base,
+                "title": title,
+                "description": body,
+            });
+            let made = self.api.call(Method::POST, "", Some(fields), &step).await?;
+            self.api.parse::<MergeRequest>(made, &step).map(Into::into)
         })
     }
 
     fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("updating merge request !{number}");
+            let fields = json!({ "title": title, "description": body });
             let made = self
-                .call(
-                    reqwest::Method::PUT,
-                    &format!("/{number}"),
-                    Some(json!({ "title": title, "description": body })),
-                    &step,
-                )
+                .api
+                .call(Method::PUT, &format!("/{number}"), Some(fields), &step)
                 .await?;
-            super::parse::<MergeRequest>(made, &self.name, &step).map(Into::into)
+            self.api.parse::<MergeRequest>(made, &step).map(Into::into)
         })
     }
 }

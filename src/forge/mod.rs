@@ -5,14 +5,13 @@
 //!
 //! It must not decide or touch Git: the engine pushes the branch, then asks the forge.
 
+mod api;
 mod gitea;
 mod github;
 mod gitlab;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::time::Duration;
 
 pub use gitea::Gitea;
 pub use github::GitHub;
@@ -81,7 +80,8 @@ impl ForgeErrorKind {
         }
     }
 
-    fn hint(self) -> &'static str {
+    /// What to check.
+    pub fn hint(self) -> &'static str {
         match self {
             Self::Auth => "check git.forge.tokenFile and that the token may open pull requests",
             Self::NotFound => "check git.forge.apiUrl and git.forge.project",
@@ -122,6 +122,13 @@ pub trait Forge: Send + Sync {
     ) -> Call<'a, PullRequest>;
     /// Change an open one's title and body.
     fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest>;
+}
+
+/// `(owner, name)` of a project that must be `owner/name`.
+fn owner_and_name(project: &str) -> Result<(&str, &str), ForgeSetupError> {
+    project
+        .split_once('/')
+        .ok_or_else(|| ForgeSetupError(format!("project {project:?} is not owner/name")))
 }
 
 /// Why a forge client cannot be made from the settings.
@@ -169,115 +176,6 @@ pub fn project_of(url: &str) -> Option<String> {
     };
     let path = path.trim_matches('/').trim_end_matches(".git");
     (!path.is_empty() && path.contains('/')).then(|| path.to_string())
-}
-
-/// The HTTP client forges share: bounded time, no redirects (a token must not follow one).
-fn client() -> Result<reqwest::Client, ForgeSetupError> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("tagpromoter/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ForgeSetupError(format!("cannot build the HTTP client: {e}")))
-}
-
-/// The host of an API URL, for messages.
-fn host_of(api: &str) -> String {
-    reqwest::Url::parse(api)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .unwrap_or_default()
-}
-
-/// Send `req` (with a JSON `body`), classify the answer, and return its JSON. The forge's
-/// own `message` is kept for people; the request (and its token) never is.
-async fn send(
-    mut req: reqwest::RequestBuilder,
-    body: Option<serde_json::Value>,
-    forge: &str,
-    step: &str,
-) -> Result<serde_json::Value, ForgeError> {
-    let fail = |kind, detail: String| ForgeError {
-        kind,
-        forge: forge.to_string(),
-        step: step.to_string(),
-        detail,
-    };
-    if let Some(b) = body {
-        req = req
-            .header("Content-Type", "application/json")
-            .body(serde_json::to_vec(&b).unwrap_or_default());
-    }
-    let resp = req.send().await.map_err(|e| {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else {
-            "cannot connect"
-        };
-        fail(ForgeErrorKind::Network, what.into())
-    })?;
-    let status = resp.status();
-    let limited = resp
-        .headers()
-        .get("x-ratelimit-remaining")
-        .is_some_and(|v| v == "0");
-    let text = resp.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| match &v["message"] {
-            serde_json::Value::String(m) => Some(m.clone()),
-            serde_json::Value::Null => None,
-            other => Some(other.to_string()),
-        })
-        .unwrap_or_default();
-    let detail = format!("{status} {message}").trim().to_string();
-    match status.as_u16() {
-        200..=299 => serde_json::from_str(&text)
-            .map_err(|_| fail(ForgeErrorKind::Network, "the answer is not JSON".into())),
-        429 => Err(fail(
-            ForgeErrorKind::Network,
-            format!("rate limited: {detail}"),
-        )),
-        403 if limited => Err(fail(
-            ForgeErrorKind::Network,
-            format!("rate limited: {detail}"),
-        )),
-        401 | 403 => Err(fail(ForgeErrorKind::Auth, detail)),
-        404 => Err(fail(ForgeErrorKind::NotFound, detail)),
-        409 | 422 => Err(fail(ForgeErrorKind::Rejected, detail)),
-        _ => Err(fail(ForgeErrorKind::Network, detail)),
-    }
-}
-
-/// Read one JSON answer as `T`.
-fn parse<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-    forge: &str,
-    step: &str,
-) -> Result<T, ForgeError> {
-    serde_json::from_value(value).map_err(|_| ForgeError {
-        kind: ForgeErrorKind::Network,
-        forge: forge.to_string(),
-        step: step.to_string(),
-        detail: "the answer is not the pull request the API promises".into(),
-    })
-}
-
-/// Read a token file at each use (rotated tokens apply at once).
-fn read_token(file: &PathBuf, forge: &str, step: &str) -> Result<String, ForgeError> {
-    std::fs::read_to_string(file)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| ForgeError {
-            kind: ForgeErrorKind::Auth,
-            forge: forge.to_string(),
-            step: step.to_string(),
-            detail: format!("cannot read the token file {}: {e}", file.display()),
-        })
 }
 
 #[cfg(test)]

@@ -69,11 +69,22 @@ fn one_line(s: &str) -> String {
 impl Record {
     /// The full commit message.
     pub fn message(&self) -> String {
+        format!("{}\n\n{}", self.subject(), self.trailers())
+    }
+
+    /// The subject: `promote(<env>): <promotion> <from> -> <to>`.
+    pub fn subject(&self) -> String {
         let from = self.from.as_ref().map_or("(none)", Tag::as_str);
-        let mut m = format!(
-            "promote({}): {} {from} -> {}\n\n",
+        format!(
+            "promote({}): {} {from} -> {}",
             self.environment, self.promotion, self.to
-        );
+        )
+    }
+
+    /// The `Tagpromoter-*` trailers, a line each.
+    pub fn trailers(&self) -> String {
+        let from = self.from.as_ref().map_or("(none)", Tag::as_str);
+        let mut m = String::new();
         let mut trailer = |k: &str, v: &str| {
             m.push_str(&format!("{PREFIX}{k}: {}\n", one_line(v)));
         };
