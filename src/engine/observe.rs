@@ -276,13 +276,10 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
     let paths = rules.target_files();
     let changes = history.file_changes(store, &paths)?;
     let batch = store.batch();
-    let mut files = HashMap::new();
+    // Each target file read once at the tip; every environment on it reads from here.
+    let mut texts: HashMap<PathBuf, Result<String, GitError>> = HashMap::new();
     for path in &paths {
-        let text = match batch.read(tip, path) {
-            Ok(Some(f)) => String::from_utf8(f.content).ok(),
-            _ => None,
-        };
-        files.insert(path.clone(), text);
+        texts.insert(path.clone(), text_at(&batch, tip, path));
     }
     let mut blobs: HashMap<ObjectId, Option<String>> = HashMap::new();
     let mut envs = HashMap::new();
@@ -291,7 +288,14 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
             let key = EnvKey::of(p, env);
             let file = env.target.file();
             let target = p.manifest_target(env);
-            let current = current_value(&batch, tip, file, &target);
+            let step = || format!("reading {}", file.display());
+            let current = match texts.get(file) {
+                Some(Ok(text)) => manifest::read(text, &target)
+                    .map(|c| c.tag)
+                    .map_err(|e| GitError::new(GitErrorKind::Target, &step(), e.to_string())),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(GitError::new(GitErrorKind::Local, &step(), "not read")),
+            };
             // The target's value at each commit that changed its file, oldest first.
             let mut values: Vec<(usize, Option<String>)> = Vec::new();
             for change in changes.get(file).into_iter().flatten() {
@@ -355,6 +359,7 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
             );
         }
     }
+    let files = texts.into_iter().map(|(p, t)| (p, t.ok())).collect();
     Ok(RepoRead {
         environments: envs,
         files,
@@ -362,27 +367,18 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
     })
 }
 
-fn current_value(
-    store: &Batch,
-    tip: ObjectId,
-    file: &std::path::Path,
-    target: &manifest::Target,
-) -> Result<Option<String>, GitError> {
+/// The text of `file` at `tip`, or why it cannot be a target.
+fn text_at(store: &Batch, tip: ObjectId, file: &std::path::Path) -> Result<String, GitError> {
     let step = format!("reading {}", file.display());
-    let text = match store.read(tip, file)? {
-        None => {
-            return Err(GitError::new(
-                GitErrorKind::Target,
-                &step,
-                "the file does not exist on the branch",
-            ));
-        }
+    match store.read(tip, file)? {
+        None => Err(GitError::new(
+            GitErrorKind::Target,
+            &step,
+            "the file does not exist on the branch",
+        )),
         Some(f) => String::from_utf8(f.content)
-            .map_err(|_| GitError::new(GitErrorKind::Target, &step, "is not UTF-8 text"))?,
-    };
-    manifest::read(&text, target)
-        .map(|c| c.tag)
-        .map_err(|e| GitError::new(GitErrorKind::Target, &step, e.to_string()))
+            .map_err(|_| GitError::new(GitErrorKind::Target, &step, "is not UTF-8 text")),
+    }
 }
 
 /// The tags of `image` whose facts some environment's gates need: for `newestBuild` every
