@@ -791,14 +791,7 @@ async fn the_worker_keeps_going_on_bad_rules_and_stops_cleanly_on_sigterm() {
         )
         .await;
     wait_for("apps/billing/deployment.yaml", "billing:1.2.0");
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::sigterm(&child);
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{log}");

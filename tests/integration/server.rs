@@ -118,14 +118,7 @@ async fn metrics_health_readiness_and_status_during_run() {
         started.elapsed()
     );
 
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::sigterm(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }

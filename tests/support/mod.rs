@@ -75,6 +75,15 @@ impl HungServer {
     }
 }
 
+/// Send SIGTERM to `child` (as Kubernetes does to stop a pod).
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {} failed", child.id());
+}
+
 /// How the test registry authenticates.
 pub enum Auth {
     /// Anonymous.
