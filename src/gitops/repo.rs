@@ -543,6 +543,9 @@ impl Repo {
             // a longer prefix than a refused one is refused too.
             let n = chain.commits.len();
             let mut landed = 0;
+            // Commits another promoter had already pushed, identical (same tip, content,
+            // second): in place, but not landed by us.
+            let mut already = 0;
             let mut refused: Option<(usize, GitError)> = None;
             let mut moved = false;
             let mut probe = n;
@@ -551,10 +554,13 @@ impl Repo {
                 let Some(head) = chain.head_at(probe) else {
                     break;
                 };
-                match self.push(head, &branch).await? {
+                let pushed = self.push(head, &branch).await?;
+                if matches!(pushed, Pushed::AlreadyThere) {
+                    already = probe;
+                }
+                match pushed {
+                    // The common case: everything at once.
                     Pushed::Done | Pushed::AlreadyThere if probe == n && landed == 0 => {
-                        // The common case: everything at once. Another promoter may have
-                        // pushed the very same commits first; either way they are in place.
                         landed = n;
                         break;
                     }
@@ -580,8 +586,12 @@ impl Repo {
                         "recording the pushed tip",
                     )
                     .await?;
-                for (k, id) in &chain.commits[..landed] {
-                    outcomes[pending[*k]] = Some(Outcome::Landed(*id));
+                for (i, (k, id)) in chain.commits[..landed].iter().enumerate() {
+                    outcomes[pending[*k]] = Some(if i < already {
+                        Outcome::AlreadyInPlace
+                    } else {
+                        Outcome::Landed(*id)
+                    });
                 }
             }
             if let Some((hi, e)) = refused
