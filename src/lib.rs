@@ -22,5 +22,6 @@ pub mod policy;
 pub mod registry;
 pub mod rules;
 pub mod server;
+pub mod signing;
 pub mod telemetry;
 pub mod yaml;

@@ -5,7 +5,7 @@
 //! `tagpromoter_environments_stalled`, `tagpromoter_last_success_timestamp_seconds{promotion,environment}`,
 //! `tagpromoter_last_pass_timestamp_seconds`, `tagpromoter_registry_requests_total{host,status}`,
 //! `tagpromoter_registry_request_duration_seconds{host}`, `tagpromoter_git_pushes_total{result}`,
-//! `tagpromoter_alerts_sent_total{sink,result}`.
+//! `tagpromoter_alerts_sent_total{sink,result}`, `tagpromoter_webhooks_total{receiver,result}`.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -47,6 +47,12 @@ struct SinkLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiverLabels {
+    receiver: String,
+    result: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn latency_histogram() -> Histogram {
@@ -67,6 +73,7 @@ pub struct Metrics {
     registry_latency: Family<HostLabels, Histogram, fn() -> Histogram>,
     git_pushes: Family<ResultLabels, Counter>,
     alerts_sent: Family<SinkLabels, Counter>,
+    webhooks: Family<ReceiverLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -93,6 +100,7 @@ impl Metrics {
             );
         let git_pushes = Family::<ResultLabels, Counter>::default();
         let alerts_sent = Family::<SinkLabels, Counter>::default();
+        let webhooks = Family::<ReceiverLabels, Counter>::default();
         registry.register_with_unit(
             "pass_duration",
             "How long a pass took",
@@ -146,6 +154,11 @@ impl Metrics {
             "Alert deliveries, by sink and result",
             alerts_sent.clone(),
         );
+        registry.register(
+            "webhooks",
+            "Incoming webhooks, by receiver and result (accepted, ignored, unauthorized, too-large, malformed, error)",
+            webhooks.clone(),
+        );
         // Series that exist from the start read 0 rather than nothing, so rate() and
         // increase() work from the first scrape.
         for result in ["ok", "failed"] {
@@ -182,6 +195,7 @@ impl Metrics {
             registry_latency,
             git_pushes,
             alerts_sent,
+            webhooks,
         }
     }
 
@@ -255,6 +269,16 @@ impl Metrics {
         self.alerts_sent
             .get_or_create(&SinkLabels {
                 sink: sink.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// A webhook reached `receiver` and ended as `result`.
+    pub fn webhook(&self, receiver: &str, result: &str) {
+        self.webhooks
+            .get_or_create(&ReceiverLabels {
+                receiver: receiver.into(),
                 result: result.into(),
             })
             .inc();

@@ -20,6 +20,9 @@ use crate::metrics::Metrics;
 use crate::rules;
 use crate::server::{self, Shared};
 
+/// How long a webhook's pass waits for the webhooks that come with it.
+const WEBHOOK_GATHER: Duration = Duration::from_secs(1);
+
 /// Up to a tenth of `interval`, different on every call (from the clock's nanoseconds:
 /// spreading workers apart needs no better randomness).
 fn jitter(interval: Duration) -> Duration {
@@ -87,13 +90,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
                 return ExitCode::from(EXIT_FAILED);
             }
         };
-        let shared = Arc::new(Shared::new(Arc::clone(&metrics), interval_of(engine.rules())));
+        let shared = Arc::new(Shared::new(Arc::clone(&metrics), engine.rules()));
+        let mut wakes = shared.wakes();
         let (stop_tx, mut stop) = watch::channel(false);
         let mut server_stop = stop.clone();
         let server = tokio::spawn(server::serve(listener, Arc::clone(&shared), async move {
             let _ = server_stop.wait_for(|s| *s).await;
         }));
-        tracing::info!(listen = %args.listen, "serving /metrics, /healthz, /readyz and /status");
+        tracing::info!(listen = %args.listen, "serving the board at /, /metrics, /healthz, /readyz, /status and /webhooks/<type>");
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down after the pass in flight");
@@ -106,7 +110,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
                     if new.settings.git.url != git.url || new.settings.git.branch != git.branch {
                         tracing::warn!("git.url or git.branch changed; restart to use them (the old repository stays in use)");
                     }
-                    shared.set_interval(interval_of(&new));
+                    shared.set_rules(&new);
                     engine.set_rules(new);
                 }
                 Err(diags) => {
@@ -114,6 +118,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
                     tracing::error!(problems = %problems.join("; "), "the rules are invalid; the last valid rules stay in force");
                 }
             }
+            // Rings until now are answered by this pass; later ones ask for another.
+            wakes.borrow_and_update();
             let report = engine.pass(Timestamp::now()).await;
             for line in render::once_text(&report).lines() {
                 tracing::info!("{line}");
@@ -127,6 +133,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             let wait = interval + jitter(interval);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {},
+                _ = wakes.changed() => {
+                    // Gather what else arrives with it (a multi-arch push rings for every
+                    // manifest), then pass once.
+                    tokio::select! {
+                        _ = tokio::time::sleep(WEBHOOK_GATHER) => {},
+                        _ = stop.changed() => break,
+                    }
+                }
                 _ = stop.changed() => break,
             }
         }

@@ -25,7 +25,7 @@ use jiff::Timestamp;
 
 pub use apply::{Applied, WriteError};
 pub use decide::{Decided, EnvDecision, Problem};
-pub use observe::{EnvKey, Observed};
+pub use observe::{EnvCommit, EnvKey, Observed};
 pub use report::{EnvReport, PassReport, State};
 
 use crate::gitops::{GitError, Repo, RepoConfig};

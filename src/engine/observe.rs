@@ -18,7 +18,6 @@ use tokio::time::Instant;
 
 use super::holds::{self, Event};
 use crate::gitops::history::History;
-use crate::gitops::message::Record;
 use crate::gitops::store::{Batch, Store};
 use crate::gitops::{GitError, GitErrorKind, Repo};
 use crate::image::{ImageFacts, Repository, Tag};
@@ -61,8 +60,25 @@ pub struct EnvState {
     pub timeline: Timeline,
     /// A hold, active or expired.
     pub hold: Option<Hold>,
-    /// Our newest commit for it, with its time.
-    pub last_record: Option<(Timestamp, Record)>,
+    /// The newest commits that moved its target or carry our record for it, newest first
+    /// (at most [`RECENT`]).
+    pub recent: Vec<EnvCommit>,
+}
+
+/// How many of an environment's commits the board shows.
+pub const RECENT: usize = 3;
+
+/// A commit that changed an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvCommit {
+    /// Its id (hex).
+    pub id: String,
+    /// Committer time.
+    pub time: Timestamp,
+    /// The author's name.
+    pub author: String,
+    /// The message's first line.
+    pub subject: String,
 }
 
 /// Everything a pass decides from.
@@ -346,15 +362,29 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
                 .collect();
             let policy = p.tag_policy(env);
             let hold = holds::hold_after(&events, &policy);
-            let last_record =
-                (0..commits.len()).find_map(|i| ours(i).map(|r| (commits[i].info.time, r.clone())));
+            let recent = (0..commits.len())
+                .filter(|i| moved.contains_key(i) || ours(*i).is_some())
+                .take(RECENT)
+                .map(|i| EnvCommit {
+                    id: commits[i].id.to_string(),
+                    time: commits[i].info.time,
+                    author: commits[i].info.author.clone(),
+                    subject: commits[i]
+                        .info
+                        .message
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                })
+                .collect();
             envs.insert(
                 key,
                 EnvState {
                     current,
                     timeline,
                     hold,
-                    last_record,
+                    recent,
                 },
             );
         }

@@ -34,6 +34,78 @@ pub struct Settings {
     /// Time between passes of `tagpromoter run` (up to 10% jitter is added). Default 2m.
     #[schemars(with = "DurationText")]
     pub interval: SignedDuration,
+    /// Incoming webhooks that trigger a pass, at `POST /webhooks/<type>` of `run`'s server.
+    #[serde(default)]
+    pub receivers: Vec<Receiver>,
+}
+
+/// An incoming webhook (named after Flux's `Receiver`): a registry announcing a push, or
+/// the forge announcing a push to the GitOps repository. Its payload is only a hint; the
+/// pass it triggers lists the tags from the registry as usual.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Receiver {
+    /// Who sends it; also the last segment of its path.
+    #[serde(rename = "type")]
+    pub kind: ReceiverKind,
+    /// A file holding the secret the sender signs with or presents.
+    pub secret_file: PathBuf,
+}
+
+/// The senders tagpromoter understands, each checked the way it signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiverKind {
+    /// CNCF distribution's notifications (`docker-registry`, GitLab's registry):
+    /// `Authorization: Bearer <secret>`, set in the endpoint's `headers`.
+    Distribution,
+    /// Docker Hub (cannot sign): `?token=<secret>` in the URL.
+    Dockerhub,
+    /// GitHub `package`, `registry_package` and `push` events: `X-Hub-Signature-256`.
+    Github,
+    /// Gitea and Forgejo `package` and `push` events: `X-Gitea-Signature` (HMAC-SHA256).
+    Gitea,
+    /// GitLab push events: `X-Gitlab-Token`.
+    Gitlab,
+    /// Harbor (its policy's auth header): `Authorization: <secret>` or `Bearer <secret>`.
+    Harbor,
+    /// Quay (cannot sign): `?token=<secret>` in the URL.
+    Quay,
+    /// Anything that can POST `{"image": ..., "tag": ...}`: `Authorization: Bearer <secret>`.
+    Generic,
+}
+
+impl ReceiverKind {
+    /// Every kind, in the order the docs list them.
+    pub const ALL: [ReceiverKind; 8] = [
+        Self::Distribution,
+        Self::Dockerhub,
+        Self::Github,
+        Self::Gitea,
+        Self::Gitlab,
+        Self::Harbor,
+        Self::Quay,
+        Self::Generic,
+    ];
+
+    /// The name in rules, in the path and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Distribution => "distribution",
+            Self::Dockerhub => "dockerhub",
+            Self::Github => "github",
+            Self::Gitea => "gitea",
+            Self::Gitlab => "gitlab",
+            Self::Harbor => "harbor",
+            Self::Quay => "quay",
+            Self::Generic => "generic",
+        }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
 }
 
 /// A duration such as `90s`, `15m`, `2h`, `1d` or `1h30m`.

@@ -1,77 +1,35 @@
-//! The worker's HTTP server: `/metrics` (Prometheus text), `/healthz` (alive), `/readyz`
-//! (rules loaded and a pass finished within three intervals), `/status` (the JSON of
-//! `tagpromoter status`, from the last pass).
+//! The worker's HTTP server: `/` (the promotion board), `/metrics` (Prometheus text),
+//! `/healthz` (alive), `/readyz` (rules loaded and a pass finished within three intervals),
+//! `/status` (the JSON of `tagpromoter status`, from the last pass), and `POST
+//! /webhooks/<type>` (registries and the forge asking for a pass).
 //!
-//! It only reads what the worker shares ([`Shared`]); it never starts a pass or touches a
-//! registry or the repository, so it answers while a pass runs.
+//! It only reads what the worker shares ([`Shared`]) and rings its bell; it never runs a
+//! pass or touches a registry or the repository itself, so it answers while a pass runs.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+pub mod board;
+mod shared;
+pub mod webhooks;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
 
 use crate::commands::render;
-use crate::engine::PassReport;
-use crate::metrics::Metrics;
 
-/// What the worker shares with the server.
-pub struct Shared {
-    /// The metrics.
-    pub metrics: Arc<Metrics>,
-    last: RwLock<Option<(Arc<PassReport>, Instant)>>,
-    interval: RwLock<Duration>,
-}
-
-impl Shared {
-    /// Nothing passed yet; passes every `interval`.
-    pub fn new(metrics: Arc<Metrics>, interval: Duration) -> Self {
-        Self {
-            metrics,
-            last: RwLock::new(None),
-            interval: RwLock::new(interval),
-        }
-    }
-
-    /// A pass finished.
-    pub fn finished(&self, report: PassReport) {
-        if let Ok(mut last) = self.last.write() {
-            *last = Some((Arc::new(report), Instant::now()));
-        }
-    }
-
-    /// The interval changed (rules reloaded).
-    pub fn set_interval(&self, interval: Duration) {
-        if let Ok(mut i) = self.interval.write() {
-            *i = interval;
-        }
-    }
-
-    fn last(&self) -> Option<(Arc<PassReport>, Instant)> {
-        self.last.read().ok().and_then(|l| l.clone())
-    }
-
-    /// `Ok` when a pass finished within three intervals, else why not.
-    pub fn ready(&self) -> Result<(), String> {
-        let interval = self.interval.read().map(|i| *i).unwrap_or_default();
-        match self.last() {
-            None => Err("no pass has finished yet".into()),
-            Some((_, at)) if at.elapsed() > interval * 3 => Err(format!(
-                "the last pass finished {}s ago, more than three intervals ({}s)",
-                at.elapsed().as_secs(),
-                (interval * 3).as_secs()
-            )),
-            Some(_) => Ok(()),
-        }
-    }
-}
+pub use shared::{Shared, Watching};
 
 /// The routes.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(board))
+        .route(
+            "/webhooks/{receiver}",
+            post(webhooks::receive).layer(DefaultBodyLimit::max(webhooks::BODY_LIMIT)),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -104,6 +62,15 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         )
             .into_response()
     }
+}
+
+async fn board(State(shared): State<Arc<Shared>>) -> Response {
+    let last = shared.last();
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(board::page(last.as_ref().map(|(r, _)| r.as_ref()))),
+    )
+        .into_response()
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

@@ -17,7 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 
 pub use alertmanager::Alertmanager;
 pub use slack::Slack;
-pub use webhook::{SIGNATURE_HEADER, Webhook, signature as webhook_signature};
+pub use webhook::{SIGNATURE_HEADER, Webhook};
 
 use super::{Alert, Notification};
 use crate::rules::{Alerts, WebhookFormat};

@@ -4,9 +4,7 @@
 
 use std::path::PathBuf;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 use super::{Batch, Sending, Sink, SinkError, label, post};
 
@@ -31,20 +29,6 @@ impl Webhook {
             name: label("webhook", url),
         }
     }
-}
-
-/// `sha256=<hex>` of `body` under `key` (`None` only if the MAC refused the key, which
-/// HMAC never does).
-pub fn signature(key: &[u8], body: &[u8]) -> Option<String> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Some(format!("sha256={hex}"))
 }
 
 impl Sink for Webhook {
@@ -81,13 +65,12 @@ impl Sink for Webhook {
             let body = serde_json::to_vec(&json!({ "notifications": items })).unwrap_or_default();
             let mut headers = Vec::new();
             if let Some(file) = &self.secret_file {
-                let key = std::fs::read(file).map_err(|e| SinkError {
+                let key = crate::signing::read_secret(file).map_err(|detail| SinkError {
                     sink: self.name.clone(),
-                    detail: format!("cannot read the secret file {}: {e}", file.display()),
+                    detail,
                     retry: false,
                 })?;
-                let key = key.strip_suffix(b"\n").unwrap_or(&key);
-                let signed = signature(key, &body).ok_or_else(|| SinkError {
+                let signed = crate::signing::sign(&key, &body).ok_or_else(|| SinkError {
                     sink: self.name.clone(),
                     detail: "the secret cannot key an HMAC".into(),
                     retry: false,
@@ -96,18 +79,5 @@ impl Sink for Webhook {
             }
             post(&self.http, &self.name, &self.url, body, &headers).await
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_match_rfc_4231_case_2() {
-        assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?").as_deref(),
-            Some("sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
-        );
     }
 }

@@ -14,7 +14,7 @@ impl<'a> Decoder<'a> {
         let f = self.fields(
             spec,
             "Settings spec",
-            &["git", "registries", "alerts", "interval"],
+            &["git", "registries", "alerts", "interval", "receivers"],
         )?;
         let git = self
             .required(&f, "git", "Settings spec")
@@ -30,11 +30,16 @@ impl<'a> Decoder<'a> {
             None => Some(SignedDuration::from_mins(2)),
             Some(n) => self.positive_duration(n, "interval"),
         };
+        let receivers = f
+            .get("receivers")
+            .map(|n| self.receivers(n))
+            .unwrap_or_default();
         Some(Settings {
             git: git?,
             registries,
             alerts: alerts?,
             interval: interval?,
+            receivers,
         })
     }
 
@@ -256,6 +261,46 @@ impl<'a> Decoder<'a> {
                 insecure,
                 requests_per_second,
             });
+        }
+        out
+    }
+
+    fn receivers(&mut self, node: &'a Node) -> Vec<Receiver> {
+        let mut out: Vec<Receiver> = Vec::new();
+        for item in self.list(node, "receivers").unwrap_or_default() {
+            let Some(f) = self.fields(item, "a receiver", &["type", "secretFile"]) else {
+                continue;
+            };
+            let kind = self.required(&f, "type", "a receiver").and_then(|n| {
+                let name = self.string(n, "receivers[].type")?;
+                let Some(kind) = ReceiverKind::parse(&name) else {
+                    let known: Vec<&str> = ReceiverKind::ALL.iter().map(|k| k.as_str()).collect();
+                    self.error(
+                        n.position,
+                        format!("receiver type {name:?} is not supported; use one of {}", known.join(", ")),
+                    );
+                    return None;
+                };
+                if out.iter().any(|r| r.kind == kind) {
+                    self.error(
+                        n.position,
+                        format!("receiver type {name:?} is listed twice; one receiver per type (its path is /webhooks/{name})"),
+                    );
+                    return None;
+                }
+                Some(kind)
+            });
+            let secret_file = self
+                .required(
+                    &f,
+                    "secretFile",
+                    "a receiver (webhooks are never accepted unauthenticated)",
+                )
+                .and_then(|n| self.string(n, "receivers[].secretFile"))
+                .map(PathBuf::from);
+            if let (Some(kind), Some(secret_file)) = (kind, secret_file) {
+                out.push(Receiver { kind, secret_file });
+            }
         }
         out
     }

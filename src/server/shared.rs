@@ -1,0 +1,160 @@
+//! What the worker shares with its server: the last pass's report (for `/status`, `/readyz`
+//! and the board), the metrics, what the rules watch (for webhooks to be matched against),
+//! and the bell a webhook rings to ask for a pass. The worker writes it; the server reads it
+//! and rings the bell, nothing more.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::engine::PassReport;
+use crate::metrics::Metrics;
+use crate::rules::{Receiver, ReceiverKind, Rules};
+
+/// What the worker shares with the server.
+pub struct Shared {
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    last: RwLock<Option<(Arc<PassReport>, Instant)>>,
+    watching: RwLock<Watching>,
+    wakes: watch::Sender<u64>,
+}
+
+/// What the rules in force watch.
+#[derive(Debug, Default, Clone)]
+pub struct Watching {
+    /// Time between passes.
+    pub interval: Duration,
+    /// The enabled receivers.
+    pub receivers: Vec<Receiver>,
+    /// Every promotion's image as (registry host, repository path).
+    pub images: Vec<(String, String)>,
+    /// The GitOps repository's URL.
+    pub git_url: String,
+    /// Its branch.
+    pub branch: String,
+}
+
+impl Watching {
+    /// What `rules` watch.
+    pub fn of(rules: &Rules) -> Self {
+        Self {
+            interval: Duration::try_from(rules.settings.interval)
+                .unwrap_or(Duration::from_secs(120)),
+            receivers: rules.settings.receivers.clone(),
+            images: rules
+                .promotions
+                .iter()
+                .map(|p| {
+                    let (host, path) = p.image.split();
+                    (host.to_string(), path)
+                })
+                .collect(),
+            git_url: rules.settings.git.url.clone(),
+            branch: rules.settings.git.branch.clone(),
+        }
+    }
+
+    /// Whether a promotion watches the repository `path`, on `host` when the sender named
+    /// one.
+    pub fn watches_image(&self, host: Option<&str>, path: &str) -> bool {
+        fn docker_hub(h: &str) -> &str {
+            match h {
+                "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+                    "docker.io"
+                }
+                other => other,
+            }
+        }
+        self.images.iter().any(|(h, p)| {
+            p.eq_ignore_ascii_case(path)
+                && host.is_none_or(|host| docker_hub(h) == docker_hub(host))
+        })
+    }
+
+    /// Whether a push to `branch` of the repository named `name` (`owner/name` or a URL)
+    /// moved the GitOps branch.
+    pub fn watches_branch(&self, name: &str, branch: &str) -> bool {
+        let path = |s: &str| {
+            let s = s.trim_end_matches('/');
+            let s = s.strip_suffix(".git").unwrap_or(s);
+            let s = s.split_once("://").map_or(s, |(_, rest)| rest);
+            // `git@host:owner/name` and `host/owner/name` both end in the path.
+            s.rsplit_once(':')
+                .map_or(s, |(_, p)| p)
+                .to_ascii_lowercase()
+        };
+        let ours = path(&self.git_url);
+        let theirs = path(name);
+        branch == self.branch
+            && !theirs.is_empty()
+            && (ours == theirs || ours.ends_with(&format!("/{theirs}")))
+    }
+
+    /// The receiver of `kind`, when enabled.
+    pub fn receiver(&self, kind: ReceiverKind) -> Option<&Receiver> {
+        self.receivers.iter().find(|r| r.kind == kind)
+    }
+}
+
+impl Shared {
+    /// Nothing passed yet; watching what `rules` say.
+    pub fn new(metrics: Arc<Metrics>, rules: &Rules) -> Self {
+        Self {
+            metrics,
+            last: RwLock::new(None),
+            watching: RwLock::new(Watching::of(rules)),
+            wakes: watch::Sender::new(0),
+        }
+    }
+
+    /// A pass finished.
+    pub fn finished(&self, report: PassReport) {
+        if let Ok(mut last) = self.last.write() {
+            *last = Some((Arc::new(report), Instant::now()));
+        }
+    }
+
+    /// The rules were (re)loaded.
+    pub fn set_rules(&self, rules: &Rules) {
+        if let Ok(mut w) = self.watching.write() {
+            *w = Watching::of(rules);
+        }
+    }
+
+    /// What the rules in force watch.
+    pub fn watching(&self) -> Watching {
+        self.watching.read().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// The last pass's report and when it finished.
+    pub fn last(&self) -> Option<(Arc<PassReport>, Instant)> {
+        self.last.read().ok().and_then(|l| l.clone())
+    }
+
+    /// Ask for a pass soon. Rings while one runs are kept as one: the worker passes once
+    /// more after it.
+    pub fn wake(&self) {
+        self.wakes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The bell the worker waits on.
+    pub fn wakes(&self) -> watch::Receiver<u64> {
+        self.wakes.subscribe()
+    }
+
+    /// `Ok` when a pass finished within three intervals, else why not.
+    pub fn ready(&self) -> Result<(), String> {
+        let interval = self.watching.read().map(|w| w.interval).unwrap_or_default();
+        match self.last() {
+            None => Err("no pass has finished yet".into()),
+            Some((_, at)) if at.elapsed() > interval * 3 => Err(format!(
+                "the last pass finished {}s ago, more than three intervals ({}s)",
+                at.elapsed().as_secs(),
+                (interval * 3).as_secs()
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+}
