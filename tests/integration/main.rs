@@ -19,3 +19,4 @@ mod registry;
 mod registry_secrets;
 mod server;
 mod tags_command;
+mod webhooks;

@@ -105,6 +105,21 @@ pub struct DockerRegistry {
 impl DockerRegistry {
     /// Start a registry and wait until it answers.
     pub fn start(auth: Auth) -> Self {
+        Self::launch(auth, "")
+    }
+
+    /// Start a registry that notifies `url` of every push, presenting `Authorization:
+    /// Bearer <secret>` (distribution's endpoint `headers`), as TESTBED.md describes.
+    pub fn notifying(url: &str, secret: &str) -> Self {
+        Self::launch(
+            Auth::None,
+            &format!(
+                "notifications:\n  endpoints:\n    - {{name: tp, url: '{url}', timeout: 2s, threshold: 3, backoff: 1s, headers: {{Authorization: ['Bearer {secret}']}}}}\n"
+            ),
+        )
+    }
+
+    fn launch(auth: Auth, extra_yaml: &str) -> Self {
         let bin = require("docker-registry");
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
@@ -133,7 +148,7 @@ impl DockerRegistry {
             ),
         };
         let config = format!(
-            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage: {{inmemory: {{}}, delete: {{enabled: true}}, maintenance: {{uploadpurging: {{enabled: false}}}}}}\nhttp: {{addr: {addr}, secret: fixed-test-secret}}\n{auth_yaml}"
+            "version: 0.1\nlog: {{level: warn, accesslog: {{disabled: true}}}}\nstorage: {{inmemory: {{}}, delete: {{enabled: true}}, maintenance: {{uploadpurging: {{enabled: false}}}}}}\nhttp: {{addr: {addr}, secret: fixed-test-secret}}\n{auth_yaml}{extra_yaml}"
         );
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write config");

@@ -1,0 +1,475 @@
+//! Webhooks end to end: the real `docker-registry` notifies a running `tagpromoter run`
+//! (interval 1h) of a push and dev's bump lands seconds later; every receiver checks its
+//! sender's secret the way that sender signs; a flood makes few passes and drops nothing.
+//! Docker Hub, GitHub, Gitea, GitLab, Harbor and Quay cannot run here: their requests are
+//! built from their documented payloads and signing schemes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::git::{bare_repo_at, git};
+use crate::support::oci::Pusher;
+use crate::support::{DockerRegistry, free_port, sigterm};
+use tagpromoter::rules::ReceiverKind;
+
+const INITIAL: &str = "2026-11-01T00:00:00Z";
+
+/// A `tagpromoter run` in a subprocess, its log kept in a file.
+pub struct Worker {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    log: PathBuf,
+}
+
+impl Worker {
+    /// Start `tagpromoter run` on `port` and wait until its first pass finished.
+    pub async fn start(rules: &Path, cache: &Path, port: u16, extra: &[&str]) -> Self {
+        let log = cache.join("worker.log");
+        let child = Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
+            .arg("--rules")
+            .arg(rules)
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(extra)
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let worker = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let started = Instant::now();
+        while http()
+            .get(format!("{}/readyz", worker.base))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+            != Some(200)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no pass within 60s:\n{}",
+                worker.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        worker
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The value of the series `name` (exact text before the value), summed over its lines.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = http()
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Passes finished so far.
+    pub async fn passes(&self) -> f64 {
+        self.metric("tagpromoter_passes_total{").await
+    }
+
+    /// SIGTERM, and its exit status must be 0.
+    pub fn stop(mut self) -> String {
+        sigterm(&self.child);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "run exited {status}:\n{}", self.log());
+        self.log()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A registry notifying a worker about `acme/app`, a GitOps repository `acme/deploys` with
+/// dev and staging, and rules with every receiver enabled (each with its own secret).
+struct Site {
+    registry: DockerRegistry,
+    bare: PathBuf,
+    worker: Worker,
+    image: String,
+    secrets: Vec<(ReceiverKind, String)>,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl Site {
+    async fn start() -> Self {
+        let port = free_port();
+        let secret = |k: ReceiverKind| format!("{}-s3cret-7f2e", k.as_str());
+        let registry = DockerRegistry::notifying(
+            &format!("http://127.0.0.1:{port}/webhooks/distribution"),
+            &secret(ReceiverKind::Distribution),
+        );
+        let r = registry.addr.clone();
+        Pusher::new(&r)
+            .image("acme/app", Some("1.0.0"), INITIAL, "linux", "amd64")
+            .await;
+        let image = format!("{r}/acme/app");
+        let base = tempfile::tempdir().unwrap();
+        let overlay = |tag: &str| {
+            format!("# dev\nimages:\n  - name: {image}\n    newTag: {tag} # set by tagpromoter\n")
+        };
+        let bare = bare_repo_at(
+            base.path(),
+            "acme/deploys",
+            &[
+                ("apps/app/dev/kustomization.yaml", &overlay("1.0.0")),
+                ("apps/app/staging/kustomization.yaml", &overlay("1.0.0")),
+            ],
+            Some(INITIAL),
+        );
+        let rules = tempfile::tempdir().unwrap();
+        let mut receivers = String::new();
+        let mut secrets = Vec::new();
+        for kind in ReceiverKind::ALL {
+            let file = rules.path().join(format!("{}.secret", kind.as_str()));
+            std::fs::write(&file, format!("{}\n", secret(kind))).unwrap();
+            receivers.push_str(&format!(
+                "    - {{ type: {}, secretFile: {} }}\n",
+                kind.as_str(),
+                file.display()
+            ));
+            secrets.push((kind, secret(kind)));
+        }
+        std::fs::write(
+            rules.path().join("rules.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{r}', insecure: true }}]\n  interval: 1h\n  receivers:\n{receivers}---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/app/dev/kustomization.yaml }} }} }}\n    - {{ name: staging, from: dev, soak: 1h, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/app/staging/kustomization.yaml }} }} }}\n",
+                bare.display()
+            ),
+        )
+        .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let worker = Worker::start(rules.path(), cache.path(), port, &[]).await;
+        Self {
+            registry,
+            bare,
+            worker,
+            image,
+            secrets,
+            _dirs: [base, rules, cache],
+        }
+    }
+
+    fn dev(&self) -> String {
+        let text = git(
+            &self.bare,
+            &["show", "main:apps/app/dev/kustomization.yaml"],
+        );
+        text.split("newTag: ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn commits(&self) -> usize {
+        git(&self.bare, &["rev-list", "--count", "main"])
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    async fn push(&self, tag: &str) {
+        Pusher::new(&self.registry.addr)
+            .image(
+                "acme/app",
+                Some(tag),
+                "2026-11-10T00:00:00Z",
+                "linux",
+                "amd64",
+            )
+            .await;
+    }
+
+    /// Wait until dev holds `tag`; how long that took.
+    async fn wait_for_dev(&self, tag: &str, secs: u64) -> Duration {
+        let started = Instant::now();
+        while self.dev() != tag {
+            assert!(
+                started.elapsed() < Duration::from_secs(secs),
+                "dev never reached {tag} within {secs}s (interval 1h):\n{}",
+                self.worker.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        started.elapsed()
+    }
+
+    fn secret(&self, kind: ReceiverKind) -> &str {
+        &self.secrets.iter().find(|(k, _)| *k == kind).unwrap().1
+    }
+
+    async fn post(
+        &self,
+        kind: &str,
+        query: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut req = http()
+            .post(format!("{}/webhooks/{kind}{query}", self.worker.base))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    fn generic(&self, tag: &str) -> (Vec<(&'static str, String)>, Vec<u8>) {
+        (
+            vec![(
+                "Authorization",
+                format!("Bearer {}", self.secret(ReceiverKind::Generic)),
+            )],
+            serde_json::to_vec(&serde_json::json!({ "image": self.image, "tag": tag })).unwrap(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_push_reaches_dev_in_seconds_though_the_interval_is_an_hour() {
+    let site = Site::start().await;
+    assert_eq!(site.dev(), "1.0.0", "nothing newer at the start");
+    site.push("1.1.0").await;
+    let took = site.wait_for_dev("1.1.0", 30).await;
+    eprintln!("push to commit: {took:?}");
+    assert!(
+        site.worker
+            .metric("tagpromoter_webhooks_total{receiver=\"distribution\",result=\"accepted\"}")
+            .await
+            >= 1.0
+    );
+
+    // A hint is only a hint: a tag the registry does not have triggers a pass that
+    // writes nothing.
+    let commits = site.commits();
+    let passes = site.worker.passes().await;
+    let (headers, body) = site.generic("9.9.9");
+    let (status, answer) = site.post("generic", "", &headers, body).await;
+    assert_eq!(status, 202, "{answer}");
+    let started = Instant::now();
+    while site.worker.passes().await <= passes {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the webhook triggered no pass"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(site.dev(), "1.1.0");
+    assert_eq!(
+        site.commits(),
+        commits,
+        "a pass for a tag the registry lacks wrote something"
+    );
+
+    // An image nobody watches is acknowledged and ignored.
+    let (headers, _) = site.generic("1.0.0");
+    let other = serde_json::to_vec(
+        &serde_json::json!({ "image": "registry.example.com/acme/other", "tag": "2.0.0" }),
+    )
+    .unwrap();
+    let (status, answer) = site.post("generic", "", &headers, other).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"pass\":false"), "{answer}");
+    site.worker.stop();
+}
+
+/// One request per receiver type as its sender builds it: (headers, query, body) signed
+/// with `secret`.
+fn signed(
+    kind: ReceiverKind,
+    secret: &str,
+    image: &str,
+    body_override: Option<Vec<u8>>,
+) -> (Vec<(&'static str, String)>, String, Vec<u8>) {
+    let (host, path) = image.split_once('/').unwrap();
+    let doc = match kind {
+        ReceiverKind::Distribution => {
+            serde_json::json!({"events": [{"action": "push", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": path, "tag": "1.0.0"}, "request": {"host": host}}]})
+        }
+        ReceiverKind::Dockerhub => {
+            serde_json::json!({"push_data": {"tag": "1.0.0", "pusher": "acme"}, "repository": {"repo_name": "acme/app", "namespace": "acme", "name": "app"}})
+        }
+        ReceiverKind::Github => {
+            serde_json::json!({"ref": "refs/heads/main", "after": "0000", "repository": {"full_name": "acme/deploys"}})
+        }
+        ReceiverKind::Gitea => {
+            serde_json::json!({"action": "created", "package": {"type": "container", "name": "app", "version": "1.0.0", "owner": {"login": "acme"}}})
+        }
+        ReceiverKind::Gitlab => {
+            serde_json::json!({"object_kind": "push", "ref": "refs/heads/main", "project": {"path_with_namespace": "acme/deploys"}})
+        }
+        ReceiverKind::Harbor => {
+            serde_json::json!({"type": "PUSH_ARTIFACT", "event_data": {"resources": [{"tag": "1.0.0", "resource_url": format!("{image}:1.0.0")}], "repository": {"name": "app", "namespace": "acme", "repo_full_name": path}}})
+        }
+        ReceiverKind::Quay => {
+            serde_json::json!({"repository": path, "namespace": "acme", "name": "app", "docker_url": image, "updated_tags": ["1.0.0"]})
+        }
+        ReceiverKind::Generic => serde_json::json!({"image": image, "tag": "1.0.0"}),
+    };
+    let body = body_override.unwrap_or_else(|| serde_json::to_vec(&doc).unwrap());
+    let sig = tagpromoter::signing::sign(secret.as_bytes(), &body).unwrap();
+    let (headers, query) = match kind {
+        ReceiverKind::Distribution | ReceiverKind::Generic => (
+            vec![("Authorization", format!("Bearer {secret}"))],
+            String::new(),
+        ),
+        ReceiverKind::Harbor => (vec![("Authorization", secret.to_string())], String::new()),
+        ReceiverKind::Github => (
+            vec![
+                ("X-GitHub-Event", "push".into()),
+                ("X-Hub-Signature-256", sig),
+            ],
+            String::new(),
+        ),
+        ReceiverKind::Gitea => (
+            vec![
+                ("X-Gitea-Event", "package".into()),
+                ("X-Gitea-Signature", sig["sha256=".len()..].to_string()),
+            ],
+            String::new(),
+        ),
+        ReceiverKind::Gitlab => (
+            vec![
+                ("X-Gitlab-Event", "Push Hook".into()),
+                ("X-Gitlab-Token", secret.to_string()),
+            ],
+            String::new(),
+        ),
+        ReceiverKind::Dockerhub | ReceiverKind::Quay => (Vec::new(), format!("?token={secret}")),
+    };
+    (headers, query, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_receiver_checks_its_senders_secret_and_bounds_the_body() {
+    let site = Site::start().await;
+    for kind in ReceiverKind::ALL {
+        let name = kind.as_str();
+        let secret = site.secret(kind).to_string();
+        // Valid: a pass for what the rules watch (Docker Hub names docker.io/acme/app,
+        // which nobody here watches: acknowledged, ignored).
+        let (headers, query, body) = signed(kind, &secret, &site.image, None);
+        let (status, answer) = site.post(name, &query, &headers, body).await;
+        let expected = if kind == ReceiverKind::Dockerhub {
+            200
+        } else {
+            202
+        };
+        assert_eq!(status, expected, "{name} with its secret: {answer}");
+        // Wrong: signed or presented with another secret.
+        let (headers, query, body) = signed(kind, "not-the-secret", &site.image, None);
+        let (status, answer) = site.post(name, &query, &headers, body).await;
+        assert_eq!(status, 401, "{name} with a wrong secret: {answer}");
+        // Missing: no signature, token or header at all.
+        let (headers, _, body) = signed(kind, &secret, &site.image, None);
+        let kept: Vec<(&str, String)> = headers
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("X-") && k.ends_with("Event"))
+            .collect();
+        let (status, answer) = site.post(name, "", &kept, body).await;
+        assert_eq!(status, 401, "{name} without a secret: {answer}");
+        // Oversized: refused before anything else, however well signed.
+        let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1 << 20)).into_bytes();
+        let (headers, query, body) = signed(kind, &secret, &site.image, Some(big));
+        let (status, answer) = site.post(name, &query, &headers, body).await;
+        assert_eq!(status, 413, "{name} with a body over 1 MiB: {answer}");
+        let refused = site
+            .worker
+            .metric(&format!(
+                "tagpromoter_webhooks_total{{receiver=\"{name}\",result=\"unauthorized\"}}"
+            ))
+            .await;
+        assert_eq!(refused, 2.0, "{name}: wrong and missing are counted");
+    }
+    let (status, _) = site.post("nexus", "", &[], b"{}".to_vec()).await;
+    assert_eq!(status, 404, "an unknown receiver type");
+    let log = site.worker.stop();
+    assert!(
+        log.contains("webhook refused"),
+        "refusals are logged:\n{log}"
+    );
+    for (kind, secret) in &site.secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the {} secret is in the log",
+            kind.as_str()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_webhooks_makes_few_passes_and_drops_no_promotion() {
+    let site = std::sync::Arc::new(Site::start().await);
+    let passes = site.worker.passes().await;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..25 {
+        let site = std::sync::Arc::clone(&site);
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..40 {
+                if t == 0 && i == 20 {
+                    // A real push in the middle of the flood.
+                    site.push("1.2.0").await;
+                }
+                let (headers, body) = site.generic("1.2.0");
+                statuses.push(site.post("generic", "", &headers, body).await.0);
+            }
+            statuses
+        }));
+    }
+    let mut answered = 0;
+    for t in tasks {
+        for status in t.await.unwrap() {
+            assert_eq!(status, 202);
+            answered += 1;
+        }
+    }
+    let flood = started.elapsed();
+    assert_eq!(answered, 1000);
+    site.wait_for_dev("1.2.0", 30).await;
+    // Let any pass still due finish, then count.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let made = site.worker.passes().await - passes;
+    let bound = flood.as_secs_f64().ceil() + 3.0;
+    eprintln!("1000 webhooks in {flood:?}: {made} passes (bound {bound})");
+    assert!(
+        made >= 1.0 && made <= bound,
+        "{made} passes for 1000 webhooks in {flood:?}"
+    );
+}
