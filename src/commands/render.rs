@@ -167,7 +167,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
     });
     let (result, commit) = match &e.applied {
         Applied::Nothing => (None, None),
-        Applied::Landed { commit } => (Some("landed"), Some(commit.clone())),
+        Applied::Landed { commit, .. } => (Some("landed"), Some(commit.clone())),
         Applied::AlreadyInPlace => (Some("already-in-place"), None),
         Applied::Superseded { .. } => (Some("superseded"), None),
         Applied::Failed(_) => (Some("failed"), None),
@@ -369,7 +369,7 @@ pub fn once_text(report: &PassReport) -> String {
         let d = &e.decision;
         let line = match (&d.outcome, &e.applied) {
             (Err(p), _) => format!("failed ({}): {p}", p.class()),
-            (_, Applied::Landed { commit }) => format!(
+            (_, Applied::Landed { commit, .. }) => format!(
                 "{} -> {} ({})",
                 d.current.as_deref().unwrap_or("(none)"),
                 d.promotes_to().map(|t| t.to_string()).unwrap_or_default(),

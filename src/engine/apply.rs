@@ -42,6 +42,8 @@ pub enum Applied {
     Landed {
         /// The commit on the branch.
         commit: String,
+        /// Its subject.
+        subject: String,
     },
     /// The file already held the value.
     AlreadyInPlace,
@@ -158,6 +160,7 @@ pub async fn apply(
                 applied[index[k]] = match outcome {
                     Outcome::Landed(id) => Applied::Landed {
                         commit: id.to_string(),
+                        subject: bumps[k].record.subject(),
                     },
                     Outcome::AlreadyInPlace => Applied::AlreadyInPlace,
                     Outcome::Superseded { found } => Applied::Superseded { found },

@@ -60,8 +60,8 @@ pub struct EnvState {
     pub timeline: Timeline,
     /// A hold, active or expired.
     pub hold: Option<Hold>,
-    /// The newest commits that moved its target or carry our record for it, newest first
-    /// (at most [`RECENT`]).
+    /// The newest commits that set its target's value or carry our record for it, newest
+    /// first (at most [`RECENT`]).
     pub recent: Vec<EnvCommit>,
 }
 
@@ -363,7 +363,7 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
             let policy = p.tag_policy(env);
             let hold = holds::hold_after(&events, &policy);
             let recent = (0..commits.len())
-                .filter(|i| moved.contains_key(i) || ours(*i).is_some())
+                .filter(|i| values.iter().any(|(c, _)| c == i) || ours(*i).is_some())
                 .take(RECENT)
                 .map(|i| EnvCommit {
                     id: commits[i].id.to_string(),

@@ -9,7 +9,8 @@ use std::fmt::Write;
 use jiff::Timestamp;
 
 use crate::commands::render::{EnvView, view};
-use crate::engine::{EnvCommit, EnvReport, PassReport};
+use crate::engine::observe::RECENT;
+use crate::engine::{Applied, EnvCommit, EnvReport, PassReport};
 
 /// How often an open board refreshes itself, in seconds.
 pub const REFRESH_SECONDS: u32 = 5;
@@ -38,7 +39,9 @@ code { font-family: ui-monospace, monospace; }
   thead { position: absolute; left: -9999px; }
   table, tbody, tr, th, td { display: block; width: auto; }
   tr { margin-bottom: 1rem; }
+  caption { display: block; }
   td::before { content: attr(data-env); display: block; font-weight: 700; }
+  td.absent { display: none; }
 }
 "#;
 
@@ -141,7 +144,7 @@ fn table(out: &mut String, report: &PassReport) {
                 None => {
                     let _ = write!(
                         out,
-                        "<td data-env=\"{}\" class=\"muted\">not in this chain</td>",
+                        "<td data-env=\"{}\" class=\"muted absent\">not in this chain</td>",
                         esc(c)
                     );
                 }
@@ -200,7 +203,7 @@ fn cell(out: &mut String, e: &EnvReport, now: Timestamp) {
             esc(&err.message)
         );
     }
-    commits(out, &e.decision.recent);
+    commits(out, e, now);
     out.push_str("</td>");
 }
 
@@ -253,7 +256,23 @@ fn state(v: &EnvView) -> String {
     }
 }
 
-fn commits(out: &mut String, recent: &[EnvCommit]) {
+/// The environment's last commits, newest first: the one this pass landed, then those the
+/// pass read from the repository.
+fn commits(out: &mut String, e: &EnvReport, now: Timestamp) {
+    let landed = match &e.applied {
+        Applied::Landed { commit, subject } => Some(EnvCommit {
+            id: commit.clone(),
+            time: now,
+            author: "tagpromoter".into(),
+            subject: subject.clone(),
+        }),
+        _ => None,
+    };
+    let recent: Vec<&EnvCommit> = landed
+        .iter()
+        .chain(e.decision.recent.iter())
+        .take(RECENT)
+        .collect();
     if recent.is_empty() {
         return;
     }

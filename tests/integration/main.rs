@@ -5,6 +5,7 @@
 mod support;
 
 mod alerts;
+mod board;
 mod check;
 mod check_repo;
 mod conformance;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod browser;
 pub mod forge;
 pub mod git;
 pub mod http;
