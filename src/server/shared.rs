@@ -158,3 +158,47 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watching(git_url: &str) -> Watching {
+        Watching {
+            images: vec![
+                ("ghcr.io".into(), "acme/app".into()),
+                ("docker.io".into(), "library/nginx".into()),
+            ],
+            git_url: git_url.into(),
+            branch: "main".into(),
+            ..Watching::default()
+        }
+    }
+
+    #[test]
+    fn images_match_by_path_and_by_host_when_the_sender_names_one() {
+        let w = watching("https://github.com/acme/deploys.git");
+        assert!(w.watches_image(None, "acme/app"));
+        assert!(w.watches_image(Some("ghcr.io"), "acme/app"));
+        assert!(!w.watches_image(Some("quay.io"), "acme/app"));
+        assert!(w.watches_image(Some("index.docker.io"), "library/nginx"));
+        assert!(!w.watches_image(None, "acme/other"));
+    }
+
+    #[test]
+    fn branch_pushes_match_the_gitops_repository_and_branch() {
+        for url in [
+            "https://github.com/acme/deploys.git",
+            "git@github.com:acme/deploys.git",
+            "ssh://git@gitlab.example.com:2222/acme/deploys",
+            "file:///srv/git/acme/deploys.git",
+        ] {
+            let w = watching(url);
+            assert!(w.watches_branch("acme/deploys", "main"), "{url}");
+            assert!(w.watches_branch("Acme/Deploys", "main"), "{url}");
+            assert!(!w.watches_branch("acme/deploys", "feature"), "{url}");
+            assert!(!w.watches_branch("acme/other", "main"), "{url}");
+            assert!(!w.watches_branch("other/acme/deploys", "main"), "{url}");
+        }
+    }
+}

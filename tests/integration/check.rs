@@ -154,6 +154,30 @@ fn a_missing_rules_directory_says_how_to_point_at_one() {
 }
 
 #[test]
+fn receivers_name_a_known_type_once_with_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "settings.yaml",
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: { url: file:///srv/gitops.git }\n  receivers:\n    - { type: distribution, secretFile: /s/registry }\n    - { type: nexus, secretFile: /s/nexus }\n    - { type: distribution, secretFile: /s/again }\n    - { type: github }\n",
+    );
+    let out = tagpromoter()
+        .args(["check", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "settings.yaml:7:15: receiver type \"nexus\" is not supported; use one of distribution, dockerhub, github, gitea, gitlab, harbor, quay, generic",
+        "settings.yaml:8:15: receiver type \"distribution\" is listed twice",
+        "settings.yaml:9:7: a receiver needs `secretFile`",
+    ] {
+        assert!(text.contains(expected), "{expected}\nnot in:\n{text}");
+    }
+}
+
+#[test]
 fn pull_requests_need_a_forge() {
     let dir = tempfile::tempdir().unwrap();
     write(

@@ -291,11 +291,7 @@ impl<'a> Decoder<'a> {
                 Some(kind)
             });
             let secret_file = self
-                .required(
-                    &f,
-                    "secretFile",
-                    "a receiver (webhooks are never accepted unauthenticated)",
-                )
+                .required(&f, "secretFile", "a receiver")
                 .and_then(|n| self.string(n, "receivers[].secretFile"))
                 .map(PathBuf::from);
             if let (Some(kind), Some(secret_file)) = (kind, secret_file) {
