@@ -47,7 +47,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), secret).unwrap();
     let mut rules = format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'GITURL' }}\n  registries: [{{ host: '{r}', insecure: true, requestsPerSecond: 1000 }}]\n  interval: 1h\n  receivers: [{{ type: distribution, secretFile: {} }}]\n",
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'GITURL' }}\n  registries: [{{ host: '{r}', insecure: true }}]\n  interval: 1h\n  receivers: [{{ type: distribution, secretFile: {} }}]\n",
         dir.path().join("secret").display()
     );
     rules.push_str(&env_rule("app", "apps/app/dev/kustomization.yaml").replace("IMAGE", &image));

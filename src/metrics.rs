@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::engine::{Applied, PassReport, State};
+use crate::engine::{Applied, PassReport, Scope, State};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -340,7 +340,11 @@ impl Metrics {
             }
             self.environment_succeeded(&e.decision.key.promotion, &e.decision.key.environment, now);
         }
-        self.behind.set(behind);
-        self.stalled.set(stalled);
+        // A pass over some promotions only (a webhook's) sees only some of the fleet: the
+        // gauges stay as the last full pass set them.
+        if report.scope == Scope::All {
+            self.behind.set(behind);
+            self.stalled.set(stalled);
+        }
     }
 }

@@ -78,7 +78,13 @@ impl Memory {
     pub fn observe(&mut self, report: &PassReport) {
         let mut failed: BTreeMap<String, (String, String)> = BTreeMap::new();
         let mut listed: Vec<String> = Vec::new();
-        for e in &report.environments {
+        // Only what this pass listed counts (a webhook's pass lists some images; the rest
+        // of its report is carried over from earlier passes).
+        let listed_now = report
+            .environments
+            .iter()
+            .filter(|e| report.scope.covers(&e.decision.key.promotion));
+        for e in listed_now {
             let image = e.decision.image.to_string();
             match &e.decision.outcome {
                 Err(Problem::Registry(r)) => {

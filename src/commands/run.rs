@@ -1,8 +1,11 @@
-//! `tagpromoter run`: the worker. A pass every `interval` plus up to 10% jitter; the rules
-//! are read again before each pass (the last good ones stay in force when they turn
-//! invalid, and the error is logged); alerts are detected after each pass and delivered
-//! beside the next; the HTTP server answers on `--listen` throughout. SIGTERM or Ctrl-C lets
-//! the pass in flight finish (its push included), gives alerts a few seconds, and exits 0.
+//! `tagpromoter run`: the worker. A pass over every promotion every `interval` plus up to
+//! 10% jitter, and — when a webhook names a watched image — a pass over the promotions
+//! watching it, about a second later (rings meanwhile are gathered into it; a push to the
+//! GitOps branch asks for a full pass). The rules are read again before each pass (the
+//! last good ones stay in force when they turn invalid, and the error is logged); alerts
+//! are detected after each pass and delivered beside the next; the HTTP server answers on
+//! `--listen` throughout. SIGTERM or Ctrl-C lets the pass in flight finish (its push
+//! included), gives alerts a few seconds, and exits 0.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use std::sync::Arc;
 use super::{EXIT_FAILED, open_engine_with, render, runtime};
 use crate::alert::Alerting;
 use crate::cli::{Cli, RunArgs};
+use crate::engine::{PassReport, Scope};
 use crate::metrics::Metrics;
 use crate::rules;
 use crate::server::{self, Shared};
@@ -54,6 +58,26 @@ async fn shutdown_signal() {
 
 fn interval_of(rules: &rules::Rules) -> Duration {
     Duration::try_from(rules.settings.interval).unwrap_or(Duration::from_secs(120))
+}
+
+/// Read the rules again; the last valid ones stay in force when they turned invalid.
+fn reload_rules(cli: &Cli, engine: &mut crate::engine::Engine, shared: &Shared) {
+    match rules::load_dir(&cli.rules) {
+        Ok(new) => {
+            let git = &engine.rules().settings.git;
+            if new.settings.git.url != git.url || new.settings.git.branch != git.branch {
+                tracing::warn!(
+                    "git.url or git.branch changed; restart to use them (the old repository stays in use)"
+                );
+            }
+            shared.set_rules(&new);
+            engine.set_rules(new);
+        }
+        Err(diags) => {
+            let problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+            tracing::error!(problems = %problems.join("; "), "the rules are invalid; the last valid rules stay in force");
+        }
+    }
 }
 
 /// `tagpromoter run`.
@@ -103,36 +127,43 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             tracing::info!("shutting down after the pass in flight");
             let _ = stop_tx.send(true);
         });
+        // The interval's passes cover every promotion; a webhook's covers the promotions
+        // watching what it named, and is laid over the last report.
+        let mut next_full = tokio::time::Instant::now();
+        let mut last: Option<Arc<PassReport>> = None;
         loop {
-            match rules::load_dir(&cli.rules) {
-                Ok(new) => {
-                    let git = &engine.rules().settings.git;
-                    if new.settings.git.url != git.url || new.settings.git.branch != git.branch {
-                        tracing::warn!("git.url or git.branch changed; restart to use them (the old repository stays in use)");
-                    }
-                    shared.set_rules(&new);
-                    engine.set_rules(new);
-                }
-                Err(diags) => {
-                    let problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-                    tracing::error!(problems = %problems.join("; "), "the rules are invalid; the last valid rules stay in force");
-                }
-            }
             // Rings until now are answered by this pass; later ones ask for another.
             wakes.borrow_and_update();
-            let report = engine.pass(Timestamp::now()).await;
-            for line in render::once_text(&report).lines() {
-                tracing::info!("{line}");
+            let due = shared.take_due();
+            let scope = if tokio::time::Instant::now() >= next_full {
+                Some(Scope::All)
+            } else {
+                due
+            };
+            if let Some(scope) = scope {
+                reload_rules(cli, &mut engine, &shared);
+                let report = engine.pass_within(&scope, Timestamp::now()).await;
+                for line in render::once_text(&report).lines() {
+                    tracing::info!("{line}");
+                }
+                if scope == Scope::All {
+                    let interval = interval_of(engine.rules());
+                    next_full = tokio::time::Instant::now() + interval + jitter(interval);
+                }
+                let report = match &last {
+                    Some(previous) => report.laid_over(previous),
+                    None => report,
+                };
+                alerting.after_pass(&report, &engine.rules().settings);
+                let report = Arc::new(report);
+                shared.finished(Arc::clone(&report));
+                last = Some(report);
             }
-            alerting.after_pass(&report, &engine.rules().settings);
-            shared.finished(report);
             if *stop.borrow() {
                 break;
             }
-            let interval = interval_of(engine.rules());
-            let wait = interval + jitter(interval);
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {},
+                _ = tokio::time::sleep_until(next_full) => {},
                 _ = wakes.changed() => {
                     // Gather what else arrives with it (a multi-arch push rings for every
                     // manifest), then pass once.

@@ -17,6 +17,7 @@ pub mod observe;
 pub mod pull_request;
 pub mod report;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use jiff::Timestamp;
 pub use apply::{Applied, WriteError};
 pub use decide::{Decided, EnvDecision, Problem};
 pub use observe::{EnvCommit, EnvKey, Observed};
-pub use report::{EnvReport, PassReport, State};
+pub use report::{EnvReport, PassReport, Scope, State};
 
 use crate::gitops::{GitError, Repo, RepoConfig};
 use crate::metrics::Metrics;
@@ -186,21 +187,56 @@ impl Engine {
     /// One full pass at `now`: observe, decide, write, report. Never fails as a whole: a
     /// repository that cannot be read is the report's `error`.
     pub async fn pass(&self, now: Timestamp) -> PassReport {
-        self.run(now, true).await.0
+        self.run(&Scope::All, now, true).await.0
+    }
+
+    /// A pass over the promotions of `scope` only (a webhook named their images): the
+    /// others are neither listed nor decided, and the report says which it covers.
+    pub async fn pass_within(&self, scope: &Scope, now: Timestamp) -> PassReport {
+        self.run(scope, now, true).await.0
     }
 
     /// Observe and decide at `now`, and report it as a pass that wrote nothing (`plan`,
     /// `status`); what was observed too, for diffs.
     pub async fn preview(&self, now: Timestamp) -> (PassReport, Option<Observed>) {
-        self.run(now, false).await
+        self.run(&Scope::All, now, false).await
     }
 
-    async fn run(&self, now: Timestamp, write: bool) -> (PassReport, Option<Observed>) {
-        let span = tracing::info_span!("pass", at = %now, write);
-        tracing::Instrument::instrument(self.run_in_span(now, write), span).await
+    async fn run(
+        &self,
+        scope: &Scope,
+        now: Timestamp,
+        write: bool,
+    ) -> (PassReport, Option<Observed>) {
+        let rules = match scope {
+            Scope::All => Cow::Borrowed(&self.rules),
+            Scope::Promotions(names) => Cow::Owned(Rules {
+                settings: self.rules.settings.clone(),
+                promotions: self
+                    .rules
+                    .promotions
+                    .iter()
+                    .filter(|p| names.contains(&p.name))
+                    .cloned()
+                    .collect(),
+            }),
+        };
+        let span = tracing::info_span!("pass", at = %now, write, scope = %scope);
+        let mut report =
+            tracing::Instrument::instrument(self.run_in_span(&rules, now, write), span).await;
+        report.0.scope = scope.clone();
+        if write {
+            self.metrics.observe_pass(&report.0);
+        }
+        report
     }
 
-    async fn run_in_span(&self, now: Timestamp, write: bool) -> (PassReport, Option<Observed>) {
+    async fn run_in_span(
+        &self,
+        rules: &Rules,
+        now: Timestamp,
+        write: bool,
+    ) -> (PassReport, Option<Observed>) {
         let started = Instant::now();
         let requests = self.registry.request_count();
         let mut report = PassReport {
@@ -211,12 +247,13 @@ impl Engine {
             error: None,
             registry_requests: 0,
             pushes: 0,
+            scope: Scope::All,
         };
-        let plan = match self.plan(now).await {
+        let plan = match self.plan_for(rules, now).await {
             Ok(plan) => {
                 let (applied, pushes) = if write {
                     apply::apply(
-                        &self.rules,
+                        rules,
                         &self.repo,
                         self.forge.as_deref(),
                         &plan.decisions,
@@ -273,9 +310,6 @@ impl Engine {
         };
         report.registry_requests = self.registry.request_count() - requests;
         report.duration = started.elapsed();
-        if write {
-            self.metrics.observe_pass(&report);
-        }
         (report, plan)
     }
 }

@@ -2,6 +2,7 @@
 //! the state of each environment as `status` shows it. Alerts, metrics, `/status` and the
 //! board read it; nothing here does I/O.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -37,6 +38,50 @@ pub struct PassReport {
     pub registry_requests: u64,
     /// Pushes made.
     pub pushes: usize,
+    /// The promotions it covers.
+    pub scope: Scope,
+}
+
+/// Which promotions a pass covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Every promotion (the interval's pass, `once`, a push to the GitOps branch).
+    #[default]
+    All,
+    /// These only (a webhook named their images).
+    Promotions(BTreeSet<String>),
+}
+
+impl Scope {
+    /// Whether it covers `promotion`.
+    pub fn covers(&self, promotion: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Promotions(names) => names.contains(promotion),
+        }
+    }
+
+    /// What both cover.
+    pub fn union(self, other: Scope) -> Scope {
+        match (self, other) {
+            (Self::Promotions(mut a), Self::Promotions(b)) => {
+                a.extend(b);
+                Self::Promotions(a)
+            }
+            _ => Self::All,
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Promotions(names) => {
+                f.write_str(&names.iter().cloned().collect::<Vec<_>>().join(","))
+            }
+        }
+    }
 }
 
 /// An environment's state, as `status` names it.
@@ -225,6 +270,35 @@ impl EnvReport {
 }
 
 impl PassReport {
+    /// This pass's report laid over `previous`: the environments of the promotions it
+    /// covers are this pass's, the others stay as `previous` saw them (in its order; those
+    /// it did not know come last). Its scope stays this pass's, so that what counts events
+    /// (alerts' listing failures) counts only what this pass did.
+    pub fn laid_over(self, previous: &PassReport) -> PassReport {
+        if self.scope == Scope::All {
+            return self;
+        }
+        let mut fresh: Vec<Option<EnvReport>> = self.environments.into_iter().map(Some).collect();
+        let mut environments = Vec::with_capacity(previous.environments.len().max(fresh.len()));
+        for old in &previous.environments {
+            if !self.scope.covers(&old.decision.key.promotion) {
+                environments.push(old.clone());
+                continue;
+            }
+            if let Some(slot) = fresh.iter_mut().find(|f| {
+                f.as_ref()
+                    .is_some_and(|f| f.decision.key == old.decision.key)
+            }) {
+                environments.extend(slot.take());
+            }
+        }
+        environments.extend(fresh.into_iter().flatten());
+        PassReport {
+            environments,
+            ..self
+        }
+    }
+
     /// Whether anything failed (the exit code of `once` and `plan`).
     pub fn failed(&self) -> bool {
         self.error.is_some() || self.environments.iter().any(|e| e.problem().is_some())

@@ -3,12 +3,12 @@
 //! and the bell a webhook rings to ask for a pass. The worker writes it; the server reads it
 //! and rings the bell, nothing more.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::engine::PassReport;
+use crate::engine::{PassReport, Scope};
 use crate::metrics::Metrics;
 use crate::rules::{Receiver, ReceiverKind, Rules};
 
@@ -19,6 +19,7 @@ pub struct Shared {
     last: RwLock<Option<(Arc<PassReport>, Instant)>>,
     watching: RwLock<Watching>,
     wakes: watch::Sender<u64>,
+    due: Mutex<Option<Scope>>,
 }
 
 /// What the rules in force watch.
@@ -28,8 +29,8 @@ pub struct Watching {
     pub interval: Duration,
     /// The enabled receivers.
     pub receivers: Vec<Receiver>,
-    /// Every promotion's image as (registry host, repository path).
-    pub images: Vec<(String, String)>,
+    /// Every promotion's image: (promotion, registry host, repository path).
+    pub images: Vec<(String, String, String)>,
     /// The GitOps repository's URL.
     pub git_url: String,
     /// Its branch.
@@ -48,7 +49,7 @@ impl Watching {
                 .iter()
                 .map(|p| {
                     let (host, path) = p.image.split();
-                    (host.to_string(), path)
+                    (p.name.clone(), host.to_string(), path)
                 })
                 .collect(),
             git_url: rules.settings.git.url.clone(),
@@ -56,9 +57,8 @@ impl Watching {
         }
     }
 
-    /// Whether a promotion watches the repository `path`, on `host` when the sender named
-    /// one.
-    pub fn watches_image(&self, host: Option<&str>, path: &str) -> bool {
+    /// The promotions watching the repository `path`, on `host` when the sender named one.
+    pub fn watching_image(&self, host: Option<&str>, path: &str) -> Vec<String> {
         fn docker_hub(h: &str) -> &str {
             match h {
                 "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
@@ -67,10 +67,14 @@ impl Watching {
                 other => other,
             }
         }
-        self.images.iter().any(|(h, p)| {
-            p.eq_ignore_ascii_case(path)
-                && host.is_none_or(|host| docker_hub(h) == docker_hub(host))
-        })
+        self.images
+            .iter()
+            .filter(|(_, h, p)| {
+                p.eq_ignore_ascii_case(path)
+                    && host.is_none_or(|host| docker_hub(h) == docker_hub(host))
+            })
+            .map(|(name, _, _)| name.clone())
+            .collect()
     }
 
     /// Whether a push to `branch` of the repository named `name` (`owner/name` or a URL)
@@ -106,13 +110,14 @@ impl Shared {
             last: RwLock::new(None),
             watching: RwLock::new(Watching::of(rules)),
             wakes: watch::Sender::new(0),
+            due: Mutex::new(None),
         }
     }
 
     /// A pass finished.
-    pub fn finished(&self, report: PassReport) {
+    pub fn finished(&self, report: Arc<PassReport>) {
         if let Ok(mut last) = self.last.write() {
-            *last = Some((Arc::new(report), Instant::now()));
+            *last = Some((report, Instant::now()));
         }
     }
 
@@ -133,10 +138,21 @@ impl Shared {
         self.last.read().ok().and_then(|l| l.clone())
     }
 
-    /// Ask for a pass soon. Rings while one runs are kept as one: the worker passes once
-    /// more after it.
-    pub fn wake(&self) {
+    /// Ask for a pass over `scope` soon. Rings while one runs add up to one more pass
+    /// after it, over everything they asked for.
+    pub fn wake(&self, scope: Scope) {
+        if let Ok(mut due) = self.due.lock() {
+            *due = Some(match due.take() {
+                Some(earlier) => earlier.union(scope),
+                None => scope,
+            });
+        }
         self.wakes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// What the rings so far asked to pass over, forgetting it (`None`: nothing).
+    pub fn take_due(&self) -> Option<Scope> {
+        self.due.lock().ok().and_then(|mut due| due.take())
     }
 
     /// The bell the worker waits on.
@@ -166,8 +182,9 @@ mod tests {
     fn watching(git_url: &str) -> Watching {
         Watching {
             images: vec![
-                ("ghcr.io".into(), "acme/app".into()),
-                ("docker.io".into(), "library/nginx".into()),
+                ("app".into(), "ghcr.io".into(), "acme/app".into()),
+                ("nginx".into(), "docker.io".into(), "library/nginx".into()),
+                ("app-canary".into(), "ghcr.io".into(), "acme/app".into()),
             ],
             git_url: git_url.into(),
             branch: "main".into(),
@@ -178,11 +195,17 @@ mod tests {
     #[test]
     fn images_match_by_path_and_by_host_when_the_sender_names_one() {
         let w = watching("https://github.com/acme/deploys.git");
-        assert!(w.watches_image(None, "acme/app"));
-        assert!(w.watches_image(Some("ghcr.io"), "acme/app"));
-        assert!(!w.watches_image(Some("quay.io"), "acme/app"));
-        assert!(w.watches_image(Some("index.docker.io"), "library/nginx"));
-        assert!(!w.watches_image(None, "acme/other"));
+        assert_eq!(w.watching_image(None, "acme/app"), ["app", "app-canary"]);
+        assert_eq!(
+            w.watching_image(Some("ghcr.io"), "acme/app"),
+            ["app", "app-canary"]
+        );
+        assert!(w.watching_image(Some("quay.io"), "acme/app").is_empty());
+        assert_eq!(
+            w.watching_image(Some("index.docker.io"), "library/nginx"),
+            ["nginx"]
+        );
+        assert!(w.watching_image(None, "acme/other").is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::git::{bare_repo_at, git};
 use crate::support::oci::Pusher;
-use crate::support::{DockerRegistry, free_port, sigterm};
+use crate::support::{DockerRegistry, HungServer, free_port, sigterm};
 use tagpromoter::rules::ReceiverKind;
 
 const INITIAL: &str = "2026-11-01T00:00:00Z";
@@ -119,11 +119,18 @@ struct Site {
     worker: Worker,
     image: String,
     secrets: Vec<(ReceiverKind, String)>,
+    _hung: Option<HungServer>,
     _dirs: [tempfile::TempDir; 3],
 }
 
 impl Site {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// With `hung`: one more promotion, whose registry never answers, so that every pass
+    /// over all promotions lasts the registry timeout (8 s).
+    async fn start_with(hung: Option<HungServer>) -> Self {
         let port = free_port();
         let secret = |k: ReceiverKind| format!("{}-s3cret-7f2e", k.as_str());
         let registry = DockerRegistry::notifying(
@@ -169,14 +176,28 @@ impl Site {
             ),
         )
         .unwrap();
+        if let Some(h) = &hung {
+            std::fs::write(
+                rules.path().join("ghost.yaml"),
+                format!("apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: ghost }}\nspec:\n  image: {}/acme/ghost\n  environments:\n    - {{ name: dev, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/ghost/kustomization.yaml }} }} }}\n", h.addr),
+            )
+            .unwrap();
+        }
         let cache = tempfile::tempdir().unwrap();
-        let worker = Worker::start(rules.path(), cache.path(), port, &[]).await;
+        let worker = Worker::start(
+            rules.path(),
+            cache.path(),
+            port,
+            &["--registry-timeout", "8s"],
+        )
+        .await;
         Self {
             registry,
             bare,
             worker,
             image,
             secrets,
+            _hung: hung,
             _dirs: [base, rules, cache],
         }
     }
@@ -262,11 +283,39 @@ impl Site {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_registry_push_reaches_dev_in_seconds_though_the_interval_is_an_hour() {
-    let site = Site::start().await;
+    let site = Site::start_with(Some(HungServer::start())).await;
     assert_eq!(site.dev(), "1.0.0", "nothing newer at the start");
     site.push("1.1.0").await;
     let took = site.wait_for_dev("1.1.0", 30).await;
     eprintln!("push to commit: {took:?}");
+    // A pass over every promotion waits 8 s on the hung registry: the webhook's pass
+    // covered only the promotion watching acme/app.
+    assert!(
+        took < Duration::from_secs(8),
+        "the webhook's pass waited on other registries: {took:?}"
+    );
+    let status = http()
+        .get(format!("{}/status", site.worker.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    let envs = status["environments"].as_array().unwrap();
+    let of = |p: &str| {
+        envs.iter()
+            .find(|e| e["promotion"] == p)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(of("app")["current"], "1.1.0", "{status}");
+    assert_eq!(
+        of("ghost")["state"],
+        "failing",
+        "the others stay on the board as the last full pass saw them: {status}"
+    );
     assert!(
         site.worker
             .metric("tagpromoter_webhooks_total{receiver=\"distribution\",result=\"accepted\"}")

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Shared;
+use crate::engine::Scope;
 use crate::rules::ReceiverKind;
 use payload::Hint;
 
@@ -101,28 +102,46 @@ pub async fn receive(
             );
         }
     };
-    let (watched, other): (Vec<&Hint>, Vec<&Hint>) = hints.iter().partition(|h| match h {
-        Hint::Pushed { host, path, .. } => watching.watches_image(host.as_deref(), path),
-        Hint::Branch { repository, branch } => watching.watches_branch(repository, branch),
-    });
-    let describe = |hs: &[&Hint]| hs.iter().map(|h| describe(h)).collect::<Vec<_>>();
-    if watched.is_empty() {
+    // A pass over the promotions watching the images named; over everything when the
+    // GitOps branch moved (a merged pull request, a person's rollback).
+    let mut scope: Option<Scope> = None;
+    let (mut watched, mut other) = (Vec::new(), Vec::new());
+    for hint in &hints {
+        let covers = match hint {
+            Hint::Pushed { host, path, .. } => {
+                let names = watching.watching_image(host.as_deref(), path);
+                (!names.is_empty()).then(|| Scope::Promotions(names.into_iter().collect()))
+            }
+            Hint::Branch { repository, branch } => watching
+                .watches_branch(repository, branch)
+                .then_some(Scope::All),
+        };
+        match covers {
+            Some(c) => {
+                scope = Some(match scope {
+                    Some(s) => s.union(c),
+                    None => c,
+                });
+                watched.push(describe(hint));
+            }
+            None => other.push(describe(hint)),
+        }
+    }
+    let Some(scope) = scope else {
         count("ignored");
-        tracing::debug!(receiver = kind.as_str(), hints = ?describe(&other), "webhook names nothing watched");
+        tracing::debug!(receiver = kind.as_str(), hints = ?other, "webhook names nothing watched");
         return (
             StatusCode::OK,
-            axum::Json(json!({ "pass": false, "ignored": describe(&other) })),
+            axum::Json(json!({ "pass": false, "ignored": other })),
         )
             .into_response();
-    }
+    };
     count("accepted");
-    tracing::info!(receiver = kind.as_str(), hints = ?describe(&watched), "webhook: a pass is due");
-    shared.wake();
+    tracing::info!(receiver = kind.as_str(), hints = ?watched, %scope, "webhook: a pass is due");
+    shared.wake(scope);
     (
         StatusCode::ACCEPTED,
-        axum::Json(
-            json!({ "pass": true, "watched": describe(&watched), "ignored": describe(&other) }),
-        ),
+        axum::Json(json!({ "pass": true, "watched": watched, "ignored": other })),
     )
         .into_response()
 }
