@@ -275,6 +275,17 @@ fn redact(text: &str, fleet: &Fleet) -> String {
         .replace(&fleet._hung.addr, "HUNG")
 }
 
+/// The board's table for `report`, one element per line, with the registry ports and the
+/// commit ids (their trees hold the ports) redacted.
+fn board(report: &PassReport, fleet: &Fleet) -> String {
+    let page = tagpromoter::server::board::page(Some(report));
+    let start = page.find("<main id=\"board\">").unwrap();
+    let end = page.find("</main>").unwrap();
+    let ids = regex::Regex::new(r"<code>[0-9a-f]{7}</code>").unwrap();
+    let main = ids.replace_all(&page[start..end], "<code>COMMIT</code>");
+    redact(&main, fleet).replace("><", ">\n<")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_moves_through_dev_staging_and_prod_as_the_rules_say() {
     let fleet = Fleet::start().await;
@@ -375,6 +386,7 @@ async fn a_fleet_moves_through_dev_staging_and_prod_as_the_rules_say() {
         }
     );
     insta::assert_snapshot!("fleet_plan_frozen", redact(&render::plan_text(&p8), &fleet));
+    insta::assert_snapshot!("fleet_board_frozen", board(&p8, &fleet));
     let p9 = engine.pass(at(29)).await;
     assert!(landed(&p9, "podinfo/prod"));
     assert_eq!(
@@ -485,10 +497,12 @@ async fn rollbacks_by_promote_and_by_hand_hold_until_released() {
         );
         assert!(matches!(state(&p, "podinfo/dev"), State::Held(ref h) if h.by == "A Person"));
     }
+    let p41 = engine.pass(at(41)).await;
     insta::assert_snapshot!(
         "rollback_status",
-        redact(&render::status_table(&engine.pass(at(41)).await), &fleet)
+        redact(&render::status_table(&p41), &fleet)
     );
+    insta::assert_snapshot!("rollback_board", board(&p41, &fleet));
 
     // Released, both move on again.
     for env in ["prod", "dev"] {

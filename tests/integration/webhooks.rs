@@ -498,6 +498,8 @@ async fn a_flood_of_webhooks_makes_few_passes_and_drops_no_promotion() {
                 }
                 let (headers, body) = site.generic("1.2.0");
                 statuses.push(site.post("generic", "", &headers, body).await.0);
+                // A steady stream over a few seconds, so that passes run while it flows.
+                tokio::time::sleep(Duration::from_millis(60)).await;
             }
             statuses
         }));
