@@ -59,6 +59,7 @@ fn the_dashboard_and_rules_query_only_series_tagpromoter_exports() {
         std::time::Duration::from_millis(3),
     );
     metrics.alert_sent("webhook", "ok");
+    metrics.webhook("distribution", "accepted");
     metrics.environment_succeeded("app", "prod", 0.0);
     let exported = metrics.encode_classic();
     let names: Vec<String> = exported
