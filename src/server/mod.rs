@@ -67,7 +67,14 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
 async fn board(State(shared): State<Arc<Shared>>) -> Response {
     let last = shared.last();
     (
-        [(header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                board::content_security_policy(),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+        ],
         Html(board::page(last.as_ref().map(|(r, _)| r.as_ref()))),
     )
         .into_response()

@@ -36,6 +36,16 @@ async fn the_board_shows_the_fleet_and_refreshes_itself_in_a_real_browser() {
         &["--registry-timeout", "2s"],
     )
     .await;
+    // Nothing but the page's own style and script may run (the browser below shows they do).
+    let page = reqwest::get(format!("{}/", worker.base)).await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
     let browser = Browser::start(1280, 900).await;
     browser.open(&format!("{}/", worker.base)).await;
 
