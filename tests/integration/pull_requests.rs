@@ -148,6 +148,20 @@ async fn pull_requests(dialect: Dialect) {
         pr.body
     );
 
+    // The board links it.
+    let Applied::Proposed { url, .. } = &prod(&p).applied else {
+        unreachable!()
+    };
+    let board = tagpromoter::server::board::page(Some(&p));
+    assert!(
+        board.contains(&format!("<a href=\"{url}\">Pull request #1</a> (open)")),
+        "{board}"
+    );
+    assert!(
+        board.contains("<p class=\"state\">In review</p>"),
+        "{board}"
+    );
+
     // status and plan show it, without writing anything.
     let (preview, _) = engine.preview(at(0)).await;
     let text = tagpromoter::commands::render::status_table(&preview);

@@ -282,7 +282,7 @@ impl Site {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_registry_push_reaches_dev_in_seconds_though_the_interval_is_an_hour() {
+async fn registry_and_gitops_pushes_are_seen_in_seconds_though_the_interval_is_an_hour() {
     let site = Site::start_with(Some(HungServer::start())).await;
     assert_eq!(site.dev(), "1.0.0", "nothing newer at the start");
     site.push("1.1.0").await;
@@ -344,6 +344,63 @@ async fn a_registry_push_reaches_dev_in_seconds_though_the_interval_is_an_hour()
         commits,
         "a pass for a tag the registry lacks wrote something"
     );
+
+    // A person rolls dev back by hand; the forge's push event makes the worker see it at
+    // once (interval 1h): dev holds, and nothing undoes the rollback.
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", site.bare.to_str().unwrap(), "."],
+    );
+    let file = work.path().join("apps/app/dev/kustomization.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("newTag: 1.1.0", "newTag: 1.0.0");
+    std::fs::write(&file, text).unwrap();
+    git(
+        work.path(),
+        &["commit", "-qam", "roll dev back: 1.1.0 leaks memory"],
+    );
+    git(work.path(), &["push", "-q", "origin", "HEAD:main"]);
+    let body = serde_json::to_vec(&serde_json::json!({"object_kind": "push", "ref": "refs/heads/main", "project": {"path_with_namespace": "acme/deploys"}})).unwrap();
+    let headers = [
+        ("X-Gitlab-Event", "Push Hook".to_string()),
+        (
+            "X-Gitlab-Token",
+            site.secret(ReceiverKind::Gitlab).to_string(),
+        ),
+    ];
+    let (status, answer) = site.post("gitlab", "", &headers, body).await;
+    assert_eq!(status, 202, "{answer}");
+    let started = Instant::now();
+    loop {
+        let status = http()
+            .get(format!("{}/status", site.worker.base))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+        let dev = status["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["promotion"] == "app" && e["environment"] == "dev")
+            .cloned()
+            .unwrap();
+        if dev["state"] == "held" {
+            assert_eq!(dev["hold"]["by"], "A Person", "{dev}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the rollback was not seen: {dev}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(site.dev(), "1.0.0", "the rollback stays");
 
     // An image nobody watches is acknowledged and ignored.
     let (headers, _) = site.generic("1.0.0");
