@@ -1,6 +1,7 @@
 //! Webhooks end to end: the real `docker-registry` notifies a running `tagpromoter run`
-//! (interval 1h) of a push and dev's bump lands seconds later; every receiver checks its
-//! sender's secret the way that sender signs; a flood makes few passes and drops nothing.
+//! (interval 1h) of a push and dev's bump lands seconds later, and a forge's push event
+//! shows a person's rollback at once; every receiver checks its sender's secret the way that
+//! sender signs; a flood makes few passes and drops nothing.
 //! Docker Hub, GitHub, Gitea, GitLab, Harbor and Quay cannot run here: their requests are
 //! built from their documented payloads and signing schemes.
 
