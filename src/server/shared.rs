@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::webhooks::payload::Hint;
 use crate::engine::{PassReport, Scope};
 use crate::metrics::Metrics;
 use crate::rules::{Receiver, ReceiverKind, Rules};
@@ -57,8 +58,23 @@ impl Watching {
         }
     }
 
+    /// What a pass for `hint` covers: the promotions watching the image it names, or every
+    /// promotion when it tells that the GitOps branch moved; `None` when nothing here
+    /// watches what it names.
+    pub fn scope_of(&self, hint: &Hint) -> Option<Scope> {
+        match hint {
+            Hint::Pushed { host, path, .. } => {
+                let names = self.watching_image(host.as_deref(), path);
+                (!names.is_empty()).then(|| Scope::Promotions(names.into_iter().collect()))
+            }
+            Hint::Branch { repository, branch } => self
+                .watches_branch(repository, branch)
+                .then_some(Scope::All),
+        }
+    }
+
     /// The promotions watching the repository `path`, on `host` when the sender named one.
-    pub fn watching_image(&self, host: Option<&str>, path: &str) -> Vec<String> {
+    fn watching_image(&self, host: Option<&str>, path: &str) -> Vec<String> {
         fn docker_hub(h: &str) -> &str {
             match h {
                 "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
@@ -79,7 +95,7 @@ impl Watching {
 
     /// Whether a push to `branch` of the repository named `name` (`owner/name` or a URL)
     /// moved the GitOps branch.
-    pub fn watches_branch(&self, name: &str, branch: &str) -> bool {
+    fn watches_branch(&self, name: &str, branch: &str) -> bool {
         let path = |s: &str| {
             let s = s.trim_end_matches('/');
             let s = s.strip_suffix(".git").unwrap_or(s);

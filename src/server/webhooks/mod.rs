@@ -107,18 +107,9 @@ pub async fn receive(
     let mut scope: Option<Scope> = None;
     let (mut watched, mut other) = (Vec::new(), Vec::new());
     for hint in &hints {
-        let covers = match hint {
-            Hint::Pushed { host, path, .. } => {
-                let names = watching.watching_image(host.as_deref(), path);
-                (!names.is_empty()).then(|| Scope::Promotions(names.into_iter().collect()))
-            }
-            Hint::Branch { repository, branch } => watching
-                .watches_branch(repository, branch)
-                .then_some(Scope::All),
-        };
-        match covers {
+        match watching.scope_of(hint) {
             Some(c) => {
-                scope = Some(match scope {
+                scope = Some(match scope.take() {
                     Some(s) => s.union(c),
                     None => c,
                 });
