@@ -4,10 +4,13 @@
 //! decide; [`registry`] lists tags and reads image facts; [`gitops`] reads the GitOps
 //! repository and its history; [`policy`] decides, purely; [`manifest`] turns a decision
 //! into an exact edit of a file's bytes; [`engine`] joins them into a pass (observe → decide
-//! → apply → report) and a person's `promote`/`release`; [`alert`] turns reports into
-//! notifications and [`metrics`] into series; [`commands`] render them for people.
-//! [`yaml`] gives both the loader and the editor positions in YAML text, and [`image`] the
-//! validated names (tags, digests, repositories) that may be written into it.
+//! → apply → report) and a person's `promote`/`release`, opening pull requests through
+//! [`forge`]; [`alert`] turns reports into notifications and [`metrics`] into series;
+//! [`server`] serves the worker's board, status, metrics and the webhooks that ask for a
+//! pass; [`commands`] (parsed by [`cli`]) render them for people. [`yaml`] gives both the
+//! loader and the editor positions in YAML text, [`image`] the validated names (tags,
+//! digests, repositories) that may be written into it, [`signing`] the shared-secret checks
+//! of webhooks in and out, and [`telemetry`] the logs.
 
 pub mod alert;
 pub mod cli;
