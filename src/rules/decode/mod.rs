@@ -4,7 +4,7 @@
 //! Each document is decoded field by field through a [`Decoder`], which records a
 //! [`Diagnostic`] for each unknown key, wrong type or bad value and carries on. Aliases are
 //! followed on a [`Budget`], so a hostile rules file fails fast. The decoding of `Settings`
-//! lives in [`settings`], of `Promotion` in [`promotion`], the value grammars in [`text`].
+//! lives in `settings`, of `Promotion` in `promotion`, the value grammars in [`text`].
 
 use std::path::{Path, PathBuf};
 
