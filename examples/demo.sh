@@ -131,8 +131,10 @@ YAML
 
 say "running the worker until 1.2.0 reaches prod (soaks of 4s)"
 export TAGPROMOTER_RULES="$work/rules" TAGPROMOTER_CACHE_DIR="$work/cache"
-"$bin" --log-format text run --listen "127.0.0.1:$(free_port)" 2>"$work/worker.log" &
+port=$(free_port)
+"$bin" --log-format text run --listen "127.0.0.1:$port" 2>"$work/worker.log" &
 worker=$!
+echo "meanwhile, the promotion board is at http://127.0.0.1:$port/"
 pids+=("$worker")
 for _ in $(seq 60); do
   git -C "$work/gitops.git" show main:apps/app/prod/kustomization.yaml 2>/dev/null | grep -q 'newTag: 1.2.0' && break
