@@ -250,6 +250,31 @@ impl Site {
         started.elapsed()
     }
 
+    /// `/status`, once `ready` holds for it (within 30 s).
+    async fn status_until(&self, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let body = http()
+                .get(format!("{}/status", self.worker.base))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if ready(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "/status never got there: {status}\n{}",
+                self.worker.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn secret(&self, kind: ReceiverKind) -> &str {
         &self.secrets.iter().find(|(k, _)| *k == kind).unwrap().1
     }
@@ -282,6 +307,17 @@ impl Site {
     }
 }
 
+/// The environment `promotion`/`environment` in a `/status` document.
+fn env_of(status: &serde_json::Value, promotion: &str, environment: &str) -> serde_json::Value {
+    status["environments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["promotion"] == promotion && e["environment"] == environment)
+        .cloned()
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_and_gitops_pushes_are_seen_in_seconds_though_the_interval_is_an_hour() {
     let site = Site::start_with(Some(HungServer::start())).await;
@@ -295,23 +331,11 @@ async fn registry_and_gitops_pushes_are_seen_in_seconds_though_the_interval_is_a
         took < Duration::from_secs(8),
         "the webhook's pass waited on other registries: {took:?}"
     );
-    let status = http()
-        .get(format!("{}/status", site.worker.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
-    let envs = status["environments"].as_array().unwrap();
-    let of = |p: &str| {
-        envs.iter()
-            .find(|e| e["promotion"] == p)
-            .cloned()
-            .unwrap_or_default()
-    };
-    assert_eq!(of("app")["current"], "1.1.0", "{status}");
+    // The report reaches /status a moment after the push (alerts are looked at first).
+    let status = site
+        .status_until(|s| env_of(s, "app", "dev")["current"] == "1.1.0")
+        .await;
+    let of = |p: &str| env_of(&status, p, "dev");
     assert_eq!(
         of("ghost")["state"],
         "failing",
@@ -373,34 +397,14 @@ async fn registry_and_gitops_pushes_are_seen_in_seconds_though_the_interval_is_a
     ];
     let (status, answer) = site.post("gitlab", "", &headers, body).await;
     assert_eq!(status, 202, "{answer}");
-    let started = Instant::now();
-    loop {
-        let status = http()
-            .get(format!("{}/status", site.worker.base))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
-        let dev = status["environments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["promotion"] == "app" && e["environment"] == "dev")
-            .cloned()
-            .unwrap();
-        if dev["state"] == "held" {
-            assert_eq!(dev["hold"]["by"], "A Person", "{dev}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the rollback was not seen: {dev}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = site
+        .status_until(|s| env_of(s, "app", "dev")["state"] == "held")
+        .await;
+    assert_eq!(
+        env_of(&status, "app", "dev")["hold"]["by"],
+        "A Person",
+        "{status}"
+    );
     assert_eq!(site.dev(), "1.0.0", "the rollback stays");
 
     // An image nobody watches is acknowledged and ignored.
