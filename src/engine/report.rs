@@ -271,8 +271,9 @@ impl EnvReport {
 
 impl PassReport {
     /// This pass's report laid over `previous`: the environments of the promotions it
-    /// covers are this pass's, the others stay as `previous` saw them (in its order; those
-    /// it did not know come last). Its scope stays this pass's, so that what counts events
+    /// covers are this pass's, the others (and any it could not decide because the
+    /// repository could not be read) stay as `previous` saw them, in its order; those it
+    /// did not know come last. Its scope stays this pass's, so that what counts events
     /// (alerts' listing failures) counts only what this pass did.
     pub fn laid_over(self, previous: &PassReport) -> PassReport {
         if self.scope == Scope::All {
@@ -281,16 +282,19 @@ impl PassReport {
         let mut fresh: Vec<Option<EnvReport>> = self.environments.into_iter().map(Some).collect();
         let mut environments = Vec::with_capacity(previous.environments.len().max(fresh.len()));
         for old in &previous.environments {
-            if !self.scope.covers(&old.decision.key.promotion) {
-                environments.push(old.clone());
-                continue;
-            }
-            if let Some(slot) = fresh.iter_mut().find(|f| {
-                f.as_ref()
-                    .is_some_and(|f| f.decision.key == old.decision.key)
-            }) {
-                environments.extend(slot.take());
-            }
+            let now = self
+                .scope
+                .covers(&old.decision.key.promotion)
+                .then(|| {
+                    fresh.iter_mut().find(|f| {
+                        f.as_ref()
+                            .is_some_and(|f| f.decision.key == old.decision.key)
+                    })
+                })
+                .flatten()
+                .and_then(Option::take);
+            // Not covered, or not decided (the repository could not be read): as last seen.
+            environments.push(now.unwrap_or_else(|| old.clone()));
         }
         environments.extend(fresh.into_iter().flatten());
         PassReport {
@@ -310,5 +314,83 @@ impl PassReport {
             .iter()
             .filter(|e| matches!(e.applied, Applied::Landed { .. }))
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EnvKey;
+    use crate::gitops::GitErrorKind;
+    use crate::image::Repository;
+
+    fn env(promotion: &str, environment: &str, current: &str) -> EnvReport {
+        EnvReport {
+            decision: EnvDecision {
+                key: EnvKey {
+                    promotion: promotion.into(),
+                    environment: environment.into(),
+                },
+                image: Repository::new("ghcr.io/acme/app").unwrap(),
+                file: "apps/x.yaml".into(),
+                write: crate::rules::WriteMode::Push,
+                stall_after: jiff::SignedDuration::from_hours(1),
+                current: Some(current.into()),
+                outcome: Err(super::super::Problem::Target(GitError::new(
+                    GitErrorKind::Target,
+                    "reading",
+                    "test",
+                ))),
+                recent: Vec::new(),
+            },
+            applied: Applied::Nothing,
+        }
+    }
+
+    fn report(scope: Scope, environments: Vec<EnvReport>) -> PassReport {
+        PassReport {
+            now: Timestamp::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            tip: None,
+            environments,
+            error: None,
+            registry_requests: 0,
+            pushes: 0,
+            scope,
+        }
+    }
+
+    fn running(r: &PassReport) -> Vec<String> {
+        r.environments
+            .iter()
+            .map(|e| format!("{}={}", e.decision.key, e.running().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn a_webhooks_pass_replaces_only_what_it_covers() {
+        let full = report(
+            Scope::All,
+            vec![
+                env("a", "dev", "1"),
+                env("b", "dev", "1"),
+                env("b", "prod", "1"),
+            ],
+        );
+        let b = Scope::Promotions(["b".to_string(), "c".to_string()].into());
+        let scoped = report(b.clone(), vec![env("b", "dev", "2"), env("c", "dev", "9")]);
+        let laid = scoped.laid_over(&full);
+        // b/prod was not decided (as when the repository could not be read): kept.
+        assert_eq!(
+            running(&laid),
+            ["a/dev=1", "b/dev=2", "b/prod=1", "c/dev=9"]
+        );
+        assert_eq!(laid.scope, b);
+        let again = report(Scope::All, vec![env("a", "dev", "3")]);
+        assert_eq!(
+            running(&again.laid_over(&laid)),
+            ["a/dev=3"],
+            "a full pass stands alone"
+        );
     }
 }
