@@ -120,8 +120,9 @@ pub enum Command {
     /// One full pass: decide, commit, push. Exit 0 when all is well (also when nothing
     /// changed), 1 when a bump or a registry failed, 2 for invalid rules.
     Once(OutputArgs),
-    /// The worker: a pass every `interval` (with up to 10% jitter), rules reloaded when they
-    /// change, alerts delivered; serves /metrics, /healthz, /readyz and /status on --listen.
+    /// The worker: a pass every `interval` (with up to 10% jitter) and one a second after a
+    /// webhook names a watched image, rules reloaded when they change, alerts delivered;
+    /// serves the board, metrics, health, status and webhook receivers on --listen.
     /// SIGTERM finishes the pass in flight and exits 0.
     Run(RunArgs),
     /// A person's promotion: the given (or best eligible) tag now. A tag older than the
@@ -143,7 +144,7 @@ pub enum Command {
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Where to serve /metrics, /healthz, /readyz and /status.
+    /// Where to serve the board (/), /metrics, /healthz, /readyz, /status and /webhooks/<type>.
     #[arg(long, env = "TAGPROMOTER_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: std::net::SocketAddr,
     /// How people reach this worker (e.g. http://tagpromoter.gitops:9090); alerts link to
