@@ -9,8 +9,8 @@
 //! [`server`] serves the worker's board, status, metrics and the webhooks that ask for a
 //! pass; [`commands`] (parsed by [`cli`]) render them for people. [`yaml`] gives both the
 //! loader and the editor positions in YAML text, [`image`] the validated names (tags,
-//! digests, repositories) that may be written into it, [`signing`] the shared-secret checks
-//! of webhooks in and out, and [`telemetry`] the logs.
+//! digests, repositories) that may be written into it, [`secret`] reading secrets from files
+//! and checking shared secrets, and [`telemetry`] the logs.
 
 pub mod alert;
 pub mod cli;
@@ -24,7 +24,7 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod rules;
+pub mod secret;
 pub mod server;
-pub mod signing;
 pub mod telemetry;
 pub mod yaml;

@@ -80,12 +80,11 @@ impl Api {
 
     /// The token as this forge's auth header, marked sensitive.
     fn auth(&self, step: &str) -> Result<(HeaderName, HeaderValue), ForgeError> {
-        let token = std::fs::read_to_string(&self.token_file).map_err(|e| {
-            let file = self.token_file.display();
+        let token = crate::secret::read(&self.token_file).map_err(|e| {
             self.error(
                 ForgeErrorKind::Auth,
                 step,
-                format!("cannot read the token file {file}: {e}"),
+                format!("git.forge.tokenFile: {e}"),
             )
         })?;
         let token = token.trim();

@@ -113,21 +113,15 @@ impl Git {
                 username,
                 password_file,
             } => {
-                let password = std::fs::read_to_string(password_file).map_err(|e| {
+                let password = crate::secret::read(password_file).map_err(|e| {
                     GitError::new(
                         GitErrorKind::Auth,
                         step,
-                        format!(
-                            "cannot read the git password file {}: {e}",
-                            password_file.display()
-                        ),
+                        format!("git.auth.passwordFile: {e}"),
                     )
                 })?;
                 cmd.env("TAGPROMOTER_GIT_USERNAME", username);
-                cmd.env(
-                    "TAGPROMOTER_GIT_PASSWORD",
-                    password.trim_end_matches(['\r', '\n']),
-                );
+                cmd.env("TAGPROMOTER_GIT_PASSWORD", password);
             }
             RemoteAuth::Ssh {
                 key_file,

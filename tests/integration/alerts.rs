@@ -175,11 +175,11 @@ async fn failures_stalls_and_a_dead_registry_raise_alerts_that_resolve() {
     let request = &seen[0];
     let signature = request.headers["x-tagpromoter-signature"].clone();
     assert_eq!(
-        tagpromoter::signing::sign(b"s3cret-hmac-key", &request.body).as_deref(),
+        tagpromoter::secret::sign(b"s3cret-hmac-key", &request.body).as_deref(),
         Some(signature.as_str())
     );
     assert_ne!(
-        tagpromoter::signing::sign(b"another-key", &request.body).as_deref(),
+        tagpromoter::secret::sign(b"another-key", &request.body).as_deref(),
         Some(signature.as_str())
     );
     let slack_seen = slack.wait_for(10, |s| !s.is_empty()).await;

@@ -453,7 +453,7 @@ fn signed(
         ReceiverKind::Generic => serde_json::json!({"image": image, "tag": "1.0.0"}),
     };
     let body = body_override.unwrap_or_else(|| serde_json::to_vec(&doc).unwrap());
-    let sig = tagpromoter::signing::sign(secret.as_bytes(), &body).unwrap();
+    let sig = tagpromoter::secret::sign(secret.as_bytes(), &body).unwrap();
     let (headers, query) = match kind {
         ReceiverKind::Distribution | ReceiverKind::Generic => (
             vec![("Authorization", format!("Bearer {secret}"))],

@@ -65,16 +65,17 @@ impl Sink for Webhook {
             let body = serde_json::to_vec(&json!({ "notifications": items })).unwrap_or_default();
             let mut headers = Vec::new();
             if let Some(file) = &self.secret_file {
-                let key = crate::signing::read_secret(file).map_err(|detail| SinkError {
+                let key = crate::secret::read(file).map_err(|e| SinkError {
                     sink: self.name.clone(),
-                    detail,
+                    detail: format!("alerts.webhooks[].secretFile: {e}"),
                     retry: false,
                 })?;
-                let signed = crate::signing::sign(&key, &body).ok_or_else(|| SinkError {
-                    sink: self.name.clone(),
-                    detail: "the secret cannot key an HMAC".into(),
-                    retry: false,
-                })?;
+                let signed =
+                    crate::secret::sign(key.as_bytes(), &body).ok_or_else(|| SinkError {
+                        sink: self.name.clone(),
+                        detail: "the secret cannot key an HMAC".into(),
+                        retry: false,
+                    })?;
                 headers.push((SIGNATURE_HEADER, signed));
             }
             post(&self.http, &self.name, &self.url, body, &headers).await

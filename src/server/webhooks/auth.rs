@@ -7,7 +7,7 @@
 use axum::http::HeaderMap;
 
 use crate::rules::ReceiverKind;
-use crate::signing;
+use crate::secret;
 
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +75,14 @@ pub fn check(
             prefixed,
         } => {
             let given = header(name).ok_or(Refusal::Missing("signature header"))?;
-            let expected = signing::sign(secret, body).ok_or(Refusal::Mismatch("signature"))?;
+            let expected = secret::sign(secret, body).ok_or(Refusal::Mismatch("signature"))?;
             let expected = if prefixed {
                 expected.as_bytes()
             } else {
                 &expected.as_bytes()["sha256=".len()..]
             };
             let given = given.to_ascii_lowercase();
-            signing::same(&given, expected)
+            secret::same(&given, expected)
                 .then_some(())
                 .ok_or(Refusal::Mismatch("signature"))
         }
@@ -92,19 +92,19 @@ pub fn check(
                 .strip_prefix(b"Bearer ")
                 .or_else(|| given.strip_prefix(b"bearer "))
                 .unwrap_or(given);
-            signing::same(given, secret)
+            secret::same(given, secret)
                 .then_some(())
                 .ok_or(Refusal::Mismatch("Authorization header"))
         }
         Scheme::Header(name) => {
             let given = header(name).ok_or(Refusal::Missing("token header"))?;
-            signing::same(given, secret)
+            secret::same(given, secret)
                 .then_some(())
                 .ok_or(Refusal::Mismatch("token header"))
         }
         Scheme::Query => {
             let given = token.ok_or(Refusal::Missing("token in the URL (?token=)"))?;
-            signing::same(given.as_bytes(), secret)
+            secret::same(given.as_bytes(), secret)
                 .then_some(())
                 .ok_or(Refusal::Mismatch("token in the URL"))
         }
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn github_signs_with_the_prefix_and_gitea_without() {
         let body = br#"{"action":"published"}"#;
-        let sig = signing::sign(b"k", body).unwrap();
+        let sig = secret::sign(b"k", body).unwrap();
         let gh = headers(&[("x-hub-signature-256", &sig)]);
         assert_eq!(check(ReceiverKind::Github, b"k", &gh, None, body), Ok(()));
         assert!(check(ReceiverKind::Github, b"other", &gh, None, body).is_err());

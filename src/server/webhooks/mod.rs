@@ -75,18 +75,27 @@ pub async fn receive(
             return answer(rejection.status(), rejection.body_text());
         }
     };
-    let secret = match crate::signing::read_secret(&receiver.secret_file) {
+    let secret = match crate::secret::read(&receiver.secret_file) {
         Ok(s) => s,
         Err(why) => {
             count("error");
-            tracing::error!(receiver = kind.as_str(), "webhook not checked: {why}");
+            tracing::error!(
+                receiver = kind.as_str(),
+                "webhook not checked: receivers[].secretFile: {why}"
+            );
             return answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the receiver's secret cannot be read; see the worker's log".into(),
             );
         }
     };
-    if let Err(refusal) = auth::check(kind, &secret, &headers, query.token.as_deref(), &body) {
+    if let Err(refusal) = auth::check(
+        kind,
+        secret.as_bytes(),
+        &headers,
+        query.token.as_deref(),
+        &body,
+    ) {
         count("unauthorized");
         tracing::warn!(receiver = kind.as_str(), why = %refusal, "webhook refused");
         return answer(StatusCode::UNAUTHORIZED, format!("refused: {refusal}"));

@@ -1,7 +1,7 @@
-//! Shared secrets on the wire: the HMAC-SHA256 signature in the `sha256=<hex>` form that
-//! GitHub, Gitea and our own outgoing webhooks use, a constant-time comparison for checking
-//! what a sender presents, and reading a secret from its mounted file. It never logs or
-//! formats a secret.
+//! Secrets: reading one from its mounted file (git passwords, forge tokens, webhook keys
+//! in and out), the HMAC-SHA256 signature in the `sha256=<hex>` form that GitHub, Gitea
+//! and our own outgoing webhooks use, and a constant-time comparison for checking what a
+//! sender presents. It never logs or formats a secret.
 
 use std::path::Path;
 
@@ -28,15 +28,13 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The secret in `file`, without the trailing newline editors and `kubectl create secret
-/// --from-file` leave. The error names the file, never its content.
-pub fn read_secret(file: &Path) -> Result<Vec<u8>, String> {
-    let mut key = std::fs::read(file)
-        .map_err(|e| format!("cannot read the secret file {}: {e}", file.display()))?;
-    while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        key.pop();
-    }
-    Ok(key)
+/// The secret in `file` (read at each use, so a rotated secret applies at once), without
+/// the trailing newline editors and `kubectl create secret --from-file` leave. The error
+/// names the file, never its content; callers say which setting named it.
+pub fn read(file: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[cfg(test)]
@@ -48,6 +46,19 @@ mod tests {
         assert_eq!(
             sign(b"Jefe", b"what do ya want for nothing?").as_deref(),
             Some("sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        );
+    }
+
+    #[test]
+    fn a_secret_is_read_without_its_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret \r\n").unwrap();
+        assert_eq!(read(&file).unwrap(), "s3cret ");
+        let missing = read(&dir.path().join("none")).unwrap_err();
+        assert!(
+            missing.starts_with("cannot read ") && missing.contains("none"),
+            "{missing}"
         );
     }
 
