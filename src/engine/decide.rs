@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::observe::{EnvCommit, EnvKey, Observed};
+use super::observe::{EnvKey, Observed};
 use crate::gitops::GitError;
 use crate::image::{Digest, Repository, Tag, created_of};
 use crate::policy::{Decision, Rejection, SelectError, Situation};
@@ -62,8 +62,6 @@ pub struct EnvDecision {
     pub current: Option<String>,
     /// The decision, or why there is none.
     pub outcome: Result<Decided, Problem>,
-    /// Its newest commits, newest first.
-    pub recent: Vec<EnvCommit>,
 }
 
 /// A decision and its evidence.
@@ -186,7 +184,6 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                 stall_after: env.stall_after,
                 current,
                 outcome,
-                recent: state.map(|s| s.recent.clone()).unwrap_or_default(),
             });
         }
     }

@@ -294,11 +294,33 @@ impl Engine {
                 }
                 report.tip = Some(plan.observed.tip.to_string());
                 report.pushes = pushes;
+                let author = &rules.settings.git.author.name;
                 report.environments = plan
                     .decisions
                     .into_iter()
                     .zip(applied)
-                    .map(|(decision, applied)| EnvReport { decision, applied })
+                    .map(|(decision, applied)| {
+                        let landed = match &applied {
+                            Applied::Landed { commit, subject } => Some(EnvCommit {
+                                id: commit.clone(),
+                                time: now,
+                                author: author.clone(),
+                                subject: subject.clone(),
+                            }),
+                            _ => None,
+                        };
+                        let observed = plan.observed.environments.get(&decision.key);
+                        let recent = landed
+                            .into_iter()
+                            .chain(observed.into_iter().flat_map(|s| s.recent.iter().cloned()))
+                            .take(observe::RECENT)
+                            .collect();
+                        EnvReport {
+                            decision,
+                            applied,
+                            recent,
+                        }
+                    })
                     .collect();
                 Some(plan.observed)
             }

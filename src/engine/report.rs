@@ -9,6 +9,7 @@ use jiff::Timestamp;
 
 use super::apply::Applied;
 use super::decide::EnvDecision;
+use super::observe::EnvCommit;
 use crate::gitops::GitError;
 use crate::policy::{Block, Blocked, Decision, Hold};
 
@@ -19,6 +20,9 @@ pub struct EnvReport {
     pub decision: EnvDecision,
     /// What writing it did.
     pub applied: Applied,
+    /// Its newest commits after the pass, newest first (the one it landed, then those
+    /// observed; at most [`super::observe::RECENT`]).
+    pub recent: Vec<EnvCommit>,
 }
 
 /// A whole pass.
@@ -341,9 +345,9 @@ mod tests {
                     "reading",
                     "test",
                 ))),
-                recent: Vec::new(),
             },
             applied: Applied::Nothing,
+            recent: Vec::new(),
         }
     }
 

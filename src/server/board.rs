@@ -9,8 +9,7 @@ use std::fmt::Write;
 use jiff::Timestamp;
 
 use crate::commands::render::{EnvView, view};
-use crate::engine::observe::RECENT;
-use crate::engine::{Applied, EnvCommit, EnvReport, PassReport};
+use crate::engine::{EnvCommit, EnvReport, PassReport};
 
 /// How often an open board refreshes itself, in seconds.
 pub const REFRESH_SECONDS: u32 = 5;
@@ -219,7 +218,7 @@ fn cell(out: &mut String, e: &EnvReport, now: Timestamp) {
             esc(&err.message)
         );
     }
-    commits(out, e, now);
+    commits(out, &e.recent);
     out.push_str("</td>");
 }
 
@@ -272,23 +271,8 @@ fn state(v: &EnvView) -> String {
     }
 }
 
-/// The environment's last commits, newest first: the one this pass landed, then those the
-/// pass read from the repository.
-fn commits(out: &mut String, e: &EnvReport, now: Timestamp) {
-    let landed = match &e.applied {
-        Applied::Landed { commit, subject } => Some(EnvCommit {
-            id: commit.clone(),
-            time: now,
-            author: "tagpromoter".into(),
-            subject: subject.clone(),
-        }),
-        _ => None,
-    };
-    let recent: Vec<&EnvCommit> = landed
-        .iter()
-        .chain(e.decision.recent.iter())
-        .take(RECENT)
-        .collect();
+/// The environment's last commits, newest first.
+fn commits(out: &mut String, recent: &[EnvCommit]) {
     if recent.is_empty() {
         return;
     }
