@@ -139,11 +139,19 @@ impl Repository {
     /// The registry host and the repository path on it. Names without a host are Docker
     /// Hub's (`docker.io`), where one-component names live under `library/`.
     pub fn split(&self) -> (&str, String) {
-        match self.0.split_once('/') {
-            Some((first, rest)) if looks_like_host(first) => (first, rest.to_string()),
-            Some(_) => ("docker.io", self.0.clone()),
+        match self.host() {
+            Some(host) => (host, self.0[host.len() + 1..].to_string()),
+            None if self.0.contains('/') => ("docker.io", self.0.clone()),
             None => ("docker.io", format!("library/{}", self.0)),
         }
+    }
+
+    /// The registry host (and port) as the name writes it; `None` when it names none.
+    pub fn host(&self) -> Option<&str> {
+        self.0
+            .split_once('/')
+            .map(|(first, _)| first)
+            .filter(|first| looks_like_host(first))
     }
 }
 
@@ -343,5 +351,18 @@ mod tests {
         assert!(ImageRef::parse("ghcr.io/Acme/app:1").is_err());
         assert!(Repository::new("app").is_ok());
         assert!(Repository::new("a b").is_err());
+    }
+
+    #[test]
+    fn a_repository_names_its_host_or_is_docker_hubs() {
+        let r = |s: &str| Repository::new(s).unwrap();
+        assert_eq!(r("localhost:5000/acme/app").host(), Some("localhost:5000"));
+        assert_eq!(
+            r("localhost:5000/acme/app").split(),
+            ("localhost:5000", "acme/app".into())
+        );
+        assert_eq!(r("acme/app").host(), None);
+        assert_eq!(r("acme/app").split(), ("docker.io", "acme/app".into()));
+        assert_eq!(r("nginx").split(), ("docker.io", "library/nginx".into()));
     }
 }

@@ -65,18 +65,21 @@ const SCRIPT: &str = r#"
 
 /// The page's Content-Security-Policy: nothing loads from anywhere, and only the page's own
 /// style and script (by their hashes) apply, so text from the repository or a registry that
-/// slipped past escaping could not run.
-pub fn content_security_policy() -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    let hash = |text: &str| {
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
-    };
-    format!(
-        "default-src 'none'; style-src 'sha256-{}'; script-src 'sha256-{}'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        hash(STYLE),
-        hash(SCRIPT)
-    )
+/// slipped past escaping could not run. Computed once.
+pub fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = |text: &str| {
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(text.as_bytes()))
+        };
+        format!(
+            "default-src 'none'; style-src 'sha256-{}'; script-src 'sha256-{}'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            hash(STYLE),
+            hash(SCRIPT)
+        )
+    });
+    &POLICY
 }
 
 /// The whole page for the last pass (`None`: none finished yet).

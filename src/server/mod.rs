@@ -68,12 +68,12 @@ async fn board(State(shared): State<Arc<Shared>>) -> Response {
     let last = shared.last();
     (
         [
-            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::CACHE_CONTROL, "no-store"),
             (
                 header::CONTENT_SECURITY_POLICY,
                 board::content_security_policy(),
             ),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         Html(board::page(last.as_ref().map(|(r, _)| r.as_ref()))),
     )

@@ -18,7 +18,7 @@ pub struct Shared {
     /// The metrics.
     pub metrics: Arc<Metrics>,
     last: RwLock<Option<(Arc<PassReport>, Instant)>>,
-    watching: RwLock<Watching>,
+    watching: RwLock<Arc<Watching>>,
     wakes: watch::Sender<u64>,
     due: Mutex<Option<Scope>>,
 }
@@ -124,7 +124,7 @@ impl Shared {
         Self {
             metrics,
             last: RwLock::new(None),
-            watching: RwLock::new(Watching::of(rules)),
+            watching: RwLock::new(Arc::new(Watching::of(rules))),
             wakes: watch::Sender::new(0),
             due: Mutex::new(None),
         }
@@ -140,13 +140,16 @@ impl Shared {
     /// The rules were (re)loaded.
     pub fn set_rules(&self, rules: &Rules) {
         if let Ok(mut w) = self.watching.write() {
-            *w = Watching::of(rules);
+            *w = Arc::new(Watching::of(rules));
         }
     }
 
-    /// What the rules in force watch.
-    pub fn watching(&self) -> Watching {
-        self.watching.read().map(|w| w.clone()).unwrap_or_default()
+    /// What the rules in force watch (shared, not copied: every webhook asks).
+    pub fn watching(&self) -> Arc<Watching> {
+        self.watching
+            .read()
+            .map(|w| Arc::clone(&w))
+            .unwrap_or_default()
     }
 
     /// The last pass's report and when it finished.

@@ -5,6 +5,7 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
+use crate::image::{ImageRef, Repository};
 use crate::rules::ReceiverKind;
 
 /// What a webhook says happened.
@@ -58,17 +59,22 @@ pub fn hints(kind: ReceiverKind, headers: &HeaderMap, body: &[u8]) -> Result<Vec
         ReceiverKind::Quay => quay(&doc),
         ReceiverKind::Generic => {
             let image = text(&doc, &["image"]).ok_or("no \"image\"")?;
-            let (host, path) = match image.split_once('/') {
-                Some((first, rest))
-                    if first.contains('.') || first.contains(':') || first == "localhost" =>
-                {
-                    (Some(first), rest)
-                }
-                _ => (None, image),
-            };
-            Ok(pushed(host, path, text(&doc, &["tag"])))
+            let image = Repository::new(image).map_err(|e| e.to_string())?;
+            Ok(pushed(image.host(), &image.split().1, text(&doc, &["tag"])))
         }
     }
+}
+
+/// The registry host an image reference (`host/path[:tag]`) names, if it names one.
+fn host_of(reference: &str) -> Option<String> {
+    let reference = reference
+        .split_once("://")
+        .map_or(reference, |(_, rest)| rest);
+    ImageRef::parse(reference)
+        .ok()?
+        .repository
+        .host()
+        .map(str::to_string)
 }
 
 fn text<'a>(doc: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -138,14 +144,13 @@ fn github(event: &str, doc: &Value) -> Result<Vec<Hint>, String> {
         .ok_or("a package without namespace or owner")?;
     let name = text(package, &["name"]).ok_or("a package without a name")?;
     let host = text(package, &["registry", "url"])
-        .and_then(|u| u.split_once("://").map(|(_, rest)| rest))
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("ghcr.io");
+        .and_then(host_of)
+        .unwrap_or_else(|| "ghcr.io".into());
     let tag = text(
         package,
         &["package_version", "container_metadata", "tag", "name"],
     );
-    Ok(pushed(Some(host), &format!("{owner}/{name}"), tag))
+    Ok(pushed(Some(&host), &format!("{owner}/{name}"), tag))
 }
 
 /// Gitea and Forgejo: `package` (container packages) and `push`.
@@ -185,8 +190,7 @@ fn harbor(doc: &Value) -> Result<Vec<Hint>, String> {
     let host = resources
         .iter()
         .find_map(|r| text(r, &["resource_url"]))
-        .and_then(|u| u.split('/').next())
-        .map(str::to_string);
+        .and_then(host_of);
     let mut out: Vec<Hint> = resources
         .iter()
         .flat_map(|r| pushed(host.as_deref(), path, text(r, &["tag"])))
@@ -200,20 +204,18 @@ fn harbor(doc: &Value) -> Result<Vec<Hint>, String> {
 /// A `repo_push` notification: `{"repository", "docker_url", "updated_tags": [...]}`.
 fn quay(doc: &Value) -> Result<Vec<Hint>, String> {
     let path = text(doc, &["repository"]).ok_or("no \"repository\"")?;
-    let host = text(doc, &["docker_url"])
-        .and_then(|u| u.split('/').next())
-        .filter(|h| h.contains('.') || h.contains(':'));
+    let host = text(doc, &["docker_url"]).and_then(host_of);
     let tags: Vec<&str> = doc
         .get("updated_tags")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if tags.is_empty() {
-        return Ok(pushed(host, path, None));
+        return Ok(pushed(host.as_deref(), path, None));
     }
     Ok(tags
         .iter()
-        .flat_map(|t| pushed(host, path, Some(t)))
+        .flat_map(|t| pushed(host.as_deref(), path, Some(t)))
         .collect())
 }
 
@@ -355,5 +357,10 @@ mod tests {
         assert!(hints(ReceiverKind::Distribution, &h, b"not json").is_err());
         assert!(hints(ReceiverKind::Distribution, &h, b"{}").is_err());
         assert!(hints(ReceiverKind::Generic, &h, br#"{"tag":"1"}"#).is_err());
+        let bad = hints(ReceiverKind::Generic, &h, br#"{"image":"Acme App"}"#).unwrap_err();
+        assert!(
+            bad.contains("repository"),
+            "says what a name must be: {bad}"
+        );
     }
 }
