@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::git::{bare_repo, git};
 use support::oci::Pusher;
+use support::worker::Worker;
 use support::{DockerRegistry, env, free_port};
 
 fn overlay(image: &str) -> String {
@@ -78,31 +79,7 @@ async fn main() {
     )
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
-        .arg("--rules")
-        .arg(rules_dir.path())
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .env("TAGPROMOTER_LOG", "error")
-        .spawn()
-        .expect("tagpromoter runs");
-    let http = reqwest::Client::new();
-    let ready = Instant::now();
-    while http
-        .get(format!("http://127.0.0.1:{port}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
-    {
-        assert!(
-            ready.elapsed() < Duration::from_secs(60),
-            "the worker never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let worker = Worker::start(rules_dir.path(), cache.path(), port, &[]).await;
 
     let dev = || git(&bare, &["show", "main:apps/app/dev/kustomization.yaml"]);
     let mut took = Vec::new();
@@ -130,10 +107,7 @@ async fn main() {
             took.push(pushed.elapsed());
         }
     }
-    let _ = std::process::Command::new("kill")
-        .arg(worker.id().to_string())
-        .status();
-    let _ = worker.wait();
+    worker.stop();
 
     took.sort();
     let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1];

@@ -10,7 +10,7 @@ use crate::engine::Fleet;
 use crate::support::browser::Browser;
 use crate::support::free_port;
 use crate::support::oci::Pusher;
-use crate::webhooks::Worker;
+use crate::support::worker::Worker;
 
 /// A script returning `what` (an expression of `td`) for promotion `promotion`'s cell of
 /// environment `env`.

@@ -13,6 +13,7 @@ pub mod oci;
 pub mod proxy;
 pub mod receiver;
 pub mod token;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
