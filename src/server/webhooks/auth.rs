@@ -21,8 +21,14 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Missing(what) => write!(f, "no {what}"),
-            Self::Mismatch(what) => write!(f, "the {what} does not match the receiver's secret"),
+            Self::Missing(what) => write!(
+                f,
+                "no {what}; the sender must present the secret in this receiver's secretFile"
+            ),
+            Self::Mismatch(what) => write!(
+                f,
+                "the {what} does not match this receiver's secretFile; give the sender the same secret"
+            ),
         }
     }
 }
@@ -60,7 +66,8 @@ fn scheme(kind: ReceiverKind) -> Scheme {
     }
 }
 
-/// Check a request to the receiver of `kind` against `secret`.
+/// Check a request to the receiver of `kind` against `secret` (never empty: the caller
+/// refuses an empty secret file).
 pub fn check(
     kind: ReceiverKind,
     secret: &[u8],
@@ -68,46 +75,45 @@ pub fn check(
     token: Option<&str>,
     body: &[u8],
 ) -> Result<(), Refusal> {
-    let header = |name: &'static str| headers.get(name).map(|v| v.as_bytes());
-    match scheme(kind) {
+    let header = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec());
+    let signature;
+    // What the sender presents, and what it must equal.
+    let (what, given, expected): (&'static str, Option<Vec<u8>>, &[u8]) = match scheme(kind) {
         Scheme::Hmac {
             header: name,
             prefixed,
         } => {
-            let given = header(name).ok_or(Refusal::Missing("signature header"))?;
-            let expected = secret::sign(secret, body).ok_or(Refusal::Mismatch("signature"))?;
+            signature = secret::sign(secret, body).ok_or(Refusal::Mismatch(name))?;
             let expected = if prefixed {
-                expected.as_bytes()
+                signature.as_str()
             } else {
-                &expected.as_bytes()["sha256=".len()..]
+                signature.trim_start_matches("sha256=")
             };
-            let given = given.to_ascii_lowercase();
-            secret::same(&given, expected)
-                .then_some(())
-                .ok_or(Refusal::Mismatch("signature"))
+            let given = header(name).map(|g| g.to_ascii_lowercase());
+            (name, given, expected.as_bytes())
         }
         Scheme::Authorization => {
-            let given = header("authorization").ok_or(Refusal::Missing("Authorization header"))?;
-            let given = given
-                .strip_prefix(b"Bearer ")
-                .or_else(|| given.strip_prefix(b"bearer "))
-                .unwrap_or(given);
-            secret::same(given, secret)
-                .then_some(())
-                .ok_or(Refusal::Mismatch("Authorization header"))
+            let given = header("authorization").map(|g| {
+                let token = g
+                    .strip_prefix(b"Bearer ")
+                    .or_else(|| g.strip_prefix(b"bearer "))
+                    .unwrap_or(&g);
+                token.to_vec()
+            });
+            ("Authorization header", given, secret)
         }
-        Scheme::Header(name) => {
-            let given = header(name).ok_or(Refusal::Missing("token header"))?;
-            secret::same(given, secret)
-                .then_some(())
-                .ok_or(Refusal::Mismatch("token header"))
-        }
-        Scheme::Query => {
-            let given = token.ok_or(Refusal::Missing("token in the URL (?token=)"))?;
-            secret::same(given.as_bytes(), secret)
-                .then_some(())
-                .ok_or(Refusal::Mismatch("token in the URL"))
-        }
+        Scheme::Header(name) => (name, header(name), secret),
+        Scheme::Query => (
+            "token in the URL (?token=)",
+            token.map(|t| t.as_bytes().to_vec()),
+            secret,
+        ),
+    };
+    let given = given.ok_or(Refusal::Missing(what))?;
+    if !expected.is_empty() && secret::same(&given, expected) {
+        Ok(())
+    } else {
+        Err(Refusal::Mismatch(what))
     }
 }
 
@@ -135,7 +141,7 @@ mod tests {
         assert_eq!(check(ReceiverKind::Gitea, b"k", &gitea, None, body), Ok(()));
         assert_eq!(
             check(ReceiverKind::Gitea, b"k", &HeaderMap::new(), None, body),
-            Err(Refusal::Missing("signature header"))
+            Err(Refusal::Missing("x-gitea-signature"))
         );
     }
 

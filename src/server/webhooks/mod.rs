@@ -75,7 +75,13 @@ pub async fn receive(
             return answer(rejection.status(), rejection.body_text());
         }
     };
-    let secret = match crate::secret::read(&receiver.secret_file) {
+    let secret = match crate::secret::read(&receiver.secret_file).and_then(|s| {
+        if s.is_empty() {
+            Err(format!("{} is empty", receiver.secret_file.display()))
+        } else {
+            Ok(s)
+        }
+    }) {
         Ok(s) => s,
         Err(why) => {
             count("error");
