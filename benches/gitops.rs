@@ -119,6 +119,7 @@ fn main() {
                             reason: None,
                             forced: false,
                             hold: None,
+                            target: None,
                         },
                         edit: Some(FileEdit {
                             file: path(i).into(),

@@ -103,6 +103,7 @@ pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
         reason: None,
         forced: false,
         hold: None,
+        target: Some(p.target_id(env)),
     };
     Some(Bump {
         record,

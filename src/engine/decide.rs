@@ -1,6 +1,7 @@
 //! Decide: `rules × observed × now → Decision` for every promotion and environment. Pure:
 //! no I/O, no clock; `plan`, `once`, `run`, `status` and `promote` all start here.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use jiff::{SignedDuration, Timestamp};
@@ -8,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::observe::{EnvKey, Observed};
 use crate::gitops::GitError;
 use crate::image::{Digest, Repository, Tag, created_of};
-use crate::policy::{Decision, Rejection, SelectError, Situation};
+use crate::policy::{Decision, Rejection, Situation};
 use crate::registry::RegistryError;
 use crate::rules::{Rules, WriteMode};
 
@@ -21,9 +22,13 @@ pub enum Problem {
     /// Its target cannot be read (missing file, key, alias, …).
     #[error("{0}")]
     Target(GitError),
-    /// Its policy cannot rank the tag list.
-    #[error("{0}")]
-    Policy(SelectError),
+    /// Its history cannot be read back as far as the decision needs (the commit that set
+    /// its value, holds after it): deciding on part of it could undo a person's change.
+    #[error(
+        "its history could not be read back to the commit that set its current value (the walk stops after {max} commits); nothing is decided without it",
+        max = crate::gitops::history::MAX_COMMITS
+    )]
+    History,
     /// `pinDigest` is set and the winner's digest could not be read.
     #[error(
         "the digest of {tag} could not be read, and pinDigest needs it; retried on the next pass"
@@ -38,9 +43,10 @@ impl Problem {
     /// The class, as alerts and metrics label it.
     pub fn class(&self) -> &'static str {
         match self {
-            Self::Registry(_) | Self::NoDigest { .. } => "registry",
+            Self::Registry(_) => "registry",
+            Self::NoDigest { .. } => "facts",
             Self::Target(_) => "target",
-            Self::Policy(_) => "policy",
+            Self::History => "history",
         }
     }
 }
@@ -100,6 +106,73 @@ impl EnvDecision {
     }
 }
 
+/// The most tags one environment asks the registry about in one round of
+/// [`facts_wanted`]; the engine asks again until no environment wants more.
+pub const INSPECT_PER_ROUND: usize = 8;
+
+/// The tags whose facts (digest, creation time, platforms) a decision still needs and that
+/// were not asked for yet (`asked`): walking each environment's candidates best first, down
+/// to the tag it runs, those that pass every gate that needs no facts; and the tag a
+/// decision would write (its digest goes in the trailer, its creation time starts the
+/// stall clock). However many newer tags an environment has, the one that soaked is
+/// reached.
+pub fn facts_wanted(
+    rules: &Rules,
+    observed: &Observed,
+    now: Timestamp,
+    asked: &HashSet<(Repository, Tag)>,
+) -> Vec<(Repository, Tag)> {
+    let no_facts = Default::default();
+    let mut wanted = Vec::new();
+    for p in &rules.promotions {
+        let Some(Ok(tags)) = observed.images.get(&p.image) else {
+            continue;
+        };
+        let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
+        for env in &p.environments {
+            let Some(state) = observed.environments.get(&EnvKey::of(p, env)) else {
+                continue;
+            };
+            let current = state.current.as_ref().ok().cloned().flatten();
+            let policy = p.tag_policy(env);
+            let selection = policy.select(tags, &|t| created_of(facts, t));
+            let gates = p.gates(env);
+            let situation = Situation {
+                now,
+                current: None,
+                hold: None,
+                upstream: observed.upstream(p, env),
+                facts,
+            };
+            let mut asking = 0;
+            for c in &selection.candidates {
+                let key = (p.image.clone(), c.tag.clone());
+                let unasked = !facts.contains_key(&c.tag) && !asked.contains(&key);
+                match gates.eligibility(&c.tag, &situation) {
+                    // The winner: its facts go in the trailer and start the stall clock.
+                    Ok(_) => {
+                        if unasked {
+                            wanted.push(key);
+                        }
+                        break;
+                    }
+                    Err(crate::policy::Block::NotInspected) if unasked => {
+                        wanted.push(key);
+                        asking += 1;
+                    }
+                    Err(_) => {}
+                }
+                if asking == INSPECT_PER_ROUND || current.as_deref() == Some(c.tag.as_str()) {
+                    break;
+                }
+            }
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    wanted
+}
+
 /// Decide every environment of every promotion, in the order of the rules.
 pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDecision> {
     let no_facts = Default::default();
@@ -123,9 +196,13 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                 if let Err(e) = &state.current {
                     return Err(Problem::Target(e.clone()));
                 }
+                if !state.complete {
+                    return Err(Problem::History);
+                }
                 let policy = p.tag_policy(env);
                 let created = |t: &str| created_of(facts, t);
-                let selection = policy.select(tags, &created).map_err(Problem::Policy)?;
+                let selection = policy.select(tags, &created);
+                let hold = observed.hold(p, env);
                 let current_tag = current.as_deref().and_then(|c| Tag::new(c).ok());
                 let upstream = observed.upstream(p, env);
                 let decision = p.gates(env).decide(
@@ -134,7 +211,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                     &Situation {
                         now,
                         current: current_tag.as_ref(),
-                        hold: state.hold.as_ref(),
+                        hold: hold.as_ref(),
                         upstream,
                         facts,
                     },

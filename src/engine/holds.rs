@@ -1,7 +1,9 @@
 //! Holds, read from history: a rollback by `promote` (our trailer `Tagpromoter-Hold: set`)
-//! or by a person's own commit that moves a target to a version the policy ranks lower, and
-//! lifted by `release` (`Tagpromoter-Hold: released`) or by its expiry. Pure: the history
-//! comes in as data.
+//! or a person's own commit that sets a target to a value the policy's order places below
+//! the one before, or cannot place at all; lifted by `release` (`Tagpromoter-Hold:
+//! released`) or by its expiry. The order is the policy's alone, never its range or filter:
+//! a person's hotfix outside `^1.0.0` is still below 1.1.0. In doubt, a person's value
+//! holds. Pure: the history comes in as data.
 
 use std::cmp::Ordering;
 
@@ -11,24 +13,40 @@ use crate::gitops::message::{Actor, HoldChange, Record};
 use crate::policy::{Hold, TagPolicy};
 
 /// One commit of an environment's history, as far as holds care.
-#[derive(Debug, Clone)]
-pub struct Event<'a> {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
     /// The commit time.
     pub time: Timestamp,
     /// The commit's author.
-    pub author: &'a str,
-    /// Our record for this promotion and environment, if the commit is one.
-    pub record: Option<&'a Record>,
-    /// When the commit changed the target's tag: (before, after).
-    pub moved: Option<(Option<&'a str>, Option<&'a str>)>,
+    pub author: String,
+    /// Our record for this environment's target, if the commit is one.
+    pub record: Option<Record>,
+    /// When the commit changed the target's value: (before, after); `before` is `None`
+    /// where the value first appeared.
+    pub moved: Option<(Option<String>, Option<String>)>,
+}
+
+impl Event {
+    /// Whether no hold before this commit can still be in force after it: the bot wrote
+    /// automatically (it never does while held), or a person released.
+    pub fn resets(&self) -> bool {
+        self.record.as_ref().is_some_and(|r| {
+            r.hold == Some(HoldChange::Released) || (r.actor == Actor::Bot && r.hold.is_none())
+        })
+    }
 }
 
 /// The hold in force after `events` (oldest first), if any; expired holds are returned too
-/// (the gates know that an expired hold does not hold).
-pub fn hold_after(events: &[Event<'_>], policy: &TagPolicy) -> Option<Hold> {
+/// (the gates know that an expired hold does not hold). `created` gives creation times
+/// (`newestBuild` orders by them).
+pub fn hold_after(
+    events: &[Event],
+    policy: &TagPolicy,
+    created: &dyn Fn(&str) -> Option<Timestamp>,
+) -> Option<Hold> {
     let mut hold = None;
     for e in events {
-        if let Some(record) = e.record {
+        if let Some(record) = &e.record {
             match &record.hold {
                 Some(HoldChange::Set { until }) => {
                     hold = Some(Hold {
@@ -42,19 +60,31 @@ pub fn hold_after(events: &[Event<'_>], policy: &TagPolicy) -> Option<Hold> {
                     });
                 }
                 Some(HoldChange::Released) => hold = None,
+                None if e.resets() => hold = None,
                 None => {}
             }
             continue;
         }
-        // A person's hand-made change: moving to a lower version is a rollback, and holds.
-        if let Some((Some(before), Some(after))) = e.moved
-            && policy.compare(after, before, &|_| None) == Some(Ordering::Less)
-        {
+        // A person's hand-made change.
+        let Some((before, Some(after))) = &e.moved else {
+            continue;
+        };
+        let why = match (before, policy.ranks(after, created)) {
+            (_, Err(unordered)) => Some(format!(
+                "set by hand to {after}, which the policy cannot order ({unordered})"
+            )),
+            (Some(before), Ok(())) => match policy.order(after, before, created) {
+                Ok(Ordering::Less) => Some(format!("rolled back by hand from {before} to {after}")),
+                _ => None,
+            },
+            (None, Ok(())) => None,
+        };
+        if let Some(reason) = why {
             hold = Some(Hold {
                 since: e.time,
                 until: None,
-                by: e.author.to_string(),
-                reason: Some(format!("rolled back by hand from {before} to {after}")),
+                by: e.author.clone(),
+                reason: Some(reason),
             });
         }
     }
@@ -66,14 +96,6 @@ mod tests {
     use super::*;
     use crate::image::{Repository, Tag};
     use crate::policy::{Constraint, Order};
-
-    fn policy() -> TagPolicy {
-        TagPolicy {
-            exclude: vec![],
-            filter: None,
-            order: Order::Semver(Constraint::parse(">=1.0.0").unwrap()),
-        }
-    }
 
     fn record(hold: Option<HoldChange>) -> Record {
         Record {
@@ -87,6 +109,7 @@ mod tests {
             reason: Some("incident".into()),
             forced: false,
             hold,
+            target: None,
         }
     }
 
@@ -94,51 +117,202 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn a_hand_made_rollback_holds_until_released() {
-        let released = record(Some(HoldChange::Released));
-        let by_hand = Event {
-            time: at("2026-11-01T00:00:00Z"),
-            author: "bob",
+    /// A person's commit moving the target from `before` to `after`.
+    fn by_hand(day: u8, before: Option<&str>, after: &str) -> Event {
+        Event {
+            time: at(&format!("2026-11-{day:02}T00:00:00Z")),
+            author: "bob".into(),
             record: None,
-            moved: Some((Some("1.2.0"), Some("1.1.0"))),
-        };
-        let hold = hold_after(std::slice::from_ref(&by_hand), &policy()).unwrap();
-        assert_eq!(hold.by, "bob");
-        assert_eq!(hold.since, at("2026-11-01T00:00:00Z"));
-        assert_eq!(hold.until, None);
-        let release = Event {
-            time: at("2026-11-02T00:00:00Z"),
-            author: "tagpromoter",
-            record: Some(&released),
+            moved: Some((before.map(str::to_string), Some(after.to_string()))),
+        }
+    }
+
+    /// One of our commits carrying `record`.
+    fn ours(day: u8, actor: Actor, hold: Option<HoldChange>) -> Event {
+        Event {
+            time: at(&format!("2026-11-{day:02}T00:00:00Z")),
+            author: "tagpromoter".into(),
+            record: Some(Record {
+                actor,
+                ..record(hold)
+            }),
             moved: None,
-        };
-        assert_eq!(hold_after(&[by_hand, release], &policy()), None);
+        }
+    }
+
+    fn semver(range: &str) -> TagPolicy {
+        TagPolicy {
+            exclude: vec![],
+            filter: None,
+            order: Order::Semver(Constraint::parse(range).unwrap()),
+        }
+    }
+
+    fn newest_build() -> TagPolicy {
+        TagPolicy {
+            exclude: vec![],
+            filter: None,
+            order: Order::NewestBuild,
+        }
+    }
+
+    /// Builds made on the day their name says (`b05` on Nov 5th); others unknown.
+    fn built(tag: &str) -> Option<Timestamp> {
+        let day: u8 = tag.strip_prefix('b')?.parse().ok()?;
+        Some(at(&format!("2026-11-{day:02}T00:00:00Z")))
     }
 
     #[test]
-    fn a_hand_made_bump_forward_is_no_hold_and_our_hold_carries_who_and_why() {
-        let forward = Event {
-            time: at("2026-11-01T00:00:00Z"),
-            author: "bob",
-            record: None,
-            moved: Some((Some("1.1.0"), Some("1.2.0"))),
-        };
-        assert_eq!(hold_after(&[forward], &policy()), None);
-        let set = record(Some(HoldChange::Set {
-            until: Some(at("2026-11-05T00:00:00Z")),
-        }));
-        let ours = Event {
-            time: at("2026-11-03T00:00:00Z"),
-            author: "tagpromoter",
-            record: Some(&set),
-            moved: Some((Some("1.2.0"), Some("1.0.0"))),
-        };
-        let hold = hold_after(&[ours], &policy()).unwrap();
+    fn who_holds_after_each_history() {
+        let alice = || Actor::Person("alice".into());
+        let set = || Some(HoldChange::Set { until: None });
+        // (case, policy, events, held by whom)
+        let cases: Vec<(&str, TagPolicy, Vec<Event>, Option<&str>)> = vec![
+            (
+                "hand rollback",
+                semver("^1.0.0"),
+                vec![by_hand(1, Some("1.2.0"), "1.1.0")],
+                Some("bob"),
+            ),
+            (
+                "hand bump forward",
+                semver("^1.0.0"),
+                vec![by_hand(1, Some("1.1.0"), "1.2.0")],
+                None,
+            ),
+            (
+                "hand bump past the range",
+                semver("^1.0.0"),
+                vec![by_hand(1, Some("1.1.0"), "7.0.0")],
+                None,
+            ),
+            (
+                "hand hotfix below, outside the range",
+                semver("^1.0.0"),
+                vec![by_hand(1, Some("1.1.0"), "1.0.1-hotfix.1")],
+                Some("bob"),
+            ),
+            (
+                "hand value the order cannot place",
+                semver("^1.0.0"),
+                vec![by_hand(1, Some("1.1.0"), "latest")],
+                Some("bob"),
+            ),
+            (
+                "created by hand with such a value",
+                semver("^1.0.0"),
+                vec![by_hand(1, None, "latest")],
+                Some("bob"),
+            ),
+            (
+                "created by hand with a version",
+                semver("^1.0.0"),
+                vec![by_hand(1, None, "1.0.0")],
+                None,
+            ),
+            (
+                "rollback, then forward but still held",
+                semver("^1.0.0"),
+                vec![
+                    by_hand(1, Some("1.2.0"), "1.0.0"),
+                    by_hand(2, Some("1.0.0"), "1.0.1"),
+                ],
+                Some("bob"),
+            ),
+            (
+                "rollback, released",
+                semver("^1.0.0"),
+                vec![
+                    by_hand(1, Some("1.2.0"), "1.1.0"),
+                    ours(2, alice(), Some(HoldChange::Released)),
+                ],
+                None,
+            ),
+            (
+                "released, then rolled back again",
+                semver("^1.0.0"),
+                vec![
+                    ours(1, alice(), Some(HoldChange::Released)),
+                    by_hand(2, Some("1.2.0"), "1.1.0"),
+                ],
+                Some("bob"),
+            ),
+            (
+                "promote's rollback",
+                semver("^1.0.0"),
+                vec![ours(1, alice(), set())],
+                Some("alice"),
+            ),
+            (
+                "promote forward keeps a hold",
+                semver("^1.0.0"),
+                vec![ours(1, alice(), set()), ours(2, alice(), None)],
+                Some("alice"),
+            ),
+            (
+                "the bot wrote after an expired hold",
+                semver("^1.0.0"),
+                vec![ours(1, alice(), set()), ours(2, Actor::Bot, None)],
+                None,
+            ),
+            (
+                "newestBuild: back to an older build",
+                newest_build(),
+                vec![by_hand(1, Some("b05"), "b03")],
+                Some("bob"),
+            ),
+            (
+                "newestBuild: on to a newer build",
+                newest_build(),
+                vec![by_hand(1, Some("b03"), "b05")],
+                None,
+            ),
+            (
+                "newestBuild: a build of unknown age",
+                newest_build(),
+                vec![by_hand(1, Some("b03"), "gone")],
+                Some("bob"),
+            ),
+        ];
+        for (case, policy, events, expected) in cases {
+            let hold = hold_after(&events, &policy, &built);
+            assert_eq!(
+                hold.as_ref().map(|h| h.by.as_str()),
+                expected,
+                "{case}: {hold:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn our_hold_carries_who_why_and_until() {
+        let until = Some(at("2026-11-05T00:00:00Z"));
+        let events = [ours(
+            3,
+            Actor::Person("alice".into()),
+            Some(HoldChange::Set { until }),
+        )];
+        let hold = hold_after(&events, &semver(">=1.0.0"), &|_| None).unwrap();
         assert_eq!(
-            (hold.by.as_str(), hold.reason.as_deref()),
-            ("alice", Some("incident"))
+            (
+                hold.by.as_str(),
+                hold.reason.as_deref(),
+                hold.until,
+                hold.since
+            ),
+            ("alice", Some("incident"), until, at("2026-11-03T00:00:00Z"))
         );
-        assert_eq!(hold.until, Some(at("2026-11-05T00:00:00Z")));
+        let by_hand = hold_after(
+            &[by_hand(1, Some("1.1.0"), "latest")],
+            &semver("^1.0.0"),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            by_hand.reason.as_deref(),
+            Some(
+                "set by hand to latest, which the policy cannot order (latest is not a version X.Y.Z)"
+            )
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::gitops::message::{Actor, HoldChange, Record};
 use crate::gitops::{Bump, FileEdit, Outcome};
 use crate::image::{Tag, created_of};
 use crate::manifest::Wanted;
-use crate::policy::{Decision, Situation, freeze};
+use crate::policy::{Blocked, Decision, Situation, freeze};
 use crate::rules::Rules;
 
 /// What a person asks `promote` for.
@@ -135,9 +135,8 @@ impl Engine {
             .get(&p.image)
             .cloned()
             .unwrap_or_default();
-        let selection = policy
-            .select(tags, &|t: &str| created_of(&facts, t))
-            .map_err(|e| ManualError::Refused(e.to_string()))?;
+        let selection = policy.select(tags, &|t: &str| created_of(&facts, t));
+        let hold = plan.observed.hold(p, env);
         let refuse_unless_forced = |why: String| {
             if req.force {
                 Ok(())
@@ -166,8 +165,19 @@ impl Engine {
             None if req.force => selection.winner().cloned().ok_or_else(|| {
                 ManualError::Refused(format!("no tag of {} passes the policy", p.image))
             })?,
+            // Without --tag, only forward: the best eligible tag when it is above what runs
+            // (a hold or a freeze still stops it unless forced); never a rollback.
             None => match decided.map(|d| &d.decision) {
                 Some(Decision::Promote { to, .. }) => to.clone(),
+                Some(Decision::Blocked {
+                    reason: reason @ (Blocked::Downgrade { .. } | Blocked::Unknown { .. }),
+                    ..
+                }) => {
+                    return Err(ManualError::Refused(format!(
+                        "{key} runs {}; the best eligible tag is not newer ({reason}); name a tag with --tag to roll back",
+                        current.as_deref().unwrap_or("nothing")
+                    )));
+                }
                 Some(Decision::Blocked { to: Some(to), .. }) => to.clone(),
                 Some(Decision::UpToDate { current, .. }) => {
                     return Ok(ManualOutcome::Nothing(format!(
@@ -199,7 +209,7 @@ impl Engine {
         let situation = Situation {
             now,
             current: current_tag.as_ref(),
-            hold: state.hold.as_ref(),
+            hold: hold.as_ref(),
             upstream,
             facts,
         };
@@ -212,10 +222,14 @@ impl Engine {
         if current.as_deref() == Some(tag.as_str()) {
             return Ok(ManualOutcome::Nothing(format!("{key} already runs {tag}")));
         }
-        let rollback = current
-            .as_deref()
-            .and_then(|c| policy.compare(tag.as_str(), c, &created))
-            == Some(Ordering::Less);
+        // A person wins when in doubt: anything the order cannot show to be forward from
+        // what runs (lower, or not comparable) holds, so that the next pass keeps it.
+        let rollback = current.as_deref().is_some_and(|c| {
+            !matches!(
+                policy.order(tag.as_str(), c, &created),
+                Ok(Ordering::Greater | Ordering::Equal)
+            )
+        });
         let hold = (rollback || req.hold_for.is_some()).then(|| HoldChange::Set {
             until: req.hold_for.and_then(|d| now.checked_add(d).ok()),
         });
@@ -236,6 +250,7 @@ impl Engine {
             reason: req.reason.clone(),
             forced: req.force,
             hold,
+            target: Some(p.target_id(env)),
         };
         let bump = Bump {
             record: record.clone(),
@@ -277,7 +292,12 @@ impl Engine {
             .environments
             .get(&key)
             .ok_or_else(|| ManualError::Failed(format!("{key} was not observed")))?;
-        if !state.hold.as_ref().is_some_and(|h| h.active(now)) {
+        let env = p
+            .environments
+            .iter()
+            .find(|e| e.name == environment)
+            .ok_or_else(|| ManualError::Refused("no such environment".into()))?;
+        if !plan.observed.hold(p, env).is_some_and(|h| h.active(now)) {
             return Ok(ManualOutcome::Nothing(format!("{key} is not held")));
         }
         let current = state
@@ -299,6 +319,7 @@ impl Engine {
             reason,
             forced: false,
             hold: Some(HoldChange::Released),
+            target: Some(p.target_id(env)),
         };
         let bump = Bump {
             record: record.clone(),

@@ -31,7 +31,6 @@ pub use report::{EnvReport, PassReport, Scope, State};
 
 use crate::gitops::{GitError, Repo, RepoConfig};
 use crate::metrics::Metrics;
-use crate::policy::Decision;
 use crate::registry::{Registry, RegistryError};
 use crate::rules::Rules;
 
@@ -155,20 +154,15 @@ impl Engine {
     async fn plan_for(&self, rules: &Rules, now: Timestamp) -> Result<Plan, GitError> {
         let mut observed =
             observe::observe(rules, &self.registry, &self.repo, &self.options, now).await?;
-        let mut decisions = decide::decide(rules, &observed, now);
-        // The tags about to be written: their facts (digest, creation time) are worth one
-        // request each; then decide again with them.
-        let wanted: Vec<_> = decisions
-            .iter()
-            .filter_map(|d| match &d.outcome {
-                Ok(Decided {
-                    decision: Decision::Promote { to, .. } | Decision::Blocked { to: Some(to), .. },
-                    ..
-                }) => Some((d.image.clone(), to.clone())),
-                _ => None,
-            })
-            .collect();
-        if !wanted.is_empty() {
+        // Facts are fetched where a decision needs them, round by round: a tag's platforms
+        // and age only once it soaked upstream, the winner's digest for the trailer.
+        let mut asked = std::collections::HashSet::new();
+        loop {
+            let wanted = decide::facts_wanted(rules, &observed, now, &asked);
+            if wanted.is_empty() {
+                break;
+            }
+            asked.extend(wanted.iter().cloned());
             observe::inspect_more(
                 &self.registry,
                 &mut observed,
@@ -176,8 +170,8 @@ impl Engine {
                 self.options.registry_deadline,
             )
             .await;
-            decisions = decide::decide(rules, &observed, now);
         }
+        let decisions = decide::decide(rules, &observed, now);
         Ok(Plan {
             observed,
             decisions,

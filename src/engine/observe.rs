@@ -58,8 +58,12 @@ pub struct EnvState {
     pub current: Result<Option<String>, GitError>,
     /// The values its target held over time.
     pub timeline: Timeline,
-    /// A hold, active or expired.
-    pub hold: Option<Hold>,
+    /// The commits that bear on holds (a person's changes, our records), oldest first,
+    /// back to where no earlier hold can still be in force.
+    pub events: Vec<Event>,
+    /// Whether the history read reaches back that far (a shallow mirror, or a history
+    /// longer than a walk may go, can leave it short: then nothing is decided).
+    pub complete: bool,
     /// The newest commits that set its target's value or carry our record for it, newest
     /// first (at most [`RECENT`]).
     pub recent: Vec<EnvCommit>,
@@ -107,10 +111,18 @@ impl Observed {
             })
             .map(|s| &s.timeline)
     }
-}
 
-/// The most candidates inspected per environment when gates need facts.
-const MAX_INSPECTED: usize = 25;
+    /// The hold on `env` read from its history, active or expired; `newestBuild` orders by
+    /// the creation times observed.
+    pub fn hold(&self, p: &Promotion, env: &Environment) -> Option<Hold> {
+        let state = self.environments.get(&EnvKey::of(p, env))?;
+        let no_facts = HashMap::new();
+        let facts = self.facts.get(&p.image).unwrap_or(&no_facts);
+        holds::hold_after(&state.events, &p.tag_policy(env), &|t| {
+            crate::image::created_of(facts, t)
+        })
+    }
+}
 
 /// Gather what `rules` need. Tag lists start at once, beside the repository's fetch; each
 /// image's facts are fetched as soon as its own list (and the repository) is in, so an image
@@ -244,17 +256,28 @@ struct RepoRead {
     files: HashMap<PathBuf, Option<String>>,
     /// When the walk stopped at a boundary: the oldest commit time it reached.
     reach: Option<Timestamp>,
+    /// How many commits the walk read.
+    walked: usize,
 }
 
-/// Fetch, then read every target and the history on a blocking thread; deepen a shallow
-/// mirror once when a soak reaches past its boundary.
+/// Fetch, then read every target and the history on a blocking thread. A shallow mirror is
+/// deepened, doubling what was read each time, until every environment's history reaches
+/// back as far as its decisions need (the commit that set its value or a reset after it,
+/// and every soak): a fresh cache decides as a warm one. Doubling keeps the number of
+/// fetches logarithmic and each one within git's timeout.
 async fn read_repository(
     rules: &Rules,
     repo: &Repo,
     now: Timestamp,
 ) -> Result<(ObjectId, RepoRead), GitError> {
     let tip = repo.fetch().await?;
-    let mut deepened = false;
+    let longest_soak = rules
+        .promotions
+        .iter()
+        .flat_map(|p| p.environments.iter().map(|e| e.soak))
+        .max()
+        .unwrap_or_default();
+    let mut walked = 0;
     loop {
         let store = repo.store().clone();
         let owned = rules.clone();
@@ -262,18 +285,16 @@ async fn read_repository(
         let read = read
             .await
             .map_err(|e| GitError::new(GitErrorKind::Local, "reading history", e.to_string()))??;
-        let longest_soak = rules
-            .promotions
-            .iter()
-            .flat_map(|p| p.environments.iter().map(|e| e.soak))
-            .max()
-            .unwrap_or_default();
-        let too_short = read
+        let soak_too_short = read
             .reach
             .is_some_and(|oldest| now.duration_since(oldest) < longest_soak);
-        if too_short && !deepened {
-            repo.deepen().await?;
-            deepened = true;
+        let incomplete = read.environments.values().any(|e| !e.complete);
+        // A walk that grew no longer (the cap on commits a walk reads) cannot be helped.
+        let grew = read.walked > walked;
+        walked = read.walked;
+        if (soak_too_short || incomplete) && grew && repo.is_shallow() {
+            let by = u32::try_from(read.walked).unwrap_or(u32::MAX).max(1);
+            repo.deepen(by).await?;
             continue;
         }
         return Ok((tip, read));
@@ -340,28 +361,49 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
                     .map(|(i, v)| (commits[*i].info.time, v.clone()))
                     .collect(),
             };
-            let ours = |i: usize| {
-                commits[i]
-                    .record
-                    .as_ref()
-                    .filter(|r| r.promotion == p.name && r.environment == env.name)
-            };
-            let mut moved: HashMap<usize, (Option<&str>, Option<&str>)> = HashMap::new();
+            // Our records for this target: those naming it, and (written before the
+            // Target trailer) those under any name a record that moved this target bore.
+            let target_id = p.target_id(env);
+            let mut names = BTreeSet::from([(p.name.as_str(), env.name.as_str())]);
             for pair in values.windows(2) {
-                moved.insert(pair[1].0, (pair[0].1.as_deref(), pair[1].1.as_deref()));
+                if let Some(r) = &commits[pair[1].0].record
+                    && r.target.is_none()
+                    && pair[1].1.as_deref() == Some(r.to.as_str())
+                {
+                    names.insert((r.promotion.as_str(), r.environment.as_str()));
+                }
             }
-            let events: Vec<Event<'_>> = (0..commits.len())
+            let ours = |i: usize| {
+                commits[i].record.as_ref().filter(|r| match &r.target {
+                    Some(t) => *t == target_id,
+                    None => names.contains(&(r.promotion.as_str(), r.environment.as_str())),
+                })
+            };
+            let mut moved: HashMap<usize, (Option<String>, Option<String>)> = HashMap::new();
+            for pair in values.windows(2) {
+                moved.insert(pair[1].0, (pair[0].1.clone(), pair[1].1.clone()));
+            }
+            // On a history read to its first commit, the first value is a change too.
+            if !history.truncated
+                && let Some((first, Some(value))) = values.first()
+            {
+                moved.insert(*first, (None, Some(value.clone())));
+            }
+            let mut events: Vec<Event> = (0..commits.len())
                 .rev()
                 .filter(|i| moved.contains_key(i) || ours(*i).is_some())
                 .map(|i| Event {
                     time: commits[i].info.time,
-                    author: &commits[i].info.author,
-                    record: ours(i),
-                    moved: moved.get(&i).copied(),
+                    author: commits[i].info.author.clone(),
+                    record: ours(i).cloned(),
+                    moved: moved.get(&i).cloned(),
                 })
                 .collect();
-            let policy = p.tag_policy(env);
-            let hold = holds::hold_after(&events, &policy);
+            // What came before the last reset cannot hold any more.
+            if let Some(last) = events.iter().rposition(Event::resets) {
+                events.drain(..last);
+            }
+            let complete = !history.truncated || events.first().is_some_and(Event::resets);
             let recent = (0..commits.len())
                 .filter(|i| values.iter().any(|(c, _)| c == i) || ours(*i).is_some())
                 .take(RECENT)
@@ -383,7 +425,8 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
                 EnvState {
                     current,
                     timeline,
-                    hold,
+                    events,
+                    complete,
                     recent,
                 },
             );
@@ -394,6 +437,7 @@ fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<Repo
         environments: envs,
         files,
         reach,
+        walked: commits.len(),
     })
 }
 
@@ -411,9 +455,10 @@ fn text_at(store: &Batch, tip: ObjectId, file: &std::path::Path) -> Result<Strin
     }
 }
 
-/// The tags of `image` whose facts some environment's gates need: for `newestBuild` every
-/// tag the filters keep; for `minAge`, `platforms` and `pinDigest` the candidates from the
-/// best down to the current one (at most [`MAX_INSPECTED`]).
+/// The tags of `image` whose creation times `newestBuild` orders by, fetched before
+/// deciding: every tag its filters keep, the tag each environment runs, and the values a
+/// person's changes moved between (a hand-made rollback is told by them). The facts other
+/// gates need are fetched by the engine once a tag could win ([`super::decide::facts_wanted`]).
 fn tags_needing_facts(
     rules: &Rules,
     image: &Repository,
@@ -423,33 +468,34 @@ fn tags_needing_facts(
     let mut wanted = BTreeSet::new();
     for p in rules.promotions.iter().filter(|p| p.image == *image) {
         for env in &p.environments {
-            let newest_build = matches!(env.policy, Policy::NewestBuild(_));
-            if !(newest_build || env.pin_digest || p.gates(env).need_facts()) {
+            if !matches!(env.policy, Policy::NewestBuild(_)) {
                 continue;
             }
-            let policy = p.tag_policy(env);
-            let Ok(selection) = policy.select(tags, &|_| None) else {
+            let selection = p.tag_policy(env).select(tags, &|_| None);
+            wanted.extend(
+                selection
+                    .rejected
+                    .iter()
+                    .filter(|(_, r)| *r == crate::policy::Rejection::NoCreationTime)
+                    .map(|(t, _)| t.clone()),
+            );
+            let Some(state) = environments.get(&EnvKey::of(p, env)) else {
                 continue;
             };
-            if newest_build {
-                wanted.extend(
-                    selection
-                        .rejected
-                        .iter()
-                        .filter(|(_, r)| *r == crate::policy::Rejection::NoCreationTime)
-                        .map(|(t, _)| t.clone()),
-                );
-                continue;
-            }
-            let current = environments
-                .get(&EnvKey::of(p, env))
-                .and_then(|s| s.current.as_ref().ok().cloned().flatten());
-            for c in selection.candidates.iter().take(MAX_INSPECTED) {
-                wanted.insert(c.tag.clone());
-                if current.as_deref() == Some(c.tag.as_str()) {
-                    break;
-                }
-            }
+            let current = state.current.as_ref().ok().cloned().flatten();
+            let moved = state
+                .events
+                .iter()
+                .filter(|e| e.record.is_none())
+                .filter_map(|e| e.moved.as_ref())
+                .flat_map(|(before, after)| [before.clone(), after.clone()]);
+            wanted.extend(
+                moved
+                    .chain([current])
+                    .flatten()
+                    .filter_map(|t| Tag::new(&t).ok())
+                    .filter(|t| tags.contains(t)),
+            );
         }
     }
     wanted

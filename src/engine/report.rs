@@ -126,6 +126,14 @@ pub enum State {
         /// Where it is.
         url: String,
     },
+    /// A newer tag the policy accepts cannot be taken for a reason of its own (its
+    /// platforms, its age, its metadata unreadable): not up to date, and saying why.
+    Waiting {
+        /// The best such tag.
+        tag: String,
+        /// What holds it back.
+        why: String,
+    },
     /// Deciding or writing failed.
     Failing {
         /// The class (`registry`, `target`, `auth`, `rejected`, …).
@@ -148,6 +156,7 @@ impl State {
             Self::Stalled { .. } => "stalled",
             Self::InReview { .. } => "in-review",
             Self::Declined { .. } => "declined",
+            Self::Waiting { .. } => "waiting",
             Self::Failing { .. } => "failing",
         }
     }
@@ -169,6 +178,7 @@ impl std::fmt::Display for State {
             Self::Stalled { since } => write!(f, "stalled since {since}"),
             Self::InReview { number, url } => write!(f, "in review: #{number} {url}"),
             Self::Declined { number, .. } => write!(f, "declined: #{number} closed unmerged"),
+            Self::Waiting { tag, why } => write!(f, "waiting: {tag} {why}"),
             Self::Failing { class, .. } => write!(f, "failing: {class}"),
         }
     }
@@ -186,10 +196,21 @@ impl EnvReport {
             Err(p) => return failing(p.class(), p.to_string()),
             Ok(decided) => decided,
         };
+        // Why a newer tag is not taken: soaking first; then a reason of the tag's own
+        // (the chain's own reasons, upstream not having run it, leave it up to date).
         let soaking = |waiting: &[crate::policy::Waiting]| {
-            waiting.iter().find_map(|w| match w.block {
+            let soaking = waiting.iter().find_map(|w| match w.block {
                 Block::Soaking { until } => Some(State::Soaking { until }),
                 _ => None,
+            });
+            soaking.or_else(|| {
+                waiting.iter().find_map(|w| match &w.block {
+                    Block::NotUpstream { .. } | Block::SoakInterrupted { .. } => None,
+                    block => Some(State::Waiting {
+                        tag: w.tag.to_string(),
+                        why: block.to_string(),
+                    }),
+                })
             })
         };
         match &decided.decision {
@@ -221,6 +242,7 @@ impl EnvReport {
                 Blocked::Frozen { until } => State::Frozen { until: *until },
                 Blocked::Held(h) => State::Held(h.clone()),
                 Blocked::Downgrade { .. } => State::UpToDate,
+                Blocked::Unknown { .. } => failing("facts", reason.to_string()),
                 Blocked::NothingEligible => soaking(waiting).unwrap_or(if d.current.is_some() {
                     State::UpToDate
                 } else {

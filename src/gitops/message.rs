@@ -49,6 +49,10 @@ pub struct Record {
     pub forced: bool,
     /// A hold set or released.
     pub hold: Option<HoldChange>,
+    /// What the commit changed: `<file>#<where in it>` (`Tagpromoter-Target`), so that
+    /// history keeps its meaning when a promotion or environment is renamed. Absent in
+    /// commits written before the trailer existed.
+    pub target: Option<String>,
 }
 
 const PREFIX: &str = "Tagpromoter-";
@@ -116,6 +120,9 @@ impl Record {
             Some(HoldChange::Released) => trailer("Hold", "released"),
             None => {}
         }
+        if let Some(t) = &self.target {
+            trailer("Target", t);
+        }
         m
     }
 
@@ -156,6 +163,7 @@ impl Record {
             reason: field("Reason"),
             forced: field("Forced").as_deref() == Some("true"),
             hold,
+            target: field("Target"),
         })
     }
 }
@@ -176,6 +184,7 @@ mod tests {
             reason: None,
             forced: false,
             hold: None,
+            target: Some("apps/podinfo/prod/kustomization.yaml#images[name=podinfo]".into()),
         }
     }
 

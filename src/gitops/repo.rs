@@ -293,19 +293,26 @@ impl Repo {
         self.git.run(&self.dir, &args, step).await.map(|_| ())
     }
 
-    /// Fetch the whole history (for history queries that reach a shallow mirror's boundary).
-    pub async fn deepen(&self) -> Result<(), GitError> {
+    /// Whether the mirror lacks older history (it was fetched with a depth).
+    pub fn is_shallow(&self) -> bool {
+        !self.store.shallow_boundary().is_empty()
+    }
+
+    /// Fetch `commits` more of the history behind a shallow mirror's boundary (for history
+    /// queries that reach it); nothing when the mirror is complete.
+    pub async fn deepen(&self, commits: u32) -> Result<(), GitError> {
         let _lock = lock(&self.dir, self.config.lock_timeout).await?;
-        if self.store.shallow_boundary().is_empty() {
+        if !self.is_shallow() {
             return Ok(());
         }
         let step = format!(
-            "fetching the history of {} from {}",
+            "fetching {commits} more commits of {} from {}",
             self.config.branch,
             self.url()
         );
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
-        self.fetch_ref(&refspec, Some("--unshallow"), &step).await?;
+        let option = format!("--deepen={commits}");
+        self.fetch_ref(&refspec, Some(&option), &step).await?;
         Ok(())
     }
 

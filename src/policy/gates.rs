@@ -12,7 +12,7 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 
 use super::freeze::{self, FreezeWindow};
-use super::select::{Selection, TagPolicy};
+use super::select::{Selection, TagPolicy, Unordered, Unranked};
 use super::timeline::Timeline;
 use crate::image::{ImageFacts, Tag};
 
@@ -152,6 +152,12 @@ pub enum Blocked {
         /// The current tag.
         current: Tag,
     },
+    /// The order cannot tell whether the best eligible tag is above the current one (under
+    /// `newestBuild`, the running tag's creation time is unknown): in doubt, nothing moves.
+    Unknown {
+        /// Why the order cannot compare them.
+        why: Unordered,
+    },
     /// No candidate is eligible yet.
     NothingEligible,
 }
@@ -176,6 +182,10 @@ impl fmt::Display for Blocked {
                     "it ranks below the current {current}; no automatic downgrade"
                 )
             }
+            Self::Unknown { why } => write!(
+                f,
+                "cannot tell whether it is newer than what runs: {why} (deleted from the registry, or its metadata could not be read); `promote --tag` decides by hand"
+            ),
             Self::NothingEligible => f.write_str("no tag is eligible"),
         }
     }
@@ -245,18 +255,23 @@ impl Gates {
         let created = |tag: &str| crate::image::created_of(s.facts, tag);
         let mut waiting = Vec::new();
         let mut best = None;
+        // Only tags above what runs are waiting; those below it wait for nothing.
+        let mut above_current = true;
         for candidate in &selection.candidates {
+            let running = s.current == Some(&candidate.tag);
             match self.eligibility(&candidate.tag, s) {
                 Ok(since) => {
                     best = Some((candidate.tag.clone(), since));
                     break;
                 }
-                Err(block) if waiting.len() < MAX_WAITING => waiting.push(Waiting {
-                    tag: candidate.tag.clone(),
-                    block,
-                }),
+                Err(block) if above_current && !running && waiting.len() < MAX_WAITING => waiting
+                    .push(Waiting {
+                        tag: candidate.tag.clone(),
+                        block,
+                    }),
                 Err(_) => {}
             }
+            above_current &= !running;
         }
         let Some((to, since)) = best else {
             return Decision::Blocked {
@@ -266,15 +281,17 @@ impl Gates {
                 waiting,
             };
         };
-        if let Some(current) = s.current {
-            let same = *current == to
-                || policy.compare(to.as_str(), current.as_str(), &created) == Some(Ordering::Equal);
-            if same {
-                return Decision::UpToDate {
-                    current: current.clone(),
-                    waiting,
-                };
-            }
+        // Where `to` stands against what runs, by the order alone (not the range or filter).
+        let standing = s
+            .current
+            .map(|current| policy.order(to.as_str(), current.as_str(), &created));
+        if let Some(current) = s.current
+            && (*current == to || standing == Some(Ok(Ordering::Equal)))
+        {
+            return Decision::UpToDate {
+                current: current.clone(),
+                waiting,
+            };
         }
         let freeze_end = self.freeze.iter().filter_map(|w| w.last_ended(s.now)).max();
         let eligible_since = [since, freeze_end].into_iter().flatten().max();
@@ -289,12 +306,20 @@ impl Gates {
         {
             return blocked(Blocked::Held(hold.clone()));
         }
-        if let Some(current) = s.current
-            && policy.compare(to.as_str(), current.as_str(), &created) == Some(Ordering::Less)
-        {
-            return blocked(Blocked::Downgrade {
-                current: current.clone(),
-            });
+        match (s.current, standing) {
+            (Some(current), Some(Ok(Ordering::Less))) => {
+                return blocked(Blocked::Downgrade {
+                    current: current.clone(),
+                });
+            }
+            // Not knowing when the running build was made is not knowing it is older.
+            (_, Some(Err(why))) if why.why == Unranked::NoCreationTime => {
+                return blocked(Blocked::Unknown { why });
+            }
+            // A value the order cannot place at all (`latest` under semver) was set by a
+            // person or `promote`, and their change carries a hold; once released, moving
+            // on is what they asked for.
+            _ => {}
         }
         if let Some(until) = freeze::frozen_until(&self.freeze, s.now) {
             return blocked(Blocked::Frozen { until });
@@ -308,9 +333,14 @@ impl Gates {
     }
 
     /// `Ok(since)` when `tag` passes every gate (with when it became eligible, if known).
+    /// `from` is checked first: it needs no image metadata, so the registry is asked about
+    /// a tag only once it has soaked upstream, however many newer tags wait.
     pub fn eligibility(&self, tag: &Tag, s: &Situation<'_>) -> Result<Option<Timestamp>, Block> {
+        let soaked = match &self.from {
+            Some(env) => Some(self.soaked(env, tag, s)?),
+            None => None,
+        };
         let facts = s.facts.get(tag);
-        let mut since = facts.and_then(|f| f.created);
         if let Some(min_age) = self.min_age {
             let facts = facts.ok_or(Block::NotInspected)?;
             let created = facts.created.ok_or(Block::NoCreationTime)?;
@@ -334,32 +364,36 @@ impl Gates {
                 return Err(Block::MissingPlatforms { missing });
             }
         }
-        if let Some(env) = &self.from {
-            let runs = s.upstream.map(|t| t.residencies(tag)).unwrap_or_default();
-            if runs.is_empty() {
-                return Err(Block::NotUpstream { env: env.clone() });
-            }
-            let mut soaked_at: Option<Timestamp> = None;
-            let mut longest = SignedDuration::ZERO;
-            let mut ongoing = None;
-            for r in &runs {
-                let end = r.until.unwrap_or(s.now);
-                let ran = end.duration_since(r.since);
-                longest = longest.max(ran);
-                if ran >= self.soak {
-                    let done = r.since.checked_add(self.soak).unwrap_or(Timestamp::MAX);
-                    soaked_at = Some(soaked_at.map_or(done, |d| d.min(done)));
-                } else if r.until.is_none() {
-                    ongoing = Some(r.since.checked_add(self.soak).unwrap_or(Timestamp::MAX));
-                }
-            }
-            match (soaked_at, ongoing) {
-                (Some(done), _) => since = since.max(Some(done)),
-                (None, Some(until)) => return Err(Block::Soaking { until }),
-                (None, None) => return Err(Block::SoakInterrupted { ran_for: longest }),
+        Ok(facts.and_then(|f| f.created).max(soaked))
+    }
+
+    /// When `tag` completed its soak in `env`, or why it has not.
+    fn soaked(&self, env: &str, tag: &Tag, s: &Situation<'_>) -> Result<Timestamp, Block> {
+        let runs = s.upstream.map(|t| t.residencies(tag)).unwrap_or_default();
+        if runs.is_empty() {
+            return Err(Block::NotUpstream {
+                env: env.to_string(),
+            });
+        }
+        let mut soaked_at: Option<Timestamp> = None;
+        let mut longest = SignedDuration::ZERO;
+        let mut ongoing = None;
+        for r in &runs {
+            let end = r.until.unwrap_or(s.now);
+            let ran = end.duration_since(r.since);
+            longest = longest.max(ran);
+            if ran >= self.soak {
+                let done = r.since.checked_add(self.soak).unwrap_or(Timestamp::MAX);
+                soaked_at = Some(soaked_at.map_or(done, |d| d.min(done)));
+            } else if r.until.is_none() {
+                ongoing = Some(r.since.checked_add(self.soak).unwrap_or(Timestamp::MAX));
             }
         }
-        Ok(since)
+        match (soaked_at, ongoing) {
+            (Some(done), _) => Ok(done),
+            (None, Some(until)) => Err(Block::Soaking { until }),
+            (None, None) => Err(Block::SoakInterrupted { ran_for: longest }),
+        }
     }
 }
 
@@ -407,7 +441,7 @@ mod tests {
     fn decide(gates: &Gates, current: Option<&str>, hold: Option<&Hold>, now: &str) -> Decision {
         let policy = semver();
         let list = vec![tag("6.5.3"), tag("6.5.4"), tag("6.6.0")];
-        let selection = policy.select(&list, &|_| None).unwrap();
+        let selection = policy.select(&list, &|_| None);
         let upstream = staging();
         let facts = list
             .iter()
@@ -640,7 +674,7 @@ mod tests {
     fn waiting_lists_the_best_few_blocked_tags() {
         let policy = semver();
         let list: Vec<Tag> = (0..30).map(|i| tag(&format!("6.{i}.0"))).collect();
-        let selection = policy.select(&list, &|_| None).unwrap();
+        let selection = policy.select(&list, &|_| None);
         let facts = HashMap::new();
         let upstream = Timeline::default();
         let d = prod().decide(

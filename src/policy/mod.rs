@@ -17,5 +17,7 @@ pub mod select;
 
 pub use freeze::FreezeWindow;
 pub use gates::{Block, Blocked, Decision, Gates, Hold, Situation, Waiting};
-pub use select::{Direction, Filter, Order, Rejection, SelectError, Selection, TagName, TagPolicy};
+pub use select::{
+    Direction, Filter, Order, Rejection, Selection, TagName, TagPolicy, Unordered, Unranked,
+};
 pub use timeline::{Residency, Timeline};

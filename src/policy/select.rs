@@ -31,7 +31,7 @@ pub enum Order {
     Semver(Constraint),
     /// Byte-wise string order.
     Alphabetical(Direction),
-    /// Tags parsed as numbers; one tag that is not a number fails the policy (use a filter).
+    /// Tags parsed as numbers; a tag that is not one is no candidate (rejected, with why).
     Numerical(Direction),
     /// The image whose config says it was created last wins.
     NewestBuild,
@@ -81,6 +81,11 @@ pub enum Rejection {
         /// Masterminds' explanation, e.g. "1.2.3 is less than 2".
         why: String,
     },
+    /// Not a number (numerical).
+    NotANumber {
+        /// The text that was parsed (after extraction).
+        text: String,
+    },
     /// No creation time known (newestBuild).
     NoCreationTime,
     /// A valid candidate, ranked below the winner.
@@ -102,6 +107,7 @@ impl fmt::Display for Rejection {
             Self::FilteredOut { pattern } => write!(f, "does not match the filter {pattern:?}"),
             Self::NotAVersion { text } => write!(f, "{text:?} is not a version X.Y.Z"),
             Self::OutOfRange { why } => write!(f, "outside the range: {why}"),
+            Self::NotANumber { text } => write!(f, "{text:?} is not a number"),
             Self::NoCreationTime => f.write_str("the image has no creation time"),
             Self::Older { than } => write!(f, "ranks below {than}"),
         }
@@ -162,17 +168,35 @@ impl<T: TagName> Selection<T> {
     }
 }
 
-/// A policy that cannot rank the tag list at all.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SelectError {
-    /// `numerical` met a tag that is not a number.
-    #[error(
-        "tag {tag:?} is not a number; numerical ordering needs every tag to be one (add a filter)"
-    )]
-    NotANumber {
-        /// The offending tag (or its extracted text).
-        tag: String,
-    },
+/// Why a tag has no place in a policy's order (whatever its range or filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unranked {
+    /// `semver`: not a version.
+    NotAVersion,
+    /// `numerical`: not a number.
+    NotANumber,
+    /// `newestBuild`: its creation time is not known (not inspected, unreadable, deleted).
+    NoCreationTime,
+}
+
+/// Two tags that a policy's order cannot compare, and which of them is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{tag} {why}")]
+pub struct Unordered {
+    /// The tag without a place in the order.
+    pub tag: String,
+    /// Why it has none.
+    pub why: Unranked,
+}
+
+impl fmt::Display for Unranked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotAVersion => "is not a version X.Y.Z",
+            Self::NotANumber => "is not a number",
+            Self::NoCreationTime => "has no known creation time",
+        })
+    }
 }
 
 impl TagPolicy {
@@ -182,10 +206,10 @@ impl TagPolicy {
         &self,
         tags: &[T],
         created: &dyn Fn(&str) -> Option<Timestamp>,
-    ) -> Result<Selection<T>, SelectError> {
+    ) -> Selection<T> {
         let mut selection = Selection::default();
         for tag in tags {
-            match self.key(tag.as_ref(), created)? {
+            match self.key(tag.as_ref(), created) {
                 Ok(key) => selection.candidates.push(Candidate {
                     tag: tag.clone(),
                     key,
@@ -197,51 +221,102 @@ impl TagPolicy {
             self.better(&b.key, &a.key)
                 .then_with(|| b.tag.as_ref().cmp(a.tag.as_ref()))
         });
-        Ok(selection)
+        selection
     }
 
-    /// Compare two tags by this policy: `Greater` when `a` ranks above `b`. `None` when either
-    /// does not qualify (so "is this a downgrade?" cannot be answered by the policy).
-    pub fn compare(
+    /// Compare two tags by this policy's order alone: `Greater` when `a` ranks above `b`.
+    /// The range, filter and exclusions do not matter here (a person's hotfix outside the
+    /// range still has a version, and 7.0.0 is above 1.1.0 whatever `^1.0.0` says); a tag
+    /// the order cannot place at all is the error. This is the order every "is it lower?"
+    /// question asks: the downgrade gate, hold detection and `promote`.
+    pub fn order(
         &self,
         a: &str,
         b: &str,
         created: &dyn Fn(&str) -> Option<Timestamp>,
-    ) -> Option<Ordering> {
-        let ka = self.key(a, created).ok()?.ok()?;
-        let kb = self.key(b, created).ok()?.ok()?;
-        Some(self.better(&ka, &kb))
+    ) -> Result<Ordering, Unordered> {
+        let ka = self.rank(a, created)?;
+        let kb = self.rank(b, created)?;
+        Ok(self.better(&ka, &kb))
     }
 
+    /// Whether the order can place `tag` at all.
+    pub fn ranks(
+        &self,
+        tag: &str,
+        created: &dyn Fn(&str) -> Option<Timestamp>,
+    ) -> Result<(), Unordered> {
+        self.rank(tag, created).map(|_| ())
+    }
+
+    /// `tag`'s place in the order: the filter's extraction when its pattern matches (that
+    /// is what the order was written for), else the tag itself.
+    fn rank(
+        &self,
+        tag: &str,
+        created: &dyn Fn(&str) -> Option<Timestamp>,
+    ) -> Result<Key, Unordered> {
+        let extracted = self.filter.as_ref().and_then(|f| self.extract(f, tag).ok());
+        let texts: Vec<&str> = match &extracted {
+            Some(text) if text != tag => vec![text.as_str(), tag],
+            _ => vec![tag],
+        };
+        let unordered = |why| Unordered {
+            tag: tag.to_string(),
+            why,
+        };
+        match &self.order {
+            Order::Semver(_) => texts
+                .iter()
+                .find_map(|t| Version::parse_tag(t).ok())
+                .map(Key::Version)
+                .ok_or(unordered(Unranked::NotAVersion)),
+            Order::Alphabetical(_) => Ok(Key::Text(texts[0].to_string())),
+            Order::Numerical(_) => texts
+                .iter()
+                .find_map(|t| number(t))
+                .map(Key::Number)
+                .ok_or(unordered(Unranked::NotANumber)),
+            Order::NewestBuild => created(tag)
+                .map(Key::Time)
+                .ok_or(unordered(Unranked::NoCreationTime)),
+        }
+    }
+
+    /// The text a filter extracts from `tag`, or why the tag does not pass it.
+    fn extract(&self, f: &Filter, tag: &str) -> Result<String, Rejection> {
+        let caps = f
+            .pattern
+            .captures(tag)
+            .ok_or_else(|| Rejection::FilteredOut {
+                pattern: f.pattern.as_str().to_string(),
+            })?;
+        Ok(match &f.extract {
+            None => tag.to_string(),
+            Some(template) => {
+                let mut out = String::new();
+                caps.expand(template, &mut out);
+                out
+            }
+        })
+    }
+
+    /// A candidate's key, or why the tag is no candidate.
     fn key(
         &self,
         tag: &str,
         created: &dyn Fn(&str) -> Option<Timestamp>,
-    ) -> Result<Result<Key, Rejection>, SelectError> {
+    ) -> Result<Key, Rejection> {
         if let Some(re) = self.exclude.iter().find(|re| re.is_match(tag)) {
-            return Ok(Err(Rejection::Excluded {
+            return Err(Rejection::Excluded {
                 pattern: re.as_str().to_string(),
-            }));
+            });
         }
         let text = match &self.filter {
             None => tag.to_string(),
-            Some(f) => match f.pattern.captures(tag) {
-                None => {
-                    return Ok(Err(Rejection::FilteredOut {
-                        pattern: f.pattern.as_str().to_string(),
-                    }));
-                }
-                Some(caps) => match &f.extract {
-                    None => tag.to_string(),
-                    Some(template) => {
-                        let mut out = String::new();
-                        caps.expand(template, &mut out);
-                        out
-                    }
-                },
-            },
+            Some(f) => self.extract(f, tag)?,
         };
-        Ok(match &self.order {
+        match &self.order {
             Order::Semver(range) => match Version::parse_tag(&text) {
                 Err(_) => Err(Rejection::NotAVersion { text }),
                 Ok(v) => match range.explain(&v) {
@@ -250,15 +325,14 @@ impl TagPolicy {
                 },
             },
             Order::Alphabetical(_) => Ok(Key::Text(text)),
-            Order::Numerical(_) => match text.parse::<f64>() {
-                Ok(n) if n.is_finite() => Ok(Key::Number(n)),
-                _ => return Err(SelectError::NotANumber { tag: text }),
-            },
+            Order::Numerical(_) => number(&text)
+                .map(Key::Number)
+                .ok_or(Rejection::NotANumber { text }),
             Order::NewestBuild => match created(tag) {
                 Some(t) => Ok(Key::Time(t)),
                 None => Err(Rejection::NoCreationTime),
             },
-        })
+        }
     }
 
     /// `Greater` when `a` ranks above `b`.
@@ -277,6 +351,11 @@ impl TagPolicy {
             _ => natural,
         }
     }
+}
+
+/// A finite number, as `numerical` reads tags.
+fn number(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 #[cfg(test)]
@@ -309,7 +388,7 @@ mod tests {
             "sha256-abc.sig",
             "6.6.0-rc.1",
         ]);
-        let s = p.select(&list, &|_| None).unwrap();
+        let s = p.select(&list, &|_| None);
         assert_eq!(s.winner().map(String::as_str), Some("6.5.4"));
         assert_eq!(
             s.why_not("6.5.3"),
@@ -347,24 +426,82 @@ mod tests {
             "main-bbb" => t("2026-01-01T00:00:00Z"),
             _ => None,
         };
-        let s = p
-            .select(&tags(&["main-bbb", "main-aaa", "main-ccc"]), &created)
-            .unwrap();
+        let s = p.select(&tags(&["main-bbb", "main-aaa", "main-ccc"]), &created);
         assert_eq!(s.winner().map(String::as_str), Some("main-aaa"));
         assert_eq!(s.why_not("main-ccc"), Some(Rejection::NoCreationTime));
     }
 
     #[test]
-    fn compare_says_which_tag_ranks_higher() {
-        let p = semver(">=1.0.0");
+    fn the_order_ignores_range_filter_and_exclusions() {
+        let p = semver("^1.0.0");
+        let none = |_: &str| None;
+        assert_eq!(p.order("1.2.0", "1.10.0", &none), Ok(Ordering::Less));
+        assert_eq!(p.order("v1.2.0", "1.2.0", &none), Ok(Ordering::Equal));
+        // Outside the range, still ordered: a person's 7.0.0 is above the policy's best,
+        // and a forced hotfix below it.
+        assert_eq!(p.order("1.1.0", "7.0.0", &none), Ok(Ordering::Less));
         assert_eq!(
-            p.compare("1.2.0", "1.10.0", &|_| None),
-            Some(Ordering::Less)
+            p.order("1.0.1-hotfix.1", "1.1.0", &none),
+            Ok(Ordering::Less)
         );
         assert_eq!(
-            p.compare("v1.2.0", "1.2.0", &|_| None),
-            Some(Ordering::Equal)
+            p.order("latest", "1.2.0", &none),
+            Err(Unordered {
+                tag: "latest".into(),
+                why: Unranked::NotAVersion
+            })
         );
-        assert_eq!(p.compare("latest", "1.2.0", &|_| None), None);
+        let filtered = TagPolicy {
+            filter: Some(Filter {
+                pattern: Regex::new(r"^build-(?P<n>\d+)$").unwrap(),
+                extract: Some("$n".into()),
+            }),
+            ..TagPolicy {
+                exclude: vec![],
+                filter: None,
+                order: Order::Numerical(Direction::Asc),
+            }
+        };
+        assert_eq!(
+            filtered.order("build-9", "build-12", &none),
+            Ok(Ordering::Less)
+        );
+        // A tag the filter does not match is read as it is.
+        assert_eq!(
+            filtered.order("13", "build-12", &none),
+            Ok(Ordering::Greater)
+        );
+        assert!(filtered.order("hotfix", "build-12", &none).is_err());
+    }
+
+    #[test]
+    fn numerical_rejects_what_is_not_a_number_instead_of_failing() {
+        let p = TagPolicy {
+            exclude: vec![],
+            filter: None,
+            order: Order::Numerical(Direction::Asc),
+        };
+        let s = p.select(&tags(&["3", "latest", "12"]), &|_| None);
+        assert_eq!(s.winner().map(String::as_str), Some("12"));
+        assert_eq!(
+            s.why_not("latest"),
+            Some(Rejection::NotANumber {
+                text: "latest".into()
+            })
+        );
+    }
+
+    #[test]
+    fn newest_build_cannot_order_a_tag_without_a_creation_time() {
+        let p = TagPolicy {
+            exclude: vec![],
+            filter: None,
+            order: Order::NewestBuild,
+        };
+        let created = |tag: &str| (tag == "a").then(|| "2026-01-01T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            p.order("a", "gone", &created).map_err(|u| u.why),
+            Err(Unranked::NoCreationTime)
+        );
     }
 }

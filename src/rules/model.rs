@@ -568,6 +568,21 @@ impl Promotion {
         }
     }
 
+    /// What one environment's target is, as `Tagpromoter-Target` records it: the file and
+    /// where in it, without the promotion's or environment's names.
+    pub fn target_id(&self, env: &Environment) -> String {
+        let file = env.target.file().display();
+        match &env.target {
+            Target::Kustomize { name, .. } => format!(
+                "{file}#images[name={}]",
+                name.clone().unwrap_or_else(|| self.image.to_string())
+            ),
+            Target::Helm { tag, .. } => format!("{file}#{tag}"),
+            Target::Marker { .. } => format!("{file}#$imagepolicy"),
+            Target::Manifest { .. } => format!("{file}#image={}", self.image),
+        }
+    }
+
     /// Where, inside its file, one environment's tag is written.
     pub fn manifest_target(&self, env: &Environment) -> crate::manifest::Target {
         use crate::manifest::Target as T;

@@ -82,6 +82,7 @@ fn record(env: &str, from: &str, to: &str) -> Record {
         reason: None,
         forced: false,
         hold: None,
+        target: None,
     }
 }
 
@@ -817,7 +818,7 @@ async fn a_shallow_mirror_is_deepened_for_history() {
     let shallow = History::walk(repo.store(), tip).unwrap();
     assert!(shallow.truncated);
     assert_eq!(shallow.commits().len(), 2);
-    repo.deepen().await.unwrap();
+    repo.deepen(100_000).await.unwrap();
     let repo_store = repo.store();
     let full = History::walk(repo_store, tip).unwrap();
     assert!(!full.truncated);

@@ -1,9 +1,12 @@
 //! `PromotionFailed`: writing a bump failed (the remote refused it, credentials, conflict,
-//! network) or its target cannot be edited. Resolves when the environment no longer fails.
+//! network), or deciding did (its target cannot be read, its history cannot be read back
+//! far enough, a fact the decision needs is unknown): nothing stops in silence. A tag list
+//! that cannot be read is `RegistryUnavailable`'s, after three passes. Resolves when the
+//! environment no longer fails.
 
 use super::Context;
 use crate::alert::{Alert, AlertName};
-use crate::engine::{Applied, Problem};
+use crate::engine::{Problem, State};
 
 /// The environments whose write failed this pass.
 pub fn check(cx: &Context<'_>) -> Vec<Alert> {
@@ -24,11 +27,13 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
     }
     for e in &cx.report.environments {
         let d = &e.decision;
-        let (class, error) = match (&d.outcome, &e.applied) {
-            (Err(Problem::Target(g)), _) => (g.kind.as_str(), g.to_string()),
-            (_, Applied::Failed(g)) => (g.class(), g.to_string()),
-            _ => continue,
+        // Every failing state but an unlisted tag list (RegistryUnavailable's).
+        let State::Failing { class, error } = e.state(cx.now) else {
+            continue;
         };
+        if matches!(d.outcome, Err(Problem::Registry(_))) {
+            continue;
+        }
         let alert = Alert {
             name: AlertName::PromotionFailed,
             promotion: d.key.promotion.clone(),
@@ -37,7 +42,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
             since: cx.now,
             from: d.current.clone(),
             to: d.promotes_to().map(|t| t.to_string()),
-            class: Some(class.into()),
+            class: Some(class),
             error: Some(error),
         };
         out.push(cx.memory.keep_since(alert));
