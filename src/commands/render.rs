@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::engine::{Applied, EnvReport, PassReport, State};
-use crate::policy::{Blocked, Decision};
+use crate::policy::{Blocked, Decision, Rejection};
 
 /// One environment, as JSON shows it.
 #[derive(Debug, Serialize)]
@@ -354,12 +354,46 @@ pub fn plan_text(report: &PassReport) -> String {
             for w in decided.decision.waiting() {
                 let _ = writeln!(out, "  {}: {}", w.tag, w.block);
             }
+            for (kind, tags) in passed_over(&decided.rejected) {
+                let _ = writeln!(out, "  passed over, {kind}: {tags}");
+            }
         }
     }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "error: {e}");
     }
     out
+}
+
+/// The tags a policy cannot place at all, grouped by why (`not a number: latest, edge`),
+/// so that a tag people push but the policy never takes is visible. Exclusions (signatures)
+/// and versions outside the range are left out: they are passed over by design.
+fn passed_over(rejected: &[(crate::image::Tag, Rejection)]) -> Vec<(&'static str, String)> {
+    const SHOWN: usize = 5;
+    let mut groups: Vec<(&'static str, Vec<&str>)> = Vec::new();
+    for (tag, why) in rejected {
+        let kind = match why {
+            Rejection::NotAVersion { .. } => "not a version X.Y.Z",
+            Rejection::NotANumber { .. } => "not a number",
+            Rejection::NoCreationTime => "no creation time",
+            Rejection::FilteredOut { .. } => "does not match the filter",
+            _ => continue,
+        };
+        match groups.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, tags)) => tags.push(tag.as_str()),
+            None => groups.push((kind, vec![tag.as_str()])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(kind, tags)| {
+            let mut list = tags[..tags.len().min(SHOWN)].join(", ");
+            if tags.len() > SHOWN {
+                let _ = write!(list, " and {} more", tags.len() - SHOWN);
+            }
+            (kind, list)
+        })
+        .collect()
 }
 
 /// The `once` summary: one line per environment that moved or failed, then a count.

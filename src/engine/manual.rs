@@ -12,7 +12,7 @@ use crate::gitops::message::{Actor, HoldChange, Record};
 use crate::gitops::{Bump, FileEdit, Outcome};
 use crate::image::{Tag, created_of};
 use crate::manifest::Wanted;
-use crate::policy::{Blocked, Decision, Situation, freeze};
+use crate::policy::{Decision, Situation, freeze};
 use crate::rules::Rules;
 
 /// What a person asks `promote` for.
@@ -165,19 +165,8 @@ impl Engine {
             None if req.force => selection.winner().cloned().ok_or_else(|| {
                 ManualError::Refused(format!("no tag of {} passes the policy", p.image))
             })?,
-            // Without --tag, only forward: the best eligible tag when it is above what runs
-            // (a hold or a freeze still stops it unless forced); never a rollback.
             None => match decided.map(|d| &d.decision) {
                 Some(Decision::Promote { to, .. }) => to.clone(),
-                Some(Decision::Blocked {
-                    reason: reason @ (Blocked::Downgrade { .. } | Blocked::Unknown { .. }),
-                    ..
-                }) => {
-                    return Err(ManualError::Refused(format!(
-                        "{key} runs {}; the best eligible tag is not newer ({reason}); name a tag with --tag to roll back",
-                        current.as_deref().unwrap_or("nothing")
-                    )));
-                }
                 Some(Decision::Blocked { to: Some(to), .. }) => to.clone(),
                 Some(Decision::UpToDate { current, .. }) => {
                     return Ok(ManualOutcome::Nothing(format!(
@@ -191,6 +180,21 @@ impl Engine {
                 }
             },
         };
+        // Without --tag, only forward from what runs, forced or not: a rollback is always
+        // a person naming the tag.
+        if req.tag.is_none()
+            && let Some(running) = current.as_deref()
+        {
+            let created = |t: &str| created_of(&facts, t);
+            if !matches!(
+                policy.order(tag.as_str(), running, &created),
+                Ok(Ordering::Greater)
+            ) {
+                return Err(ManualError::Refused(format!(
+                    "{key} runs {running}, and the best eligible tag {tag} is not newer; name a tag with --tag to roll back"
+                )));
+            }
+        }
         // The chosen tag's facts: for its gates, and for the digest in the trailer.
         if !facts.contains_key(&tag) {
             match self.registry.facts(&p.image, &tag).await {

@@ -129,10 +129,8 @@ pub enum State {
     /// A newer tag the policy accepts cannot be taken for a reason of its own (its
     /// platforms, its age, its metadata unreadable): not up to date, and saying why.
     Waiting {
-        /// The best such tag.
+        /// The best such tag (what holds it back is the decision's `waiting`).
         tag: String,
-        /// What holds it back.
-        why: String,
     },
     /// Deciding or writing failed.
     Failing {
@@ -178,7 +176,7 @@ impl std::fmt::Display for State {
             Self::Stalled { since } => write!(f, "stalled since {since}"),
             Self::InReview { number, url } => write!(f, "in review: #{number} {url}"),
             Self::Declined { number, .. } => write!(f, "declined: #{number} closed unmerged"),
-            Self::Waiting { tag, why } => write!(f, "waiting: {tag} {why}"),
+            Self::Waiting { tag, .. } => write!(f, "waiting for {tag}"),
             Self::Failing { class, .. } => write!(f, "failing: {class}"),
         }
     }
@@ -206,9 +204,8 @@ impl EnvReport {
             soaking.or_else(|| {
                 waiting.iter().find_map(|w| match &w.block {
                     Block::NotUpstream { .. } | Block::SoakInterrupted { .. } => None,
-                    block => Some(State::Waiting {
+                    _ => Some(State::Waiting {
                         tag: w.tag.to_string(),
-                        why: block.to_string(),
                     }),
                 })
             })

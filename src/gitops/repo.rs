@@ -530,6 +530,7 @@ impl Repo {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; bumps.len()];
         let mut pushes = 0;
         let mut behind = 0;
+        let mut refused_before = false;
         loop {
             let pending: Vec<usize> = (0..bumps.len())
                 .filter(|i| outcomes[*i].is_none())
@@ -546,8 +547,13 @@ impl Repo {
             if chain.commits.is_empty() {
                 continue;
             }
-            // Try the whole chain, then narrow a rejection down to the first refused commit:
-            // a longer prefix than a refused one is refused too.
+            // Find the first commit the remote refuses, pushing prefixes of the chain (a
+            // prefix longer than a refused one is refused too; each accepted prefix lands).
+            // The whole chain first, bisecting a refusal. Once the remote has refused one,
+            // it likely refuses more (a hook on prod's files): later rounds probe from the
+            // first commit, galloping (1, 2, 4, … past what landed) and bisecting once a
+            // probe overshoots. One refused bump among n costs O(log n) pushes; n refused
+            // bumps O(n), never n·log n.
             let n = chain.commits.len();
             let mut landed = 0;
             // Commits another promoter had already pushed, identical (same tip, content,
@@ -555,7 +561,9 @@ impl Repo {
             let mut already = 0;
             let mut refused: Option<(usize, GitError)> = None;
             let mut moved = false;
-            let mut probe = n;
+            let mut probe = if refused_before { 1 } else { n };
+            let mut step = 1;
+            let mut bisecting = !refused_before;
             loop {
                 pushes += 1;
                 let Some(head) = chain.head_at(probe) else {
@@ -566,23 +574,31 @@ impl Repo {
                     already = probe;
                 }
                 match pushed {
-                    // The common case: everything at once.
-                    Pushed::Done | Pushed::AlreadyThere if probe == n && landed == 0 => {
-                        landed = n;
-                        break;
+                    Pushed::Done | Pushed::AlreadyThere => {
+                        landed = probe;
+                        step *= 2;
                     }
-                    Pushed::Done | Pushed::AlreadyThere => landed = probe,
                     Pushed::Behind => {
                         moved = true;
                         break;
                     }
-                    Pushed::Rejected(e) => refused = Some((probe, e)),
+                    Pushed::Rejected(e) => {
+                        // A gallop overshot: the refused commit lies between.
+                        bisecting |= probe > landed + 1;
+                        refused = Some((probe, e));
+                    }
                 }
-                match &refused {
-                    Some((hi, _)) if hi - landed > 1 => probe = landed + (hi - landed) / 2,
-                    _ => break,
+                let hi = refused.as_ref().map_or(n + 1, |(hi, _)| *hi);
+                if landed == n || hi - landed <= 1 {
+                    break;
                 }
+                probe = if bisecting {
+                    landed + (hi - landed) / 2
+                } else {
+                    (landed + step).min(hi - 1)
+                };
             }
+            refused_before = refused.is_some();
             if landed > 0 {
                 let head = chain.head_at(landed).unwrap_or(tip);
                 self.verify(head, &branch).await?;

@@ -24,7 +24,7 @@ caption { text-align: left; color: var(--muted); padding-bottom: .5rem; }
 th, td { border: 1px solid #8885; padding: .5rem; vertical-align: top; text-align: left; }
 td { border-left: .35rem solid var(--muted); }
 td[data-state="up-to-date"] { border-left-color: var(--ok); }
-td[data-state="soaking"], td[data-state="pending"], td[data-state="in-review"] { border-left-color: var(--wait); }
+td[data-state="soaking"], td[data-state="pending"], td[data-state="in-review"], td[data-state="waiting"] { border-left-color: var(--wait); }
 td[data-state="failing"], td[data-state="stalled"] { border-left-color: var(--bad); }
 td[data-state="held"], td[data-state="frozen"], td[data-state="declined"] { border-left-color: var(--held); }
 .tag { font: 600 1.05rem ui-monospace, monospace; margin: 0; }
@@ -261,6 +261,7 @@ fn state(v: &EnvView) -> String {
             None => format!("Held{since}{until}"),
         },
         "in-review" => "In review".into(),
+        "waiting" => "Waiting: a newer tag cannot be taken yet".into(),
         "declined" => "Declined: the pull request was closed unmerged".into(),
         "failing" => format!(
             "Failing: {}",

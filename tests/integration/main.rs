@@ -15,6 +15,7 @@ mod gitops;
 mod kustomize_render;
 mod manifest;
 mod monitoring;
+mod promises;
 mod pull_requests;
 mod registry;
 mod registry_secrets;

@@ -1,0 +1,512 @@
+//! The product's promises (DESIGN.md, "Invariants every pass keeps") on ordinary histories,
+//! end to end: the real `docker-registry`, a real bare repository (`file://`), the engine
+//! as `once`, `promote` and `release` run it. Each test is one way the promises were
+//! broken: a person's change undone, an automatic downgrade, a hold lost on a fresh cache
+//! or a rename, an environment starved or blocked without a word.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::support::git::{bare_repo_at, git};
+use crate::support::oci::Pusher;
+use crate::support::{Auth, DockerRegistry};
+use tagpromoter::engine::manual::{ManualError, ManualOutcome, PromoteRequest};
+use tagpromoter::engine::{Applied, Engine, Options, PassReport, State};
+use tagpromoter::image::Tag;
+
+const INITIAL: &str = "2026-11-01T00:00:00Z";
+
+/// Hours after the initial commit.
+fn at(hours: i64) -> Timestamp {
+    INITIAL.parse::<Timestamp>().unwrap() + SignedDuration::from_hours(hours)
+}
+
+fn values(tag: &str) -> String {
+    format!("# prod values\nimage:\n  repository: app\n  tag: {tag} # pinned by tagpromoter\n")
+}
+
+/// A registry, a GitOps repository with one values file per environment, and rules.
+struct Scene {
+    registry: DockerRegistry,
+    _base: tempfile::TempDir,
+    bare: PathBuf,
+    rules: tempfile::TempDir,
+}
+
+impl Scene {
+    /// `environments`: (name, the tag its file holds at first). `promotion`: the rules'
+    /// environments list, with `{r}` for the registry's address.
+    fn start(environments: &[(&str, &str)]) -> Self {
+        let registry = DockerRegistry::start(Auth::None);
+        let base = tempfile::tempdir().unwrap();
+        let files: Vec<(String, String)> = environments
+            .iter()
+            .map(|(env, tag)| (format!("apps/app/{env}/values.yaml"), values(tag)))
+            .collect();
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.as_str()))
+            .collect();
+        let bare = bare_repo_at(base.path(), "gitops", &refs, Some(INITIAL));
+        Self {
+            registry,
+            _base: base,
+            bare,
+            rules: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Write the rules: settings, and one promotion `app` whose environments are
+    /// `environments` (YAML list items, indented by four spaces; `{file:ENV}` is replaced
+    /// by that environment's target).
+    fn rules(&self, environments: &str) {
+        let r = &self.registry.addr;
+        std::fs::write(
+            self.rules.path().join("settings.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: file://{}\n    author: {{ name: tagpromoter, email: bot@example.com }}\n  registries:\n    - {{ host: '{r}', insecure: true }}\n",
+                self.bare.display()
+            ),
+        )
+        .unwrap();
+        let envs = regex::Regex::new(r"\{file:(\w+)\}").unwrap().replace_all(
+            environments,
+            |c: &regex::Captures| {
+                format!(
+                    "{{ helm: {{ file: apps/app/{}/values.yaml, tag: image.tag }} }}",
+                    &c[1]
+                )
+            },
+        );
+        std::fs::write(
+            self.rules.path().join("app.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {r}/acme/app\n  environments:\n{envs}"
+            ),
+        )
+        .unwrap();
+    }
+
+    /// An engine with a cache of its own (a fresh one each time unless `cache` is given).
+    async fn engine(&self, cache: &std::path::Path) -> Engine {
+        let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
+        Engine::open(
+            rules,
+            cache,
+            Options {
+                registry_deadline: Duration::from_secs(5),
+                progress: None,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn pusher(&self) -> Pusher {
+        Pusher::new(&self.registry.addr)
+    }
+
+    /// Push `tag` as a single amd64 image created at `created`.
+    async fn push(&self, tag: &str, created: Timestamp) -> String {
+        self.pusher()
+            .image(
+                "acme/app",
+                Some(tag),
+                &created.to_string(),
+                "linux",
+                "amd64",
+            )
+            .await
+            .digest
+    }
+
+    fn tag_in(&self, env: &str) -> String {
+        let text = git(
+            &self.bare,
+            &["show", &format!("main:apps/app/{env}/values.yaml")],
+        );
+        let line = text.lines().find(|l| l.contains("tag:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// A person's commit setting `env`'s tag by hand, at `date`.
+    fn by_hand(&self, env: &str, tag: &str, date: Timestamp) {
+        let dir = tempfile::tempdir().unwrap();
+        git(
+            dir.path(),
+            &["clone", "-q", self.bare.to_str().unwrap(), "w"],
+        );
+        let w = dir.path().join("w");
+        std::fs::write(w.join(format!("apps/app/{env}/values.yaml")), values(tag)).unwrap();
+        commit(&w, &["-am", &format!("{env}: {tag} by hand")], date);
+        git(&w, &["push", "-q", "origin", "main"]);
+    }
+
+    /// `n` commits that touch nothing tagpromoter reads, one minute apart from `date`.
+    fn unrelated_commits(&self, n: usize, date: Timestamp) {
+        let dir = tempfile::tempdir().unwrap();
+        git(
+            dir.path(),
+            &["clone", "-q", self.bare.to_str().unwrap(), "w"],
+        );
+        let w = dir.path().join("w");
+        // One fast-import stream: hundreds of commits in one process.
+        let tip = git(&w, &["rev-parse", "HEAD"]);
+        let mut stream = String::new();
+        for i in 0..n {
+            let when = (date + SignedDuration::from_mins(i as i64)).as_second();
+            let content = format!("{i}\n");
+            let msg = format!("docs: note {i}\n");
+            stream.push_str(&format!(
+                "commit refs/heads/main\ncommitter A Person <person@example.com> {when} +0000\ndata {}\n{msg}",
+                msg.len()
+            ));
+            if i == 0 {
+                stream.push_str(&format!("from {}\n", tip.trim()));
+            }
+            stream.push_str(&format!(
+                "M 100644 inline notes/log.txt\ndata {}\n{content}\n",
+                content.len()
+            ));
+        }
+        let mut child = std::process::Command::new("git")
+            .current_dir(&w)
+            .args(["fast-import", "--quiet", "--force"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stream.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        git(&w, &["push", "-q", "origin", "main"]);
+    }
+}
+
+fn commit(w: &std::path::Path, args: &[&str], date: Timestamp) {
+    let out = std::process::Command::new("git")
+        .current_dir(w)
+        .args([
+            "-c",
+            "user.name=A Person",
+            "-c",
+            "user.email=person@example.com",
+            "commit",
+            "-q",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_DATE", date.to_string())
+        .env("GIT_COMMITTER_DATE", date.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn env<'r>(report: &'r PassReport, name: &str) -> &'r tagpromoter::engine::EnvReport {
+    report
+        .environments
+        .iter()
+        .find(|e| e.decision.key.environment == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn state(report: &PassReport, name: &str) -> State {
+    env(report, name).state(report.now)
+}
+
+fn landed(report: &PassReport, name: &str) -> bool {
+    matches!(env(report, name).applied, Applied::Landed { .. })
+}
+
+fn request(env: &str, tag: Option<&str>, force: bool, reason: Option<&str>) -> PromoteRequest {
+    PromoteRequest {
+        promotion: "app".into(),
+        environment: env.into(),
+        tag: tag.map(|t| Tag::new(t).unwrap()),
+        reason: reason.map(str::to_string),
+        force,
+        hold_for: None,
+        actor: "alice".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_hotfix_outside_the_range_and_a_hand_set_newer_tag_are_never_undone() {
+    let scene = Scene::start(&[("prod", "1.0.0")]);
+    scene
+        .rules("    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n");
+    for (tag, day) in [
+        ("1.0.0", 0),
+        ("1.1.0", 1),
+        ("1.0.1-hotfix.1", 2),
+        ("7.0.0", 3),
+    ] {
+        scene.push(tag, at(day * 24)).await;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    assert!(landed(&engine.pass(at(100)).await, "prod"));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+
+    // The hotfix is outside ^1.0.0 (a prerelease) and below 1.1.0: a rollback, held.
+    let out = engine
+        .promote(
+            &request("prod", Some("1.0.1-hotfix.1"), true, Some("INC-1")),
+            at(101),
+        )
+        .await
+        .unwrap();
+    let ManualOutcome::Landed { record, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert!(record.hold.is_some(), "a forced rollback holds: {record:?}");
+    let next = engine.pass(at(102)).await;
+    assert!(!landed(&next, "prod"));
+    assert!(
+        matches!(state(&next, "prod"), State::Held(_)),
+        "{:?}",
+        state(&next, "prod")
+    );
+    assert_eq!(scene.tag_in("prod"), "1.0.1-hotfix.1");
+
+    // Released, the bot moves on; then a person sets 7.0.0 (outside the range, above it).
+    engine
+        .release("app", "prod", "alice", None, at(103))
+        .await
+        .unwrap();
+    assert!(landed(&engine.pass(at(104)).await, "prod"));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+    scene.by_hand("prod", "7.0.0", at(105));
+    for hour in [106, 130] {
+        let p = engine.pass(at(hour)).await;
+        assert!(!landed(&p, "prod"), "7.0.0 must not be moved back to 1.1.0");
+    }
+    assert_eq!(scene.tag_in("prod"), "7.0.0");
+    // A person's `latest`, which semver cannot order, holds too.
+    scene.by_hand("prod", "latest", at(131));
+    let p = engine.pass(at(132)).await;
+    assert!(
+        matches!(state(&p, "prod"), State::Held(ref h) if h.by == "A Person"),
+        "{:?}",
+        state(&p, "prod")
+    );
+    assert_eq!(scene.tag_in("prod"), "latest");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_without_a_tag_never_rolls_back() {
+    let scene = Scene::start(&[("prod", "1.0.0")]);
+    scene
+        .rules("    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n");
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(1)).await;
+    scene.push("1.2.0", at(2)).await;
+    scene.by_hand("prod", "1.2.0", at(3));
+    // 1.2.0 is withdrawn from the policy's reach: the best eligible is now below prod.
+    scene.rules(
+        "    - name: prod\n      policy: { semver: '>=1.0.0 <1.2.0' }\n      target: {file:prod}\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    let before = git(&scene.bare, &["rev-parse", "main"]);
+    let got = engine
+        .promote(&request("prod", None, false, None), at(4))
+        .await;
+    assert!(
+        matches!(&got, Err(ManualError::Refused(why)) if why.contains("runs 1.2.0, and the best eligible tag 1.1.0 is not newer") && why.contains("--tag")),
+        "{got:?}"
+    );
+    let forced = engine
+        .promote(&request("prod", None, true, Some("x")), at(4))
+        .await;
+    assert!(matches!(forced, Err(ManualError::Refused(_))), "{forced:?}");
+    assert_eq!(
+        git(&scene.bare, &["rev-parse", "main"]),
+        before,
+        "nothing written"
+    );
+    assert_eq!(scene.tag_in("prod"), "1.2.0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn newest_build_holds_a_hand_rollback_and_never_downgrades_when_the_running_build_is_gone() {
+    let scene = Scene::start(&[("dev", "main-a")]);
+    scene.rules("    - name: dev\n      policy: { newestBuild: {} }\n      target: {file:dev}\n");
+    scene.push("main-a", at(0)).await;
+    scene.push("main-b", at(1)).await;
+    let c = scene.push("main-c", at(2)).await;
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    assert!(landed(&engine.pass(at(10)).await, "dev"));
+    assert_eq!(scene.tag_in("dev"), "main-c");
+
+    // Back to main-b by hand: an older build, so it holds.
+    scene.by_hand("dev", "main-b", at(11));
+    let p = engine.pass(at(12)).await;
+    assert!(
+        matches!(state(&p, "dev"), State::Held(_)),
+        "{:?}",
+        state(&p, "dev")
+    );
+    assert_eq!(scene.tag_in("dev"), "main-b");
+    engine
+        .release("app", "dev", "alice", None, at(13))
+        .await
+        .unwrap();
+    assert!(landed(&engine.pass(at(14)).await, "dev"));
+    assert_eq!(scene.tag_in("dev"), "main-c");
+
+    // The running build is deleted from the registry: nothing tells main-b is newer than
+    // it, so dev stays, and says why as a failure.
+    scene.pusher().delete("acme/app", &c).await;
+    let p = engine.pass(at(15)).await;
+    assert!(!landed(&p, "dev"));
+    assert_eq!(scene.tag_in("dev"), "main-c");
+    assert!(
+        matches!(state(&p, "dev"), State::Failing { ref class, ref error } if class == "facts" && error.contains("main-c")),
+        "{:?}",
+        state(&p, "dev")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hold_deep_in_history_holds_on_a_fresh_cache_and_can_be_released_from_one() {
+    let scene = Scene::start(&[("prod", "1.0.0")]);
+    scene
+        .rules("    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n");
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(1)).await;
+    scene.by_hand("prod", "1.1.0", at(2));
+    scene.by_hand("prod", "1.0.0", at(3));
+    // 700 commits since the hand-made rollback: past the first fetch's depth of 500.
+    scene.unrelated_commits(700, at(4));
+    let fresh = tempfile::tempdir().unwrap();
+    let p = scene.engine(fresh.path()).await.pass(at(40)).await;
+    assert!(!landed(&p, "prod"), "{:?}", state(&p, "prod"));
+    assert!(
+        matches!(state(&p, "prod"), State::Held(ref h) if h.since == at(3)),
+        "{:?}",
+        state(&p, "prod")
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let released = scene
+        .engine(fresh.path())
+        .await
+        .release("app", "prod", "alice", None, at(41))
+        .await
+        .unwrap();
+    assert!(
+        matches!(released, ManualOutcome::Landed { .. }),
+        "{released:?}"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    assert!(landed(
+        &scene.engine(fresh.path()).await.pass(at(42)).await,
+        "prod"
+    ));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renaming_an_environment_keeps_its_released_hold_released() {
+    let scene = Scene::start(&[("prod", "1.0.0")]);
+    scene
+        .rules("    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n");
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(1)).await;
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    assert!(landed(&engine.pass(at(2)).await, "prod"));
+    engine
+        .promote(
+            &request("prod", Some("1.0.0"), false, Some("incident")),
+            at(3),
+        )
+        .await
+        .unwrap();
+    engine
+        .release("app", "prod", "alice", None, at(4))
+        .await
+        .unwrap();
+    let message = git(&scene.bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains("Tagpromoter-Target: apps/app/prod/values.yaml#image.tag"),
+        "{message}"
+    );
+
+    scene.rules(
+        "    - name: production\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n",
+    );
+    let p = scene.engine(cache.path()).await.pass(at(5)).await;
+    assert!(landed(&p, "production"), "{:?}", state(&p, "production"));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_soaked_tag_is_found_behind_many_newer_ones() {
+    let scene = Scene::start(&[("staging", "1.0.5"), ("prod", "1.0.0")]);
+    scene.rules(
+        "    - name: staging\n      policy: { semver: '^1.0.0' }\n      platforms: [linux/amd64]\n      target: {file:staging}\n    - name: prod\n      from: staging\n      soak: 24h\n      policy: { semver: '^1.0.0' }\n      platforms: [linux/amd64]\n      target: {file:prod}\n",
+    );
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.0.5", at(0)).await;
+    // 40 newer tags staging never ran; staging itself is held by hand at 1.0.5.
+    let body = scene.pusher().get_manifest("acme/app", "1.0.5").await;
+    let newer: Vec<String> = (1..=40).map(|i| format!("1.{i}.0")).collect();
+    scene
+        .pusher()
+        .retag(
+            "acme/app",
+            &newer,
+            &body,
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await;
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    let p = engine.plan(at(48)).await.unwrap();
+    let prod = p
+        .decisions
+        .iter()
+        .find(|d| d.key.environment == "prod")
+        .unwrap();
+    assert_eq!(
+        prod.promotes_to().map(Tag::as_str),
+        Some("1.0.5"),
+        "{:?}",
+        prod.outcome
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tags_outside_a_numerical_policy_are_not_candidates_and_say_why() {
+    let scene = Scene::start(&[("dev", "100")]);
+    scene.rules("    - name: dev\n      policy: { numerical: asc }\n      target: {file:dev}\n");
+    for tag in ["100", "101", "latest"] {
+        scene.push(tag, at(0)).await;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    let p = engine.pass(at(1)).await;
+    assert!(landed(&p, "dev"), "{:?}", state(&p, "dev"));
+    assert_eq!(scene.tag_in("dev"), "101");
+    let text = tagpromoter::commands::render::plan_text(&engine.preview(at(2)).await.0);
+    assert!(
+        text.contains("latest") && text.contains("not a number"),
+        "{text}"
+    );
+}
