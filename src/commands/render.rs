@@ -42,6 +42,8 @@ pub struct EnvView {
     pub waiting: Vec<TagWhy>,
     /// Tags that do not pass the policy, and why.
     pub rejected: Vec<TagWhy>,
+    /// What people should know about what it runs (re-pushed, gone from the registry).
+    pub warnings: Vec<String>,
     /// What writing did: `landed`, `already-in-place`, `superseded`, `failed`, `skipped`.
     pub result: Option<&'static str>,
     /// The commit that landed.
@@ -199,6 +201,10 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         }),
         _ => None,
     };
+    let warnings = match &d.outcome {
+        Ok(decided) => decided.warnings.iter().map(|w| w.to_string()).collect(),
+        Err(_) => Vec::new(),
+    };
     EnvView {
         promotion: d.key.promotion.clone(),
         environment: d.key.environment.clone(),
@@ -214,6 +220,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         hold,
         waiting,
         rejected,
+        warnings,
         result,
         commit,
         pull_request,
@@ -287,9 +294,13 @@ pub fn status_table(report: &PassReport) -> String {
     out
 }
 
-/// The one-line detail of an environment: the hold's reason, the failure, or the best
-/// tag that waits and why.
+/// The one-line detail of an environment: the hold's reason, the failure, a warning about
+/// what it runs, or the best tag that waits and why.
 fn detail(e: &EnvReport, now: Timestamp) -> String {
+    let warning = match &e.decision.outcome {
+        Ok(d) => d.warnings.first().map(|w| format!("warning: {w}")),
+        Err(_) => None,
+    };
     match e.state(now) {
         State::Held(h) => {
             let mut s = format!("since {}", h.since);
@@ -299,13 +310,13 @@ fn detail(e: &EnvReport, now: Timestamp) -> String {
             s
         }
         State::Failing { error, .. } => error,
-        _ => match &e.decision.outcome {
+        _ => warning.unwrap_or_else(|| match &e.decision.outcome {
             Ok(d) => match d.decision.waiting().first() {
                 Some(w) => format!("{}: {}", w.tag, w.block),
                 None => String::new(),
             },
             Err(_) => String::new(),
-        },
+        }),
     }
 }
 
@@ -356,6 +367,9 @@ pub fn plan_text(report: &PassReport) -> String {
             }
             for (kind, tags) in passed_over(&decided.rejected) {
                 let _ = writeln!(out, "  passed over, {kind}: {tags}");
+            }
+            for w in &decided.warnings {
+                let _ = writeln!(out, "  warning: {w}");
             }
         }
     }

@@ -82,6 +82,46 @@ pub struct Decided {
     /// The evidence for the tag to write: its image's provenance labels, and when it
     /// reached the upstream environment (with `from`).
     pub evidence: Evidence,
+    /// What people should know about what it runs.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something true of an environment that people should know, though it does not stop a
+/// decision: shown by `plan`, `status` and the board.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Warning {
+    /// The tag it runs is not in the registry's list any more.
+    #[error(
+        "{tag}, which it runs, is not in the registry (deleted, or never pushed): a restarted pod cannot pull it"
+    )]
+    NotInRegistry {
+        /// The tag.
+        tag: Tag,
+    },
+    /// The environment it takes tags from was rolled back from the tag it runs: the
+    /// rollback stops there; whether to follow it here is a person's call.
+    #[error(
+        "{env}, where it comes from, was rolled back from {tag}; `promote --tag` rolls it back here too"
+    )]
+    RolledBackUpstream {
+        /// The tag.
+        tag: Tag,
+        /// The upstream environment.
+        env: String,
+    },
+    /// The tag it runs was re-pushed since it was written: what runs and what the tag
+    /// names now are different bits.
+    #[error(
+        "{tag} was re-pushed since it was written here: it ran as {ran}, the registry now has {now}"
+    )]
+    DigestMoved {
+        /// The tag.
+        tag: Tag,
+        /// The digest recorded when it was written.
+        ran: Digest,
+        /// The registry's digest for it now.
+        now: Digest,
+    },
 }
 
 /// What reviewers of a promotion want to see.
@@ -137,13 +177,32 @@ pub fn facts_wanted(
             let policy = p.tag_policy(env);
             let selection = policy.select(tags, &|t| created_of(facts, t));
             let gates = p.gates(env);
+            let upstream = observed.upstream(p, env);
             let situation = Situation {
                 now,
                 current: None,
                 hold: None,
-                upstream: observed.upstream(p, env),
+                upstream: upstream.as_ref(),
                 facts,
             };
+            // The running tag, where a digest was recorded and its bits matter: it flows
+            // downstream, or it is pinned. Is it still what ran?
+            let downstream = p
+                .environments
+                .iter()
+                .any(|e| e.from.as_ref() == Some(&env.name));
+            let recorded = state.timeline.running().is_some_and(|r| r.digest.is_some());
+            if let Some(tag) = current.as_deref().and_then(|c| Tag::new(c).ok())
+                && recorded
+                && (downstream || env.pin_digest)
+                && tags.contains(&tag)
+                && !facts.contains_key(&tag)
+            {
+                let key = (p.image.clone(), tag);
+                if !asked.contains(&key) {
+                    wanted.push(key);
+                }
+            }
             let mut asking = 0;
             for c in &selection.candidates {
                 let key = (p.image.clone(), c.tag.clone());
@@ -212,17 +271,18 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                         now,
                         current: current_tag.as_ref(),
                         hold: hold.as_ref(),
-                        upstream,
+                        upstream: upstream.as_ref(),
                         facts,
                     },
                 );
                 let evidence = match &decision {
                     Decision::Promote { to, .. } => Evidence {
                         labels: facts.get(to).map(|f| f.labels.clone()).unwrap_or_default(),
-                        upstream: env
-                            .from
-                            .clone()
-                            .zip(upstream.and_then(|t| t.residencies(to).first().map(|r| r.since))),
+                        upstream: env.from.clone().zip(
+                            upstream
+                                .as_ref()
+                                .and_then(|t| t.residencies(to).first().map(|r| r.since)),
+                        ),
                     },
                     _ => Evidence::default(),
                 };
@@ -236,11 +296,38 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                     }
                     _ => None,
                 };
+                let mut warnings = Vec::new();
+                if let Some(tag) = &current_tag {
+                    if !tags.contains(tag) {
+                        warnings.push(Warning::NotInRegistry { tag: tag.clone() });
+                    }
+                    let rolled_back = upstream
+                        .as_ref()
+                        .and_then(|t| t.residencies(tag).pop())
+                        .is_some_and(|r| r.rolled_back);
+                    if let (true, Some(env)) = (rolled_back, &env.from) {
+                        warnings.push(Warning::RolledBackUpstream {
+                            tag: tag.clone(),
+                            env: env.clone(),
+                        });
+                    }
+                    let ran = state.timeline.running().and_then(|r| r.digest);
+                    if let (Some(ran), Some(f)) = (ran, facts.get(tag))
+                        && ran != f.digest
+                    {
+                        warnings.push(Warning::DigestMoved {
+                            tag: tag.clone(),
+                            ran,
+                            now: f.digest.clone(),
+                        });
+                    }
+                }
                 Ok(Some(Decided {
                     decision,
                     digest,
                     rejected: selection.rejected,
                     evidence,
+                    warnings,
                 }))
             })();
             let outcome = match outcome {

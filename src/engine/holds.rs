@@ -46,49 +46,70 @@ pub fn hold_after(
 ) -> Option<Hold> {
     let mut hold = None;
     for e in events {
-        if let Some(record) = &e.record {
-            match &record.hold {
-                Some(HoldChange::Set { until }) => {
-                    hold = Some(Hold {
-                        since: e.time,
-                        until: *until,
-                        by: match &record.actor {
-                            Actor::Person(who) => who.clone(),
-                            Actor::Bot => "tagpromoter".into(),
-                        },
-                        reason: record.reason.clone(),
-                    });
-                }
-                Some(HoldChange::Released) => hold = None,
-                None if e.resets() => hold = None,
-                None => {}
-            }
-            continue;
+        if e.resets() {
+            hold = None;
         }
-        // A person's hand-made change.
-        let Some((before, Some(after))) = &e.moved else {
-            continue;
-        };
-        let why = match (before, policy.ranks(after, created)) {
-            (_, Err(unordered)) => Some(format!(
-                "set by hand to {after}, which the policy cannot order ({unordered})"
-            )),
-            (Some(before), Ok(())) => match policy.order(after, before, created) {
-                Ok(Ordering::Less) => Some(format!("rolled back by hand from {before} to {after}")),
-                _ => None,
-            },
-            (None, Ok(())) => None,
-        };
-        if let Some(reason) = why {
-            hold = Some(Hold {
-                since: e.time,
-                until: None,
-                by: e.author.clone(),
-                reason: Some(reason),
-            });
+        if let Some(set) = hold_set_by(e, policy, created) {
+            hold = Some(set);
         }
     }
     hold
+}
+
+/// When `events` moved the environment back (the commits that set a hold): a tag it was
+/// rolled back from does not flow downstream until it runs that tag again.
+pub fn rollbacks(
+    events: &[Event],
+    policy: &TagPolicy,
+    created: &dyn Fn(&str) -> Option<Timestamp>,
+) -> Vec<Timestamp> {
+    events
+        .iter()
+        .filter(|e| e.moved.is_some() && hold_set_by(e, policy, created).is_some())
+        .map(|e| e.time)
+        .collect()
+}
+
+/// The hold one commit sets: ours says so (`Tagpromoter-Hold: set`); a person's sets one
+/// when the value it writes is below the one before, or has no place in the order.
+fn hold_set_by(
+    e: &Event,
+    policy: &TagPolicy,
+    created: &dyn Fn(&str) -> Option<Timestamp>,
+) -> Option<Hold> {
+    if let Some(record) = &e.record {
+        let Some(HoldChange::Set { until }) = &record.hold else {
+            return None;
+        };
+        return Some(Hold {
+            since: e.time,
+            until: *until,
+            by: match &record.actor {
+                Actor::Person(who) => who.clone(),
+                Actor::Bot => "tagpromoter".into(),
+            },
+            reason: record.reason.clone(),
+        });
+    }
+    let (before, Some(after)) = e.moved.as_ref()? else {
+        return None;
+    };
+    let reason = match (before, policy.ranks(after, created)) {
+        (_, Err(unordered)) => {
+            format!("set by hand to {after}, which the policy cannot order ({unordered})")
+        }
+        (Some(before), Ok(())) => match policy.order(after, before, created) {
+            Ok(Ordering::Less) => format!("rolled back by hand from {before} to {after}"),
+            _ => return None,
+        },
+        (None, Ok(())) => return None,
+    };
+    Some(Hold {
+        since: e.time,
+        until: None,
+        by: e.author.clone(),
+        reason: Some(reason),
+    })
 }
 
 #[cfg(test)]

@@ -214,7 +214,7 @@ impl Engine {
             now,
             current: current_tag.as_ref(),
             hold: hold.as_ref(),
-            upstream,
+            upstream: upstream.as_ref(),
             facts,
         };
         if let Err(block) = gates.eligibility(&tag, &situation) {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 pub use apply::{Applied, WriteError};
-pub use decide::{Decided, EnvDecision, Problem};
+pub use decide::{Decided, EnvDecision, Problem, Warning};
 pub use observe::{EnvCommit, EnvKey, Observed};
 pub use report::{EnvReport, PassReport, Scope, State};
 

@@ -17,12 +17,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::holds::{self, Event};
-use crate::gitops::history::History;
-use crate::gitops::store::{Batch, Store};
-use crate::gitops::{GitError, GitErrorKind, Repo};
-use crate::image::{ImageFacts, Repository, Tag};
-use crate::manifest;
-use crate::policy::{Hold, Timeline};
+use crate::gitops::{GitError, Repo, TargetHistory, TargetQuery};
+use crate::image::{Digest, ImageFacts, Repository, Tag};
+use crate::policy::{Change, Hold, Timeline};
 use crate::registry::{Registry, RegistryError};
 use crate::rules::{Environment, Policy, Promotion, Rules};
 
@@ -58,8 +55,7 @@ pub struct EnvState {
     pub current: Result<Option<String>, GitError>,
     /// The values its target held over time.
     pub timeline: Timeline,
-    /// The commits that bear on holds (a person's changes, our records), oldest first,
-    /// back to where no earlier hold can still be in force.
+    /// The commits that bear on holds (a person's changes, our records), oldest first.
     pub events: Vec<Event>,
     /// Whether the history read reaches back that far (a shallow mirror, or a history
     /// longer than a walk may go, can leave it short: then nothing is decided).
@@ -101,15 +97,22 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// What the environment `env` takes its tags from (`from`) ran over time.
-    pub fn upstream(&self, p: &Promotion, env: &Environment) -> Option<&Timeline> {
+    /// What the environment `env` takes its tags from (`from`) ran over time, its
+    /// rollbacks marked (by the upstream's own policy).
+    pub fn upstream(&self, p: &Promotion, env: &Environment) -> Option<Timeline> {
         let from = env.from.as_ref()?;
-        self.environments
-            .get(&EnvKey {
-                promotion: p.name.clone(),
-                environment: from.clone(),
-            })
-            .map(|s| &s.timeline)
+        let up = p.environments.iter().find(|e| e.name == *from)?;
+        let state = self.environments.get(&EnvKey::of(p, up))?;
+        let no_facts = HashMap::new();
+        let facts = self.facts.get(&p.image).unwrap_or(&no_facts);
+        let rollbacks = holds::rollbacks(&state.events, &p.tag_policy(up), &|t| {
+            crate::image::created_of(facts, t)
+        });
+        let mut timeline = state.timeline.clone();
+        for c in &mut timeline.changes {
+            c.rollback = rollbacks.contains(&c.since);
+        }
+        Some(timeline)
     }
 
     /// The hold on `env` read from its history, active or expired; `newestBuild` orders by
@@ -250,208 +253,130 @@ fn timed_out(image: &Repository, step: &str, deadline: Duration) -> RegistryErro
     RegistryError::timed_out(image, step, &limit)
 }
 
-/// What the repository says, read on a blocking thread.
+/// What the repository says.
 struct RepoRead {
     environments: HashMap<EnvKey, EnvState>,
     files: HashMap<PathBuf, Option<String>>,
-    /// When the walk stopped at a boundary: the oldest commit time it reached.
-    reach: Option<Timestamp>,
-    /// How many commits the walk read.
-    walked: usize,
 }
 
-/// Fetch, then read every target and the history on a blocking thread. A shallow mirror is
-/// deepened, doubling what was read each time, until every environment's history reaches
-/// back as far as its decisions need (the commit that set its value or a reset after it,
-/// and every soak): a fresh cache decides as a warm one. Doubling keeps the number of
-/// fetches logarithmic and each one within git's timeout.
+/// Read every target and its history through [`Repo::snapshot`], as far back as the
+/// decisions need: every environment's history complete (see [`EnvState::complete`]) and
+/// every soak covered.
 async fn read_repository(
     rules: &Rules,
     repo: &Repo,
     now: Timestamp,
 ) -> Result<(ObjectId, RepoRead), GitError> {
-    let tip = repo.fetch().await?;
+    let keys: Vec<(EnvKey, &Promotion, &Environment)> = rules
+        .promotions
+        .iter()
+        .flat_map(|p| p.environments.iter().map(move |e| (EnvKey::of(p, e), p, e)))
+        .collect();
+    let queries: Vec<TargetQuery> = keys
+        .iter()
+        .map(|(_, p, env)| TargetQuery {
+            file: env.target.file().to_path_buf(),
+            target: p.manifest_target(env),
+            id: p.target_id(env),
+            names: (p.name.clone(), env.name.clone()),
+        })
+        .collect();
     let longest_soak = rules
         .promotions
         .iter()
         .flat_map(|p| p.environments.iter().map(|e| e.soak))
         .max()
         .unwrap_or_default();
-    let mut walked = 0;
-    loop {
-        let store = repo.store().clone();
-        let owned = rules.clone();
-        let read = tokio::task::spawn_blocking(move || read_environments(&store, tip, &owned));
-        let read = read
-            .await
-            .map_err(|e| GitError::new(GitErrorKind::Local, "reading history", e.to_string()))??;
-        let soak_too_short = read
-            .reach
-            .is_some_and(|oldest| now.duration_since(oldest) < longest_soak);
-        let incomplete = read.environments.values().any(|e| !e.complete);
-        // A walk that grew no longer (the cap on commits a walk reads) cannot be helped.
-        let grew = read.walked > walked;
-        walked = read.walked;
-        if (soak_too_short || incomplete) && grew && repo.is_shallow() {
-            let by = u32::try_from(read.walked).unwrap_or(u32::MAX).max(1);
-            repo.deepen(by).await?;
-            continue;
-        }
-        return Ok((tip, read));
-    }
+    let snapshot = repo
+        .snapshot(Arc::new(queries), |s| {
+            let soaks = s
+                .reach
+                .is_none_or(|oldest| now.duration_since(oldest) >= longest_soak);
+            soaks && s.targets.iter().all(|t| env_state(t).complete)
+        })
+        .await?;
+    let environments = keys
+        .into_iter()
+        .zip(&snapshot.targets)
+        .map(|((key, _, _), t)| (key, env_state(t)))
+        .collect();
+    let files = snapshot
+        .files
+        .into_iter()
+        .map(|(p, t)| (p, t.ok()))
+        .collect();
+    Ok((
+        snapshot.tip,
+        RepoRead {
+            environments,
+            files,
+        },
+    ))
 }
 
-/// Per environment: current value, timeline, hold, last record; the target files' texts at
-/// the tip; and (when the walk stopped at a boundary) the oldest time it reached.
-fn read_environments(store: &Store, tip: ObjectId, rules: &Rules) -> Result<RepoRead, GitError> {
-    let history = History::walk(store, tip)?;
-    let commits = history.commits();
-    let reach = history
-        .truncated
-        .then(|| commits.last().map(|c| c.info.time))
-        .flatten();
-    let paths = rules.target_files();
-    let changes = history.file_changes(store, &paths)?;
-    let batch = store.batch();
-    // Each target file read once at the tip; every environment on it reads from here.
-    let mut texts: HashMap<PathBuf, Result<String, GitError>> = HashMap::new();
-    for path in &paths {
-        texts.insert(path.clone(), text_at(&batch, tip, path));
-    }
-    let mut blobs: HashMap<ObjectId, Option<String>> = HashMap::new();
-    let mut envs = HashMap::new();
-    for p in &rules.promotions {
-        for env in &p.environments {
-            let key = EnvKey::of(p, env);
-            let file = env.target.file();
-            let target = p.manifest_target(env);
-            let step = || format!("reading {}", file.display());
-            let current = match texts.get(file) {
-                Some(Ok(text)) => manifest::read(text, &target)
-                    .map(|c| c.tag)
-                    .map_err(|e| GitError::new(GitErrorKind::Target, &step(), e.to_string())),
-                Some(Err(e)) => Err(e.clone()),
-                None => Err(GitError::new(GitErrorKind::Local, &step(), "not read")),
-            };
-            // The target's value at each commit that changed its file, oldest first.
-            let mut values: Vec<(usize, Option<String>)> = Vec::new();
-            for change in changes.get(file).into_iter().flatten() {
-                let value = match change.blob {
-                    None => None,
-                    Some(blob) => {
-                        let text = blobs
-                            .entry(blob)
-                            .or_insert_with(|| {
-                                batch
-                                    .blob(blob)
-                                    .ok()
-                                    .and_then(|b| String::from_utf8(b).ok())
-                            })
-                            .clone();
-                        text.and_then(|t| manifest::read(&t, &target).ok().and_then(|c| c.tag))
-                    }
-                };
-                if values.last().is_none_or(|(_, v)| *v != value) {
-                    values.push((change.commit, value));
-                }
+/// What one target's history says about its environment.
+fn env_state(history: &TargetHistory) -> EnvState {
+    let mut changes: Vec<Change> = Vec::new();
+    let mut events = Vec::new();
+    let mut before: Option<Option<String>> = None;
+    for (i, e) in history.entries.iter().enumerate() {
+        let mut moved = None;
+        if let Some(value) = &e.value {
+            // The digest that ran: pinned in the file, else the one our record wrote.
+            let recorded = e
+                .record
+                .as_ref()
+                .filter(|r| value.tag.as_deref() == Some(r.to.as_str()))
+                .and_then(|r| r.digest.clone());
+            let digest = value
+                .digest
+                .as_deref()
+                .and_then(|d| Digest::new(d).ok())
+                .or(recorded);
+            changes.push(Change {
+                since: e.time,
+                value: value.tag.clone(),
+                digest,
+                // Marked by `Observed::upstream`, which knows the policy's order.
+                rollback: false,
+            });
+            // The oldest commit read is a change only where the history begins.
+            let first = i == 0 && !history.from_start;
+            if !first && before.as_ref() != Some(&value.tag) {
+                moved = Some((before.clone().flatten(), value.tag.clone()));
             }
-            let timeline = Timeline {
-                changes: values
-                    .iter()
-                    .map(|(i, v)| (commits[*i].info.time, v.clone()))
-                    .collect(),
-            };
-            // Our records for this target: those naming it, and (written before the
-            // Target trailer) those under any name a record that moved this target bore.
-            let target_id = p.target_id(env);
-            let mut names = BTreeSet::from([(p.name.as_str(), env.name.as_str())]);
-            for pair in values.windows(2) {
-                if let Some(r) = &commits[pair[1].0].record
-                    && r.target.is_none()
-                    && pair[1].1.as_deref() == Some(r.to.as_str())
-                {
-                    names.insert((r.promotion.as_str(), r.environment.as_str()));
-                }
-            }
-            let ours = |i: usize| {
-                commits[i].record.as_ref().filter(|r| match &r.target {
-                    Some(t) => *t == target_id,
-                    None => names.contains(&(r.promotion.as_str(), r.environment.as_str())),
-                })
-            };
-            let mut moved: HashMap<usize, (Option<String>, Option<String>)> = HashMap::new();
-            for pair in values.windows(2) {
-                moved.insert(pair[1].0, (pair[0].1.clone(), pair[1].1.clone()));
-            }
-            // On a history read to its first commit, the first value is a change too.
-            if !history.truncated
-                && let Some((first, Some(value))) = values.first()
-            {
-                moved.insert(*first, (None, Some(value.clone())));
-            }
-            let mut events: Vec<Event> = (0..commits.len())
-                .rev()
-                .filter(|i| moved.contains_key(i) || ours(*i).is_some())
-                .map(|i| Event {
-                    time: commits[i].info.time,
-                    author: commits[i].info.author.clone(),
-                    record: ours(i).cloned(),
-                    moved: moved.get(&i).cloned(),
-                })
-                .collect();
-            // What came before the last reset cannot hold any more.
-            if let Some(last) = events.iter().rposition(Event::resets) {
-                events.drain(..last);
-            }
-            let complete = !history.truncated || events.first().is_some_and(Event::resets);
-            let recent = (0..commits.len())
-                .filter(|i| values.iter().any(|(c, _)| c == i) || ours(*i).is_some())
-                .take(RECENT)
-                .map(|i| EnvCommit {
-                    id: commits[i].id.to_string(),
-                    time: commits[i].info.time,
-                    author: commits[i].info.author.clone(),
-                    subject: commits[i]
-                        .info
-                        .message
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                })
-                .collect();
-            envs.insert(
-                key,
-                EnvState {
-                    current,
-                    timeline,
-                    events,
-                    complete,
-                    recent,
-                },
-            );
+            before = Some(value.tag.clone());
+        }
+        if moved.is_some() || e.record.is_some() {
+            events.push(Event {
+                time: e.time,
+                author: e.author.clone(),
+                record: e.record.clone(),
+                moved,
+            });
         }
     }
-    let files = texts.into_iter().map(|(p, t)| (p, t.ok())).collect();
-    Ok(RepoRead {
-        environments: envs,
-        files,
-        reach,
-        walked: commits.len(),
-    })
-}
-
-/// The text of `file` at `tip`, or why it cannot be a target.
-fn text_at(store: &Batch, tip: ObjectId, file: &std::path::Path) -> Result<String, GitError> {
-    let step = format!("reading {}", file.display());
-    match store.read(tip, file)? {
-        None => Err(GitError::new(
-            GitErrorKind::Target,
-            &step,
-            "the file does not exist on the branch",
-        )),
-        Some(f) => String::from_utf8(f.content)
-            .map_err(|_| GitError::new(GitErrorKind::Target, &step, "is not UTF-8 text")),
+    // Holds start over at a reset; one must be in the history read, or its start.
+    let complete = history.from_start || events.iter().any(Event::resets);
+    let recent = history
+        .entries
+        .iter()
+        .rev()
+        .filter(|e| e.record.is_some() || e.value.is_some())
+        .take(RECENT)
+        .map(|e| EnvCommit {
+            id: e.id.to_string(),
+            time: e.time,
+            author: e.author.clone(),
+            subject: e.subject.clone(),
+        })
+        .collect();
+    EnvState {
+        current: history.current.clone().map(|v| v.tag),
+        timeline: Timeline { changes },
+        events,
+        complete,
+        recent,
     }
 }
 

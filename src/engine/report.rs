@@ -203,7 +203,9 @@ impl EnvReport {
             });
             soaking.or_else(|| {
                 waiting.iter().find_map(|w| match &w.block {
-                    Block::NotUpstream { .. } | Block::SoakInterrupted { .. } => None,
+                    Block::NotUpstream { .. }
+                    | Block::SoakInterrupted { .. }
+                    | Block::RolledBack { .. } => None,
                     _ => Some(State::Waiting {
                         tag: w.tag.to_string(),
                     }),

@@ -13,5 +13,7 @@ pub mod store;
 
 pub use error::{GitError, GitErrorKind};
 pub mod repo;
+pub mod snapshot;
 
 pub use repo::{Bump, Chain, FileEdit, Outcome, Pushed, Repo, RepoConfig, Report};
+pub use snapshot::{Entry, Snapshot, TargetHistory, TargetQuery, Value};

@@ -69,6 +69,19 @@ pub fn current(docs: &[Document], repository: &Repository) -> Result<Current, Ed
             hint: String::new(),
         });
     };
+    let text = |r: &ImageRef| r.to_string();
+    if let Some((other, r)) = found
+        .iter()
+        .find(|(_, r)| r.tag != first.tag || r.digest != first.digest)
+    {
+        return Err(EditError::Disagree {
+            what: format!("the image: fields with repository {repository}"),
+            first: node.position,
+            first_value: text(first),
+            other: other.position,
+            other_value: text(r),
+        });
+    }
     Ok(Current {
         tag: first.tag.as_ref().map(Tag::to_string),
         digest: first.digest.as_ref().map(Digest::to_string),

@@ -4,7 +4,7 @@
 //! not asked about are left alone, so repositories prepared for Flux work unchanged.
 
 use crate::image::ImageRef;
-use crate::yaml::{Document, Node, line_around};
+use crate::yaml::{Document, Node, Position, line_around};
 
 use super::patch::{Replacement, editable_scalar};
 use super::{Current, EditError, walk};
@@ -109,9 +109,24 @@ pub fn replacements(
 
 /// The current tag (and digest) held by the markers of `policy`.
 pub fn current(src: &str, docs: &[Document], policy: &str) -> Result<Current, EditError> {
-    let mut tag = None;
-    let mut digest = None;
+    let mut tag: Option<(Position, String)> = None;
+    let mut digest: Option<(Position, String)> = None;
     let mut at = None;
+    // Every marked place is rewritten together, so all must agree on what they hold.
+    let agree = |seen: &mut Option<(Position, String)>, at: Position, value: String| match seen {
+        Some((first, held)) if *held != value => Err(EditError::Disagree {
+            what: format!("the values marked {{\"$imagepolicy\": \"{policy}\"}}"),
+            first: *first,
+            first_value: held.clone(),
+            other: at,
+            other_value: value,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            *seen = Some((at, value));
+            Ok(())
+        }
+    };
     for (node, marker) in marked(src, docs) {
         if marker.policy != policy {
             continue;
@@ -119,12 +134,8 @@ pub fn current(src: &str, docs: &[Document], policy: &str) -> Result<Current, Ed
         let value = editable_scalar(node, "the marked value")?.value.clone();
         at.get_or_insert(node.position);
         match marker.field {
-            Field::Tag => {
-                tag.get_or_insert(value);
-            }
-            Field::Digest => {
-                digest.get_or_insert(value);
-            }
+            Field::Tag => agree(&mut tag, node.position, value)?,
+            Field::Digest => agree(&mut digest, node.position, value)?,
             Field::Name => {}
             Field::Reference => {
                 let r = ImageRef::parse(&value).map_err(|e| EditError::Invalid {
@@ -132,14 +143,15 @@ pub fn current(src: &str, docs: &[Document], policy: &str) -> Result<Current, Ed
                     why: e.to_string(),
                 })?;
                 if let Some(t) = r.tag {
-                    tag.get_or_insert(t.to_string());
+                    agree(&mut tag, node.position, t.to_string())?;
                 }
                 if let Some(d) = r.digest {
-                    digest.get_or_insert(d.to_string());
+                    agree(&mut digest, node.position, d.to_string())?;
                 }
             }
         }
     }
+    let (tag, digest) = (tag.map(|(_, t)| t), digest.map(|(_, d)| d));
     match at {
         Some(at) => Ok(Current { tag, digest, at }),
         None => Err(EditError::NotFound {

@@ -80,6 +80,23 @@ pub enum EditError {
         /// Another match.
         second: Position,
     },
+    /// The places a target rewrites together hold different values: one was edited by
+    /// hand. Rewriting all would overwrite that edit, and reading one would be a guess.
+    #[error(
+        "{what} disagree: {first} holds {first_value:?}, {other} holds {other_value:?}; make them equal (tagpromoter rewrites them together)"
+    )]
+    Disagree {
+        /// What they are.
+        what: String,
+        /// The first place.
+        first: Position,
+        /// Its value.
+        first_value: String,
+        /// A place that holds something else.
+        other: Position,
+        /// Its value.
+        other_value: String,
+    },
     /// The value present is not what the target kind needs (e.g. a digest is pinned but none
     /// is known).
     #[error("{at}: {why}")]
@@ -162,18 +179,23 @@ pub enum Outcome {
 
 /// Read the current value of `target` in `src`.
 pub fn read(src: &str, target: &Target) -> Result<Current, EditError> {
-    let docs = yaml::parse(src)?;
+    current(src, &yaml::parse(src)?, target)
+}
+
+fn current(src: &str, docs: &[Document], target: &Target) -> Result<Current, EditError> {
     match target {
-        Target::Kustomize { name } => kustomize::current(&docs, name),
-        Target::Helm { tag, digest, .. } => helm::current(&docs, tag, digest.as_ref()),
-        Target::Marker { policy } => marker::current(src, &docs, policy),
-        Target::ImageField { repository } => image_field::current(&docs, repository),
+        Target::Kustomize { name } => kustomize::current(docs, name),
+        Target::Helm { tag, digest, .. } => helm::current(docs, tag, digest.as_ref()),
+        Target::Marker { policy } => marker::current(src, docs, policy),
+        Target::ImageField { repository } => image_field::current(docs, repository),
     }
 }
 
 /// Rewrite `target` in `src` to hold `wanted`.
 pub fn apply(src: &str, target: &Target, wanted: &Wanted) -> Result<Outcome, EditError> {
     let docs = yaml::parse(src)?;
+    // What is edited is what was read: places that disagree are refused, not overwritten.
+    current(src, &docs, target)?;
     let replacements = replacements(src, &docs, target, wanted)?;
     Ok(match patch::apply(src, &replacements)? {
         None => Outcome::Unchanged,

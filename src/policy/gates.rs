@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::freeze::{self, FreezeWindow};
 use super::select::{Selection, TagPolicy, Unordered, Unranked};
 use super::timeline::Timeline;
-use crate::image::{ImageFacts, Tag};
+use crate::image::{Digest, ImageFacts, Tag};
 
 /// The most better-ranked tags a decision lists with what holds each back: the best ones
 /// are what people ask about, and a long tag list would otherwise hold hundreds per
@@ -34,6 +34,8 @@ pub struct Gates {
     pub platforms: Vec<String>,
     /// Windows without automatic promotion.
     pub freeze: Vec<FreezeWindow>,
+    /// Whether the digest is written too: then only a digest that soaked upstream goes.
+    pub pin_digest: bool,
 }
 
 /// A hold on an environment (set by a rollback), until released or until `until`.
@@ -104,6 +106,21 @@ pub enum Block {
     PlatformsUnknown,
     /// The gates need the image's facts and they were not read this pass.
     NotInspected,
+    /// The upstream environment was rolled back from it and has not run it since.
+    RolledBack {
+        /// The upstream environment.
+        env: String,
+    },
+    /// The tag was re-pushed after it soaked: the registry's digest is not one that ran
+    /// upstream (with `pinDigest`, only a soaked digest goes on).
+    DigestNotSoaked {
+        /// The upstream environment.
+        env: String,
+        /// What ran there.
+        soaked: Digest,
+        /// What the registry has now.
+        now: Digest,
+    },
 }
 
 impl fmt::Display for Block {
@@ -124,6 +141,13 @@ impl fmt::Display for Block {
             }
             Self::PlatformsUnknown => f.write_str("its platforms are not known"),
             Self::NotInspected => f.write_str("its image metadata could not be read"),
+            Self::RolledBack { env } => {
+                write!(f, "{env} was rolled back from it and has not run it since")
+            }
+            Self::DigestNotSoaked { env, soaked, now } => write!(
+                f,
+                "re-pushed since it soaked: {env} ran {soaked}, the registry now has {now}"
+            ),
         }
     }
 }
@@ -370,30 +394,55 @@ impl Gates {
     /// When `tag` completed its soak in `env`, or why it has not.
     fn soaked(&self, env: &str, tag: &Tag, s: &Situation<'_>) -> Result<Timestamp, Block> {
         let runs = s.upstream.map(|t| t.residencies(tag)).unwrap_or_default();
-        if runs.is_empty() {
+        let Some(last) = runs.last() else {
             return Err(Block::NotUpstream {
                 env: env.to_string(),
             });
+        };
+        if last.rolled_back {
+            return Err(Block::RolledBack {
+                env: env.to_string(),
+            });
         }
-        let mut soaked_at: Option<Timestamp> = None;
+        // Residencies long enough, by when each completed its soak.
+        let mut soaked: Vec<(Timestamp, Option<&Digest>)> = Vec::new();
         let mut longest = SignedDuration::ZERO;
         let mut ongoing = None;
-        for r in &runs {
+        // A run that ended in a rollback is no evidence: it soaks again.
+        for r in runs.iter().filter(|r| !r.rolled_back) {
             let end = r.until.unwrap_or(s.now);
             let ran = end.duration_since(r.since);
             longest = longest.max(ran);
             if ran >= self.soak {
                 let done = r.since.checked_add(self.soak).unwrap_or(Timestamp::MAX);
-                soaked_at = Some(soaked_at.map_or(done, |d| d.min(done)));
+                soaked.push((done, r.digest.as_ref()));
             } else if r.until.is_none() {
                 ongoing = Some(r.since.checked_add(self.soak).unwrap_or(Timestamp::MAX));
             }
         }
-        match (soaked_at, ongoing) {
-            (Some(done), _) => Ok(done),
-            (None, Some(until)) => Err(Block::Soaking { until }),
-            (None, None) => Err(Block::SoakInterrupted { ran_for: longest }),
+        if soaked.is_empty() {
+            return Err(match ongoing {
+                Some(until) => Block::Soaking { until },
+                None => Block::SoakInterrupted { ran_for: longest },
+            });
         }
+        if self.pin_digest {
+            // The digest to write must be one that ran (or one whose run is unrecorded).
+            let now = &s.facts.get(tag).ok_or(Block::NotInspected)?.digest;
+            soaked.retain(|(_, d)| d.is_none_or(|d| d == now));
+            if soaked.is_empty() {
+                let ran = runs.iter().rev().find_map(|r| r.digest.clone());
+                return Err(match ongoing {
+                    Some(until) => Block::Soaking { until },
+                    None => Block::DigestNotSoaked {
+                        env: env.to_string(),
+                        soaked: ran.unwrap_or_else(|| now.clone()),
+                        now: now.clone(),
+                    },
+                });
+            }
+        }
+        Ok(soaked.iter().map(|(t, _)| *t).min().unwrap_or(s.now))
     }
 }
 
@@ -401,7 +450,7 @@ impl Gates {
 mod tests {
     use super::*;
     use crate::image::Digest;
-    use crate::policy::{Constraint, Order};
+    use crate::policy::{Change, Constraint, Order};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -432,8 +481,8 @@ mod tests {
     fn staging() -> Timeline {
         Timeline {
             changes: vec![
-                (ts("2026-11-20T00:00:00Z"), Some("6.5.4".into())),
-                (ts("2026-11-21T06:00:00Z"), Some("6.6.0".into())),
+                Change::to(ts("2026-11-20T00:00:00Z"), "6.5.4"),
+                Change::to(ts("2026-11-21T06:00:00Z"), "6.6.0"),
             ],
         }
     }
@@ -519,8 +568,8 @@ mod tests {
         };
         let upstream = Timeline {
             changes: vec![
-                (ts("2026-11-20T00:00:00Z"), Some("6.5.4".into())),
-                (ts("2026-11-21T00:00:00Z"), Some("6.5.3".into())),
+                Change::to(ts("2026-11-20T00:00:00Z"), "6.5.4"),
+                Change::to(ts("2026-11-21T00:00:00Z"), "6.5.3"),
             ],
         };
         let facts = HashMap::new();

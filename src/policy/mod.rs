@@ -20,4 +20,4 @@ pub use gates::{Block, Blocked, Decision, Gates, Hold, Situation, Waiting};
 pub use select::{
     Direction, Filter, Order, Rejection, Selection, TagName, TagPolicy, Unordered, Unranked,
 };
-pub use timeline::{Residency, Timeline};
+pub use timeline::{Change, Residency, Timeline};

@@ -1,43 +1,88 @@
 //! What an environment ran over time, as data: the values its target held, each from the
-//! commit that wrote it until the next change. The gates read soak times from it; the
-//! GitOps history builds it. Pure.
+//! commit that wrote it until the next change, with the digest that ran where it is known.
+//! The gates read soak times from it; the GitOps history builds it. Pure.
 
 use jiff::Timestamp;
 
-use crate::image::Tag;
+use crate::image::{Digest, Tag};
 
 /// A period during which an environment ran a tag: from the commit that put it there to the
 /// commit that replaced it (`None`: it still runs it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Residency {
     /// When the tag arrived.
     pub since: Timestamp,
     /// When it was replaced, if it was.
     pub until: Option<Timestamp>,
+    /// The digest that ran, where known (pinned in the file, or recorded in our trailer).
+    pub digest: Option<Digest>,
+    /// Whether what ended it was a rollback (a change that set a hold).
+    pub rolled_back: bool,
+}
+
+/// One value a target took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// When (the commit's time).
+    pub since: Timestamp,
+    /// The raw text of the tag (a person may have written anything there).
+    pub value: Option<String>,
+    /// The digest that ran with it, where known.
+    pub digest: Option<Digest>,
+    /// Whether this change was a rollback (it set a hold): the value it replaced does not
+    /// flow downstream until the environment runs it again.
+    pub rollback: bool,
+}
+
+impl Change {
+    /// A change to `value` at `since`, digest unknown, not a rollback.
+    pub fn to(since: Timestamp, value: &str) -> Self {
+        Self {
+            since,
+            value: Some(value.to_string()),
+            digest: None,
+            rollback: false,
+        }
+    }
 }
 
 /// The values a target held over time, oldest first: each from its time until the next.
-/// Values are the raw text of the file (a person may have written anything there).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timeline {
-    /// (since, value) pairs, oldest first; consecutive values differ.
-    pub changes: Vec<(Timestamp, Option<String>)>,
+    /// The changes, oldest first; consecutive ones differ in value or digest.
+    pub changes: Vec<Change>,
 }
 
 impl Timeline {
     /// The value now.
     pub fn current(&self) -> Option<&str> {
-        self.changes.last().and_then(|(_, v)| v.as_deref())
+        self.changes.last().and_then(|c| c.value.as_deref())
     }
 
-    /// When the target held `tag`.
+    /// The current residency, if the target holds a value.
+    pub fn running(&self) -> Option<Residency> {
+        let last = self.changes.last()?;
+        last.value.as_ref()?;
+        Some(Residency {
+            since: last.since,
+            until: None,
+            digest: last.digest.clone(),
+            rolled_back: false,
+        })
+    }
+
+    /// When the target held `tag`. A digest change under the same tag starts a residency
+    /// of its own (the bits changed).
     pub fn residencies(&self, tag: &Tag) -> Vec<Residency> {
         let mut out = Vec::new();
-        for (i, (since, value)) in self.changes.iter().enumerate() {
-            if value.as_deref() == Some(tag.as_str()) {
+        for (i, c) in self.changes.iter().enumerate() {
+            if c.value.as_deref() == Some(tag.as_str()) {
+                let next = self.changes.get(i + 1);
                 out.push(Residency {
-                    since: *since,
-                    until: self.changes.get(i + 1).map(|(t, _)| *t),
+                    since: c.since,
+                    until: next.map(|n| n.since),
+                    digest: c.digest.clone(),
+                    rolled_back: next.is_some_and(|n| n.rollback),
                 });
             }
         }
@@ -57,9 +102,9 @@ mod tests {
     fn residencies_run_from_one_change_to_the_next() {
         let t = Timeline {
             changes: vec![
-                (ts("2026-11-01T00:00:00Z"), Some("1.0.0".into())),
-                (ts("2026-11-02T00:00:00Z"), Some("1.1.0".into())),
-                (ts("2026-11-03T00:00:00Z"), Some("1.0.0".into())),
+                Change::to(ts("2026-11-01T00:00:00Z"), "1.0.0"),
+                Change::to(ts("2026-11-02T00:00:00Z"), "1.1.0"),
+                Change::to(ts("2026-11-03T00:00:00Z"), "1.0.0"),
             ],
         };
         assert_eq!(t.current(), Some("1.0.0"));
@@ -69,11 +114,15 @@ mod tests {
             vec![
                 Residency {
                     since: ts("2026-11-01T00:00:00Z"),
-                    until: Some(ts("2026-11-02T00:00:00Z"))
+                    until: Some(ts("2026-11-02T00:00:00Z")),
+                    digest: None,
+                    rolled_back: false,
                 },
                 Residency {
                     since: ts("2026-11-03T00:00:00Z"),
-                    until: None
+                    until: None,
+                    digest: None,
+                    rolled_back: false,
                 },
             ]
         );

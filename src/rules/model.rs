@@ -617,6 +617,7 @@ impl Promotion {
             min_age: env.min_age,
             platforms: env.platforms.clone(),
             freeze: env.freeze.iter().map(|f| f.window.clone()).collect(),
+            pin_digest: env.pin_digest,
         }
     }
 }

@@ -28,6 +28,7 @@ td[data-state="soaking"], td[data-state="pending"], td[data-state="in-review"], 
 td[data-state="failing"], td[data-state="stalled"] { border-left-color: var(--bad); }
 td[data-state="held"], td[data-state="frozen"], td[data-state="declined"] { border-left-color: var(--held); }
 .tag { font: 600 1.05rem ui-monospace, monospace; margin: 0; }
+.warn { color: var(--bad); }
 .state { font-weight: 600; margin: .2rem 0; }
 td p, td ul { margin: .2rem 0; }
 td ul { padding-left: 1.1rem; }
@@ -204,6 +205,9 @@ fn cell(out: &mut String, e: &EnvReport, now: Timestamp) {
             esc(&w.tag),
             esc(&w.why)
         );
+    }
+    for w in &v.warnings {
+        let _ = write!(out, "<p class=\"warn\">Warning: {}</p>", esc(w));
     }
     if let Some(pr) = &v.pull_request {
         let _ = write!(

@@ -229,3 +229,34 @@ fn kustomize_new_name_is_kept_in_step_but_never_added() {
     };
     assert_eq!(out, "images:\n- name: app\n  newTag: 1.1.0\n");
 }
+
+/// Targets that rewrite several places together (`manifest`, `marker`) read what they
+/// rewrite: when a person edited one place, reading and editing both refuse, naming both
+/// places, instead of reading the first and overwriting the rest.
+#[test]
+fn places_rewritten_together_that_disagree_are_refused() {
+    let manifests = "spec:\n  containers:\n    - image: ghcr.io/acme/app:1.0.0\n    - image: ghcr.io/acme/app:1.0.1 # a person's hotfix\n";
+    let image_field = Target::ImageField {
+        repository: Repository::new("ghcr.io/acme/app").unwrap(),
+    };
+    let marked = "a:\n  tag: 1.0.0 # {\"$imagepolicy\": \"app:prod:tag\"}\nb:\n  tag: 1.0.1 # {\"$imagepolicy\": \"app:prod:tag\"}\n";
+    let marker = Target::Marker {
+        policy: "app:prod".into(),
+    };
+    for (src, target, places) in [
+        (manifests, image_field, ("3:14", "4:14")),
+        (marked, marker, ("2:8", "4:8")),
+    ] {
+        for err in [
+            manifest::read(src, &target).unwrap_err(),
+            manifest::apply(src, &target, &wanted("2.0.0")).unwrap_err(),
+        ] {
+            assert!(matches!(err, EditError::Disagree { .. }), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(places.0) && text.contains(places.1) && text.contains("1.0.1"),
+                "{text}"
+            );
+        }
+    }
+}

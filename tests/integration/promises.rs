@@ -24,7 +24,9 @@ fn at(hours: i64) -> Timestamp {
 }
 
 fn values(tag: &str) -> String {
-    format!("# prod values\nimage:\n  repository: app\n  tag: {tag} # pinned by tagpromoter\n")
+    format!(
+        "# prod values\nimage:\n  repository: app\n  tag: {tag} # pinned by tagpromoter\n  digest: \"\"\n"
+    )
 }
 
 /// A registry, a GitOps repository with one values file per environment, and rules.
@@ -508,5 +510,108 @@ async fn tags_outside_a_numerical_policy_are_not_candidates_and_say_why() {
     assert!(
         text.contains("latest") && text.contains("not a number"),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_re_pushed_tag_does_not_reach_prod_with_a_digest_that_never_soaked() {
+    let scene = Scene::start(&[("staging", "1.0.0"), ("prod", "1.0.0")]);
+    scene.rules(
+        "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: {file:staging}\n    - name: prod\n      from: staging\n      soak: 1h\n      pinDigest: true\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/app/prod/values.yaml, tag: image.tag, digest: image.digest } }\n",
+    );
+    scene.push("1.0.0", at(0)).await;
+    let soaked = scene.push("1.1.0", at(1)).await;
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    assert!(landed(&engine.pass(at(2)).await, "staging"));
+    let message = git(&scene.bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains(&format!("Tagpromoter-Digest: {soaked}")),
+        "{message}"
+    );
+
+    // 1.1.0 is pushed again: other bits under the same tag.
+    let repushed = scene.push("1.1.0", at(3)).await;
+    assert_ne!(soaked, repushed);
+    let p = engine.pass(at(10)).await;
+    assert!(!landed(&p, "prod"), "the new digest never ran in staging");
+    assert_eq!(scene.tag_in("prod"), "1.0.0");
+    let text = tagpromoter::commands::render::plan_text(&p);
+    assert!(
+        text.contains(&format!("1.1.0: re-pushed since it soaked: staging ran {soaked}, the registry now has {repushed}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("warning: 1.1.0 was re-pushed since it was written here: it ran as {soaked}, the registry now has {repushed}")),
+        "{text}"
+    );
+    let board = tagpromoter::server::board::page(Some(&p));
+    assert!(
+        board.contains("was re-pushed since it was written here"),
+        "the board flags it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_upstream_was_rolled_back_from_does_not_flow_on() {
+    let scene = Scene::start(&[("dev", "1.0.0"), ("staging", "1.0.0")]);
+    scene.rules(
+        "    - name: dev\n      policy: { semver: '^1.0.0' }\n      target: {file:dev}\n    - name: staging\n      from: dev\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: {file:staging}\n",
+    );
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(0)).await;
+    scene.push("1.2.0", at(0)).await;
+    // dev ran 1.1.0 long enough; staging takes it. dev runs 1.2.0 for 2h, then is rolled
+    // back by hand to 1.1.0: 1.2.0 soaked, and still must not reach staging.
+    scene.by_hand("dev", "1.1.0", at(1));
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    let p = engine.pass(at(3)).await;
+    assert!(
+        landed(&p, "dev") && landed(&p, "staging"),
+        "{:?}",
+        state(&p, "staging")
+    );
+    assert_eq!(
+        (scene.tag_in("dev"), scene.tag_in("staging")),
+        ("1.2.0".into(), "1.1.0".into())
+    );
+    scene.by_hand("dev", "1.1.0", at(5));
+    let p = engine.pass(at(8)).await;
+    assert!(!landed(&p, "staging"));
+    assert_eq!(scene.tag_in("staging"), "1.1.0");
+    let text = tagpromoter::commands::render::plan_text(&p);
+    assert!(
+        text.contains("1.2.0: dev was rolled back from it and has not run it since"),
+        "{text}"
+    );
+    // Once dev runs 1.2.0 again (released), and it soaks again, staging takes it.
+    engine
+        .release("app", "dev", "alice", None, at(9))
+        .await
+        .unwrap();
+    assert!(landed(&engine.pass(at(10)).await, "dev"));
+    assert!(
+        !landed(&engine.pass(at(10)).await, "staging"),
+        "not soaked again yet"
+    );
+    assert!(landed(&engine.pass(at(12)).await, "staging"));
+    assert_eq!(scene.tag_in("staging"), "1.2.0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_tag_gone_from_the_registry_is_flagged() {
+    let scene = Scene::start(&[("prod", "1.0.0")]);
+    scene
+        .rules("    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n");
+    let gone = scene.push("1.0.0", at(0)).await;
+    scene.pusher().delete("acme/app", &gone).await;
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    let (report, _) = engine.preview(at(1)).await;
+    let table = tagpromoter::commands::render::status_table(&report);
+    assert!(
+        table.contains("warning: 1.0.0, which it runs, is not in the registry"),
+        "{table}"
     );
 }

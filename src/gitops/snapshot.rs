@@ -1,0 +1,313 @@
+//! What the decisions read from the GitOps repository, in one value: the target files at the
+//! tip, and for every target its value now and the history of its value and of our records
+//! for it, read back as far as the caller says it needs ([`Repo::snapshot`] deepens a
+//! shallow mirror until then). A fresh cache reads what a warm one does.
+//!
+//! Records are matched to a target by what they changed (`Tagpromoter-Target`), and, for
+//! commits written before that trailer, by the names a record bore on a commit that moved
+//! this target: renaming a promotion or an environment changes nothing history means.
+//!
+//! It reads; it does not decide what a history means (holds, soak): that is the engine's.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gix::ObjectId;
+use jiff::Timestamp;
+
+use super::error::{GitError, GitErrorKind};
+use super::history::History;
+use super::message::Record;
+use super::repo::Repo;
+use super::store::{Batch, Store};
+use crate::manifest;
+
+/// A target whose history is wanted.
+#[derive(Debug, Clone)]
+pub struct TargetQuery {
+    /// The file, relative to the repository root.
+    pub file: PathBuf,
+    /// Where in the file.
+    pub target: manifest::Target,
+    /// What `Tagpromoter-Target` names it.
+    pub id: String,
+    /// The promotion and environment it belongs to now (records written before the Target
+    /// trailer name only these).
+    pub names: (String, String),
+}
+
+/// What a target held after a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// The tag's raw text (`None`: the file or key is absent, or names no tag).
+    pub tag: Option<String>,
+    /// The digest pinned beside it, if any.
+    pub digest: Option<String>,
+}
+
+/// One commit of a target's history.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The commit.
+    pub id: ObjectId,
+    /// When it landed on the branch: its own time on the first-parent line, the merge's for
+    /// a commit that arrived through a merge.
+    pub time: Timestamp,
+    /// Its author.
+    pub author: String,
+    /// Its subject line.
+    pub subject: String,
+    /// Our record for this target, if it carries one.
+    pub record: Option<Record>,
+    /// What the target held after it, when it changed the value (or, for the oldest commit
+    /// read, what it held then).
+    pub value: Option<Value>,
+}
+
+/// One target's history.
+#[derive(Debug, Clone)]
+pub struct TargetHistory {
+    /// Its value at the tip, or why it cannot be read.
+    pub current: Result<Value, GitError>,
+    /// Commits that changed its value or carry our record for it, oldest first. The first
+    /// is always the oldest commit read, with the value it held then.
+    pub entries: Vec<Entry>,
+    /// Whether the first entry is where the repository's history begins (its value a
+    /// change, not just what the target held when reading stopped).
+    pub from_start: bool,
+}
+
+/// The repository as the decisions need it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The branch's tip.
+    pub tip: ObjectId,
+    /// Each queried file's text at the tip, or why it cannot be a target.
+    pub files: HashMap<PathBuf, Result<String, GitError>>,
+    /// Each query's history, in the order of the queries.
+    pub targets: Vec<TargetHistory>,
+    /// When reading stopped before the first commit: the oldest commit time it reached.
+    pub reach: Option<Timestamp>,
+    /// How many first-parent commits were read.
+    pub walked: usize,
+}
+
+impl Repo {
+    /// Fetch the branch and read `queries` at its tip and back in history; while
+    /// `enough(&snapshot)` says the history read is too short and the mirror is shallow,
+    /// fetch more (doubling what was read, so that fetches stay few and each within git's
+    /// timeout) and read again.
+    pub async fn snapshot(
+        &self,
+        queries: Arc<Vec<TargetQuery>>,
+        enough: impl Fn(&Snapshot) -> bool,
+    ) -> Result<Snapshot, GitError> {
+        let tip = self.fetch().await?;
+        let mut walked = 0;
+        loop {
+            let store = self.store().clone();
+            let q = Arc::clone(&queries);
+            let read = tokio::task::spawn_blocking(move || read(&store, tip, &q))
+                .await
+                .map_err(|e| {
+                    GitError::new(GitErrorKind::Local, "reading history", e.to_string())
+                })??;
+            // A walk that grew no longer (the cap on commits a walk reads) cannot be helped.
+            let grew = read.walked > walked;
+            walked = read.walked;
+            if !enough(&read) && grew && self.is_shallow() {
+                let by = u32::try_from(read.walked).unwrap_or(u32::MAX).max(1);
+                self.deepen(by).await?;
+                continue;
+            }
+            return Ok(read);
+        }
+    }
+}
+
+/// The most commits of a merged side branch read for records (a long-lived branch merged
+/// back counts its newest commits only).
+const MAX_SIDE: usize = 1_000;
+
+/// Read every query on a blocking thread.
+fn read(store: &Store, tip: ObjectId, queries: &[TargetQuery]) -> Result<Snapshot, GitError> {
+    let history = History::walk(store, tip)?;
+    let commits = history.commits();
+    let reach = history
+        .truncated
+        .then(|| commits.last().map(|c| c.info.time))
+        .flatten();
+    let paths: Vec<PathBuf> = queries
+        .iter()
+        .map(|q| q.file.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let changes = history.file_changes(store, &paths)?;
+    let batch = store.batch();
+    let side = side_records(&batch, &history, store)?;
+    let mut files = HashMap::new();
+    for path in &paths {
+        files.insert(path.clone(), text_at(&batch, tip, path));
+    }
+    let mut blobs: HashMap<ObjectId, Option<String>> = HashMap::new();
+    let mut targets = Vec::with_capacity(queries.len());
+    for q in queries {
+        let step = || format!("reading {}", q.file.display());
+        let current = match files.get(&q.file) {
+            Some(Ok(text)) => manifest::read(text, &q.target)
+                .map(|c| Value {
+                    tag: c.tag,
+                    digest: c.digest,
+                })
+                .map_err(|e| GitError::new(GitErrorKind::Target, &step(), e.to_string())),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(GitError::new(GitErrorKind::Local, &step(), "not read")),
+        };
+        // The target's value at each commit that changed its file, oldest first.
+        let mut values: Vec<(usize, Value)> = Vec::new();
+        for change in changes.get(&q.file).into_iter().flatten() {
+            let value = match change.blob {
+                None => Value {
+                    tag: None,
+                    digest: None,
+                },
+                Some(blob) => {
+                    let text = blobs.entry(blob).or_insert_with(|| {
+                        batch
+                            .blob(blob)
+                            .ok()
+                            .and_then(|b| String::from_utf8(b).ok())
+                    });
+                    let read = text
+                        .as_deref()
+                        .and_then(|t| manifest::read(t, &q.target).ok());
+                    Value {
+                        tag: read.as_ref().and_then(|c| c.tag.clone()),
+                        digest: read.and_then(|c| c.digest),
+                    }
+                }
+            };
+            if values.last().is_none_or(|(_, v)| *v != value) {
+                values.push((change.commit, value));
+            }
+        }
+        // Names of records written before the Target trailer, learnt from those that moved
+        // this target to the tag they name.
+        let mut names: BTreeSet<(&str, &str)> =
+            BTreeSet::from([(q.names.0.as_str(), q.names.1.as_str())]);
+        for (i, value) in values.iter().skip(1) {
+            if let Some(r) = &commits[*i].record
+                && r.target.is_none()
+                && value.tag.as_deref() == Some(r.to.as_str())
+            {
+                names.insert((r.promotion.as_str(), r.environment.as_str()));
+            }
+        }
+        let ours = |r: &Record| match &r.target {
+            Some(t) => *t == q.id,
+            None => names.contains(&(r.promotion.as_str(), r.environment.as_str())),
+        };
+        let mut value_at: HashMap<usize, Value> = values.into_iter().collect();
+        let mut entries = Vec::new();
+        for i in (0..commits.len()).rev() {
+            let c = &commits[i];
+            // Records that arrived through this commit's merge, at its time.
+            for (merged, record) in side.get(&i).into_iter().flatten().rev() {
+                if ours(record) {
+                    entries.push(Entry {
+                        id: *merged,
+                        time: c.info.time,
+                        author: c.info.author.clone(),
+                        subject: record.subject(),
+                        record: Some(record.clone()),
+                        value: None,
+                    });
+                }
+            }
+            let record = c.record.as_ref().filter(|r| ours(r));
+            let value = value_at.remove(&i);
+            if record.is_none() && value.is_none() {
+                continue;
+            }
+            entries.push(Entry {
+                id: c.id,
+                time: c.info.time,
+                author: c.info.author.clone(),
+                subject: c
+                    .info
+                    .message
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                record: record.cloned(),
+                value,
+            });
+        }
+        targets.push(TargetHistory {
+            current,
+            entries,
+            from_start: !history.truncated,
+        });
+    }
+    Ok(Snapshot {
+        tip,
+        files,
+        targets,
+        reach,
+        walked: commits.len(),
+    })
+}
+
+/// For each merge commit on the first-parent line (by index), the records of the commits it
+/// brought in (newest first): a release or a bump made on a branch and merged counts from
+/// when it landed.
+fn side_records(
+    batch: &Batch,
+    history: &History,
+    store: &Store,
+) -> Result<HashMap<usize, Vec<(ObjectId, Record)>>, GitError> {
+    let commits = history.commits();
+    let line: HashSet<ObjectId> = commits.iter().map(|c| c.id).collect();
+    let boundary: HashSet<ObjectId> = store.shallow_boundary().into_iter().collect();
+    let mut out: HashMap<usize, Vec<(ObjectId, Record)>> = HashMap::new();
+    let mut seen = HashSet::new();
+    for (i, c) in commits.iter().enumerate() {
+        for &parent in c.info.parents.iter().skip(1) {
+            let mut next = Some(parent);
+            let mut read = 0;
+            while let Some(id) = next {
+                if line.contains(&id) || read == MAX_SIDE || !batch.has(id) || !seen.insert(id) {
+                    break;
+                }
+                read += 1;
+                let info = batch.info(id)?;
+                if let Some(record) = Record::parse(&info.message) {
+                    out.entry(i).or_default().push((id, record));
+                }
+                next = if boundary.contains(&id) {
+                    None
+                } else {
+                    info.parents.first().copied()
+                };
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The text of `file` at `tip`, or why it cannot be a target.
+fn text_at(batch: &Batch, tip: ObjectId, file: &std::path::Path) -> Result<String, GitError> {
+    let step = format!("reading {}", file.display());
+    match batch.read(tip, file)? {
+        None => Err(GitError::new(
+            GitErrorKind::Target,
+            &step,
+            "the file does not exist on the branch",
+        )),
+        Some(f) => String::from_utf8(f.content)
+            .map_err(|_| GitError::new(GitErrorKind::Target, &step, "is not UTF-8 text")),
+    }
+}
