@@ -36,17 +36,23 @@ impl Event {
     }
 }
 
-/// The hold in force after `events` (oldest first), if any; expired holds are returned too
-/// (the gates know that an expired hold does not hold). `created` gives creation times
+/// The last hold after `events` (oldest first), if any: in force, expired or released (the
+/// gates know that those no longer hold, and when they stopped). `None` once the bot wrote
+/// after it. `created` gives creation times
 /// (`newestBuild` orders by them).
 pub fn hold_after(
     events: &[Event],
     policy: &TagPolicy,
     created: &dyn Fn(&str) -> Option<Timestamp>,
 ) -> Option<Hold> {
-    let mut hold = None;
+    let mut hold: Option<Hold> = None;
     for e in events {
-        if e.resets() {
+        let hold_change = e.record.as_ref().and_then(|r| r.hold.as_ref());
+        if hold_change == Some(&HoldChange::Released) {
+            if let Some(h) = hold.as_mut().filter(|h| h.released.is_none()) {
+                h.released = Some(e.time);
+            }
+        } else if e.resets() {
             hold = None;
         }
         if let Some(set) = hold_set_by(e, policy, created) {
@@ -89,6 +95,7 @@ fn hold_set_by(
                 Actor::Bot => "tagpromoter".into(),
             },
             reason: record.reason.clone(),
+            released: None,
         });
     }
     let (before, Some(after)) = e.moved.as_ref()? else {
@@ -109,6 +116,7 @@ fn hold_set_by(
         until: None,
         by: e.author.clone(),
         reason: Some(reason),
+        released: None,
     })
 }
 
@@ -297,12 +305,22 @@ mod tests {
         ];
         for (case, policy, events, expected) in cases {
             let hold = hold_after(&events, &policy, &built);
-            assert_eq!(
-                hold.as_ref().map(|h| h.by.as_str()),
-                expected,
-                "{case}: {hold:?}"
-            );
+            let holding = hold.as_ref().filter(|h| h.released.is_none());
+            assert_eq!(holding.map(|h| h.by.as_str()), expected, "{case}: {hold:?}");
         }
+    }
+
+    #[test]
+    fn a_released_hold_says_when_it_ended() {
+        let alice = || Actor::Person("alice".into());
+        let events = [
+            by_hand(1, Some("1.2.0"), "1.1.0"),
+            ours(2, alice(), Some(HoldChange::Released)),
+        ];
+        let hold = hold_after(&events, &semver("^1.0.0"), &|_| None).unwrap();
+        let now = at("2026-11-03T00:00:00Z");
+        assert!(!hold.active(now));
+        assert_eq!(hold.ended(now), Some(at("2026-11-02T00:00:00Z")));
     }
 
     #[test]

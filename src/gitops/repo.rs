@@ -520,6 +520,41 @@ impl Repo {
     /// dropped. Verifies that the remote holds what was reported landed.
     pub async fn apply(&self, bumps: &[Bump], time: Timestamp) -> Result<Report, GitError> {
         let _lock = lock(&self.dir, self.config.lock_timeout).await?;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; bumps.len()];
+        let mut pushes = 0;
+        // A failure part-way (the network, a local error) fails what had not landed yet;
+        // what landed before it is reported landed.
+        if let Err(e) = self
+            .apply_rounds(bumps, time, &mut outcomes, &mut pushes)
+            .await
+        {
+            if outcomes.iter().all(Option::is_none) {
+                return Err(e);
+            }
+            for o in outcomes.iter_mut().filter(|o| o.is_none()) {
+                *o = Some(Outcome::Failed(e.clone()));
+            }
+        }
+        let outcomes = bumps
+            .iter()
+            .zip(outcomes)
+            .map(|(b, o)| {
+                let o = o.unwrap_or(Outcome::AlreadyInPlace);
+                (b.record.clone(), o)
+            })
+            .collect();
+        Ok(Report { outcomes, pushes })
+    }
+
+    /// The rounds of [`Repo::apply`]: commit what is pending on the fetched tip, push,
+    /// narrow, retry; each bump's outcome set as soon as it is known.
+    async fn apply_rounds(
+        &self,
+        bumps: &[Bump],
+        time: Timestamp,
+        outcomes: &mut [Option<Outcome>],
+        pushes: &mut usize,
+    ) -> Result<(), GitError> {
         let branch = self.config.branch.clone();
         let mut backoff = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(50))
@@ -527,8 +562,6 @@ impl Repo {
             .with_max_times(self.config.max_attempts.saturating_sub(1))
             .with_jitter()
             .build();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; bumps.len()];
-        let mut pushes = 0;
         let mut behind = 0;
         let mut refused_before = false;
         loop {
@@ -564,12 +597,19 @@ impl Repo {
             let mut probe = if refused_before { 1 } else { n };
             let mut step = 1;
             let mut bisecting = !refused_before;
+            let mut failure = None;
             loop {
-                pushes += 1;
+                *pushes += 1;
                 let Some(head) = chain.head_at(probe) else {
                     break;
                 };
-                let pushed = self.push(head, &branch).await?;
+                let pushed = match self.push(head, &branch).await {
+                    Ok(pushed) => pushed,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                };
                 if matches!(pushed, Pushed::AlreadyThere) {
                     already = probe;
                 }
@@ -601,14 +641,15 @@ impl Repo {
             refused_before = refused.is_some();
             if landed > 0 {
                 let head = chain.head_at(landed).unwrap_or(tip);
-                self.verify(head, &branch).await?;
-                self.git
-                    .run(
-                        &self.dir,
-                        &["update-ref", TIP_REF, &head.to_string()],
-                        "recording the pushed tip",
-                    )
-                    .await?;
+                match self.verify(head, &branch).await {
+                    Ok(()) => {}
+                    // The branch does not hold what git said it pushed: not landed.
+                    Err(e) if e.kind == GitErrorKind::Conflict => return Err(e),
+                    // Cannot ask: git's own report of the push stands.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not check the push; git reported it done")
+                    }
+                }
                 for (i, (k, id)) in chain.commits[..landed].iter().enumerate() {
                     outcomes[pending[*k]] = Some(if i < already {
                         Outcome::AlreadyInPlace
@@ -616,6 +657,16 @@ impl Repo {
                         Outcome::Landed(*id)
                     });
                 }
+                self.git
+                    .run(
+                        &self.dir,
+                        &["update-ref", TIP_REF, &head.to_string()],
+                        "recording the pushed tip",
+                    )
+                    .await?;
+            }
+            if let Some(e) = failure {
+                return Err(e);
             }
             if let Some((hi, e)) = refused
                 && !moved
@@ -645,15 +696,7 @@ impl Repo {
                 }
             }
         }
-        let outcomes = bumps
-            .iter()
-            .zip(outcomes)
-            .map(|(b, o)| {
-                let o = o.unwrap_or(Outcome::AlreadyInPlace);
-                (b.record.clone(), o)
-            })
-            .collect();
-        Ok(Report { outcomes, pushes })
+        Ok(())
     }
 
     async fn verify(&self, head: ObjectId, branch: &str) -> Result<(), GitError> {

@@ -49,12 +49,20 @@ pub struct Hold {
     pub by: String,
     /// Why, when they said.
     pub reason: Option<String>,
+    /// When a person released it, if they did.
+    pub released: Option<Timestamp>,
 }
 
 impl Hold {
     /// Whether it still holds at `now`.
     pub fn active(&self, now: Timestamp) -> bool {
-        self.until.is_none_or(|u| u > now)
+        self.released.is_none() && self.until.is_none_or(|u| u > now)
+    }
+
+    /// When it stopped holding, if it has by `now`: tags waiting behind it became
+    /// applicable then, and their stall clock starts no earlier.
+    pub fn ended(&self, now: Timestamp) -> Option<Timestamp> {
+        self.released.or(self.until.filter(|u| *u <= now))
     }
 }
 
@@ -64,7 +72,7 @@ pub struct Situation<'a> {
     pub now: Timestamp,
     /// The tag the environment runs now (as read from its target).
     pub current: Option<&'a Tag>,
-    /// A hold, active or expired.
+    /// The last hold, active, expired or released (`None` after the bot moved on).
     pub hold: Option<&'a Hold>,
     /// What the upstream environment (`from`) ran over time.
     pub upstream: Option<&'a Timeline>,
@@ -318,7 +326,8 @@ impl Gates {
             };
         }
         let freeze_end = self.freeze.iter().filter_map(|w| w.last_ended(s.now)).max();
-        let eligible_since = [since, freeze_end].into_iter().flatten().max();
+        let hold_end = s.hold.and_then(|h| h.ended(s.now));
+        let eligible_since = [since, freeze_end, hold_end].into_iter().flatten().max();
         let blocked = |reason| Decision::Blocked {
             to: Some(to.clone()),
             eligible_since,
@@ -524,6 +533,7 @@ mod tests {
             until: until.map(ts),
             by: "alice".into(),
             reason: Some("incident 42".into()),
+            released: None,
         }
     }
 
@@ -636,6 +646,35 @@ mod tests {
         assert_eq!(
             reason.to_string(),
             "held by alice since 2026-11-21T00:00:00Z (incident 42), until released"
+        );
+    }
+
+    #[test]
+    fn a_hold_that_ended_starts_the_stall_clock_no_earlier() {
+        let released = Hold {
+            released: Some(ts("2026-11-21T10:00:00Z")),
+            ..hold(None)
+        };
+        let d = decide(
+            &prod(),
+            Some("6.5.3"),
+            Some(&released),
+            "2026-11-21T12:00:00Z",
+        );
+        assert!(
+            matches!(d, Decision::Promote { eligible_since: Some(t), .. } if t == ts("2026-11-21T10:00:00Z")),
+            "{d:?}"
+        );
+        let expired = hold(Some("2026-11-21T11:00:00Z"));
+        let d = decide(
+            &prod(),
+            Some("6.5.3"),
+            Some(&expired),
+            "2026-11-21T12:00:00Z",
+        );
+        assert!(
+            matches!(d, Decision::Promote { eligible_since: Some(t), .. } if t == ts("2026-11-21T11:00:00Z")),
+            "{d:?}"
         );
     }
 

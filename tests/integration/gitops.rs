@@ -1068,3 +1068,71 @@ async fn narrowing_refused_bumps_costs_linear_pushes_at_worst_and_logarithmic_fo
         }
     }
 }
+
+/// A connection that drops part-way through narrowing fails only what had not landed: the
+/// bump a probe had already pushed is reported landed, as the branch shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_lost_while_narrowing_keeps_what_landed_landed() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "flaky");
+    // The first push touching prod is refused; on the second the connection drops.
+    let count = bare.join("prod-pushes");
+    let hook = bare.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nwhile read old new ref; do\n  if git diff --name-only \"$old\" \"$new\" | grep -q '/prod/'; then\n    echo x >> '{0}'\n    if [ \"$(wc -l < '{0}')\" -ge 2 ]; then kill -9 $PPID; fi\n    echo 'prod is protected' >&2\n    exit 1\n  fi\ndone\n",
+            count.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let repo = Repo::open(config(
+        &format!("file://{}", bare.display()),
+        cache.path(),
+        RemoteAuth::None,
+    ))
+    .await
+    .unwrap();
+    let mut staging = bump("staging", "apps/podinfo/staging/values.yaml", "6.5.4");
+    if let Some(edit) = &mut staging.edit {
+        edit.target = Target::Helm {
+            tag: "image.tag".parse().unwrap(),
+            repository: None,
+            digest: None,
+        };
+    }
+    let report = repo
+        .apply(
+            &[
+                bump(
+                    "dev",
+                    "apps/podinfo/overlays/dev/kustomization.yaml",
+                    "6.5.4",
+                ),
+                bump(
+                    "prod",
+                    "apps/podinfo/overlays/prod/kustomization.yaml",
+                    "6.5.4",
+                ),
+                staging,
+            ],
+            now(),
+        )
+        .await
+        .expect("a partial failure is a report, not an error");
+    assert!(
+        matches!(outcome_of(&report, "dev"), Outcome::Landed(_)),
+        "{:?}",
+        report.outcomes
+    );
+    assert!(matches!(outcome_of(&report, "prod"), Outcome::Failed(_)));
+    assert!(matches!(outcome_of(&report, "staging"), Outcome::Failed(_)));
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines().next(),
+        Some("promote(dev): podinfo 6.5.3 -> 6.5.4")
+    );
+}
