@@ -70,8 +70,13 @@ fn reload_rules(cli: &Cli, engine: &mut crate::engine::Engine, shared: &Shared) 
                     "git.url or git.branch changed; restart to use them (the old repository stays in use)"
                 );
             }
-            shared.set_rules(&new);
-            engine.set_rules(new);
+            let shared_rules = new.clone();
+            match engine.set_rules(new) {
+                Ok(()) => shared.set_rules(&shared_rules),
+                Err(e) => {
+                    tracing::error!(error = %e, "the new rules' registry or forge settings cannot be used; the last rules stay in force")
+                }
+            }
         }
         Err(diags) => {
             let problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();

@@ -75,6 +75,22 @@ pub enum StartError {
     Forge(#[from] crate::forge::ForgeSetupError),
 }
 
+/// The registry and forge clients the settings of `rules` describe.
+fn clients(
+    rules: &Rules,
+    cache_dir: &Path,
+    metrics: &Arc<Metrics>,
+) -> Result<(Arc<Registry>, Option<Box<dyn crate::forge::Forge>>), StartError> {
+    let registry = Registry::from_settings(&rules.settings)?
+        .with_cache_dir(cache_dir)
+        .with_metrics(Arc::clone(metrics));
+    let forge = match &rules.settings.git.forge {
+        Some(f) => Some(crate::forge::from_settings(f, &rules.settings.git.url)?),
+        None => None,
+    };
+    Ok((Arc::new(registry), forge))
+}
+
 /// The decisions of a pass, before anything is written.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -92,6 +108,7 @@ pub struct Engine {
     forge: Option<Box<dyn crate::forge::Forge>>,
     options: Options,
     metrics: Arc<Metrics>,
+    cache_dir: std::path::PathBuf,
 }
 
 impl Engine {
@@ -111,23 +128,18 @@ impl Engine {
         options: Options,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartError> {
-        let registry = Registry::from_settings(&rules.settings)?
-            .with_cache_dir(cache_dir)
-            .with_metrics(Arc::clone(&metrics));
+        let (registry, forge) = clients(&rules, cache_dir, &metrics)?;
         let repo = Repo::open(RepoConfig::from_settings(&rules.settings.git, cache_dir))
             .await?
             .with_metrics(Arc::clone(&metrics));
-        let forge = match &rules.settings.git.forge {
-            Some(f) => Some(crate::forge::from_settings(f, &rules.settings.git.url)?),
-            None => None,
-        };
         Ok(Self {
             rules,
-            registry: Arc::new(registry),
+            registry,
             repo,
             forge,
             options,
             metrics,
+            cache_dir: cache_dir.to_path_buf(),
         })
     }
 
@@ -136,9 +148,16 @@ impl Engine {
         &self.rules
     }
 
-    /// Put new rules in force (the clients stay; the GitOps URL must not change).
-    pub fn set_rules(&mut self, rules: Rules) {
+    /// Put new rules in force, with registry and forge clients made from their settings
+    /// (hosts, credentials, forge and token file may have changed). The GitOps mirror
+    /// stays: its URL and branch must not change. When a client cannot be made from the
+    /// new settings, nothing changes and the error says why.
+    pub fn set_rules(&mut self, rules: Rules) -> Result<(), StartError> {
+        let (registry, forge) = clients(&rules, &self.cache_dir, &self.metrics)?;
+        self.registry = registry;
+        self.forge = forge;
         self.rules = rules;
+        Ok(())
     }
 
     /// The GitOps repository.

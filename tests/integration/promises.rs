@@ -615,3 +615,59 @@ async fn a_running_tag_gone_from_the_registry_is_flagged() {
         "{table}"
     );
 }
+
+/// Rules that are reloaded bring their registry settings with them: a worker started with
+/// the wrong credentials file (every listing fails) promotes once the rules name the right
+/// one, without a restart (`run` reloads through `Engine::set_rules`).
+#[tokio::test(flavor = "multi_thread")]
+async fn reloaded_rules_bring_new_registry_credentials() {
+    let registry = DockerRegistry::start(Auth::Htpasswd("alice", "s3cret-pass"));
+    let pusher = Pusher::new(&registry.addr).basic("alice", "s3cret-pass");
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo_at(
+        base.path(),
+        "gitops",
+        &[("apps/app/prod/values.yaml", &values("1.0.0"))],
+        Some(INITIAL),
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(secrets.path().join("wrong"), "not-the-password\n").unwrap();
+    std::fs::write(secrets.path().join("right"), "s3cret-pass\n").unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    let r = &registry.addr;
+    let write_rules = |file: &str| {
+        std::fs::write(
+            rules.path().join("settings.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: file://{}\n    author: {{ name: tagpromoter, email: bot@example.com }}\n  registries:\n    - {{ host: '{r}', insecure: true, username: alice, passwordFile: {} }}\n",
+                bare.display(),
+                secrets.path().join(file).display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            rules.path().join("app.yaml"),
+            format!("apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {r}/acme/app\n  environments:\n    - name: prod\n      policy: {{ semver: '^1.0.0' }}\n      target: {{ helm: {{ file: apps/app/prod/values.yaml, tag: image.tag }} }}\n"),
+        )
+        .unwrap();
+        tagpromoter::rules::load_dir(rules.path()).unwrap()
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut engine = Engine::open(write_rules("wrong"), cache.path(), Options::default())
+        .await
+        .unwrap();
+    let p = engine.pass(at(1)).await;
+    assert!(
+        matches!(state(&p, "prod"), State::Failing { ref class, .. } if class == "registry"),
+        "{:?}",
+        state(&p, "prod")
+    );
+    engine.set_rules(write_rules("right")).unwrap();
+    let p = engine.pass(at(2)).await;
+    assert!(landed(&p, "prod"), "{:?}", state(&p, "prod"));
+}
