@@ -75,12 +75,15 @@ pub enum StartError {
     Forge(#[from] crate::forge::ForgeSetupError),
 }
 
+/// A forge client, when the settings name a forge.
+type ForgeClient = Option<Box<dyn crate::forge::Forge>>;
+
 /// The registry and forge clients the settings of `rules` describe.
 fn clients(
     rules: &Rules,
     cache_dir: &Path,
     metrics: &Arc<Metrics>,
-) -> Result<(Arc<Registry>, Option<Box<dyn crate::forge::Forge>>), StartError> {
+) -> Result<(Arc<Registry>, ForgeClient), StartError> {
     let registry = Registry::from_settings(&rules.settings)?
         .with_cache_dir(cache_dir)
         .with_metrics(Arc::clone(metrics));
@@ -105,7 +108,7 @@ pub struct Engine {
     rules: Rules,
     registry: Arc<Registry>,
     repo: Repo,
-    forge: Option<Box<dyn crate::forge::Forge>>,
+    forge: ForgeClient,
     options: Options,
     metrics: Arc<Metrics>,
     cache_dir: std::path::PathBuf,
