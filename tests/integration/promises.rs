@@ -139,14 +139,21 @@ impl Scene {
 
     /// A person's commit setting `env`'s tag by hand, at `date`.
     fn by_hand(&self, env: &str, tag: &str, date: Timestamp) {
+        self.commit_with(Some((env, tag)), &format!("{env}: {tag} by hand"), date);
+    }
+
+    /// A commit with `message`, setting an environment's tag or (`None`) changing nothing.
+    fn commit_with(&self, set: Option<(&str, &str)>, message: &str, date: Timestamp) {
         let dir = tempfile::tempdir().unwrap();
         git(
             dir.path(),
             &["clone", "-q", self.bare.to_str().unwrap(), "w"],
         );
         let w = dir.path().join("w");
-        std::fs::write(w.join(format!("apps/app/{env}/values.yaml")), values(tag)).unwrap();
-        commit(&w, &["-am", &format!("{env}: {tag} by hand")], date);
+        if let Some((env, tag)) = set {
+            std::fs::write(w.join(format!("apps/app/{env}/values.yaml")), values(tag)).unwrap();
+        }
+        commit(&w, &["--allow-empty", "-am", message], date);
         git(&w, &["push", "-q", "origin", "main"]);
     }
 
@@ -454,6 +461,45 @@ async fn renaming_an_environment_keeps_its_released_hold_released() {
         "    - name: production\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n",
     );
     let p = scene.engine(cache.path()).await.pass(at(5)).await;
+    assert!(landed(&p, "production"), "{:?}", state(&p, "production"));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+}
+
+/// Commits written before the `Tagpromoter-Target` trailer name only the promotion and
+/// environment: a rollback's record is tied to the target by the change it made, and the
+/// release under the same old names counts after a rename.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_written_before_the_target_trailer_survive_a_rename() {
+    let scene = Scene::start(&[("prod", "1.1.0")]);
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(0)).await;
+    let image = format!("{}/acme/app", scene.registry.addr);
+    let trailers = |extra: &str| {
+        format!(
+            "Tagpromoter-Promotion: app\nTagpromoter-Environment: prod\nTagpromoter-Image: {image}\nTagpromoter-From: 1.1.0\nTagpromoter-To: 1.0.0\nTagpromoter-Actor: alice (manual)\n{extra}"
+        )
+    };
+    scene.commit_with(
+        Some(("prod", "1.0.0")),
+        &format!(
+            "promote(prod): app 1.1.0 -> 1.0.0\n\n{}",
+            trailers("Tagpromoter-Reason: incident\nTagpromoter-Hold: set\n")
+        ),
+        at(1),
+    );
+    scene.commit_with(
+        None,
+        &format!(
+            "promote(prod): app 1.0.0 -> 1.0.0\n\n{}",
+            trailers("Tagpromoter-Hold: released\n").replace("From: 1.1.0", "From: 1.0.0")
+        ),
+        at(2),
+    );
+    scene.rules(
+        "    - name: production\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let p = scene.engine(cache.path()).await.pass(at(3)).await;
     assert!(landed(&p, "production"), "{:?}", state(&p, "production"));
     assert_eq!(scene.tag_in("prod"), "1.1.0");
 }
