@@ -353,3 +353,304 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{Step, World, at, digest, rules, summary};
+
+    const SEMVER_PROD: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
+    const NEWEST_DEV: &str = "    - name: dev\n      policy: { newestBuild: {} }\n      target: { helm: { file: apps/dev.yaml, tag: image.tag } }\n";
+    const NUMERICAL_DEV: &str = "    - name: dev\n      policy: { numerical: asc }\n      target: { helm: { file: apps/dev.yaml, tag: image.tag } }\n";
+    const CHAIN: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n    - name: prod\n      from: staging\n      soak: 24h\n      pinDigest: true\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag, digest: image.digest } }\n";
+
+    fn semver_tags() -> World {
+        World::new(rules(SEMVER_PROD), "1.0.0").tags(&[
+            ("1.0.0", 0),
+            ("1.0.1-hotfix.1", 1),
+            ("1.1.0", 2),
+            ("7.0.0", 3),
+            ("latest", 4),
+        ])
+    }
+
+    /// One row per way the promises were broken (issue 15) and per state: what the world
+    /// is, and what `decide` must say for one environment at hour 100.
+    #[test]
+    fn each_history_decides_as_promised() {
+        let h = at;
+        let rows: Vec<(&str, World, &str, &str)> = vec![
+            (
+                "a newer tag in range",
+                semver_tags(),
+                "prod",
+                "promote 1.1.0",
+            ),
+            (
+                "a forced hotfix outside the range holds",
+                semver_tags().history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[Step::Promote {
+                        at: h(10),
+                        to: "1.0.1-hotfix.1",
+                        hold: true,
+                    }],
+                ),
+                "prod",
+                "held by alice",
+            ),
+            (
+                "a hand-set tag above the range is not moved back",
+                semver_tags().history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[Step::Hand {
+                        at: h(10),
+                        to: "7.0.0",
+                    }],
+                ),
+                "prod",
+                "downgrade",
+            ),
+            (
+                "a hand-set value the order cannot place holds",
+                semver_tags().history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[Step::Hand {
+                        at: h(10),
+                        to: "latest",
+                    }],
+                ),
+                "prod",
+                "held by bob",
+            ),
+            (
+                "a hand rollback below the range's best holds",
+                semver_tags().history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[Step::Hand {
+                        at: h(10),
+                        to: "1.0.1-hotfix.1",
+                    }],
+                ),
+                "prod",
+                "held by bob",
+            ),
+            (
+                "released, the bot moves on",
+                semver_tags().history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[
+                        Step::Hand {
+                            at: h(10),
+                            to: "1.0.0",
+                        },
+                        Step::Release { at: h(11) },
+                    ],
+                ),
+                "prod",
+                "promote 1.1.0",
+            ),
+            (
+                "a hold older than the history read cannot be ruled out",
+                semver_tags().history("prod", "1.0.0", false, &[]),
+                "prod",
+                "error history",
+            ),
+            (
+                "the bot's own write bounds what must be read",
+                semver_tags().history(
+                    "prod",
+                    "1.0.0",
+                    false,
+                    &[Step::Bot {
+                        at: h(10),
+                        to: "1.0.0",
+                    }],
+                ),
+                "prod",
+                "promote 1.1.0",
+            ),
+            (
+                "newestBuild: the newest build",
+                World::new(rules(NEWEST_DEV), "b1").tags(&[("b1", 1), ("b2", 2), ("b3", 3)]),
+                "dev",
+                "promote b3",
+            ),
+            (
+                "newestBuild: a hand rollback to an older build holds",
+                World::new(rules(NEWEST_DEV), "b1")
+                    .tags(&[("b1", 1), ("b2", 2), ("b3", 3)])
+                    .history(
+                        "dev",
+                        "b1",
+                        true,
+                        &[
+                            Step::Bot {
+                                at: h(10),
+                                to: "b3",
+                            },
+                            Step::Hand {
+                                at: h(11),
+                                to: "b2",
+                            },
+                        ],
+                    ),
+                "dev",
+                "held by bob",
+            ),
+            (
+                "newestBuild: the running build's age unknown moves nothing",
+                World::new(rules(NEWEST_DEV), "b1")
+                    .tags(&[("b2", 2), ("b3", 3)])
+                    .history(
+                        "dev",
+                        "b1",
+                        true,
+                        &[Step::Bot {
+                            at: h(10),
+                            to: "b3",
+                        }],
+                    )
+                    .uninspected("b3"),
+                "dev",
+                "unknown",
+            ),
+            (
+                "numerical: a tag that is not a number is no candidate",
+                World::new(rules(NUMERICAL_DEV), "100").tags(&[
+                    ("100", 1),
+                    ("101", 2),
+                    ("latest", 3),
+                ]),
+                "dev",
+                "promote 101",
+            ),
+            (
+                "the soaked tag behind many newer ones",
+                World::new(rules(CHAIN), "1.0.0")
+                    .tags(
+                        &(0..40)
+                            .map(|i| (Box::leak(format!("1.{i}.0").into_boxed_str()) as &str, i))
+                            .collect::<Vec<_>>(),
+                    )
+                    .history(
+                        "staging",
+                        "1.0.0",
+                        true,
+                        &[Step::Bot {
+                            at: h(10),
+                            to: "1.5.0",
+                        }],
+                    ),
+                "prod",
+                "promote 1.5.0",
+            ),
+            (
+                "a re-pushed tag does not go on with a digest that never soaked",
+                World::new(rules(CHAIN), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+                    .history(
+                        "staging",
+                        "1.0.0",
+                        true,
+                        &[Step::Bot {
+                            at: h(10),
+                            to: "1.1.0",
+                        }],
+                    )
+                    .facts("1.1.0", |f| f.digest = digest("1.1.0", 1)),
+                "prod",
+                "nothing eligible",
+            ),
+            (
+                "the soaked digest goes on",
+                World::new(rules(CHAIN), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+                    .history(
+                        "staging",
+                        "1.0.0",
+                        true,
+                        &[Step::Bot {
+                            at: h(10),
+                            to: "1.1.0",
+                        }],
+                    ),
+                "prod",
+                "promote 1.1.0",
+            ),
+            (
+                "a tag upstream was rolled back from does not go on",
+                World::new(rules(CHAIN), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+                    .history(
+                        "staging",
+                        "1.0.0",
+                        true,
+                        &[
+                            Step::Bot {
+                                at: h(10),
+                                to: "1.1.0",
+                            },
+                            Step::Hand {
+                                at: h(50),
+                                to: "1.0.0",
+                            },
+                        ],
+                    ),
+                "prod",
+                "up-to-date",
+            ),
+        ];
+        for (case, world, env, expected) in rows {
+            let d = world.decision(env, at(100));
+            assert_eq!(summary(&d), expected, "{case}: {:?}", d.outcome);
+        }
+    }
+
+    #[test]
+    fn warnings_say_what_runs_is_not_what_was_written() {
+        let world = World::new(rules(CHAIN), "1.0.0")
+            .tags(&[("1.1.0", 1)])
+            .history(
+                "staging",
+                "1.0.0",
+                true,
+                &[Step::Bot {
+                    at: at(10),
+                    to: "1.1.0",
+                }],
+            )
+            .facts("1.1.0", |f| f.digest = digest("1.1.0", 1));
+        let warnings = |env| match world.decision(env, at(100)).outcome {
+            Ok(d) => d
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            Err(p) => panic!("{p}"),
+        };
+        assert_eq!(
+            warnings("staging"),
+            [format!(
+                "1.1.0 was re-pushed since it was written here: it ran as {}, the registry now has {}",
+                digest("1.1.0", 0),
+                digest("1.1.0", 1)
+            )]
+        );
+        assert_eq!(
+            warnings("prod"),
+            [
+                "1.0.0, which it runs, is not in the registry (deleted, or never pushed): a restarted pod cannot pull it"
+            ]
+        );
+    }
+}

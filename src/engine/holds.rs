@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use jiff::Timestamp;
 
 use crate::gitops::message::{Actor, HoldChange, Record};
-use crate::policy::{Hold, TagPolicy};
+use crate::policy::{Hold, TagPolicy, Unranked};
 
 /// One commit of an environment's history, as far as holds care.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +102,8 @@ fn hold_set_by(
         return None;
     };
     let reason = match (before, policy.ranks(after, created)) {
+        // A first value whose build time is unknown is no choice against anything.
+        (None, Err(u)) if u.why == Unranked::NoCreationTime => return None,
         (_, Err(unordered)) => {
             format!("set by hand to {after}, which the policy cannot order ({unordered})")
         }

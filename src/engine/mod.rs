@@ -11,6 +11,8 @@
 
 pub mod apply;
 pub mod decide;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod holds;
 pub mod manual;
 pub mod observe;

@@ -315,7 +315,7 @@ async fn read_repository(
 }
 
 /// What one target's history says about its environment.
-fn env_state(history: &TargetHistory) -> EnvState {
+pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
     let mut changes: Vec<Change> = Vec::new();
     let mut events = Vec::new();
     let mut before: Option<Option<String>> = None;

@@ -40,3 +40,133 @@ const RULES: [Rule; 4] = [
 pub fn firing(cx: &Context<'_>) -> Vec<Alert> {
     RULES.iter().flat_map(|rule| rule(cx)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Applied;
+    use crate::engine::fixtures::{Step, World, at, rules};
+    use crate::gitops::{GitError, GitErrorKind};
+
+    const PROD: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
+    const PINNED: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      pinDigest: true\n      target: { helm: { file: apps/prod.yaml, tag: image.tag, digest: image.digest } }\n";
+    const NEWEST: &str = "    - name: prod\n      policy: { newestBuild: {} }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
+
+    fn tags(w: World) -> World {
+        w.tags(&[("1.0.0", 0), ("1.1.0", 2)])
+    }
+
+    /// One row per state an environment can be in after a pass: which alerts fire for it,
+    /// as `name/class`. Nothing stops in silence: every failure of deciding or writing
+    /// raises `PromotionFailed` with its class.
+    #[test]
+    fn every_failing_or_waiting_state_raises_its_alert() {
+        let rejected = Applied::Failed(
+            GitError::new(GitErrorKind::Rejected, "pushing", "prod is protected").into(),
+        );
+        let rows: Vec<(&str, World, Vec<(&str, Applied)>, i64, Vec<&str>)> = vec![
+            (
+                "up to date",
+                tags(World::new(rules(PROD), "1.1.0")),
+                vec![],
+                100,
+                vec![],
+            ),
+            (
+                "a push refused by a hook",
+                tags(World::new(rules(PROD), "1.0.0")),
+                vec![("prod", rejected)],
+                2,
+                vec!["PromotionFailed/rejected"],
+            ),
+            (
+                "an eligible tag waiting past stallAfter",
+                tags(World::new(rules(PROD), "1.0.0")),
+                vec![],
+                100,
+                vec!["PromotionStalled/-"],
+            ),
+            (
+                "a history that cannot be read back far enough",
+                tags(World::new(rules(PROD), "1.0.0")).history("prod", "1.0.0", false, &[]),
+                vec![],
+                100,
+                vec!["PromotionFailed/history"],
+            ),
+            (
+                "newestBuild cannot order what runs",
+                World::new(rules(NEWEST), "b0")
+                    .tags(&[("b1", 1), ("b2", 2)])
+                    .history(
+                        "prod",
+                        "b0",
+                        true,
+                        &[Step::Bot {
+                            at: at(10),
+                            to: "b1",
+                        }],
+                    )
+                    .uninspected("b1"),
+                vec![],
+                100,
+                vec!["PromotionFailed/facts"],
+            ),
+            (
+                "pinDigest without the winner's digest",
+                tags(World::new(rules(PINNED), "1.0.0")).uninspected("1.1.0"),
+                vec![],
+                2,
+                vec!["PromotionFailed/facts"],
+            ),
+            (
+                "held for longer than holdAlertAfter",
+                tags(World::new(rules(PROD), "1.1.0")).history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[Step::Hand {
+                        at: at(10),
+                        to: "1.0.0",
+                    }],
+                ),
+                vec![],
+                100,
+                vec!["PromotionHeld/-"],
+            ),
+            (
+                "a hold released just now starts the stall clock now",
+                tags(World::new(rules(PROD), "1.1.0")).history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[
+                        Step::Hand {
+                            at: at(10),
+                            to: "1.0.0",
+                        },
+                        Step::Release { at: at(100) },
+                    ],
+                ),
+                vec![],
+                100,
+                vec![],
+            ),
+        ];
+        let settings = rules(PROD).settings;
+        for (case, world, applied, hour, expected) in rows {
+            let report = world.report(at(hour), &applied);
+            let memory = Memory::default();
+            let cx = Context {
+                report: &report,
+                memory: &memory,
+                settings: &settings,
+                now: at(hour),
+            };
+            let fired: Vec<String> = firing(&cx)
+                .iter()
+                .map(|a| format!("{}/{}", a.name.as_str(), a.class.as_deref().unwrap_or("-")))
+                .collect();
+            assert_eq!(fired, expected, "{case}");
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Small builders for the table tests of `decide` and the alert rules (in the manner of
+//! controller-rs's `fixtures.rs`): rules from a few lines of YAML, and what a pass observed
+//! from a registry's tags and each target's history written as steps. The history goes
+//! through the same reading (`observe::env_state`) a real repository's does. Test-only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::apply::Applied;
+use super::decide::{self, Decided, EnvDecision};
+use super::observe::{EnvKey, Observed, env_state};
+use super::report::{EnvReport, PassReport, Scope};
+use crate::gitops::message::{Actor, HoldChange, Record};
+use crate::gitops::{Entry, TargetHistory, Value};
+use crate::image::{Digest, ImageFacts, Repository, Tag};
+use crate::policy::{Blocked, Decision};
+use crate::rules::Rules;
+
+/// The image every fixture promotes.
+pub const IMAGE: &str = "ghcr.io/acme/app";
+
+/// `hours` after 2026-11-01T00:00:00Z.
+pub fn at(hours: i64) -> Timestamp {
+    let start: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+    start + SignedDuration::from_hours(hours)
+}
+
+/// Rules with one promotion `app` of [`IMAGE`] whose environments are `environments`
+/// (YAML list items at four spaces; each gets a Helm target `apps/<name>.yaml`).
+pub fn rules(environments: &str) -> Rules {
+    let settings = "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: https://git.example.com/acme/gitops.git\n    author: { name: tagpromoter, email: bot@example.com }\n";
+    let promotion = format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {IMAGE}\n  environments:\n{environments}"
+    );
+    crate::rules::parse_sources(
+        Path::new("rules"),
+        &[
+            (PathBuf::from("settings.yaml"), settings.to_string()),
+            (PathBuf::from("app.yaml"), promotion),
+        ],
+    )
+    .unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+/// A deterministic digest for `tag` (another for each `generation` of a re-pushed tag).
+pub fn digest(tag: &str, generation: u8) -> Digest {
+    let hex: String = tag.bytes().map(|b| format!("{b:02x}")).collect();
+    Digest::new(&format!("sha256:{generation:02x}{hex:0<62}")).unwrap()
+}
+
+/// One commit of a target's history.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A person sets the value by hand.
+    Hand {
+        /// When.
+        at: Timestamp,
+        /// The value.
+        to: &'static str,
+    },
+    /// The bot writes `to` (with the digest of its first generation).
+    Bot {
+        /// When.
+        at: Timestamp,
+        /// The tag.
+        to: &'static str,
+    },
+    /// `promote` by alice, setting a hold when `hold`.
+    Promote {
+        /// When.
+        at: Timestamp,
+        /// The tag.
+        to: &'static str,
+        /// Whether it holds.
+        hold: bool,
+    },
+    /// `release` by alice.
+    Release {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// What a pass observed, built up step by step.
+pub struct World {
+    /// The rules.
+    pub rules: Rules,
+    /// What was observed.
+    pub observed: Observed,
+}
+
+impl World {
+    /// The rules observed with no tags, every target holding `initial` since [`at`]`(0)`.
+    pub fn new(rules: Rules, initial: &str) -> Self {
+        let image = Repository::new(IMAGE).unwrap();
+        let mut world = Self {
+            observed: Observed {
+                tip: gix::ObjectId::null(gix::hash::Kind::Sha1),
+                images: HashMap::from([(image, Ok(Vec::new()))]),
+                facts: HashMap::new(),
+                environments: HashMap::new(),
+                files: HashMap::new(),
+            },
+            rules,
+        };
+        let names: Vec<String> = world.rules.promotions[0]
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        for env in names {
+            world = world.history(&env, initial, true, &[]);
+        }
+        world
+    }
+
+    /// The registry lists `tags`, each built `hours` after [`at`]`(0)` as given.
+    pub fn tags(mut self, tags: &[(&str, i64)]) -> Self {
+        let image = Repository::new(IMAGE).unwrap();
+        let listed = tags.iter().map(|(t, _)| Tag::new(t).unwrap()).collect();
+        self.observed.images.insert(image.clone(), Ok(listed));
+        let facts = self.observed.facts.entry(image).or_default();
+        for (t, hours) in tags {
+            facts.insert(
+                Tag::new(t).unwrap(),
+                ImageFacts {
+                    digest: digest(t, 0),
+                    platforms: vec!["linux/amd64".into()],
+                    created: Some(at(*hours)),
+                    labels: Default::default(),
+                },
+            );
+        }
+        self
+    }
+
+    /// Change one tag's facts.
+    pub fn facts(mut self, tag: &str, change: impl FnOnce(&mut ImageFacts)) -> Self {
+        let image = Repository::new(IMAGE).unwrap();
+        let facts = self.observed.facts.entry(image).or_default();
+        if let Some(f) = facts.get_mut(tag) {
+            change(f);
+        }
+        self
+    }
+
+    /// Forget one tag's facts (its manifest could not be read, or it was deleted).
+    pub fn uninspected(mut self, tag: &str) -> Self {
+        let image = Repository::new(IMAGE).unwrap();
+        if let Some(f) = self.observed.facts.get_mut(&image) {
+            f.remove(tag);
+        }
+        self
+    }
+
+    /// `env`'s target history: `initial` at [`at`]`(0)`, then `steps`; read to the first
+    /// commit when `from_start`, else as a shallow mirror would stop at the first step.
+    pub fn history(mut self, env: &str, initial: &str, from_start: bool, steps: &[Step]) -> Self {
+        let p = &self.rules.promotions[0];
+        let e = p
+            .environments
+            .iter()
+            .find(|e| e.name == env)
+            .unwrap_or_else(|| panic!("no environment {env}"));
+        let target = Some(p.target_id(e));
+        let record = |to: &str, actor: Actor, hold: Option<HoldChange>| Record {
+            promotion: p.name.clone(),
+            environment: env.to_string(),
+            image: p.image.clone(),
+            from: None,
+            to: Tag::new(to).unwrap(),
+            digest: (actor == Actor::Bot).then(|| digest(to, 0)),
+            actor,
+            reason: Some("because".into()),
+            forced: false,
+            hold,
+            target: target.clone(),
+        };
+        let value = |tag: &str| {
+            Some(Value {
+                tag: Some(tag.to_string()),
+                digest: None,
+            })
+        };
+        let entry = |time, author: &str, record: Option<Record>, value: Option<Value>| Entry {
+            id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            time,
+            author: author.to_string(),
+            subject: String::new(),
+            record,
+            value,
+        };
+        let mut entries = vec![entry(at(0), "bob", None, value(initial))];
+        let mut current = initial.to_string();
+        for step in steps {
+            entries.push(match step {
+                Step::Hand { at, to } => {
+                    current = to.to_string();
+                    entry(*at, "bob", None, value(to))
+                }
+                Step::Bot { at, to } => {
+                    current = to.to_string();
+                    entry(
+                        *at,
+                        "tagpromoter",
+                        Some(record(to, Actor::Bot, None)),
+                        value(to),
+                    )
+                }
+                Step::Promote { at, to, hold } => {
+                    current = to.to_string();
+                    let hold = hold.then_some(HoldChange::Set { until: None });
+                    let alice = Actor::Person("alice".into());
+                    entry(*at, "tagpromoter", Some(record(to, alice, hold)), value(to))
+                }
+                Step::Release { at } => {
+                    let alice = Actor::Person("alice".into());
+                    let released = record(&current, alice, Some(HoldChange::Released));
+                    entry(*at, "tagpromoter", Some(released), None)
+                }
+            });
+        }
+        let history = TargetHistory {
+            current: Ok(Value {
+                tag: Some(current),
+                digest: None,
+            }),
+            entries,
+            from_start,
+        };
+        let key = EnvKey::of(p, e);
+        self.observed.environments.insert(key, env_state(&history));
+        self
+    }
+
+    /// Every environment's decision at `now`.
+    pub fn decide(&self, now: Timestamp) -> Vec<EnvDecision> {
+        decide::decide(&self.rules, &self.observed, now)
+    }
+
+    /// `env`'s decision at `now`.
+    pub fn decision(&self, env: &str, now: Timestamp) -> EnvDecision {
+        self.decide(now)
+            .into_iter()
+            .find(|d| d.key.environment == env)
+            .unwrap_or_else(|| panic!("no decision for {env}"))
+    }
+
+    /// A pass at `now` that wrote nothing (`applied` changes one environment's outcome).
+    pub fn report(&self, now: Timestamp, applied: &[(&str, Applied)]) -> PassReport {
+        let environments = self
+            .decide(now)
+            .into_iter()
+            .map(|decision| EnvReport {
+                applied: applied
+                    .iter()
+                    .find(|(env, _)| *env == decision.key.environment)
+                    .map_or(Applied::Nothing, |(_, a)| a.clone()),
+                decision,
+                recent: Vec::new(),
+            })
+            .collect();
+        PassReport {
+            now,
+            duration: Duration::ZERO,
+            tip: None,
+            environments,
+            error: None,
+            registry_requests: 0,
+            pushes: 0,
+            scope: Scope::All,
+        }
+    }
+}
+
+/// A decision in a few words, for tables: `promote 1.1.0`, `up-to-date`, `held by bob`,
+/// `downgrade`, `unknown`, `nothing eligible`, `frozen`, `error <class>`.
+pub fn summary(d: &EnvDecision) -> String {
+    let decided: &Decided = match &d.outcome {
+        Ok(decided) => decided,
+        Err(p) => return format!("error {}", p.class()),
+    };
+    match &decided.decision {
+        Decision::UpToDate { .. } => "up-to-date".into(),
+        Decision::Promote { to, .. } => format!("promote {to}"),
+        Decision::Blocked { reason, .. } => match reason {
+            Blocked::Held(h) => format!("held by {}", h.by),
+            Blocked::Downgrade { .. } => "downgrade".into(),
+            Blocked::Unknown { .. } => "unknown".into(),
+            Blocked::Frozen { .. } => "frozen".into(),
+            Blocked::NothingEligible => "nothing eligible".into(),
+        },
+    }
+}
