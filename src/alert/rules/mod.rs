@@ -64,7 +64,15 @@ mod tests {
         let rejected = Applied::Failed(
             GitError::new(GitErrorKind::Rejected, "pushing", "prod is protected").into(),
         );
-        let rows: Vec<(&str, World, Vec<(&str, Applied)>, i64, Vec<&str>)> = vec![
+        /// (case, world, what writing did, hour of the pass, alerts that fire).
+        type Row = (
+            &'static str,
+            World,
+            Vec<(&'static str, Applied)>,
+            i64,
+            Vec<&'static str>,
+        );
+        let rows: Vec<Row> = vec![
             (
                 "up to date",
                 tags(World::new(rules(PROD), "1.1.0")),
