@@ -177,7 +177,7 @@ pub fn facts_wanted(
             let policy = p.tag_policy(env);
             let selection = policy.select(tags, &|t| created_of(facts, t));
             let gates = p.gates(env);
-            let upstream = observed.upstream(p, env);
+            let upstream = observed.upstream(p, env, now);
             let situation = Situation {
                 now,
                 current: None,
@@ -263,7 +263,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                 let selection = policy.select(tags, &created);
                 let hold = observed.hold(p, env);
                 let current_tag = current.as_deref().and_then(|c| Tag::new(c).ok());
-                let upstream = observed.upstream(p, env);
+                let upstream = observed.upstream(p, env, now);
                 let decision = p.gates(env).decide(
                     &policy,
                     &selection,

@@ -49,9 +49,16 @@ pub fn hold_after(
     for e in events {
         let hold_change = e.record.as_ref().and_then(|r| r.hold.as_ref());
         if hold_change == Some(&HoldChange::Released) {
-            if let Some(h) = hold.as_mut().filter(|h| h.released.is_none()) {
-                h.released = Some(e.time);
-            }
+            // The release says when holding ended, whether or not the history read shows
+            // the hold itself (it may lie before where reading stopped).
+            let h = hold.get_or_insert_with(|| Hold {
+                since: e.time,
+                until: None,
+                by: e.author.clone(),
+                reason: None,
+                released: None,
+            });
+            h.released = h.released.or(Some(e.time));
         } else if e.resets() {
             hold = None;
         }
@@ -60,6 +67,23 @@ pub fn hold_after(
         }
     }
     hold
+}
+
+/// Whether `promote` writing `to` over `current` sets a hold. A person wins when in doubt:
+/// anything the order cannot show to be forward from what runs (lower, or not comparable)
+/// holds, so that the next pass keeps it.
+pub fn promote_holds(
+    policy: &TagPolicy,
+    to: &str,
+    current: Option<&str>,
+    created: &dyn Fn(&str) -> Option<Timestamp>,
+) -> bool {
+    current.is_some_and(|c| {
+        !matches!(
+            policy.order(to, c, created),
+            Ok(Ordering::Greater | Ordering::Equal)
+        )
+    })
 }
 
 /// When `events` moved the environment back (the commits that set a hold): a tag it was

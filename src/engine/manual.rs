@@ -208,7 +208,7 @@ impl Engine {
         }
         let facts = &facts;
         let created = |t: &str| created_of(facts, t);
-        let upstream = plan.observed.upstream(p, env);
+        let upstream = plan.observed.upstream(p, env, now);
         let current_tag = current.as_deref().and_then(|c| Tag::new(c).ok());
         let situation = Situation {
             now,
@@ -226,14 +226,8 @@ impl Engine {
         if current.as_deref() == Some(tag.as_str()) {
             return Ok(ManualOutcome::Nothing(format!("{key} already runs {tag}")));
         }
-        // A person wins when in doubt: anything the order cannot show to be forward from
-        // what runs (lower, or not comparable) holds, so that the next pass keeps it.
-        let rollback = current.as_deref().is_some_and(|c| {
-            !matches!(
-                policy.order(tag.as_str(), c, &created),
-                Ok(Ordering::Greater | Ordering::Equal)
-            )
-        });
+        let rollback =
+            super::holds::promote_holds(&policy, tag.as_str(), current.as_deref(), &created);
         let hold = (rollback || req.hold_for.is_some()).then(|| HoldChange::Set {
             until: req.hold_for.and_then(|d| now.checked_add(d).ok()),
         });

@@ -14,6 +14,8 @@ pub mod decide;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod holds;
+#[cfg(test)]
+mod invariants;
 pub mod manual;
 pub mod observe;
 pub mod pull_request;

@@ -57,12 +57,83 @@ pub struct EnvState {
     pub timeline: Timeline,
     /// The commits that bear on holds (a person's changes, our records), oldest first.
     pub events: Vec<Event>,
-    /// Whether the history read reaches back that far (a shallow mirror, or a history
-    /// longer than a walk may go, can leave it short: then nothing is decided).
+    /// Whether the history read reaches back as far as its own decisions need: the commit
+    /// that set its value, and a reset of holds at or before it (a shallow mirror, or a
+    /// history longer than a walk may go, can leave it short: then nothing is decided).
     pub complete: bool,
+    /// Whether the history read starts where the repository's does (the timeline's first
+    /// value is a change, not just what the target held where reading stopped).
+    pub from_start: bool,
     /// The newest commits that set its target's value or carry our record for it, newest
     /// first (at most [`RECENT`]).
     pub recent: Vec<EnvCommit>,
+}
+
+impl EnvState {
+    /// When its current value was set, if the history read shows it.
+    pub fn set_at(&self) -> Option<Timestamp> {
+        let real = if self.from_start { 0 } else { 1 };
+        self.timeline.changes.get(real..)?.last().map(|c| c.since)
+    }
+
+    /// From when on every residency's start is known: `None` for a history read from its
+    /// start; else its first change after where reading stopped (`Timestamp::MAX` when
+    /// there is none).
+    pub fn known_since(&self) -> Option<Timestamp> {
+        if self.from_start {
+            return None;
+        }
+        Some(
+            self.timeline
+                .changes
+                .get(1)
+                .map_or(Timestamp::MAX, |c| c.since),
+        )
+    }
+
+    /// How far back `env`'s upstream residencies count: to when its value was set, and
+    /// at least over the soak. A tag the upstream stopped running before then had its
+    /// chance when the value was set. `None`: since the beginning.
+    fn horizon(&self, soak: jiff::SignedDuration, now: Timestamp) -> Option<Timestamp> {
+        let soak_start = now.checked_sub(soak).ok()?;
+        Some(self.set_at().map_or(soak_start, |t| t.min(soak_start)))
+    }
+}
+
+/// Whether the history read reaches back as far as every decision needs: each
+/// environment's own history complete, and for each with `from`, its upstream's residencies
+/// known (with their starts) back to its horizon. A fresh cache that reads this far
+/// decides as a warm one.
+pub(crate) fn reaches_far_enough(
+    rules: &Rules,
+    states: &HashMap<EnvKey, EnvState>,
+    now: Timestamp,
+) -> bool {
+    rules.promotions.iter().all(|p| {
+        p.environments.iter().all(|env| {
+            let Some(state) = states.get(&EnvKey::of(p, env)) else {
+                return false;
+            };
+            if !state.complete {
+                return false;
+            }
+            let Some(from) = &env.from else {
+                return true;
+            };
+            let upstream = states.get(&EnvKey {
+                promotion: p.name.clone(),
+                environment: from.clone(),
+            });
+            match (
+                upstream.and_then(EnvState::known_since),
+                state.horizon(env.soak, now),
+            ) {
+                (None, _) => upstream.is_some(),
+                (Some(known), Some(horizon)) => known <= horizon,
+                (Some(_), None) => false,
+            }
+        })
+    })
 }
 
 /// How many of an environment's commits the board shows.
@@ -97,12 +168,17 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// What the environment `env` takes its tags from (`from`) ran over time, its
+    /// What the environment `env` takes its tags from (`from`) ran over time, back to
+    /// `env`'s horizon (when its own value was set, and at least over the soak), its
     /// rollbacks marked (by the upstream's own policy).
-    pub fn upstream(&self, p: &Promotion, env: &Environment) -> Option<Timeline> {
+    pub fn upstream(&self, p: &Promotion, env: &Environment, now: Timestamp) -> Option<Timeline> {
         let from = env.from.as_ref()?;
         let up = p.environments.iter().find(|e| e.name == *from)?;
         let state = self.environments.get(&EnvKey::of(p, up))?;
+        let horizon = self
+            .environments
+            .get(&EnvKey::of(p, env))
+            .and_then(|s| s.horizon(env.soak, now));
         let no_facts = HashMap::new();
         let facts = self.facts.get(&p.image).unwrap_or(&no_facts);
         let rollbacks = holds::rollbacks(&state.events, &p.tag_policy(up), &|t| {
@@ -111,6 +187,15 @@ impl Observed {
         let mut timeline = state.timeline.clone();
         for c in &mut timeline.changes {
             c.rollback = rollbacks.contains(&c.since);
+        }
+        // Residencies that ended before the horizon do not count.
+        if let Some(h) = horizon {
+            let in_force = timeline
+                .changes
+                .iter()
+                .rposition(|c| c.since <= h)
+                .unwrap_or(0);
+            timeline.changes.drain(..in_force);
         }
         Some(timeline)
     }
@@ -281,18 +366,14 @@ async fn read_repository(
             names: (p.name.clone(), env.name.clone()),
         })
         .collect();
-    let longest_soak = rules
-        .promotions
-        .iter()
-        .flat_map(|p| p.environments.iter().map(|e| e.soak))
-        .max()
-        .unwrap_or_default();
     let snapshot = repo
         .snapshot(Arc::new(queries), |s| {
-            let soaks = s
-                .reach
-                .is_none_or(|oldest| now.duration_since(oldest) >= longest_soak);
-            soaks && s.targets.iter().all(|t| env_state(t).complete)
+            let states = keys
+                .iter()
+                .zip(&s.targets)
+                .map(|((key, _, _), t)| (key.clone(), env_state(t)))
+                .collect();
+            reaches_far_enough(rules, &states, now)
         })
         .await?;
     let environments = keys
@@ -356,8 +437,10 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
             });
         }
     }
-    // Holds start over at a reset; one must be in the history read, or its start.
-    let complete = history.from_start || events.iter().any(Event::resets);
+    // Holds start over at a reset; one must be in the history read, and the commit that
+    // set the value; or the history's start.
+    let set_visible = changes.len() > 1;
+    let complete = history.from_start || (set_visible && events.iter().any(Event::resets));
     let recent = history
         .entries
         .iter()
@@ -376,6 +459,7 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
         timeline: Timeline { changes },
         events,
         complete,
+        from_start: history.from_start,
         recent,
     }
 }

@@ -1,0 +1,449 @@
+//! The product's promises (DESIGN.md, "Invariants every pass keeps") as a property: random
+//! histories of pushes (some re-pushing a tag), passes, a person's edits (up, down, outside
+//! the policy, unparseable), `promote` (forward, rollback, forced) and `release`, checked
+//! after every pass. Pure: the history is built as `Repo::snapshot` would return it and
+//! decided by `decide`; a fresh cache is the same history cut where the snapshot would stop
+//! reading. Renames and unrelated commits, which change no entry of a target's history,
+//! are covered end to end (`tests/integration/promises.rs`).
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+use super::decide::{self, EnvDecision};
+use super::fixtures::{IMAGE, at, digest, rules};
+use super::holds;
+use super::observe::{EnvKey, Observed, env_state, reaches_far_enough};
+use crate::gitops::message::{Actor, HoldChange, Record};
+use crate::gitops::{Entry, TargetHistory, Value};
+use crate::image::{ImageFacts, Repository, Tag};
+use crate::policy::Decision;
+use crate::rules::Rules;
+
+/// dev, then prod from dev after a day, pinning digests.
+const CHAIN: &str = "    - name: dev\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/dev.yaml, tag: image.tag } }\n    - name: prod\n      from: dev\n      soak: 24h\n      pinDigest: true\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag, digest: image.digest } }\n";
+const ENVS: [&str; 2] = ["dev", "prod"];
+const SOAK_HOURS: i64 = 24;
+
+/// What happens next.
+#[derive(Debug, Clone)]
+enum Action {
+    /// Time passes.
+    Wait(u8),
+    /// CI pushes `1.<minor>.0`, or pushes it again (other bits).
+    Push { minor: u8, repush: bool },
+    /// A pass: decide, then write every promotion.
+    Pass,
+    /// A person edits an environment's file.
+    Hand { env: usize, edit: Edit },
+    /// A person runs `promote --tag`.
+    Promote { env: usize, edit: Edit },
+    /// A person runs `release`.
+    Release { env: usize },
+}
+
+/// Which value a person chooses.
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    /// A listed version above what runs.
+    Up,
+    /// A listed version below what runs.
+    Down,
+    /// A version the range does not accept (a hotfix prerelease, or 7.0.0).
+    Outside(bool),
+    /// A tag the order cannot place.
+    Unparseable,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    let env = 0..ENVS.len();
+    let edit = prop_oneof![
+        Just(Edit::Up),
+        Just(Edit::Down),
+        any::<bool>().prop_map(Edit::Outside),
+        Just(Edit::Unparseable),
+    ];
+    prop_oneof![
+        4 => (1u8..30).prop_map(Action::Wait),
+        3 => (1u8..6, any::<bool>()).prop_map(|(minor, repush)| Action::Push { minor, repush }),
+        6 => Just(Action::Pass),
+        1 => (env.clone(), edit.clone()).prop_map(|(env, edit)| Action::Hand { env, edit }),
+        1 => (env.clone(), edit).prop_map(|(env, edit)| Action::Promote { env, edit }),
+        1 => env.prop_map(|env| Action::Release { env }),
+    ]
+}
+
+/// The registry and the repository, as the engine would read them.
+struct Model {
+    rules: Rules,
+    /// Hours after [`at`]`(0)`.
+    now: i64,
+    /// Each tag: (its generation, hour built).
+    tags: Vec<(String, u8, i64)>,
+    /// Each environment's history, oldest first (the first is the initial commit).
+    entries: [Vec<Entry>; 2],
+    /// Seconds added to each event, so that no two commits share a time.
+    tick: i64,
+}
+
+impl Model {
+    fn new() -> Self {
+        let initial = |tag: &str| Entry {
+            id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            time: at(0),
+            author: "bob".into(),
+            subject: String::new(),
+            record: None,
+            value: Some(Value {
+                tag: Some(tag.into()),
+                digest: None,
+            }),
+        };
+        let tags = ["1.0.0", "1.0.1-hotfix.1", "7.0.0", "latest"];
+        Self {
+            rules: rules(CHAIN),
+            now: 1,
+            tags: tags.iter().map(|t| (t.to_string(), 0, 0)).collect(),
+            entries: [vec![initial("1.0.0")], vec![initial("1.0.0")]],
+            tick: 0,
+        }
+    }
+
+    /// The time of the next event: the model's hour, plus a second per event so far.
+    fn clock(&mut self) -> Timestamp {
+        self.tick += 1;
+        at(self.now) + jiff::SignedDuration::from_secs(self.tick)
+    }
+
+    fn facts(&self) -> HashMap<Tag, ImageFacts> {
+        self.tags
+            .iter()
+            .map(|(t, generation, built)| {
+                let facts = ImageFacts {
+                    digest: digest(t, *generation),
+                    platforms: vec!["linux/amd64".into()],
+                    created: Some(at(*built)),
+                    labels: Default::default(),
+                };
+                (Tag::new(t).unwrap(), facts)
+            })
+            .collect()
+    }
+
+    /// What a pass observes, the history read back to `cut` (all of it when `None`).
+    fn observed(&self, cut: Option<Timestamp>) -> Observed {
+        let image = Repository::new(IMAGE).unwrap();
+        let listed = self
+            .tags
+            .iter()
+            .map(|(t, ..)| Tag::new(t).unwrap())
+            .collect();
+        let p = &self.rules.promotions[0];
+        let environments = p
+            .environments
+            .iter()
+            .zip(&self.entries)
+            .map(|(env, entries)| (EnvKey::of(p, env), env_state(&history(entries, cut))))
+            .collect();
+        Observed {
+            tip: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            images: HashMap::from([(image.clone(), Ok(listed))]),
+            facts: HashMap::from([(image, self.facts())]),
+            environments,
+            files: HashMap::new(),
+        }
+    }
+
+    /// Where a fresh cache's read stops: the newest cut from which the history reaches as
+    /// far back as the decisions need (what `Repo::snapshot` reads at least).
+    fn fresh_cut(&self, now: Timestamp) -> Option<Timestamp> {
+        let mut times: Vec<Timestamp> = self.entries.iter().flatten().map(|e| e.time).collect();
+        times.sort();
+        times.dedup();
+        times.into_iter().rev().find(|t| {
+            let observed = self.observed(Some(*t));
+            reaches_far_enough(&self.rules, &observed.environments, now)
+        })
+    }
+
+    fn current(&self, env: usize) -> Option<String> {
+        self.entries[env]
+            .iter()
+            .rev()
+            .find_map(|e| e.value.as_ref())
+            .and_then(|v| v.tag.clone())
+    }
+
+    /// The value a person picks.
+    fn pick(&self, env: usize, edit: Edit) -> Option<String> {
+        let policy =
+            self.rules.promotions[0].tag_policy(&self.rules.promotions[0].environments[env]);
+        let current = self.current(env)?;
+        let versions = self
+            .tags
+            .iter()
+            .map(|(t, ..)| t.as_str())
+            .filter(|t| t.starts_with("1.") && !t.contains('-'));
+        let none = |_: &str| None;
+        match edit {
+            Edit::Up => versions
+                .filter(|t| policy.order(t, &current, &none) == Ok(Ordering::Greater))
+                .min_by(|a, b| policy.order(a, b, &none).unwrap_or(Ordering::Equal))
+                .map(str::to_string),
+            Edit::Down => versions
+                .filter(|t| policy.order(t, &current, &none) == Ok(Ordering::Less))
+                .max_by(|a, b| policy.order(a, b, &none).unwrap_or(Ordering::Equal))
+                .map(str::to_string),
+            Edit::Outside(hotfix) => Some(if hotfix { "1.0.1-hotfix.1" } else { "7.0.0" }.into()),
+            Edit::Unparseable => Some("latest".into()),
+        }
+    }
+
+    fn write(&mut self, env: usize, author: &str, record: Option<Record>, tag: Option<&str>) {
+        let pinned = self.rules.promotions[0].environments[env].pin_digest;
+        let facts = self.facts();
+        let value = tag.map(|t| Value {
+            tag: Some(t.to_string()),
+            digest: pinned
+                .then(|| facts.get(t).map(|f| f.digest.to_string()))
+                .flatten(),
+        });
+        let time = self.clock();
+        self.entries[env].push(Entry {
+            id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            time,
+            author: author.into(),
+            subject: String::new(),
+            record,
+            value,
+        });
+    }
+
+    fn record(&self, env: usize, to: &str, actor: Actor, hold: Option<HoldChange>) -> Record {
+        let p = &self.rules.promotions[0];
+        let e = &p.environments[env];
+        Record {
+            promotion: p.name.clone(),
+            environment: e.name.clone(),
+            image: p.image.clone(),
+            from: None,
+            to: Tag::new(to).unwrap(),
+            digest: self.facts().get(to).map(|f| f.digest.clone()),
+            actor,
+            reason: None,
+            forced: false,
+            hold,
+            target: Some(p.target_id(e)),
+        }
+    }
+
+    fn apply(&mut self, action: &Action) -> Result<(), TestCaseError> {
+        match *action {
+            Action::Wait(hours) => self.now += i64::from(hours),
+            Action::Push { minor, repush } => {
+                let tag = format!("1.{minor}.0");
+                let now = self.now;
+                match self.tags.iter_mut().find(|(t, ..)| *t == tag) {
+                    Some(known) if repush => *known = (tag, known.1 + 1, now),
+                    Some(_) => {}
+                    None => self.tags.push((tag, 0, now)),
+                }
+            }
+            Action::Pass => self.pass()?,
+            Action::Hand { env, edit } => {
+                if let Some(to) = self.pick(env, edit) {
+                    self.write(env, "bob", None, Some(&to));
+                }
+            }
+            Action::Promote { env, edit } => {
+                let (Some(to), current) = (self.pick(env, edit), self.current(env)) else {
+                    return Ok(());
+                };
+                let p = &self.rules.promotions[0];
+                let policy = p.tag_policy(&p.environments[env]);
+                let facts = self.facts();
+                let created = |t: &str| crate::image::created_of(&facts, t);
+                let hold = holds::promote_holds(&policy, &to, current.as_deref(), &created)
+                    .then_some(HoldChange::Set { until: None });
+                let record = self.record(env, &to, Actor::Person("alice".into()), hold);
+                self.write(env, "tagpromoter", Some(record), Some(&to));
+            }
+            Action::Release { env } => {
+                let observed = self.observed(None);
+                let p = &self.rules.promotions[0];
+                let held = observed.hold(p, &p.environments[env]).is_some_and(|h| {
+                    h.active(at(self.now) + jiff::SignedDuration::from_secs(self.tick))
+                });
+                if let (true, Some(current)) = (held, self.current(env)) {
+                    let record = self.record(
+                        env,
+                        &current,
+                        Actor::Person("alice".into()),
+                        Some(HoldChange::Released),
+                    );
+                    self.write(env, "tagpromoter", Some(record), None);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A pass: decide, check every promise, write every promotion.
+    fn pass(&mut self) -> Result<(), TestCaseError> {
+        let now = self.clock();
+        let observed = self.observed(None);
+        let decisions = decide::decide(&self.rules, &observed, now);
+        // A fresh cache decides as a warm one.
+        let cut = self.fresh_cut(now);
+        let fresh = decide::decide(&self.rules, &self.observed(cut), now);
+        for (warm, fresh) in decisions.iter().zip(&fresh) {
+            prop_assert_eq!(
+                decision_of(warm),
+                decision_of(fresh),
+                "{}: a fresh cache read back to {:?} decides otherwise",
+                warm.key,
+                cut
+            );
+        }
+        let p = &self.rules.promotions[0];
+        let facts = self.facts();
+        let created = |t: &str| crate::image::created_of(&facts, t);
+        let mut writes = Vec::new();
+        for (i, d) in decisions.iter().enumerate() {
+            let env = &p.environments[i];
+            let policy = p.tag_policy(env);
+            let current = d.current.clone();
+            let hold = observed.hold(p, env).filter(|h| h.active(now));
+            match d.promotes_to() {
+                Some(to) => {
+                    // A person's value that holds is never overwritten.
+                    prop_assert!(hold.is_none(), "{}: wrote {to} over a hold {hold:?}", d.key);
+                    // Nothing written automatically is lower than what runs.
+                    if let Some(c) = &current
+                        && let Ok(order) = policy.order(to.as_str(), c, &created)
+                    {
+                        prop_assert_eq!(order, Ordering::Greater, "{}: {} -> {}", d.key, c, to);
+                    }
+                    // A tag reaches prod only once its digest soaked in dev.
+                    if env.from.is_some() {
+                        let wanted = &facts[to].digest;
+                        prop_assert!(
+                            self.soaked_in_dev(to.as_str(), wanted, now),
+                            "{}: {to} ({wanted}) never ran a day in dev",
+                            d.key
+                        );
+                    }
+                    writes.push((i, to.to_string()));
+                }
+                None => {
+                    // An environment that does not move while a newer accepted tag exists
+                    // says why.
+                    let tags: Vec<Tag> = self
+                        .tags
+                        .iter()
+                        .map(|(t, ..)| Tag::new(t).unwrap())
+                        .collect();
+                    let newer = current.as_deref().is_some_and(|c| {
+                        policy.select(&tags, &created).candidates.iter().any(|t| {
+                            policy.order(t.tag.as_str(), c, &created) == Ok(Ordering::Greater)
+                        })
+                    });
+                    if let (true, Ok(decided)) = (newer, &d.outcome) {
+                        let silent = matches!(&decided.decision, Decision::UpToDate { waiting, .. } if waiting.is_empty());
+                        prop_assert!(
+                            !silent,
+                            "{}: up to date at {current:?} with newer tags and no word why",
+                            d.key
+                        );
+                    }
+                }
+            }
+        }
+        for (env, to) in writes {
+            let record = self.record(env, &to, Actor::Bot, None);
+            self.write(env, "tagpromoter", Some(record), Some(&to));
+        }
+        Ok(())
+    }
+
+    /// Whether dev ran `tag` as `wanted` (or with an unrecorded digest) for a day.
+    fn soaked_in_dev(&self, tag: &str, wanted: &crate::image::Digest, now: Timestamp) -> bool {
+        let entries: Vec<&Entry> = self.entries[0]
+            .iter()
+            .filter(|e| e.value.is_some())
+            .collect();
+        entries.iter().enumerate().any(|(i, e)| {
+            let Some(v) = &e.value else { return false };
+            let recorded = e.record.as_ref().and_then(|r| r.digest.clone());
+            let until = entries.get(i + 1).map_or(now, |n| n.time);
+            v.tag.as_deref() == Some(tag)
+                && recorded.is_none_or(|d| d == *wanted)
+                && until.duration_since(e.time).as_hours() >= SOAK_HOURS
+        })
+    }
+}
+
+/// A decision, without what only the newest commits show.
+fn decision_of(d: &EnvDecision) -> String {
+    match &d.outcome {
+        Ok(decided) => format!("{:?}", decided.decision),
+        Err(p) => format!("error {}", p.class()),
+    }
+}
+
+/// A target's history as `Repo::snapshot` returns it when it reads back to `cut`: the
+/// commit at the cut with the value the target held then, and every later one.
+fn history(entries: &[Entry], cut: Option<Timestamp>) -> TargetHistory {
+    let current = entries
+        .iter()
+        .rev()
+        .find_map(|e| e.value.clone())
+        .ok_or_else(|| {
+            crate::gitops::GitError::new(crate::gitops::GitErrorKind::Target, "reading", "no value")
+        });
+    let Some(cut) = cut else {
+        return TargetHistory {
+            current,
+            entries: entries.to_vec(),
+            from_start: true,
+        };
+    };
+    let held = entries
+        .iter()
+        .filter(|e| e.time <= cut)
+        .filter_map(|e| e.value.clone())
+        .last();
+    let at_cut = entries.iter().filter(|e| e.time == cut).last();
+    let mut read = vec![Entry {
+        id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+        time: cut,
+        author: at_cut.map_or_else(String::new, |e| e.author.clone()),
+        subject: String::new(),
+        record: at_cut.and_then(|e| e.record.clone()),
+        value: held,
+    }];
+    read.extend(entries.iter().filter(|e| e.time > cut).cloned());
+    TargetHistory {
+        current,
+        entries: read,
+        from_start: false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 10_000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_pass_keeps_the_promises(actions in prop::collection::vec(action(), 1..40)) {
+        let mut model = Model::new();
+        for a in &actions {
+            model.apply(a)?;
+        }
+        model.pass()?;
+    }
+}
