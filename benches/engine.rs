@@ -4,6 +4,13 @@
 //! change (each a new process on the warm cache, as a CronJob runs them): wall time, peak
 //! memory, and the run's own summary (landed, failed, registry requests); then a worker's
 //! in-process pass with nothing to change. `BENCH_APPS` and `BENCH_TAGS` change the sizes.
+//!
+//! Before that, two figures of the fresh cache (every CronJob run and pod restart starts
+//! with one: `deploy/` mounts it as an `emptyDir`): `plan` over 50 images x 20 tags from a
+//! fresh cache against a warm one (`BENCH_PLAN_IMAGES`, `BENCH_PLAN_TAGS`), and `once` from a
+//! fresh cache over a 10,000-commit history whose hold was made 9,000 commits back
+//! (`BENCH_COMMITS`).
+//!
 //! Run with `cargo bench --bench engine` (needs python3 for the peak-memory figure).
 
 #[path = "../tests/support/mod.rs"]
@@ -11,7 +18,7 @@ mod support;
 
 use std::time::Instant;
 
-use support::git::{GitDaemon, bare_repo, git};
+use support::git::{GitDaemon, append_commits, bare_repo, git};
 use support::{Auth, DockerRegistry, env};
 use tagpromoter::engine::{Engine, Options};
 
@@ -23,6 +30,157 @@ fn overlay(image: &str) -> String {
 
 #[tokio::main]
 async fn main() {
+    fresh_against_warm_plan().await;
+    deep_hold_on_a_fresh_cache().await;
+    fleet().await;
+}
+
+/// The rules for `images` promotions of `bench/app-NNN` (one environment each, `dev`) on
+/// the registry at `registry`, writing to `url`.
+fn one_env_rules(registry: &str, url: &str, images: usize) -> String {
+    let mut rules = format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: '{url}' }}\n  registries: [{{ host: '{registry}', insecure: true, requestsPerSecond: 5000 }}]\n"
+    );
+    for a in 0..images {
+        rules.push_str(&format!(
+            "---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app-{a:03} }}\nspec:\n  image: {registry}/bench/app-{a:03}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: apps/app-{a:03}/kustomization.yaml }} }} }}\n"
+        ));
+    }
+    rules
+}
+
+/// `plan` from a fresh cache and from a warm one, each a new process (a CronJob's run).
+async fn fresh_against_warm_plan() {
+    let images = env("BENCH_PLAN_IMAGES", 50);
+    let tags = env("BENCH_PLAN_TAGS", 20);
+    let reg = DockerRegistry::start(Auth::None);
+    let names: Vec<String> = (0..tags).map(|i| format!("1.{i}.0")).collect();
+    support::oci::seed_many(&reg.addr, images, |i| format!("bench/app-{i:03}"), names).await;
+    let base = tempfile::tempdir().unwrap();
+    let files: Vec<(String, String)> = (0..images)
+        .map(|a| {
+            (
+                format!("apps/app-{a:03}/kustomization.yaml"),
+                overlay(&format!("{}/bench/app-{a:03}", reg.addr)),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = bare_repo(base.path(), "plan", &refs);
+    let rules_dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    std::fs::write(
+        rules_dir.path().join("rules.yaml"),
+        one_env_rules(&reg.addr, &url, images),
+    )
+    .unwrap();
+    let warm = tempfile::tempdir().unwrap();
+    let plan = |cache: &std::path::Path| {
+        let started = Instant::now();
+        let (_, rss) = run_measured(&[
+            "--rules",
+            rules_dir.path().to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "plan",
+        ]);
+        (started.elapsed().as_secs_f64(), rss as f64 / 1024.0)
+    };
+    plan(warm.path());
+    let runs = 5;
+    let (mut fresh_s, mut warm_s) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let fresh = tempfile::tempdir().unwrap();
+        fresh_s.push(plan(fresh.path()).0);
+        warm_s.push(plan(warm.path()).0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (f, w) = (median(&mut fresh_s), median(&mut warm_s));
+    println!(
+        "plan, {images} images x {tags} tags: fresh cache {f:.3} s, warm cache {w:.3} s (median of {runs}): {:.2}x (target < 1.5x)",
+        f / w
+    );
+}
+
+/// `once` from a fresh cache over a long history whose only hold lies deep in it: it must
+/// read back to the hold (deepening the shallow mirror), and hold.
+async fn deep_hold_on_a_fresh_cache() {
+    let commits = env("BENCH_COMMITS", 10_000);
+    let images = 20;
+    let reg = DockerRegistry::start(Auth::None);
+    let names: Vec<String> = (0..5).map(|i| format!("1.{i}.0")).collect();
+    support::oci::seed_many(&reg.addr, images, |i| format!("bench/app-{i:03}"), names).await;
+    let base = tempfile::tempdir().unwrap();
+    let files: Vec<(String, String)> = (0..images)
+        .map(|a| {
+            (
+                format!("apps/app-{a:03}/kustomization.yaml"),
+                overlay(&format!("{}/bench/app-{a:03}", reg.addr)),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = bare_repo(base.path(), "deep", &refs);
+    let start = jiff::Timestamp::now().as_second() - 60 * (commits as i64 + 10);
+    // app-000 was bumped and rolled back by hand 9/10 of the history ago; nothing since.
+    let deep = commits / 10;
+    append_commits(&bare, deep, start);
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let w = work.path().join("w");
+    let file = w.join("apps/app-000/kustomization.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, original.replace("newTag: 1.0.0", "newTag: 1.4.0")).unwrap();
+    git(&w, &["commit", "-qam", "app-000: 1.4.0 by hand"]);
+    std::fs::write(&file, original.replace("newTag: 1.0.0", "newTag: 1.1.0")).unwrap();
+    git(
+        &w,
+        &[
+            "commit",
+            "-qam",
+            "app-000: back to 1.1.0 by hand (incident)",
+        ],
+    );
+    git(&w, &["push", "-q", "origin", "main"]);
+    append_commits(&bare, commits - deep - 2, start + 60 * deep as i64);
+    let rules_dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    std::fs::write(
+        rules_dir.path().join("rules.yaml"),
+        one_env_rules(&reg.addr, &url, images),
+    )
+    .unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (out, rss) = run_measured(&[
+        "--rules",
+        rules_dir.path().to_str().unwrap(),
+        "--cache-dir",
+        fresh.path().to_str().unwrap(),
+        "once",
+    ]);
+    let wall = started.elapsed().as_secs_f64();
+    let held =
+        git(&bare, &["show", "main:apps/app-000/kustomization.yaml"]).contains("newTag: 1.1.0");
+    assert!(held, "the hand-made rollback deep in history holds");
+    println!(
+        "once, fresh cache, {commits}-commit history, a hold {} commits deep: {wall:.3} s  peak RSS {:.1} MiB  {}",
+        commits - deep,
+        rss as f64 / 1024.0,
+        out.lines().last().unwrap_or_default()
+    );
+}
+
+async fn fleet() {
     let apps = env("BENCH_APPS", 500);
     let tags = env("BENCH_TAGS", 200);
     let reg = DockerRegistry::start(Auth::None);

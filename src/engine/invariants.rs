@@ -412,10 +412,10 @@ fn history(entries: &[Entry], cut: Option<Timestamp>) -> TargetHistory {
     };
     let held = entries
         .iter()
+        .rev()
         .filter(|e| e.time <= cut)
-        .filter_map(|e| e.value.clone())
-        .last();
-    let at_cut = entries.iter().filter(|e| e.time == cut).last();
+        .find_map(|e| e.value.clone());
+    let at_cut = entries.iter().rev().find(|e| e.time == cut);
     let mut read = vec![Entry {
         id: gix::ObjectId::null(gix::hash::Kind::Sha1),
         time: cut,

@@ -217,11 +217,17 @@ impl Engine {
             upstream: upstream.as_ref(),
             facts,
         };
-        if let Err(block) = gates.eligibility(&tag, &situation) {
-            refuse_unless_forced(format!("{tag} is not eligible for {key}: {block}"))?;
-        }
-        if let Some(until) = freeze::frozen_until(&gates.freeze, now) {
-            refuse_unless_forced(format!("{key} is frozen until {until}"))?;
+        // An incident rollback is not break-glass: back to a tag this environment ran, with
+        // a reason, goes in a freeze and whatever `from` says.
+        let ran_here = !state.timeline.residencies(&tag).is_empty();
+        let incident = ran_here && req.tag.is_some() && req.reason.is_some();
+        if !incident {
+            if let Err(block) = gates.eligibility(&tag, &situation) {
+                refuse_unless_forced(format!("{tag} is not eligible for {key}: {block}"))?;
+            }
+            if let Some(until) = freeze::frozen_until(&gates.freeze, now) {
+                refuse_unless_forced(format!("{key} is frozen until {until}"))?;
+            }
         }
         if current.as_deref() == Some(tag.as_str()) {
             return Ok(ManualOutcome::Nothing(format!("{key} already runs {tag}")));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::support::git::{bare_repo_at, git};
+use crate::support::git::{append_commits, bare_repo_at, git};
 use crate::support::oci::Pusher;
 use crate::support::{Auth, DockerRegistry};
 use tagpromoter::engine::manual::{ManualError, ManualOutcome, PromoteRequest};
@@ -159,46 +159,7 @@ impl Scene {
 
     /// `n` commits that touch nothing tagpromoter reads, one minute apart from `date`.
     fn unrelated_commits(&self, n: usize, date: Timestamp) {
-        let dir = tempfile::tempdir().unwrap();
-        git(
-            dir.path(),
-            &["clone", "-q", self.bare.to_str().unwrap(), "w"],
-        );
-        let w = dir.path().join("w");
-        // One fast-import stream: hundreds of commits in one process.
-        let tip = git(&w, &["rev-parse", "HEAD"]);
-        let mut stream = String::new();
-        for i in 0..n {
-            let when = (date + SignedDuration::from_mins(i as i64)).as_second();
-            let content = format!("{i}\n");
-            let msg = format!("docs: note {i}\n");
-            stream.push_str(&format!(
-                "commit refs/heads/main\ncommitter A Person <person@example.com> {when} +0000\ndata {}\n{msg}",
-                msg.len()
-            ));
-            if i == 0 {
-                stream.push_str(&format!("from {}\n", tip.trim()));
-            }
-            stream.push_str(&format!(
-                "M 100644 inline notes/log.txt\ndata {}\n{content}\n",
-                content.len()
-            ));
-        }
-        let mut child = std::process::Command::new("git")
-            .current_dir(&w)
-            .args(["fast-import", "--quiet", "--force"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stream.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-        git(&w, &["push", "-q", "origin", "main"]);
+        append_commits(&self.bare, n, date.as_second());
     }
 }
 
@@ -716,4 +677,44 @@ async fn reloaded_rules_bring_new_registry_credentials() {
     engine.set_rules(write_rules("right")).unwrap();
     let p = engine.pass(at(2)).await;
     assert!(landed(&p, "prod"), "{:?}", state(&p, "prod"));
+}
+
+/// An incident rollback is not break-glass: back to a tag this environment ran, with a
+/// reason, goes in a freeze and whatever `from` says; a tag it never ran needs `--force`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_rollback_to_a_tag_prod_ran_goes_in_a_freeze_without_force() {
+    let scene = Scene::start(&[("staging", "1.1.0"), ("prod", "1.0.0")]);
+    scene.rules(
+        "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: {file:staging}\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n",
+    );
+    for tag in ["1.0.0", "1.0.1", "1.1.0"] {
+        scene.push(tag, at(0)).await;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    assert!(landed(
+        &scene.engine(cache.path()).await.pass(at(2)).await,
+        "prod"
+    ));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+    // Now frozen all year.
+    scene.rules(
+        "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: {file:staging}\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      freeze: [{ from: '2026-01-01T00:00:00', to: '2027-12-31T00:00:00', timeZone: UTC }]\n      target: {file:prod}\n",
+    );
+    let engine = scene.engine(cache.path()).await;
+    let never_ran = engine
+        .promote(&request("prod", Some("1.0.1"), false, Some("INC-7")), at(3))
+        .await;
+    assert!(
+        matches!(&never_ran, Err(ManualError::Refused(why)) if why.contains("--force")),
+        "{never_ran:?}"
+    );
+    let back = engine
+        .promote(&request("prod", Some("1.0.0"), false, Some("INC-7")), at(3))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&back, ManualOutcome::Landed { record, .. } if record.hold.is_some() && !record.forced),
+        "{back:?}"
+    );
+    assert_eq!(scene.tag_in("prod"), "1.0.0");
 }

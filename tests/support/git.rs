@@ -402,3 +402,41 @@ impl SshServer {
         key
     }
 }
+
+/// Append `n` commits to `main` of the bare repository `bare` that touch only
+/// `notes/log.txt`, one a minute from `first` (Unix seconds): hundreds of unrelated commits
+/// in one `git fast-import`, as a busy repository has them between two bumps.
+pub fn append_commits(bare: &Path, n: usize, first: i64) {
+    let tip = git(bare, &["rev-parse", "main"]);
+    let mut stream = String::new();
+    for i in 0..n {
+        let when = first + 60 * i as i64;
+        let content = format!("{i}\n");
+        let msg = format!("docs: note {i}\n");
+        stream.push_str(&format!(
+            "commit refs/heads/main\ncommitter A Person <person@example.com> {when} +0000\ndata {}\n{msg}",
+            msg.len()
+        ));
+        if i == 0 {
+            stream.push_str(&format!("from {}\n", tip.trim()));
+        }
+        stream.push_str(&format!(
+            "M 100644 inline notes/log.txt\ndata {}\n{content}\n",
+            content.len()
+        ));
+    }
+    let mut child = Command::new("git")
+        .current_dir(bare)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("git fast-import runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stream.as_bytes())
+        .expect("stream written");
+    assert!(child.wait().expect("fast-import ends").success());
+}
