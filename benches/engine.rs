@@ -35,18 +35,40 @@ async fn main() {
     fleet().await;
 }
 
-/// The rules for `images` promotions of `bench/app-NNN` (one environment each, `dev`) on
-/// the registry at `registry`, writing to `url`.
-fn one_env_rules(registry: &str, url: &str, images: usize) -> String {
+/// A GitOps repository `name.git` under `base` with one overlay per image `bench/app-NNN`
+/// (at 1.0.0) of the registry at `registry`, and rules promoting each (one environment,
+/// `dev`, `^1.0.0`) into it: the bare repository and the rules directory.
+fn one_env_fleet(
+    base: &std::path::Path,
+    name: &str,
+    registry: &str,
+    images: usize,
+) -> (std::path::PathBuf, tempfile::TempDir) {
+    let files: Vec<(String, String)> = (0..images)
+        .map(|a| {
+            (
+                format!("apps/app-{a:03}/kustomization.yaml"),
+                overlay(&format!("{registry}/bench/app-{a:03}")),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = bare_repo(base, name, &refs);
     let mut rules = format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: '{url}' }}\n  registries: [{{ host: '{registry}', insecure: true, requestsPerSecond: 5000 }}]\n"
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{registry}', insecure: true, requestsPerSecond: 5000 }}]\n",
+        bare.display()
     );
     for a in 0..images {
         rules.push_str(&format!(
             "---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app-{a:03} }}\nspec:\n  image: {registry}/bench/app-{a:03}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: apps/app-{a:03}/kustomization.yaml }} }} }}\n"
         ));
     }
-    rules
+    let rules_dir = tempfile::tempdir().unwrap();
+    std::fs::write(rules_dir.path().join("rules.yaml"), rules).unwrap();
+    (bare, rules_dir)
 }
 
 /// `plan` from a fresh cache and from a warm one, each a new process (a CronJob's run).
@@ -55,28 +77,9 @@ async fn fresh_against_warm_plan() {
     let tags = env("BENCH_PLAN_TAGS", 20);
     let reg = DockerRegistry::start(Auth::None);
     let names: Vec<String> = (0..tags).map(|i| format!("1.{i}.0")).collect();
-    support::oci::seed_many(&reg.addr, images, |i| format!("bench/app-{i:03}"), names).await;
+    support::oci::seed_distinct(&reg.addr, images, |i| format!("bench/app-{i:03}"), names).await;
     let base = tempfile::tempdir().unwrap();
-    let files: Vec<(String, String)> = (0..images)
-        .map(|a| {
-            (
-                format!("apps/app-{a:03}/kustomization.yaml"),
-                overlay(&format!("{}/bench/app-{a:03}", reg.addr)),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let bare = bare_repo(base.path(), "plan", &refs);
-    let rules_dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", bare.display());
-    std::fs::write(
-        rules_dir.path().join("rules.yaml"),
-        one_env_rules(&reg.addr, &url, images),
-    )
-    .unwrap();
+    let (_bare, rules_dir) = one_env_fleet(base.path(), "plan", &reg.addr, images);
     let warm = tempfile::tempdir().unwrap();
     let plan = |cache: &std::path::Path| {
         let started = Instant::now();
@@ -90,20 +93,34 @@ async fn fresh_against_warm_plan() {
         (started.elapsed().as_secs_f64(), rss as f64 / 1024.0)
     };
     plan(warm.path());
-    let runs = 5;
-    let (mut fresh_s, mut warm_s) = (Vec::new(), Vec::new());
+    let runs = 7;
+    // A fresh cache, and a warm one with only its git mirror or only its registry
+    // metadata removed: what each costs a fresh run.
+    let copy_without = |part: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("cp")
+            .args(["-a", &format!("{}/.", warm.path().display())])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::remove_dir_all(dir.path().join(part)).unwrap();
+        dir
+    };
+    let mut times: [Vec<f64>; 4] = Default::default();
     for _ in 0..runs {
         let fresh = tempfile::tempdir().unwrap();
-        fresh_s.push(plan(fresh.path()).0);
-        warm_s.push(plan(warm.path()).0);
+        times[0].push(plan(fresh.path()).0);
+        times[1].push(plan(warm.path()).0);
+        times[2].push(plan(copy_without("git").path()).0);
+        times[3].push(plan(copy_without("registry").path()).0);
     }
-    let median = |v: &mut Vec<f64>| {
+    let [f, w, g, r] = times.map(|mut v| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
-    };
-    let (f, w) = (median(&mut fresh_s), median(&mut warm_s));
+    });
     println!(
-        "plan, {images} images x {tags} tags: fresh cache {f:.3} s, warm cache {w:.3} s (median of {runs}): {:.2}x (target < 1.5x)",
+        "plan, {images} images x {tags} tags (median of {runs}): fresh cache {f:.3} s, warm {w:.3} s: {:.2}x (target < 1.5x); warm but a fresh git mirror {g:.3} s, warm but no image metadata {r:.3} s",
         f / w
     );
 }
@@ -117,19 +134,7 @@ async fn deep_hold_on_a_fresh_cache() {
     let names: Vec<String> = (0..5).map(|i| format!("1.{i}.0")).collect();
     support::oci::seed_many(&reg.addr, images, |i| format!("bench/app-{i:03}"), names).await;
     let base = tempfile::tempdir().unwrap();
-    let files: Vec<(String, String)> = (0..images)
-        .map(|a| {
-            (
-                format!("apps/app-{a:03}/kustomization.yaml"),
-                overlay(&format!("{}/bench/app-{a:03}", reg.addr)),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let bare = bare_repo(base.path(), "deep", &refs);
+    let (bare, rules_dir) = one_env_fleet(base.path(), "deep", &reg.addr, images);
     let start = jiff::Timestamp::now().as_second() - 60 * (commits as i64 + 10);
     // app-000 was bumped and rolled back by hand 9/10 of the history ago; nothing since.
     let deep = commits / 10;
@@ -152,13 +157,6 @@ async fn deep_hold_on_a_fresh_cache() {
     );
     git(&w, &["push", "-q", "origin", "main"]);
     append_commits(&bare, commits - deep - 2, start + 60 * deep as i64);
-    let rules_dir = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", bare.display());
-    std::fs::write(
-        rules_dir.path().join("rules.yaml"),
-        one_env_rules(&reg.addr, &url, images),
-    )
-    .unwrap();
     let fresh = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let (out, rss) = run_measured(&[

@@ -185,12 +185,13 @@ pub fn facts_wanted(
                 upstream: upstream.as_ref(),
                 facts,
             };
-            // The running tag, where a digest was recorded and its bits matter: it flows
-            // downstream, or it is pinned. Is it still what ran?
+            // The running tag, where a digest was recorded and its bits matter: it is
+            // pinned here or where it goes next. Is it still what ran? (One request per
+            // such environment and pass; others pay nothing.)
             let downstream = p
                 .environments
                 .iter()
-                .any(|e| e.from.as_ref() == Some(&env.name));
+                .any(|e| e.from.as_ref() == Some(&env.name) && e.pin_digest);
             let recorded = state.timeline.running().is_some_and(|r| r.digest.is_some());
             if let Some(tag) = current.as_deref().and_then(|c| Tag::new(c).ok())
                 && recorded
@@ -208,9 +209,10 @@ pub fn facts_wanted(
                 let key = (p.image.clone(), c.tag.clone());
                 let unasked = !facts.contains_key(&c.tag) && !asked.contains(&key);
                 match gates.eligibility(&c.tag, &situation) {
-                    // The winner: its facts go in the trailer and start the stall clock.
+                    // The winner: its facts go in the trailer and start the stall clock
+                    // (none needed when it is what runs).
                     Ok(_) => {
-                        if unasked {
+                        if unasked && current.as_deref() != Some(c.tag.as_str()) {
                             wanted.push(key);
                         }
                         break;
@@ -371,6 +373,13 @@ mod tests {
             ("7.0.0", 3),
             ("latest", 4),
         ])
+    }
+
+    /// The chain with 1.0.0 and 1.1.0 listed, staging's history `steps`.
+    fn staging_ran(steps: &[Step]) -> World {
+        World::new(rules(CHAIN), "1.0.0")
+            .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+            .history("staging", "1.0.0", true, steps)
     }
 
     /// One row per way the promises were broken (issue 15) and per state: what the world
@@ -556,56 +565,35 @@ mod tests {
             ),
             (
                 "a re-pushed tag does not go on with a digest that never soaked",
-                World::new(rules(CHAIN), "1.0.0")
-                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
-                    .history(
-                        "staging",
-                        "1.0.0",
-                        true,
-                        &[Step::Bot {
-                            at: h(10),
-                            to: "1.1.0",
-                        }],
-                    )
-                    .facts("1.1.0", |f| f.digest = digest("1.1.0", 1)),
+                staging_ran(&[Step::Bot {
+                    at: h(10),
+                    to: "1.1.0",
+                }])
+                .facts("1.1.0", |f| f.digest = digest("1.1.0", 1)),
                 "prod",
                 "nothing eligible",
             ),
             (
                 "the soaked digest goes on",
-                World::new(rules(CHAIN), "1.0.0")
-                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
-                    .history(
-                        "staging",
-                        "1.0.0",
-                        true,
-                        &[Step::Bot {
-                            at: h(10),
-                            to: "1.1.0",
-                        }],
-                    ),
+                staging_ran(&[Step::Bot {
+                    at: h(10),
+                    to: "1.1.0",
+                }]),
                 "prod",
                 "promote 1.1.0",
             ),
             (
                 "a tag upstream was rolled back from does not go on",
-                World::new(rules(CHAIN), "1.0.0")
-                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
-                    .history(
-                        "staging",
-                        "1.0.0",
-                        true,
-                        &[
-                            Step::Bot {
-                                at: h(10),
-                                to: "1.1.0",
-                            },
-                            Step::Hand {
-                                at: h(50),
-                                to: "1.0.0",
-                            },
-                        ],
-                    ),
+                staging_ran(&[
+                    Step::Bot {
+                        at: h(10),
+                        to: "1.1.0",
+                    },
+                    Step::Hand {
+                        at: h(50),
+                        to: "1.0.0",
+                    },
+                ]),
                 "prod",
                 "up-to-date",
             ),

@@ -219,19 +219,18 @@ impl Repo {
             ));
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp).map_err(io)?;
+            // Never collect garbage behind our back while another process reads objects.
             git.run(
                 &tmp,
                 &["init", "--bare", "--quiet", "."],
                 "creating the local mirror",
             )
             .await?;
-            // Never collect garbage behind our back while another process reads objects.
-            git.run(
-                &tmp,
-                &["config", "gc.auto", "0"],
-                "creating the local mirror",
-            )
-            .await?;
+            let mut config = std::fs::OpenOptions::new()
+                .append(true)
+                .open(tmp.join("config"))
+                .map_err(io)?;
+            std::io::Write::write_all(&mut config, b"[gc]\n\tauto = 0\n").map_err(io)?;
             std::fs::rename(&tmp, &dir).map_err(io)?;
         }
         let store = Store::open(&dir)?;

@@ -10,10 +10,11 @@ use tokio::sync::Mutex;
 
 use crate::image::{Digest, ImageFacts};
 
-/// Facts by digest.
+/// Facts by digest, and which tags were ever resolved.
 #[derive(Debug, Default)]
 pub struct FactsCache {
     memory: Mutex<HashMap<Digest, ImageFacts>>,
+    seen: Mutex<std::collections::HashSet<String>>,
     dir: Option<PathBuf>,
 }
 
@@ -30,7 +31,42 @@ impl FactsCache {
     pub fn on_disk(dir: PathBuf) -> Self {
         Self {
             memory: Mutex::default(),
+            seen: Mutex::default(),
             dir: Some(dir),
+        }
+    }
+
+    fn seen_path(&self, tag: &str) -> Option<PathBuf> {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(tag.as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        Some(self.dir.as_ref()?.join("seen").join(hex))
+    }
+
+    /// Whether `reference` (`repository:tag`) was resolved before, here or by another run
+    /// sharing the cache: then its facts are likely cached and a HEAD is the cheap way to
+    /// check; otherwise reading its manifest by tag saves a request.
+    pub async fn seen(&self, reference: &str) -> bool {
+        if self.seen.lock().await.contains(reference) {
+            return true;
+        }
+        self.seen_path(reference).is_some_and(|p| p.is_file())
+    }
+
+    /// Remember that `reference` was resolved (best effort, like the facts).
+    pub async fn saw(&self, reference: &str) {
+        self.seen.lock().await.insert(reference.to_string());
+        let Some(path) = self.seen_path(reference) else {
+            return;
+        };
+        let write = async {
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            tokio::fs::write(&path, b"").await
+        };
+        if let Err(e) = write.await {
+            tracing::warn!(path = %path.display(), error = %e, "cannot cache image metadata on disk");
         }
     }
 

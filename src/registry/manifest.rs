@@ -18,9 +18,10 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, a
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 const MAX_CONFIG_BYTES: usize = 8 * 1024 * 1024;
 
+/// A manifest or an index, as far as facts need it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Manifest {
+pub struct Manifest {
     #[serde(default)]
     media_type: Option<String>,
     #[serde(default)]
@@ -155,6 +156,58 @@ pub async fn facts(
     digest: &Digest,
 ) -> Result<ImageFacts, RegistryError> {
     let manifest = fetch_manifest(t, host, path, digest).await?;
+    facts_of(t, host, path, digest, manifest).await
+}
+
+/// The manifest `tag` points at, and its digest: one request instead of [`digest`]'s HEAD
+/// then [`facts`]'s GET when nothing about the tag is cached (a fresh cache, a tag just
+/// pushed). Registries that count pulls count this as one, as they count the GET by
+/// digest it replaces.
+pub async fn by_tag(
+    t: &Transport,
+    host: &str,
+    path: &str,
+    tag: &Tag,
+) -> Result<(Digest, Manifest), RegistryError> {
+    let step = format!("reading the manifest {path}:{tag}");
+    let resp = t
+        .send(&Request {
+            method: Method::GET,
+            host,
+            target: &format!("/v2/{path}/manifests/{tag}"),
+            accept: Some(MANIFEST_ACCEPT),
+            scope: &format!("repository:{path}:pull"),
+            step: &step,
+            limit: MAX_MANIFEST_BYTES,
+        })
+        .await?;
+    let invalid = |d: String| RegistryError::new(ErrorKind::Invalid, host, &step, d);
+    if !resp.status.is_success() {
+        return Err(invalid(format!("unexpected status {}", resp.status)));
+    }
+    // What the body hashes to is its digest; a registry header that says otherwise means
+    // the body is not what the registry sent.
+    let digest = Digest::new(&sha256(&resp.body)).map_err(|e| invalid(e.to_string()))?;
+    let header = resp
+        .headers
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Digest::new(v).ok());
+    if let Some(said) = header {
+        verify(&said, &resp.body).map_err(invalid)?;
+    }
+    let manifest = parse_manifest(&resp.body).map_err(invalid)?;
+    Ok((digest, manifest))
+}
+
+/// The facts of the image whose manifest (by `digest`) is `manifest`.
+pub async fn facts_of(
+    t: &Transport,
+    host: &str,
+    path: &str,
+    digest: &Digest,
+    manifest: Manifest,
+) -> Result<ImageFacts, RegistryError> {
     if let Some(children) = &manifest.manifests {
         let platforms: Vec<String> = children
             .iter()
@@ -245,14 +298,19 @@ async fn fetch_manifest(
         return Err(invalid(format!("unexpected status {}", resp.status)));
     }
     verify(digest, &resp.body).map_err(invalid)?;
-    let manifest: Manifest = serde_json::from_slice(&resp.body)
-        .map_err(|_| invalid("the manifest is not JSON the API promises".into()))?;
+    parse_manifest(&resp.body).map_err(invalid)
+}
+
+/// A manifest or index as the API promises it (schema1 refused).
+fn parse_manifest(body: &[u8]) -> Result<Manifest, String> {
+    let manifest: Manifest = serde_json::from_slice(body)
+        .ok()
+        .filter(|m: &Manifest| m.config.is_some() || m.manifests.is_some())
+        .ok_or_else(|| "the manifest is not JSON the API promises".to_string())?;
     if let Some(mt) = &manifest.media_type
         && mt.contains("schema1")
     {
-        return Err(invalid(
-            "a schema1 manifest; push images with a current client".into(),
-        ));
+        return Err("a schema1 manifest; push images with a current client".into());
     }
     Ok(manifest)
 }

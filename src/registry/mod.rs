@@ -136,6 +136,24 @@ impl Registry {
 
     async fn inspect(&self, image: &Repository, tag: &Tag) -> Result<ImageFacts, RegistryError> {
         let (host, path) = image.split();
+        let reference = format!("{image}:{tag}");
+        if !self.facts.seen(&reference).await {
+            let (digest, read) =
+                manifest::by_tag(&self.transport, api_host(host), &path, tag).await?;
+            // Another tag or repository may name the same image.
+            let facts = match self.facts.get(&digest).await {
+                Some(f) => f,
+                None => {
+                    let f =
+                        manifest::facts_of(&self.transport, api_host(host), &path, &digest, read)
+                            .await?;
+                    self.facts.put(&digest, &f).await;
+                    f
+                }
+            };
+            self.facts.saw(&reference).await;
+            return Ok(facts);
+        }
         let digest = manifest::digest(&self.transport, api_host(host), &path, tag).await?;
         if let Some(f) = self.facts.get(&digest).await {
             return Ok(f);

@@ -86,6 +86,32 @@ fn record(env: &str, from: &str, to: &str) -> Record {
     }
 }
 
+/// Bumps of dev, prod and staging (a Helm target) to 6.5.4, in that order: prod sits
+/// between the others in the chain.
+fn three_bumps() -> [Bump; 3] {
+    let mut staging = bump("staging", "apps/podinfo/staging/values.yaml", "6.5.4");
+    if let Some(edit) = &mut staging.edit {
+        edit.target = Target::Helm {
+            tag: "image.tag".parse().unwrap(),
+            repository: None,
+            digest: None,
+        };
+    }
+    [
+        bump(
+            "dev",
+            "apps/podinfo/overlays/dev/kustomization.yaml",
+            "6.5.4",
+        ),
+        bump(
+            "prod",
+            "apps/podinfo/overlays/prod/kustomization.yaml",
+            "6.5.4",
+        ),
+        staging,
+    ]
+}
+
 /// A bump of a Kustomize overlay from 6.5.3 to `to`, as the engine makes it.
 fn bump(env: &str, file: &str, to: &str) -> Bump {
     Bump {
@@ -364,33 +390,7 @@ async fn a_hook_rejecting_prod_fails_only_prod_with_its_message() {
     .await
     .unwrap();
     // prod sits between dev and staging in the chain: the commits after it land too.
-    let mut staging = bump("staging", "apps/podinfo/staging/values.yaml", "6.5.4");
-    if let Some(edit) = &mut staging.edit {
-        edit.target = Target::Helm {
-            tag: "image.tag".parse().unwrap(),
-            repository: None,
-            digest: None,
-        };
-    }
-    let report = repo
-        .apply(
-            &[
-                bump(
-                    "dev",
-                    "apps/podinfo/overlays/dev/kustomization.yaml",
-                    "6.5.4",
-                ),
-                bump(
-                    "prod",
-                    "apps/podinfo/overlays/prod/kustomization.yaml",
-                    "6.5.4",
-                ),
-                staging,
-            ],
-            now(),
-        )
-        .await
-        .unwrap();
+    let report = repo.apply(&three_bumps(), now()).await.unwrap();
     let Outcome::Failed(err) = outcome_of(&report, "prod") else {
         panic!("{:?}", report.outcomes)
     };
@@ -1096,31 +1096,8 @@ async fn a_connection_lost_while_narrowing_keeps_what_landed_landed() {
     ))
     .await
     .unwrap();
-    let mut staging = bump("staging", "apps/podinfo/staging/values.yaml", "6.5.4");
-    if let Some(edit) = &mut staging.edit {
-        edit.target = Target::Helm {
-            tag: "image.tag".parse().unwrap(),
-            repository: None,
-            digest: None,
-        };
-    }
     let report = repo
-        .apply(
-            &[
-                bump(
-                    "dev",
-                    "apps/podinfo/overlays/dev/kustomization.yaml",
-                    "6.5.4",
-                ),
-                bump(
-                    "prod",
-                    "apps/podinfo/overlays/prod/kustomization.yaml",
-                    "6.5.4",
-                ),
-                staging,
-            ],
-            now(),
-        )
+        .apply(&three_bumps(), now())
         .await
         .expect("a partial failure is a report, not an error");
     assert!(

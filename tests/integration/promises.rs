@@ -718,3 +718,69 @@ async fn an_incident_rollback_to_a_tag_prod_ran_goes_in_a_freeze_without_force()
     );
     assert_eq!(scene.tag_in("prod"), "1.0.0");
 }
+
+/// A release made on a branch and merged (a merge commit, as a pull request lands) counts:
+/// the first-parent walk also reads the records a merge brought in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_merged_from_a_branch_releases() {
+    let scene = Scene::start(&[("prod", "1.1.0")]);
+    scene
+        .rules("    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n");
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(0)).await;
+    scene.by_hand("prod", "1.0.0", at(1));
+    let cache = tempfile::tempdir().unwrap();
+    let p = scene.engine(cache.path()).await.pass(at(2)).await;
+    assert!(
+        matches!(state(&p, "prod"), State::Held(_)),
+        "{:?}",
+        state(&p, "prod")
+    );
+
+    let image = format!("{}/acme/app", scene.registry.addr);
+    let release = format!(
+        "promote(prod): app 1.0.0 -> 1.0.0\n\nTagpromoter-Promotion: app\nTagpromoter-Environment: prod\nTagpromoter-Image: {image}\nTagpromoter-From: 1.0.0\nTagpromoter-To: 1.0.0\nTagpromoter-Actor: alice (manual)\nTagpromoter-Hold: released\nTagpromoter-Target: apps/app/prod/values.yaml#image.tag\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    git(
+        dir.path(),
+        &["clone", "-q", scene.bare.to_str().unwrap(), "w"],
+    );
+    let w = dir.path().join("w");
+    git(&w, &["checkout", "-q", "-b", "release-prod"]);
+    commit(&w, &["--allow-empty", "-m", &release], at(3));
+    git(&w, &["checkout", "-q", "main"]);
+    std::fs::write(w.join("README.md"), "meanwhile on main\n").unwrap();
+    git(&w, &["add", "README.md"]);
+    commit(&w, &["-m", "docs"], at(3));
+    let out = std::process::Command::new("git")
+        .current_dir(&w)
+        .args([
+            "-c",
+            "user.name=A Person",
+            "-c",
+            "user.email=person@example.com",
+        ])
+        .args([
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge release-prod",
+            "release-prod",
+        ])
+        .env("GIT_AUTHOR_DATE", at(4).to_string())
+        .env("GIT_COMMITTER_DATE", at(4).to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    git(&w, &["push", "-q", "origin", "main"]);
+
+    let p = scene.engine(cache.path()).await.pass(at(5)).await;
+    assert!(landed(&p, "prod"), "{:?}", state(&p, "prod"));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+}

@@ -656,7 +656,7 @@ async fn identity_tokens_are_exchanged_for_bearer_tokens() {
 /// the request, not retried, never a panic.
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_malformed_bodies_are_refused() {
-    let (_reg, proxy, c, image) = proxied("acme/bodies").await;
+    let (reg, proxy, c, image) = proxied("acme/bodies").await;
     let huge = format!("{{\"tags\": [\"{}\"]}}", "a".repeat(9 * 1024 * 1024));
     proxy.fault("/tags/list", Fault::Body(huge.into_bytes()));
     let err = c.tags(&image).await.unwrap_err();
@@ -683,8 +683,31 @@ async fn oversized_and_malformed_bodies_are_refused() {
         );
     }
 
+    // A manifest read by tag (nothing about the tag cached yet) that is not one.
     proxy.clear();
-    // A manifest fetched by digest that is not the content of that digest.
+    proxy.fault(
+        "/manifests/1.0.0",
+        Fault::Body(b"{\"not\": \"the manifest\"}".to_vec()),
+    );
+    let err = c.facts(&image, &tag("1.0.0")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    assert!(err.to_string().contains("the API promises"), "{err}");
+
+    // A manifest fetched by digest (the tag was resolved before, and re-pushed since)
+    // that is not the content of that digest.
+    proxy.clear();
+    c.new_pass().await;
+    c.facts(&image, &tag("1.0.0")).await.unwrap();
+    Pusher::new(&reg.addr)
+        .image(
+            "acme/bodies",
+            Some("1.0.0"),
+            "2026-02-01T00:00:00Z",
+            "linux",
+            "amd64",
+        )
+        .await;
+    c.new_pass().await;
     proxy.fault(
         "/manifests/sha256:",
         Fault::Body(b"{\"not\": \"the manifest\"}".to_vec()),
@@ -704,6 +727,27 @@ async fn metadata_cached_on_disk_serves_the_next_run() {
     let cache = tempfile::tempdir().unwrap();
     let first = client(&proxy.addr, host(CredentialSource::default())).with_cache_dir(cache.path());
     let facts = first.facts(&image, &tag("1.0.0")).await.unwrap();
+    // Nothing known of the tag: its manifest is read by tag (no HEAD first), then its
+    // config: two requests, not three.
+    let methods: Vec<String> = proxy
+        .seen()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s.method,
+                s.target.split("sha256:").next().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "GET /v2/acme/cached/manifests/1.0.0",
+            "GET /v2/acme/cached/blobs/"
+        ],
+        "a fresh cache reads a tag's manifest by tag"
+    );
     proxy.clear();
     let second =
         client(&proxy.addr, host(CredentialSource::default())).with_cache_dir(cache.path());

@@ -261,3 +261,28 @@ pub async fn seed_many(addr: &str, repos: usize, name: fn(usize) -> String, tags
     }
     while tasks.join_next().await.is_some() {}
 }
+
+/// Like [`seed_many`], but each repository's tags name an image of its own (another config,
+/// so another digest), as real images do: nothing fetched for one repository serves
+/// another. For benchmarks of what a fresh cache costs.
+pub async fn seed_distinct(addr: &str, repos: usize, name: fn(usize) -> String, tags: Vec<String>) {
+    use std::sync::Arc;
+    let pusher = Arc::new(Pusher::new(addr));
+    let tags = Arc::new(tags);
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..repos {
+        let (pusher, tags, limit) = (Arc::clone(&pusher), Arc::clone(&tags), Arc::clone(&limit));
+        tasks.spawn(async move {
+            let _permit = limit.acquire().await.expect("semaphore open");
+            let repo = name(i);
+            let created = format!("2026-01-01T{:02}:{:02}:00Z", i / 60 % 24, i % 60);
+            pusher
+                .image(&repo, Some("seed"), &created, "linux", "amd64")
+                .await;
+            let body = pusher.get_manifest(&repo, "seed").await;
+            pusher.retag(&repo, &tags, &body, OCI_MANIFEST).await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
