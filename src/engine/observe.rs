@@ -1,7 +1,9 @@
 //! Observe: everything a pass decides from, gathered concurrently and with a deadline.
-//! Each watched image's tags are listed once; the GitOps branch is fetched and every
-//! target read at its tip; the history is walked once for all targets (residencies, holds,
-//! our records); then the facts of the tags some gate needs are fetched, each at most once.
+//! Each watched image's tags are listed once; the GitOps repository is read through
+//! [`Repo::snapshot`] (every target at the tip and its history, as far back as the
+//! decisions need: see `reaches_far_enough`); each history is turned into an
+//! environment's timeline (with the digests that ran) and its hold-bearing events; then the
+//! creation times `newestBuild` needs are fetched, each at most once.
 //!
 //! It must not decide: it only gathers, and a registry that fails or hangs costs only its
 //! own images (their entry holds the error).

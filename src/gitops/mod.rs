@@ -1,7 +1,8 @@
 //! The GitOps repository: a local bare mirror, fetched each pass; files read at the branch's
 //! tip without a checkout; bump commits written without a worktree; one push per branch and
 //! pass, with rebase-and-retry on conflicts, rejections narrowed to the commits refused, and
-//! a check that the remote really holds our commits; history read once per pass.
+//! a check that the remote really holds our commits; history read once per pass, through
+//! [`Repo::snapshot`], as far back as the caller needs.
 //!
 //! It must not decide anything: which tag goes where is the engine's business.
 
