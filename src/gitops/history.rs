@@ -48,15 +48,22 @@ pub struct FileChange {
 }
 
 impl History {
-    /// Walk first parents from `tip`.
+    /// Walk first parents from `tip` (at most [`MAX_COMMITS`]).
     pub fn walk(store: &Store, tip: ObjectId) -> Result<Self, GitError> {
+        Self::walk_at_most(store, tip, MAX_COMMITS)
+    }
+
+    /// Walk first parents from `tip`, reading at most `limit` commits (and never more
+    /// than [`MAX_COMMITS`]).
+    pub fn walk_at_most(store: &Store, tip: ObjectId, limit: usize) -> Result<Self, GitError> {
+        let limit = limit.min(MAX_COMMITS);
         let batch = store.batch();
         let mut commits = Vec::new();
         let mut next = Some(tip);
         let boundary = store.shallow_boundary();
         let mut truncated = false;
         while let Some(id) = next {
-            if commits.len() >= MAX_COMMITS {
+            if commits.len() >= limit {
                 truncated = true;
                 break;
             }

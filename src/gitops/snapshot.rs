@@ -17,7 +17,7 @@ use gix::ObjectId;
 use jiff::Timestamp;
 
 use super::error::{GitError, GitErrorKind};
-use super::history::History;
+use super::history::{History, MAX_COMMITS};
 use super::message::Record;
 use super::repo::Repo;
 use super::store::{Batch, Store};
@@ -104,19 +104,34 @@ impl Repo {
         enough: impl Fn(&Snapshot) -> bool,
     ) -> Result<Snapshot, GitError> {
         let tip = self.fetch().await?;
+        // Read what the mirror has, a little at first: a mirror deepened once for an old
+        // hold need not be walked whole on every pass after.
+        let mut limit = FIRST_WALK;
         let mut walked = 0;
         loop {
             let store = self.store().clone();
             let q = Arc::clone(&queries);
-            let read = tokio::task::spawn_blocking(move || read(&store, tip, &q))
+            let read = tokio::task::spawn_blocking(move || read(&store, tip, &q, limit))
                 .await
                 .map_err(|e| {
                     GitError::new(GitErrorKind::Local, "reading history", e.to_string())
                 })??;
-            // A walk that grew no longer (the cap on commits a walk reads) cannot be helped.
+            if enough(&read) {
+                return Ok(read);
+            }
+            if read.walked >= limit && limit < MAX_COMMITS {
+                limit = limit.saturating_mul(2);
+                walked = read.walked;
+                continue;
+            }
+            // Past the cap on commits a walk reads, or a walk that grew no longer: nothing
+            // more to read.
+            if read.walked >= MAX_COMMITS {
+                return Ok(read);
+            }
             let grew = read.walked > walked;
             walked = read.walked;
-            if !enough(&read) && grew && self.is_shallow() {
+            if grew && self.is_shallow() {
                 let by = u32::try_from(read.walked).unwrap_or(u32::MAX).max(1);
                 self.deepen(by).await?;
                 continue;
@@ -126,13 +141,21 @@ impl Repo {
     }
 }
 
+/// How many commits a snapshot reads first (doubled while the decisions need more).
+const FIRST_WALK: usize = 1_000;
+
 /// The most commits of a merged side branch read for records (a long-lived branch merged
 /// back counts its newest commits only).
 const MAX_SIDE: usize = 1_000;
 
 /// Read every query on a blocking thread.
-fn read(store: &Store, tip: ObjectId, queries: &[TargetQuery]) -> Result<Snapshot, GitError> {
-    let history = History::walk(store, tip)?;
+fn read(
+    store: &Store,
+    tip: ObjectId,
+    queries: &[TargetQuery],
+    limit: usize,
+) -> Result<Snapshot, GitError> {
+    let history = History::walk_at_most(store, tip, limit)?;
     let commits = history.commits();
     let reach = history
         .truncated

@@ -1113,3 +1113,42 @@ async fn a_connection_lost_while_narrowing_keeps_what_landed_landed() {
         Some("promote(dev): podinfo 6.5.3 -> 6.5.4")
     );
 }
+
+/// A snapshot reads history as far as its caller says it needs, no further: a little of a
+/// deep mirror when that is enough, doubling what it reads while it is not, and deepening a
+/// shallow mirror (doubling again) once the mirror's own history is read whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "deep");
+    support::git::append_commits(&bare, 3_000, 1_700_000_000);
+    let cache = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        &format!("file://{}", bare.display()),
+        cache.path(),
+        RemoteAuth::None,
+    );
+    cfg.depth = Some(100);
+    let repo = Repo::open(cfg).await.unwrap();
+    let queries = std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
+        file: "apps/podinfo/overlays/dev/kustomization.yaml".into(),
+        target: Target::Kustomize { name: IMAGE.into() },
+        id: "apps/podinfo/overlays/dev/kustomization.yaml#images[name=podinfo]".into(),
+        names: ("podinfo".into(), "dev".into()),
+    }]);
+    // Enough at once: the shallow mirror's 100 commits are all it reads.
+    let s = repo.snapshot(queries.clone(), |_| true).await.unwrap();
+    assert_eq!(s.walked, 100);
+    // The whole history (3,001 commits): deepened until its first commit is read.
+    let s = repo
+        .snapshot(queries.clone(), |s| s.targets[0].from_start)
+        .await
+        .unwrap();
+    assert_eq!(s.walked, 3_001);
+    assert!(s.targets[0].from_start);
+    // The mirror is deep now; a caller that needs little reads a first slice of it only.
+    let s = repo.snapshot(queries.clone(), |_| true).await.unwrap();
+    assert_eq!(s.walked, 1_000);
+    let s = repo.snapshot(queries, |s| s.walked >= 1_500).await.unwrap();
+    assert_eq!(s.walked, 2_000, "doubled once");
+}
