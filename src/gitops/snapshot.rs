@@ -121,11 +121,10 @@ impl Repo {
             }
             if read.walked >= limit && limit < MAX_COMMITS {
                 limit = limit.saturating_mul(2);
-                walked = read.walked;
                 continue;
             }
-            // Past the cap on commits a walk reads, or a walk that grew no longer: nothing
-            // more to read.
+            // Past the cap on commits a walk reads, or a mirror that a fetch did not deepen
+            // (`walked` is what the walk reached before the last fetch): nothing more.
             if read.walked >= MAX_COMMITS {
                 return Ok(read);
             }

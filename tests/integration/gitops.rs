@@ -1128,7 +1128,9 @@ async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
         cache.path(),
         RemoteAuth::None,
     );
-    cfg.depth = Some(100);
+    // 500, then deepened by 500: the mirror's boundary falls exactly where the first walk
+    // stops.
+    cfg.depth = Some(500);
     let repo = Repo::open(cfg).await.unwrap();
     let queries = std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
         file: "apps/podinfo/overlays/dev/kustomization.yaml".into(),
@@ -1136,9 +1138,9 @@ async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
         id: "apps/podinfo/overlays/dev/kustomization.yaml#images[name=podinfo]".into(),
         names: ("podinfo".into(), "dev".into()),
     }]);
-    // Enough at once: the shallow mirror's 100 commits are all it reads.
+    // Enough at once: the shallow mirror's 500 commits are all it reads.
     let s = repo.snapshot(queries.clone(), |_| true).await.unwrap();
-    assert_eq!(s.walked, 100);
+    assert_eq!(s.walked, 500);
     // The whole history (3,001 commits): deepened until its first commit is read.
     let s = repo
         .snapshot(queries.clone(), |s| s.targets[0].from_start)
