@@ -156,21 +156,15 @@ pub const INSPECT_PER_ROUND: usize = 8;
 /// decision would write (its digest goes in the trailer, its creation time starts the
 /// stall clock). However many newer tags an environment has, the one that soaked is
 /// reached.
-/// `only`: the promotions of this image alone (its tag list just came in).
 pub fn facts_wanted(
     rules: &Rules,
     observed: &Observed,
     now: Timestamp,
     asked: &HashSet<(Repository, Tag)>,
-    only: Option<&Repository>,
 ) -> Vec<(Repository, Tag)> {
     let no_facts = Default::default();
     let mut wanted = Vec::new();
-    let promotions = rules
-        .promotions
-        .iter()
-        .filter(|p| only.is_none_or(|image| p.image == *image));
-    for p in promotions {
+    for p in &rules.promotions {
         let Some(Ok(tags)) = observed.images.get(&p.image) else {
             continue;
         };

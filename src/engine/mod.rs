@@ -184,7 +184,7 @@ impl Engine {
         // and age only once it soaked upstream, the winner's digest for the trailer.
         let mut asked = std::collections::HashSet::new();
         loop {
-            let wanted = decide::facts_wanted(rules, &observed, now, &asked, None);
+            let wanted = decide::facts_wanted(rules, &observed, now, &asked);
             if wanted.is_empty() {
                 break;
             }

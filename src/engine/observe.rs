@@ -8,7 +8,7 @@
 //! It must not decide: it only gathers, and a registry that fails or hangs costs only its
 //! own images (their entry holds the error).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -259,38 +259,27 @@ pub async fn observe(
         files: read.files,
     };
     let mut inspections = JoinSet::new();
-    let mut inspect = |image: &Repository, tag: Tag| {
-        let registry = Arc::clone(registry);
-        let image = image.clone();
-        inspections.spawn(async move {
-            let got = tokio::time::timeout_at(until, registry.facts(&image, &tag)).await;
-            let result = got.unwrap_or_else(|_| Err(timed_out(&image, "inspecting", deadline)));
-            (image, tag, result)
-        });
-    };
     while let Some(joined) = listings.join_next().await {
         let Ok((image, result)) = joined else {
             continue;
         };
-        let first = match &result {
-            Ok(tags) => tags_needing_facts(rules, &image, tags, &observed.environments),
-            Err(e) => {
-                tracing::warn!(image = %image, error = %e, "cannot list tags");
-                BTreeSet::new()
+        match &result {
+            Ok(tags) => {
+                for tag in tags_needing_facts(rules, &image, tags, &observed.environments) {
+                    let registry = Arc::clone(registry);
+                    let image = image.clone();
+                    inspections.spawn(async move {
+                        let got =
+                            tokio::time::timeout_at(until, registry.facts(&image, &tag)).await;
+                        let result =
+                            got.unwrap_or_else(|_| Err(timed_out(&image, "inspecting", deadline)));
+                        (image, tag, result)
+                    });
+                }
             }
-        };
-        observed.images.insert(image.clone(), result);
-        // What this image's decisions will ask first (the tag to write, candidates that
-        // soaked), fetched now beside the other images' listings rather than after them.
-        let asked = HashSet::new();
-        let wanted = super::decide::facts_wanted(rules, &observed, now, &asked, Some(&image));
-        let wanted: BTreeSet<Tag> = first
-            .into_iter()
-            .chain(wanted.into_iter().map(|(_, tag)| tag))
-            .collect();
-        for tag in wanted {
-            inspect(&image, tag);
+            Err(e) => tracing::warn!(image = %image, error = %e, "cannot list tags"),
         }
+        observed.images.insert(image, result);
         report(observed.images.len());
     }
     while let Some(joined) = inspections.join_next().await {
