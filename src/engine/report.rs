@@ -126,6 +126,12 @@ pub enum State {
         /// Where it is.
         url: String,
     },
+    /// It runs a tag above the best one the policy accepts (a person set it): kept, never
+    /// moved back.
+    Ahead {
+        /// The best tag the policy accepts.
+        best: String,
+    },
     /// A newer tag the policy accepts cannot be taken for a reason of its own (its
     /// platforms, its age, its metadata unreadable): not up to date, and saying why.
     Waiting {
@@ -155,6 +161,7 @@ impl State {
             Self::InReview { .. } => "in-review",
             Self::Declined { .. } => "declined",
             Self::Waiting { .. } => "waiting",
+            Self::Ahead { .. } => "ahead",
             Self::Failing { .. } => "failing",
         }
     }
@@ -177,6 +184,7 @@ impl std::fmt::Display for State {
             Self::InReview { number, url } => write!(f, "in review: #{number} {url}"),
             Self::Declined { number, .. } => write!(f, "declined: #{number} closed unmerged"),
             Self::Waiting { tag, .. } => write!(f, "waiting for {tag}"),
+            Self::Ahead { best } => write!(f, "ahead of {best}"),
             Self::Failing { class, .. } => write!(f, "failing: {class}"),
         }
     }
@@ -236,11 +244,16 @@ impl EnvReport {
             },
             Decision::UpToDate { waiting, .. } => soaking(waiting).unwrap_or(State::UpToDate),
             Decision::Blocked {
-                reason, waiting, ..
+                reason,
+                waiting,
+                to,
+                ..
             } => match reason {
                 Blocked::Frozen { until } => State::Frozen { until: *until },
                 Blocked::Held(h) => State::Held(h.clone()),
-                Blocked::Downgrade { .. } => State::UpToDate,
+                Blocked::Downgrade { .. } => State::Ahead {
+                    best: to.as_ref().map(ToString::to_string).unwrap_or_default(),
+                },
                 Blocked::Unknown { .. } => failing("facts", reason.to_string()),
                 Blocked::NothingEligible => soaking(waiting).unwrap_or(if d.current.is_some() {
                     State::UpToDate

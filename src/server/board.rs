@@ -23,7 +23,7 @@ table { border-collapse: collapse; width: 100%; }
 caption { text-align: left; color: var(--muted); padding-bottom: .5rem; }
 th, td { border: 1px solid #8885; padding: .5rem; vertical-align: top; text-align: left; }
 td { border-left: .35rem solid var(--muted); }
-td[data-state="up-to-date"] { border-left-color: var(--ok); }
+td[data-state="up-to-date"], td[data-state="ahead"] { border-left-color: var(--ok); }
 td[data-state="soaking"], td[data-state="pending"], td[data-state="in-review"], td[data-state="waiting"] { border-left-color: var(--wait); }
 td[data-state="failing"], td[data-state="stalled"] { border-left-color: var(--bad); }
 td[data-state="held"], td[data-state="frozen"], td[data-state="declined"] { border-left-color: var(--held); }
@@ -266,6 +266,7 @@ fn state(v: &EnvView) -> String {
         },
         "in-review" => "In review".into(),
         "waiting" => "Waiting: a newer tag cannot be taken yet".into(),
+        "ahead" => "Ahead of the policy's best: kept as a person set it".into(),
         "declined" => "Declined: the pull request was closed unmerged".into(),
         "failing" => format!(
             "Failing: {}",

@@ -264,6 +264,13 @@ async fn a_forced_hotfix_outside_the_range_and_a_hand_set_newer_tag_are_never_un
     for hour in [106, 130] {
         let p = engine.pass(at(hour)).await;
         assert!(!landed(&p, "prod"), "7.0.0 must not be moved back to 1.1.0");
+        assert_eq!(
+            state(&p, "prod"),
+            State::Ahead {
+                best: "1.1.0".into()
+            },
+            "not 'up to date': it runs what the policy does not accept"
+        );
     }
     assert_eq!(scene.tag_in("prod"), "7.0.0");
     // A person's `latest`, which semver cannot order, holds too.
