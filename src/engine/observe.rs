@@ -298,8 +298,9 @@ pub async fn observe(
     Ok(observed)
 }
 
-/// Fetch the facts of `wanted` tags not observed yet (the tags a decision would write:
-/// their creation time starts the stall clock, their digest goes in the trailer).
+/// Fetch the facts of `wanted` tags not observed yet: one round of what the decisions ask
+/// for (`decide::facts_wanted`: candidates that soaked, the tag to write, whose creation
+/// time starts the stall clock and whose digest goes in the trailer).
 pub async fn inspect_more(
     registry: &Arc<Registry>,
     observed: &mut Observed,
