@@ -170,21 +170,8 @@ pub async fn by_tag(
     tag: &Tag,
 ) -> Result<(Digest, Manifest), RegistryError> {
     let step = format!("reading the manifest {path}:{tag}");
-    let resp = t
-        .send(&Request {
-            method: Method::GET,
-            host,
-            target: &format!("/v2/{path}/manifests/{tag}"),
-            accept: Some(MANIFEST_ACCEPT),
-            scope: &format!("repository:{path}:pull"),
-            step: &step,
-            limit: MAX_MANIFEST_BYTES,
-        })
-        .await?;
     let invalid = |d: String| RegistryError::new(ErrorKind::Invalid, host, &step, d);
-    if !resp.status.is_success() {
-        return Err(invalid(format!("unexpected status {}", resp.status)));
-    }
+    let resp = get_manifest(t, host, path, tag.as_str(), &step).await?;
     // What the body hashes to is its digest; a registry header that says otherwise means
     // the body is not what the registry sent.
     let digest = Digest::new(&sha256(&resp.body)).map_err(|e| invalid(e.to_string()))?;
@@ -282,23 +269,41 @@ async fn fetch_manifest(
     digest: &Digest,
 ) -> Result<Manifest, RegistryError> {
     let step = format!("reading the manifest {digest} of {path}");
+    let invalid = |d: String| RegistryError::new(ErrorKind::Invalid, host, &step, d);
+    let resp = get_manifest(t, host, path, digest.as_str(), &step).await?;
+    verify(digest, &resp.body).map_err(invalid)?;
+    parse_manifest(&resp.body).map_err(invalid)
+}
+
+/// GET the manifest `reference` (a tag or a digest) names; any status but success is an
+/// error.
+async fn get_manifest(
+    t: &Transport,
+    host: &str,
+    path: &str,
+    reference: &str,
+    step: &str,
+) -> Result<super::transport::Response, RegistryError> {
     let resp = t
         .send(&Request {
             method: Method::GET,
             host,
-            target: &format!("/v2/{path}/manifests/{digest}"),
+            target: &format!("/v2/{path}/manifests/{reference}"),
             accept: Some(MANIFEST_ACCEPT),
             scope: &format!("repository:{path}:pull"),
-            step: &step,
+            step,
             limit: MAX_MANIFEST_BYTES,
         })
         .await?;
-    let invalid = |d: String| RegistryError::new(ErrorKind::Invalid, host, &step, d);
     if !resp.status.is_success() {
-        return Err(invalid(format!("unexpected status {}", resp.status)));
+        return Err(RegistryError::new(
+            ErrorKind::Invalid,
+            host,
+            step,
+            format!("unexpected status {}", resp.status),
+        ));
     }
-    verify(digest, &resp.body).map_err(invalid)?;
-    parse_manifest(&resp.body).map_err(invalid)
+    Ok(resp)
 }
 
 /// A manifest or index as the API promises it (schema1 refused).
