@@ -475,6 +475,41 @@ mod tests {
                 "error history",
             ),
             (
+                "a target a person created in the history read needs nothing older",
+                semver_tags().history(
+                    "prod",
+                    "",
+                    false,
+                    &[Step::Hand {
+                        at: h(10),
+                        to: "1.0.0",
+                    }],
+                ),
+                "prod",
+                "promote 1.1.0",
+            ),
+            (
+                "a file broken and fixed by hand keeps the hold it had",
+                semver_tags().history(
+                    "prod",
+                    "1.1.0",
+                    true,
+                    &[
+                        Step::Hand {
+                            at: h(10),
+                            to: "1.0.0",
+                        },
+                        Step::Broken { at: h(11) },
+                        Step::Hand {
+                            at: h(12),
+                            to: "1.0.0",
+                        },
+                    ],
+                ),
+                "prod",
+                "held by bob",
+            ),
+            (
                 "the bot's own write bounds what must be read",
                 semver_tags().history(
                     "prod",

@@ -82,6 +82,11 @@ pub enum Step {
         /// When.
         at: Timestamp,
     },
+    /// A person commits the file so that the target cannot be read (broken YAML).
+    Broken {
+        /// When.
+        at: Timestamp,
+    },
 }
 
 /// What a pass observed, built up step by step.
@@ -156,8 +161,9 @@ impl World {
         self
     }
 
-    /// `env`'s target history: `initial` at [`at`]`(0)`, then `steps`; read to the first
-    /// commit when `from_start`, else as a shallow mirror would stop at the first step.
+    /// `env`'s target history: `initial` at [`at`]`(0)` (`""`: the file does not exist
+    /// yet), then `steps`; read to the first commit when `from_start`, else as a shallow
+    /// mirror would stop at the first step.
     pub fn history(mut self, env: &str, initial: &str, from_start: bool, steps: &[Step]) -> Self {
         let p = &self.rules.promotions[0];
         let e = p
@@ -181,8 +187,9 @@ impl World {
         };
         let value = |tag: &str| {
             Some(Value {
-                tag: Some(tag.to_string()),
+                tag: (!tag.is_empty()).then(|| tag.to_string()),
                 digest: None,
+                readable: true,
             })
         };
         let entry = |time, author: &str, record: Option<Record>, value: Option<Value>| Entry {
@@ -221,12 +228,21 @@ impl World {
                     let released = record(&current, alice, Some(HoldChange::Released));
                     entry(*at, "tagpromoter", Some(released), None)
                 }
+                Step::Broken { at } => {
+                    let broken = Value {
+                        tag: None,
+                        digest: None,
+                        readable: false,
+                    };
+                    entry(*at, "bob", None, Some(broken))
+                }
             });
         }
         let history = TargetHistory {
             current: Ok(Value {
                 tag: Some(current),
                 digest: None,
+                readable: true,
             }),
             entries,
             from_start,

@@ -28,11 +28,14 @@ pub struct Event {
 
 impl Event {
     /// Whether no hold before this commit can still be in force after it: the bot wrote
-    /// automatically (it never does while held), or a person released.
+    /// automatically (it never does while held), a person released, or the target came
+    /// into being here (a file or key added: nothing before it was this target's).
     pub fn resets(&self) -> bool {
-        self.record.as_ref().is_some_and(|r| {
-            r.hold == Some(HoldChange::Released) || (r.actor == Actor::Bot && r.hold.is_none())
-        })
+        let created = matches!(&self.moved, Some((None, Some(_))));
+        created
+            || self.record.as_ref().is_some_and(|r| {
+                r.hold == Some(HoldChange::Released) || (r.actor == Actor::Bot && r.hold.is_none())
+            })
     }
 }
 

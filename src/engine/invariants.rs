@@ -99,6 +99,7 @@ impl Model {
             value: Some(Value {
                 tag: Some(tag.into()),
                 digest: None,
+                readable: true,
             }),
         };
         let tags = ["1.0.0", "1.0.1-hotfix.1", "7.0.0", "latest"];
@@ -209,6 +210,7 @@ impl Model {
             digest: pinned
                 .then(|| facts.get(t).map(|f| f.digest.to_string()))
                 .flatten(),
+            readable: true,
         });
         let time = self.clock();
         self.entries[env].push(Entry {

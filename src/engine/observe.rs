@@ -402,10 +402,12 @@ async fn read_repository(
 pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
     let mut changes: Vec<Change> = Vec::new();
     let mut events = Vec::new();
+    // The last value read (`None` before any): what a change moved from.
     let mut before: Option<Option<String>> = None;
-    for (i, e) in history.entries.iter().enumerate() {
+    for e in &history.entries {
         let mut moved = None;
-        if let Some(value) = &e.value {
+        // A target that cannot be read says nothing about what ran: skipped.
+        if let Some(value) = e.value.as_ref().filter(|v| v.readable) {
             // The digest that ran: pinned in the file, else the one our record wrote.
             let recorded = e
                 .record
@@ -424,8 +426,9 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
                 // Marked by `Observed::upstream`, which knows the policy's order.
                 rollback: false,
             });
-            // The oldest commit read is a change only where the history begins.
-            let first = i == 0 && !history.from_start;
+            // The first value of a history read from where reading stopped is what the
+            // target held then, not a change.
+            let first = before.is_none() && !history.from_start;
             if !first && before.as_ref() != Some(&value.tag) {
                 moved = Some((before.clone().flatten(), value.tag.clone()));
             }

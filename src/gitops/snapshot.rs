@@ -44,6 +44,9 @@ pub struct Value {
     pub tag: Option<String>,
     /// The digest pinned beside it, if any.
     pub digest: Option<String>,
+    /// Whether the target could be read (a file that is not valid YAML, or where the
+    /// value is not a scalar, says nothing about what ran).
+    pub readable: bool,
 }
 
 /// One commit of a target's history.
@@ -182,6 +185,7 @@ fn read(
                 .map(|c| Value {
                     tag: c.tag,
                     digest: c.digest,
+                    readable: true,
                 })
                 .map_err(|e| GitError::new(GitErrorKind::Target, &step(), e.to_string())),
             Some(Err(e)) => Err(e.clone()),
@@ -194,6 +198,7 @@ fn read(
                 None => Value {
                     tag: None,
                     digest: None,
+                    readable: true,
                 },
                 Some(blob) => {
                     let text = blobs.entry(blob).or_insert_with(|| {
@@ -202,12 +207,23 @@ fn read(
                             .ok()
                             .and_then(|b| String::from_utf8(b).ok())
                     });
-                    let read = text
-                        .as_deref()
-                        .and_then(|t| manifest::read(t, &q.target).ok());
-                    Value {
-                        tag: read.as_ref().and_then(|c| c.tag.clone()),
-                        digest: read.and_then(|c| c.digest),
+                    match text.as_deref().map(|t| manifest::read(t, &q.target)) {
+                        Some(Ok(c)) => Value {
+                            tag: c.tag,
+                            digest: c.digest,
+                            readable: true,
+                        },
+                        // The key is not there (yet): no target, as for a missing file.
+                        Some(Err(manifest::EditError::NotFound { .. })) => Value {
+                            tag: None,
+                            digest: None,
+                            readable: true,
+                        },
+                        _ => Value {
+                            tag: None,
+                            digest: None,
+                            readable: false,
+                        },
                     }
                 }
             };
