@@ -261,25 +261,34 @@ impl TagPolicy {
             Some(text) if text != tag => vec![text.as_str(), tag],
             _ => vec![tag],
         };
-        let unordered = |why| Unordered {
+        self.place(&texts, tag, created).map_err(|why| Unordered {
             tag: tag.to_string(),
             why,
-        };
+        })
+    }
+
+    /// The key the order gives `tag`, read from the first of `texts` that it can read
+    /// (`created` for `newestBuild`). The one dispatch on the kind of order: candidates
+    /// ([`Self::key`]) and "is it lower?" ([`Self::order`]) both come here.
+    fn place(
+        &self,
+        texts: &[&str],
+        tag: &str,
+        created: &dyn Fn(&str) -> Option<Timestamp>,
+    ) -> Result<Key, Unranked> {
         match &self.order {
             Order::Semver(_) => texts
                 .iter()
                 .find_map(|t| Version::parse_tag(t).ok())
                 .map(Key::Version)
-                .ok_or(unordered(Unranked::NotAVersion)),
-            Order::Alphabetical(_) => Ok(Key::Text(texts[0].to_string())),
+                .ok_or(Unranked::NotAVersion),
+            Order::Alphabetical(_) => Ok(Key::Text(texts.first().unwrap_or(&tag).to_string())),
             Order::Numerical(_) => texts
                 .iter()
                 .find_map(|t| number(t))
                 .map(Key::Number)
-                .ok_or(unordered(Unranked::NotANumber)),
-            Order::NewestBuild => created(tag)
-                .map(Key::Time)
-                .ok_or(unordered(Unranked::NoCreationTime)),
+                .ok_or(Unranked::NotANumber),
+            Order::NewestBuild => created(tag).map(Key::Time).ok_or(Unranked::NoCreationTime),
         }
     }
 
@@ -316,23 +325,20 @@ impl TagPolicy {
             None => tag.to_string(),
             Some(f) => self.extract(f, tag)?,
         };
-        match &self.order {
-            Order::Semver(range) => match Version::parse_tag(&text) {
-                Err(_) => Err(Rejection::NotAVersion { text }),
-                Ok(v) => match range.explain(&v) {
-                    Ok(()) => Ok(Key::Version(v)),
-                    Err(why) => Err(Rejection::OutOfRange { why: why.0 }),
-                },
-            },
-            Order::Alphabetical(_) => Ok(Key::Text(text)),
-            Order::Numerical(_) => number(&text)
-                .map(Key::Number)
-                .ok_or(Rejection::NotANumber { text }),
-            Order::NewestBuild => match created(tag) {
-                Some(t) => Ok(Key::Time(t)),
-                None => Err(Rejection::NoCreationTime),
-            },
+        let key = self
+            .place(&[&text], tag, created)
+            .map_err(|why| match why {
+                Unranked::NotAVersion => Rejection::NotAVersion { text: text.clone() },
+                Unranked::NotANumber => Rejection::NotANumber { text: text.clone() },
+                Unranked::NoCreationTime => Rejection::NoCreationTime,
+            })?;
+        // Only a candidate must be in the range.
+        if let (Order::Semver(range), Key::Version(v)) = (&self.order, &key) {
+            range
+                .explain(v)
+                .map_err(|why| Rejection::OutOfRange { why: why.0 })?;
         }
+        Ok(key)
     }
 
     /// `Greater` when `a` ranks above `b`.
