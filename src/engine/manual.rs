@@ -3,8 +3,6 @@
 //! holds the environment until `release` or `--hold-for` runs out; `--force` bypasses soak,
 //! freeze and `from` and must say why. Never writes a tag the registry does not list.
 
-use std::cmp::Ordering;
-
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Engine, EnvKey};
@@ -182,18 +180,15 @@ impl Engine {
         };
         // Without --tag, only forward from what runs, forced or not: a rollback is always
         // a person naming the tag.
+        let created = |t: &str| created_of(&facts, t);
         if req.tag.is_none()
-            && let Some(running) = current.as_deref()
+            && current.as_deref() != Some(tag.as_str())
+            && super::holds::promote_holds(&policy, tag.as_str(), current.as_deref(), &created)
         {
-            let created = |t: &str| created_of(&facts, t);
-            if !matches!(
-                policy.order(tag.as_str(), running, &created),
-                Ok(Ordering::Greater)
-            ) {
-                return Err(ManualError::Refused(format!(
-                    "{key} runs {running}, and the best eligible tag {tag} is not newer; name a tag with --tag to roll back"
-                )));
-            }
+            return Err(ManualError::Refused(format!(
+                "{key} runs {}, and the best eligible tag {tag} is not newer; name a tag with --tag to roll back",
+                current.as_deref().unwrap_or("nothing")
+            )));
         }
         // The chosen tag's facts: for its gates, and for the digest in the trailer.
         if !facts.contains_key(&tag) {

@@ -369,21 +369,18 @@ async fn read_repository(
             names: (p.name.clone(), env.name.clone()),
         })
         .collect();
+    // What `enough` works out for the last snapshot is what the pass decides from.
+    let mut environments = HashMap::new();
     let snapshot = repo
         .snapshot(Arc::new(queries), |s| {
-            let states = keys
+            environments = keys
                 .iter()
                 .zip(&s.targets)
                 .map(|((key, _, _), t)| (key.clone(), env_state(t)))
                 .collect();
-            reaches_far_enough(rules, &states, now)
+            reaches_far_enough(rules, &environments, now)
         })
         .await?;
-    let environments = keys
-        .into_iter()
-        .zip(&snapshot.targets)
-        .map(|((key, _, _), t)| (key, env_state(t)))
-        .collect();
     let files = snapshot
         .files
         .into_iter()

@@ -100,11 +100,12 @@ impl Repo {
     /// Fetch the branch and read `queries` at its tip and back in history; while
     /// `enough(&snapshot)` says the history read is too short and the mirror is shallow,
     /// fetch more (doubling what was read, so that fetches stay few and each within git's
-    /// timeout) and read again.
+    /// timeout) and read again. The snapshot returned is always the last one `enough` saw,
+    /// so the caller may keep what it worked out there.
     pub async fn snapshot(
         &self,
         queries: Arc<Vec<TargetQuery>>,
-        enough: impl Fn(&Snapshot) -> bool,
+        mut enough: impl FnMut(&Snapshot) -> bool,
     ) -> Result<Snapshot, GitError> {
         let tip = self.fetch().await?;
         // Read what the mirror has, a little at first: a mirror deepened once for an old
