@@ -25,7 +25,7 @@ pub enum Problem {
     /// Its history cannot be read back as far as the decision needs (the commit that set
     /// its value, holds after it): deciding on part of it could undo a person's change.
     #[error(
-        "its history could not be read back to the commit that set its current value (the walk stops after {max} commits); nothing is decided without it",
+        "its history could not be read back to the commit that set its current value and a hold's release or the bot's own write (the walk stops after {max} commits), so a person's hold cannot be ruled out; `tagpromoter release` on this environment records that nothing before it holds",
         max = crate::gitops::history::MAX_COMMITS
     )]
     History,
@@ -112,7 +112,7 @@ pub enum Warning {
     /// The tag it runs was re-pushed since it was written: what runs and what the tag
     /// names now are different bits.
     #[error(
-        "{tag} was re-pushed since it was written here: it ran as {ran}, the registry now has {now}"
+        "{tag} was re-pushed since it was written here: it ran as {ran}, the registry now has {now} (a restarted pod pulls the new bits; pinDigest writes the digest so that it cannot)"
     )]
     DigestMoved {
         /// The tag.
@@ -664,7 +664,7 @@ mod tests {
         assert_eq!(
             warnings("staging"),
             [format!(
-                "1.1.0 was re-pushed since it was written here: it ran as {}, the registry now has {}",
+                "1.1.0 was re-pushed since it was written here: it ran as {}, the registry now has {} (a restarted pod pulls the new bits; pinDigest writes the digest so that it cannot)",
                 digest("1.1.0", 0),
                 digest("1.1.0", 1)
             )]

@@ -267,7 +267,9 @@ impl Engine {
         self.write(bump, record, now).await
     }
 
-    /// Lift the hold on an environment (an empty commit with `Tagpromoter-Hold: released`).
+    /// Lift the hold on an environment (an empty commit with `Tagpromoter-Hold: released`);
+    /// also where its history is too long to tell whether one is in force: the release is
+    /// then where its history starts.
     pub async fn release(
         &self,
         promotion: &str,
@@ -296,7 +298,10 @@ impl Engine {
             .iter()
             .find(|e| e.name == environment)
             .ok_or_else(|| ManualError::Refused("no such environment".into()))?;
-        if !plan.observed.hold(p, env).is_some_and(|h| h.active(now)) {
+        // A history too long to read back to a reset holds the environment in doubt; a
+        // release is the reset it lacks.
+        let held = plan.observed.hold(p, env).is_some_and(|h| h.active(now));
+        if !held && state.complete {
             return Ok(ManualOutcome::Nothing(format!("{key} is not held")));
         }
         let current = state

@@ -59,9 +59,10 @@ pub struct EnvState {
     pub timeline: Timeline,
     /// The commits that bear on holds (a person's changes, our records), oldest first.
     pub events: Vec<Event>,
-    /// Whether the history read reaches back as far as its own decisions need: the commit
-    /// that set its value, and a reset of holds at or before it (a shallow mirror, or a
-    /// history longer than a walk may go, can leave it short: then nothing is decided).
+    /// Whether the history read reaches back as far as its own holds need: a reset (the
+    /// bot's own write, a release, the target's creation) or the repository's first commit
+    /// (a shallow mirror, or a history longer than a walk may go, can leave it short: then
+    /// nothing is decided).
     pub complete: bool,
     /// Whether the history read starts where the repository's does (the timeline's first
     /// value is a change, not just what the target held where reading stopped).
@@ -103,8 +104,8 @@ impl EnvState {
 }
 
 /// Whether the history read reaches back as far as every decision needs: each
-/// environment's own history complete, and for each with `from`, its upstream's residencies
-/// known (with their starts) back to its horizon. A fresh cache that reads this far
+/// environment's own history complete, and for each with `from`, the commit that set its
+/// value and its upstream's residencies known (with their starts) back to its horizon. A fresh cache that reads this far
 /// decides as a warm one.
 pub(crate) fn reaches_far_enough(
     rules: &Rules,
@@ -122,6 +123,10 @@ pub(crate) fn reaches_far_enough(
             let Some(from) = &env.from else {
                 return true;
             };
+            // Its horizon starts where its value was set: that commit must be read.
+            if !state.from_start && state.set_at().is_none() {
+                return false;
+            }
             let upstream = states.get(&EnvKey {
                 promotion: p.name.clone(),
                 environment: from.clone(),
@@ -440,10 +445,8 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
             });
         }
     }
-    // Holds start over at a reset; one must be in the history read, and the commit that
-    // set the value; or the history's start.
-    let set_visible = changes.len() > 1;
-    let complete = history.from_start || (set_visible && events.iter().any(Event::resets));
+    // Holds start over at a reset; one must be in the history read, or its start.
+    let complete = history.from_start || events.iter().any(Event::resets);
     let recent = history
         .entries
         .iter()

@@ -154,7 +154,7 @@ impl fmt::Display for Block {
             }
             Self::DigestNotSoaked { env, soaked, now } => write!(
                 f,
-                "re-pushed since it soaked: {env} ran {soaked}, the registry now has {now}"
+                "re-pushed since it soaked: {env} ran {soaked}, the registry now has {now}; it goes on once {env} has run the new digest for the soak"
             ),
         }
     }

@@ -791,3 +791,32 @@ async fn a_release_merged_from_a_branch_releases() {
     assert!(landed(&p, "prod"), "{:?}", state(&p, "prod"));
     assert_eq!(scene.tag_in("prod"), "1.1.0");
 }
+
+/// A history longer than a walk may read, with no reset in it, fails the environment
+/// loudly (a hold cannot be ruled out) and says what to do; `release` is that: it records
+/// where the history starts, and the next pass decides.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_history_too_long_to_read_fails_loudly_until_released() {
+    let scene = Scene::start(&[("prod", "1.0.0")]);
+    scene
+        .rules("    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n");
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(0)).await;
+    scene.unrelated_commits(tagpromoter::gitops::history::MAX_COMMITS + 10, at(1));
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    let p = engine.pass(at(400)).await;
+    assert!(!landed(&p, "prod"));
+    assert!(
+        matches!(state(&p, "prod"), State::Failing { ref class, ref error } if class == "history" && error.contains("tagpromoter release")),
+        "{:?}",
+        state(&p, "prod")
+    );
+    let released = engine.release("app", "prod", "alice", None, at(401)).await;
+    assert!(
+        matches!(released, Ok(ManualOutcome::Landed { .. })),
+        "{released:?}"
+    );
+    assert!(landed(&engine.pass(at(402)).await, "prod"));
+    assert_eq!(scene.tag_in("prod"), "1.1.0");
+}
