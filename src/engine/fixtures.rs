@@ -5,14 +5,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::apply::Applied;
 use super::decide::{self, Decided, EnvDecision};
 use super::observe::{EnvKey, Observed, env_state};
-use super::report::{EnvReport, PassReport, Scope};
+use super::report::{EnvReport, PassReport};
 use crate::gitops::message::{Actor, HoldChange, Record};
 use crate::gitops::{Entry, TargetHistory, Value};
 use crate::image::{Digest, ImageFacts, Repository, Tag};
@@ -279,16 +278,7 @@ impl World {
                 recent: Vec::new(),
             })
             .collect();
-        PassReport {
-            now,
-            duration: Duration::ZERO,
-            tip: None,
-            environments,
-            error: None,
-            registry_requests: 0,
-            pushes: 0,
-            scope: Scope::All,
-        }
+        PassReport::new(now, environments)
     }
 }
 

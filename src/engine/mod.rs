@@ -259,16 +259,7 @@ impl Engine {
     ) -> (PassReport, Option<Observed>) {
         let started = Instant::now();
         let requests = self.registry.request_count();
-        let mut report = PassReport {
-            now,
-            duration: Duration::ZERO,
-            tip: None,
-            environments: Vec::new(),
-            error: None,
-            registry_requests: 0,
-            pushes: 0,
-            scope: Scope::All,
-        };
+        let mut report = PassReport::new(now, Vec::new());
         let plan = match self.plan_for(rules, now).await {
             Ok(plan) => {
                 let (applied, pushes) = if write {

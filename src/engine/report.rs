@@ -308,6 +308,21 @@ impl EnvReport {
 }
 
 impl PassReport {
+    /// A pass at `now` over `environments`, nothing else known yet (no tip, no error, no
+    /// requests or pushes counted, every promotion covered).
+    pub fn new(now: Timestamp, environments: Vec<EnvReport>) -> Self {
+        Self {
+            now,
+            duration: Duration::ZERO,
+            tip: None,
+            environments,
+            error: None,
+            registry_requests: 0,
+            pushes: 0,
+            scope: Scope::All,
+        }
+    }
+
     /// This pass's report laid over `previous`: the environments of the promotions it
     /// covers are this pass's, the others (and any it could not decide because the
     /// repository could not be read) stay as `previous` saw them, in its order; those it
@@ -387,14 +402,8 @@ mod tests {
 
     fn report(scope: Scope, environments: Vec<EnvReport>) -> PassReport {
         PassReport {
-            now: Timestamp::UNIX_EPOCH,
-            duration: Duration::ZERO,
-            tip: None,
-            environments,
-            error: None,
-            registry_requests: 0,
-            pushes: 0,
             scope,
+            ..PassReport::new(Timestamp::UNIX_EPOCH, environments)
         }
     }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::support::git::{GitDaemon, bare_repo_at, git, person_pushes_first_once, protect_prod};
+use crate::support::git::{
+    GitDaemon, bare_repo_at, commit_at, git, person_pushes_first_once, protect_prod,
+};
 use crate::support::oci::Pusher;
 use crate::support::{Auth, DockerRegistry, HungServer};
 use tagpromoter::commands::render;
@@ -235,20 +237,7 @@ spec:
         );
         let w = dir.path().join("w");
         std::fs::write(w.join(path), text).unwrap();
-        let out = std::process::Command::new("git")
-            .current_dir(&w)
-            .args([
-                "-c",
-                "user.name=A Person",
-                "-c",
-                "user.email=person@example.com",
-            ])
-            .args(["commit", "-q", "-am", message])
-            .env("GIT_AUTHOR_DATE", date.to_string())
-            .env("GIT_COMMITTER_DATE", date.to_string())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+        commit_at(&w, &["-am", message], Some(&date.to_string()));
         git(&w, &["push", "-q", "origin", "main"]);
     }
 }

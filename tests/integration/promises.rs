@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::support::git::{append_commits, bare_repo_at, git};
+use crate::support::git::{append_commits, bare_repo_at, commit_at, git};
 use crate::support::oci::Pusher;
 use crate::support::{Auth, DockerRegistry};
 use tagpromoter::engine::manual::{ManualError, ManualOutcome, PromoteRequest};
@@ -164,26 +164,7 @@ impl Scene {
 }
 
 fn commit(w: &std::path::Path, args: &[&str], date: Timestamp) {
-    let out = std::process::Command::new("git")
-        .current_dir(w)
-        .args([
-            "-c",
-            "user.name=A Person",
-            "-c",
-            "user.email=person@example.com",
-            "commit",
-            "-q",
-        ])
-        .args(args)
-        .env("GIT_AUTHOR_DATE", date.to_string())
-        .env("GIT_COMMITTER_DATE", date.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    commit_at(w, args, Some(&date.to_string()));
 }
 
 fn env<'r>(report: &'r PassReport, name: &str) -> &'r tagpromoter::engine::EnvReport {

@@ -50,28 +50,7 @@ pub fn bare_repo_at(
         std::fs::write(p, text).unwrap();
     }
     git(work.path(), &["add", "-A"]);
-    let mut commit = Command::new("git");
-    commit.current_dir(work.path()).args([
-        "-c",
-        "user.name=A Person",
-        "-c",
-        "user.email=person@example.com",
-        "commit",
-        "-q",
-        "-m",
-        "initial",
-    ]);
-    if let Some(date) = date {
-        commit
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_DATE", date);
-    }
-    let out = commit.output().expect("git runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    commit_at(work.path(), &["-m", "initial"], date);
     let bare = base.join(format!("{name}.git"));
     git(
         base,
@@ -86,6 +65,33 @@ pub fn bare_repo_at(
     // Let http-backend accept pushes without a per-repo switch.
     git(&bare, &["config", "http.receivepack", "true"]);
     bare
+}
+
+/// `git commit -q ARGS` in `dir` as A Person, dated `date` (RFC 3339) when given.
+pub fn commit_at(dir: &Path, args: &[&str], date: Option<&str>) {
+    let mut commit = Command::new("git");
+    commit
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=A Person",
+            "-c",
+            "user.email=person@example.com",
+            "commit",
+            "-q",
+        ])
+        .args(args);
+    if let Some(date) = date {
+        commit
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date);
+    }
+    let out = commit.output().expect("git runs");
+    assert!(
+        out.status.success(),
+        "git commit {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Install a `pre-receive` hook that rejects commits touching `*/prod/*`.
