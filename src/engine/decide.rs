@@ -37,6 +37,17 @@ pub enum Problem {
         /// The tag.
         tag: Tag,
     },
+    /// The environment it takes tags from writes by pull request, and the forge could not
+    /// say when they merged: how long a tag ran there is unknown.
+    #[error(
+        "when {env}'s pull requests merged is unknown, so their soak cannot be counted: {error}"
+    )]
+    Landing {
+        /// The upstream environment.
+        env: String,
+        /// The forge's failure.
+        error: crate::forge::ForgeError,
+    },
 }
 
 impl Problem {
@@ -47,6 +58,7 @@ impl Problem {
             Self::NoDigest { .. } => "facts",
             Self::Target(_) => "target",
             Self::History => "history",
+            Self::Landing { .. } => "forge",
         }
     }
 }
@@ -259,6 +271,20 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                 }
                 if !state.complete {
                     return Err(Problem::History);
+                }
+                if let Some(from) = &env.from
+                    && let Some(error) = observed
+                        .environments
+                        .get(&EnvKey {
+                            promotion: p.name.clone(),
+                            environment: from.clone(),
+                        })
+                        .and_then(|s| s.landing_unknown.clone())
+                {
+                    return Err(Problem::Landing {
+                        env: from.clone(),
+                        error,
+                    });
                 }
                 let policy = p.tag_policy(env);
                 let created = |t: &str| created_of(facts, t);
@@ -631,6 +657,16 @@ mod tests {
                 ]),
                 "prod",
                 "up-to-date",
+            ),
+            (
+                "when upstream's pull requests merged is unknown",
+                staging_ran(&[Step::Bot {
+                    at: h(10),
+                    to: "1.1.0",
+                }])
+                .merges_unknown("staging"),
+                "prod",
+                "error forge",
             ),
         ];
         for (case, world, env, expected) in rows {

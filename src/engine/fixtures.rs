@@ -251,6 +251,23 @@ impl World {
         self
     }
 
+    /// The forge cannot say when `env`'s pull requests merged.
+    pub fn merges_unknown(mut self, env: &str) -> Self {
+        let key = EnvKey {
+            promotion: self.rules.promotions[0].name.clone(),
+            environment: env.to_string(),
+        };
+        if let Some(state) = self.observed.environments.get_mut(&key) {
+            state.landing_unknown = Some(crate::forge::ForgeError {
+                kind: crate::forge::ForgeErrorKind::Network,
+                forge: "github (api.github.com)".into(),
+                step: "finding the pull request that merged 0123abc".into(),
+                detail: "502 Bad Gateway".into(),
+            });
+        }
+        self
+    }
+
     /// Every environment's decision at `now`.
     pub fn decide(&self, now: Timestamp) -> Vec<EnvDecision> {
         decide::decide(&self.rules, &self.observed, now)

@@ -16,6 +16,7 @@ pub(crate) mod fixtures;
 pub mod holds;
 #[cfg(test)]
 mod invariants;
+pub mod landing;
 pub mod manual;
 pub mod observe;
 pub mod pull_request;
@@ -80,7 +81,7 @@ pub enum StartError {
 }
 
 /// A forge client, when the settings name a forge.
-type ForgeClient = Option<Box<dyn crate::forge::Forge>>;
+type ForgeClient = Option<Arc<dyn crate::forge::Forge>>;
 
 /// The registry and forge clients the settings of `rules` describe.
 fn clients(
@@ -92,7 +93,10 @@ fn clients(
         .with_cache_dir(cache_dir)
         .with_metrics(Arc::clone(metrics));
     let forge = match &rules.settings.git.forge {
-        Some(f) => Some(crate::forge::from_settings(f, &rules.settings.git.url)?),
+        Some(f) => Some(Arc::from(crate::forge::from_settings(
+            f,
+            &rules.settings.git.url,
+        )?)),
         None => None,
     };
     Ok((Arc::new(registry), forge))
@@ -113,6 +117,7 @@ pub struct Engine {
     registry: Arc<Registry>,
     repo: Repo,
     forge: ForgeClient,
+    merges: landing::MergeTimes,
     options: Options,
     metrics: Arc<Metrics>,
     cache_dir: std::path::PathBuf,
@@ -144,6 +149,7 @@ impl Engine {
             registry,
             repo,
             forge,
+            merges: landing::MergeTimes::default(),
             options,
             metrics,
             cache_dir: cache_dir.to_path_buf(),
@@ -180,6 +186,10 @@ impl Engine {
     async fn plan_for(&self, rules: &Rules, now: Timestamp) -> Result<Plan, GitError> {
         let mut observed =
             observe::observe(rules, &self.registry, &self.repo, &self.options, now).await?;
+        if let Some(forge) = &self.forge {
+            let base = self.repo.branch();
+            landing::date_merges(forge, &self.merges, rules, base, &mut observed, now).await;
+        }
         // Facts are fetched where a decision needs them, round by round: a tag's platforms
         // and age only once it soaked upstream, the winner's digest for the trailer.
         let mut asked = std::collections::HashSet::new();

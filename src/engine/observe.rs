@@ -70,6 +70,9 @@ pub struct EnvState {
     /// The newest commits that set its target's value or carry our record for it, newest
     /// first (at most [`RECENT`]).
     pub recent: Vec<EnvCommit>,
+    /// Why when its changes landed could not be told (the forge that merged its pull
+    /// requests failed), if so: what soaked here is then unknown.
+    pub landing_unknown: Option<crate::forge::ForgeError>,
 }
 
 impl EnvState {
@@ -97,7 +100,7 @@ impl EnvState {
     /// How far back `env`'s upstream residencies count: to when its value was set, and
     /// at least over the soak. A tag the upstream stopped running before then had its
     /// chance when the value was set. `None`: since the beginning.
-    fn horizon(&self, soak: jiff::SignedDuration, now: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn horizon(&self, soak: jiff::SignedDuration, now: Timestamp) -> Option<Timestamp> {
         let soak_start = now.checked_sub(soak).ok()?;
         Some(self.set_at().map_or(soak_start, |t| t.min(soak_start)))
     }
@@ -427,6 +430,7 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
                 digest,
                 // Marked by `Observed::upstream`, which knows the policy's order.
                 rollback: false,
+                commit: Some(e.id.to_string()),
             });
             // The first value of a history read from where reading stopped is what the
             // target held then, not a change.
@@ -467,6 +471,7 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
         complete,
         from_start: history.from_start,
         recent,
+        landing_unknown: None,
     }
 }
 

@@ -23,10 +23,10 @@ pub(super) enum Scheme {
     Token,
 }
 
-/// One forge collection (pull or merge requests) and how to call it.
+/// One forge project (repository) and how to call its API.
 pub(super) struct Api {
     http: reqwest::Client,
-    collection: String,
+    project: String,
     token_file: PathBuf,
     scheme: Scheme,
     headers: &'static [(&'static str, &'static str)],
@@ -35,7 +35,7 @@ pub(super) struct Api {
 }
 
 impl Api {
-    /// The collection at `api_url` + `path`, for the forge `kind`, sending `headers` too.
+    /// The project at `api_url` + `path`, for the forge `kind`, sending `headers` too.
     pub fn new(
         kind: &str,
         api_url: &str,
@@ -61,7 +61,7 @@ impl Api {
             .unwrap_or_default();
         Ok(Self {
             http,
-            collection: format!("{}{path}", api_url.trim_end_matches('/')),
+            project: format!("{}{path}", api_url.trim_end_matches('/')),
             token_file,
             scheme,
             headers,
@@ -104,8 +104,8 @@ impl Api {
         Ok((name, value))
     }
 
-    /// `method` on the collection URL + `suffix` (`""`, `?query`, `/7`), with a JSON `body`;
-    /// the answer's JSON, or the failure classified.
+    /// `method` on the project URL + `suffix` (`/pulls?query`, `/pulls/7`), with a JSON
+    /// `body`; the answer's JSON, or the failure classified.
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -116,7 +116,7 @@ impl Api {
         let (name, value) = self.auth(step)?;
         let mut req = self
             .http
-            .request(method, format!("{}{suffix}", self.collection))
+            .request(method, format!("{}{suffix}", self.project))
             .header(name, value);
         for (k, v) in self.headers {
             req = req.header(*k, *v);

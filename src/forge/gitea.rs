@@ -1,6 +1,7 @@
 //! Gitea's and Forgejo's REST API v1 (`apiUrl` like `https://gitea.example.com/api/v1`):
 //! pull requests listed newest first page by page (the list cannot filter by head branch),
-//! opened, and updated; `Authorization: token` authentication.
+//! opened, and updated; the one that merged a commit (`/commits/{sha}/pull`);
+//! `Authorization: token` authentication.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{Api, Scheme};
-use super::{Call, Forge, ForgeSetupError, PrState, PullRequest, owner_and_name};
+use super::{
+    Call, Forge, ForgeErrorKind, ForgeSetupError, PrState, PullRequest, first_merge, owner_and_name,
+};
 
 /// Pages of pull requests looked through for a branch's newest one.
 const MAX_PAGES: usize = 20;
@@ -41,6 +44,27 @@ struct Pull {
     head: Head,
 }
 
+/// The pull request `/commits/{sha}/pull` answers. Gitea may answer with one that does not
+/// contain the commit (go-gitea/gitea#32027): it counts only when its head or merge commit
+/// is the commit.
+#[derive(Deserialize)]
+struct Merge {
+    #[serde(default)]
+    merged: bool,
+    #[serde(default)]
+    merged_at: Option<String>,
+    #[serde(default)]
+    merge_commit_sha: Option<String>,
+    head: Sha,
+    base: Head,
+}
+
+#[derive(Deserialize)]
+struct Sha {
+    #[serde(default)]
+    sha: String,
+}
+
 impl From<Pull> for PullRequest {
     fn from(p: Pull) -> Self {
         let state = match (p.state.as_str(), p.merged) {
@@ -62,7 +86,7 @@ impl Gitea {
     /// The repository `project` (`owner/name`) at the API `api`.
     pub fn new(api: &str, project: &str, token_file: PathBuf) -> Result<Self, ForgeSetupError> {
         let (owner, repo) = owner_and_name(project)?;
-        let path = format!("/repos/{owner}/{repo}/pulls");
+        let path = format!("/repos/{owner}/{repo}");
         Ok(Self {
             api: Api::new("gitea", api, &path, token_file, Scheme::Token, &[])?,
         })
@@ -74,7 +98,7 @@ impl Forge for Gitea {
         Box::pin(async move {
             let step = format!("finding the pull request from {branch}");
             for page in 1..=MAX_PAGES {
-                let query = format!("?state=all&sort=newest&page={page}&limit={PAGE}");
+                let query = format!("/pulls?state=all&sort=newest&page={page}&limit={PAGE}");
                 let list = self.api.call(Method::GET, &query, None, &step).await?;
                 let items = list.as_array().cloned().unwrap_or_default();
                 for item in &items {
@@ -101,7 +125,10 @@ impl Forge for Gitea {
         Box::pin(async move {
             let step = format!("opening a pull request from {branch}");
             let fields = json!({ "head": branch, "base": base, "title": title, "body": body });
-            let made = self.api.call(Method::POST, "", Some(fields), &step).await?;
+            let made = self
+                .api
+                .call(Method::POST, "/pulls", Some(fields), &step)
+                .await?;
             self.api.parse::<Pull>(made, &step).map(Into::into)
         })
     }
@@ -112,9 +139,39 @@ impl Forge for Gitea {
             let fields = json!({ "title": title, "body": body });
             let made = self
                 .api
-                .call(Method::PATCH, &format!("/{number}"), Some(fields), &step)
+                .call(
+                    Method::PATCH,
+                    &format!("/pulls/{number}"),
+                    Some(fields),
+                    &step,
+                )
                 .await?;
             self.api.parse::<Pull>(made, &step).map(Into::into)
+        })
+    }
+
+    fn merged_at<'a>(
+        &'a self,
+        commit: &'a str,
+        base: &'a str,
+    ) -> Call<'a, Option<jiff::Timestamp>> {
+        Box::pin(async move {
+            let step = format!("finding the pull request that merged {commit}");
+            let path = format!("/commits/{commit}/pull");
+            let found = match self.api.call(Method::GET, &path, None, &step).await {
+                Ok(found) => found,
+                // No pull request merged it.
+                Err(e) if e.kind == ForgeErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let merge: Merge = self.api.parse(found, &step)?;
+            let its_own =
+                merge.head.sha == commit || merge.merge_commit_sha.as_deref() == Some(commit);
+            Ok(first_merge(
+                (merge.merged && its_own)
+                    .then_some((merge.base.branch.as_str(), merge.merged_at.as_deref())),
+                base,
+            ))
         })
     }
 }

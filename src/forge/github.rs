@@ -1,5 +1,6 @@
 //! GitHub's REST API (and GitHub Enterprise's, under `https://HOST/api/v3`): pull requests
-//! listed by head branch, opened, and updated. Headers as GitHub documents them:
+//! listed by head branch, opened, and updated; those associated with a commit
+//! (`/commits/{sha}/pulls`), for when it was merged. Headers as GitHub documents them:
 //! `Authorization: Bearer`, `Accept: application/vnd.github+json`,
 //! `X-GitHub-Api-Version: 2022-11-28`.
 
@@ -10,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{Api, Scheme};
-use super::{Call, Forge, ForgeSetupError, PrState, PullRequest, owner_and_name};
+use super::{Call, Forge, ForgeSetupError, PrState, PullRequest, first_merge, owner_and_name};
 
 /// A GitHub repository's pull requests.
 pub struct GitHub {
@@ -29,6 +30,20 @@ struct Pull {
     title: String,
     #[serde(default)]
     body: Option<String>,
+}
+
+/// A pull request as the commit lookup needs it.
+#[derive(Deserialize)]
+struct Merge {
+    #[serde(default)]
+    merged_at: Option<String>,
+    base: Base,
+}
+
+#[derive(Deserialize)]
+struct Base {
+    #[serde(rename = "ref")]
+    branch: String,
 }
 
 impl From<Pull> for PullRequest {
@@ -60,7 +75,7 @@ impl GitHub {
             api: Api::new(
                 "github",
                 api,
-                &format!("/repos/{owner}/{repo}/pulls"),
+                &format!("/repos/{owner}/{repo}"),
                 token_file,
                 Scheme::Bearer,
                 headers,
@@ -76,7 +91,7 @@ impl Forge for GitHub {
             let step = format!("finding the pull request from {branch}");
             // Newest first: the first one is the one that counts.
             let query = format!(
-                "?state=all&head={}:{branch}&sort=created&direction=desc&per_page=10",
+                "/pulls?state=all&head={}:{branch}&sort=created&direction=desc&per_page=10",
                 self.owner
             );
             let list = self.api.call(Method::GET, &query, None, &step).await?;
@@ -94,7 +109,10 @@ impl Forge for GitHub {
         Box::pin(async move {
             let step = format!("opening a pull request from {branch}");
             let fields = json!({ "title": title, "head": branch, "base": base, "body": body });
-            let made = self.api.call(Method::POST, "", Some(fields), &step).await?;
+            let made = self
+                .api
+                .call(Method::POST, "/pulls", Some(fields), &step)
+                .await?;
             self.api.parse::<Pull>(made, &step).map(Into::into)
         })
     }
@@ -105,9 +123,40 @@ impl Forge for GitHub {
             let fields = json!({ "title": title, "body": body });
             let made = self
                 .api
-                .call(Method::PATCH, &format!("/{number}"), Some(fields), &step)
+                .call(
+                    Method::PATCH,
+                    &format!("/pulls/{number}"),
+                    Some(fields),
+                    &step,
+                )
                 .await?;
             self.api.parse::<Pull>(made, &step).map(Into::into)
+        })
+    }
+
+    fn merged_at<'a>(
+        &'a self,
+        commit: &'a str,
+        base: &'a str,
+    ) -> Call<'a, Option<jiff::Timestamp>> {
+        Box::pin(async move {
+            let step = format!("finding the pull request that merged {commit}");
+            let list = self
+                .api
+                .call(
+                    Method::GET,
+                    &format!("/commits/{commit}/pulls"),
+                    None,
+                    &step,
+                )
+                .await?;
+            let merges: Vec<Merge> = self.api.parse(list, &step)?;
+            Ok(first_merge(
+                merges
+                    .iter()
+                    .map(|m| (m.base.branch.as_str(), m.merged_at.as_deref())),
+                base,
+            ))
         })
     }
 }

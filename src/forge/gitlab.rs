@@ -1,6 +1,7 @@
 //! GitLab's REST API v4 (`apiUrl` like `https://gitlab.com/api/v4`): merge requests listed
-//! by source branch, opened, and updated; `PRIVATE-TOKEN` authentication; the project named
-//! by its URL-encoded path.
+//! by source branch, opened, and updated; those of a commit
+//! (`/repository/commits/{sha}/merge_requests`), for when it was merged; `PRIVATE-TOKEN`
+//! authentication; the project named by its URL-encoded path.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{Api, Scheme};
-use super::{Call, Forge, ForgeSetupError, PrState, PullRequest};
+use super::{Call, Forge, ForgeSetupError, PrState, PullRequest, first_merge};
 
 /// A GitLab project's merge requests.
 pub struct GitLab {
@@ -25,6 +26,15 @@ struct MergeRequest {
     title: String,
     #[serde(default)]
     description: Option<String>,
+}
+
+/// A merge request as the commit lookup needs it.
+#[derive(Deserialize)]
+struct Merge {
+    state: String,
+    #[serde(default)]
+    merged_at: Option<String>,
+    target_branch: String,
 }
 
 impl From<MergeRequest> for PullRequest {
@@ -65,7 +75,7 @@ impl GitLab {
                 "project {project:?} is not group/name"
             )));
         }
-        let path = format!("/projects/{}/merge_requests", encode_path(project));
+        let path = format!("/projects/{}", encode_path(project));
         Ok(Self {
             api: Api::new("gitlab", api, &path, token_file, Scheme::PrivateToken, &[])?,
         })
@@ -77,7 +87,7 @@ impl Forge for GitLab {
         Box::pin(async move {
             let step = format!("finding the merge request from {branch}");
             let query = format!(
-                "?source_branch={}&state=all&order_by=created_at&sort=desc&per_page=10",
+                "/merge_requests?source_branch={}&state=all&order_by=created_at&sort=desc&per_page=10",
                 encode_path(branch)
             );
             let list = self.api.call(Method::GET, &query, None, &step).await?;
@@ -100,7 +110,10 @@ impl Forge for GitLab {
                 "title": title,
                 "description": body,
             });
-            let made = self.api.call(Method::POST, "", Some(fields), &step).await?;
+            let made = self
+                .api
+                .call(Method::POST, "/merge_requests", Some(fields), &step)
+                .await?;
             self.api.parse::<MergeRequest>(made, &step).map(Into::into)
         })
     }
@@ -111,9 +124,34 @@ impl Forge for GitLab {
             let fields = json!({ "title": title, "description": body });
             let made = self
                 .api
-                .call(Method::PUT, &format!("/{number}"), Some(fields), &step)
+                .call(
+                    Method::PUT,
+                    &format!("/merge_requests/{number}"),
+                    Some(fields),
+                    &step,
+                )
                 .await?;
             self.api.parse::<MergeRequest>(made, &step).map(Into::into)
+        })
+    }
+
+    fn merged_at<'a>(
+        &'a self,
+        commit: &'a str,
+        base: &'a str,
+    ) -> Call<'a, Option<jiff::Timestamp>> {
+        Box::pin(async move {
+            let step = format!("finding the merge request that merged {commit}");
+            let path = format!("/repository/commits/{commit}/merge_requests");
+            let list = self.api.call(Method::GET, &path, None, &step).await?;
+            let merges: Vec<Merge> = self.api.parse(list, &step)?;
+            Ok(first_merge(
+                merges
+                    .iter()
+                    .filter(|m| m.state == "merged")
+                    .map(|m| (m.target_branch.as_str(), m.merged_at.as_deref())),
+                base,
+            ))
         })
     }
 }

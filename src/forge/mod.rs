@@ -1,5 +1,6 @@
 //! Forges that pull requests are opened on, for environments with `write: pull-request`:
-//! one small typed client per forge behind [`Forge`] (GitHub and GitHub Enterprise here).
+//! one small typed client per forge behind [`Forge`] (GitHub and GitHub Enterprise, GitLab,
+//! Gitea and Forgejo); and when a pull request landed a commit, for soak times.
 //! The token is read from its file at each use and never logged; errors are classified
 //! like push failures so that they alert the same way.
 //!
@@ -16,6 +17,8 @@ use std::pin::Pin;
 pub use gitea::Gitea;
 pub use github::GitHub;
 pub use gitlab::GitLab;
+
+use jiff::Timestamp;
 
 use crate::rules::{Forge as ForgeSettings, ForgeKind};
 
@@ -122,6 +125,22 @@ pub trait Forge: Send + Sync {
     ) -> Call<'a, PullRequest>;
     /// Change an open one's title and body.
     fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest>;
+    /// When a pull request merged `commit` into `base`, if one did: the time it landed
+    /// there. (A fast-forward merge keeps the commit's own time, which may be days older.)
+    fn merged_at<'a>(&'a self, commit: &'a str, base: &'a str) -> Call<'a, Option<Timestamp>>;
+}
+
+/// The earliest of the merge times `merges` (`(base, merged_at)`) into `base`: when the
+/// commit first landed there.
+fn first_merge<'a>(
+    merges: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    base: &str,
+) -> Option<Timestamp> {
+    merges
+        .into_iter()
+        .filter(|(b, _)| *b == base)
+        .filter_map(|(_, at)| at?.parse::<Timestamp>().ok())
+        .min()
 }
 
 /// `(owner, name)` of a project that must be `owner/name`.

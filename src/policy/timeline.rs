@@ -23,7 +23,7 @@ pub struct Residency {
 /// One value a target took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// When (the commit's time).
+    /// When it landed (the commit's time, or its pull request's merge).
     pub since: Timestamp,
     /// The raw text of the tag (a person may have written anything there).
     pub value: Option<String>,
@@ -32,6 +32,9 @@ pub struct Change {
     /// Whether this change was a rollback (it set a hold): the value it replaced does not
     /// flow downstream until the environment runs it again.
     pub rollback: bool,
+    /// The commit that made it (hex), where read from Git: a pull request merged by
+    /// fast-forward landed it later than its own time says.
+    pub commit: Option<String>,
 }
 
 impl Change {
@@ -42,6 +45,7 @@ impl Change {
             value: Some(value.to_string()),
             digest: None,
             rollback: false,
+            commit: None,
         }
     }
 }

@@ -312,3 +312,116 @@ async fn pull_requests(dialect: Dialect) {
         prod(&p).applied
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_github_soak_counts_from_a_fast_forward_merge() {
+    soak_from_the_merge(Dialect::GitHub).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitlab_soak_counts_from_a_fast_forward_merge() {
+    soak_from_the_merge(Dialect::GitLab).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitea_soak_counts_from_a_fast_forward_merge() {
+    soak_from_the_merge(Dialect::Gitea).await;
+}
+
+/// staging writes by pull request, prod takes its tags after 24 h there. A person merges
+/// staging's pull request by fast-forward ten hours after the bot committed it: the commit
+/// keeps the bot's time, but staging ran the tag only from the merge, so prod waits 24 h from
+/// the merge (the forge says when). A forge that cannot say fails prod loudly (`forge`).
+async fn soak_from_the_merge(dialect: Dialect) {
+    let registry = DockerRegistry::start(Auth::None);
+    let pusher = Pusher::new(&registry.addr);
+    let image = format!("{}/acme/app", registry.addr);
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let overlay = kustomization(&image, "1.0.0");
+    let bare = bare_repo_at(
+        base.path(),
+        "deploys",
+        &[
+            ("apps/staging/kustomization.yaml", overlay.as_str()),
+            ("apps/prod/kustomization.yaml", overlay.as_str()),
+        ],
+        Some(INITIAL),
+    );
+    let daemon = GitDaemon::start(base.path());
+    let forge = ForgeStandIn::start(dialect, "forge-token").await;
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "forge-token\n").unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: {}, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: staging, write: pull-request, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/staging/kustomization.yaml }} }} }}\n    - {{ name: prod, from: staging, soak: 24h, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
+            daemon.url,
+            dialect.kind(),
+            forge.api_url,
+            token.display(),
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let open = || async {
+        let cache = tempfile::tempdir().unwrap();
+        let engine = Engine::open(
+            tagpromoter::rules::load_dir(rules.path()).unwrap(),
+            cache.path(),
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        (engine, cache)
+    };
+    let (engine, _cache) = open().await;
+    let prod = |p: &PassReport| p.environments[1].clone();
+    let hours = |h: i64| at(h * 60);
+
+    let p = engine.pass(hours(0)).await;
+    assert!(matches!(
+        p.environments[0].applied,
+        Applied::Proposed { number: 1, .. }
+    ));
+    // Merged by fast-forward ten hours later: main now is the bot's commit itself.
+    let branch = "refs/heads/tagpromoter/app/staging";
+    let head = git(&bare, &["rev-parse", branch]).trim().to_string();
+    git(&bare, &["update-ref", "refs/heads/main", &head]);
+    forge.merge_at(1, &head, &hours(10).to_string());
+
+    // 24 h after the commit, 14 h after the merge: not soaked.
+    let p = engine.pass(hours(24) + SignedDuration::from_mins(10)).await;
+    assert_eq!(p.environments[0].state(p.now), State::UpToDate);
+    assert_eq!(
+        prod(&p).state(p.now),
+        State::Soaking { until: hours(34) },
+        "prod waits 24 h from the merge"
+    );
+    assert_eq!(prod(&p).decision.current.as_deref(), Some("1.0.0"));
+
+    // A forge that cannot say when it merged fails prod, and says so (a fresh engine asks).
+    let (fresh, _fresh_cache) = open().await;
+    forge.fail_next(502);
+    let p = fresh.pass(hours(25)).await;
+    assert!(
+        matches!(prod(&p).state(p.now), State::Failing { ref class, ref error } if class == "forge" && error.contains("502")),
+        "{:?}",
+        prod(&p).state(p.now)
+    );
+    assert_eq!(prod(&p).decision.current.as_deref(), Some("1.0.0"));
+
+    // 24 h after the merge: promoted.
+    let p = engine.pass(hours(34) + SignedDuration::from_mins(10)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Landed { .. }),
+        "{:?}",
+        prod(&p).applied
+    );
+}

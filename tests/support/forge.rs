@@ -12,6 +12,10 @@
 //!   head filter; `head`, `base`, `title`, `body`; `merged`, `head.ref`), `PATCH
 //!   …/pulls/{n}`; `Authorization: token`.
 //!
+//! - The pull requests of a commit: GitHub `GET /repos/{o}/{r}/commits/{sha}/pulls`, GitLab
+//!   `GET …/repository/commits/{sha}/merge_requests` (`merged_at`, `target_branch`), Gitea
+//!   `GET …/commits/{sha}/pull` (one, or 404; `merged_at`, `merge_commit_sha`, `head.sha`).
+//!
 //! Tests merge and close pull requests as a person would, and can make the next call fail.
 
 use std::collections::HashMap;
@@ -54,6 +58,9 @@ pub struct Pr {
     pub body: String,
     pub open: bool,
     pub merged: bool,
+    /// The commit at its head when it was merged, and when (set by [`ForgeStandIn::merge_at`]).
+    pub head_sha: Option<String>,
+    pub merged_at: Option<String>,
 }
 
 struct Inner {
@@ -116,22 +123,30 @@ impl Inner {
 
     fn render(&self, pr: &Pr) -> Value {
         let url = format!("{}/acme/deploys/pull/{}", self.url, pr.number);
+        let merged_at = match (&pr.merged_at, pr.merged) {
+            (Some(at), _) => json!(at),
+            (None, true) => json!("2026-11-22T00:00:00Z"),
+            (None, false) => Value::Null,
+        };
         match self.dialect {
             Dialect::GitHub => json!({
                 "number": pr.number, "html_url": url, "title": pr.title, "body": pr.body,
                 "state": if pr.open { "open" } else { "closed" },
-                "merged_at": if pr.merged { json!("2026-11-22T00:00:00Z") } else { Value::Null },
-                "head": {"ref": pr.head}, "base": {"ref": pr.base},
+                "merged_at": merged_at,
+                "head": {"ref": pr.head, "sha": pr.head_sha}, "base": {"ref": pr.base},
             }),
             Dialect::GitLab => json!({
                 "iid": pr.number, "web_url": url, "title": pr.title, "description": pr.body,
                 "state": if pr.open { "opened" } else if pr.merged { "merged" } else { "closed" },
-                "source_branch": pr.head, "target_branch": pr.base,
+                "source_branch": pr.head, "target_branch": pr.base, "merged_at": merged_at,
+                "sha": pr.head_sha,
             }),
             Dialect::Gitea => json!({
                 "number": pr.number, "html_url": url, "title": pr.title, "body": pr.body,
                 "state": if pr.open { "open" } else { "closed" }, "merged": pr.merged,
-                "head": {"ref": pr.head}, "base": {"ref": pr.base},
+                "merged_at": merged_at,
+                "merge_commit_sha": if pr.merged { json!(pr.head_sha) } else { Value::Null },
+                "head": {"ref": pr.head, "sha": pr.head_sha}, "base": {"ref": pr.base},
             }),
         }
     }
@@ -211,6 +226,8 @@ impl Inner {
             body: text.unwrap_or_default(),
             open: true,
             merged: false,
+            head_sha: None,
+            merged_at: None,
         };
         let out = self.render(&pr);
         self.prs.push(pr);
@@ -296,15 +313,59 @@ async fn item(
     answer(inner.edit(number, &body), false)
 }
 
+/// The pull requests of a commit: GitHub's and GitLab's lists of those whose head it is;
+/// Gitea's one merged pull request, or, as Gitea itself may (go-gitea/gitea#32027), the
+/// newest merged one whatever the commit.
+async fn of_commit(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(sha): Path<String>,
+) -> axum::response::Response {
+    let mut inner = s.lock().unwrap();
+    inner.calls.push(format!("GET commit {sha}"));
+    if let Err(a) = inner.authorized(&headers) {
+        return a.into_response();
+    }
+    let of_commit: Vec<&Pr> = inner
+        .prs
+        .iter()
+        .filter(|p| p.head_sha.as_deref() == Some(sha.as_str()))
+        .collect();
+    if inner.dialect != Dialect::Gitea {
+        let list = of_commit.iter().map(|p| inner.render(p)).collect();
+        return Json(Value::Array(list)).into_response();
+    }
+    let merged = of_commit
+        .into_iter()
+        .find(|p| p.merged)
+        .or_else(|| inner.prs.iter().rev().find(|p| p.merged));
+    match merged {
+        Some(p) => Json(inner.render(p)).into_response(),
+        None => refuse(StatusCode::NOT_FOUND, "Not Found").into_response(),
+    }
+}
+
 impl ForgeStandIn {
     /// Start one for `dialect` that accepts `token`, serving the project `acme/deploys`.
     pub async fn start(dialect: Dialect, token: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (prefix, collection_path) = match dialect {
-            Dialect::GitHub => ("", "/repos/acme/deploys/pulls"),
-            Dialect::GitLab => ("/api/v4", "/api/v4/projects/acme%2Fdeploys/merge_requests"),
-            Dialect::Gitea => ("/api/v1", "/api/v1/repos/acme/deploys/pulls"),
+        let (prefix, collection_path, commit_path) = match dialect {
+            Dialect::GitHub => (
+                "",
+                "/repos/acme/deploys/pulls",
+                "/repos/acme/deploys/commits/{sha}/pulls",
+            ),
+            Dialect::GitLab => (
+                "/api/v4",
+                "/api/v4/projects/acme%2Fdeploys/merge_requests",
+                "/api/v4/projects/acme%2Fdeploys/repository/commits/{sha}/merge_requests",
+            ),
+            Dialect::Gitea => (
+                "/api/v1",
+                "/api/v1/repos/acme/deploys/pulls",
+                "/api/v1/repos/acme/deploys/commits/{sha}/pull",
+            ),
         };
         let inner: Shared = Arc::new(Mutex::new(Inner {
             dialect,
@@ -317,6 +378,7 @@ impl ForgeStandIn {
         let app = Router::new()
             .route(collection_path, get(collection).post(collection))
             .route(&format!("{collection_path}/{{number}}"), any(item))
+            .route(commit_path, get(of_commit))
             .with_state(Arc::clone(&inner));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -346,6 +408,18 @@ impl ForgeStandIn {
         }
     }
 
+    /// A person merges pull request `number` at `at` (RFC 3339), its head then `head_sha`
+    /// (what a fast-forward puts on the base branch as it is).
+    pub fn merge_at(&self, number: u64, head_sha: &str, at: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Some(pr) = inner.prs.iter_mut().find(|p| p.number == number) {
+            pr.open = false;
+            pr.merged = true;
+            pr.head_sha = Some(head_sha.to_string());
+            pr.merged_at = Some(at.to_string());
+        }
+    }
+
     /// `n` pull requests from other branches, newer than every one so far (so that a
     /// lookup has to page past them where the API cannot filter by branch).
     pub fn crowd(&self, n: usize) {
@@ -360,6 +434,8 @@ impl ForgeStandIn {
                 body: String::new(),
                 open: true,
                 merged: false,
+                head_sha: None,
+                merged_at: None,
             });
         }
     }

@@ -50,6 +50,7 @@ mod tests {
 
     const PROD: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
     const PINNED: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      pinDigest: true\n      target: { helm: { file: apps/prod.yaml, tag: image.tag, digest: image.digest } }\n";
+    const CHAIN: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
     const NEWEST: &str = "    - name: prod\n      policy: { newestBuild: {} }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
 
     fn tags(w: World) -> World {
@@ -125,6 +126,15 @@ mod tests {
                 vec![],
                 2,
                 vec!["PromotionFailed/facts"],
+            ),
+            (
+                "the forge cannot say when upstream's pull requests merged",
+                tags(World::new(rules(CHAIN), "1.1.0"))
+                    .history("prod", "1.0.0", true, &[])
+                    .merges_unknown("staging"),
+                vec![],
+                100,
+                vec!["PromotionFailed/forge"],
             ),
             (
                 "held for longer than holdAlertAfter",
