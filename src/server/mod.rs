@@ -7,6 +7,7 @@
 //! pass or touches a registry or the repository itself, so it answers while a pass runs.
 
 pub mod board;
+pub mod connections;
 mod shared;
 pub mod webhooks;
 
@@ -28,7 +29,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(board))
         .route(
             "/webhooks/{receiver}",
-            post(webhooks::receive).layer(DefaultBodyLimit::max(webhooks::BODY_LIMIT)),
+            // The handler bounds the body itself, once it knows the request may be read.
+            post(webhooks::receive).layer(DefaultBodyLimit::disable()),
         )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -112,7 +114,5 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(shared))
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, router(shared), shutdown).await
 }

@@ -21,6 +21,17 @@ pub struct Shared {
     watching: RwLock<Arc<Watching>>,
     wakes: watch::Sender<u64>,
     due: Mutex<Option<Scope>>,
+    deliveries: Mutex<Deliveries>,
+}
+
+/// How many delivery ids are remembered (the oldest are forgotten first).
+const REMEMBERED_DELIVERIES: usize = 10_000;
+
+/// The delivery ids seen lately, per receiver.
+#[derive(Debug, Default)]
+struct Deliveries {
+    seen: std::collections::HashSet<(ReceiverKind, String)>,
+    order: std::collections::VecDeque<(ReceiverKind, String)>,
 }
 
 /// What the rules in force watch.
@@ -127,7 +138,27 @@ impl Shared {
             watching: RwLock::new(Arc::new(Watching::of(rules))),
             wakes: watch::Sender::new(0),
             due: Mutex::new(None),
+            deliveries: Mutex::default(),
         }
+    }
+
+    /// Whether the delivery `id` to `kind`'s receiver is new (then it is remembered); a
+    /// delivery seen before is a replay.
+    pub fn first_delivery(&self, kind: ReceiverKind, id: &str) -> bool {
+        let Ok(mut d) = self.deliveries.lock() else {
+            return true;
+        };
+        let key = (kind, id.to_string());
+        if !d.seen.insert(key.clone()) {
+            return false;
+        }
+        d.order.push_back(key);
+        if d.order.len() > REMEMBERED_DELIVERIES
+            && let Some(oldest) = d.order.pop_front()
+        {
+            d.seen.remove(&oldest);
+        }
+        true
     }
 
     /// A pass finished.

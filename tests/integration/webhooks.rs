@@ -497,3 +497,183 @@ async fn a_flood_of_webhooks_makes_few_passes_and_drops_no_promotion() {
         "{made} passes for 1000 webhooks in {flood:?}"
     );
 }
+
+/// One slow attacker: a request head (all at once, or a byte at a time) announcing a 1 MiB
+/// body, then the body a KiB every 100 ms. How long the worker kept the connection open.
+async fn slow_upload(
+    addr: String,
+    path: &'static str,
+    extra: String,
+    head_bytewise: bool,
+) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+        return started.elapsed();
+    };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n",
+        1 << 20
+    );
+    let (mut read, mut write) = stream.split();
+    let writing = async {
+        if head_bytewise {
+            for b in head.as_bytes() {
+                write.write_all(&[*b]).await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        } else {
+            write.write_all(head.as_bytes()).await?;
+        }
+        let chunk = vec![b' '; 1024];
+        for _ in 0..1024 {
+            write.write_all(&chunk).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::io::Result::Ok(())
+    };
+    // The worker closing the connection ends the read (an answer, then EOF, or a reset).
+    let closed = async {
+        let mut sink = Vec::new();
+        let _ = read.read_to_end(&mut sink).await;
+    };
+    tokio::select! {
+        _ = writing => {},
+        _ = closed => {},
+    }
+    started.elapsed()
+}
+
+/// The review's flood (issue 16): 400 slow 1 MiB uploads — to an unknown receiver type, to
+/// an enabled receiver with a well-formed but wrong signature, and with the head sent a byte
+/// at a time — against the real worker process. It stays small, answers `/healthz` within a
+/// second throughout, and closes every such connection within its time limits.
+#[tokio::test(flavor = "multi_thread")]
+async fn four_hundred_slow_uploads_neither_exhaust_nor_block_the_worker() {
+    let site = Site::start().await;
+    let addr = site.worker.base.trim_start_matches("http://").to_string();
+    let (before, _) = site.worker.memory_kib();
+    let fake = format!(
+        "X-GitHub-Event: push\r\nX-Hub-Signature-256: sha256={}\r\n",
+        "ab".repeat(32)
+    );
+    let mut attackers = Vec::new();
+    for i in 0..400 {
+        let (path, extra, bytewise) = match i % 4 {
+            0 | 1 => ("/webhooks/nope", String::new(), false),
+            2 => ("/webhooks/github", fake.clone(), false),
+            _ => ("/webhooks/github", fake.clone(), true),
+        };
+        attackers.push(tokio::spawn(slow_upload(
+            addr.clone(),
+            path,
+            extra,
+            bytewise,
+        )));
+    }
+    // /healthz within a second, every quarter second, while the flood lasts.
+    let probe = http();
+    let mut slowest = Duration::ZERO;
+    let watching = Instant::now();
+    while watching.elapsed() < Duration::from_secs(20) {
+        let asked = Instant::now();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(1),
+            probe.get(format!("{}/healthz", site.worker.base)).send(),
+        )
+        .await;
+        assert!(
+            matches!(answer, Ok(Ok(ref r)) if r.status() == 200),
+            "/healthz did not answer within a second, {:?} into the flood",
+            watching.elapsed()
+        );
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The longest each kind of attacker was kept: unknown type, fake signature, slow head.
+    let mut open_longest = [Duration::ZERO; 3];
+    for (i, a) in attackers.into_iter().enumerate() {
+        let kind = [0, 0, 1, 2][i % 4];
+        open_longest[kind] = open_longest[kind].max(a.await.unwrap());
+    }
+    let (after, peak) = site.worker.memory_kib();
+    eprintln!(
+        "worker RSS before {before} KiB, after {after} KiB, peak {peak} KiB; slowest /healthz {slowest:?}; longest attacker connection {open_longest:?}"
+    );
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB under the flood");
+    // Refused from its head at once; its body waited for and read within 10 s each; its
+    // head cut after 5 s.
+    let [unknown, signed_body, slow_head] = open_longest;
+    assert!(
+        unknown < Duration::from_secs(2),
+        "unknown type kept {unknown:?}"
+    );
+    assert!(
+        signed_body < Duration::from_secs(22),
+        "a fake signature's body kept {signed_body:?}"
+    );
+    assert!(
+        slow_head < Duration::from_secs(7),
+        "a slow head kept {slow_head:?}"
+    );
+    // Still a working receiver afterwards.
+    let (headers, query, body) = signed(
+        ReceiverKind::Github,
+        site.secret(ReceiverKind::Github),
+        &site.image,
+        None,
+    );
+    let (status, answer) = site.post("github", &query, &headers, body).await;
+    assert_eq!(status, 202, "{answer}");
+}
+
+/// A captured, validly signed delivery sent again (issue 16): GitHub, Gitea and GitLab by
+/// their delivery headers, distribution by its events' ids. The first asks for a pass; the
+/// copy is answered 200 "seen", counted, and asks for nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_delivery_is_seen_and_makes_no_pass() {
+    let site = Site::start().await;
+    for (kind, header) in [
+        (ReceiverKind::Github, Some("X-GitHub-Delivery")),
+        (ReceiverKind::Gitea, Some("X-Gitea-Delivery")),
+        (ReceiverKind::Gitlab, Some("X-Gitlab-Event-UUID")),
+        (ReceiverKind::Distribution, None),
+    ] {
+        let name = kind.as_str();
+        let body = (kind == ReceiverKind::Distribution).then(|| {
+            let (host, path) = site.image.split_once('/').unwrap();
+            serde_json::to_vec(&serde_json::json!({"events": [{"id": format!("evt-{name}"), "action": "push", "target": {"repository": path, "tag": "1.0.0"}, "request": {"host": host}}]})).unwrap()
+        });
+        let (mut headers, query, body) = signed(kind, site.secret(kind), &site.image, body);
+        if let Some(h) = header {
+            headers.push((h, format!("delivery-{name}-1")));
+        }
+        let (status, answer) = site.post(name, &query, &headers, body.clone()).await;
+        assert_eq!(status, 202, "{name}, first delivery: {answer}");
+        let passes = site.worker.passes().await;
+        let (status, answer) = site.post(name, &query, &headers, body.clone()).await;
+        assert_eq!(status, 200, "{name}, replayed: {answer}");
+        assert!(answer.contains("\"seen\""), "{answer}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The first delivery's pass may finish meanwhile; the replay asks for none after it.
+        let settled = site.worker.passes().await;
+        assert!(
+            settled <= passes + 1.0,
+            "{name}: {settled} passes after {passes}"
+        );
+        let replayed = site
+            .worker
+            .metric(&format!(
+                "tagpromoter_webhooks_total{{receiver=\"{name}\",result=\"replayed\"}}"
+            ))
+            .await;
+        assert_eq!(replayed, 1.0, "{name}: the replay is counted");
+        // Another delivery with the same content is not a replay.
+        if let Some(h) = header {
+            let (mut headers, query, body) = signed(kind, site.secret(kind), &site.image, None);
+            headers.push((h, format!("delivery-{name}-2")));
+            let (status, answer) = site.post(name, &query, &headers, body).await;
+            assert_eq!(status, 202, "{name}, a new delivery: {answer}");
+        }
+    }
+}

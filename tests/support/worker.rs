@@ -75,6 +75,20 @@ impl Worker {
             .sum()
     }
 
+    /// Its memory from `/proc`: (resident now, peak resident), in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// Passes finished so far.
     pub async fn passes(&self) -> f64 {
         self.metric("tagpromoter_passes_total{").await

@@ -66,6 +66,36 @@ fn scheme(kind: ReceiverKind) -> Scheme {
     }
 }
 
+/// What can be checked before a byte of the body is read: all of it for senders that
+/// present the secret itself; for those that sign the body, that a signature of the right
+/// form is there. A request refused here costs no more than its head.
+pub fn check_head(
+    kind: ReceiverKind,
+    secret: &[u8],
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<(), Refusal> {
+    match scheme(kind) {
+        Scheme::Hmac { header, prefixed } => {
+            let given = headers
+                .get(header)
+                .ok_or(Refusal::Missing(header))?
+                .as_bytes();
+            let hex = if prefixed {
+                given.strip_prefix(b"sha256=").unwrap_or_default()
+            } else {
+                given
+            };
+            if hex.len() == 64 && hex.iter().all(u8::is_ascii_hexdigit) {
+                Ok(())
+            } else {
+                Err(Refusal::Mismatch(header))
+            }
+        }
+        _ => check(kind, secret, headers, token, b""),
+    }
+}
+
 /// Check a request to the receiver of `kind` against `secret` (never empty: the caller
 /// refuses an empty secret file).
 pub fn check(
@@ -142,6 +172,29 @@ mod tests {
         assert_eq!(
             check(ReceiverKind::Gitea, b"k", &HeaderMap::new(), None, body),
             Err(Refusal::Missing("x-gitea-signature"))
+        );
+    }
+
+    #[test]
+    fn what_the_head_shows_is_checked_before_the_body() {
+        let gh = headers(&[("x-hub-signature-256", "sha256=nothex")]);
+        assert_eq!(
+            check_head(ReceiverKind::Github, b"k", &gh, None),
+            Err(Refusal::Mismatch("x-hub-signature-256"))
+        );
+        let sig = secret::sign(b"k", b"{}").unwrap();
+        let gh = headers(&[("x-hub-signature-256", &sig)]);
+        assert_eq!(check_head(ReceiverKind::Github, b"k", &gh, None), Ok(()));
+        let gl = headers(&[("x-gitlab-token", "wrong")]);
+        assert!(check_head(ReceiverKind::Gitlab, b"s3cret", &gl, None).is_err());
+        assert_eq!(
+            check_head(
+                ReceiverKind::Quay,
+                b"s3cret",
+                &HeaderMap::new(),
+                Some("s3cret")
+            ),
+            Ok(())
         );
     }
 

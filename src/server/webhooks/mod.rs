@@ -1,6 +1,7 @@
 //! Incoming webhooks, `POST /webhooks/<type>`: a registry telling of a push, or the forge
 //! telling of a push to the GitOps repository. Each request is bounded in size, checked
-//! against its receiver's secret the way its sender signs ([`auth`]), read for hints
+//! against its receiver's secret the way its sender signs ([`auth`]; what the head can
+//! settle before the body is read), refused when its delivery was seen before, read for hints
 //! ([`payload`]), and — when a promotion watches what it names — rings the worker's bell for
 //! a pass. It never decides or writes anything itself: the pass lists the tags from the
 //! registry, so a webhook cannot make tagpromoter write a tag the registry does not have.
@@ -10,8 +11,7 @@ pub mod payload;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,8 +23,18 @@ use crate::engine::Scope;
 use crate::rules::ReceiverKind;
 use payload::Hint;
 
-/// The largest body accepted (GitHub's push events with many commits stay well below).
-pub const BODY_LIMIT: usize = 1 << 20;
+/// The largest body accepted: registries' events are a few KiB, and GitHub's push events
+/// (at most 20 commits) stay well below.
+pub const BODY_LIMIT: usize = 256 << 10;
+
+/// How long a body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Bodies read at once: with [`BODY_LIMIT`], what a flood of signed-looking requests can
+/// make the worker hold. More wait up to [`BODY_TIMEOUT`], then are told to retry.
+const BODIES_AT_ONCE: usize = 16;
+
+static READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BODIES_AT_ONCE);
 
 /// The query string: Docker Hub and Quay present the secret there.
 #[derive(Debug, Deserialize)]
@@ -32,13 +42,16 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-/// `POST /webhooks/{receiver}`.
+/// `POST /webhooks/{receiver}`. Everything the method, path and headers can settle (the
+/// type, whether its receiver is on, a secret sent as such) is settled before a byte of the
+/// body is read; a body is read only up to [`BODY_LIMIT`], within [`BODY_TIMEOUT`], a few at
+/// a time.
 pub async fn receive(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let Some(kind) = ReceiverKind::parse(&name) else {
         return answer(
@@ -56,25 +69,6 @@ pub async fn receive(
         );
     };
     let count = |result: &str| shared.metrics.webhook(kind.as_str(), result);
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            count("too-large");
-            tracing::warn!(
-                receiver = kind.as_str(),
-                limit = BODY_LIMIT,
-                "webhook refused: the body is too large"
-            );
-            return answer(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {BODY_LIMIT} bytes"),
-            );
-        }
-        Err(rejection) => {
-            count("malformed");
-            return answer(rejection.status(), rejection.body_text());
-        }
-    };
     let secret = match crate::secret::read(&receiver.secret_file).and_then(|s| {
         if s.is_empty() {
             Err(format!("{} is empty", receiver.secret_file.display()))
@@ -95,6 +89,28 @@ pub async fn receive(
             );
         }
     };
+    let refused = |refusal: auth::Refusal| {
+        count("unauthorized");
+        tracing::warn!(receiver = kind.as_str(), why = %refusal, "webhook refused");
+        answer(StatusCode::UNAUTHORIZED, format!("refused: {refusal}"))
+    };
+    if let Err(refusal) =
+        auth::check_head(kind, secret.as_bytes(), &headers, query.token.as_deref())
+    {
+        return refused(refusal);
+    }
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err((status, why)) => {
+            count(if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too-large"
+            } else {
+                "malformed"
+            });
+            tracing::warn!(receiver = kind.as_str(), %why, "webhook refused");
+            return answer(status, why);
+        }
+    };
     if let Err(refusal) = auth::check(
         kind,
         secret.as_bytes(),
@@ -102,9 +118,18 @@ pub async fn receive(
         query.token.as_deref(),
         &body,
     ) {
-        count("unauthorized");
-        tracing::warn!(receiver = kind.as_str(), why = %refusal, "webhook refused");
-        return answer(StatusCode::UNAUTHORIZED, format!("refused: {refusal}"));
+        return refused(refusal);
+    }
+    if let Some(id) = payload::delivery(kind, &headers, &body)
+        && !shared.first_delivery(kind, &id)
+    {
+        count("replayed");
+        tracing::warn!(receiver = kind.as_str(), delivery = %id, "webhook delivery seen before; no pass");
+        return (
+            StatusCode::OK,
+            axum::Json(json!({ "pass": false, "seen": id })),
+        )
+            .into_response();
     }
     let hints = match payload::hints(kind, &headers, &body) {
         Ok(h) => h,
@@ -161,6 +186,47 @@ fn describe(hint: &Hint) -> String {
         ),
         Hint::Branch { repository, branch } => format!("{repository}@{branch}"),
     }
+}
+
+/// The body, read a few at a time, bounded in size and time.
+async fn read_body(body: Body) -> Result<Bytes, (StatusCode, String)> {
+    let busy = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many webhooks at once; retry".to_string(),
+        )
+    };
+    let _turn = tokio::time::timeout(BODY_TIMEOUT, READING.acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+        )),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_too_large(&e) => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {BODY_LIMIT} bytes"),
+        )),
+        Ok(Err(e)) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {e}"),
+        )),
+    }
+}
+
+/// Whether reading stopped at the size limit.
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn answer(status: StatusCode, text: String) -> Response {

@@ -65,6 +65,36 @@ pub fn hints(kind: ReceiverKind, headers: &HeaderMap, body: &[u8]) -> Result<Vec
     }
 }
 
+/// The sender's id of this delivery, where it gives one: GitHub's `X-GitHub-Delivery`,
+/// Gitea's `X-Gitea-Delivery`, GitLab's `X-Gitlab-Event-UUID`, distribution's event ids. A
+/// delivery seen before is a replay.
+pub fn delivery(kind: ReceiverKind, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    match kind {
+        ReceiverKind::Github => header("x-github-delivery"),
+        ReceiverKind::Gitea => header("x-gitea-delivery"),
+        ReceiverKind::Gitlab => header("x-gitlab-event-uuid"),
+        ReceiverKind::Distribution => {
+            let doc: Value = serde_json::from_slice(body).ok()?;
+            let mut ids: Vec<&str> = doc
+                .get("events")?
+                .as_array()?
+                .iter()
+                .filter_map(|e| text(e, &["id"]))
+                .collect();
+            ids.sort_unstable();
+            (!ids.is_empty()).then(|| ids.join(","))
+        }
+        _ => None,
+    }
+}
+
 /// The registry host an image reference (`host/path[:tag]`) names, if it names one.
 fn host_of(reference: &str) -> Option<String> {
     let reference = reference
