@@ -84,14 +84,7 @@ pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
     let Decision::Promote { from, to, .. } = &decided.decision else {
         return None;
     };
-    let p = rules
-        .promotions
-        .iter()
-        .find(|p| p.name == d.key.promotion)?;
-    let env = p
-        .environments
-        .iter()
-        .find(|e| e.name == d.key.environment)?;
+    let (p, env) = rules.environment(&d.key.promotion, &d.key.environment)?;
     let record = Record {
         promotion: p.name.clone(),
         environment: env.name.clone(),
@@ -105,18 +98,31 @@ pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
         hold: None,
         target: Some(p.target_id(env)),
     };
+    bump_for(rules, d, record, d.current.clone())
+}
+
+/// The bump that writes what `record` says into `d`'s target over `expected` (what the file
+/// holds): what the bot commits for it.
+pub fn bump_for(
+    rules: &Rules,
+    d: &EnvDecision,
+    record: Record,
+    expected: Option<String>,
+) -> Option<Bump> {
+    let (p, env) = rules.environment(&d.key.promotion, &d.key.environment)?;
+    let edit = FileEdit {
+        file: d.file.clone(),
+        target: p.manifest_target(env),
+        expected,
+        wanted: Wanted {
+            repository: p.image.clone(),
+            tag: record.to.clone(),
+            digest: record.digest.clone().filter(|_| env.pin_digest),
+        },
+    };
     Some(Bump {
         record,
-        edit: Some(FileEdit {
-            file: d.file.clone(),
-            target: p.manifest_target(env),
-            expected: d.current.clone(),
-            wanted: Wanted {
-                repository: p.image.clone(),
-                tag: to.clone(),
-                digest: decided.digest.clone().filter(|_| env.pin_digest),
-            },
-        }),
+        edit: Some(edit),
     })
 }
 

@@ -8,7 +8,7 @@
 use gix::ObjectId;
 use jiff::Timestamp;
 
-use super::apply::{Applied, bump_of};
+use super::apply::{Applied, bump_for, bump_of};
 use super::decide::EnvDecision;
 use crate::forge::{Forge, PrState};
 use crate::gitops::message::Record;
@@ -121,12 +121,27 @@ pub async fn propose(
             Ok(a) => a,
             Err(e) => return Applied::Failed(e.into()),
         };
-        let ours = |message: &str| {
-            Record::parse(message).is_some_and(|r| {
-                r.promotion == record.promotion && r.environment == record.environment
-            })
-        };
-        if ahead.iter().any(|(_, m)| !ours(m)) {
+        // Ours are the commits tagpromoter would make for their records, exactly; a commit
+        // that only carries our trailers is a person's.
+        let mut someone_else = false;
+        for (id, message) in &ahead {
+            let mine = Record::parse(message)
+                .filter(|r| r.promotion == record.promotion && r.environment == record.environment)
+                .and_then(|r| {
+                    let expected = r.from.as_ref().map(ToString::to_string);
+                    bump_for(rules, d, r, expected)
+                });
+            let made = match mine {
+                Some(bump) => repo.made_for(*id, &bump).await,
+                None => Ok(false),
+            };
+            match made {
+                Ok(true) => {}
+                Ok(false) => someone_else = true,
+                Err(e) => return Applied::Failed(e.into()),
+            }
+        }
+        if someone_else {
             return Applied::Skipped {
                 why: format!(
                     "someone else committed to {branch}; tagpromoter leaves the branch to them (delete it to let tagpromoter propose again)"

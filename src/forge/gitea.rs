@@ -28,6 +28,14 @@ pub struct Gitea {
 struct Head {
     #[serde(rename = "ref")]
     branch: String,
+    /// The repository the branch lives in (absent when a fork was deleted).
+    #[serde(default)]
+    repo: Option<RepoName>,
+}
+
+#[derive(Deserialize, PartialEq)]
+struct RepoName {
+    full_name: String,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +50,7 @@ struct Pull {
     #[serde(default)]
     body: Option<String>,
     head: Head,
+    base: Head,
 }
 
 /// The pull request `/commits/{sha}/pull` answers. Gitea may answer with one that does not
@@ -103,7 +112,9 @@ impl Forge for Gitea {
                 let items = list.as_array().cloned().unwrap_or_default();
                 for item in &items {
                     let pull: Pull = self.api.parse(item.clone(), &step)?;
-                    if pull.head.branch == branch {
+                    // A fork's pull request from a branch of the same name is not ours.
+                    let ours = pull.head.repo.is_some() && pull.head.repo == pull.base.repo;
+                    if pull.head.branch == branch && ours {
                         return Ok(Some(pull.into()));
                     }
                 }

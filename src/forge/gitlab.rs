@@ -20,6 +20,9 @@ pub struct GitLab {
 #[derive(Deserialize)]
 struct MergeRequest {
     iid: u64,
+    /// Where its branch lives: a fork's id differs from the target project's.
+    source_project_id: u64,
+    target_project_id: u64,
     web_url: String,
     state: String,
     #[serde(default)]
@@ -87,11 +90,16 @@ impl Forge for GitLab {
         Box::pin(async move {
             let step = format!("finding the merge request from {branch}");
             let query = format!(
-                "/merge_requests?source_branch={}&state=all&order_by=created_at&sort=desc&per_page=10",
+                "/merge_requests?source_branch={}&state=all&order_by=created_at&sort=desc&per_page=100",
                 encode_path(branch)
             );
             let list = self.api.call(Method::GET, &query, None, &step).await?;
-            Ok(self.api.first::<MergeRequest>(list, &step)?.map(Into::into))
+            // A fork's merge request from a branch of the same name is not ours.
+            let requests: Vec<MergeRequest> = self.api.parse(list, &step)?;
+            Ok(requests
+                .into_iter()
+                .find(|m| m.source_project_id == m.target_project_id)
+                .map(Into::into))
         })
     }
 

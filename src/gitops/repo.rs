@@ -354,6 +354,25 @@ impl Repo {
             .map_err(|e| GitError::new(GitErrorKind::Local, "writing commits", e.to_string()))?
     }
 
+    /// Whether `id` is exactly the commit tagpromoter makes for `bump` on its parent at its
+    /// time: the same tree, message, author and committer. A commit that only looks like
+    /// ours (our trailers over another change) is not.
+    pub async fn made_for(&self, id: ObjectId, bump: &Bump) -> Result<bool, GitError> {
+        let store = self.store.clone();
+        let author = self.config.author.clone();
+        let bump = bump.clone();
+        tokio::task::spawn_blocking(move || {
+            let info = store.info(id)?;
+            let [parent] = info.parents[..] else {
+                return Ok(false);
+            };
+            let chain = build_chain(&store, &author, parent, &[bump], info.time)?;
+            Ok(chain.commits.first().map(|(_, made)| *made) == Some(id))
+        })
+        .await
+        .map_err(|e| GitError::new(GitErrorKind::Local, "reading a commit", e.to_string()))?
+    }
+
     /// Push `commit` to `branch` (one `git push`), and say what the remote did.
     pub async fn push(&self, commit: ObjectId, branch: &str) -> Result<Pushed, GitError> {
         self.push_leased(commit, branch, None).await

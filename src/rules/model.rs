@@ -526,6 +526,17 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// The promotion `promotion` and its environment `environment`, if both exist.
+    pub fn environment(
+        &self,
+        promotion: &str,
+        environment: &str,
+    ) -> Option<(&Promotion, &Environment)> {
+        let p = self.promotions.iter().find(|p| p.name == promotion)?;
+        let env = p.environments.iter().find(|e| e.name == environment)?;
+        Some((p, env))
+    }
+
     /// Every file some target edits, sorted, each once.
     pub fn target_files(&self) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = self

@@ -425,3 +425,146 @@ async fn soak_from_the_merge(dialect: Dialect) {
         prod(&p).applied
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_github_forks_and_forged_commits_are_not_ours() {
+    not_ours(Dialect::GitHub).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitlab_forks_and_forged_commits_are_not_ours() {
+    not_ours(Dialect::GitLab).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitea_forks_and_forged_commits_are_not_ours() {
+    not_ours(Dialect::Gitea).await;
+}
+
+/// Issue 16's attacks on pull requests. A fork's pull request from a branch named like ours
+/// (closed with our body: it would block the tag as "declined"; open: it would be updated
+/// and shown as our proposal) is never taken for ours. A commit on our branch that carries
+/// our message over another change — added on top, or in place of ours — makes the branch a
+/// person's: left alone, and said so, never reported as our proposal.
+async fn not_ours(dialect: Dialect) {
+    let registry = DockerRegistry::start(Auth::None);
+    let pusher = Pusher::new(&registry.addr);
+    let image = format!("{}/acme/app", registry.addr);
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let overlay = kustomization(&image, "1.0.0");
+    let bare = bare_repo_at(
+        base.path(),
+        "deploys",
+        &[("apps/prod/kustomization.yaml", overlay.as_str())],
+        Some(INITIAL),
+    );
+    let daemon = GitDaemon::start(base.path());
+    let forge = ForgeStandIn::start(dialect, "forge-token").await;
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "forge-token\n").unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: {}, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, write: pull-request, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
+            daemon.url,
+            dialect.kind(),
+            forge.api_url,
+            token.display(),
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        tagpromoter::rules::load_dir(rules.path()).unwrap(),
+        cache.path(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let branch = "tagpromoter/app/prod";
+    let title = "promote(prod): app 1.0.0 -> 1.1.0";
+    let body = "lookalike\n\nTagpromoter-To: 1.1.0\n";
+    let declined = forge.from_fork("mallory", branch, title, body, false);
+    let open = forge.from_fork("mallory", branch, title, body, true);
+
+    let p = engine.pass(at(0)).await;
+    let Applied::Proposed { number, .. } = prod(&p).applied.clone() else {
+        panic!("{:?}", prod(&p).applied)
+    };
+    assert!(
+        number > open,
+        "our own pull request, not a fork's: #{number}"
+    );
+    for fork in [declined, open] {
+        let pr = &forge.prs()[fork as usize - 1];
+        assert_eq!((pr.title.as_str(), pr.body.as_str()), (title, body));
+    }
+    assert!(
+        !forge
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("PATCH") || c.starts_with("PUT")),
+        "{:?}",
+        forge.calls()
+    );
+    let ours = git(&bare, &["rev-parse", branch]).trim().to_string();
+
+    // A commit with our message and a backdoor, on top of ours.
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", "-b", branch, bare.to_str().unwrap(), "w"],
+    );
+    let w = work.path().join("w");
+    let message = git(&w, &["log", "-1", "--format=%B"]);
+    std::fs::write(w.join("backdoor.yaml"), "kind: ClusterRoleBinding\n").unwrap();
+    git(&w, &["add", "backdoor.yaml"]);
+    git(&w, &["commit", "-q", "-m", &message]);
+    git(&w, &["push", "-q", "origin", branch]);
+    let p = engine.pass(at(1)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Skipped { ref why } if why.contains("someone else committed")),
+        "a forged commit on top: {:?}",
+        prod(&p).applied
+    );
+
+    // Back to our commit alone: ours again.
+    git(
+        &w,
+        &[
+            "push",
+            "-q",
+            "-f",
+            "origin",
+            &format!("{ours}:refs/heads/{branch}"),
+        ],
+    );
+    let p = engine.pass(at(2)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Proposed { number: n, .. } if n == number),
+        "{:?}",
+        prod(&p).applied
+    );
+
+    // Ours replaced by a lookalike: same parent, same message, one more file.
+    git(&w, &["fetch", "-q", "origin"]);
+    git(&w, &["reset", "-q", "--hard", &ours]);
+    std::fs::write(w.join("backdoor.yaml"), "kind: ClusterRoleBinding\n").unwrap();
+    git(&w, &["add", "backdoor.yaml"]);
+    git(&w, &["commit", "-q", "--amend", "-m", &message]);
+    git(&w, &["push", "-q", "-f", "origin", branch]);
+    let p = engine.pass(at(3)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Skipped { ref why } if why.contains("someone else committed")),
+        "a forged commit in place of ours: {:?}",
+        prod(&p).applied
+    );
+}

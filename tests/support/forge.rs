@@ -16,6 +16,10 @@
 //!   `GET …/repository/commits/{sha}/merge_requests` (`merged_at`, `target_branch`), Gitea
 //!   `GET …/commits/{sha}/pull` (one, or 404; `merged_at`, `merge_commit_sha`, `head.sha`).
 //!
+//! - Pull requests from forks (`from_fork`): GitHub's `head=owner:branch` matches the owner's
+//!   branch only; GitLab marks them by `source_project_id` ≠ `target_project_id`; Gitea by
+//!   `head.repo` ≠ `base.repo`.
+//!
 //! Tests merge and close pull requests as a person would, and can make the next call fail.
 
 use std::collections::HashMap;
@@ -61,6 +65,18 @@ pub struct Pr {
     /// The commit at its head when it was merged, and when (set by [`ForgeStandIn::merge_at`]).
     pub head_sha: Option<String>,
     pub merged_at: Option<String>,
+    /// The owner of the fork it comes from (`None`: from `acme/deploys` itself).
+    pub fork: Option<String>,
+}
+
+impl Pr {
+    /// The project its branch lives in.
+    fn source(&self) -> String {
+        match &self.fork {
+            Some(owner) => format!("{owner}/deploys"),
+            None => "acme/deploys".into(),
+        }
+    }
 }
 
 struct Inner {
@@ -133,20 +149,23 @@ impl Inner {
                 "number": pr.number, "html_url": url, "title": pr.title, "body": pr.body,
                 "state": if pr.open { "open" } else { "closed" },
                 "merged_at": merged_at,
-                "head": {"ref": pr.head, "sha": pr.head_sha}, "base": {"ref": pr.base},
+                "head": {"ref": pr.head, "sha": pr.head_sha, "repo": {"full_name": pr.source()}},
+                "base": {"ref": pr.base, "repo": {"full_name": "acme/deploys"}},
             }),
             Dialect::GitLab => json!({
                 "iid": pr.number, "web_url": url, "title": pr.title, "description": pr.body,
                 "state": if pr.open { "opened" } else if pr.merged { "merged" } else { "closed" },
                 "source_branch": pr.head, "target_branch": pr.base, "merged_at": merged_at,
-                "sha": pr.head_sha,
+                "sha": pr.head_sha, "project_id": 1, "target_project_id": 1,
+                "source_project_id": if pr.fork.is_some() { 99 } else { 1 },
             }),
             Dialect::Gitea => json!({
                 "number": pr.number, "html_url": url, "title": pr.title, "body": pr.body,
                 "state": if pr.open { "open" } else { "closed" }, "merged": pr.merged,
                 "merged_at": merged_at,
                 "merge_commit_sha": if pr.merged { json!(pr.head_sha) } else { Value::Null },
-                "head": {"ref": pr.head, "sha": pr.head_sha}, "base": {"ref": pr.base},
+                "head": {"ref": pr.head, "sha": pr.head_sha, "repo": {"full_name": pr.source()}},
+                "base": {"ref": pr.base, "repo": {"full_name": "acme/deploys"}},
             }),
         }
     }
@@ -155,19 +174,25 @@ impl Inner {
         if q.get("state").map(String::as_str) != Some("all") {
             return Err(refuse(StatusCode::BAD_REQUEST, "expected state=all"));
         }
-        let head = match self.dialect {
-            Dialect::GitHub => q
-                .get("head")
-                .and_then(|h| h.split_once(':'))
-                .map(|(_, b)| b.to_string()),
-            Dialect::GitLab => q.get("source_branch").cloned(),
-            Dialect::Gitea => None,
+        // GitHub's `head` is `owner:branch` and matches that owner's branch only.
+        let (owner, head) = match self.dialect {
+            Dialect::GitHub => match q.get("head").and_then(|h| h.split_once(':')) {
+                Some((o, b)) => (Some(o.to_string()), Some(b.to_string())),
+                None => (None, None),
+            },
+            Dialect::GitLab => (None, q.get("source_branch").cloned()),
+            Dialect::Gitea => (None, None),
         };
         let mut newest_first: Vec<&Pr> = self
             .prs
             .iter()
             .rev()
             .filter(|p| head.as_deref().is_none_or(|h| h == p.head))
+            .filter(|p| {
+                owner
+                    .as_deref()
+                    .is_none_or(|o| p.source().split('/').next() == Some(o))
+            })
             .collect();
         if self.dialect == Dialect::Gitea {
             // Pages of `limit` (Gitea caps it at 50), counted from 1.
@@ -208,7 +233,11 @@ impl Inner {
                 "Validation Failed",
             ));
         };
-        if self.prs.iter().any(|p| p.head == head && p.open) {
+        if self
+            .prs
+            .iter()
+            .any(|p| p.head == head && p.open && p.fork.is_none())
+        {
             let status = match self.dialect {
                 Dialect::GitLab => StatusCode::CONFLICT,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
@@ -228,6 +257,7 @@ impl Inner {
             merged: false,
             head_sha: None,
             merged_at: None,
+            fork: None,
         };
         let out = self.render(&pr);
         self.prs.push(pr);
@@ -420,6 +450,26 @@ impl ForgeStandIn {
         }
     }
 
+    /// Someone opens a pull request from their fork `owner/deploys`, from a branch named
+    /// `head`, with our kind of title and body; left open or closed unmerged.
+    pub fn from_fork(&self, owner: &str, head: &str, title: &str, body: &str, open: bool) -> u64 {
+        let mut inner = self.inner.lock().unwrap();
+        let number = inner.prs.len() as u64 + 1;
+        inner.prs.push(Pr {
+            number,
+            head: head.into(),
+            base: "main".into(),
+            title: title.into(),
+            body: body.into(),
+            open,
+            merged: false,
+            head_sha: None,
+            merged_at: None,
+            fork: Some(owner.into()),
+        });
+        number
+    }
+
     /// `n` pull requests from other branches, newer than every one so far (so that a
     /// lookup has to page past them where the API cannot filter by branch).
     pub fn crowd(&self, n: usize) {
@@ -436,6 +486,7 @@ impl ForgeStandIn {
                 merged: false,
                 head_sha: None,
                 merged_at: None,
+                fork: None,
             });
         }
     }
