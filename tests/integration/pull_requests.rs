@@ -492,8 +492,8 @@ async fn not_ours(dialect: Dialect) {
     let branch = "tagpromoter/app/prod";
     let title = "promote(prod): app 1.0.0 -> 1.1.0";
     let body = "lookalike\n\nTagpromoter-To: 1.1.0\n";
-    let declined = forge.from_fork("mallory", branch, title, body, false);
-    let open = forge.from_fork("mallory", branch, title, body, true);
+    let declined = forge.fork_opens("mallory", branch, title, body, false);
+    let open = forge.fork_opens("mallory", branch, title, body, true);
 
     let p = engine.pass(at(0)).await;
     let Applied::Proposed { number, .. } = prod(&p).applied.clone() else {

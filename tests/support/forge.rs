@@ -16,7 +16,7 @@
 //!   `GET …/repository/commits/{sha}/merge_requests` (`merged_at`, `target_branch`), Gitea
 //!   `GET …/commits/{sha}/pull` (one, or 404; `merged_at`, `merge_commit_sha`, `head.sha`).
 //!
-//! - Pull requests from forks (`from_fork`): GitHub's `head=owner:branch` matches the owner's
+//! - Pull requests from forks (`fork_opens`): GitHub's `head=owner:branch` matches the owner's
 //!   branch only; GitLab marks them by `source_project_id` ≠ `target_project_id`; Gitea by
 //!   `head.repo` ≠ `base.repo`.
 //!
@@ -452,7 +452,7 @@ impl ForgeStandIn {
 
     /// Someone opens a pull request from their fork `owner/deploys`, from a branch named
     /// `head`, with our kind of title and body; left open or closed unmerged.
-    pub fn from_fork(&self, owner: &str, head: &str, title: &str, body: &str, open: bool) -> u64 {
+    pub fn fork_opens(&self, owner: &str, head: &str, title: &str, body: &str, open: bool) -> u64 {
         let mut inner = self.inner.lock().unwrap();
         let number = inner.prs.len() as u64 + 1;
         inner.prs.push(Pr {
