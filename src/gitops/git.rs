@@ -1,8 +1,8 @@
 //! Running the `git` command for the network (fetch, push, ls-remote): one mechanism that
 //! carries credentials, through the environment only. A small askpass script answers git's
 //! prompts from `TAGPROMOTER_GIT_USERNAME`/`TAGPROMOTER_GIT_PASSWORD`, read from the secret
-//! files at each call (so rotated secrets apply at once); ssh gets its key and known_hosts by
-//! path. Nothing secret is ever in an argument, a URL, a log line or an error.
+//! files at each call (so rotated secrets apply at once), and only for the remote's own
+//! origin (a redirect elsewhere gets nothing); ssh gets its key and known_hosts by path. Nothing secret is ever in an argument, a URL, a log line or an error.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -38,6 +38,19 @@ pub struct Git {
     askpass: PathBuf,
     auth: RemoteAuth,
     timeout: Duration,
+    /// `scheme://host[:port]` of the remote: the only origin credentials are sent to.
+    origin: Option<String>,
+}
+
+/// `scheme://host[:port]` of an http(s) URL, without any user info.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(format!("{scheme}://{host}"))
 }
 
 /// What `git` printed.
@@ -49,12 +62,35 @@ pub struct Output {
     pub stderr: String,
 }
 
-const ASKPASS: &str = "#!/bin/sh\n# Answers git's credential prompts from the environment; holds no secret itself.\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$TAGPROMOTER_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$TAGPROMOTER_GIT_PASSWORD\" ;;\nesac\n";
+/// Answers git's credential prompts (`Username for 'URL': `, `Password for 'URL': `) from
+/// the environment, for `git.url`'s own origin only: a redirect to another origin that
+/// asks for credentials gets none. Holds no secret itself.
+const ASKPASS: &str = r#"#!/bin/sh
+# Answers git's credential prompts from the environment, for git.url's origin only; holds no secret itself.
+url=${1#*\'}
+url=${url%\'*}
+scheme=${url%%://*}
+host=${url#*://}
+host=${host#*@}
+if [ "$scheme://$host" != "$TAGPROMOTER_GIT_ORIGIN" ]; then
+  echo "error: tagpromoter sends git.url's credentials only to $TAGPROMOTER_GIT_ORIGIN, and $scheme://$host asked for them (a redirect to another origin?)" >&2
+  exit 1
+fi
+case "$1" in
+  Username*) printf '%s\n' "$TAGPROMOTER_GIT_USERNAME" ;;
+  *) printf '%s\n' "$TAGPROMOTER_GIT_PASSWORD" ;;
+esac
+"#;
 
 impl Git {
-    /// A runner whose askpass script lives in `dir`; a command running longer than
-    /// `timeout` is killed and reported as a network failure.
-    pub fn new(dir: &Path, auth: RemoteAuth, timeout: Duration) -> Result<Self, GitError> {
+    /// A runner for the remote `url` whose askpass script lives in `dir`; a command running
+    /// longer than `timeout` is killed and reported as a network failure.
+    pub fn new(
+        dir: &Path,
+        url: &str,
+        auth: RemoteAuth,
+        timeout: Duration,
+    ) -> Result<Self, GitError> {
         let askpass = dir.join("askpass.sh");
         let io = |e: std::io::Error| {
             GitError::new(
@@ -73,6 +109,7 @@ impl Git {
             askpass,
             auth,
             timeout,
+            origin: origin_of(url),
         })
     }
 
@@ -97,6 +134,8 @@ impl Git {
         cmd.current_dir(dir)
             // No credential helper of the machine's own, no prompts on a terminal.
             .args(["-c", "credential.helper=", "-c", "core.askPass="])
+            // Prompts name the origin only, which the askpass compares.
+            .args(["-c", "credential.useHttpPath=false"])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ASKPASS", &self.askpass)
@@ -122,6 +161,9 @@ impl Git {
                 })?;
                 cmd.env("TAGPROMOTER_GIT_USERNAME", username);
                 cmd.env("TAGPROMOTER_GIT_PASSWORD", password);
+                if let Some(origin) = &self.origin {
+                    cmd.env("TAGPROMOTER_GIT_ORIGIN", origin);
+                }
             }
             RemoteAuth::Ssh {
                 key_file,
@@ -325,6 +367,20 @@ mod tests {
         assert!(refs[0].summary.contains("non-fast-forward"));
         let ok = parse_porcelain("To x\n \tabc:refs/heads/main\t1111111..2222222\nDone\n");
         assert_eq!(ok[0].flag, ' ');
+    }
+
+    #[test]
+    fn credentials_go_to_the_remotes_origin_only() {
+        assert_eq!(
+            origin_of("https://user@git.example.com:8443/acme/deploys.git").as_deref(),
+            Some("https://git.example.com:8443")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:9/git/d.git").as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(origin_of("git@github.com:acme/deploys.git"), None);
+        assert_eq!(origin_of("file:///srv/deploys.git"), None);
     }
 
     #[test]

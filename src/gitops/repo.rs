@@ -209,7 +209,7 @@ impl Repo {
         let root = config.cache_dir.join("git");
         std::fs::create_dir_all(&root).map_err(io)?;
         let dir = root.join(mirror_name(&config.url));
-        let git = Git::new(&root, config.auth.clone(), config.git_timeout)?;
+        let git = Git::new(&root, &config.url, config.auth.clone(), config.git_timeout)?;
         let _lock = lock(&dir, config.lock_timeout).await?;
         if !dir.join("HEAD").is_file() {
             let tmp = root.join(format!(

@@ -1154,3 +1154,72 @@ async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
     let s = repo.snapshot(queries, |s| s.walked >= 1_500).await.unwrap();
     assert_eq!(s.walked, 2_000, "doubled once");
 }
+
+/// A server that records the `Authorization` headers it receives and answers 401 with a
+/// Basic challenge (so that git offers credentials if it has any for it): the other
+/// origin of a redirect.
+async fn credential_trap() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::http::{HeaderMap, StatusCode, header};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&seen);
+    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let kept = std::sync::Arc::clone(&kept);
+        async move {
+            if let Some(a) = headers.get(header::AUTHORIZATION) {
+                kept.lock()
+                    .unwrap()
+                    .push(a.to_str().unwrap_or("?").to_string());
+            }
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"trap\"")],
+                "",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+/// Issue 16: `git.url` answers with a redirect to another origin. git follows it, and the
+/// other origin asks for credentials: tagpromoter never gives them (its credentials are for
+/// `git.url`'s origin only), and says why the fetch failed. Same-origin servers still get
+/// them (see `http_with_basic_auth_and_a_refused_password`).
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_never_follow_a_redirect_to_another_origin() {
+    use axum::http::{StatusCode, Uri, header};
+    let (trap, seen) = credential_trap().await;
+    let redirector = axum::Router::new().fallback(move |uri: Uri| {
+        let to = format!("{trap}{uri}");
+        async move { (StatusCode::FOUND, [(header::LOCATION, to)], "") }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/git/deploys.git", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, redirector).await;
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("password");
+    std::fs::write(&password_file, "redirect-Secret-9\n").unwrap();
+    let auth = RemoteAuth::Password {
+        username: "bot".into(),
+        password_file,
+    };
+    let repo = Repo::open(config(&url, cache.path(), auth)).await.unwrap();
+    let Err(e) = repo.fetch().await else {
+        panic!("a redirect to another origin cannot be cloned with our credentials")
+    };
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the other origin received credentials: {:?}",
+        seen.lock().unwrap()
+    );
+    let text = e.to_string();
+    assert!(!text.contains("redirect-Secret-9"), "{text}");
+    assert!(text.contains("only to"), "says why: {text}");
+}
