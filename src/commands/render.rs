@@ -350,6 +350,9 @@ pub fn plan_text(report: &PassReport) -> String {
                         Applied::Declined { number, url } => {
                             let _ = write!(s, "; declined: #{number} {url} was closed unmerged");
                         }
+                        Applied::Failed(e) => {
+                            let _ = write!(s, "; failing ({}): {e}", e.class());
+                        }
                         _ => {}
                     }
                     s

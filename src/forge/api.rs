@@ -12,6 +12,10 @@ use serde_json::Value;
 
 use super::{ForgeError, ForgeErrorKind, ForgeSetupError};
 
+/// The largest answer read from a forge (a page of pull requests with long bodies stays
+/// far below); a larger one is refused as `invalid`, never held in memory.
+pub(super) const MAX_ANSWER: usize = 8 << 20;
+
 /// How a forge takes its token.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Scheme {
@@ -140,7 +144,7 @@ impl Api {
             .headers()
             .get("x-ratelimit-remaining")
             .is_some_and(|v| v == "0");
-        let text = resp.text().await.unwrap_or_default();
+        let text = self.read_bounded(resp, step).await?;
         let message = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| match &v["message"] {
@@ -152,7 +156,7 @@ impl Api {
         let detail = format!("{status} {message}").trim().to_string();
         match status.as_u16() {
             200..=299 => serde_json::from_str(&text)
-                .map_err(|_| fail(ForgeErrorKind::Network, "the answer is not JSON".into())),
+                .map_err(|_| fail(ForgeErrorKind::Invalid, "the answer is not JSON".into())),
             429 => Err(fail(
                 ForgeErrorKind::Network,
                 format!("rate limited: {detail}"),
@@ -168,11 +172,49 @@ impl Api {
         }
     }
 
+    /// An answer's text, at most [`MAX_ANSWER`] bytes of it: a longer one is refused, as
+    /// soon as it says or shows that it is longer.
+    async fn read_bounded(
+        &self,
+        mut resp: reqwest::Response,
+        step: &str,
+    ) -> Result<String, ForgeError> {
+        let too_large = || {
+            self.error(
+                ForgeErrorKind::Invalid,
+                step,
+                format!(
+                    "the answer is larger than the {} MiB a forge answer may be",
+                    MAX_ANSWER >> 20
+                ),
+            )
+        };
+        if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        loop {
+            let chunk = resp.chunk().await.map_err(|_| {
+                self.error(
+                    ForgeErrorKind::Network,
+                    step,
+                    "the answer was cut off".into(),
+                )
+            })?;
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// One JSON answer read as `T`.
     pub fn parse<T: DeserializeOwned>(&self, value: Value, step: &str) -> Result<T, ForgeError> {
         serde_json::from_value(value).map_err(|_| {
             self.error(
-                ForgeErrorKind::Network,
+                ForgeErrorKind::Invalid,
                 step,
                 "the answer is not the pull request the API promises".into(),
             )

@@ -70,6 +70,8 @@ pub enum ForgeErrorKind {
     Rejected,
     /// The forge could not be reached, or failed.
     Network,
+    /// The answer is not what the API promises (too large, not JSON, not the fields).
+    Invalid,
 }
 
 impl ForgeErrorKind {
@@ -80,6 +82,7 @@ impl ForgeErrorKind {
             Self::NotFound => "not-found",
             Self::Rejected => "rejected",
             Self::Network => "network",
+            Self::Invalid => "invalid",
         }
     }
 
@@ -90,6 +93,9 @@ impl ForgeErrorKind {
             Self::NotFound => "check git.forge.apiUrl and git.forge.project",
             Self::Rejected => "the forge refused the request; see its message",
             Self::Network => "the forge could not be reached; retried on the next pass",
+            Self::Invalid => {
+                "the forge answered what its API does not promise; check git.forge.apiUrl and kind"
+            }
         }
     }
 }

@@ -568,3 +568,119 @@ async fn not_ours(dialect: Dialect) {
         prod(&p).applied
     );
 }
+
+/// A "forge" that answers every request with a JSON list that never ends (chunked, up to
+/// 1 GiB): how many bytes it got to send.
+async fn endless_forge() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&sent);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = std::sync::Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                let start = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n[\r\n";
+                if stream.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let item = "{\"number\":1,\"html_url\":\"x\",\"state\":\"open\",\"title\":\"t\",\"body\":\"padding\"},";
+                let chunk = item.repeat(65536 / item.len());
+                let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                for _ in 0..(1u64 << 30) / chunk.len() as u64 {
+                    if stream.write_all(framed.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (url, sent)
+}
+
+/// Issue 16: a forge whose answer never ends (1 GiB of pull requests) costs `plan` little
+/// memory: the answer is refused as `invalid` once it passes the limit, and the rest is
+/// never read. Run as the real binary, its peak memory read from `/proc`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gigabyte_forge_answer_is_refused_with_little_memory() {
+    let registry = DockerRegistry::start(Auth::None);
+    let pusher = Pusher::new(&registry.addr);
+    let image = format!("{}/acme/app", registry.addr);
+    for tag in ["1.0.0", "1.1.0"] {
+        pusher
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let overlay = kustomization(&image, "1.0.0");
+    let bare = bare_repo_at(
+        base.path(),
+        "deploys",
+        &[("apps/prod/kustomization.yaml", overlay.as_str())],
+        Some(INITIAL),
+    );
+    let (forge, sent) = endless_forge().await;
+    let rules = tempfile::tempdir().unwrap();
+    let token = rules.path().join("token");
+    std::fs::write(&token, "forge-token\n").unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: 'file://{}'\n    forge: {{ kind: github, apiUrl: '{forge}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, write: pull-request, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
+            bare.display(),
+            token.display(),
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
+        .arg("--rules")
+        .arg(rules.path())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .arg("plan")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let peak = tokio::task::spawn_blocking(move || {
+        let mut peak = 0u64;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if status.contains("State:\tZ") {
+                break;
+            }
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        peak
+    });
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let peak = peak.await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "plan peak RSS {peak} KiB; the forge got to send {} MiB",
+        sent >> 20
+    );
+    assert!(text.contains("invalid"), "{text}");
+    assert!(text.contains("larger than the 8 MiB"), "{text}");
+    assert!(peak < 96 * 1024, "plan peaked at {peak} KiB");
+    assert!(
+        sent < 256 << 20,
+        "the rest of the answer was read: {sent} bytes"
+    );
+}
