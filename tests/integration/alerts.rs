@@ -185,9 +185,15 @@ async fn failures_stalls_and_a_dead_registry_raise_alerts_that_resolve() {
     let slack_seen = slack.wait_for(10, |s| !s.is_empty()).await;
     let text = slack_seen[0].json()["text"].as_str().unwrap().to_string();
     assert!(
-        text.contains("*FIRING* PromotionFailed app/prod 1.0.0 -> 1.1.0 (rejected)"),
+        text.contains("*FIRING* PromotionFailed app/prod 1.0.0 -&gt; 1.1.0 (rejected)"),
         "{text}"
     );
+    // The hook's words are shown, not obeyed: no mention, no disguised link (issue 16).
+    assert!(
+        text.contains("&lt;!channel&gt; &lt;https://evil.example/|details&gt; &amp; more"),
+        "{text}"
+    );
+    assert!(!text.contains("<!channel>") && !text.contains("<https://evil"), "{text}");
     let am_seen = am_hook
         .wait_for(15, |s| {
             am_alerts(s).contains(&("firing".into(), "PromotionFailed".into()))

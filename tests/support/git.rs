@@ -99,7 +99,7 @@ pub fn protect_prod(bare: &Path) {
     let hook = bare.join("hooks/pre-receive");
     std::fs::write(
         &hook,
-        "#!/bin/sh\nwhile read old new ref; do\n  if git diff --name-only \"$old\" \"$new\" 2>/dev/null | grep -q '/prod/'; then\n    echo \"prod is protected: open a pull request\" >&2\n    exit 1\n  fi\ndone\n",
+        "#!/bin/sh\nwhile read old new ref; do\n  if git diff --name-only \"$old\" \"$new\" 2>/dev/null | grep -q '/prod/'; then\n    echo \"prod is protected: open a pull request <!channel> <https://evil.example/|details> & more\" >&2\n    exit 1\n  fi\ndone\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;

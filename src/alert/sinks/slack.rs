@@ -1,10 +1,18 @@
 //! Slack incoming webhooks (and chat tools that take their format): one message per batch
-//! of notifications, a line each.
+//! of notifications, a line each. What the alert quotes (a hook's message, an error) is
+//! escaped as Slack asks, so that it is shown, never read as a mention or a link.
 
 use serde_json::json;
 
 use super::{Batch, Sending, Sink, label, post};
 use crate::alert::Event;
+
+/// `&`, `<` and `>` as Slack's control sequences need them escaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
 
 /// A Slack-format webhook.
 pub struct Slack {
@@ -45,7 +53,7 @@ impl Sink for Slack {
                     };
                     format!(
                         "{mark} *{word}* {} (since {})",
-                        n.alert.summary(),
+                        escape(&n.alert.summary()),
                         n.alert.since
                     )
                 })
@@ -53,5 +61,16 @@ impl Sink for Slack {
             let body = serde_json::to_vec(&json!({ "text": lines.join("\n") })).unwrap_or_default();
             post(&self.http, &self.name, &self.url, body, &[]).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_sequences_are_shown_not_obeyed() {
+        assert_eq!(
+            super::escape("<!channel> <https://evil|x> & 1 -> 2"),
+            "&lt;!channel&gt; &lt;https://evil|x&gt; &amp; 1 -&gt; 2"
+        );
     }
 }
