@@ -193,7 +193,10 @@ async fn failures_stalls_and_a_dead_registry_raise_alerts_that_resolve() {
         text.contains("&lt;!channel&gt; &lt;https://evil.example/|details&gt; &amp; more"),
         "{text}"
     );
-    assert!(!text.contains("<!channel>") && !text.contains("<https://evil"), "{text}");
+    assert!(
+        !text.contains("<!channel>") && !text.contains("<https://evil"),
+        "{text}"
+    );
     let am_seen = am_hook
         .wait_for(15, |s| {
             am_alerts(s).contains(&("firing".into(), "PromotionFailed".into()))

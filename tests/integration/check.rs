@@ -292,26 +292,48 @@ fn a_billion_laughs_fails_fast() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
+/// Credentials in `git.url` would reach git's arguments (`/proc/*/cmdline`) and logs:
+/// `check` refuses a password, and over https any user info (a token as the user name,
+/// issue 16), without repeating it; an ssh user name is fine.
 #[test]
-fn a_password_in_the_git_url_is_refused_without_being_repeated() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "settings.yaml",
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: { url: 'https://bot:hunter2@git.example.com/x.git' }\n",
-    );
-    let out = tagpromoter()
-        .args(["check", "--rules"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("settings.yaml:4:15: git.url holds a password"),
-        "{text}"
-    );
-    assert!(!text.contains("hunter2"));
+fn credentials_in_the_git_url_are_refused_without_being_repeated() {
+    for (url, refused) in [
+        ("https://bot:hunter2@git.example.com/x.git", Some("hunter2")),
+        (
+            "https://ghp_hunter2Token@github.com/acme/x.git",
+            Some("ghp_hunter2Token"),
+        ),
+        ("ssh://git:hunter2@git.example.com/x.git", Some("hunter2")),
+        ("ssh://git@git.example.com/acme/x.git", None),
+        ("git@github.com:acme/x.git", None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "settings.yaml",
+            &format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: '{url}' }}\n"
+            ),
+        );
+        let out = tagpromoter()
+            .args(["check", "--rules"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        match refused {
+            Some(secret) => {
+                assert_eq!(out.status.code(), Some(2), "{url}: {text}");
+                assert!(
+                    text.contains("settings.yaml:4:15: git.url holds")
+                        && text.contains("name it in git.auth"),
+                    "{url}: {text}"
+                );
+                assert!(!text.contains(secret), "{url}: {text}");
+            }
+            None => assert!(!text.contains("git.url holds"), "{url}: {text}"),
+        }
+    }
 }
 
 /// `--help` lists the exit codes and every environment variable the flags read.

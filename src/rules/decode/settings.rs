@@ -47,10 +47,8 @@ impl<'a> Decoder<'a> {
         let f = self.fields(node, "git", &["url", "branch", "auth", "author", "forge"])?;
         let url = self.required(&f, "url", "git").and_then(|n| {
             let url = self.string(n, "git.url")?;
-            if let Some((_, rest)) = url.split_once("://")
-                && rest.split('/').next().is_some_and(|authority| authority.contains('@') && authority.split('@').next().is_some_and(|user| user.contains(':')))
-            {
-                self.error(n.position, "git.url holds a password; put it in a file and name it in git.auth (tokenFile or passwordFile)");
+            if let Some(why) = credentials_in(&url) {
+                self.error(n.position, format!("git.url holds {why}, which would reach git's arguments and logs; remove it from the URL, put the secret in a file and name it in git.auth (tokenFile, or username and passwordFile)"));
                 return None;
             }
             let ok = ["https://", "http://", "ssh://", "file://", "git://", "/", "./", "../"].iter().any(|p| url.starts_with(p))
@@ -369,5 +367,21 @@ impl<'a> Decoder<'a> {
             webhooks,
             hold_alert_after: hold_alert_after?,
         })
+    }
+}
+
+/// What secret a repository URL carries in its user info, if any: over http(s) any user
+/// info (`https://TOKEN@host/…` is how tokens leak), elsewhere a password (`ssh://git@host`
+/// names a user, which is fine).
+fn credentials_in(url: &str) -> Option<&'static str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (user, _) = authority.rsplit_once('@')?;
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        Some("user info (a user name or token before @)")
+    } else if user.contains(':') {
+        Some("a password")
+    } else {
+        None
     }
 }
