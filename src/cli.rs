@@ -20,6 +20,7 @@ Environment:
   TAGPROMOTER_QUIET             --quiet
   TAGPROMOTER_LOG               a full log filter (e.g. tagpromoter=debug)
   TAGPROMOTER_LISTEN            run --listen
+  TAGPROMOTER_LISTEN_BOARD      run --listen-board
   TAGPROMOTER_EXTERNAL_URL      run --external-url
   TAGPROMOTER_ACTOR             promote/release --actor";
 
@@ -147,6 +148,11 @@ pub struct RunArgs {
     /// Where to serve the board (/), /metrics, /healthz, /readyz, /status and /webhooks/<type>.
     #[arg(long, env = "TAGPROMOTER_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: std::net::SocketAddr,
+    /// Serve the board (/) and /status here instead (e.g. 127.0.0.1:9091, for
+    /// `kubectl port-forward`): --listen then serves only /healthz, /readyz, /metrics and
+    /// /webhooks/<type>.
+    #[arg(long, env = "TAGPROMOTER_LISTEN_BOARD")]
+    pub listen_board: Option<std::net::SocketAddr>,
     /// How people reach this worker (e.g. http://tagpromoter.gitops:9090); alerts link to
     /// its /status.
     #[arg(long, env = "TAGPROMOTER_EXTERNAL_URL")]

@@ -108,25 +108,56 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
                     return ExitCode::from(EXIT_FAILED);
                 }
             };
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
-            Ok(l) => l,
-            Err(e) => {
+        let bind = |addr: std::net::SocketAddr, flag: &'static str| async move {
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "cannot listen on {}: {e}; choose another address with --listen",
-                    args.listen
+                    "cannot listen on {addr}: {e}; choose another address with {flag}"
                 );
-                return ExitCode::from(EXIT_FAILED);
-            }
+                ExitCode::from(EXIT_FAILED)
+            })
+        };
+        let listener = match bind(args.listen, "--listen").await {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        let board_listener = match args.listen_board {
+            Some(addr) => match bind(addr, "--listen-board").await {
+                Ok(l) => Some(l),
+                Err(code) => return code,
+            },
+            None => None,
         };
         let shared = Arc::new(Shared::new(Arc::clone(&metrics), engine.rules()));
         let mut wakes = shared.wakes();
         let (stop_tx, mut stop) = watch::channel(false);
-        let mut server_stop = stop.clone();
-        let server = tokio::spawn(server::serve(listener, Arc::clone(&shared), async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        }));
-        tracing::info!(listen = %args.listen, "serving the board at /, /metrics, /healthz, /readyz, /status and /webhooks/<type>");
+        let stopped = |mut stop: watch::Receiver<bool>| async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let mut servers = Vec::new();
+        match board_listener {
+            Some(board) => {
+                servers.push(tokio::spawn(server::connections::serve(
+                    listener,
+                    server::service_router(Arc::clone(&shared)),
+                    stopped(stop.clone()),
+                )));
+                servers.push(tokio::spawn(server::connections::serve(
+                    board,
+                    server::board_router(Arc::clone(&shared)),
+                    stopped(stop.clone()),
+                )));
+                tracing::info!(listen = %args.listen, listen_board = ?args.listen_board, "serving /metrics, /healthz, /readyz and /webhooks/<type>; the board and /status on --listen-board");
+            }
+            None => {
+                servers.push(tokio::spawn(server::serve(
+                    listener,
+                    Arc::clone(&shared),
+                    stopped(stop.clone()),
+                )));
+                tracing::info!(listen = %args.listen, "serving the board at /, /metrics, /healthz, /readyz, /status and /webhooks/<type>");
+            }
+        }
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down after the pass in flight");
@@ -183,7 +214,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
         if !alerting.flush(Duration::from_secs(5)).await {
             tracing::warn!("some alerts were not delivered before shutdown");
         }
-        let _ = server.await;
+        for server in servers {
+            let _ = server.await;
+        }
         ExitCode::SUCCESS
     })
 }

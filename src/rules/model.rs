@@ -5,7 +5,7 @@
 //! describe the JSON Schema (`tagpromoter schema`), so the schema cannot drift from what the
 //! loader accepts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jiff::SignedDuration;
 use regex::Regex;
@@ -37,6 +37,35 @@ pub struct Settings {
     /// Incoming webhooks that trigger a pass, at `POST /webhooks/<type>` of `run`'s server.
     #[serde(default)]
     pub receivers: Vec<Receiver>,
+}
+
+impl Settings {
+    /// Every file the settings name that holds a secret (or says where one is): what must
+    /// never be shown to whoever can read the worker's unauthenticated pages.
+    pub fn secret_files(&self) -> Vec<&Path> {
+        let mut files: Vec<&Path> = Vec::new();
+        match &self.git.auth {
+            Some(GitAuth::Token { token_file }) => files.push(token_file),
+            Some(GitAuth::Password { password_file, .. }) => files.push(password_file),
+            Some(GitAuth::SshKey { ssh_key_file, .. }) => files.push(ssh_key_file),
+            None => {}
+        }
+        if let Some(f) = &self.git.forge {
+            files.push(&f.token_file);
+        }
+        for r in &self.registries {
+            files.extend(r.docker_config.as_deref());
+            files.extend(r.password_file.as_deref());
+        }
+        files.extend(self.receivers.iter().map(|r| r.secret_file.as_path()));
+        files.extend(
+            self.alerts
+                .webhooks
+                .iter()
+                .filter_map(|w| w.secret_file.as_deref()),
+        );
+        files
+    }
 }
 
 /// An incoming webhook (named after Flux's `Receiver`): a registry announcing a push, or

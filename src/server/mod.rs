@@ -1,13 +1,16 @@
 //! The worker's HTTP server: `/` (the promotion board), `/metrics` (Prometheus text),
 //! `/healthz` (alive), `/readyz` (rules loaded and a pass finished within three intervals),
 //! `/status` (the JSON of `tagpromoter status`, from the last pass), and `POST
-//! /webhooks/<type>` (registries and the forge asking for a pass).
+//! /webhooks/<type>` (registries and the forge asking for a pass). The board and `/status`
+//! may be served on an address of their own (`run --listen-board`); what they show is
+//! redacted ([`redact`]).
 //!
 //! It only reads what the worker shares ([`Shared`]) and rings its bell; it never runs a
 //! pass or touches a registry or the repository itself, so it answers while a pass runs.
 
 pub mod board;
 pub mod connections;
+pub mod redact;
 mod shared;
 pub mod webhooks;
 
@@ -23,10 +26,14 @@ use crate::commands::render;
 
 pub use shared::{Shared, Watching};
 
-/// The routes.
+/// Every route on one address.
 pub fn router(shared: Arc<Shared>) -> Router {
+    service_router(Arc::clone(&shared)).merge(board_router(shared))
+}
+
+/// What the cluster needs: probes, metrics and webhook receivers.
+pub fn service_router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/", get(board))
         .route(
             "/webhooks/{receiver}",
             // The handler bounds the body itself, once it knows the request may be read.
@@ -35,6 +42,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .with_state(shared)
+}
+
+/// What people read: the board and `/status` (read-only, unauthenticated, redacted).
+pub fn board_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(board))
         .route("/status", get(status))
         .with_state(shared)
 }
@@ -77,7 +91,12 @@ async fn board(State(shared): State<Arc<Shared>>) -> Response {
             ),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        Html(board::page(last.as_ref().map(|(r, _)| r.as_ref()))),
+        Html(
+            shared
+                .watching()
+                .redaction
+                .apply(&board::page(last.as_ref().map(|(r, _)| r.as_ref()))),
+        ),
     )
         .into_response()
 }
@@ -97,7 +116,10 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     match shared.last() {
         Some((report, _)) => (
             [(header::CONTENT_TYPE, "application/json")],
-            render::json(&report, None),
+            shared
+                .watching()
+                .redaction
+                .apply(&render::json(&report, None)),
         )
             .into_response(),
         None => (
@@ -108,7 +130,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// Serve on `listener` until `shutdown` resolves.
+/// Serve every route on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,

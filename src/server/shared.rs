@@ -47,6 +47,8 @@ pub struct Watching {
     pub git_url: String,
     /// Its branch.
     pub branch: String,
+    /// What the unauthenticated pages must not show.
+    pub redaction: super::redact::Redaction,
 }
 
 impl Watching {
@@ -66,6 +68,7 @@ impl Watching {
                 .collect(),
             git_url: rules.settings.git.url.clone(),
             branch: rules.settings.git.branch.clone(),
+            redaction: super::redact::Redaction::of(&rules.settings),
         }
     }
 

@@ -122,3 +122,101 @@ async fn metrics_health_readiness_and_status_during_run() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Issue 16: `/status` and the board are read-only and unauthenticated, so they never show
+/// a secret file's path (the setting that names it stays), and with `--listen-board` they
+/// live on their own address: `--listen` then serves only probes, metrics and webhooks.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_board_and_status_show_no_secret_paths_and_can_live_apart() {
+    use crate::support::git::bare_repo_at;
+    use crate::support::oci::Pusher;
+    use crate::support::{Auth, DockerRegistry};
+    let registry = DockerRegistry::start(Auth::None);
+    Pusher::new(&registry.addr)
+        .image(
+            "acme/app",
+            Some("1.0.0"),
+            crate::engine::INITIAL,
+            "linux",
+            "amd64",
+        )
+        .await;
+    let image = format!("{}/acme/app", registry.addr);
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo_at(
+        base.path(),
+        "deploys",
+        &[(
+            "apps/dev/kustomization.yaml",
+            crate::engine::kustomization(&image, "1.0.0").as_str(),
+        )],
+        Some(crate::engine::INITIAL),
+    );
+    let rules = tempfile::tempdir().unwrap();
+    Pusher::new(&registry.addr)
+        .image(
+            "acme/app",
+            Some("1.1.0"),
+            crate::engine::INITIAL,
+            "linux",
+            "amd64",
+        )
+        .await;
+    let secret = rules.path().join("vault-mount-Zq9").join("forge-token");
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}', forge: {{ kind: github, apiUrl: 'http://127.0.0.1:1', tokenFile: {}, project: acme/deploys }} }}\n  registries: [{{ host: '{}', insecure: true }}]\n  interval: 1h\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, write: pull-request, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/dev/kustomization.yaml }} }} }}\n",
+            bare.display(),
+            secret.display(),
+            registry.addr
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (port, board_port) = (free_port(), free_port());
+    let (service, board) = (
+        format!("http://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{board_port}"),
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
+        .arg("--rules")
+        .arg(rules.path())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen-board", &format!("127.0.0.1:{board_port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(30, &format!("{service}/readyz"), 200).await;
+    for path in ["/", "/status"] {
+        assert_eq!(
+            get(&format!("{service}{path}")).await.0,
+            404,
+            "{path} on --listen"
+        );
+    }
+    for path in ["/metrics", "/healthz", "/webhooks/github"] {
+        assert_eq!(
+            get(&format!("{board}{path}")).await.0,
+            404,
+            "{path} on --listen-board"
+        );
+    }
+    for path in ["/status", "/"] {
+        let (status, text) = get(&format!("{board}{path}")).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            text.contains("tokenFile") && text.contains("[secret file]"),
+            "{path} still says what is wrong: {text}"
+        );
+        assert!(
+            !text.contains("vault-mount-Zq9"),
+            "{path} shows a secret path: {text}"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
