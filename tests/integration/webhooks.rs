@@ -601,6 +601,10 @@ async fn four_hundred_slow_uploads_neither_exhaust_nor_block_the_worker() {
         "worker RSS before {before} KiB, after {after} KiB, peak {peak} KiB; slowest /healthz {slowest:?}; longest attacker connection {open_longest:?}"
     );
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB under the flood");
+    assert!(
+        after < before + 16 * 1024,
+        "memory did not return after the flood: {before} -> {after} KiB"
+    );
     // Refused from its head at once; its body waited for and read within 10 s each; its
     // head cut after 5 s.
     let [unknown, signed_body, slow_head] = open_longest;
