@@ -34,16 +34,112 @@ async fn stand_in_gitea_pull_requests() {
     pull_requests(Dialect::Gitea).await;
 }
 
+/// What the pull-request tests share: a registry with `acme/app` 1.0.0, a GitOps repository
+/// (one kustomization per environment, each at 1.0.0) served by `git daemon`, a stand-in
+/// forge of one dialect, and rules promoting `acme/app` through the environments given.
+struct Site {
+    _registry: DockerRegistry,
+    pusher: Pusher,
+    image: String,
+    bare: std::path::PathBuf,
+    _daemon: GitDaemon,
+    forge: ForgeStandIn,
+    /// The forge token's file.
+    token: std::path::PathBuf,
+    rules: tempfile::TempDir,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Site {
+    /// `environments`: (name, the rest of its YAML flow mapping after `name`).
+    async fn start(dialect: Dialect, environments: &[(&str, &str)]) -> Self {
+        let registry = DockerRegistry::start(Auth::None);
+        let pusher = Pusher::new(&registry.addr);
+        let image = format!("{}/acme/app", registry.addr);
+        pusher
+            .image("acme/app", Some("1.0.0"), INITIAL, "linux", "amd64")
+            .await;
+        let base = tempfile::tempdir().unwrap();
+        let overlay = kustomization(&image, "1.0.0");
+        let files: Vec<(String, &str)> = environments
+            .iter()
+            .map(|(env, _)| (format!("apps/{env}/kustomization.yaml"), overlay.as_str()))
+            .collect();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(f, t)| (f.as_str(), *t)).collect();
+        let bare = bare_repo_at(base.path(), "deploys", &refs, Some(INITIAL));
+        let daemon = GitDaemon::start(base.path());
+        let forge = ForgeStandIn::start(dialect, "forge-token-1").await;
+        let secrets = tempfile::tempdir().unwrap();
+        let token = secrets.path().join("token");
+        std::fs::write(&token, "forge-token-1\n").unwrap();
+        let envs: String = environments
+            .iter()
+            .map(|(env, rest)| {
+                format!("    - {{ name: {env}, {rest}, target: {{ kustomize: {{ file: apps/{env}/kustomization.yaml }} }} }}\n")
+            })
+            .collect();
+        let rules = tempfile::tempdir().unwrap();
+        std::fs::write(
+            rules.path().join("rules.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: {}, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n{envs}",
+                daemon.url,
+                dialect.kind(),
+                forge.api_url,
+                token.display(),
+                registry.addr
+            ),
+        )
+        .unwrap();
+        Self {
+            _registry: registry,
+            pusher,
+            image,
+            bare,
+            _daemon: daemon,
+            forge,
+            token,
+            rules,
+            _dirs: [base, secrets],
+        }
+    }
+
+    /// `acme/app:tag` pushed.
+    async fn push(&self, tag: &str) {
+        self.pusher
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+
+    /// An engine on a cache of its own.
+    async fn engine(&self) -> (Engine, tempfile::TempDir) {
+        let cache = tempfile::tempdir().unwrap();
+        let engine = Engine::open(
+            tagpromoter::rules::load_dir(self.rules.path()).unwrap(),
+            cache.path(),
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        (engine, cache)
+    }
+}
+
 /// Opened, left alone when nothing changed, updated for a newer tag, stalled past
 /// stallAfter, closed unmerged (not proposed again), merged (up to date), a person's commit
 /// on the branch (left alone), a refused token and a forge error (classified failures).
 async fn pull_requests(dialect: Dialect) {
-    let registry = DockerRegistry::start(Auth::None);
-    let pusher = Pusher::new(&registry.addr);
-    let image = format!("{}/acme/app", registry.addr);
-    pusher
-        .image("acme/app", Some("1.0.0"), INITIAL, "linux", "amd64")
-        .await;
+    let site = Site::start(
+        dialect,
+        &[(
+            "prod",
+            "write: pull-request, stallAfter: 60d, policy: { semver: '>=1.0.0' }",
+        )],
+    )
+    .await;
+    let (pusher, image, bare, github) = (&site.pusher, &site.image, &site.bare, &site.forge);
+    let token = &site.token;
+    let overlay = kustomization(image, "1.0.0");
     let labels = serde_json::json!({
         "org.opencontainers.image.source": "https://github.com/acme/app",
         "org.opencontainers.image.revision": "4f2a9c1",
@@ -52,40 +148,7 @@ async fn pull_requests(dialect: Dialect) {
     pusher
         .labeled("acme/app", Some("1.1.0"), INITIAL, "linux", "amd64", labels)
         .await;
-    let base = tempfile::tempdir().unwrap();
-    let overlay = kustomization(&image, "1.0.0");
-    let bare = bare_repo_at(
-        base.path(),
-        "deploys",
-        &[("apps/prod/kustomization.yaml", overlay.as_str())],
-        Some(INITIAL),
-    );
-    let daemon = GitDaemon::start(base.path());
-    let github = ForgeStandIn::start(dialect, "gh-token-1").await;
-    let secrets = tempfile::tempdir().unwrap();
-    let token = secrets.path().join("token");
-    std::fs::write(&token, "gh-token-1\n").unwrap();
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(
-        rules.path().join("rules.yaml"),
-        format!(
-            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: {}, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, write: pull-request, stallAfter: 60d, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
-            daemon.url,
-            dialect.kind(),
-            github.api_url,
-            token.display(),
-            registry.addr
-        ),
-    )
-    .unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        tagpromoter::rules::load_dir(rules.path()).unwrap(),
-        cache.path(),
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let (engine, cache) = site.engine().await;
     let settings = engine.rules().settings.clone();
     let mut alerting = tagpromoter::alert::Alerting::start(
         &settings,
@@ -110,7 +173,7 @@ async fn pull_requests(dialect: Dialect) {
     let branch = "tagpromoter/app/prod";
     let file_on = |rev: &str| {
         git(
-            &bare,
+            bare,
             &["show", &format!("{rev}:apps/prod/kustomization.yaml")],
         )
     };
@@ -126,7 +189,7 @@ async fn pull_requests(dialect: Dialect) {
         prod(&p).state(p.now),
         State::InReview { number: 1, .. }
     ));
-    assert_eq!(file_on(branch), kustomization(&image, "1.1.0"));
+    assert_eq!(file_on(branch), kustomization(image, "1.1.0"));
     assert_eq!(file_on("main"), overlay);
     let pr = &github.prs()[0];
     assert_eq!((pr.head.as_str(), pr.base.as_str()), (branch, "main"));
@@ -198,9 +261,9 @@ async fn pull_requests(dialect: Dialect) {
     ));
     assert_eq!(github.prs().len(), 61, "one of ours, 60 of others");
     assert_eq!(github.prs()[0].title, "promote(prod): app 1.0.0 -> 1.2.0");
-    assert_eq!(file_on(branch), kustomization(&image, "1.2.0"));
+    assert_eq!(file_on(branch), kustomization(image, "1.2.0"));
     assert_eq!(
-        git(&bare, &["rev-list", "--count", &format!("main..{branch}")]).trim(),
+        git(bare, &["rev-list", "--count", &format!("main..{branch}")]).trim(),
         "1"
     );
 
@@ -240,7 +303,7 @@ async fn pull_requests(dialect: Dialect) {
     );
     github.finish(62, true);
     git(
-        &bare,
+        bare,
         &[
             "update-ref",
             "refs/heads/main",
@@ -266,7 +329,7 @@ async fn pull_requests(dialect: Dialect) {
     git(&w, &["add", "NOTES.md"]);
     git(&w, &["commit", "-q", "-m", "notes for the reviewer"]);
     git(&w, &["push", "-q", "origin", branch]);
-    let theirs = git(&bare, &["rev-parse", branch]);
+    let theirs = git(bare, &["rev-parse", branch]);
     pusher
         .image("acme/app", Some("1.5.0"), INITIAL, "linux", "amd64")
         .await;
@@ -276,15 +339,12 @@ async fn pull_requests(dialect: Dialect) {
         "{:?}",
         prod(&p).applied
     );
-    assert_eq!(git(&bare, &["rev-parse", branch]), theirs);
+    assert_eq!(git(bare, &["rev-parse", branch]), theirs);
 
     // Failures are classified like push failures: a refused token, a forge error.
-    git(
-        &bare,
-        &["update-ref", "-d", &format!("refs/heads/{branch}")],
-    );
+    git(bare, &["update-ref", "-d", &format!("refs/heads/{branch}")]);
     github.finish(63, false);
-    std::fs::write(&token, "expired-token\n").unwrap();
+    std::fs::write(token, "expired-token\n").unwrap();
     let p = engine.pass(at(8)).await;
     assert!(
         alerts(&p)
@@ -297,7 +357,7 @@ async fn pull_requests(dialect: Dialect) {
         "{:?}",
         prod(&p).state(p.now)
     );
-    std::fs::write(&token, "gh-token-1\n").unwrap();
+    std::fs::write(token, "forge-token-1\n").unwrap();
     github.fail_next(502);
     let p = engine.pass(at(9)).await;
     assert!(
@@ -333,54 +393,23 @@ async fn stand_in_gitea_soak_counts_from_a_fast_forward_merge() {
 /// keeps the bot's time, but staging ran the tag only from the merge, so prod waits 24 h from
 /// the merge (the forge says when). A forge that cannot say fails prod loudly (`forge`).
 async fn soak_from_the_merge(dialect: Dialect) {
-    let registry = DockerRegistry::start(Auth::None);
-    let pusher = Pusher::new(&registry.addr);
-    let image = format!("{}/acme/app", registry.addr);
-    for tag in ["1.0.0", "1.1.0"] {
-        pusher
-            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
-    let base = tempfile::tempdir().unwrap();
-    let overlay = kustomization(&image, "1.0.0");
-    let bare = bare_repo_at(
-        base.path(),
-        "deploys",
+    let site = Site::start(
+        dialect,
         &[
-            ("apps/staging/kustomization.yaml", overlay.as_str()),
-            ("apps/prod/kustomization.yaml", overlay.as_str()),
+            (
+                "staging",
+                "write: pull-request, policy: { semver: '>=1.0.0' }",
+            ),
+            (
+                "prod",
+                "from: staging, soak: 24h, policy: { semver: '>=1.0.0' }",
+            ),
         ],
-        Some(INITIAL),
-    );
-    let daemon = GitDaemon::start(base.path());
-    let forge = ForgeStandIn::start(dialect, "forge-token").await;
-    let secrets = tempfile::tempdir().unwrap();
-    let token = secrets.path().join("token");
-    std::fs::write(&token, "forge-token\n").unwrap();
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(
-        rules.path().join("rules.yaml"),
-        format!(
-            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: {}, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: staging, write: pull-request, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/staging/kustomization.yaml }} }} }}\n    - {{ name: prod, from: staging, soak: 24h, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
-            daemon.url,
-            dialect.kind(),
-            forge.api_url,
-            token.display(),
-            registry.addr
-        ),
     )
-    .unwrap();
-    let open = || async {
-        let cache = tempfile::tempdir().unwrap();
-        let engine = Engine::open(
-            tagpromoter::rules::load_dir(rules.path()).unwrap(),
-            cache.path(),
-            Options::default(),
-        )
-        .await
-        .unwrap();
-        (engine, cache)
-    };
+    .await;
+    site.push("1.1.0").await;
+    let (bare, forge) = (&site.bare, &site.forge);
+    let open = || site.engine();
     let (engine, _cache) = open().await;
     let prod = |p: &PassReport| p.environments[1].clone();
     let hours = |h: i64| at(h * 60);
@@ -392,8 +421,8 @@ async fn soak_from_the_merge(dialect: Dialect) {
     ));
     // Merged by fast-forward ten hours later: main now is the bot's commit itself.
     let branch = "refs/heads/tagpromoter/app/staging";
-    let head = git(&bare, &["rev-parse", branch]).trim().to_string();
-    git(&bare, &["update-ref", "refs/heads/main", &head]);
+    let head = git(bare, &["rev-parse", branch]).trim().to_string();
+    git(bare, &["update-ref", "refs/heads/main", &head]);
     forge.merge_at(1, &head, &hours(10).to_string());
 
     // 24 h after the commit, 14 h after the merge: not soaked.
@@ -447,48 +476,14 @@ async fn stand_in_gitea_forks_and_forged_commits_are_not_ours() {
 /// our message over another change — added on top, or in place of ours — makes the branch a
 /// person's: left alone, and said so, never reported as our proposal.
 async fn not_ours(dialect: Dialect) {
-    let registry = DockerRegistry::start(Auth::None);
-    let pusher = Pusher::new(&registry.addr);
-    let image = format!("{}/acme/app", registry.addr);
-    for tag in ["1.0.0", "1.1.0"] {
-        pusher
-            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
-    let base = tempfile::tempdir().unwrap();
-    let overlay = kustomization(&image, "1.0.0");
-    let bare = bare_repo_at(
-        base.path(),
-        "deploys",
-        &[("apps/prod/kustomization.yaml", overlay.as_str())],
-        Some(INITIAL),
-    );
-    let daemon = GitDaemon::start(base.path());
-    let forge = ForgeStandIn::start(dialect, "forge-token").await;
-    let secrets = tempfile::tempdir().unwrap();
-    let token = secrets.path().join("token");
-    std::fs::write(&token, "forge-token\n").unwrap();
-    let rules = tempfile::tempdir().unwrap();
-    std::fs::write(
-        rules.path().join("rules.yaml"),
-        format!(
-            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git:\n    url: '{}deploys.git'\n    forge: {{ kind: {}, apiUrl: '{}', tokenFile: {}, project: acme/deploys }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, write: pull-request, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n",
-            daemon.url,
-            dialect.kind(),
-            forge.api_url,
-            token.display(),
-            registry.addr
-        ),
+    let site = Site::start(
+        dialect,
+        &[("prod", "write: pull-request, policy: { semver: '>=1.0.0' }")],
     )
-    .unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        tagpromoter::rules::load_dir(rules.path()).unwrap(),
-        cache.path(),
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    .await;
+    site.push("1.1.0").await;
+    let (bare, forge) = (&site.bare, &site.forge);
+    let (engine, _cache) = site.engine().await;
     let branch = "tagpromoter/app/prod";
     let title = "promote(prod): app 1.0.0 -> 1.1.0";
     let body = "lookalike\n\nTagpromoter-To: 1.1.0\n";
@@ -515,7 +510,7 @@ async fn not_ours(dialect: Dialect) {
         "{:?}",
         forge.calls()
     );
-    let ours = git(&bare, &["rev-parse", branch]).trim().to_string();
+    let ours = git(bare, &["rev-parse", branch]).trim().to_string();
 
     // A commit with our message and a backdoor, on top of ours.
     let work = tempfile::tempdir().unwrap();
