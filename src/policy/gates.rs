@@ -390,7 +390,12 @@ impl Gates {
             let missing: Vec<String> = self
                 .platforms
                 .iter()
-                .filter(|p| !facts.platforms.contains(p))
+                .filter(|p| {
+                    !facts
+                        .platforms
+                        .iter()
+                        .any(|offered| super::platform::satisfies(offered, p))
+                })
                 .cloned()
                 .collect();
             if !missing.is_empty() {

@@ -8,6 +8,7 @@
 pub mod constraint;
 pub mod freeze;
 pub mod gates;
+pub mod platform;
 pub mod timeline;
 pub mod version;
 

@@ -17,6 +17,7 @@ mod manifest;
 mod monitoring;
 mod promises;
 mod pull_requests;
+mod real_repos;
 mod registry;
 mod registry_secrets;
 mod server;

@@ -182,6 +182,30 @@ impl Pusher {
         self.manifest(repo, tag, OCI_INDEX, index.as_bytes()).await
     }
 
+    /// Push an index of `children` (manifest, `os/arch[/variant]`) under `tag`.
+    pub async fn platform_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        children: &[(Pushed, &str)],
+    ) -> Pushed {
+        let manifests: Vec<serde_json::Value> = children
+            .iter()
+            .map(|(p, platform)| {
+                let parts: Vec<&str> = platform.split('/').collect();
+                let mut platform = serde_json::json!({"os": parts[0], "architecture": parts[1]});
+                if let Some(variant) = parts.get(2) {
+                    platform["variant"] = serde_json::json!(variant);
+                }
+                serde_json::json!({"mediaType": OCI_MANIFEST, "digest": p.digest, "size": p.size, "platform": platform})
+            })
+            .collect();
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
+                .to_string();
+        self.manifest(repo, tag, OCI_INDEX, index.as_bytes()).await
+    }
+
     /// Tag an existing manifest body again (cheap: one request per tag).
     pub async fn retag(&self, repo: &str, tags: &[String], body: &[u8], media_type: &str) {
         for tag in tags {

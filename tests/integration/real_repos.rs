@@ -1,0 +1,154 @@
+//! Repositories and images as real users have them (issue 17): platform variants, and more
+//! to come. A real registry and a real bare repository; the engine in process.
+
+use jiff::Timestamp;
+
+use crate::engine::{INITIAL, kustomization};
+use crate::support::git::{bare_repo_at, git};
+use crate::support::oci::Pusher;
+use crate::support::{Auth, DockerRegistry};
+use tagpromoter::engine::{Engine, Options, PassReport};
+
+fn now() -> Timestamp {
+    "2026-11-20T10:00:00Z".parse().unwrap()
+}
+
+/// A registry, a repository with `files`, and rules (Settings for both, then `promotions`):
+/// one pass; the report and what the branch holds after it.
+struct World {
+    registry: DockerRegistry,
+    bare: std::path::PathBuf,
+    rules: tempfile::TempDir,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl World {
+    fn new(files: &[(&str, String)]) -> Self {
+        let registry = DockerRegistry::start(Auth::None);
+        let base = tempfile::tempdir().unwrap();
+        let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        let bare = bare_repo_at(base.path(), "deploys", &refs, Some(INITIAL));
+        Self {
+            registry,
+            bare,
+            rules: tempfile::tempdir().unwrap(),
+            _dirs: [base, tempfile::tempdir().unwrap()],
+        }
+    }
+
+    fn pusher(&self) -> Pusher {
+        Pusher::new(&self.registry.addr)
+    }
+
+    fn image(&self, path: &str) -> String {
+        format!("{}/{path}", self.registry.addr)
+    }
+
+    /// The rules: Settings for this registry and repository, then `promotions` (YAML docs).
+    fn rules(&self, promotions: &str) {
+        std::fs::write(
+            self.rules.path().join("rules.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{}', insecure: true }}]\n---\n{promotions}",
+                self.bare.display(),
+                self.registry.addr
+            ),
+        )
+        .unwrap();
+    }
+
+    async fn pass(&self, at: Timestamp) -> PassReport {
+        let cache = tempfile::tempdir().unwrap();
+        let engine = Engine::open(
+            tagpromoter::rules::load_dir(self.rules.path()).unwrap(),
+            cache.path(),
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        engine.pass(at).await
+    }
+
+    fn file(&self, path: &str) -> String {
+        git(&self.bare, &["show", &format!("main:{path}")])
+    }
+}
+
+/// `platforms` match as OCI's platform matchers do: `linux/arm64` is satisfied by an index
+/// whose arm64 child says `linux/arm64/v8` (as every arm64 image built by buildx does), and
+/// `linux/arm/v7` by a bare `linux/arm`; an explicit variant must match (`linux/arm/v6` is
+/// not `v7`).
+#[tokio::test(flavor = "multi_thread")]
+async fn platforms_match_with_their_variants_normalised() {
+    let world = World::new(&[
+        ("apps/arm64/kustomization.yaml", String::new()),
+        ("apps/armv7/kustomization.yaml", String::new()),
+        ("apps/armv6/kustomization.yaml", String::new()),
+    ]);
+    let image = world.image("acme/multi");
+    let pusher = world.pusher();
+    for tag in ["1.0.0", "1.1.0"] {
+        let amd64 = pusher
+            .image("acme/multi", None, INITIAL, "linux", "amd64")
+            .await;
+        let arm64 = pusher
+            .image("acme/multi", None, INITIAL, "linux", "arm64")
+            .await;
+        let arm = pusher
+            .image("acme/multi", None, INITIAL, "linux", "arm")
+            .await;
+        pusher
+            .platform_index(
+                "acme/multi",
+                tag,
+                &[
+                    (amd64, "linux/amd64"),
+                    (arm64, "linux/arm64/v8"),
+                    (arm, "linux/arm"),
+                ],
+            )
+            .await;
+    }
+    // Each overlay at 1.0.0.
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", world.bare.to_str().unwrap(), "w"],
+    );
+    let w = work.path().join("w");
+    for env in ["arm64", "armv7", "armv6"] {
+        std::fs::write(
+            w.join(format!("apps/{env}/kustomization.yaml")),
+            kustomization(&image, "1.0.0"),
+        )
+        .unwrap();
+    }
+    git(&w, &["commit", "-qam", "overlays"]);
+    git(&w, &["push", "-q", "origin", "main"]);
+    let env = |name: &str, platforms: &str| {
+        format!(
+            "    - {{ name: {name}, policy: {{ semver: '>=1.0.0' }}, platforms: [{platforms}], target: {{ kustomize: {{ file: apps/{name}/kustomization.yaml }} }} }}\n"
+        )
+    };
+    world.rules(&format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: multi }}\nspec:\n  image: {image}\n  environments:\n{}{}{}",
+        env("arm64", "linux/arm64"),
+        env("armv7", "linux/arm/v7"),
+        env("armv6", "linux/arm/v6"),
+    ));
+    let p = world.pass(now()).await;
+    let line = |env: &str| world.file(&format!("apps/{env}/kustomization.yaml"));
+    assert!(
+        line("arm64").contains("newTag: 1.1.0"),
+        "{:?}",
+        p.environments[0]
+    );
+    assert!(
+        line("armv7").contains("newTag: 1.1.0"),
+        "{:?}",
+        p.environments[1]
+    );
+    assert!(line("armv6").contains("newTag: 1.0.0"));
+    let text = tagpromoter::commands::render::plan_text(&p);
+    assert!(text.contains("lacks platforms linux/arm/v6"), "{text}");
+}
