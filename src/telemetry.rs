@@ -22,8 +22,10 @@ pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
+    // Colour codes only for a terminal: a file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests calling in) keeps the first subscriber.
     let _ = if json {

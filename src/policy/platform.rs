@@ -55,7 +55,11 @@ mod tests {
             ("linux/s390x", "linux/s390x", true),
         ];
         for (offered, required, expected) in rows {
-            assert_eq!(satisfies(offered, required), expected, "{offered} for {required}");
+            assert_eq!(
+                satisfies(offered, required),
+                expected,
+                "{offered} for {required}"
+            );
         }
     }
 }

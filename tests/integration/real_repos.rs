@@ -152,3 +152,36 @@ async fn platforms_match_with_their_variants_normalised() {
     let text = tagpromoter::commands::render::plan_text(&p);
     assert!(text.contains("lacks platforms linux/arm/v6"), "{text}");
 }
+
+/// Text logs piped to a file or another program carry no ANSI colour codes (issue 17).
+#[tokio::test(flavor = "multi_thread")]
+async fn text_logs_off_a_terminal_have_no_colour_codes() {
+    let dead = format!("127.0.0.1:{}", crate::support::free_port());
+    let world = World::new(&[(
+        "apps/dev/kustomization.yaml",
+        kustomization(&format!("{dead}/acme/app"), "1.0.0"),
+    )]);
+    std::fs::write(
+        world.rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{dead}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {dead}/acme/app\n  environments:\n    - {{ name: dev, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/dev/kustomization.yaml }} }} }}\n",
+            world.bare.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
+        .arg("--rules")
+        .arg(world.rules.path())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["--log-format", "text", "--registry-timeout", "3s", "once"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("cannot list tags"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log:?}"
+    );
+}
