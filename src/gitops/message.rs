@@ -78,6 +78,12 @@ impl Record {
 
     /// The subject: `promote(<env>): <promotion> <from> -> <to>`.
     pub fn subject(&self) -> String {
+        if self.hold == Some(HoldChange::Released) {
+            return format!(
+                "release({}): {} may move on from {}",
+                self.environment, self.promotion, self.to
+            );
+        }
         let from = self.from.as_ref().map_or("(none)", Tag::as_str);
         format!(
             "promote({}): {} {from} -> {}",

@@ -405,6 +405,11 @@ async fn renaming_an_environment_keeps_its_released_hold_released() {
         message.contains("Tagpromoter-Target: apps/app/prod/values.yaml#image.tag"),
         "{message}"
     );
+    // The release's subject says what it does (it moved no tag).
+    assert!(
+        message.starts_with("release(prod): app may move on from 1.0.0\n"),
+        "{message}"
+    );
 
     scene.rules(
         "    - name: production\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n",
