@@ -122,11 +122,42 @@ async fn write_whole(path: &std::path::Path, stored: &Stored) -> std::io::Result
         .parent()
         .ok_or_else(|| std::io::Error::other("no parent directory"))?;
     tokio::fs::create_dir_all(dir).await?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    // Unique per write, not only per process: two images sharing a digest are written at
+    // once in one pass.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     tokio::fs::write(
         &tmp,
         serde_json::to_vec(stored).map_err(std::io::Error::other)?,
     )
     .await?;
     tokio::fs::rename(&tmp, path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many writes of one digest at once (images sharing it, in one pass) all succeed.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_writes_of_one_digest_do_not_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sha256").join("ab.json");
+        let stored = || Stored {
+            platforms: vec!["linux/amd64".into()],
+            created: None,
+            labels: Default::default(),
+        };
+        let mut writes = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let path = path.clone();
+            let stored = stored();
+            writes.spawn(async move { write_whole(&path, &stored).await });
+        }
+        while let Some(done) = writes.join_next().await {
+            assert!(done.unwrap().is_ok());
+        }
+        assert!(path.is_file());
+    }
 }
