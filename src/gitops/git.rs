@@ -32,6 +32,21 @@ pub enum RemoteAuth {
     },
 }
 
+impl RemoteAuth {
+    /// The setting that supplies these credentials, as the rules name it.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::None => "no git.auth: add a tokenFile, a username and passwordFile, or an sshKeyFile",
+            Self::Password { username, .. } if username == TOKEN_USER => "git.auth.tokenFile",
+            Self::Password { .. } => "git.auth.username and passwordFile",
+            Self::Ssh { .. } => "git.auth.sshKeyFile",
+        }
+    }
+}
+
+/// The user name a token is sent with (forges accept any; GitHub wants this one).
+pub const TOKEN_USER: &str = "x-access-token";
+
 /// The `git` command with our environment.
 #[derive(Debug, Clone)]
 pub struct Git {
@@ -119,8 +134,18 @@ impl Git {
         if out.0 {
             Ok(out.1)
         } else {
-            Err(classify(step, &out.1.stderr))
+            Err(self.classify(step, &out.1.stderr))
         }
+    }
+
+    /// A failure classified from git's words; a refused authentication names the kind of
+    /// credentials the rules gave, so that the fix is the right one.
+    pub fn classify(&self, step: &str, stderr: &str) -> GitError {
+        let mut e = classify(step, stderr);
+        if e.kind == GitErrorKind::Auth {
+            e.detail = format!("{} (authenticating with {})", e.detail, self.auth.describe());
+        }
+        e
     }
 
     /// Run `git args…`; `(succeeded, output)`, for callers that read failures themselves.

@@ -54,7 +54,7 @@ impl RepoConfig {
             None => RemoteAuth::None,
             // Forges accept a token as the password of any user name; GitHub wants this one.
             Some(GitAuth::Token { token_file }) => RemoteAuth::Password {
-                username: "x-access-token".into(),
+                username: super::git::TOKEN_USER.into(),
                 password_file: token_file.clone(),
             },
             Some(GitAuth::Password {
@@ -469,7 +469,7 @@ impl Repo {
             }
             Some(r) if r.flag == '!' => rejected(r.summary),
             _ => {
-                let e = super::git::classify(&step, &out.stderr);
+                let e = self.git.classify(&step, &out.stderr);
                 if e.kind == GitErrorKind::Rejected {
                     Pushed::Rejected(e)
                 } else {

@@ -373,6 +373,12 @@ async fn http_with_basic_auth_and_a_refused_password() {
     assert_eq!(err.kind, GitErrorKind::Auth, "{err}");
     assert!(!err.to_string().contains("not-the-password"));
     assert!(err.to_string().contains("check git.auth"), "{err}");
+    // It names the kind of credentials the rules gave (issue 17).
+    assert!(
+        err.to_string()
+            .contains("authenticating with git.auth.username and passwordFile"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
