@@ -36,7 +36,9 @@ impl RemoteAuth {
     /// The setting that supplies these credentials, as the rules name it.
     pub fn describe(&self) -> &'static str {
         match self {
-            Self::None => "no git.auth: add a tokenFile, a username and passwordFile, or an sshKeyFile",
+            Self::None => {
+                "no git.auth: add a tokenFile, a username and passwordFile, or an sshKeyFile"
+            }
             Self::Password { username, .. } if username == TOKEN_USER => "git.auth.tokenFile",
             Self::Password { .. } => "git.auth.username and passwordFile",
             Self::Ssh { .. } => "git.auth.sshKeyFile",
@@ -143,7 +145,11 @@ impl Git {
     pub fn classify(&self, step: &str, stderr: &str) -> GitError {
         let mut e = classify(step, stderr);
         if e.kind == GitErrorKind::Auth {
-            e.detail = format!("{} (authenticating with {})", e.detail, self.auth.describe());
+            e.detail = format!(
+                "{} (authenticating with {})",
+                e.detail,
+                self.auth.describe()
+            );
         }
         e
     }

@@ -377,3 +377,29 @@ fn shell_completions_name_the_commands() {
         }
     }
 }
+
+/// A bad `metadata.name` does not hide the rest of the file's problems (issue 17).
+#[test]
+fn a_bad_promotion_name_does_not_hide_the_other_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "app.yaml",
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: { url: 'file:///srv/deploys.git' }\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: 'Bad Name!' }\nspec:\n  image: ghcr.io/acme/app\n  environments:\n    - name: dev\n      policy: { semver: '^1' }\n      nonsense: true\n      target: { kustomize: { file: apps/x/kustomization.yaml } }\n",
+    );
+    let out = tagpromoter()
+        .args(["check", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("app.yaml:8:19: promotion name \"Bad Name!\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("app.yaml:14:7: unknown key `nonsense`"),
+        "{text}"
+    );
+}

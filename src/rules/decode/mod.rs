@@ -313,12 +313,14 @@ impl<'a> Decoder<'a> {
             (Some("Settings"), None) => Decoded::Settings(None, position),
             (Some("Promotion"), spec) => {
                 let name = self.metadata_name(&fields);
-                let promotion = match (&name, spec) {
-                    (Some(name), Some(spec)) => {
-                        self.promotion(name.clone(), spec, position).map(Box::new)
-                    }
-                    _ => None,
-                };
+                // The spec is read even under a bad name, so that its own problems are
+                // reported in the same run.
+                let promotion = spec
+                    .and_then(|spec| {
+                        self.promotion(name.clone().unwrap_or_default(), spec, position)
+                    })
+                    .filter(|_| name.is_some())
+                    .map(Box::new);
                 Decoded::Promotion(name, position, promotion)
             }
             (Some(other), _) => {
