@@ -313,7 +313,11 @@ fn detail(e: &EnvReport, now: Timestamp) -> String {
         _ => warning.unwrap_or_else(|| match &e.decision.outcome {
             Ok(d) => match d.decision.waiting().first() {
                 Some(w) => format!("{}: {}", w.tag, w.block),
-                None => String::new(),
+                // Nothing waits: say which tags never qualified, and why.
+                None => passed_over(&d.rejected)
+                    .first()
+                    .map(|(kind, tags)| format!("passed over, {kind}: {tags}"))
+                    .unwrap_or_default(),
             },
             Err(_) => String::new(),
         }),
@@ -390,7 +394,9 @@ fn passed_over(rejected: &[(crate::image::Tag, Rejection)]) -> Vec<(&'static str
     let mut groups: Vec<(&'static str, Vec<&str>)> = Vec::new();
     for (tag, why) in rejected {
         let kind = match why {
-            Rejection::NotAVersion { .. } => "not a version X.Y.Z",
+            Rejection::NotAVersion { .. } => {
+                "not a version X.Y.Z (`semver: { range: …, loose: true }` reads 1.0 and v5 as versions)"
+            }
             Rejection::NotANumber { .. } => "not a number",
             Rejection::NoCreationTime => "no creation time",
             Rejection::FilteredOut { .. } => "does not match the filter",

@@ -202,7 +202,10 @@ mod tests {
         TagPolicy {
             exclude: vec![],
             filter: None,
-            order: Order::Semver(Constraint::parse(range).unwrap()),
+            order: Order::Semver {
+                range: Constraint::parse(range).unwrap(),
+                loose: false,
+            },
         }
     }
 

@@ -478,7 +478,10 @@ mod tests {
         TagPolicy {
             exclude: vec![],
             filter: None,
-            order: Order::Semver(Constraint::parse("^6.0.0").unwrap()),
+            order: Order::Semver {
+                range: Constraint::parse("^6.0.0").unwrap(),
+                loose: false,
+            },
         }
     }
 

@@ -27,8 +27,15 @@ pub enum Direction {
 /// How candidates are ranked.
 #[derive(Debug, Clone)]
 pub enum Order {
-    /// Tags parsed as versions (optional `v`, exactly `X.Y.Z`), within a range; highest wins.
-    Semver(Constraint),
+    /// Tags parsed as versions, within `range`; highest wins. Strictly (an optional `v`,
+    /// then exactly `X.Y.Z`), or with `loose` as Masterminds' `NewVersion` reads them
+    /// (`1.0` and `v5` are 1.0.0 and 5.0.0; so is a date tag `20240101` a major version).
+    Semver {
+        /// The range a candidate must be in.
+        range: Constraint,
+        /// Whether `1`, `1.2` and `v1.2` are versions too.
+        loose: bool,
+    },
     /// Byte-wise string order.
     Alphabetical(Direction),
     /// Tags parsed as numbers; a tag that is not one is no candidate (rejected, with why).
@@ -277,9 +284,15 @@ impl TagPolicy {
         created: &dyn Fn(&str) -> Option<Timestamp>,
     ) -> Result<Key, Unranked> {
         match &self.order {
-            Order::Semver(_) => texts
+            Order::Semver { loose, .. } => texts
                 .iter()
-                .find_map(|t| Version::parse_tag(t).ok())
+                .find_map(|t| {
+                    if *loose {
+                        Version::parse_lenient(t).ok()
+                    } else {
+                        Version::parse_tag(t).ok()
+                    }
+                })
                 .map(Key::Version)
                 .ok_or(Unranked::NotAVersion),
             Order::Alphabetical(_) => Ok(Key::Text(texts.first().unwrap_or(&tag).to_string())),
@@ -333,7 +346,7 @@ impl TagPolicy {
                 Unranked::NoCreationTime => Rejection::NoCreationTime,
             })?;
         // Only a candidate must be in the range.
-        if let (Order::Semver(range), Key::Version(v)) = (&self.order, &key) {
+        if let (Order::Semver { range, .. }, Key::Version(v)) = (&self.order, &key) {
             range
                 .explain(v)
                 .map_err(|why| Rejection::OutOfRange { why: why.0 })?;
@@ -379,7 +392,10 @@ mod tests {
                 .map(|p| Regex::new(p).unwrap())
                 .collect(),
             filter: None,
-            order: Order::Semver(Constraint::parse(range).unwrap()),
+            order: Order::Semver {
+                range: Constraint::parse(range).unwrap(),
+                loose: false,
+            },
         }
     }
 

@@ -441,14 +441,42 @@ pub struct Environment {
 #[derive(Debug, Clone, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Policy {
-    /// A Masterminds semver range, e.g. `^6.0.0` or `>=1.0.0-0`.
-    Semver(#[schemars(with = "String")] Constraint),
+    /// A Masterminds semver range, e.g. `^6.0.0` or `>=1.0.0-0`; or `{ range, loose: true }`
+    /// to read tags as Masterminds' loose parser does (`1.0` and `v5` are versions).
+    Semver(#[schemars(with = "SemverSchema")] SemverPolicy),
     /// Byte-wise order; `asc` picks the highest.
     Alphabetical(SortOrder),
     /// Numeric order; `asc` picks the highest.
     Numerical(SortOrder),
     /// The most recently built image.
     NewestBuild(NewestBuild),
+}
+
+/// A semver policy: the range, and how tags are read.
+#[derive(Debug, Clone)]
+pub struct SemverPolicy {
+    /// The range a tag must be in.
+    pub range: Constraint,
+    /// Read `1`, `1.2`, `v1.2` as versions (Masterminds' `NewVersion`), not only `X.Y.Z`.
+    pub loose: bool,
+}
+
+/// How `semver:` is written (for the schema): a range, or a range with options.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum SemverSchema {
+    /// A Masterminds range.
+    Range(String),
+    /// A range, with `loose: true` to read `1.0` and `v5` as versions too (a date tag such
+    /// as `20240101` then reads as a huge major version: pair it with a range).
+    Options {
+        /// A Masterminds range.
+        range: String,
+        /// Masterminds' loose parsing.
+        #[serde(default)]
+        loose: bool,
+    },
 }
 
 /// `newestBuild: {}`.
@@ -587,7 +615,10 @@ impl Policy {
             SortOrder::Desc => policy::Direction::Desc,
         };
         match self {
-            Self::Semver(c) => policy::Order::Semver(c.clone()),
+            Self::Semver(s) => policy::Order::Semver {
+                range: s.range.clone(),
+                loose: s.loose,
+            },
             Self::Alphabetical(o) => policy::Order::Alphabetical(dir(o)),
             Self::Numerical(o) => policy::Order::Numerical(dir(o)),
             Self::NewestBuild(_) => policy::Order::NewestBuild,

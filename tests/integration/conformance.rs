@@ -164,9 +164,11 @@ fn tag_policy_case(case: &Value) -> Result<Option<String>, String> {
         Some(other) => Err(format!("invalid order {other:?}")),
     };
     let order = match p["kind"].as_str() {
-        Some("semver") => Order::Semver(
-            Constraint::parse(p["range"].as_str().unwrap_or("")).map_err(|e| e.to_string())?,
-        ),
+        Some("semver") => Order::Semver {
+            range: Constraint::parse(p["range"].as_str().unwrap_or(""))
+                .map_err(|e| e.to_string())?,
+            loose: p["loose"].as_bool().unwrap_or(false),
+        },
         Some("alphabetical") => Order::Alphabetical(direction()?),
         Some("numerical") => Order::Numerical(direction()?),
         other => return Err(format!("unknown policy kind {other:?}")),

@@ -185,3 +185,66 @@ async fn text_logs_off_a_terminal_have_no_colour_codes() {
         "colour codes in a piped log: {log:?}"
     );
 }
+
+/// Tags people really push (`1.0`, `2.0`, `v5`): under the strict semver policy they are
+/// passed over, and `plan` and `status` say so in text with the way out; with
+/// `semver: { range, loose: true }` they are versions (issue 17).
+#[tokio::test(flavor = "multi_thread")]
+async fn short_version_tags_are_explained_strictly_and_taken_loosely() {
+    let world = World::new(&[("apps/dev/kustomization.yaml", String::new())]);
+    let image = world.image("acme/short");
+    let pusher = world.pusher();
+    for tag in ["1.0.0", "1.0", "2.0", "v5"] {
+        pusher
+            .image("acme/short", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", world.bare.to_str().unwrap(), "w"],
+    );
+    let w = work.path().join("w");
+    std::fs::write(
+        w.join("apps/dev/kustomization.yaml"),
+        kustomization(&image, "1.0.0"),
+    )
+    .unwrap();
+    git(&w, &["commit", "-qam", "overlay"]);
+    git(&w, &["push", "-q", "origin", "main"]);
+    let rules = |semver: &str| {
+        world.rules(&format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: short }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: {semver} }}, target: {{ kustomize: {{ file: apps/dev/kustomization.yaml }} }} }}\n"
+        ))
+    };
+    rules("'>=1.0.0 <5'");
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
+        cache.path(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let (preview, _) = engine.preview(now()).await;
+    let plan = tagpromoter::commands::render::plan_text(&preview);
+    assert!(
+        plan.contains("passed over, not a version X.Y.Z (`semver: { range: …, loose: true }` reads 1.0 and v5 as versions): 1.0, 2.0, v5"),
+        "{plan}"
+    );
+    let status = tagpromoter::commands::render::status_table(&preview);
+    assert!(
+        status.contains("passed over, not a version X.Y.Z"),
+        "{status}"
+    );
+
+    rules("{ range: '>=1.0.0 <5', loose: true }");
+    let p = world.pass(now()).await;
+    assert!(
+        world
+            .file("apps/dev/kustomization.yaml")
+            .contains("newTag: \"2.0\""),
+        "{:?}",
+        p.environments[0]
+    );
+}

@@ -300,16 +300,7 @@ impl<'a> Decoder<'a> {
             }
         };
         match kind {
-            "semver" => {
-                let text = self.string(value, "semver")?;
-                match Constraint::parse(&text) {
-                    Ok(c) => Some(Policy::Semver(c)),
-                    Err(e) => {
-                        self.error(value.position, format!("{e}; write a Masterminds range such as ^6.0.0, ~1.2, >=1.0.0 <2 or >=1.0.0-0 for prereleases"));
-                        None
-                    }
-                }
-            }
+            "semver" => self.semver(value).map(Policy::Semver),
             "alphabetical" => order(self).map(Policy::Alphabetical),
             "numerical" => order(self).map(Policy::Numerical),
             _ => {
@@ -324,6 +315,31 @@ impl<'a> Decoder<'a> {
                     return None;
                 }
                 Some(Policy::NewestBuild(NewestBuild {}))
+            }
+        }
+    }
+
+    /// `semver: RANGE` or `semver: { range: RANGE, loose: BOOL }`.
+    fn semver(&mut self, value: &'a Node) -> Option<SemverPolicy> {
+        let node = self.resolve(value)?;
+        let (range_node, loose) = match &node.kind {
+            NodeKind::Mapping(_) => {
+                let f = self.fields(node, "policy.semver", &["range", "loose"])?;
+                let range = self.required(&f, "range", "policy.semver")?;
+                let loose = match f.get("loose") {
+                    None => false,
+                    Some(n) => self.bool(n, "policy.semver.loose")?,
+                };
+                (range, loose)
+            }
+            _ => (value, false),
+        };
+        let text = self.string(range_node, "semver")?;
+        match Constraint::parse(&text) {
+            Ok(range) => Some(SemverPolicy { range, loose }),
+            Err(e) => {
+                self.error(range_node.position, format!("{e}; write a Masterminds range such as ^6.0.0, ~1.2, >=1.0.0 <2 or >=1.0.0-0 for prereleases"));
+                None
             }
         }
     }
