@@ -146,6 +146,27 @@ impl Repository {
         }
     }
 
+    /// The name as Docker reads it, host and path in full: `redis`,
+    /// `docker.io/library/redis` and `index.docker.io/library/redis` are all
+    /// `docker.io/library/redis`.
+    pub fn canonical(&self) -> String {
+        let (host, path) = self.split();
+        let host = match host {
+            "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io",
+            h => h,
+        };
+        if host == "docker.io" && !path.contains('/') {
+            format!("docker.io/library/{path}")
+        } else {
+            format!("{host}/{path}")
+        }
+    }
+
+    /// Whether `other` names the same repository, as Docker reads names.
+    pub fn same_as(&self, other: &Repository) -> bool {
+        self == other || self.canonical() == other.canonical()
+    }
+
     /// The registry host (and port) as the name writes it; `None` when it names none.
     pub fn host(&self) -> Option<&str> {
         self.0

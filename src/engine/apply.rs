@@ -115,7 +115,7 @@ pub fn bump_for(
         target: p.manifest_target(env),
         expected,
         wanted: Wanted {
-            repository: p.image.clone(),
+            repository: p.written_repository(env),
             tag: record.to.clone(),
             digest: record.digest.clone().filter(|_| env.pin_digest),
         },

@@ -1,5 +1,6 @@
 //! The `image:` fields of plain Kubernetes manifests (containers, initContainers, any
-//! document): every one whose repository is the target's gets the new tag.
+//! document): every one whose repository is the target's, as Docker reads names (`redis`
+//! is `docker.io/library/redis`), gets the new tag; the repository stays as written.
 
 use crate::image::{Digest, ImageRef, Repository, Tag};
 use crate::yaml::{Document, Node};
@@ -17,7 +18,7 @@ fn fields<'d>(docs: &'d [Document], repository: &Repository) -> Vec<(&'d Node, I
             }
             let Some(s) = node.as_scalar() else { return };
             if let Ok(r) = ImageRef::parse(&s.value)
-                && r.repository == *repository
+                && r.repository.same_as(repository)
             {
                 out.push((node, r));
             }
@@ -50,8 +51,9 @@ pub fn replacements(
                 ),
             });
         }
+        // The repository stays as the file writes it (`redis`, not `docker.io/library/redis`).
         let reference = ImageRef {
-            repository: repository.clone(),
+            repository: current.repository.clone(),
             tag: Some(tag.clone()),
             digest: digest.cloned(),
         };

@@ -71,6 +71,25 @@ fn marked<'d>(src: &str, docs: &'d [Document]) -> Vec<(&'d Node, Marker)> {
     out
 }
 
+/// What to say when no marker matches: the policies the file's markers do name (a Flux
+/// file names `flux-system:<policy>`; `target.marker.policy` takes that id).
+fn carried(src: &str, docs: &[Document]) -> String {
+    let mut ids: Vec<String> = marked(src, docs)
+        .into_iter()
+        .map(|(_, m)| m.policy)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        "; the file carries no $imagepolicy markers".into()
+    } else {
+        format!(
+            "; the file's markers name {}: set target.marker.policy to one of them",
+            ids.join(", ")
+        )
+    }
+}
+
 /// Replacements for every marker naming one of `policies` (policy id, reference).
 pub fn replacements(
     src: &str,
@@ -156,7 +175,7 @@ pub fn current(src: &str, docs: &[Document], policy: &str) -> Result<Current, Ed
         Some(at) => Ok(Current { tag, digest, at }),
         None => Err(EditError::NotFound {
             what: format!("a {{\"$imagepolicy\": \"{policy}\"}} marker"),
-            hint: String::new(),
+            hint: carried(src, docs),
         }),
     }
 }

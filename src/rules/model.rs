@@ -522,15 +522,29 @@ pub enum Target {
         #[schemars(with = "Option<String>")]
         digest: Option<HelmPath>,
     },
-    /// Scalars marked `# {"$imagepolicy": "<promotion>:<environment>[:tag|:name|:digest]"}`.
+    /// Scalars marked `# {"$imagepolicy": "<policy>[:tag|:name|:digest]"}`.
     Marker {
         /// Path in the repository.
         file: PathBuf,
+        /// The marker's policy id as the file writes it, e.g. Flux's `flux-system:podinfo`;
+        /// default `<promotion>:<environment>`.
+        #[serde(default)]
+        policy: Option<String>,
+        /// The repository `:name` markers write; default `spec.image`.
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        name: Option<Repository>,
     },
-    /// Every `image:` field of plain manifests whose repository is `spec.image`.
+    /// Every `image:` field of plain manifests whose repository is `name`, as Docker reads
+    /// names (`redis` is `docker.io/library/redis`); the repository stays as written.
     Manifest {
         /// Path in the repository.
         file: PathBuf,
+        /// The repository the files name; default `spec.image` (set it when tags are read
+        /// from a mirror the files do not name).
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        name: Option<Repository>,
     },
 }
 
@@ -540,8 +554,8 @@ impl Target {
         match self {
             Self::Kustomize { file, .. }
             | Self::Helm { file, .. }
-            | Self::Marker { file }
-            | Self::Manifest { file } => file,
+            | Self::Marker { file, .. }
+            | Self::Manifest { file, .. } => file,
         }
     }
 }
@@ -650,7 +664,21 @@ impl Promotion {
             ),
             Target::Helm { tag, .. } => format!("{file}#{tag}"),
             Target::Marker { .. } => format!("{file}#$imagepolicy"),
-            Target::Manifest { .. } => format!("{file}#image={}", self.image),
+            Target::Manifest { .. } => format!("{file}#image={}", self.written_repository(env)),
+        }
+    }
+
+    /// The repository the files name for `env`'s image: its target's `name`, else
+    /// `spec.image` (written by `:name` markers, Helm's `repository`, `image:` fields).
+    pub fn written_repository(&self, env: &Environment) -> Repository {
+        match &env.target {
+            Target::Marker {
+                name: Some(name), ..
+            }
+            | Target::Manifest {
+                name: Some(name), ..
+            } => name.clone(),
+            _ => self.image.clone(),
         }
     }
 
@@ -671,11 +699,13 @@ impl Promotion {
                 repository: repository.clone(),
                 digest: digest.clone(),
             },
-            Target::Marker { .. } => T::Marker {
-                policy: format!("{}:{}", self.name, env.name),
+            Target::Marker { policy, .. } => T::Marker {
+                policy: policy
+                    .clone()
+                    .unwrap_or_else(|| format!("{}:{}", self.name, env.name)),
             },
             Target::Manifest { .. } => T::ImageField {
-                repository: self.image.clone(),
+                repository: self.written_repository(env),
             },
         }
     }

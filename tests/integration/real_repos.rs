@@ -248,3 +248,102 @@ async fn short_version_tags_are_explained_strictly_and_taken_loosely() {
         p.environments[0]
     );
 }
+
+/// Clone a world's repository, write `files`, commit and push them.
+fn commit_files(world: &World, files: &[(&str, String)]) {
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", world.bare.to_str().unwrap(), "w"],
+    );
+    let w = work.path().join("w");
+    for (path, text) in files {
+        let path = w.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-qm", "files"]);
+    git(&w, &["push", "-q", "origin", "main"]);
+}
+
+/// Docker's names (issue 17): a Deployment that writes `redis:7.0.0` (and a sidecar
+/// `index.docker.io/library/redis:7.0.0`) is promoted from tags read in a mirror, through
+/// `manifest: { file, name: docker.io/library/redis }`; each line keeps its own spelling.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_hub_names_are_one_repository_and_stay_as_written() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let mirror = world.image("library/redis");
+    let pusher = world.pusher();
+    for tag in ["7.0.0", "7.2.4"] {
+        pusher
+            .image("library/redis", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cache\nspec:\n  template:\n    spec:\n      containers:\n        - name: redis\n          image: redis:7.0.0 # the cache\n        - name: exporter\n          image: oliver006/redis_exporter:v1.62.0\n      initContainers:\n        - name: warm\n          image: \"index.docker.io/library/redis:7.0.0\"\n";
+    commit_files(&world, &[("apps/cache/deployment.yaml", deployment.into())]);
+    world.rules(&format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: redis }}\nspec:\n  image: {mirror}\n  environments:\n    - {{ name: prod, policy: {{ semver: '^7.0.0' }}, target: {{ manifest: {{ file: apps/cache/deployment.yaml, name: docker.io/library/redis }} }} }}\n"
+    ));
+    let p = world.pass(now()).await;
+    assert!(
+        matches!(
+            p.environments[0].applied,
+            tagpromoter::engine::Applied::Landed { .. }
+        ),
+        "{:?}",
+        p.environments[0]
+    );
+    assert_eq!(
+        world.file("apps/cache/deployment.yaml"),
+        deployment
+            .replace("image: redis:7.0.0", "image: redis:7.2.4")
+            .replace("library/redis:7.0.0\"", "library/redis:7.2.4\"")
+    );
+}
+
+/// Flux's own markers (issue 17): a HelmRelease's values marked
+/// `# {"$imagepolicy": "flux-system:podinfo:tag"}` are promoted as written with
+/// `marker: { file, policy: flux-system:podinfo }`; without `policy`, the error lists the
+/// markers the file carries.
+#[tokio::test(flavor = "multi_thread")]
+async fn flux_markers_are_used_as_written() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let mirror = world.image("stefanprodan/podinfo");
+    let pusher = world.pusher();
+    for tag in ["6.5.0", "6.7.1"] {
+        pusher
+            .image("stefanprodan/podinfo", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let release = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: podinfo\n  namespace: podinfo\nspec:\n  chart:\n    spec:\n      chart: podinfo\n      version: \"6.x\"\n  values:\n    image:\n      repository: ghcr.io/stefanprodan/podinfo # {\"$imagepolicy\": \"flux-system:podinfo:name\"}\n      tag: 6.5.0 # {\"$imagepolicy\": \"flux-system:podinfo:tag\"}\n";
+    commit_files(&world, &[("apps/podinfo/release.yaml", release.into())]);
+    let rules = |marker: &str| {
+        world.rules(&format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: podinfo }}\nspec:\n  image: {mirror}\n  environments:\n    - {{ name: prod, policy: {{ semver: '^6.0.0' }}, target: {{ marker: {{ file: apps/podinfo/release.yaml{marker} }} }} }}\n"
+        ))
+    };
+    rules("");
+    let p = world.pass(now()).await;
+    let text = tagpromoter::commands::render::plan_text(&p);
+    assert!(
+        text.contains(
+            "the file's markers name flux-system:podinfo: set target.marker.policy to one of them"
+        ),
+        "{text}"
+    );
+    rules(", policy: flux-system:podinfo, name: ghcr.io/stefanprodan/podinfo");
+    let p = world.pass(now()).await;
+    assert!(
+        matches!(
+            p.environments[0].applied,
+            tagpromoter::engine::Applied::Landed { .. }
+        ),
+        "{:?}",
+        p.environments[0]
+    );
+    assert_eq!(
+        world.file("apps/podinfo/release.yaml"),
+        release.replace("tag: 6.5.0 #", "tag: 6.7.1 #")
+    );
+}

@@ -383,18 +383,46 @@ impl<'a> Decoder<'a> {
                 })
             }
             "marker" => {
-                let t = self.fields(value, &what, &["file"])?;
+                let t = self.fields(value, &what, &["file", "policy", "name"])?;
                 let file = self
                     .required(&t, "file", &what)
-                    .and_then(|n| self.repo_path(n, "target file"))?;
-                Some(Target::Marker { file })
+                    .and_then(|n| self.repo_path(n, "target file"));
+                let policy = match t.get("policy") {
+                    None => Some(None),
+                    Some(n) => self.string(n, "target.marker.policy").map(Some),
+                };
+                let name = self.repository_name(&t, &what);
+                Some(Target::Marker {
+                    file: file?,
+                    policy: policy?,
+                    name: name?,
+                })
             }
             _ => {
-                let t = self.fields(value, &what, &["file"])?;
+                let t = self.fields(value, &what, &["file", "name"])?;
                 let file = self
                     .required(&t, "file", &what)
-                    .and_then(|n| self.repo_path(n, "target file"))?;
-                Some(Target::Manifest { file })
+                    .and_then(|n| self.repo_path(n, "target file"));
+                let name = self.repository_name(&t, &what);
+                Some(Target::Manifest {
+                    file: file?,
+                    name: name?,
+                })
+            }
+        }
+    }
+
+    /// A target's optional `name:`, the repository its files write.
+    fn repository_name(&mut self, t: &super::Fields<'a>, what: &str) -> Option<Option<Repository>> {
+        let Some(n) = t.get("name") else {
+            return Some(None);
+        };
+        let text = self.string(n, &format!("{what}.name"))?;
+        match Repository::new(&text) {
+            Ok(r) => Some(Some(r)),
+            Err(e) => {
+                self.error(n.position, format!("{what}.name: {e}"));
+                None
             }
         }
     }
