@@ -196,21 +196,40 @@ pub fn apply(src: &str, target: &Target, wanted: &Wanted) -> Result<Outcome, Edi
     let docs = yaml::parse(src)?;
     // What is edited is what was read: places that disagree are refused, not overwritten.
     current(src, &docs, target)?;
-    let replacements = replacements(src, &docs, target, wanted)?;
-    Ok(match patch::apply(src, &replacements)? {
-        None => Outcome::Unchanged,
-        Some(text) => Outcome::Changed(text),
-    })
+    let (replacements, insertions) = edits(src, &docs, target, wanted)?;
+    let Some(text) = patch::apply_all(src, &replacements, &insertions)? else {
+        return Ok(Outcome::Unchanged);
+    };
+    // The edited file must read as wanted, through the same reading as every pass.
+    let after = read(&text, target)?;
+    let (tag, digest) = (
+        Some(wanted.tag.to_string()),
+        wanted.digest.as_ref().map(ToString::to_string),
+    );
+    if after.tag != tag || (digest.is_some() && after.digest != digest) {
+        return Err(EditError::Unsafe {
+            at: after.at,
+            why: format!(
+                "the edited file would read {} instead of {}",
+                after.tag.as_deref().unwrap_or("no tag"),
+                wanted.tag
+            ),
+        });
+    }
+    Ok(Outcome::Changed(text))
 }
 
-fn replacements(
+/// The edits that make `target` hold `wanted`: scalars replaced, and (for Kustomize) what
+/// the file lacks inserted.
+fn edits(
     src: &str,
     docs: &[Document],
     target: &Target,
     wanted: &Wanted,
-) -> Result<Vec<patch::Replacement>, EditError> {
+) -> Result<(Vec<patch::Replacement>, Vec<patch::Insertion>), EditError> {
     match target {
-        Target::Kustomize { name } => kustomize::replacements(
+        Target::Kustomize { name } => kustomize::edits(
+            src,
             docs,
             name,
             &kustomize::Change {
@@ -220,6 +239,18 @@ fn replacements(
                 new_name_if_present: true,
             },
         ),
+        _ => scalar_edits(src, docs, target, wanted).map(|r| (r, Vec::new())),
+    }
+}
+
+/// The replacements of every target kind but Kustomize (which may insert).
+fn scalar_edits(
+    src: &str,
+    docs: &[Document],
+    target: &Target,
+    wanted: &Wanted,
+) -> Result<Vec<patch::Replacement>, EditError> {
+    match target {
         Target::Helm {
             tag,
             repository,
@@ -254,6 +285,8 @@ fn replacements(
         Target::ImageField { repository } => {
             image_field::replacements(docs, repository, &wanted.tag, wanted.digest.as_ref())
         }
+        // `edits` handles Kustomize, which may insert.
+        Target::Kustomize { .. } => Ok(Vec::new()),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Rewriting scalars in place: the one mechanism every target kind uses.
 //!
-//! A [`Replacement`] names one scalar token and its new text. [`apply`] splices the new text
+//! A [`Replacement`] names one scalar token and its new text; an [`Insertion`] adds lines a
+//! target lacks (a Kustomize `images:` entry, a `digest:` key). [`apply_all`] splices them
 //! into exactly those bytes, then parses the result again and checks that every other
-//! scalar, every key and every collection is as it was, and that the replaced ones now read
-//! as intended. Anything else is refused and the original text is kept.
+//! scalar, every key and every collection is as it was (beside what was inserted), and that
+//! the replaced ones now read as intended. Anything else is refused and the original text is
+//! kept.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -45,6 +47,18 @@ impl Replacement {
     }
 }
 
+/// Lines to add at a byte offset (the start of a line, or the end of the text): a key or
+/// an entry the target lacks, written in the file's own style by the target kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Insertion {
+    /// Where it goes (for messages).
+    pub position: Position,
+    /// The byte offset.
+    pub at: usize,
+    /// The text, whole lines.
+    pub text: String,
+}
+
 /// The scalar of `node`, if it can be rewritten in place.
 pub fn editable_scalar<'n>(node: &'n Node, what: &str) -> Result<&'n Scalar, EditError> {
     let at = node.position;
@@ -82,8 +96,17 @@ pub fn editable_scalar<'n>(node: &'n Node, what: &str) -> Result<&'n Scalar, Edi
 /// Apply `replacements` to `src`. `Ok(None)` when every value is already in place (the file
 /// must then not be rewritten at all).
 pub fn apply(src: &str, replacements: &[Replacement]) -> Result<Option<String>, EditError> {
+    apply_all(src, replacements, &[])
+}
+
+/// Apply `replacements` and `insertions` to `src`; `Ok(None)` when nothing is to change.
+pub fn apply_all(
+    src: &str,
+    replacements: &[Replacement],
+    insertions: &[Insertion],
+) -> Result<Option<String>, EditError> {
     let mut todo: Vec<&Replacement> = replacements.iter().filter(|r| r.old != r.new).collect();
-    if todo.is_empty() {
+    if todo.is_empty() && insertions.is_empty() {
         return Ok(None);
     }
     todo.sort_by_key(|r| r.token.start);
@@ -93,9 +116,31 @@ pub fn apply(src: &str, replacements: &[Replacement]) -> Result<Option<String>, 
             at: todo[0].position,
         });
     }
+    let mut adds: Vec<&Insertion> = insertions.iter().collect();
+    adds.sort_by_key(|i| i.at);
+    if let Some(i) = adds.iter().find(|i| {
+        i.at > src.len()
+            || todo
+                .iter()
+                .any(|r| r.token.start < i.at && i.at < r.token.end)
+    }) {
+        return Err(EditError::Conflict { at: i.position });
+    }
     let mut out = String::with_capacity(src.len() + 64);
+    let mut inserted = Vec::new();
     let mut cursor = 0;
+    let mut next_add = adds.iter().peekable();
+    let mut insert_up_to = |out: &mut String, cursor: &mut usize, upto: usize| {
+        while let Some(i) = next_add.next_if(|i| i.at <= upto) {
+            out.push_str(&src[*cursor..i.at]);
+            *cursor = i.at;
+            let start = out.len();
+            out.push_str(&i.text);
+            inserted.push(start..out.len());
+        }
+    };
     for r in &todo {
+        insert_up_to(&mut out, &mut cursor, r.token.start);
         if r.style == Style::Plain && !reads_as_string(&r.new) {
             // `1.10` written plain would be read back as the number 1.1: quote it.
             out.push_str(&src[cursor..r.token.start]);
@@ -109,14 +154,20 @@ pub fn apply(src: &str, replacements: &[Replacement]) -> Result<Option<String>, 
             cursor = r.content.end;
         }
     }
+    insert_up_to(&mut out, &mut cursor, src.len());
     out.push_str(&src[cursor..]);
-    verify(src, &out, &todo)?;
+    verify(src, &out, &todo, &inserted)?;
     Ok(Some(out))
 }
 
 /// Parse `edited` and compare it with `original`: the same documents and shapes, the same
 /// scalars, except that each replaced one now holds its new value.
-fn verify(original: &str, edited: &str, done: &[&Replacement]) -> Result<(), EditError> {
+fn verify(
+    original: &str,
+    edited: &str,
+    done: &[&Replacement],
+    inserted: &[Range<usize>],
+) -> Result<(), EditError> {
     let at = done.first().map(|r| r.position).unwrap_or_default();
     let unsafe_edit = |why: String| EditError::Unsafe { at, why };
     let before = yaml::parse(original).map_err(|e| unsafe_edit(e.to_string()))?;
@@ -130,50 +181,71 @@ fn verify(original: &str, edited: &str, done: &[&Replacement]) -> Result<(), Edi
         .map(|r| (r.token.start, r.new.as_str()))
         .collect();
     let mut seen = 0;
+    let shape = Shape { expected, inserted };
     for (a, b) in before.iter().zip(&after) {
-        same_shape(&a.root, &b.root, &expected, &mut seen).map_err(unsafe_edit)?;
+        shape
+            .same(&a.root, &b.root, &mut seen)
+            .map_err(unsafe_edit)?;
     }
-    if seen != expected.len() {
+    if seen != shape.expected.len() {
         return Err(unsafe_edit("a replaced value was not found again".into()));
     }
     Ok(())
 }
 
-fn same_shape(
-    a: &Node,
-    b: &Node,
-    expected: &HashMap<usize, &str>,
-    seen: &mut usize,
-) -> Result<(), String> {
-    match (&a.kind, &b.kind) {
-        (NodeKind::Scalar(x), NodeKind::Scalar(y)) => {
-            let want = match expected.get(&x.token.start) {
-                Some(new) => {
-                    *seen += 1;
-                    *new
+/// What an edit may change: the replaced scalars (by their offset in the original, with
+/// their new value), and the inserted text (offsets in the edited text), whose entries are
+/// new and not compared.
+struct Shape<'a> {
+    expected: HashMap<usize, &'a str>,
+    inserted: &'a [Range<usize>],
+}
+
+impl Shape<'_> {
+    fn new_here(&self, node: &Node) -> bool {
+        self.inserted.iter().any(|r| r.contains(&node.offset))
+    }
+
+    fn same(&self, a: &Node, b: &Node, seen: &mut usize) -> Result<(), String> {
+        match (&a.kind, &b.kind) {
+            (NodeKind::Scalar(x), NodeKind::Scalar(y)) => {
+                let want = match self.expected.get(&x.token.start) {
+                    Some(new) => {
+                        *seen += 1;
+                        *new
+                    }
+                    None => x.value.as_str(),
+                };
+                if y.value != want {
+                    return Err(format!(
+                        "the value at {} would read {:?} instead of {want:?}",
+                        b.position, y.value
+                    ));
                 }
-                None => x.value.as_str(),
-            };
-            if y.value != want {
-                return Err(format!(
-                    "the value at {} would read {:?} instead of {want:?}",
-                    b.position, y.value
-                ));
+                Ok(())
             }
-            Ok(())
+            (NodeKind::Sequence(xs), NodeKind::Sequence(ys)) => {
+                let ys: Vec<&Node> = ys.iter().filter(|y| !self.new_here(y)).collect();
+                if xs.len() != ys.len() {
+                    return Err(format!("the list at {} would change", b.position));
+                }
+                xs.iter()
+                    .zip(ys)
+                    .try_for_each(|(x, y)| self.same(x, y, seen))
+            }
+            (NodeKind::Mapping(xs), NodeKind::Mapping(ys)) => {
+                let ys: Vec<&(Node, Node)> = ys.iter().filter(|(k, _)| !self.new_here(k)).collect();
+                if xs.len() != ys.len() {
+                    return Err(format!("the mapping at {} would change", b.position));
+                }
+                xs.iter().zip(ys).try_for_each(|((kx, vx), (ky, vy))| {
+                    self.same(kx, ky, seen)?;
+                    self.same(vx, vy, seen)
+                })
+            }
+            (NodeKind::Alias(x), NodeKind::Alias(y)) if x == y => Ok(()),
+            _ => Err(format!("the structure at {} would change", b.position)),
         }
-        (NodeKind::Sequence(xs), NodeKind::Sequence(ys)) if xs.len() == ys.len() => xs
-            .iter()
-            .zip(ys)
-            .try_for_each(|(x, y)| same_shape(x, y, expected, seen)),
-        (NodeKind::Mapping(xs), NodeKind::Mapping(ys)) if xs.len() == ys.len() => {
-            xs.iter().zip(ys).try_for_each(|((kx, vx), (ky, vy))| {
-                same_shape(kx, ky, expected, seen)?;
-                same_shape(vx, vy, expected, seen)
-            })
-        }
-        (NodeKind::Alias(x), NodeKind::Alias(y)) if x == y => Ok(()),
-        _ => Err(format!("the structure at {} would change", b.position)),
     }
 }
 

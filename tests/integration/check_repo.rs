@@ -123,7 +123,7 @@ fn the_branch_of_settings_git_is_checked_without_a_dir() {
     std::fs::write(
         rules.path().join("rules.yaml"),
         format!(
-            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: podinfo }}\nspec:\n  image: ghcr.io/stefanprodan/podinfo\n  environments:\n    - name: dev\n      policy: {{ semver: '^6' }}\n      target: {{ kustomize: {{ file: apps/x/kustomization.yaml }} }}\n    - name: qa\n      policy: {{ semver: '^6' }}\n      target: {{ kustomize: {{ file: apps/x/kustomization.yaml, name: other }} }}\n",
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: podinfo }}\nspec:\n  image: ghcr.io/stefanprodan/podinfo\n  environments:\n    - name: dev\n      policy: {{ semver: '^6' }}\n      target: {{ kustomize: {{ file: apps/x/kustomization.yaml }} }}\n    - name: qa\n      policy: {{ semver: '^6' }}\n      target: {{ kustomize: {{ file: apps/qa/kustomization.yaml }} }}\n",
             bare.display()
         ),
     )
@@ -143,7 +143,11 @@ fn the_branch_of_settings_git_is_checked_without_a_dir() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("podinfo/qa: target apps/x/kustomization.yaml: an images entry with name: other not found"), "{text}");
+    assert!(
+        text.contains("podinfo/qa: target apps/qa/kustomization.yaml:")
+            && text.contains("does not exist in"),
+        "{text}"
+    );
     assert!(!text.contains("podinfo/dev"), "{text}");
 }
 

@@ -257,6 +257,7 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
     let docs = tagpromoter::yaml::parse(&input).map_err(|e| e.to_string())?;
     let s = |v: &Value| v.as_str().map(str::to_string);
     let err = |e: &dyn std::fmt::Display| e.to_string();
+    let mut insertions = Vec::new();
     let replacements = match case["kind"].as_str() {
         Some("setter-marker") => {
             let mut policies = Vec::new();
@@ -282,7 +283,12 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
                     .map_err(|e| err(&e))?,
                 new_name_if_present: false,
             };
-            kustomize::replacements(&docs, case["image"].as_str().unwrap_or(""), &change)
+            kustomize::edits(&input, &docs, case["image"].as_str().unwrap_or(""), &change).map(
+                |(replacements, inserted)| {
+                    insertions = inserted;
+                    replacements
+                },
+            )
         }
         Some("helm") => {
             let list = match case["edits"].as_array() {
@@ -310,7 +316,7 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
         other => return Err(format!("unknown kind {other:?}")),
     }
     .map_err(|e| err(&e))?;
-    let out = patch::apply(&input, &replacements).map_err(|e| err(&e))?;
+    let out = patch::apply_all(&input, &replacements, &insertions).map_err(|e| err(&e))?;
     let changed = case["changed"].as_bool().unwrap_or(true);
     match (out, changed) {
         (None, false) => Ok(()),

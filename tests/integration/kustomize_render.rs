@@ -108,6 +108,41 @@ fn edited_overlay_renders_with_the_new_tag_and_digest() {
     );
 }
 
+/// An overlay that had no `images:` gets one (issue 17), and kustomize renders the new tag.
+#[test]
+fn an_overlay_without_images_gets_an_entry_that_renders() {
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let overlay = root.path().join("overlays/prod");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(base.join("deployment.yaml"), BASE).unwrap();
+    std::fs::write(
+        base.join("kustomization.yaml"),
+        "resources:\n  - deployment.yaml\n",
+    )
+    .unwrap();
+    let bare = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base   # the shared base\nnamePrefix: prod-\n";
+    let wanted = Wanted {
+        repository: Repository::new("ghcr.io/stefanprodan/podinfo").unwrap(),
+        tag: Tag::new("6.5.4").unwrap(),
+        digest: None,
+    };
+    let target = Target::Kustomize {
+        name: "ghcr.io/stefanprodan/podinfo".into(),
+    };
+    let Outcome::Changed(edited) = manifest::apply(bare, &target, &wanted).unwrap() else {
+        panic!("expected a change");
+    };
+    assert!(edited.starts_with(bare), "{edited}");
+    std::fs::write(overlay.join("kustomization.yaml"), &edited).unwrap();
+    let rendered = render(&overlay);
+    assert!(
+        rendered.contains("image: ghcr.io/stefanprodan/podinfo:6.5.4"),
+        "{rendered}"
+    );
+}
+
 #[test]
 fn conformance_kustomize_outputs_render() {
     // Every kustomize case of the corpus whose expected output is a complete overlay builds.

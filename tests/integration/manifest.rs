@@ -57,14 +57,14 @@ fn refusals_name_the_place_and_what_to_do() {
         ),
         ("image: [\n", helm("image.tag"), "not valid YAML at 2:1"),
         (
-            "images:\n- name: other\n  newTag: 1\n",
+            "images: [{name: other, newTag: '1'}]\n",
             kustomize(),
-            "an images entry with name: ghcr.io/acme/app not found",
+            "an images entry with name: ghcr.io/acme/app not found; its images: list is not a block list",
         ),
         (
-            "images:\n- name: ghcr.io/acme/app\n  newName: x\n",
+            "images:\n- {name: ghcr.io/acme/app, newName: x}\n",
             kustomize(),
-            "newTag in the images entry",
+            "written in flow style",
         ),
         (
             "base: &b {tag: 1.0.0}\napp:\n  <<: *b\n",
@@ -75,6 +75,53 @@ fn refusals_name_the_place_and_what_to_do() {
     for (src, target, expected) in cases {
         let err = manifest::apply(src, &target, &wanted("2.0.0")).unwrap_err();
         assert!(err.to_string().contains(expected), "{src:?}: {err}");
+    }
+}
+
+/// What a kustomization lacks is added as `kustomize edit set image` adds it, in the file's
+/// style (issue 17); every other byte stays.
+#[test]
+fn a_kustomization_without_the_entry_gets_one() {
+    let digest = format!("sha256:{}", "4".repeat(64));
+    let pinned = Wanted {
+        digest: Some(tagpromoter::image::Digest::new(&digest).unwrap()),
+        ..wanted("2.0.0")
+    };
+    let cases: Vec<(&str, Wanted, String)> = vec![
+        // Another entry: ours goes first, in the list's style.
+        (
+            "images:\n- name: other\n  newTag: \"1\"\n",
+            wanted("2.0.0"),
+            "images:\n- name: ghcr.io/acme/app\n  newTag: 2.0.0\n- name: other\n  newTag: \"1\"\n".into(),
+        ),
+        // No images: at all: one at the end, dashes indented as resources: writes them.
+        (
+            "# overlay\nresources:\n  - ../base # shared\n",
+            wanted("2.0.0"),
+            "# overlay\nresources:\n  - ../base # shared\nimages:\n  - name: ghcr.io/acme/app\n    newTag: 2.0.0\n".into(),
+        ),
+        // No final newline, CRLF line ends, and a tag YAML would read as a number.
+        (
+            "resources:\r\n- ../base",
+            wanted("2.0"),
+            "resources:\r\n- ../base\r\nimages:\r\n- name: ghcr.io/acme/app\r\n  newTag: \"2.0\"\r\n".into(),
+        ),
+        // An entry without newTag gets one, below its last key.
+        (
+            "images:\n  - name: ghcr.io/acme/app # ours\n    newName: ghcr.io/acme/app\n",
+            wanted("2.0.0"),
+            "images:\n  - name: ghcr.io/acme/app # ours\n    newName: ghcr.io/acme/app\n    newTag: 2.0.0\n".into(),
+        ),
+        // pinDigest on an entry without digest: one is added.
+        (
+            "images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0\n",
+            pinned.clone(),
+            format!("images:\n- name: ghcr.io/acme/app\n  newTag: 2.0.0\n  digest: {digest}\n"),
+        ),
+    ];
+    for (src, wanted, expected) in cases {
+        let out = manifest::apply(src, &kustomize(), &wanted);
+        assert_eq!(out, Ok(Outcome::Changed(expected)), "{src:?}");
     }
 }
 

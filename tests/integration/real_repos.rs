@@ -347,3 +347,37 @@ async fn flux_markers_are_used_as_written() {
         release.replace("tag: 6.5.0 #", "tag: 6.7.1 #")
     );
 }
+
+/// A kustomization that had no `images:` (issue 17): the first pass adds the entry, as
+/// `kustomize edit set image` would, and the next finds it and is up to date.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kustomization_without_images_gets_its_entry() {
+    let overlay = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base # shared\n";
+    let world = World::new(&[("apps/prod/kustomization.yaml", overlay.into())]);
+    let image = world.image("acme/app");
+    world
+        .pusher()
+        .image("acme/app", Some("1.4.0"), INITIAL, "linux", "amd64")
+        .await;
+    world.rules(&format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n"
+    ));
+    let p = world.pass(now()).await;
+    assert!(
+        matches!(
+            p.environments[0].applied,
+            tagpromoter::engine::Applied::Landed { .. }
+        ),
+        "{:?}",
+        p.environments[0]
+    );
+    assert_eq!(
+        world.file("apps/prod/kustomization.yaml"),
+        format!("{overlay}images:\n  - name: {image}\n    newTag: 1.4.0\n")
+    );
+    let p = world.pass(now()).await;
+    assert_eq!(
+        p.environments[0].state(p.now),
+        tagpromoter::engine::State::UpToDate
+    );
+}
