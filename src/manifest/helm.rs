@@ -1,7 +1,9 @@
 //! Helm values at a dotted path with `[index]` (`image.tag`, `images[0].tag`). A key that
 //! literally contains dots (`image.tag:` at the root) is matched as written when no nested
 //! path exists. Paths that run through an alias or a merge key are refused: the value lives
-//! elsewhere, and the target should name that place.
+//! elsewhere, and the target should name that place. A value may hold a tag, or a whole
+//! reference (`image: ghcr.io/acme/app:1.2.3`), whose tag and digest are rewritten inside
+//! the one string with the repository kept as written.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,7 +11,8 @@ use std::str::FromStr;
 use crate::yaml::{Document, Node, NodeKind};
 
 use super::patch::{Replacement, editable_scalar};
-use super::{Current, EditError};
+use super::{Current, EditError, Wanted};
+use crate::image::ImageRef;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +228,51 @@ pub fn current(
         digest,
         at: node.position,
     })
+}
+
+/// The reference held at `path`, and its node.
+fn reference<'d>(docs: &'d [Document], path: &HelmPath) -> Result<(&'d Node, ImageRef), EditError> {
+    let node = resolve(docs, path)?;
+    let value = &editable_scalar(node, &format!("the value at {path}"))?.value;
+    let reference = ImageRef::parse(value).map_err(|e| EditError::Invalid {
+        at: node.position,
+        why: format!("the value at {path} is not an image reference ({e}); point image: at a value like ghcr.io/acme/app:1.2.3, or use tag: for a tag alone"),
+    })?;
+    Ok((node, reference))
+}
+
+/// The tag (and digest) inside the reference at `path`.
+pub fn image_current(docs: &[Document], path: &HelmPath) -> Result<Current, EditError> {
+    let (node, r) = reference(docs, path)?;
+    Ok(Current {
+        tag: r.tag.map(|t| t.to_string()),
+        digest: r.digest.map(|d| d.to_string()),
+        at: node.position,
+    })
+}
+
+/// The reference at `path` with `wanted`'s tag (and digest), its repository as written.
+pub fn image_replacement(
+    docs: &[Document],
+    path: &HelmPath,
+    wanted: &Wanted,
+) -> Result<Replacement, EditError> {
+    let (node, current) = reference(docs, path)?;
+    if current.digest.is_some() && wanted.digest.is_none() {
+        return Err(EditError::Invalid {
+            at: node.position,
+            why: format!(
+                "{current} is pinned by digest, and no digest is known for {}; enable pinDigest or drop the digest",
+                wanted.tag
+            ),
+        });
+    }
+    let new = ImageRef {
+        repository: current.repository,
+        tag: Some(wanted.tag.clone()),
+        digest: wanted.digest.clone(),
+    };
+    Replacement::of(node, &format!("the value at {path}"), &new.to_string())
 }
 
 #[cfg(test)]

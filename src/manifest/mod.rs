@@ -138,6 +138,12 @@ pub enum Target {
         /// The policy id, `<promotion>:<environment>`.
         policy: String,
     },
+    /// A Helm value holding the whole reference (`repo:tag[@digest]`): its tag and digest
+    /// are rewritten inside the one string, its repository kept as written.
+    HelmImage {
+        /// Path of the value.
+        path: HelmPath,
+    },
     /// Every `image:` field of plain manifests whose repository is this one.
     ImageField {
         /// The repository to match.
@@ -186,6 +192,7 @@ fn current(src: &str, docs: &[Document], target: &Target) -> Result<Current, Edi
     match target {
         Target::Kustomize { name } => kustomize::current(docs, name),
         Target::Helm { tag, digest, .. } => helm::current(docs, tag, digest.as_ref()),
+        Target::HelmImage { path } => helm::image_current(docs, path),
         Target::Marker { policy } => marker::current(src, docs, policy),
         Target::ImageField { repository } => image_field::current(docs, repository),
     }
@@ -282,6 +289,7 @@ fn scalar_edits(
             }
             Ok(found)
         }
+        Target::HelmImage { path } => helm::image_replacement(docs, path, wanted).map(|r| vec![r]),
         Target::ImageField { repository } => {
             image_field::replacements(docs, repository, &wanted.tag, wanted.digest.as_ref())
         }

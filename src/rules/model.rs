@@ -506,13 +506,14 @@ pub enum Target {
         #[serde(default)]
         name: Option<String>,
     },
-    /// Helm values.
+    /// Helm values: the tag at one path (`tag:`), or the whole reference in one string
+    /// (`image:`, as charts with `image: ghcr.io/acme/app:1.2.3` write it).
     Helm {
         /// Path in the repository.
         file: PathBuf,
-        /// Dotted path of the tag, e.g. `image.tag`.
-        #[schemars(with = "String")]
-        tag: HelmPath,
+        /// Where the tag is.
+        #[serde(flatten)]
+        value: HelmValue,
         /// Dotted path of the repository.
         #[serde(default)]
         #[schemars(with = "Option<String>")]
@@ -546,6 +547,17 @@ pub enum Target {
         #[schemars(with = "Option<String>")]
         name: Option<Repository>,
     },
+}
+
+/// Where a Helm target's tag is.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HelmValue {
+    /// Dotted path of the tag, e.g. `image.tag`.
+    Tag(#[schemars(with = "String")] HelmPath),
+    /// Dotted path of a value holding the whole reference (`repo:tag[@digest]`): its tag
+    /// (and with `pinDigest` its digest) is rewritten, its repository kept as written.
+    Image(#[schemars(with = "String")] HelmPath),
 }
 
 impl Target {
@@ -662,7 +674,10 @@ impl Promotion {
                 "{file}#images[name={}]",
                 name.clone().unwrap_or_else(|| self.image.to_string())
             ),
-            Target::Helm { tag, .. } => format!("{file}#{tag}"),
+            Target::Helm {
+                value: HelmValue::Tag(path) | HelmValue::Image(path),
+                ..
+            } => format!("{file}#{path}"),
             Target::Marker { .. } => format!("{file}#$imagepolicy"),
             Target::Manifest { .. } => format!("{file}#image={}", self.written_repository(env)),
         }
@@ -690,7 +705,7 @@ impl Promotion {
                 name: name.clone().unwrap_or_else(|| self.image.to_string()),
             },
             Target::Helm {
-                tag,
+                value: HelmValue::Tag(tag),
                 repository,
                 digest,
                 ..
@@ -699,6 +714,10 @@ impl Promotion {
                 repository: repository.clone(),
                 digest: digest.clone(),
             },
+            Target::Helm {
+                value: HelmValue::Image(path),
+                ..
+            } => T::HelmImage { path: path.clone() },
             Target::Marker { policy, .. } => T::Marker {
                 policy: policy
                     .clone()

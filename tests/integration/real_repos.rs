@@ -381,3 +381,54 @@ async fn a_kustomization_without_images_gets_its_entry() {
         tagpromoter::engine::State::UpToDate
     );
 }
+
+/// Helm values that hold the whole reference (issue 17; Argo CD Image Updater's
+/// `helm.image-spec`): `helm: { file, image: <path> }` rewrites the tag inside that one
+/// string, and with `pinDigest` the digest, keeping the repository as written.
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_values_holding_the_whole_reference() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let mirror = world.image("acme/app");
+    let pushed = {
+        let pusher = world.pusher();
+        pusher
+            .image("acme/app", Some("1.2.3"), INITIAL, "linux", "amd64")
+            .await;
+        pusher
+            .image("acme/app", Some("1.3.0"), INITIAL, "linux", "arm64")
+            .await
+    };
+    let values = "# values for prod\nworker:\n  image: ghcr.io/acme/app:1.2.3 # the chart's image\n  replicas: 2\napi:\n  image: \"ghcr.io/acme/app:1.2.3\"\n";
+    commit_files(&world, &[("apps/prod/values.yaml", values.into())]);
+    world.rules(&format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {mirror}\n  environments:\n    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: worker.image }} }} }}\n    - {{ name: api, pinDigest: true, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: api.image }} }} }}\n"
+    ));
+    let p = world.pass(now()).await;
+    for e in &p.environments {
+        assert!(
+            matches!(e.applied, tagpromoter::engine::Applied::Landed { .. }),
+            "{e:?}"
+        );
+    }
+    assert_eq!(
+        world.file("apps/prod/values.yaml"),
+        values
+            .replace(
+                "image: ghcr.io/acme/app:1.2.3 #",
+                "image: ghcr.io/acme/app:1.3.0 #"
+            )
+            .replace(
+                "\"ghcr.io/acme/app:1.2.3\"",
+                &format!("\"ghcr.io/acme/app:1.3.0@{}\"", pushed.digest)
+            )
+    );
+    // Read back, both are up to date.
+    let p = world.pass(now()).await;
+    for e in &p.environments {
+        assert_eq!(
+            e.state(p.now),
+            tagpromoter::engine::State::UpToDate,
+            "{e:?}"
+        );
+    }
+}

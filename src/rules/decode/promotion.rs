@@ -263,7 +263,15 @@ impl<'a> Decoder<'a> {
             None => Some(SignedDuration::from_hours(1)),
             Some(n) => self.positive_duration(n, "stallAfter"),
         };
-        if let (Some(Target::Helm { digest: None, .. }), Some(true)) = (&target, pin_digest) {
+        if let (
+            Some(Target::Helm {
+                digest: None,
+                value: HelmValue::Tag(_),
+                ..
+            }),
+            Some(true),
+        ) = (&target, pin_digest)
+        {
             self.error(position, "pinDigest with a helm target needs target.helm.digest: the values path to write the digest to");
         }
         Some(Environment {
@@ -360,13 +368,26 @@ impl<'a> Decoder<'a> {
                 Some(Target::Kustomize { file: file?, name })
             }
             "helm" => {
-                let t = self.fields(value, &what, &["file", "tag", "repository", "digest"])?;
+                let t = self.fields(
+                    value,
+                    &what,
+                    &["file", "tag", "image", "repository", "digest"],
+                )?;
                 let file = self
                     .required(&t, "file", &what)
                     .and_then(|n| self.repo_path(n, "target file"));
-                let tag = self
-                    .required(&t, "tag", &what)
-                    .and_then(|n| self.helm_path(n, "target.helm.tag"));
+                let tag = match (t.get("tag"), t.get("image")) {
+                    (Some(n), None) => self.helm_path(n, "target.helm.tag").map(HelmValue::Tag),
+                    (None, Some(n)) => self.helm_path(n, "target.helm.image").map(HelmValue::Image),
+                    (Some(_), Some(n)) => {
+                        self.error(n.position, "target.helm takes tag (the path of the tag) or image (the path of a whole reference), not both");
+                        None
+                    }
+                    (None, None) => {
+                        self.error(value.position, "target.helm needs tag: (the values path of the tag, e.g. image.tag) or image: (the path of a value holding repo:tag)");
+                        None
+                    }
+                };
                 let repository = match t.get("repository") {
                     None => Some(None),
                     Some(n) => self.helm_path(n, "target.helm.repository").map(Some),
@@ -377,7 +398,7 @@ impl<'a> Decoder<'a> {
                 };
                 Some(Target::Helm {
                     file: file?,
-                    tag: tag?,
+                    value: tag?,
                     repository: repository?,
                     digest: digest?,
                 })
