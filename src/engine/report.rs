@@ -202,8 +202,9 @@ impl EnvReport {
             Err(p) => return failing(p.class(), p.to_string()),
             Ok(decided) => decided,
         };
-        // Why a newer tag is not taken: soaking first; then a reason of the tag's own
-        // (the chain's own reasons, upstream not having run it, leave it up to date).
+        // Why a newer tag is not taken: soaking first; then any other reason, waiting for
+        // the upstream included (only what the upstream decided against — a rollback, a
+        // soak it cut short — leaves the environment up to date).
         let soaking = |waiting: &[crate::policy::Waiting]| {
             let soaking = waiting.iter().find_map(|w| match w.block {
                 Block::Soaking { until } => Some(State::Soaking { until }),
@@ -211,9 +212,7 @@ impl EnvReport {
             });
             soaking.or_else(|| {
                 waiting.iter().find_map(|w| match &w.block {
-                    Block::NotUpstream { .. }
-                    | Block::SoakInterrupted { .. }
-                    | Block::RolledBack { .. } => None,
+                    Block::SoakInterrupted { .. } | Block::RolledBack { .. } => None,
                     _ => Some(State::Waiting {
                         tag: w.tag.to_string(),
                     }),
@@ -242,7 +241,10 @@ impl EnvReport {
                     None => State::Pending,
                 },
             },
-            Decision::UpToDate { waiting, .. } => soaking(waiting).unwrap_or(State::UpToDate),
+            Decision::UpToDate { waiting, .. } => match self.stalled_since(now) {
+                Some(since) => State::Stalled { since },
+                None => soaking(waiting).unwrap_or(State::UpToDate),
+            },
             Decision::Blocked {
                 reason,
                 waiting,
@@ -255,11 +257,14 @@ impl EnvReport {
                     best: to.as_ref().map(ToString::to_string).unwrap_or_default(),
                 },
                 Blocked::Unknown { .. } => failing("facts", reason.to_string()),
-                Blocked::NothingEligible => soaking(waiting).unwrap_or(if d.current.is_some() {
-                    State::UpToDate
-                } else {
-                    State::Pending
-                }),
+                Blocked::NothingEligible => match self.stalled_since(now) {
+                    Some(since) => State::Stalled { since },
+                    None => soaking(waiting).unwrap_or(if d.current.is_some() {
+                        State::UpToDate
+                    } else {
+                        State::Pending
+                    }),
+                },
             },
         }
     }
@@ -272,6 +277,21 @@ impl EnvReport {
         let Ok(decided) = &self.decision.outcome else {
             return None;
         };
+        // A tag the upstream skipped waits forever: it stalls from when the upstream
+        // moved past it.
+        let waiting = match &decided.decision {
+            Decision::UpToDate { waiting, .. }
+            | Decision::Blocked {
+                reason: crate::policy::Blocked::NothingEligible,
+                waiting,
+                ..
+            } => waiting.as_slice(),
+            _ => &[],
+        };
+        if let Some(Block::Skipped { since, .. }) = waiting.first().map(|w| &w.block) {
+            let due = since.checked_add(self.decision.stall_after).ok()?;
+            return (due <= now).then_some(*since);
+        }
         let Decision::Promote {
             eligible_since: Some(since),
             ..

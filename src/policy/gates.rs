@@ -88,6 +88,16 @@ pub enum Block {
         /// The upstream environment.
         env: String,
     },
+    /// The upstream environment moved past it without running it (from an older tag to a
+    /// newer one): it can never soak there, and nothing newer may suit this policy.
+    Skipped {
+        /// The upstream environment.
+        env: String,
+        /// What the upstream runs instead.
+        runs: String,
+        /// Since when.
+        since: Timestamp,
+    },
     /// The upstream runs it, but not for long enough yet.
     Soaking {
         /// When the soak completes.
@@ -135,6 +145,10 @@ impl fmt::Display for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotUpstream { env } => write!(f, "{env} has not run it"),
+            Self::Skipped { env, runs, since } => write!(
+                f,
+                "{env} skipped it: it moved on to {runs} at {since} without running it, so it cannot soak there; run it in {env} (`tagpromoter promote … --env {env} --tag …`), or widen this environment's policy to take what {env} runs"
+            ),
             Self::Soaking { until } => write!(f, "soaking until {until}"),
             Self::SoakInterrupted { ran_for } => {
                 write!(
@@ -305,6 +319,7 @@ impl Gates {
             }
             above_current &= !running;
         }
+        self.mark_skipped(policy, s, &mut waiting);
         let Some((to, since)) = best else {
             return Decision::Blocked {
                 to: None,
@@ -362,6 +377,30 @@ impl Gates {
             to,
             eligible_since,
             waiting,
+        }
+    }
+
+    /// Tags waiting for an upstream that has already moved past them (it runs a tag above
+    /// them, by this policy's order, and never ran them) will wait forever: say so.
+    fn mark_skipped(&self, policy: &TagPolicy, s: &Situation<'_>, waiting: &mut [Waiting]) {
+        let (Some(env), Some(running)) = (&self.from, s.upstream.and_then(Timeline::running))
+        else {
+            return;
+        };
+        let Some(runs) = s.upstream.and_then(Timeline::current) else {
+            return;
+        };
+        let created = |tag: &str| crate::image::created_of(s.facts, tag);
+        for w in waiting.iter_mut() {
+            if matches!(w.block, Block::NotUpstream { .. })
+                && policy.order(runs, w.tag.as_str(), &created) == Ok(Ordering::Greater)
+            {
+                w.block = Block::Skipped {
+                    env: env.clone(),
+                    runs: runs.to_string(),
+                    since: running.since,
+                };
+            }
         }
     }
 

@@ -432,3 +432,73 @@ async fn helm_values_holding_the_whole_reference() {
         );
     }
 }
+
+/// States that tell the truth (issue 17): dev jumped from 1.0.0 to 2.1.0-rc.1, so staging
+/// (no prereleases) can never take 2.0.0 through it. Staging is not "up to date": it says dev
+/// skipped 2.0.0 and how to fix it, and after `stallAfter` it is stalled and alerts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_the_upstream_skipped_is_said_and_stalls() {
+    let values = |tag: &str| format!("image:\n  tag: {tag}\n");
+    let world = World::new(&[
+        ("apps/dev/values.yaml", values("1.0.0")),
+        ("apps/staging/values.yaml", values("1.0.0")),
+    ]);
+    let image = world.image("acme/app");
+    for tag in ["1.0.0", "2.0.0", "2.1.0-rc.1"] {
+        world
+            .pusher()
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    world.rules(&format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '>=1.0.0-0' }}, target: {{ helm: {{ file: apps/dev/values.yaml, tag: image.tag }} }} }}\n    - {{ name: staging, from: dev, soak: 1h, stallAfter: 2h, policy: {{ semver: '>=1.0.0' }}, target: {{ helm: {{ file: apps/staging/values.yaml, tag: image.tag }} }} }}\n"
+    ));
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
+        cache.path(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let at = |hours: i64| now() + jiff::SignedDuration::from_hours(hours);
+    engine.pass(at(0)).await;
+    assert!(world.file("apps/dev/values.yaml").contains("2.1.0-rc.1"));
+    let p = engine.pass(at(1)).await;
+    let staging = &p.environments[1];
+    assert_eq!(
+        staging.state(p.now),
+        tagpromoter::engine::State::Waiting {
+            tag: "2.0.0".into()
+        }
+    );
+    let status = tagpromoter::commands::render::status_table(&p);
+    assert!(
+        status.contains("2.0.0: dev skipped it: it moved on to 2.1.0-rc.1"),
+        "{status}"
+    );
+    assert!(status.contains("run it in dev"), "{status}");
+    let p = engine.pass(at(3)).await;
+    assert!(
+        matches!(
+            p.environments[1].state(p.now),
+            tagpromoter::engine::State::Stalled { .. }
+        ),
+        "{:?}",
+        p.environments[1].state(p.now)
+    );
+    let settings = engine.rules().settings.clone();
+    let memory = tagpromoter::alert::state::Memory::default();
+    let fired = tagpromoter::alert::rules::firing(&tagpromoter::alert::rules::Context {
+        report: &p,
+        memory: &memory,
+        settings: &settings,
+        now: p.now,
+    });
+    assert!(
+        fired
+            .iter()
+            .any(|a| a.name.as_str() == "PromotionStalled" && a.environment == "staging"),
+        "{fired:?}"
+    );
+}

@@ -51,6 +51,7 @@ mod tests {
     const PROD: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
     const PINNED: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      pinDigest: true\n      target: { helm: { file: apps/prod.yaml, tag: image.tag, digest: image.digest } }\n";
     const CHAIN: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
+    const SKIPPING: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '~1.1.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
     const NEWEST: &str = "    - name: prod\n      policy: { newestBuild: {} }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
 
     fn tags(w: World) -> World {
@@ -135,6 +136,23 @@ mod tests {
                 vec![],
                 100,
                 vec!["PromotionFailed/forge"],
+            ),
+            (
+                "a release the upstream skipped, past stallAfter",
+                World::new(rules(SKIPPING), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
+                    .history(
+                        "staging",
+                        "1.0.0",
+                        true,
+                        &[Step::Bot {
+                            at: at(10),
+                            to: "1.2.0",
+                        }],
+                    ),
+                vec![],
+                100,
+                vec!["PromotionStalled/-"],
             ),
             (
                 "held for longer than holdAlertAfter",
