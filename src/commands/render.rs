@@ -142,9 +142,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
                     // What runs is above the best the policy accepts: the best there is
                     // is what runs (BEST is never older than CURRENT).
                     match reason {
-                        crate::policy::Blocked::Downgrade { current } => {
-                            Some(current.to_string())
-                        }
+                        crate::policy::Blocked::Downgrade { current } => Some(current.to_string()),
                         _ => to.as_ref().map(|t| t.to_string()),
                     },
                     Some(reason.to_string()),

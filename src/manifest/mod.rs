@@ -1,9 +1,10 @@
 //! Surgical edits of GitOps files: read the current tag of a target, and rewrite it by
 //! replacing only the bytes of the scalars concerned.
 //!
-//! Four target kinds: Kustomize `images:` entries ([`kustomize`]), Helm values at a dotted
-//! path ([`helm`]), Flux-style `$imagepolicy` setter markers ([`marker`]) and the `image:`
-//! fields of plain manifests ([`image_field`]). Each finds [`patch::Replacement`]s; [`patch`]
+//! Five target kinds: Kustomize `images:` entries ([`kustomize`]), Helm values at a dotted
+//! path ([`helm`]), Flux-style `$imagepolicy` setter markers ([`marker`]), the `image:`
+//! fields of plain manifests ([`image_field`]) and Argo CD's parameter override files
+//! ([`argocd_source`]). Each finds [`patch::Replacement`]s; [`patch`]
 //! applies them and proves by parsing again that nothing else moved. Comments, blank lines,
 //! quoting, anchors, CRLF, a missing final newline and other documents are kept because they
 //! are never touched.
@@ -11,6 +12,7 @@
 //! Pure: text in, text out. It must not read files or know where they live; callers add the
 //! file name to errors.
 
+pub mod argocd_source;
 pub mod helm;
 pub mod image_field;
 pub mod kustomize;
@@ -144,6 +146,14 @@ pub enum Target {
         /// Path of the value.
         path: HelmPath,
     },
+    /// Argo CD's `.argocd-source-<app>.yaml`: the `kustomize.images` entry for `repository`,
+    /// or the `helm.parameters` entry named `parameter`.
+    ArgocdSource {
+        /// The repository its `kustomize.images` entry names.
+        repository: Repository,
+        /// The Helm parameter that holds the tag.
+        parameter: String,
+    },
     /// Every `image:` field of plain manifests whose repository is this one.
     ImageField {
         /// The repository to match.
@@ -193,6 +203,10 @@ fn current(src: &str, docs: &[Document], target: &Target) -> Result<Current, Edi
         Target::Kustomize { name } => kustomize::current(docs, name),
         Target::Helm { tag, digest, .. } => helm::current(docs, tag, digest.as_ref()),
         Target::HelmImage { path } => helm::image_current(docs, path),
+        Target::ArgocdSource {
+            repository,
+            parameter,
+        } => argocd_source::current(docs, repository, parameter),
         Target::Marker { policy } => marker::current(src, docs, policy),
         Target::ImageField { repository } => image_field::current(docs, repository),
     }
@@ -290,6 +304,10 @@ fn scalar_edits(
             Ok(found)
         }
         Target::HelmImage { path } => helm::image_replacement(docs, path, wanted).map(|r| vec![r]),
+        Target::ArgocdSource {
+            repository,
+            parameter,
+        } => argocd_source::replacement(docs, repository, parameter, wanted).map(|r| vec![r]),
         Target::ImageField { repository } => {
             image_field::replacements(docs, repository, &wanted.tag, wanted.digest.as_ref())
         }

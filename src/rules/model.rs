@@ -536,6 +536,16 @@ pub enum Target {
         #[schemars(with = "Option<String>")]
         name: Option<Repository>,
     },
+    /// Argo CD's `.argocd-source-<app>.yaml`, as Argo CD Image Updater's Git write-back
+    /// leaves it: its `kustomize.images` entry for `spec.image` (`repo:tag`), or its
+    /// `helm.parameters` entry named `parameter`.
+    ArgocdSource {
+        /// Path in the repository.
+        file: PathBuf,
+        /// The Helm parameter holding the tag; default `image.tag`.
+        #[serde(default)]
+        parameter: Option<String>,
+    },
     /// Every `image:` field of plain manifests whose repository is `name`, as Docker reads
     /// names (`redis` is `docker.io/library/redis`); the repository stays as written.
     Manifest {
@@ -567,6 +577,7 @@ impl Target {
             Self::Kustomize { file, .. }
             | Self::Helm { file, .. }
             | Self::Marker { file, .. }
+            | Self::ArgocdSource { file, .. }
             | Self::Manifest { file, .. } => file,
         }
     }
@@ -680,6 +691,7 @@ impl Promotion {
             } => format!("{file}#{path}"),
             Target::Marker { .. } => format!("{file}#$imagepolicy"),
             Target::Manifest { .. } => format!("{file}#image={}", self.written_repository(env)),
+            Target::ArgocdSource { .. } => format!("{file}#argocd-source={}", self.image),
         }
     }
 
@@ -725,6 +737,10 @@ impl Promotion {
             },
             Target::Manifest { .. } => T::ImageField {
                 repository: self.written_repository(env),
+            },
+            Target::ArgocdSource { parameter, .. } => T::ArgocdSource {
+                repository: self.image.clone(),
+                parameter: parameter.clone().unwrap_or_else(|| "image.tag".into()),
             },
         }
     }

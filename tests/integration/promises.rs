@@ -254,7 +254,10 @@ async fn a_forced_hotfix_outside_the_range_and_a_hand_set_newer_tag_are_never_un
         );
         // The table's BEST is never older than CURRENT.
         let table = tagpromoter::commands::render::status_table(&p);
-        let row = table.lines().find(|l| l.contains(" prod ")).unwrap_or_default();
+        let row = table
+            .lines()
+            .find(|l| l.contains(" prod "))
+            .unwrap_or_default();
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells.get(2..4), Some(&["7.0.0", "7.0.0"][..]), "{table}");
     }

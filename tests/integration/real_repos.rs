@@ -502,3 +502,48 @@ async fn a_release_the_upstream_skipped_is_said_and_stalls() {
         "{fired:?}"
     );
 }
+
+/// Argo CD Image Updater's Git write-back files (issue 17): `.argocd-source-<app>.yaml` with
+/// a `kustomize.images` entry (`repo:tag`) or `helm.parameters` (`image.tag`) are edited in
+/// place by an `argocdSource` target, so those repositories move over unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn argo_cd_image_updater_write_back_files_are_edited_in_place() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let image = world.image("acme/app");
+    for tag in ["1.0.0", "1.1.0"] {
+        world
+            .pusher()
+            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let kustomize =
+        format!("kustomize:\n  images:\n  - {image}:1.0.0\n  - ghcr.io/acme/sidecar:2.0.0\n");
+    let helm = format!(
+        "helm:\n  parameters:\n  - name: image.name\n    value: {image}\n    forcestring: true\n  - name: image.tag\n    value: 1.0.0\n    forcestring: true\n"
+    );
+    commit_files(
+        &world,
+        &[
+            ("apps/dev/.argocd-source-app-dev.yaml", kustomize.clone()),
+            ("apps/prod/.argocd-source-app-prod.yaml", helm.clone()),
+        ],
+    );
+    world.rules(&format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/dev/.argocd-source-app-dev.yaml }} }} }}\n    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/prod/.argocd-source-app-prod.yaml }} }} }}\n"
+    ));
+    let p = world.pass(now()).await;
+    for e in &p.environments {
+        assert!(
+            matches!(e.applied, tagpromoter::engine::Applied::Landed { .. }),
+            "{e:?}"
+        );
+    }
+    assert_eq!(
+        world.file("apps/dev/.argocd-source-app-dev.yaml"),
+        kustomize.replace(":1.0.0", ":1.1.0")
+    );
+    assert_eq!(
+        world.file("apps/prod/.argocd-source-app-prod.yaml"),
+        helm.replace("value: 1.0.0", "value: 1.1.0")
+    );
+}

@@ -353,7 +353,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn target(&mut self, node: &'a Node) -> Option<Target> {
-        const KINDS: [&str; 4] = ["kustomize", "helm", "marker", "manifest"];
+        const KINDS: [&str; 5] = ["kustomize", "helm", "marker", "manifest", "argocdSource"];
         let (kind, value) = self.one_of(node, "target", &KINDS)?;
         let what = format!("target.{kind}");
         match kind {
@@ -417,6 +417,20 @@ impl<'a> Decoder<'a> {
                     file: file?,
                     policy: policy?,
                     name: name?,
+                })
+            }
+            "argocdSource" => {
+                let t = self.fields(value, &what, &["file", "parameter"])?;
+                let file = self
+                    .required(&t, "file", &what)
+                    .and_then(|n| self.repo_path(n, "target file"));
+                let parameter = match t.get("parameter") {
+                    None => Some(None),
+                    Some(n) => self.string(n, "target.argocdSource.parameter").map(Some),
+                };
+                Some(Target::ArgocdSource {
+                    file: file?,
+                    parameter: parameter?,
                 })
             }
             _ => {

@@ -1,0 +1,115 @@
+//! Argo CD's parameter override files, `.argocd-source-<app>.yaml`, as Argo CD Image
+//! Updater's Git write-back leaves them: `kustomize.images` entries written like
+//! `kustomize edit set image` takes them (`[name=]repository:tag[@digest]`), or
+//! `helm.parameters` entries (`{name: image.tag, value: 1.2.3}`). The entry for the image is
+//! rewritten in place, so repositories that used it move over unchanged.
+
+use crate::image::{ImageRef, Repository};
+use crate::yaml::{Document, Node, NodeKind};
+
+use super::patch::{Replacement, editable_scalar};
+use super::{Current, EditError, Wanted};
+
+/// Where the tag is, once found.
+enum Found<'d> {
+    /// A `kustomize.images` string: its node, the `name=` part if any, and the reference.
+    Image(&'d Node, Option<String>, ImageRef),
+    /// A `helm.parameters` entry's `value`.
+    Parameter(&'d Node),
+}
+
+fn sequence<'d>(doc: &'d Document, outer: &str, inner: &str) -> Option<&'d [Node]> {
+    match &doc.root.get(outer)?.get(inner)?.kind {
+        NodeKind::Sequence(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// The entry for `repository` (kustomize) or the parameter `parameter` (helm).
+fn find<'d>(
+    docs: &'d [Document],
+    repository: &Repository,
+    parameter: &str,
+) -> Result<Found<'d>, EditError> {
+    for doc in docs {
+        for item in sequence(doc, "kustomize", "images").unwrap_or_default() {
+            let Some(text) = item.as_scalar().map(|s| s.value.as_str()) else {
+                continue;
+            };
+            let (name, reference) = match text.split_once('=') {
+                Some((name, rest)) => (Some(name.to_string()), rest),
+                None => (None, text),
+            };
+            let Ok(r) = ImageRef::parse(reference) else {
+                continue;
+            };
+            let matched = match &name {
+                Some(n) => Repository::new(n).is_ok_and(|n| n.same_as(repository)),
+                None => r.repository.same_as(repository),
+            };
+            if matched {
+                return Ok(Found::Image(item, name, r));
+            }
+        }
+        for item in sequence(doc, "helm", "parameters").unwrap_or_default() {
+            let named = item
+                .get("name")
+                .and_then(Node::as_scalar)
+                .is_some_and(|s| s.value == parameter);
+            if named && let Some(value) = item.get("value") {
+                return Ok(Found::Parameter(value));
+            }
+        }
+    }
+    Err(EditError::NotFound {
+        what: format!(
+            "a kustomize.images entry for {repository} or a helm.parameters entry named {parameter}"
+        ),
+        hint: "; the file is Argo CD's .argocd-source-<app>.yaml: check spec.image, or set target.argocdSource.parameter".into(),
+    })
+}
+
+/// The tag (and digest) the file sets for the image.
+pub fn current(
+    docs: &[Document],
+    repository: &Repository,
+    parameter: &str,
+) -> Result<Current, EditError> {
+    match find(docs, repository, parameter)? {
+        Found::Image(node, _, r) => Ok(Current {
+            tag: r.tag.map(|t| t.to_string()),
+            digest: r.digest.map(|d| d.to_string()),
+            at: node.position,
+        }),
+        Found::Parameter(node) => Ok(Current {
+            tag: Some(editable_scalar(node, parameter)?.value.clone()),
+            digest: None,
+            at: node.position,
+        }),
+    }
+}
+
+/// The replacement that makes the file set `wanted` for the image: the entry's tag (and
+/// digest) rewritten, its names as written.
+pub fn replacement(
+    docs: &[Document],
+    repository: &Repository,
+    parameter: &str,
+    wanted: &Wanted,
+) -> Result<Replacement, EditError> {
+    match find(docs, repository, parameter)? {
+        Found::Image(node, name, r) => {
+            let new = ImageRef {
+                repository: r.repository,
+                tag: Some(wanted.tag.clone()),
+                digest: wanted.digest.clone(),
+            };
+            let text = match name {
+                Some(name) => format!("{name}={new}"),
+                None => new.to_string(),
+            };
+            Replacement::of(node, "the kustomize.images entry", &text)
+        }
+        Found::Parameter(node) => Replacement::of(node, parameter, wanted.tag.as_str()),
+    }
+}
