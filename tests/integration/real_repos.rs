@@ -547,3 +547,182 @@ async fn argo_cd_image_updater_write_back_files_are_edited_in_place() {
         helm.replace("value: 1.0.0", "value: 1.1.0")
     );
 }
+
+/// Every file under `tests/data/real-repos/<name>/`, relative to it.
+fn tree(name: &str) -> Vec<(String, String)> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/real-repos")
+        .join(name);
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+/// The modelled repository `name` promoted through: `images` (repository path, tags)
+/// pushed, `promotions` (with `REGISTRY` for the registry's address) in force, a pass at
+/// each of `hours`. What the branch's history then says, and the bare repository (for
+/// rendering).
+async fn promote_through(
+    name: &str,
+    images: &[(&str, &[&str])],
+    promotions: &str,
+    hours: &[i64],
+) -> (String, World) {
+    let files = tree(name);
+    let world = World::new(
+        &files
+            .iter()
+            .map(|(p, t)| (p.as_str(), t.clone()))
+            .collect::<Vec<_>>(),
+    );
+    for (path, tags) in images {
+        for tag in *tags {
+            world
+                .pusher()
+                .image(path, Some(tag), INITIAL, "linux", "amd64")
+                .await;
+        }
+    }
+    world.rules(&promotions.replace("REGISTRY", &world.registry.addr));
+    let cache = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
+        cache.path(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    for h in hours {
+        let p = engine
+            .pass(now() + jiff::SignedDuration::from_hours(*h))
+            .await;
+        for e in &p.environments {
+            assert!(
+                !matches!(e.state(p.now), tagpromoter::engine::State::Failing { .. }),
+                "{name}: {e:?}"
+            );
+        }
+    }
+    let initial = git(&world.bare, &["rev-list", "--max-parents=0", "main"]);
+    let diff = git(&world.bare, &["diff", "--no-color", initial.trim(), "main"])
+        .replace(&world.registry.addr, "REGISTRY");
+    let log = git(&world.bare, &["log", "--reverse", "--format=%s", "main"]);
+    (format!("{log}\n{diff}"), world)
+}
+
+/// `kubectl kustomize` builds the overlay at `dir` of the branch's tip.
+fn builds(world: &World, dirs: &[&str]) -> Vec<String> {
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", world.bare.to_str().unwrap(), "w"],
+    );
+    dirs.iter()
+        .map(|dir| {
+            let out = std::process::Command::new(crate::support::require("kubectl"))
+                .arg("kustomize")
+                .arg(work.path().join("w").join(dir))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "kubectl kustomize {dir}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect()
+}
+
+/// kustomize's hello-world layout: qa, staging and regional prods; numeric tags; prod-eu had
+/// no `images:`, prod-us pins a digest. Byte-exact diffs, and every overlay still builds.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_layout_kustomize_overlays() {
+    let env = |name: &str, extra: &str| {
+        format!(
+            "    - {{ name: {name}, {extra}policy: {{ numerical: asc }}, target: {{ kustomize: {{ file: overlays/{name}/kustomization.yaml, name: monopole/hello }} }} }}\n"
+        )
+    };
+    let rules = format!(
+        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: hello }}\nspec:\n  image: REGISTRY/monopole/hello\n  environments:\n{}{}{}{}",
+        env("qa", ""),
+        env("staging", "from: qa, soak: 1h, "),
+        env("prod-eu", "from: staging, soak: 1h, "),
+        env("prod-us", "from: staging, soak: 1h, pinDigest: true, "),
+    );
+    let (history, world) = promote_through(
+        "overlays",
+        &[("monopole/hello", &["1", "2"])],
+        &rules,
+        &[0, 2, 4],
+    )
+    .await;
+    insta::assert_snapshot!("real_layout_kustomize_overlays", history);
+    for rendered in builds(
+        &world,
+        &[
+            "overlays/qa",
+            "overlays/staging",
+            "overlays/prod-eu",
+            "overlays/prod-us",
+        ],
+    ) {
+        assert!(rendered.contains("image: monopole/hello:2"), "{rendered}");
+    }
+}
+
+/// Argo CD's example apps: helm-guestbook values (a tag YAML reads as a number), its
+/// production values, and kustomize-guestbook, which has no `images:`.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_layout_argocd_example_apps() {
+    let rules = "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: guestbook }\nspec:\n  image: REGISTRY/heptio-images/ks-guestbook-demo\n  environments:\n    - { name: dev, policy: { semver: { range: '>=0.1', loose: true } }, target: { helm: { file: helm-guestbook/values.yaml, tag: image.tag } } }\n    - { name: kustomize, policy: { semver: { range: '>=0.1', loose: true } }, target: { kustomize: { file: kustomize-guestbook/kustomization.yaml, name: gcr.io/heptio-images/ks-guestbook-demo } } }\n    - { name: prod, from: dev, soak: 1h, policy: { semver: { range: '>=0.1', loose: true } }, target: { helm: { file: helm-guestbook/values-production.yaml, tag: image.tag } } }\n";
+    let (history, world) = promote_through(
+        "argocd",
+        &[("heptio-images/ks-guestbook-demo", &["0.1", "0.2"])],
+        rules,
+        &[0, 2],
+    )
+    .await;
+    insta::assert_snapshot!("real_layout_argocd_example_apps", history);
+    let rendered = builds(&world, &["kustomize-guestbook"]);
+    assert!(
+        rendered[0].contains("image: gcr.io/heptio-images/ks-guestbook-demo:0.2"),
+        "{}",
+        rendered[0]
+    );
+}
+
+/// Flux's kustomize-helm example: HelmRelease values with `$imagepolicy` markers per
+/// environment (staging, then production), and the base release's redis tag.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_layout_flux_kustomize_helm() {
+    let rules = "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: podinfo }\nspec:\n  image: REGISTRY/stefanprodan/podinfo\n  environments:\n    - { name: staging, policy: { semver: '>=6.0.0' }, target: { marker: { file: apps/staging/podinfo-values.yaml, policy: flux-system:podinfo-staging, name: ghcr.io/stefanprodan/podinfo } } }\n    - { name: production, from: staging, soak: 1h, policy: { semver: '>=6.0.0' }, target: { marker: { file: apps/production/podinfo-values.yaml, policy: flux-system:podinfo, name: ghcr.io/stefanprodan/podinfo } } }\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: redis }\nspec:\n  image: REGISTRY/docker/library/redis\n  environments:\n    - { name: base, policy: { semver: '~7.0.0' }, target: { helm: { file: apps/base/podinfo/release.yaml, tag: spec.values.redis.tag } } }\n";
+    let (history, _) = promote_through(
+        "flux",
+        &[
+            ("stefanprodan/podinfo", &["6.5.0", "6.5.1"]),
+            ("docker/library/redis", &["7.0.6", "7.0.15", "7.2.4"]),
+        ],
+        rules,
+        &[0, 2],
+    )
+    .await;
+    insta::assert_snapshot!("real_layout_flux_kustomize_helm", history);
+}
