@@ -69,6 +69,23 @@ impl World {
         engine.pass(at).await
     }
 
+    /// `path:tag` pushed for each of `tags` (linux/amd64); the image's name.
+    async fn push(&self, path: &str, tags: &[&str]) -> String {
+        for tag in tags {
+            self.pusher()
+                .image(path, Some(tag), INITIAL, "linux", "amd64")
+                .await;
+        }
+        self.image(path)
+    }
+
+    /// The rules: one promotion `name` of `image` through `environments` (YAML list items).
+    fn promotion(&self, name: &str, image: &str, environments: &str) {
+        self.rules(&format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: {name} }}\nspec:\n  image: {image}\n  environments:\n{environments}"
+        ));
+    }
+
     fn file(&self, path: &str) -> String {
         git(&self.bare, &["show", &format!("main:{path}")])
     }
@@ -110,32 +127,30 @@ async fn platforms_match_with_their_variants_normalised() {
             .await;
     }
     // Each overlay at 1.0.0.
-    let work = tempfile::tempdir().unwrap();
-    git(
-        work.path(),
-        &["clone", "-q", world.bare.to_str().unwrap(), "w"],
-    );
-    let w = work.path().join("w");
-    for env in ["arm64", "armv7", "armv6"] {
-        std::fs::write(
-            w.join(format!("apps/{env}/kustomization.yaml")),
-            kustomization(&image, "1.0.0"),
-        )
-        .unwrap();
-    }
-    git(&w, &["commit", "-qam", "overlays"]);
-    git(&w, &["push", "-q", "origin", "main"]);
+    let overlays: Vec<(&str, String)> = [
+        "apps/arm64/kustomization.yaml",
+        "apps/armv7/kustomization.yaml",
+        "apps/armv6/kustomization.yaml",
+    ]
+    .into_iter()
+    .map(|f| (f, kustomization(&image, "1.0.0")))
+    .collect();
+    commit_files(&world, &overlays);
     let env = |name: &str, platforms: &str| {
         format!(
             "    - {{ name: {name}, policy: {{ semver: '>=1.0.0' }}, platforms: [{platforms}], target: {{ kustomize: {{ file: apps/{name}/kustomization.yaml }} }} }}\n"
         )
     };
-    world.rules(&format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: multi }}\nspec:\n  image: {image}\n  environments:\n{}{}{}",
-        env("arm64", "linux/arm64"),
-        env("armv7", "linux/arm/v7"),
-        env("armv6", "linux/arm/v6"),
-    ));
+    world.promotion(
+        "multi",
+        &image,
+        &format!(
+            "{}{}{}",
+            env("arm64", "linux/arm64"),
+            env("armv7", "linux/arm/v7"),
+            env("armv6", "linux/arm/v6"),
+        ),
+    );
     let p = world.pass(now()).await;
     let line = |env: &str| world.file(&format!("apps/{env}/kustomization.yaml"));
     assert!(
@@ -192,29 +207,22 @@ async fn text_logs_off_a_terminal_have_no_colour_codes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn short_version_tags_are_explained_strictly_and_taken_loosely() {
     let world = World::new(&[("apps/dev/kustomization.yaml", String::new())]);
-    let image = world.image("acme/short");
-    let pusher = world.pusher();
-    for tag in ["1.0.0", "1.0", "2.0", "v5"] {
-        pusher
-            .image("acme/short", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
-    let work = tempfile::tempdir().unwrap();
-    git(
-        work.path(),
-        &["clone", "-q", world.bare.to_str().unwrap(), "w"],
+    let image = world
+        .push("acme/short", &["1.0.0", "1.0", "2.0", "v5"])
+        .await;
+    commit_files(
+        &world,
+        &[(
+            "apps/dev/kustomization.yaml",
+            kustomization(&image, "1.0.0"),
+        )],
     );
-    let w = work.path().join("w");
-    std::fs::write(
-        w.join("apps/dev/kustomization.yaml"),
-        kustomization(&image, "1.0.0"),
-    )
-    .unwrap();
-    git(&w, &["commit", "-qam", "overlay"]);
-    git(&w, &["push", "-q", "origin", "main"]);
     let rules = |semver: &str| {
-        world.rules(&format!(
-            "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: short }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: {semver} }}, target: {{ kustomize: {{ file: apps/dev/kustomization.yaml }} }} }}\n"
+        world.promotion(
+            "short",
+            &image,
+            &format!(
+            "    - {{ name: dev, policy: {{ semver: {semver} }}, target: {{ kustomize: {{ file: apps/dev/kustomization.yaml }} }} }}\n"
         ))
     };
     rules("'>=1.0.0 <5'");
@@ -249,6 +257,16 @@ async fn short_version_tags_are_explained_strictly_and_taken_loosely() {
     );
 }
 
+/// Every environment of the pass landed its bump.
+fn assert_landed(p: &PassReport) {
+    for e in &p.environments {
+        assert!(
+            matches!(e.applied, tagpromoter::engine::Applied::Landed { .. }),
+            "{e:?}"
+        );
+    }
+}
+
 /// Clone a world's repository, write `files`, commit and push them.
 fn commit_files(world: &World, files: &[(&str, String)]) {
     let work = tempfile::tempdir().unwrap();
@@ -273,27 +291,17 @@ fn commit_files(world: &World, files: &[(&str, String)]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_hub_names_are_one_repository_and_stay_as_written() {
     let world = World::new(&[("README.md", "deploys\n".into())]);
-    let mirror = world.image("library/redis");
-    let pusher = world.pusher();
-    for tag in ["7.0.0", "7.2.4"] {
-        pusher
-            .image("library/redis", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
+    let mirror = world.push("library/redis", &["7.0.0", "7.2.4"]).await;
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cache\nspec:\n  template:\n    spec:\n      containers:\n        - name: redis\n          image: redis:7.0.0 # the cache\n        - name: exporter\n          image: oliver006/redis_exporter:v1.62.0\n      initContainers:\n        - name: warm\n          image: \"index.docker.io/library/redis:7.0.0\"\n";
     commit_files(&world, &[("apps/cache/deployment.yaml", deployment.into())]);
-    world.rules(&format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: redis }}\nspec:\n  image: {mirror}\n  environments:\n    - {{ name: prod, policy: {{ semver: '^7.0.0' }}, target: {{ manifest: {{ file: apps/cache/deployment.yaml, name: docker.io/library/redis }} }} }}\n"
+    world.promotion(
+        "redis",
+        &mirror,
+        &format!(
+        "    - {{ name: prod, policy: {{ semver: '^7.0.0' }}, target: {{ manifest: {{ file: apps/cache/deployment.yaml, name: docker.io/library/redis }} }} }}\n"
     ));
     let p = world.pass(now()).await;
-    assert!(
-        matches!(
-            p.environments[0].applied,
-            tagpromoter::engine::Applied::Landed { .. }
-        ),
-        "{:?}",
-        p.environments[0]
-    );
+    assert_landed(&p);
     assert_eq!(
         world.file("apps/cache/deployment.yaml"),
         deployment
@@ -309,18 +317,17 @@ async fn docker_hub_names_are_one_repository_and_stay_as_written() {
 #[tokio::test(flavor = "multi_thread")]
 async fn flux_markers_are_used_as_written() {
     let world = World::new(&[("README.md", "deploys\n".into())]);
-    let mirror = world.image("stefanprodan/podinfo");
-    let pusher = world.pusher();
-    for tag in ["6.5.0", "6.7.1"] {
-        pusher
-            .image("stefanprodan/podinfo", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
+    let mirror = world
+        .push("stefanprodan/podinfo", &["6.5.0", "6.7.1"])
+        .await;
     let release = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: podinfo\n  namespace: podinfo\nspec:\n  chart:\n    spec:\n      chart: podinfo\n      version: \"6.x\"\n  values:\n    image:\n      repository: ghcr.io/stefanprodan/podinfo # {\"$imagepolicy\": \"flux-system:podinfo:name\"}\n      tag: 6.5.0 # {\"$imagepolicy\": \"flux-system:podinfo:tag\"}\n";
     commit_files(&world, &[("apps/podinfo/release.yaml", release.into())]);
     let rules = |marker: &str| {
-        world.rules(&format!(
-            "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: podinfo }}\nspec:\n  image: {mirror}\n  environments:\n    - {{ name: prod, policy: {{ semver: '^6.0.0' }}, target: {{ marker: {{ file: apps/podinfo/release.yaml{marker} }} }} }}\n"
+        world.promotion(
+            "podinfo",
+            &mirror,
+            &format!(
+            "    - {{ name: prod, policy: {{ semver: '^6.0.0' }}, target: {{ marker: {{ file: apps/podinfo/release.yaml{marker} }} }} }}\n"
         ))
     };
     rules("");
@@ -334,14 +341,7 @@ async fn flux_markers_are_used_as_written() {
     );
     rules(", policy: flux-system:podinfo, name: ghcr.io/stefanprodan/podinfo");
     let p = world.pass(now()).await;
-    assert!(
-        matches!(
-            p.environments[0].applied,
-            tagpromoter::engine::Applied::Landed { .. }
-        ),
-        "{:?}",
-        p.environments[0]
-    );
+    assert_landed(&p);
     assert_eq!(
         world.file("apps/podinfo/release.yaml"),
         release.replace("tag: 6.5.0 #", "tag: 6.7.1 #")
@@ -359,18 +359,14 @@ async fn a_kustomization_without_images_gets_its_entry() {
         .pusher()
         .image("acme/app", Some("1.4.0"), INITIAL, "linux", "amd64")
         .await;
-    world.rules(&format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: prod, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n"
+    world.promotion(
+        "app",
+        &image,
+        &format!(
+        "    - {{ name: prod, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n"
     ));
     let p = world.pass(now()).await;
-    assert!(
-        matches!(
-            p.environments[0].applied,
-            tagpromoter::engine::Applied::Landed { .. }
-        ),
-        "{:?}",
-        p.environments[0]
-    );
+    assert_landed(&p);
     assert_eq!(
         world.file("apps/prod/kustomization.yaml"),
         format!("{overlay}images:\n  - name: {image}\n    newTag: 1.4.0\n")
@@ -400,16 +396,14 @@ async fn helm_values_holding_the_whole_reference() {
     };
     let values = "# values for prod\nworker:\n  image: ghcr.io/acme/app:1.2.3 # the chart's image\n  replicas: 2\napi:\n  image: \"ghcr.io/acme/app:1.2.3\"\n";
     commit_files(&world, &[("apps/prod/values.yaml", values.into())]);
-    world.rules(&format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {mirror}\n  environments:\n    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: worker.image }} }} }}\n    - {{ name: api, pinDigest: true, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: api.image }} }} }}\n"
+    world.promotion(
+        "app",
+        &mirror,
+        &format!(
+        "    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: worker.image }} }} }}\n    - {{ name: api, pinDigest: true, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: api.image }} }} }}\n"
     ));
     let p = world.pass(now()).await;
-    for e in &p.environments {
-        assert!(
-            matches!(e.applied, tagpromoter::engine::Applied::Landed { .. }),
-            "{e:?}"
-        );
-    }
+    assert_landed(&p);
     assert_eq!(
         world.file("apps/prod/values.yaml"),
         values
@@ -443,15 +437,14 @@ async fn a_release_the_upstream_skipped_is_said_and_stalls() {
         ("apps/dev/values.yaml", values("1.0.0")),
         ("apps/staging/values.yaml", values("1.0.0")),
     ]);
-    let image = world.image("acme/app");
-    for tag in ["1.0.0", "2.0.0", "2.1.0-rc.1"] {
-        world
-            .pusher()
-            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
-    world.rules(&format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '>=1.0.0-0' }}, target: {{ helm: {{ file: apps/dev/values.yaml, tag: image.tag }} }} }}\n    - {{ name: staging, from: dev, soak: 1h, stallAfter: 2h, policy: {{ semver: '>=1.0.0' }}, target: {{ helm: {{ file: apps/staging/values.yaml, tag: image.tag }} }} }}\n"
+    let image = world
+        .push("acme/app", &["1.0.0", "2.0.0", "2.1.0-rc.1"])
+        .await;
+    world.promotion(
+        "app",
+        &image,
+        &format!(
+        "    - {{ name: dev, policy: {{ semver: '>=1.0.0-0' }}, target: {{ helm: {{ file: apps/dev/values.yaml, tag: image.tag }} }} }}\n    - {{ name: staging, from: dev, soak: 1h, stallAfter: 2h, policy: {{ semver: '>=1.0.0' }}, target: {{ helm: {{ file: apps/staging/values.yaml, tag: image.tag }} }} }}\n"
     ));
     let cache = tempfile::tempdir().unwrap();
     let engine = Engine::open(
@@ -509,13 +502,7 @@ async fn a_release_the_upstream_skipped_is_said_and_stalls() {
 #[tokio::test(flavor = "multi_thread")]
 async fn argo_cd_image_updater_write_back_files_are_edited_in_place() {
     let world = World::new(&[("README.md", "deploys\n".into())]);
-    let image = world.image("acme/app");
-    for tag in ["1.0.0", "1.1.0"] {
-        world
-            .pusher()
-            .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
-            .await;
-    }
+    let image = world.push("acme/app", &["1.0.0", "1.1.0"]).await;
     let kustomize =
         format!("kustomize:\n  images:\n  - {image}:1.0.0\n  - ghcr.io/acme/sidecar:2.0.0\n");
     let helm = format!(
@@ -528,16 +515,14 @@ async fn argo_cd_image_updater_write_back_files_are_edited_in_place() {
             ("apps/prod/.argocd-source-app-prod.yaml", helm.clone()),
         ],
     );
-    world.rules(&format!(
-        "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/dev/.argocd-source-app-dev.yaml }} }} }}\n    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/prod/.argocd-source-app-prod.yaml }} }} }}\n"
+    world.promotion(
+        "app",
+        &image,
+        &format!(
+        "    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/dev/.argocd-source-app-dev.yaml }} }} }}\n    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/prod/.argocd-source-app-prod.yaml }} }} }}\n"
     ));
     let p = world.pass(now()).await;
-    for e in &p.environments {
-        assert!(
-            matches!(e.applied, tagpromoter::engine::Applied::Landed { .. }),
-            "{e:?}"
-        );
-    }
+    assert_landed(&p);
     assert_eq!(
         world.file("apps/dev/.argocd-source-app-dev.yaml"),
         kustomize.replace(":1.0.0", ":1.1.0")
