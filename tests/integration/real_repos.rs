@@ -297,9 +297,7 @@ async fn docker_hub_names_are_one_repository_and_stay_as_written() {
     world.promotion(
         "redis",
         &mirror,
-        &format!(
-        "    - {{ name: prod, policy: {{ semver: '^7.0.0' }}, target: {{ manifest: {{ file: apps/cache/deployment.yaml, name: docker.io/library/redis }} }} }}\n"
-    ));
+        "    - { name: prod, policy: { semver: '^7.0.0' }, target: { manifest: { file: apps/cache/deployment.yaml, name: docker.io/library/redis } } }\n");
     let p = world.pass(now()).await;
     assert_landed(&p);
     assert_eq!(
@@ -362,9 +360,7 @@ async fn a_kustomization_without_images_gets_its_entry() {
     world.promotion(
         "app",
         &image,
-        &format!(
-        "    - {{ name: prod, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/prod/kustomization.yaml }} }} }}\n"
-    ));
+        "    - { name: prod, policy: { semver: '>=1.0.0' }, target: { kustomize: { file: apps/prod/kustomization.yaml } } }\n");
     let p = world.pass(now()).await;
     assert_landed(&p);
     assert_eq!(
@@ -399,9 +395,7 @@ async fn helm_values_holding_the_whole_reference() {
     world.promotion(
         "app",
         &mirror,
-        &format!(
-        "    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: worker.image }} }} }}\n    - {{ name: api, pinDigest: true, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: apps/prod/values.yaml, image: api.image }} }} }}\n"
-    ));
+        "    - { name: prod, policy: { semver: '^1.0.0' }, target: { helm: { file: apps/prod/values.yaml, image: worker.image } } }\n    - { name: api, pinDigest: true, policy: { semver: '^1.0.0' }, target: { helm: { file: apps/prod/values.yaml, image: api.image } } }\n");
     let p = world.pass(now()).await;
     assert_landed(&p);
     assert_eq!(
@@ -443,9 +437,7 @@ async fn a_release_the_upstream_skipped_is_said_and_stalls() {
     world.promotion(
         "app",
         &image,
-        &format!(
-        "    - {{ name: dev, policy: {{ semver: '>=1.0.0-0' }}, target: {{ helm: {{ file: apps/dev/values.yaml, tag: image.tag }} }} }}\n    - {{ name: staging, from: dev, soak: 1h, stallAfter: 2h, policy: {{ semver: '>=1.0.0' }}, target: {{ helm: {{ file: apps/staging/values.yaml, tag: image.tag }} }} }}\n"
-    ));
+        "    - { name: dev, policy: { semver: '>=1.0.0-0' }, target: { helm: { file: apps/dev/values.yaml, tag: image.tag } } }\n    - { name: staging, from: dev, soak: 1h, stallAfter: 2h, policy: { semver: '>=1.0.0' }, target: { helm: { file: apps/staging/values.yaml, tag: image.tag } } }\n");
     let cache = tempfile::tempdir().unwrap();
     let engine = Engine::open(
         tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
@@ -518,9 +510,7 @@ async fn argo_cd_image_updater_write_back_files_are_edited_in_place() {
     world.promotion(
         "app",
         &image,
-        &format!(
-        "    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/dev/.argocd-source-app-dev.yaml }} }} }}\n    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ argocdSource: {{ file: apps/prod/.argocd-source-app-prod.yaml }} }} }}\n"
-    ));
+        "    - { name: dev, policy: { semver: '^1.0.0' }, target: { argocdSource: { file: apps/dev/.argocd-source-app-dev.yaml } } }\n    - { name: prod, policy: { semver: '^1.0.0' }, target: { argocdSource: { file: apps/prod/.argocd-source-app-prod.yaml } } }\n");
     let p = world.pass(now()).await;
     assert_landed(&p);
     assert_eq!(
