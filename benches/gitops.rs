@@ -121,7 +121,7 @@ fn main() {
                             hold: None,
                             target: None,
                         },
-                        edit: Some(FileEdit {
+                        edits: vec![FileEdit {
                             file: path(i).into(),
                             target: Target::Kustomize {
                                 name: image.to_string(),
@@ -132,7 +132,7 @@ fn main() {
                                 tag: to,
                                 digest: None,
                             },
-                        }),
+                        }],
                     }
                 })
                 .collect();

@@ -134,17 +134,20 @@ fn remote_files(cli: &Cli, rules: &Rules) -> Result<Files, String> {
     })
 }
 
-/// One diagnostic per environment whose target cannot be read, at the environment's place
-/// in the rules.
+/// One diagnostic per target that cannot be read, at its environment's place in the rules.
 fn check_targets(rules: &Rules, files: &Files) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for p in &rules.promotions {
-        for env in &p.environments {
-            let file = env.target.file();
+        for (env, target) in p
+            .environments
+            .iter()
+            .flat_map(|env| env.targets().map(move |t| (env, t)))
+        {
+            let file = target.file();
             let problem = match files.get(file) {
                 None | Some(Ok(None)) => Some(format!("does not exist in {}", files.place)),
                 Some(Err(why)) => Some(why.clone()),
-                Some(Ok(Some(text))) => manifest::read(text, &p.manifest_target(env))
+                Some(Ok(Some(text))) => manifest::read(text, &p.manifest_target_of(env, target))
                     .err()
                     .map(|e| e.to_string()),
             };

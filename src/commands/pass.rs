@@ -30,19 +30,21 @@ pub fn planned_diff(engine: &Engine, report: &PassReport, observed: &Observed) -
         if d.write != crate::rules::WriteMode::Push {
             continue;
         }
-        let Some(edit) = bump_of(engine.rules(), d).and_then(|b| b.edit) else {
-            continue;
-        };
-        let Some(Some(original)) = observed.files.get(&edit.file) else {
-            continue;
-        };
-        let entry = texts
-            .entry(edit.file.clone())
-            .or_insert_with(|| (original.clone(), original.clone()));
-        if let Ok(manifest::Outcome::Changed(new)) =
-            manifest::apply(&entry.1, &edit.target, &edit.wanted)
-        {
-            entry.1 = new;
+        let edits = bump_of(engine.rules(), d)
+            .map(|b| b.edits)
+            .unwrap_or_default();
+        for edit in edits {
+            let Some(Some(original)) = observed.files.get(&edit.file) else {
+                continue;
+            };
+            let entry = texts
+                .entry(edit.file.clone())
+                .or_insert_with(|| (original.clone(), original.clone()));
+            if let Ok(manifest::Outcome::Changed(new)) =
+                manifest::apply(&entry.1, &edit.target, &edit.wanted)
+            {
+                entry.1 = new;
+            }
         }
     }
     texts

@@ -7,9 +7,10 @@ use jiff::Timestamp;
 use super::decide::EnvDecision;
 use crate::gitops::message::{Actor, Record};
 use crate::gitops::{Bump, FileEdit, GitError, Outcome, Repo};
+use crate::image::{Digest, Tag};
 use crate::manifest::Wanted;
 use crate::policy::Decision;
-use crate::rules::{Rules, WriteMode};
+use crate::rules::{Environment, Promotion, Rules, WriteMode};
 
 /// Why writing a bump failed: the Git remote, or the forge that opens pull requests. Each
 /// keeps its own hint (a refused forge token is not a git.auth problem).
@@ -101,8 +102,8 @@ pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
     bump_for(rules, d, record, d.current.clone())
 }
 
-/// The bump that writes what `record` says into `d`'s target over `expected` (what the file
-/// holds): what the bot commits for it.
+/// The bump that writes what `record` says into `d`'s targets over `expected` (what they
+/// hold): what the bot commits for it.
 pub fn bump_for(
     rules: &Rules,
     d: &EnvDecision,
@@ -110,20 +111,31 @@ pub fn bump_for(
     expected: Option<String>,
 ) -> Option<Bump> {
     let (p, env) = rules.environment(&d.key.promotion, &d.key.environment)?;
-    let edit = FileEdit {
-        file: d.file.clone(),
-        target: p.manifest_target(env),
-        expected,
-        wanted: Wanted {
-            repository: p.written_repository(env),
-            tag: record.to.clone(),
-            digest: record.digest.clone().filter(|_| env.pin_digest),
-        },
-    };
-    Some(Bump {
-        record,
-        edit: Some(edit),
-    })
+    let digest = record.digest.clone().filter(|_| env.pin_digest);
+    let edits = file_edits(p, env, expected, &record.to, digest.as_ref());
+    Some(Bump { record, edits })
+}
+
+/// One edit per target of `env`: `tag` (and `digest`) over `expected`.
+pub fn file_edits(
+    p: &Promotion,
+    env: &Environment,
+    expected: Option<String>,
+    tag: &Tag,
+    digest: Option<&Digest>,
+) -> Vec<FileEdit> {
+    env.targets()
+        .map(|t| FileEdit {
+            file: t.file().to_path_buf(),
+            target: p.manifest_target_of(env, t),
+            expected: expected.clone(),
+            wanted: Wanted {
+                repository: p.written_repository_of(t),
+                tag: tag.clone(),
+                digest: digest.cloned(),
+            },
+        })
+        .collect()
 }
 
 /// Write every decision to promote: one commit each, one push to the branch; environments

@@ -7,9 +7,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{Engine, EnvKey};
 use crate::gitops::message::{Actor, HoldChange, Record};
-use crate::gitops::{Bump, FileEdit, Outcome};
+use crate::gitops::{Bump, Outcome};
 use crate::image::{Tag, created_of};
-use crate::manifest::Wanted;
 use crate::policy::{Decision, Situation, freeze};
 use crate::rules::Rules;
 
@@ -253,16 +252,13 @@ impl Engine {
         };
         let bump = Bump {
             record: record.clone(),
-            edit: Some(FileEdit {
-                file: env.target.file().to_path_buf(),
-                target: p.manifest_target(env),
-                expected: current,
-                wanted: Wanted {
-                    repository: p.image.clone(),
-                    tag,
-                    digest: digest.filter(|_| env.pin_digest),
-                },
-            }),
+            edits: super::apply::file_edits(
+                p,
+                env,
+                current,
+                &tag,
+                digest.filter(|_| env.pin_digest).as_ref(),
+            ),
         };
         self.write(bump, record, now).await
     }
@@ -327,7 +323,7 @@ impl Engine {
         };
         let bump = Bump {
             record: record.clone(),
-            edit: None,
+            edits: Vec::new(),
         };
         self.write(bump, record, now).await
     }

@@ -375,6 +375,11 @@ async fn read_repository(
             target: p.manifest_target(env),
             id: p.target_id(env),
             names: (p.name.clone(), env.name.clone()),
+            others: env
+                .also
+                .iter()
+                .map(|t| (t.file().to_path_buf(), p.manifest_target_of(env, t)))
+                .collect(),
         })
         .collect();
     // What `enough` works out for the last snapshot is what the pass decides from.

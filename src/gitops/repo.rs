@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use gix::ObjectId;
+use gix::objs::tree::EntryKind;
 use jiff::Timestamp;
 
 use super::error::{GitError, GitErrorKind};
@@ -115,14 +116,15 @@ pub struct FileEdit {
     pub wanted: manifest::Wanted,
 }
 
-/// One bump: the audit record (commit message) and the file change, if any (a hold's
-/// release changes no file and is an empty commit).
+/// One bump: the audit record (commit message) and the file changes (an environment with
+/// several targets has several; a hold's release changes no file and is an empty commit).
+/// They land in one commit, all of them or none.
 #[derive(Debug, Clone)]
 pub struct Bump {
     /// The audit record.
     pub record: Record,
-    /// The change.
-    pub edit: Option<FileEdit>,
+    /// The changes.
+    pub edits: Vec<FileEdit>,
 }
 
 /// What became of one bump.
@@ -786,67 +788,83 @@ fn build_chain(
     };
     let mut head = base;
     for (i, bump) in bumps.iter().enumerate() {
-        let message = bump.record.message();
-        let Some(edit) = &bump.edit else {
-            head = store.commit(head, None, &message, author, time)?;
-            chain.commits.push((i, head));
-            continue;
-        };
-        let step = format!("editing {}", edit.file.display());
-        let target_error =
-            |detail: String| Outcome::Failed(GitError::new(GitErrorKind::Target, &step, detail));
-        let file = match store.read(head, &edit.file) {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                chain.skipped.push((
-                    i,
-                    target_error("the file does not exist on the branch".into()),
-                ));
-                continue;
+        match edit_files(store, head, &bump.edits)? {
+            Err(outcome) => chain.skipped.push((i, outcome)),
+            Ok(changes) if changes.is_empty() && !bump.edits.is_empty() => {
+                chain.skipped.push((i, Outcome::AlreadyInPlace));
             }
-            Err(e) if e.kind == GitErrorKind::Target => {
-                chain.skipped.push((i, Outcome::Failed(e)));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let Ok(text) = String::from_utf8(file.content) else {
-            chain
-                .skipped
-                .push((i, target_error("is not UTF-8 text".into())));
-            continue;
-        };
-        let found = match manifest::read(&text, &edit.target) {
-            Ok(current) => current.tag,
-            Err(e) => {
-                chain.skipped.push((i, target_error(e.to_string())));
-                continue;
-            }
-        };
-        if found.as_deref() == Some(edit.wanted.tag.as_str()) && edit.wanted.digest.is_none() {
-            chain.skipped.push((i, Outcome::AlreadyInPlace));
-            continue;
-        }
-        if found != edit.expected {
-            chain.skipped.push((i, Outcome::Superseded { found }));
-            continue;
-        }
-        match manifest::apply(&text, &edit.target, &edit.wanted) {
-            Ok(manifest::Outcome::Unchanged) => chain.skipped.push((i, Outcome::AlreadyInPlace)),
-            Ok(manifest::Outcome::Changed(new)) => {
-                head = store.commit(
-                    head,
-                    Some((&edit.file, new.as_bytes(), file.kind)),
-                    &message,
-                    author,
-                    time,
-                )?;
+            Ok(changes) => {
+                let changes: Vec<(&Path, &[u8], EntryKind)> = changes
+                    .iter()
+                    .map(|(path, text, kind)| (path.as_path(), text.as_bytes(), *kind))
+                    .collect();
+                head = store.commit(head, &changes, &bump.record.message(), author, time)?;
                 chain.commits.push((i, head));
             }
-            Err(e) => chain.skipped.push((i, target_error(e.to_string()))),
         }
     }
     Ok(chain)
+}
+
+/// A file as a bump leaves it: path, text, mode.
+type Changed = (PathBuf, String, EntryKind);
+
+/// The files `edits` change on `head`, each as it will be (several edits of one file apply
+/// in turn); `Err` with why the bump makes no commit: one edit failed or found a person's
+/// value (then none is made: a bump lands whole or not at all).
+fn edit_files(
+    store: &Store,
+    head: ObjectId,
+    edits: &[FileEdit],
+) -> Result<Result<Vec<Changed>, Outcome>, GitError> {
+    let mut files: Vec<(PathBuf, String, EntryKind, bool)> = Vec::new();
+    for edit in edits {
+        let step = format!("editing {}", edit.file.display());
+        let failed =
+            |detail: String| Outcome::Failed(GitError::new(GitErrorKind::Target, &step, detail));
+        let at = match files.iter().position(|(p, ..)| *p == edit.file) {
+            Some(at) => at,
+            None => {
+                let file = match store.read(head, &edit.file) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => {
+                        return Ok(Err(failed("the file does not exist on the branch".into())));
+                    }
+                    Err(e) if e.kind == GitErrorKind::Target => return Ok(Err(Outcome::Failed(e))),
+                    Err(e) => return Err(e),
+                };
+                let Ok(text) = String::from_utf8(file.content) else {
+                    return Ok(Err(failed("is not UTF-8 text".into())));
+                };
+                files.push((edit.file.clone(), text, file.kind, false));
+                files.len() - 1
+            }
+        };
+        let text = &files[at].1;
+        let found = match manifest::read(text, &edit.target) {
+            Ok(current) => current.tag,
+            Err(e) => return Ok(Err(failed(e.to_string()))),
+        };
+        if found.as_deref() == Some(edit.wanted.tag.as_str()) && edit.wanted.digest.is_none() {
+            continue;
+        }
+        if found != edit.expected {
+            return Ok(Err(Outcome::Superseded { found }));
+        }
+        match manifest::apply(text, &edit.target, &edit.wanted) {
+            Ok(manifest::Outcome::Unchanged) => {}
+            Ok(manifest::Outcome::Changed(new)) => {
+                files[at].1 = new;
+                files[at].3 = true;
+            }
+            Err(e) => return Ok(Err(failed(e.to_string()))),
+        }
+    }
+    Ok(Ok(files
+        .into_iter()
+        .filter(|(.., changed)| *changed)
+        .map(|(path, text, kind, _)| (path, text, kind))
+        .collect()))
 }
 
 /// A directory name for a URL's mirror: readable, and unique by a hash of the URL.

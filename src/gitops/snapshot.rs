@@ -35,6 +35,43 @@ pub struct TargetQuery {
     /// The promotion and environment it belongs to now (records written before the Target
     /// trailer name only these).
     pub names: (String, String),
+    /// The other places the same environment writes its tag (`targets: [ … ]`): read at the
+    /// tip, they must hold what this one holds.
+    pub others: Vec<(PathBuf, manifest::Target)>,
+}
+
+/// `value`, when every other target of the query holds the same tag and digest; else why
+/// not (written together, they must not be overwritten apart).
+fn agree(
+    files: &HashMap<PathBuf, Result<String, GitError>>,
+    q: &TargetQuery,
+    value: Value,
+) -> Result<Value, GitError> {
+    for (file, target) in &q.others {
+        let step = format!("reading {}", file.display());
+        let text = match files.get(file) {
+            Some(Ok(text)) => text,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(GitError::new(GitErrorKind::Local, &step, "not read")),
+        };
+        let other = manifest::read(text, target)
+            .map_err(|e| GitError::new(GitErrorKind::Target, &step, e.to_string()))?;
+        if other.tag != value.tag || other.digest != value.digest {
+            let show = |t: &Option<String>| t.clone().unwrap_or_else(|| "nothing".into());
+            return Err(GitError::new(
+                GitErrorKind::Target,
+                &step,
+                format!(
+                    "{} holds {}, {} holds {}: the targets of one environment are written together and must agree; set them to one tag",
+                    q.file.display(),
+                    show(&value.tag),
+                    file.display(),
+                    show(&other.tag)
+                ),
+            ));
+        }
+    }
+    Ok(value)
 }
 
 /// What a target held after a commit.
@@ -166,7 +203,8 @@ fn read(
         .flatten();
     let paths: Vec<PathBuf> = queries
         .iter()
-        .map(|q| q.file.clone())
+        .flat_map(|q| std::iter::once(&q.file).chain(q.others.iter().map(|(f, _)| f)))
+        .cloned()
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -192,6 +230,7 @@ fn read(
             Some(Err(e)) => Err(e.clone()),
             None => Err(GitError::new(GitErrorKind::Local, &step(), "not read")),
         };
+        let current = current.and_then(|value| agree(&files, q, value));
         // The target's value at each commit that changed its file, oldest first.
         let mut values: Vec<(usize, Value)> = Vec::new();
         for change in changes.get(&q.file).into_iter().flatten() {

@@ -104,12 +104,12 @@ impl Store {
         Batch { repo: self.repo() }
     }
 
-    /// Write a commit on `parent` at `time` whose tree differs only in `change`'s file; with
-    /// no change, an empty commit (a record that changes no file, such as a hold's release).
+    /// Write a commit on `parent` at `time` whose tree differs only in `changes`' files;
+    /// with none, an empty commit (a record that changes no file, such as a hold's release).
     pub fn commit(
         &self,
         parent: ObjectId,
-        change: Option<(&Path, &[u8], EntryKind)>,
+        changes: &[(&Path, &[u8], EntryKind)],
         message: &str,
         author: &Author,
         time: Timestamp,
@@ -118,22 +118,23 @@ impl Store {
         let step = "writing a commit";
         let parent_commit = repo.find_commit(parent).map_err(|e| local(step, e))?;
         let tree = parent_commit.tree().map_err(|e| local(step, e))?;
-        let tree_id = match change {
-            None => tree.id,
-            Some((path, content, kind)) => {
+        let tree_id = if changes.is_empty() {
+            tree.id
+        } else {
+            let mut editor = tree.edit().map_err(|e| local(step, e))?;
+            for (path, content, kind) in changes {
                 let blob = repo
                     .write_blob(content)
                     .map_err(|e| local(step, e))?
                     .detach();
-                let mut editor = tree.edit().map_err(|e| local(step, e))?;
                 let rela = path
                     .to_str()
                     .ok_or_else(|| target(path, "is not UTF-8".into()))?;
                 editor
-                    .upsert(rela, kind, blob)
+                    .upsert(rela, *kind, blob)
                     .map_err(|e| local(step, e))?;
-                editor.write().map_err(|e| local(step, e))?.detach()
             }
+            editor.write().map_err(|e| local(step, e))?.detach()
         };
         let signature = gix::actor::Signature {
             name: author.name.as_str().into(),

@@ -415,8 +415,17 @@ pub struct Environment {
     /// The image must be at least this old (by its config's `created`).
     #[schemars(with = "Option<DurationText>")]
     pub min_age: Option<SignedDuration>,
-    /// Where the tag is written.
+    /// Where the tag is written (with `targets:`, the first of them: its history is the
+    /// environment's).
+    #[schemars(with = "Option<Target>")]
     pub target: Target,
+    /// `targets: [ … ]` instead of `target:`, for an environment written in several places
+    /// (regional copies, a Deployment and its CronJob): every bump edits them all in one
+    /// commit, or none; they must hold the same tag. (In the model: the places after the
+    /// first.)
+    #[serde(default, rename = "targets")]
+    #[schemars(with = "Option<Vec<Target>>")]
+    pub also: Vec<Target>,
     /// Push to the branch, or open a pull request. Default `push`.
     #[serde(default)]
     pub write: WriteMode,
@@ -570,6 +579,13 @@ pub enum HelmValue {
     Image(#[schemars(with = "String")] HelmPath),
 }
 
+impl Environment {
+    /// Every target of the environment, the first one first.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        std::iter::once(&self.target).chain(&self.also)
+    }
+}
+
 impl Target {
     /// The file the target edits, relative to the repository root.
     pub fn file(&self) -> &std::path::Path {
@@ -636,7 +652,8 @@ impl Rules {
         let mut paths: Vec<PathBuf> = self
             .promotions
             .iter()
-            .flat_map(|p| p.environments.iter().map(|e| e.target.file().to_path_buf()))
+            .flat_map(|p| p.environments.iter().flat_map(Environment::targets))
+            .map(|t| t.file().to_path_buf())
             .collect();
         paths.sort();
         paths.dedup();
@@ -698,7 +715,12 @@ impl Promotion {
     /// The repository the files name for `env`'s image: its target's `name`, else
     /// `spec.image` (written by `:name` markers, Helm's `repository`, `image:` fields).
     pub fn written_repository(&self, env: &Environment) -> Repository {
-        match &env.target {
+        self.written_repository_of(&env.target)
+    }
+
+    /// The repository `target`'s files name: its `name`, else `spec.image`.
+    pub fn written_repository_of(&self, target: &Target) -> Repository {
+        match target {
             Target::Marker {
                 name: Some(name), ..
             }
@@ -709,10 +731,19 @@ impl Promotion {
         }
     }
 
-    /// Where, inside its file, one environment's tag is written.
+    /// Where, inside its file, one environment's tag is written (its first target).
     pub fn manifest_target(&self, env: &Environment) -> crate::manifest::Target {
+        self.manifest_target_of(env, &env.target)
+    }
+
+    /// Where, inside its file, `target` of `env` writes the tag.
+    pub fn manifest_target_of(
+        &self,
+        env: &Environment,
+        target: &Target,
+    ) -> crate::manifest::Target {
         use crate::manifest::Target as T;
-        match &env.target {
+        match target {
             Target::Kustomize { name, .. } => T::Kustomize {
                 name: name.clone().unwrap_or_else(|| self.image.to_string()),
             },
@@ -736,7 +767,7 @@ impl Promotion {
                     .unwrap_or_else(|| format!("{}:{}", self.name, env.name)),
             },
             Target::Manifest { .. } => T::ImageField {
-                repository: self.written_repository(env),
+                repository: self.written_repository_of(target),
             },
             Target::ArgocdSource { parameter, .. } => T::ArgocdSource {
                 repository: self.image.clone(),

@@ -90,7 +90,7 @@ fn record(env: &str, from: &str, to: &str) -> Record {
 /// between the others in the chain.
 fn three_bumps() -> [Bump; 3] {
     let mut staging = bump("staging", "apps/podinfo/staging/values.yaml", "6.5.4");
-    if let Some(edit) = &mut staging.edit {
+    if let Some(edit) = staging.edits.first_mut() {
         edit.target = Target::Helm {
             tag: "image.tag".parse().unwrap(),
             repository: None,
@@ -116,7 +116,7 @@ fn three_bumps() -> [Bump; 3] {
 fn bump(env: &str, file: &str, to: &str) -> Bump {
     Bump {
         record: record(env, "6.5.3", to),
-        edit: Some(FileEdit {
+        edits: vec![FileEdit {
             file: file.into(),
             target: Target::Kustomize { name: IMAGE.into() },
             expected: Some("6.5.3".into()),
@@ -125,7 +125,7 @@ fn bump(env: &str, file: &str, to: &str) -> Bump {
                 tag: Tag::new(to).unwrap(),
                 digest: None,
             },
-        }),
+        }],
     }
 }
 
@@ -487,6 +487,33 @@ async fn a_persons_change_to_the_same_file_is_never_overwritten() {
         }
     );
     assert_eq!(show(&bare, "main", file), overlay("6.5.2"));
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert!(!log.contains("promote("), "{log}");
+}
+
+/// A bump of several targets lands whole or not at all: when a person changed one of its
+/// files (prod) first, the other (dev) is not written either.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bump_of_several_targets_lands_whole_or_not_at_all() {
+    let fx = Fixture::new();
+    let bare = fx.bare.clone();
+    let dev = "apps/podinfo/overlays/dev/kustomization.yaml";
+    let prod = "apps/podinfo/overlays/prod/kustomization.yaml";
+    person_pushes_first_once(&bare, prod, &overlay("6.5.2"), "prod back by hand");
+    let repo = fx.repo().await;
+    let mut both = bump("dev", dev, "6.5.4");
+    let mut second = both.edits[0].clone();
+    second.file = prod.into();
+    both.edits.push(second);
+    let report = repo.apply(&[both], now()).await.unwrap();
+    assert_eq!(
+        *outcome_of(&report, "dev"),
+        Outcome::Superseded {
+            found: Some("6.5.2".into())
+        }
+    );
+    assert_eq!(show(&bare, "main", dev), overlay("6.5.3"));
+    assert_eq!(show(&bare, "main", prod), overlay("6.5.2"));
     let log = git(&bare, &["log", "--format=%s", "main"]);
     assert!(!log.contains("promote("), "{log}");
 }
@@ -1143,6 +1170,7 @@ async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
         target: Target::Kustomize { name: IMAGE.into() },
         id: "apps/podinfo/overlays/dev/kustomization.yaml#images[name=podinfo]".into(),
         names: ("podinfo".into(), "dev".into()),
+        others: Vec::new(),
     }]);
     // Enough at once: the shallow mirror's 500 commits are all it reads.
     let s = repo.snapshot(queries.clone(), |_| true).await.unwrap();

@@ -701,3 +701,85 @@ async fn real_layout_flux_kustomize_helm() {
     .await;
     insta::assert_snapshot!("real_layout_flux_kustomize_helm", history);
 }
+
+/// Several targets per environment (issue 17): prod spans three regional overlays; a bump
+/// writes all three in one commit. Regions that disagree are refused, not overwritten; and
+/// when a person changed one region between the decision and the commit, none is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_environment_across_three_regions_in_one_commit() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let image = world.push("acme/app", &["1.0.0", "1.1.0"]).await;
+    let regions = ["eu", "us", "ap"];
+    let overlays: Vec<(String, String)> = regions
+        .iter()
+        .map(|r| {
+            (
+                format!("apps/prod-{r}/kustomization.yaml"),
+                kustomization(&image, "1.0.0"),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, String)> = overlays
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.clone()))
+        .collect();
+    commit_files(&world, &refs);
+    let targets: Vec<String> = regions
+        .iter()
+        .map(|r| format!("{{ kustomize: {{ file: apps/prod-{r}/kustomization.yaml }} }}"))
+        .collect();
+    world.promotion(
+        "app",
+        &image,
+        &format!(
+            "    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, targets: [{}] }}\n",
+            targets.join(", ")
+        ),
+    );
+    // Disagreeing regions: refused, each file as it was.
+    commit_files(
+        &world,
+        &[(
+            "apps/prod-us/kustomization.yaml",
+            kustomization(&image, "1.0.1"),
+        )],
+    );
+    let p = world.pass(now()).await;
+    assert!(
+        matches!(p.environments[0].state(p.now), tagpromoter::engine::State::Failing { ref error, .. } if error.contains("must agree")),
+        "{:?}",
+        p.environments[0].state(p.now)
+    );
+    commit_files(
+        &world,
+        &[(
+            "apps/prod-us/kustomization.yaml",
+            kustomization(&image, "1.0.0"),
+        )],
+    );
+    let before = git(&world.bare, &["rev-parse", "main"]);
+    let p = world.pass(now()).await;
+    assert_landed(&p);
+    assert_eq!(
+        git(
+            &world.bare,
+            &["rev-list", "--count", &format!("{}..main", before.trim())]
+        )
+        .trim(),
+        "1",
+        "one commit for the three regions"
+    );
+    let changed = git(&world.bare, &["show", "--name-only", "--format=", "main"]);
+    for r in regions {
+        assert!(
+            world
+                .file(&format!("apps/prod-{r}/kustomization.yaml"))
+                .contains("newTag: 1.1.0"),
+            "{r}"
+        );
+        assert!(
+            changed.contains(&format!("apps/prod-{r}/kustomization.yaml")),
+            "{changed}"
+        );
+    }
+}

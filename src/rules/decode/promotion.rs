@@ -170,13 +170,14 @@ impl<'a> Decoder<'a> {
     }
 
     fn environment(&mut self, node: &'a Node) -> Option<Environment> {
-        const KEYS: [&str; 11] = [
+        const KEYS: [&str; 12] = [
             "name",
             "from",
             "soak",
             "policy",
             "minAge",
             "target",
+            "targets",
             "write",
             "freeze",
             "platforms",
@@ -213,9 +214,38 @@ impl<'a> Decoder<'a> {
             None => Some(None),
             Some(n) => self.duration(n, "minAge").map(Some),
         };
-        let target = self
-            .required(&f, "target", "an environment")
-            .and_then(|n| self.target(n));
+        let targets = match (f.get("target"), f.get("targets")) {
+            (Some(n), None) => self.target(n).map(|t| vec![t]),
+            (None, Some(n)) => self.list(n, "targets").and_then(|items| {
+                let targets: Vec<Option<Target>> = items.iter().map(|t| self.target(t)).collect();
+                if items.is_empty() {
+                    self.error(
+                        n.position,
+                        "targets is empty; list where the tag is written",
+                    );
+                    return None;
+                }
+                targets.into_iter().collect::<Option<Vec<_>>>()
+            }),
+            (Some(_), Some(n)) => {
+                self.error(
+                    n.position,
+                    "an environment takes target (one place) or targets (several), not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(position, "an environment needs target: (where its tag is written), or targets: [ … ] for several places");
+                None
+            }
+        };
+        let (target, also) = match targets {
+            Some(mut t) => {
+                let first = t.remove(0);
+                (Some(first), t)
+            }
+            None => (None, Vec::new()),
+        };
         let write = match f.get("write") {
             None => Some(WriteMode::Push),
             Some(n) => match self.string(n, "write").as_deref() {
@@ -281,6 +311,7 @@ impl<'a> Decoder<'a> {
             policy: policy?,
             min_age: min_age?,
             target: target?,
+            also,
             write: write?,
             freeze: freeze?,
             platforms: platforms?,
