@@ -57,7 +57,8 @@ impl World {
         .unwrap();
     }
 
-    async fn pass(&self, at: Timestamp) -> PassReport {
+    /// An engine for the rules in force, on a cache of its own.
+    async fn engine(&self) -> (Engine, tempfile::TempDir) {
         let cache = tempfile::tempdir().unwrap();
         let engine = Engine::open(
             tagpromoter::rules::load_dir(self.rules.path()).unwrap(),
@@ -66,7 +67,12 @@ impl World {
         )
         .await
         .unwrap();
-        engine.pass(at).await
+        (engine, cache)
+    }
+
+    /// One pass at `at` from a fresh cache.
+    async fn pass(&self, at: Timestamp) -> PassReport {
+        self.engine().await.0.pass(at).await
     }
 
     /// `path:tag` pushed for each of `tags` (linux/amd64); the image's name.
@@ -226,14 +232,7 @@ async fn short_version_tags_are_explained_strictly_and_taken_loosely() {
         ))
     };
     rules("'>=1.0.0 <5'");
-    let cache = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
-        cache.path(),
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let (engine, _cache) = world.engine().await;
     let (preview, _) = engine.preview(now()).await;
     let plan = tagpromoter::commands::render::plan_text(&preview);
     assert!(
@@ -438,14 +437,7 @@ async fn a_release_the_upstream_skipped_is_said_and_stalls() {
         "app",
         &image,
         "    - { name: dev, policy: { semver: '>=1.0.0-0' }, target: { helm: { file: apps/dev/values.yaml, tag: image.tag } } }\n    - { name: staging, from: dev, soak: 1h, stallAfter: 2h, policy: { semver: '>=1.0.0' }, target: { helm: { file: apps/staging/values.yaml, tag: image.tag } } }\n");
-    let cache = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
-        cache.path(),
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let (engine, _cache) = world.engine().await;
     let at = |hours: i64| now() + jiff::SignedDuration::from_hours(hours);
     engine.pass(at(0)).await;
     assert!(world.file("apps/dev/values.yaml").contains("2.1.0-rc.1"));
@@ -576,14 +568,7 @@ async fn promote_through(
         }
     }
     world.rules(&promotions.replace("REGISTRY", &world.registry.addr));
-    let cache = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
-        cache.path(),
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    let (engine, _cache) = world.engine().await;
     for h in hours {
         let p = engine
             .pass(now() + jiff::SignedDuration::from_hours(*h))
