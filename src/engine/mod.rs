@@ -1,8 +1,9 @@
 //! One pass: observe → decide → apply → report; and a person's `promote` and `release`.
 //!
-//! [`Engine`] carries the clients (one [`Registry`], one [`Repo`]) and the rules.
-//! [`observe`] gathers data concurrently with a deadline, [`decide`] is a pure function of
-//! (rules, observed, now), [`apply`] writes the bumps, and [`report`] says what happened.
+//! [`Engine`] carries the clients (one [`Registry`], one [`Repo`], the forge) and the rules.
+//! [`observe`] gathers data concurrently with a deadline, [`landing`] dates changes that
+//! pull requests merged, [`decide`] is a pure function of (rules, observed, now), [`apply`]
+//! writes the bumps, and [`report`] says what happened.
 //! `plan` stops after deciding, `status` renders the decisions, `once` and `run` apply them,
 //! `promote` turns a person's request into one decision of its own ([`manual`]).
 //!
