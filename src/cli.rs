@@ -150,7 +150,7 @@ pub struct RunArgs {
     pub listen: std::net::SocketAddr,
     /// Serve the board (/) and /status here instead (e.g. 127.0.0.1:9091, for
     /// `kubectl port-forward`): --listen then serves only /healthz, /readyz, /metrics and
-    /// /webhooks/<type>.
+    /// the webhook receivers.
     #[arg(long, env = "TAGPROMOTER_LISTEN_BOARD")]
     pub listen_board: Option<std::net::SocketAddr>,
     /// How people reach this worker (e.g. http://tagpromoter.gitops:9090); alerts link to

@@ -23,7 +23,7 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serve `router` on `listener` until `shutdown` resolves, then let requests in flight
-/// finish (for at most [`DRAIN`]).
+/// finish (for at most ten seconds).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
