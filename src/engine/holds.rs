@@ -125,8 +125,19 @@ fn hold_set_by(
             released: None,
         });
     }
-    let (before, Some(after)) = e.moved.as_ref()? else {
-        return None;
+    let (before, after) = e.moved.as_ref()?;
+    // A person took the value out (a Kustomize entry removed, so the base's image runs):
+    // writing it back would undo them.
+    let Some(after) = after else {
+        return before.as_ref().map(|before| Hold {
+            since: e.time,
+            until: None,
+            by: e.author.clone(),
+            reason: Some(format!(
+                "removed by hand (it was {before}); `tagpromoter release` lets the bot write it again"
+            )),
+            released: None,
+        });
     };
     let reason = match (before, policy.ranks(after, created)) {
         // A first value whose build time is unknown is no choice against anything.
@@ -257,6 +268,15 @@ mod tests {
                 "hand value the order cannot place",
                 semver("^1.0.0"),
                 vec![by_hand(1, Some("1.1.0"), "latest")],
+                Some("bob"),
+            ),
+            (
+                "value removed by hand",
+                semver("^1.0.0"),
+                vec![Event {
+                    moved: Some((Some("1.1.0".into()), None)),
+                    ..by_hand(1, None, "unused")
+                }],
                 Some("bob"),
             ),
             (

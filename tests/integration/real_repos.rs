@@ -768,3 +768,32 @@ async fn one_environment_across_three_regions_in_one_commit() {
         );
     }
 }
+
+/// A person who removes the environment's `images:` entry made a change the bot must not
+/// undo (DESIGN's invariants): it holds, saying so, instead of writing the entry back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_a_person_removed_is_not_written_back() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let image = world.push("acme/app", &["1.0.0", "1.1.0"]).await;
+    let without = "resources:\n  - ../../base\n".to_string();
+    commit_files(
+        &world,
+        &[(
+            "apps/prod/kustomization.yaml",
+            format!("{without}images:\n  - name: {image}\n    newTag: 1.0.0\n"),
+        )],
+    );
+    world.promotion(
+        "app",
+        &image,
+        "    - { name: prod, policy: { semver: '^1.0.0' }, target: { kustomize: { file: apps/prod/kustomization.yaml } } }\n",
+    );
+    commit_files(&world, &[("apps/prod/kustomization.yaml", without.clone())]);
+    let p = world.pass(now()).await;
+    assert_eq!(world.file("apps/prod/kustomization.yaml"), without);
+    assert!(
+        matches!(p.environments[0].state(p.now), tagpromoter::engine::State::Held(ref h) if h.reason.as_deref().is_some_and(|r| r.contains("removed by hand"))),
+        "{:?}",
+        p.environments[0].state(p.now)
+    );
+}
