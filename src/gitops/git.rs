@@ -327,22 +327,44 @@ fn last_meaningful_line(stderr: &str) -> String {
 
 /// Remove `user:password@` from any URL in a message.
 pub fn redact_urls(s: &str) -> String {
+    rewrite_urls(s, false)
+}
+
+/// Remove user info and query strings (where tokens ride) from any URL in a message: for
+/// what unauthenticated readers see.
+pub fn redact_urls_and_queries(s: &str) -> String {
+    rewrite_urls(s, true)
+}
+
+/// Every URL in `s` with its user info replaced by `***@`, and its query string by `?…`
+/// when `queries`.
+fn rewrite_urls(s: &str, queries: bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
         let end = tail
-            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>' | ')'))
             .unwrap_or(tail.len());
-        let authority_end = tail[..end].find('/').unwrap_or(end);
-        match tail[..authority_end].rfind('@') {
-            Some(at) => {
+        let url = &tail[..end];
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let (authority, path) = url.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
                 out.push_str("***@");
-                rest = &tail[at + 1..];
+                out.push_str(host);
             }
-            None => rest = tail,
+            None => out.push_str(authority),
         }
+        match path.split_once('?').filter(|_| queries) {
+            Some((before, _)) => {
+                out.push_str(before);
+                out.push_str("?…");
+            }
+            None => out.push_str(path),
+        }
+        rest = &tail[end..];
     }
     out.push_str(rest);
     out

@@ -30,7 +30,7 @@ impl Redaction {
 
     /// `text` as it may be served.
     pub fn apply(&self, text: &str) -> String {
-        let mut out = redact_urls(text);
+        let mut out = crate::gitops::git::redact_urls_and_queries(text);
         for path in &self.secret_paths {
             if out.contains(path.as_str()) {
                 out = out.replace(path.as_str(), "[secret file]");
@@ -38,39 +38,6 @@ impl Redaction {
         }
         out
     }
-}
-
-/// URLs without user info (`***@`) and without query strings (`?…`).
-fn redact_urls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '<' | '>' | ')'))
-            .unwrap_or(tail.len());
-        let url = &tail[..end];
-        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-        let (authority, path) = url.split_at(authority_end);
-        match authority.rsplit_once('@') {
-            Some((_, host)) => {
-                out.push_str("***@");
-                out.push_str(host);
-            }
-            None => out.push_str(authority),
-        }
-        match path.split_once('?') {
-            Some((before, _)) => {
-                out.push_str(before);
-                out.push_str("?…");
-            }
-            None => out.push_str(path),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
