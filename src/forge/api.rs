@@ -210,6 +210,12 @@ impl Api {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// `GET` the project URL + `path`, read as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, step: &str) -> Result<T, ForgeError> {
+        let answer = self.call(reqwest::Method::GET, path, None, step).await?;
+        self.parse(answer, step)
+    }
+
     /// One JSON answer read as `T`.
     pub fn parse<T: DeserializeOwned>(&self, value: Value, step: &str) -> Result<T, ForgeError> {
         serde_json::from_value(value).map_err(|_| {

@@ -169,13 +169,12 @@ impl Forge for Gitea {
         Box::pin(async move {
             let step = format!("finding the pull request that merged {commit}");
             let path = format!("/commits/{commit}/pull");
-            let found = match self.api.call(Method::GET, &path, None, &step).await {
-                Ok(found) => found,
+            let merge: Merge = match self.api.get(&path, &step).await {
+                Ok(merge) => merge,
                 // No pull request merged it.
                 Err(e) if e.kind == ForgeErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let merge: Merge = self.api.parse(found, &step)?;
             let its_own =
                 merge.head.sha == commit || merge.merge_commit_sha.as_deref() == Some(commit);
             Ok(first_merge(

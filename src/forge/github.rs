@@ -141,16 +141,8 @@ impl Forge for GitHub {
     ) -> Call<'a, Option<jiff::Timestamp>> {
         Box::pin(async move {
             let step = format!("finding the pull request that merged {commit}");
-            let list = self
-                .api
-                .call(
-                    Method::GET,
-                    &format!("/commits/{commit}/pulls"),
-                    None,
-                    &step,
-                )
-                .await?;
-            let merges: Vec<Merge> = self.api.parse(list, &step)?;
+            let path = format!("/commits/{commit}/pulls");
+            let merges: Vec<Merge> = self.api.get(&path, &step).await?;
             Ok(first_merge(
                 merges
                     .iter()

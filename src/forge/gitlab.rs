@@ -151,8 +151,7 @@ impl Forge for GitLab {
         Box::pin(async move {
             let step = format!("finding the merge request that merged {commit}");
             let path = format!("/repository/commits/{commit}/merge_requests");
-            let list = self.api.call(Method::GET, &path, None, &step).await?;
-            let merges: Vec<Merge> = self.api.parse(list, &step)?;
+            let merges: Vec<Merge> = self.api.get(&path, &step).await?;
             Ok(first_merge(
                 merges
                     .iter()
