@@ -11,7 +11,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::{Notify, mpsc};
 
 use super::sinks::{Batch, Sink, SinkError};
-use crate::metrics::Metrics;
+use crate::metrics::AlertDeliveries;
 
 /// Batches waiting per sink before the oldest are dropped.
 const QUEUE: usize = 64;
@@ -21,12 +21,12 @@ pub struct Dispatcher {
     queues: Vec<(&'static str, mpsc::Sender<Arc<Batch>>)>,
     outstanding: Arc<AtomicUsize>,
     idle: Arc<Notify>,
-    metrics: Arc<Metrics>,
+    metrics: AlertDeliveries,
 }
 
 impl Dispatcher {
     /// Start one task per sink, on the current runtime.
-    pub fn start(sinks: Vec<Box<dyn Sink>>, metrics: Arc<Metrics>) -> Self {
+    pub fn start(sinks: Vec<Box<dyn Sink>>, metrics: AlertDeliveries) -> Self {
         let outstanding = Arc::new(AtomicUsize::new(0));
         let idle = Arc::new(Notify::new());
         let mut queues = Vec::new();
@@ -38,7 +38,7 @@ impl Dispatcher {
                 rx,
                 Arc::clone(&outstanding),
                 Arc::clone(&idle),
-                Arc::clone(&metrics),
+                metrics.clone(),
             ));
         }
         Self {
@@ -56,7 +56,7 @@ impl Dispatcher {
             self.outstanding.fetch_add(1, Ordering::SeqCst);
             if tx.try_send(Arc::clone(&batch)).is_err() {
                 self.done();
-                self.metrics.alert_sent(kind, "dropped");
+                self.metrics.sent(kind, "dropped");
                 tracing::error!(
                     sink = kind,
                     "the alert queue is full; dropping this batch (is the receiver down for long?)"
@@ -92,7 +92,7 @@ async fn drain(
     mut rx: mpsc::Receiver<Arc<Batch>>,
     outstanding: Arc<AtomicUsize>,
     idle: Arc<Notify>,
-    metrics: Arc<Metrics>,
+    metrics: AlertDeliveries,
 ) {
     let kind = sink.kind();
     while let Some(batch) = rx.recv().await {
@@ -109,9 +109,9 @@ async fn drain(
             })
             .await;
         match result {
-            Ok(()) => metrics.alert_sent(kind, "ok"),
+            Ok(()) => metrics.sent(kind, "ok"),
             Err(e) => {
-                metrics.alert_sent(kind, "failed");
+                metrics.sent(kind, "failed");
                 tracing::error!(sink = kind, error = %e, "alert delivery failed; check the receiver's URL and that it is up (promotions go on)");
             }
         }

@@ -134,11 +134,10 @@ pub struct Notification {
 }
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::PassReport;
-use crate::metrics::Metrics;
+use crate::metrics::AlertDeliveries;
 use crate::rules::Settings;
 
 /// Alerting as a pass sees it: detection, state kept in the cache directory, delivery.
@@ -147,7 +146,7 @@ pub struct Alerting {
     path: PathBuf,
     dispatcher: delivery::Dispatcher,
     sinks_for: crate::rules::Alerts,
-    metrics: Arc<Metrics>,
+    metrics: AlertDeliveries,
     generator_url: Option<String>,
 }
 
@@ -157,7 +156,7 @@ impl Alerting {
     pub fn start(
         settings: &Settings,
         cache_dir: &Path,
-        metrics: Arc<Metrics>,
+        metrics: AlertDeliveries,
     ) -> Result<Self, sinks::SinkError> {
         let path = cache_dir.join("alerts").join("state.json");
         Ok(Self {
@@ -165,7 +164,7 @@ impl Alerting {
             path,
             dispatcher: delivery::Dispatcher::start(
                 sinks::from_settings(&settings.alerts)?,
-                Arc::clone(&metrics),
+                metrics.clone(),
             ),
             sinks_for: settings.alerts.clone(),
             metrics,
@@ -185,7 +184,7 @@ impl Alerting {
         if settings.alerts != self.sinks_for {
             match sinks::from_settings(&settings.alerts) {
                 Ok(sinks) => {
-                    self.dispatcher = delivery::Dispatcher::start(sinks, Arc::clone(&self.metrics));
+                    self.dispatcher = delivery::Dispatcher::start(sinks, self.metrics.clone());
                     self.sinks_for = settings.alerts.clone();
                 }
                 Err(e) => {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -94,7 +93,7 @@ pub fn once(cli: &Cli, args: &OutputArgs) -> ExitCode {
     with_engine(cli, progress, |engine| async move {
         let report = engine.pass(Timestamp::now()).await;
         let settings = &engine.rules().settings;
-        match Alerting::start(settings, &cli.cache_dir(), Arc::new(Metrics::new())) {
+        match Alerting::start(settings, &cli.cache_dir(), Metrics::new().alerts) {
             Ok(mut alerting) => {
                 alerting.after_pass(&report, settings);
                 if !alerting.flush(Duration::from_secs(30)).await {

@@ -98,7 +98,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             Err(code) => return code,
         };
         let mut alerting =
-            match Alerting::start(&engine.rules().settings, &cli.cache_dir(), Arc::clone(&metrics)) {
+            match Alerting::start(&engine.rules().settings, &cli.cache_dir(), metrics.alerts.clone()) {
                 Ok(a) => match &args.external_url {
                     Some(url) => a.with_external_url(url),
                     None => a,

@@ -92,7 +92,7 @@ fn clients(
 ) -> Result<(Arc<Registry>, ForgeClient), StartError> {
     let registry = Registry::from_settings(&rules.settings)?
         .with_cache_dir(cache_dir)
-        .with_metrics(Arc::clone(metrics));
+        .with_metrics(metrics.registry_requests.clone());
     let forge = match &rules.settings.git.forge {
         Some(f) => Some(Arc::from(crate::forge::from_settings(
             f,
@@ -144,7 +144,7 @@ impl Engine {
         let (registry, forge) = clients(&rules, cache_dir, &metrics)?;
         let repo = Repo::open(RepoConfig::from_settings(&rules.settings.git, cache_dir))
             .await?
-            .with_metrics(Arc::clone(&metrics));
+            .with_metrics(metrics.git_pushes.clone());
         Ok(Self {
             rules,
             registry,
@@ -257,7 +257,7 @@ impl Engine {
             tracing::Instrument::instrument(self.run_in_span(&rules, now, write), span).await;
         report.0.scope = scope.clone();
         if write {
-            self.metrics.observe_pass(&report.0);
+            self.metrics.passes.record(&report.0.figures());
         }
         report
     }

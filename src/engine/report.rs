@@ -328,6 +328,49 @@ impl EnvReport {
 }
 
 impl PassReport {
+    /// What the pass did, as the metrics take it.
+    pub fn figures(&self) -> crate::metrics::PassFigures {
+        let (mut behind, mut stalled) = (0, 0);
+        let mut bumps = Vec::new();
+        let mut succeeded = Vec::new();
+        for e in &self.environments {
+            let bump = match &e.applied {
+                Applied::Landed { .. } => Some("landed"),
+                Applied::Failed(_) => Some("failed"),
+                Applied::Superseded { .. } => Some("superseded"),
+                Applied::Skipped { .. } => Some("skipped"),
+                Applied::Proposed { .. } => Some("proposed"),
+                Applied::Declined { .. } => Some("declined"),
+                Applied::AlreadyInPlace | Applied::Nothing => None,
+            };
+            bumps.extend(bump);
+            match e.state(self.now) {
+                State::Pending => behind += 1,
+                State::Stalled { .. } => {
+                    behind += 1;
+                    stalled += 1;
+                }
+                State::Failing { .. } => {
+                    if e.decision.promotes_to().is_some() {
+                        behind += 1;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let key = &e.decision.key;
+            succeeded.push((key.promotion.clone(), key.environment.clone()));
+        }
+        crate::metrics::PassFigures {
+            duration: self.duration,
+            failed: self.failed(),
+            at: self.now.as_millisecond() as f64 / 1000.0,
+            bumps,
+            succeeded,
+            fleet: (self.scope == Scope::All).then_some((behind, stalled)),
+        }
+    }
+
     /// A pass at `now` over `environments`, nothing else known yet (no tip, no error, no
     /// requests or pushes counted, every promotion covered).
     pub fn new(now: Timestamp, environments: Vec<EnvReport>) -> Self {

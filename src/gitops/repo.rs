@@ -193,7 +193,7 @@ pub struct Repo {
     dir: PathBuf,
     git: Git,
     store: Store,
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    metrics: Option<crate::metrics::GitPushes>,
 }
 
 const TIP_REF: &str = "refs/tagpromoter/tip";
@@ -246,7 +246,7 @@ impl Repo {
     }
 
     /// Count pushes by result in `metrics`.
-    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: crate::metrics::GitPushes) -> Self {
         self.metrics = Some(metrics);
         self
     }
@@ -399,7 +399,7 @@ impl Repo {
     ) -> Result<Pushed, GitError> {
         let pushed = self.push_once(commit, branch, lease).await;
         if let Some(m) = &self.metrics {
-            m.git_push(match &pushed {
+            m.push(match &pushed {
                 Ok(Pushed::Done | Pushed::AlreadyThere) => "ok",
                 Ok(Pushed::Behind) => "behind",
                 Ok(Pushed::Rejected(_)) => "rejected",

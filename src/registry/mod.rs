@@ -70,7 +70,7 @@ impl Registry {
     }
 
     /// Count every request in `metrics` (by host and status, with latency).
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: crate::metrics::RegistryRequests) -> Self {
         self.transport.set_metrics(metrics);
         self
     }

@@ -111,7 +111,7 @@ pub struct Transport {
     tokens: TokenCache,
     retry: RetryPolicy,
     requests: std::sync::atomic::AtomicU64,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    metrics: Option<crate::metrics::RegistryRequests>,
 }
 
 /// A failed attempt: the error, whether to retry, and how long the registry asked to wait.
@@ -157,7 +157,7 @@ impl Transport {
     }
 
     /// Count requests, statuses and latency in `metrics`.
-    pub fn set_metrics(&mut self, metrics: Arc<crate::metrics::Metrics>) {
+    pub fn set_metrics(&mut self, metrics: crate::metrics::RegistryRequests) {
         self.metrics = Some(metrics);
     }
 
@@ -328,7 +328,7 @@ impl Transport {
                 Ok(r) => r.status().as_u16().to_string(),
                 Err(_) => "error".to_string(),
             };
-            m.registry_request(req.host, &status, started.elapsed());
+            m.request(req.host, &status, started.elapsed());
         }
         sent.map_err(|e| Failure {
             error: RegistryError::new(

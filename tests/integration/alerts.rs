@@ -141,7 +141,7 @@ async fn failures_stalls_and_a_dead_registry_raise_alerts_that_resolve() {
     let metrics = std::sync::Arc::new(Metrics::new());
     let engine = s.engine(std::sync::Arc::clone(&metrics)).await;
     let settings = engine.rules().settings.clone();
-    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics)
+    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics.alerts.clone())
         .unwrap()
         .with_external_url("http://worker.example:9090/");
     let at = clock();
@@ -261,8 +261,7 @@ async fn an_unreachable_or_hanging_sink_does_not_delay_promotions() {
     let metrics = std::sync::Arc::new(Metrics::new());
     let engine = s.engine(std::sync::Arc::clone(&metrics)).await;
     let settings = engine.rules().settings.clone();
-    let mut alerting =
-        Alerting::start(&settings, s.cache.path(), std::sync::Arc::clone(&metrics)).unwrap();
+    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics.alerts.clone()).unwrap();
     let at = clock();
     for minute in 0..3 {
         let report = engine.pass(at(minute)).await;
@@ -374,7 +373,7 @@ async fn a_hold_outlasting_hold_alert_after_raises_promotion_held() {
     let metrics = std::sync::Arc::new(Metrics::new());
     let engine = s.engine(std::sync::Arc::clone(&metrics)).await;
     let settings = engine.rules().settings.clone();
-    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics).unwrap();
+    let mut alerting = Alerting::start(&settings, s.cache.path(), metrics.alerts.clone()).unwrap();
     let t0: Timestamp = "2026-11-20T10:00:00Z".parse().unwrap();
     let at = |hours: i64| t0 + SignedDuration::from_hours(hours);
     engine.pass(at(0)).await; // prod 1.0.0 -> 1.1.0

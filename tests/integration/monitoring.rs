@@ -53,14 +53,14 @@ fn the_prometheus_rules_pass_promtool_and_their_unit_tests() {
 fn the_dashboard_and_rules_query_only_series_tagpromoter_exports() {
     let metrics = tagpromoter::metrics::Metrics::new();
     // Families keyed by a host, a sink or an environment appear with their first member.
-    metrics.registry_request(
+    metrics.registry_requests.request(
         "registry.example",
         "200",
         std::time::Duration::from_millis(3),
     );
-    metrics.alert_sent("webhook", "ok");
-    metrics.webhook("distribution", "accepted");
-    metrics.environment_succeeded("app", "prod", 0.0);
+    metrics.alerts.sent("webhook", "ok");
+    metrics.webhooks.received("distribution", "accepted");
+    metrics.passes.environment_succeeded("app", "prod", 0.0);
     let exported = metrics.encode_classic();
     let names: Vec<String> = exported
         .lines()

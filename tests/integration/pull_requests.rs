@@ -153,7 +153,7 @@ async fn pull_requests(dialect: Dialect) {
     let mut alerting = tagpromoter::alert::Alerting::start(
         &settings,
         cache.path(),
-        std::sync::Arc::new(tagpromoter::metrics::Metrics::new()),
+        tagpromoter::metrics::Metrics::new().alerts,
     )
     .unwrap();
     let mut alerts = |p: &PassReport| -> Vec<(String, Option<String>, Option<String>)> {

@@ -68,7 +68,7 @@ pub async fn receive(
             ),
         );
     };
-    let count = |result: &str| shared.metrics.webhook(kind.as_str(), result);
+    let count = |result: &str| shared.metrics.webhooks.received(kind.as_str(), result);
     let secret = match crate::secret::read(&receiver.secret_file).and_then(|s| {
         if s.is_empty() {
             Err(format!("{} is empty", receiver.secret_file.display()))
