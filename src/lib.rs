@@ -7,7 +7,7 @@
 //! → apply → report) and a person's `promote`/`release`, opening pull requests through
 //! [`forge`]; [`alert`] turns reports into notifications and [`metrics`] into series;
 //! [`server`] serves the worker's board, status, metrics and the webhooks that ask for a
-//! pass; [`commands`] (parsed by [`cli`]) render them for people. [`yaml`] gives both the
+//! pass; [`view`] renders reports for both [`server`] and [`commands`] (parsed by [`cli`]). [`yaml`] gives both the
 //! loader and the editor positions in YAML text, [`image`] the validated names (tags,
 //! digests, repositories) that may be written into it, [`secret`] reading secrets from files
 //! and checking shared secrets, and [`telemetry`] the logs.
@@ -27,4 +27,6 @@ pub mod rules;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
+pub mod view;
+pub mod worker;
 pub mod yaml;

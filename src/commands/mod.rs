@@ -2,11 +2,9 @@
 //! codes follow DESIGN.md: 0 fine, 1 failed, 2 invalid rules.
 
 mod check;
-pub mod diff;
 mod manual;
 mod pass;
 mod progress;
-pub mod render;
 mod run;
 mod tags;
 

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{EXIT_FAILED, diff, render, with_engine};
+use super::{EXIT_FAILED, with_engine};
 use crate::alert::Alerting;
 use crate::cli::{Cli, OutputArgs, OutputFormat};
 use crate::engine::apply::bump_of;
 use crate::engine::{Engine, Observed, PassReport};
 use crate::manifest;
 use crate::metrics::Metrics;
+use crate::view;
 
 fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -48,7 +49,7 @@ pub fn planned_diff(engine: &Engine, report: &PassReport, observed: &Observed) -
     }
     texts
         .iter()
-        .map(|(path, (old, new))| diff::unified(&path.display().to_string(), old, new))
+        .map(|(path, (old, new))| view::diff::unified(&path.display().to_string(), old, new))
         .collect()
 }
 
@@ -62,13 +63,13 @@ pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
             .map(|o| planned_diff(&engine, &report, o))
             .unwrap_or_default();
         match args.output {
-            OutputFormat::Json => print(&format!("{}\n", render::json(&report, Some(&diff)))),
+            OutputFormat::Json => print(&format!("{}\n", view::json(&report, Some(&diff)))),
             OutputFormat::Text => {
                 print(&diff);
                 if !diff.is_empty() {
                     print("\n");
                 }
-                print(&render::plan_text(&report));
+                print(&view::plan_text(&report));
             }
         }
         exit(&report)
@@ -80,8 +81,8 @@ pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
     with_engine(cli, false, |engine| async move {
         let (report, _) = engine.preview(Timestamp::now()).await;
         match args.output {
-            OutputFormat::Json => print(&format!("{}\n", render::json(&report, None))),
-            OutputFormat::Text => print(&render::status_table(&report)),
+            OutputFormat::Json => print(&format!("{}\n", view::json(&report, None))),
+            OutputFormat::Text => print(&view::status_table(&report)),
         }
         ExitCode::SUCCESS
     })
@@ -103,8 +104,8 @@ pub fn once(cli: &Cli, args: &OutputArgs) -> ExitCode {
             Err(e) => tracing::error!(error = %e, "cannot deliver alerts"),
         }
         match args.output {
-            OutputFormat::Json => print(&format!("{}\n", render::json(&report, None))),
-            OutputFormat::Text => print(&render::once_text(&report)),
+            OutputFormat::Json => print(&format!("{}\n", view::json(&report, None))),
+            OutputFormat::Text => print(&view::once_text(&report)),
         }
         exit(&report)
     })

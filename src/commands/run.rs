@@ -1,41 +1,19 @@
-//! `tagpromoter run`: the worker. A pass over every promotion every `interval` plus up to
-//! 10% jitter, and — when a webhook names a watched image — a pass over the promotions
-//! watching it, about a second later (rings meanwhile are gathered into it; a push to the
-//! GitOps branch asks for a full pass). The rules are read again before each pass (the
-//! last good ones stay in force when they turn invalid, and the error is logged); alerts
-//! are detected after each pass and delivered beside the next; the HTTP server answers on
-//! `--listen` throughout. SIGTERM or Ctrl-C lets the pass in flight finish (its push
-//! included), gives alerts a few seconds, and exits 0.
-
-use std::process::ExitCode;
-use std::time::Duration;
-
-use jiff::Timestamp;
-use tokio::sync::watch;
+//! `tagpromoter run`: opens the engine and alerting, binds `--listen` (and
+//! `--listen-board`), serves them throughout, and hands the loop to [`crate::worker`].
+//! SIGTERM or Ctrl-C stops the worker after the pass in flight; exit 0.
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{EXIT_FAILED, open_engine_with, render, runtime};
+use tokio::sync::watch;
+
+use super::{EXIT_FAILED, open_engine_with, runtime};
 use crate::alert::Alerting;
 use crate::cli::{Cli, RunArgs};
-use crate::engine::{PassReport, Scope};
 use crate::metrics::Metrics;
-use crate::rules;
 use crate::server::{self, Shared};
-
-/// How long a webhook's pass waits for the webhooks that come with it.
-const WEBHOOK_GATHER: Duration = Duration::from_secs(1);
-
-/// Up to a tenth of `interval`, different on every call (from the clock's nanoseconds:
-/// spreading workers apart needs no better randomness).
-fn jitter(interval: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    interval.mul_f64(f64::from(nanos % 1000) / 10_000.0)
-}
+use crate::worker::Worker;
 
 /// Resolves once SIGTERM or SIGINT arrives.
 async fn shutdown_signal() {
@@ -56,35 +34,6 @@ async fn shutdown_signal() {
     }
 }
 
-fn interval_of(rules: &rules::Rules) -> Duration {
-    Duration::try_from(rules.settings.interval).unwrap_or(Duration::from_secs(120))
-}
-
-/// Read the rules again; the last valid ones stay in force when they turned invalid.
-fn reload_rules(cli: &Cli, engine: &mut crate::engine::Engine, shared: &Shared) {
-    match rules::load_dir(&cli.rules) {
-        Ok(new) => {
-            let git = &engine.rules().settings.git;
-            if new.settings.git.url != git.url || new.settings.git.branch != git.branch {
-                tracing::warn!(
-                    "git.url or git.branch changed; restart to use them (the old repository stays in use)"
-                );
-            }
-            let shared_rules = new.clone();
-            match engine.set_rules(new) {
-                Ok(()) => shared.set_rules(&shared_rules),
-                Err(e) => {
-                    tracing::error!(error = %e, "the new rules' registry or forge settings cannot be used; the last rules stay in force")
-                }
-            }
-        }
-        Err(diags) => {
-            let problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-            tracing::error!(problems = %problems.join("; "), "the rules are invalid; the last valid rules stay in force");
-        }
-    }
-}
-
 /// `tagpromoter run`.
 pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
     let rt = match runtime() {
@@ -93,11 +42,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
     };
     rt.block_on(async {
         let metrics = Arc::new(Metrics::new());
-        let mut engine = match open_engine_with(cli, Arc::clone(&metrics), None).await {
+        let engine = match open_engine_with(cli, Arc::clone(&metrics), None).await {
             Ok(e) => e,
             Err(code) => return code,
         };
-        let mut alerting =
+        let alerting =
             match Alerting::start(&engine.rules().settings, &cli.cache_dir(), metrics.alerts.clone()) {
                 Ok(a) => match &args.external_url {
                     Some(url) => a.with_external_url(url),
@@ -129,8 +78,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             None => None,
         };
         let shared = Arc::new(Shared::new(Arc::clone(&metrics), engine.rules()));
-        let mut wakes = shared.wakes();
-        let (stop_tx, mut stop) = watch::channel(false);
+        let (stop_tx, stop) = watch::channel(false);
         let stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|s| *s).await;
         };
@@ -163,57 +111,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             tracing::info!("shutting down after the pass in flight");
             let _ = stop_tx.send(true);
         });
-        // The interval's passes cover every promotion; a webhook's covers the promotions
-        // watching what it named, and is laid over the last report.
-        let mut next_full = tokio::time::Instant::now();
-        let mut last: Option<Arc<PassReport>> = None;
-        loop {
-            // Rings until now are answered by this pass; later ones ask for another.
-            wakes.borrow_and_update();
-            let due = shared.take_due();
-            let scope = if tokio::time::Instant::now() >= next_full {
-                Some(Scope::All)
-            } else {
-                due
-            };
-            if let Some(scope) = scope {
-                reload_rules(cli, &mut engine, &shared);
-                let report = engine.pass_within(&scope, Timestamp::now()).await;
-                for line in render::once_text(&report).lines() {
-                    tracing::info!("{line}");
-                }
-                if scope == Scope::All {
-                    let interval = interval_of(engine.rules());
-                    next_full = tokio::time::Instant::now() + interval + jitter(interval);
-                }
-                let report = match &last {
-                    Some(previous) => report.laid_over(previous),
-                    None => report,
-                };
-                alerting.after_pass(&report, &engine.rules().settings);
-                let report = Arc::new(report);
-                shared.finished(Arc::clone(&report));
-                last = Some(report);
-            }
-            if *stop.borrow() {
-                break;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(next_full) => {},
-                _ = wakes.changed() => {
-                    // Gather what else arrives with it (a multi-arch push rings for every
-                    // manifest), then pass once.
-                    tokio::select! {
-                        _ = tokio::time::sleep(WEBHOOK_GATHER) => {},
-                        _ = stop.changed() => break,
-                    }
-                }
-                _ = stop.changed() => break,
-            }
-        }
-        if !alerting.flush(Duration::from_secs(5)).await {
-            tracing::warn!("some alerts were not delivered before shutdown");
-        }
+        let worker = Worker {
+            engine,
+            alerting,
+            shared,
+            rules_dir: Some(cli.rules.clone()),
+        };
+        worker.run(stop).await;
         for server in servers {
             let _ = server.await;
         }

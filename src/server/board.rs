@@ -8,8 +8,8 @@ use std::fmt::Write;
 
 use jiff::Timestamp;
 
-use crate::commands::render::{EnvView, view};
 use crate::engine::{EnvCommit, EnvReport, PassReport};
+use crate::view::{EnvView, view};
 
 /// How often an open board refreshes itself, in seconds.
 pub const REFRESH_SECONDS: u32 = 5;

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::commands::render;
+use crate::view;
 
 pub use shared::{Shared, Watching};
 
@@ -119,7 +119,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             shared
                 .watching()
                 .redaction
-                .apply(&render::json(&report, None)),
+                .apply(&view::json(&report, None)),
         )
             .into_response(),
         None => (

@@ -12,10 +12,10 @@ use crate::support::git::{
 };
 use crate::support::oci::Pusher;
 use crate::support::{Auth, DockerRegistry, HungServer};
-use tagpromoter::commands::render;
 use tagpromoter::engine::manual::{ManualError, ManualOutcome, PromoteRequest};
 use tagpromoter::engine::{Applied, Engine, Options, PassReport, State};
 use tagpromoter::image::Tag;
+use tagpromoter::view as render;
 
 const T0: &str = "2026-11-20T10:00:00Z";
 pub const INITIAL: &str = "2026-11-01T00:00:00Z";

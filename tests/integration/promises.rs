@@ -253,7 +253,7 @@ async fn a_forced_hotfix_outside_the_range_and_a_hand_set_newer_tag_are_never_un
             "not 'up to date': it runs what the policy does not accept"
         );
         // The table's BEST is never older than CURRENT.
-        let table = tagpromoter::commands::render::status_table(&p);
+        let table = tagpromoter::view::status_table(&p);
         let row = table
             .lines()
             .find(|l| l.contains(" prod "))
@@ -514,7 +514,7 @@ async fn tags_outside_a_numerical_policy_are_not_candidates_and_say_why() {
     let p = engine.pass(at(1)).await;
     assert!(landed(&p, "dev"), "{:?}", state(&p, "dev"));
     assert_eq!(scene.tag_in("dev"), "101");
-    let text = tagpromoter::commands::render::plan_text(&engine.preview(at(2)).await.0);
+    let text = tagpromoter::view::plan_text(&engine.preview(at(2)).await.0);
     assert!(
         text.contains("latest") && text.contains("not a number"),
         "{text}"
@@ -544,7 +544,7 @@ async fn a_re_pushed_tag_does_not_reach_prod_with_a_digest_that_never_soaked() {
     let p = engine.pass(at(10)).await;
     assert!(!landed(&p, "prod"), "the new digest never ran in staging");
     assert_eq!(scene.tag_in("prod"), "1.0.0");
-    let text = tagpromoter::commands::render::plan_text(&p);
+    let text = tagpromoter::view::plan_text(&p);
     assert!(
         text.contains(&format!("1.1.0: re-pushed since it soaked: staging ran {soaked}, the registry now has {repushed}")),
         "{text}"
@@ -588,7 +588,7 @@ async fn a_tag_upstream_was_rolled_back_from_does_not_flow_on() {
     let p = engine.pass(at(8)).await;
     assert!(!landed(&p, "staging"));
     assert_eq!(scene.tag_in("staging"), "1.1.0");
-    let text = tagpromoter::commands::render::plan_text(&p);
+    let text = tagpromoter::view::plan_text(&p);
     assert!(
         text.contains("1.2.0: dev was rolled back from it and has not run it since"),
         "{text}"
@@ -617,7 +617,7 @@ async fn a_running_tag_gone_from_the_registry_is_flagged() {
     let cache = tempfile::tempdir().unwrap();
     let engine = scene.engine(cache.path()).await;
     let (report, _) = engine.preview(at(1)).await;
-    let table = tagpromoter::commands::render::status_table(&report);
+    let table = tagpromoter::view::status_table(&report);
     assert!(
         table.contains("warning: 1.0.0, which it runs, is not in the registry"),
         "{table}"

@@ -227,9 +227,9 @@ async fn pull_requests(dialect: Dialect) {
 
     // status and plan show it, without writing anything.
     let (preview, _) = engine.preview(at(0)).await;
-    let text = tagpromoter::commands::render::status_table(&preview);
+    let text = tagpromoter::view::status_table(&preview);
     assert!(text.contains("in review: #1 http://"), "{text}");
-    let text = tagpromoter::commands::render::plan_text(&preview);
+    let text = tagpromoter::view::plan_text(&preview);
     assert!(
         text.contains("by pull request from tagpromoter/app/prod; in review: #1 http://"),
         "{text}"

@@ -170,7 +170,7 @@ async fn platforms_match_with_their_variants_normalised() {
         p.environments[1]
     );
     assert!(line("armv6").contains("newTag: 1.0.0"));
-    let text = tagpromoter::commands::render::plan_text(&p);
+    let text = tagpromoter::view::plan_text(&p);
     assert!(text.contains("lacks platforms linux/arm/v6"), "{text}");
 }
 
@@ -234,12 +234,12 @@ async fn short_version_tags_are_explained_strictly_and_taken_loosely() {
     rules("'>=1.0.0 <5'");
     let (engine, _cache) = world.engine().await;
     let (preview, _) = engine.preview(now()).await;
-    let plan = tagpromoter::commands::render::plan_text(&preview);
+    let plan = tagpromoter::view::plan_text(&preview);
     assert!(
         plan.contains("passed over, not a version X.Y.Z (`semver: { range: …, loose: true }` reads 1.0 and v5 as versions): 1.0, 2.0, v5"),
         "{plan}"
     );
-    let status = tagpromoter::commands::render::status_table(&preview);
+    let status = tagpromoter::view::status_table(&preview);
     assert!(
         status.contains("passed over, not a version X.Y.Z"),
         "{status}"
@@ -329,7 +329,7 @@ async fn flux_markers_are_used_as_written() {
     };
     rules("");
     let p = world.pass(now()).await;
-    let text = tagpromoter::commands::render::plan_text(&p);
+    let text = tagpromoter::view::plan_text(&p);
     assert!(
         text.contains(
             "the file's markers name flux-system:podinfo: set target.marker.policy to one of them"
@@ -449,7 +449,7 @@ async fn a_release_the_upstream_skipped_is_said_and_stalls() {
             tag: "2.0.0".into()
         }
     );
-    let status = tagpromoter::commands::render::status_table(&p);
+    let status = tagpromoter::view::status_table(&p);
     assert!(
         status.contains("2.0.0: dev skipped it: it moved on to 2.1.0-rc.1"),
         "{status}"

@@ -1,0 +1,150 @@
+//! The long-running loop of `tagpromoter run`: a pass over every promotion every
+//! `interval` plus up to 10% jitter, and — when a webhook names a watched image — a pass
+//! over the promotions watching it, about a second later (rings meanwhile are gathered
+//! into it; a push to the GitOps branch asks for a full pass). The rules are read again
+//! before each pass (the last good ones stay in force when they turn invalid, and the
+//! error is logged); alerts are detected after each pass and delivered beside the next.
+//! When told to stop, the pass in flight finishes (its push included) and alerts get a
+//! few seconds.
+//!
+//! It owns the loop, not the process: the command binds the listeners, serves the
+//! [`Shared`] state and turns signals into `stop`, so that tests run a worker in-process.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::alert::Alerting;
+use crate::engine::{Engine, PassReport, Scope};
+use crate::rules;
+use crate::server::Shared;
+
+/// How long a webhook's pass waits for the webhooks that come with it.
+const WEBHOOK_GATHER: Duration = Duration::from_secs(1);
+
+/// How long alerts in flight may take to leave once the worker stops.
+const ALERT_FLUSH: Duration = Duration::from_secs(5);
+
+/// A worker: the engine, its alerting, the state the server shows, and where to read the
+/// rules again.
+pub struct Worker {
+    /// Decides and writes.
+    pub engine: Engine,
+    /// Turns reports into notifications.
+    pub alerting: Alerting,
+    /// What the server shows and the webhooks ring.
+    pub shared: Arc<Shared>,
+    /// The rules directory, read again before every pass; `None` keeps the rules as opened.
+    pub rules_dir: Option<PathBuf>,
+}
+
+impl Worker {
+    /// Pass until `stop` turns true, then deliver what alerts it can.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut wakes = self.shared.wakes();
+        // The interval's passes cover every promotion; a webhook's covers the promotions
+        // watching what it named, and is laid over the last report.
+        let mut next_full = tokio::time::Instant::now();
+        let mut last: Option<Arc<PassReport>> = None;
+        loop {
+            // Rings until now are answered by this pass; later ones ask for another.
+            wakes.borrow_and_update();
+            let due = self.shared.take_due();
+            let scope = if tokio::time::Instant::now() >= next_full {
+                Some(Scope::All)
+            } else {
+                due
+            };
+            if let Some(scope) = scope {
+                let report = self.pass(&scope, last.as_deref()).await;
+                if scope == Scope::All {
+                    let interval = interval_of(self.engine.rules());
+                    next_full = tokio::time::Instant::now() + interval + jitter(interval);
+                }
+                last = Some(report);
+            }
+            if *stop.borrow() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_full) => {},
+                _ = wakes.changed() => {
+                    // Gather what else arrives with it (a multi-arch push rings for every
+                    // manifest), then pass once.
+                    tokio::select! {
+                        _ = tokio::time::sleep(WEBHOOK_GATHER) => {},
+                        _ = stop.changed() => break,
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        if !self.alerting.flush(ALERT_FLUSH).await {
+            tracing::warn!("some alerts were not delivered before shutdown");
+        }
+    }
+
+    /// One pass over `scope`: rules read again, the report logged, laid over `last`,
+    /// alerted on and published.
+    async fn pass(&mut self, scope: &Scope, last: Option<&PassReport>) -> Arc<PassReport> {
+        self.reload_rules();
+        let report = self.engine.pass_within(scope, Timestamp::now()).await;
+        for line in crate::view::once_text(&report).lines() {
+            tracing::info!("{line}");
+        }
+        let report = match last {
+            Some(previous) => report.laid_over(previous),
+            None => report,
+        };
+        self.alerting
+            .after_pass(&report, &self.engine.rules().settings);
+        let report = Arc::new(report);
+        self.shared.finished(Arc::clone(&report));
+        report
+    }
+
+    /// Read the rules again; the last valid ones stay in force when they turned invalid.
+    fn reload_rules(&mut self) {
+        let Some(dir) = &self.rules_dir else {
+            return;
+        };
+        match rules::load_dir(dir) {
+            Ok(new) => {
+                let git = &self.engine.rules().settings.git;
+                if new.settings.git.url != git.url || new.settings.git.branch != git.branch {
+                    tracing::warn!(
+                        "git.url or git.branch changed; restart to use them (the old repository stays in use)"
+                    );
+                }
+                let shared_rules = new.clone();
+                match self.engine.set_rules(new) {
+                    Ok(()) => self.shared.set_rules(&shared_rules),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the new rules' registry or forge settings cannot be used; the last rules stay in force")
+                    }
+                }
+            }
+            Err(diags) => {
+                let problems: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+                tracing::error!(problems = %problems.join("; "), "the rules are invalid; the last valid rules stay in force");
+            }
+        }
+    }
+}
+
+/// Up to a tenth of `interval`, different on every call (from the clock's nanoseconds:
+/// spreading workers apart needs no better randomness).
+fn jitter(interval: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    interval.mul_f64(f64::from(nanos % 1000) / 10_000.0)
+}
+
+fn interval_of(rules: &rules::Rules) -> Duration {
+    Duration::try_from(rules.settings.interval).unwrap_or(Duration::from_secs(120))
+}
