@@ -56,10 +56,14 @@ pub fn load_dir(dir: &Path) -> Result<Rules, Vec<Diagnostic>> {
     match result {
         Ok(mut rules) if diags.is_empty() => {
             // A relative local path names a repository beside the rules, wherever we run.
-            let url = &rules.settings.git.url;
-            if url.starts_with("./") || url.starts_with("../") {
-                let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-                rules.settings.git.url = base.join(url).display().to_string();
+            let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            let settings = &mut rules.settings;
+            let gits = std::iter::once(&mut settings.git)
+                .chain(settings.repositories.iter_mut().map(|r| &mut r.git));
+            for git in gits {
+                if git.url.starts_with("./") || git.url.starts_with("../") {
+                    git.url = base.join(&git.url).display().to_string();
+                }
             }
             Ok(rules)
         }
@@ -82,6 +86,60 @@ fn read_limited(file: &Path) -> Result<String, String> {
     }
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
     String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())
+}
+
+/// What is wrong with where `p`'s environments write: a repository not in the settings, or
+/// pull requests on a repository without a forge.
+fn destination_problems(settings: &model::Settings, p: &Promotion) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let known: Vec<&str> = settings.repositories().map(|(name, _)| name).collect();
+    let unknown = |name: &str| {
+        format!(
+            "repository {name:?} is not in Settings; add it to spec.repositories or use one of: {}",
+            known.join(", ")
+        )
+    };
+    if let Some(name) = &p.repository
+        && settings.repository(name).is_none()
+    {
+        diags.push(Diagnostic {
+            file: p.source.file.clone(),
+            position: Some(p.source.position),
+            message: format!("promotion {:?}: {}", p.name, unknown(name)),
+        });
+        return diags;
+    }
+    for env in &p.environments {
+        let name = env
+            .repository
+            .as_deref()
+            .or(p.repository.as_deref())
+            .unwrap_or(model::DEFAULT_REPOSITORY);
+        let Some(git) = settings.repository(name) else {
+            diags.push(Diagnostic {
+                file: p.source.file.clone(),
+                position: Some(env.position),
+                message: format!("environment {:?}: {}", env.name, unknown(name)),
+            });
+            continue;
+        };
+        if env.write == WriteMode::PullRequest && git.forge.is_none() {
+            let place = if name == model::DEFAULT_REPOSITORY {
+                "spec.git.forge".to_string()
+            } else {
+                format!("a forge to repository {name:?}")
+            };
+            diags.push(Diagnostic {
+                file: p.source.file.clone(),
+                position: Some(env.position),
+                message: format!(
+                    "environment {:?} writes by pull-request, and its repository {name:?} has no forge to open it on; add {place} or use write: push",
+                    env.name
+                ),
+            });
+        }
+    }
+    diags
 }
 
 /// Validate rules given as (file name, text) pairs; `dir` names the set in messages about
@@ -151,19 +209,9 @@ pub fn parse_sources(dir: &Path, sources: &[(PathBuf, String)]) -> Result<Rules,
             message: "no Settings document in any *.yaml file here; add one (kind: Settings) with at least spec.git.url".into(),
         });
     }
-    let forge = settings.as_ref().map(|s| s.git.forge.is_some());
-    for p in &promotions {
-        for env in &p.environments {
-            if env.write == WriteMode::PullRequest && forge == Some(false) {
-                diags.push(Diagnostic {
-                    file: p.source.file.clone(),
-                    position: Some(env.position),
-                    message: format!(
-                        "environment {:?} writes by pull-request, and Settings has no git.forge to open it on; add spec.git.forge or use write: push",
-                        env.name
-                    ),
-                });
-            }
+    if let Some(settings) = &settings {
+        for p in &promotions {
+            diags.extend(destination_problems(settings, p));
         }
     }
     diags.sort();

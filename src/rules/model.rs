@@ -23,8 +23,12 @@ pub const API_VERSION: &str = "tagpromoter.io/v1alpha1";
 #[derive(Debug, Clone, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
-    /// The GitOps repository that tagpromoter writes to.
+    /// The GitOps repository that tagpromoter writes to (named `default`).
     pub git: Git,
+    /// More GitOps repositories, by name: a promotion chooses one with `repository:`, an
+    /// environment with its own `repository:` (and `branch:`).
+    #[serde(default)]
+    pub repositories: Vec<NamedRepository>,
     /// Registry credentials and pacing; hosts not listed are accessed anonymously.
     #[serde(default)]
     pub registries: Vec<Registry>,
@@ -40,18 +44,37 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The repository named `name` (`default`: `git`).
+    pub fn repository(&self, name: &str) -> Option<&Git> {
+        if name == DEFAULT_REPOSITORY {
+            return Some(&self.git);
+        }
+        self.repositories
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| &r.git)
+    }
+
+    /// Every repository, by name, `default` first.
+    pub fn repositories(&self) -> impl Iterator<Item = (&str, &Git)> {
+        std::iter::once((DEFAULT_REPOSITORY, &self.git))
+            .chain(self.repositories.iter().map(|r| (r.name.as_str(), &r.git)))
+    }
+
     /// Every file the settings name that holds a secret (or says where one is): what must
     /// never be shown to whoever can read the worker's unauthenticated pages.
     pub fn secret_files(&self) -> Vec<&Path> {
         let mut files: Vec<&Path> = Vec::new();
-        match &self.git.auth {
-            Some(GitAuth::Token { token_file }) => files.push(token_file),
-            Some(GitAuth::Password { password_file, .. }) => files.push(password_file),
-            Some(GitAuth::SshKey { ssh_key_file, .. }) => files.push(ssh_key_file),
-            None => {}
-        }
-        if let Some(f) = &self.git.forge {
-            files.push(&f.token_file);
+        for (_, git) in self.repositories() {
+            match &git.auth {
+                Some(GitAuth::Token { token_file }) => files.push(token_file),
+                Some(GitAuth::Password { password_file, .. }) => files.push(password_file),
+                Some(GitAuth::SshKey { ssh_key_file, .. }) => files.push(ssh_key_file),
+                None => {}
+            }
+            if let Some(f) = &git.forge {
+                files.push(&f.token_file);
+            }
         }
         for r in &self.registries {
             files.extend(r.docker_config.as_deref());
@@ -164,6 +187,36 @@ pub struct Git {
     /// The forge API, needed by environments with `write: pull-request`.
     #[serde(default)]
     pub forge: Option<Forge>,
+}
+
+/// The name of `Settings.git` among the repositories.
+pub const DEFAULT_REPOSITORY: &str = "default";
+
+/// A GitOps repository besides `git`, by name.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamedRepository {
+    /// What promotions and environments choose it by (`repository: NAME`).
+    pub name: String,
+    /// Where it is and how to write to it, as `git:`.
+    #[serde(flatten)]
+    pub git: Git,
+}
+
+/// Where an environment's bumps land: a repository (by name) and a branch of it. Each has
+/// its own mirror, its own push per pass and its own failures.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Destination {
+    /// The repository's name (`default` for `git`).
+    pub repository: String,
+    /// The branch.
+    pub branch: String,
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.repository, self.branch)
+    }
 }
 
 pub(crate) fn default_branch() -> String {
@@ -339,6 +392,10 @@ pub struct Promotion {
     /// Tag filters for every environment.
     #[serde(default)]
     pub tags: TagRules,
+    /// The repository its environments write to, by name (`Settings.repositories`);
+    /// default `default` (`Settings.git`).
+    #[serde(default)]
+    pub repository: Option<String>,
     /// The environments, in promotion order.
     pub environments: Vec<Environment>,
     /// Where the document is, for messages.
@@ -426,6 +483,12 @@ pub struct Environment {
     #[serde(default, rename = "targets")]
     #[schemars(with = "Option<Vec<Target>>")]
     pub also: Vec<Target>,
+    /// The repository it writes to, by name, when not the promotion's.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The branch it writes to, when not its repository's (branch-per-environment layouts).
+    #[serde(default)]
+    pub branch: Option<String>,
     /// Push to the branch, or open a pull request. Default `push`.
     #[serde(default)]
     pub write: WriteMode,
@@ -636,6 +699,34 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Where `env` of `p` writes: its own `repository:` and `branch:`, else the
+    /// promotion's repository and that repository's branch. (The loader has checked that
+    /// the repository exists.)
+    pub fn destination(&self, p: &Promotion, env: &Environment) -> Destination {
+        let repository = env
+            .repository
+            .as_deref()
+            .or(p.repository.as_deref())
+            .unwrap_or(DEFAULT_REPOSITORY);
+        let branch = env.branch.clone().unwrap_or_else(|| {
+            self.settings
+                .repository(repository)
+                .map_or_else(default_branch, |g| g.branch.clone())
+        });
+        Destination {
+            repository: repository.to_string(),
+            branch,
+        }
+    }
+
+    /// Every destination some environment writes to, each once, in order.
+    pub fn destinations(&self) -> std::collections::BTreeSet<Destination> {
+        self.promotions
+            .iter()
+            .flat_map(|p| p.environments.iter().map(move |e| self.destination(p, e)))
+            .collect()
+    }
+
     /// The promotion `promotion` and its environment `environment`, if both exist.
     pub fn environment(
         &self,

@@ -19,7 +19,11 @@ impl<'a> Decoder<'a> {
         spec: &'a Node,
         position: Position,
     ) -> Option<Promotion> {
-        let f = self.fields(spec, "Promotion spec", &["image", "tags", "environments"])?;
+        let f = self.fields(
+            spec,
+            "Promotion spec",
+            &["image", "tags", "repository", "environments"],
+        )?;
         let image = self.required(&f, "image", "Promotion spec").and_then(|n| {
             let text = self.string(n, "image")?;
             if text.contains('@') || text.rsplit('/').next().is_some_and(|last| last.contains(':')) {
@@ -38,6 +42,10 @@ impl<'a> Decoder<'a> {
             None => Some(TagRules::default()),
             Some(n) => self.tag_rules(n),
         };
+        let repository = match f.get("repository") {
+            None => Some(None),
+            Some(n) => self.string(n, "repository").map(Some),
+        };
         let environments = self
             .required(&f, "environments", "Promotion spec")
             .and_then(|n| self.environments(n));
@@ -45,6 +53,7 @@ impl<'a> Decoder<'a> {
             name,
             image: image?,
             tags: tags?,
+            repository: repository?,
             environments: environments?,
             source: Source {
                 file: self.file.to_path_buf(),
@@ -170,7 +179,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn environment(&mut self, node: &'a Node) -> Option<Environment> {
-        const KEYS: [&str; 12] = [
+        const KEYS: [&str; 14] = [
             "name",
             "from",
             "soak",
@@ -183,6 +192,8 @@ impl<'a> Decoder<'a> {
             "platforms",
             "pinDigest",
             "stallAfter",
+            "repository",
+            "branch",
         ];
         let f = self.fields(node, "an environment", &KEYS)?;
         let position = f.position;
@@ -245,6 +256,14 @@ impl<'a> Decoder<'a> {
                 (Some(first), t)
             }
             None => (None, Vec::new()),
+        };
+        let repository = match f.get("repository") {
+            None => Some(None),
+            Some(n) => self.string(n, "repository").map(Some),
+        };
+        let branch = match f.get("branch") {
+            None => Some(None),
+            Some(n) => self.string(n, "branch").map(Some),
         };
         let write = match f.get("write") {
             None => Some(WriteMode::Push),
@@ -312,6 +331,8 @@ impl<'a> Decoder<'a> {
             min_age: min_age?,
             target: target?,
             also,
+            repository: repository?,
+            branch: branch?,
             write: write?,
             freeze: freeze?,
             platforms: platforms?,

@@ -14,11 +14,22 @@ impl<'a> Decoder<'a> {
         let f = self.fields(
             spec,
             "Settings spec",
-            &["git", "registries", "alerts", "interval", "receivers"],
+            &[
+                "git",
+                "repositories",
+                "registries",
+                "alerts",
+                "interval",
+                "receivers",
+            ],
         )?;
         let git = self
             .required(&f, "git", "Settings spec")
-            .and_then(|n| self.git(n));
+            .and_then(|n| self.git(n, "git", &[]));
+        let repositories = f
+            .get("repositories")
+            .map(|n| self.repositories(n))
+            .unwrap_or_default();
         let registries = f
             .get("registries")
             .map(|n| self.registries(n))
@@ -36,6 +47,7 @@ impl<'a> Decoder<'a> {
             .unwrap_or_default();
         Some(Settings {
             git: git?,
+            repositories,
             registries,
             alerts: alerts?,
             interval: interval?,
@@ -43,37 +55,41 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn git(&mut self, node: &'a Node) -> Option<Git> {
-        let f = self.fields(node, "git", &["url", "branch", "auth", "author", "forge"])?;
-        let url = self.required(&f, "url", "git").and_then(|n| {
-            let url = self.string(n, "git.url")?;
+    /// A repository's `url`, `branch`, `auth`, `author` and `forge` (and the `extra` keys
+    /// its caller reads), named `at` in messages.
+    fn git(&mut self, node: &'a Node, at: &str, extra: &[&str]) -> Option<Git> {
+        let mut keys = vec!["url", "branch", "auth", "author", "forge"];
+        keys.extend_from_slice(extra);
+        let f = self.fields(node, at, &keys)?;
+        let url = self.required(&f, "url", at).and_then(|n| {
+            let url = self.string(n, &format!("{at}.url"))?;
             if let Some(why) = credentials_in(&url) {
-                self.error(n.position, format!("git.url holds {why}, which would reach git's arguments and logs; remove it from the URL, put the secret in a file and name it in git.auth (tokenFile, or username and passwordFile)"));
+                self.error(n.position, format!("{at}.url holds {why}, which would reach git's arguments and logs; remove it from the URL, put the secret in a file and name it in {at}.auth (tokenFile, or username and passwordFile)"));
                 return None;
             }
             let ok = ["https://", "http://", "ssh://", "file://", "git://", "/", "./", "../"].iter().any(|p| url.starts_with(p))
                 || (url.contains('@') && url.contains(':'));
             if !ok {
-                self.error(n.position, format!("git.url {url:?} is not a repository URL; use https://, ssh://, git://, git@host:path, file:// or a local path (/srv/git/deploys.git, ./deploys.git)"));
+                self.error(n.position, format!("{at}.url {url:?} is not a repository URL; use https://, ssh://, git://, git@host:path, file:// or a local path (/srv/git/deploys.git, ./deploys.git)"));
                 return None;
             }
             Some(url)
         });
         let branch = match f.get("branch") {
             None => Some(default_branch()),
-            Some(n) => self.string(n, "git.branch"),
+            Some(n) => self.string(n, &format!("{at}.branch")),
         };
         let auth = match f.get("auth") {
             None => Some(None),
-            Some(n) => self.git_auth(n).map(Some),
+            Some(n) => self.git_auth(n, at).map(Some),
         };
         let author = match f.get("author") {
             None => Some(Author::default()),
-            Some(n) => self.author(n),
+            Some(n) => self.author(n, at),
         };
         let forge = match f.get("forge") {
             None => Some(None),
-            Some(n) => self.forge(n).map(Some),
+            Some(n) => self.forge(n, at).map(Some),
         };
         Some(Git {
             url: url?,
@@ -84,10 +100,10 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn git_auth(&mut self, node: &'a Node) -> Option<GitAuth> {
+    fn git_auth(&mut self, node: &'a Node, at: &str) -> Option<GitAuth> {
         let f = self.fields(
             node,
-            "git.auth",
+            &format!("{at}.auth"),
             &[
                 "tokenFile",
                 "username",
@@ -98,7 +114,7 @@ impl<'a> Decoder<'a> {
         )?;
         let path = |d: &mut Self, key: &str| {
             f.get(key)
-                .and_then(|n| d.string(n, &format!("git.auth.{key}")))
+                .and_then(|n| d.string(n, &format!("{at}.auth.{key}")))
                 .map(PathBuf::from)
         };
         let kinds = ["tokenFile", "passwordFile", "sshKeyFile"]
@@ -108,7 +124,7 @@ impl<'a> Decoder<'a> {
         if kinds != 1 {
             self.error(
                 f.position,
-                "git.auth needs exactly one of tokenFile, username + passwordFile, or sshKeyFile",
+                format!("{at}.auth needs exactly one of tokenFile, username + passwordFile, or sshKeyFile"),
             );
             return None;
         }
@@ -117,8 +133,8 @@ impl<'a> Decoder<'a> {
         }
         if let Some(password_file) = path(self, "passwordFile") {
             let username = self
-                .required(&f, "username", "git.auth with passwordFile")
-                .and_then(|n| self.string(n, "git.auth.username"))?;
+                .required(&f, "username", &format!("{at}.auth with passwordFile"))
+                .and_then(|n| self.string(n, &format!("{at}.auth.username")))?;
             return Some(GitAuth::Password {
                 username,
                 password_file,
@@ -131,29 +147,29 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn author(&mut self, node: &'a Node) -> Option<Author> {
-        let f = self.fields(node, "git.author", &["name", "email"])?;
+    fn author(&mut self, node: &'a Node, at: &str) -> Option<Author> {
+        let f = self.fields(node, &format!("{at}.author"), &["name", "email"])?;
         let default = Author::default();
         let name = f
             .get("name")
-            .map_or(Some(default.name), |n| self.string(n, "git.author.name"));
+            .map_or(Some(default.name), |n| self.string(n, &format!("{at}.author.name")));
         let email = f
             .get("email")
-            .map_or(Some(default.email), |n| self.string(n, "git.author.email"));
+            .map_or(Some(default.email), |n| self.string(n, &format!("{at}.author.email")));
         Some(Author {
             name: name?,
             email: email?,
         })
     }
 
-    fn forge(&mut self, node: &'a Node) -> Option<Forge> {
+    fn forge(&mut self, node: &'a Node, at: &str) -> Option<Forge> {
         let f = self.fields(
             node,
-            "git.forge",
+            &format!("{at}.forge"),
             &["kind", "apiUrl", "tokenFile", "project"],
         )?;
-        let kind = self.required(&f, "kind", "git.forge").and_then(|n| {
-            let k = self.string(n, "git.forge.kind")?;
+        let kind = self.required(&f, "kind", &format!("{at}.forge")).and_then(|n| {
+            let k = self.string(n, &format!("{at}.forge.kind"))?;
             match k.as_str() {
                 "github" => Some(ForgeKind::Github),
                 "gitlab" => Some(ForgeKind::Gitlab),
@@ -162,7 +178,7 @@ impl<'a> Decoder<'a> {
                     self.error(
                         n.position,
                         format!(
-                            "git.forge.kind {k:?} is not supported; use github, gitlab or gitea"
+                            "{at}.forge.kind {k:?} is not supported; use github, gitlab or gitea"
                         ),
                     );
                     None
@@ -170,14 +186,14 @@ impl<'a> Decoder<'a> {
             }
         });
         let api_url = self
-            .required(&f, "apiUrl", "git.forge")
-            .and_then(|n| self.url(n, "git.forge.apiUrl"));
+            .required(&f, "apiUrl", &format!("{at}.forge"))
+            .and_then(|n| self.url(n, &format!("{at}.forge.apiUrl")));
         let token_file = self
-            .required(&f, "tokenFile", "git.forge")
-            .and_then(|n| self.string(n, "git.forge.tokenFile"));
+            .required(&f, "tokenFile", &format!("{at}.forge"))
+            .and_then(|n| self.string(n, &format!("{at}.forge.tokenFile")));
         let project = match f.get("project") {
             None => Some(None),
-            Some(n) => self.string(n, "git.forge.project").map(Some),
+            Some(n) => self.string(n, &format!("{at}.forge.project")).map(Some),
         };
         Some(Forge {
             kind: kind?,
@@ -185,6 +201,46 @@ impl<'a> Decoder<'a> {
             token_file: PathBuf::from(token_file?),
             project: project?,
         })
+    }
+
+    /// `repositories: [{ name, url, branch, auth, author, forge }]`: more GitOps
+    /// repositories, each named once (and never `default`, which is `git`).
+    fn repositories(&mut self, node: &'a Node) -> Vec<NamedRepository> {
+        let mut named: Vec<NamedRepository> = Vec::new();
+        for item in self.list(node, "repositories").unwrap_or_default() {
+            let Some(item) = self.resolve(item) else {
+                continue;
+            };
+            let Some(name_node) = item.get("name") else {
+                self.error(
+                    item.position,
+                    "a repository needs a name: (what promotions and environments choose it by)",
+                );
+                continue;
+            };
+            let Some(name) = self.string(name_node, "repositories[].name") else {
+                continue;
+            };
+            if !super::text::is_name(&name) || name == DEFAULT_REPOSITORY {
+                self.error(
+                    name_node.position,
+                    format!("repository name {name:?} must be lowercase letters, digits and '-', and not {DEFAULT_REPOSITORY:?} (the name of git:)"),
+                );
+                continue;
+            }
+            if named.iter().any(|r| r.name == name) {
+                self.error(
+                    name_node.position,
+                    format!("repository {name:?} is named twice; give each its own name"),
+                );
+                continue;
+            }
+            let at = format!("repositories[{name}]");
+            if let Some(git) = self.git(item, &at, &["name"]) {
+                named.push(NamedRepository { name, git });
+            }
+        }
+        named
     }
 
     fn registries(&mut self, node: &'a Node) -> Vec<Registry> {

@@ -1,0 +1,140 @@
+//! The local mirror: where it lives, its lock (shared by every process using the cache
+//! directory), fetching the branch and deepening a shallow history.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gix::ObjectId;
+
+use super::{Repo, TIP_REF};
+use crate::gitops::error::{GitError, GitErrorKind};
+use crate::gitops::git::redact_urls;
+
+impl Repo {
+    /// Fetch the branch; returns its tip.
+    pub async fn fetch(&self) -> Result<ObjectId, GitError> {
+        let _lock = lock(&self.dir, self.config.lock_timeout).await?;
+        self.fetch_locked().await
+    }
+
+    pub(super) async fn fetch_locked(&self) -> Result<ObjectId, GitError> {
+        let step = format!("fetching {} from {}", self.config.branch, self.url());
+        let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
+        let depth = match (self.store.resolve(TIP_REF)?, self.config.depth) {
+            (None, Some(d)) => Some(format!("--depth={d}")),
+            _ => None,
+        };
+        self.fetch_ref(&refspec, depth.as_deref(), &step).await?;
+        self.store.resolve(TIP_REF)?.ok_or_else(|| {
+            GitError::new(GitErrorKind::NotFound, &step, "the branch does not exist")
+        })
+    }
+
+    /// `git fetch` of one refspec from the remote into the mirror (with one extra option,
+    /// such as a depth), quietly and without tags or FETCH_HEAD.
+    pub(super) async fn fetch_ref(
+        &self,
+        refspec: &str,
+        option: Option<&str>,
+        step: &str,
+    ) -> Result<(), GitError> {
+        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        args.extend(option);
+        args.extend(["--", &self.config.url, refspec]);
+        self.git.run(&self.dir, &args, step).await.map(|_| ())
+    }
+
+    /// Whether the mirror lacks older history (it was fetched with a depth).
+    pub fn is_shallow(&self) -> bool {
+        !self.store.shallow_boundary().is_empty()
+    }
+
+    /// Fetch `commits` more of the history behind a shallow mirror's boundary (for history
+    /// queries that reach it); nothing when the mirror is complete.
+    pub async fn deepen(&self, commits: u32) -> Result<(), GitError> {
+        let _lock = lock(&self.dir, self.config.lock_timeout).await?;
+        if !self.is_shallow() {
+            return Ok(());
+        }
+        let step = format!(
+            "fetching {commits} more commits of {} from {}",
+            self.config.branch,
+            self.url()
+        );
+        let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
+        let option = format!("--deepen={commits}");
+        self.fetch_ref(&refspec, Some(&option), &step).await?;
+        Ok(())
+    }
+}
+
+/// A directory name for a URL's mirror: readable, and unique by a hash of the URL.
+pub(super) fn mirror_name(url: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(redact_urls(url).as_bytes());
+    let short: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let tail: String = url
+        .rsplit(['/', ':'])
+        .find(|s| !s.is_empty())
+        .unwrap_or("repo")
+        .trim_end_matches(".git")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("{tail}-{short}.git")
+}
+
+/// An exclusive lock on a mirror, shared by every process using the cache directory.
+pub(super) struct Lock {
+    _file: std::fs::File,
+}
+
+pub(super) async fn lock(dir: &Path, timeout: Duration) -> Result<Lock, GitError> {
+    let path = dir.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            GitError::new(
+                GitErrorKind::Local,
+                "locking the local mirror",
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Lock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(GitError::new(
+                    GitErrorKind::Local,
+                    "locking the local mirror",
+                    format!(
+                        "another process has held {} for more than {}s; is one stuck?",
+                        path.display(),
+                        timeout.as_secs()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(GitError::new(
+                    GitErrorKind::Local,
+                    "locking the local mirror",
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+}
