@@ -90,7 +90,7 @@ impl Worker {
     /// One pass over `scope`: rules read again, the report logged, laid over `last`,
     /// alerted on and published.
     async fn pass(&mut self, scope: &Scope, last: Option<&PassReport>) -> Arc<PassReport> {
-        self.reload_rules();
+        self.reload_rules().await;
         let report = self.engine.pass_within(scope, Timestamp::now()).await;
         for line in crate::view::once_text(&report).lines() {
             tracing::info!("{line}");
@@ -107,23 +107,17 @@ impl Worker {
     }
 
     /// Read the rules again; the last valid ones stay in force when they turned invalid.
-    fn reload_rules(&mut self) {
+    async fn reload_rules(&mut self) {
         let Some(dir) = &self.rules_dir else {
             return;
         };
         match rules::load_dir(dir) {
             Ok(new) => {
-                let git = &self.engine.rules().settings.git;
-                if new.settings.git.url != git.url || new.settings.git.branch != git.branch {
-                    tracing::warn!(
-                        "git.url or git.branch changed; restart to use them (the old repository stays in use)"
-                    );
-                }
                 let shared_rules = new.clone();
-                match self.engine.set_rules(new) {
+                match self.engine.set_rules(new).await {
                     Ok(()) => self.shared.set_rules(&shared_rules),
                     Err(e) => {
-                        tracing::error!(error = %e, "the new rules' registry or forge settings cannot be used; the last rules stay in force")
+                        tracing::error!(error = %e, "the new rules' registry, repository or forge settings cannot be used; the last rules stay in force")
                     }
                 }
             }

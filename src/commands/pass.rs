@@ -25,7 +25,10 @@ fn print(text: &str) {
 /// The diff of every file the report's decisions would change, bumps applied in order
 /// (several environments may share a file), on the files as observed.
 pub fn planned_diff(engine: &Engine, report: &PassReport, observed: &Observed) -> String {
-    let mut texts: BTreeMap<std::path::PathBuf, (String, String)> = BTreeMap::new();
+    // Files of several repositories are told apart by their destination.
+    let several = engine.rules().destinations().len() > 1;
+    let mut texts: BTreeMap<(crate::rules::Destination, std::path::PathBuf), (String, String)> =
+        BTreeMap::new();
     for d in report.environments.iter().map(|e| &e.decision) {
         if d.write != crate::rules::WriteMode::Push {
             continue;
@@ -34,11 +37,12 @@ pub fn planned_diff(engine: &Engine, report: &PassReport, observed: &Observed) -
             .map(|b| b.edits)
             .unwrap_or_default();
         for edit in edits {
-            let Some(Some(original)) = observed.files.get(&edit.file) else {
+            let key = (d.destination.clone(), edit.file.clone());
+            let Some(Some(original)) = observed.files.get(&key) else {
                 continue;
             };
             let entry = texts
-                .entry(edit.file.clone())
+                .entry(key)
                 .or_insert_with(|| (original.clone(), original.clone()));
             if let Ok(manifest::Outcome::Changed(new)) =
                 manifest::apply(&entry.1, &edit.target, &edit.wanted)
@@ -49,7 +53,13 @@ pub fn planned_diff(engine: &Engine, report: &PassReport, observed: &Observed) -
     }
     texts
         .iter()
-        .map(|(path, (old, new))| view::diff::unified(&path.display().to_string(), old, new))
+        .map(|((destination, path), (old, new))| {
+            let name = match several {
+                true => format!("{destination}:{}", path.display()),
+                false => path.display().to_string(),
+            };
+            view::diff::unified(&name, old, new)
+        })
         .collect()
 }
 

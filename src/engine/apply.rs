@@ -2,15 +2,19 @@
 //! environment held when it was decided), commit them, one push for the branch, and say
 //! what became of each.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use jiff::Timestamp;
 
 use super::decide::EnvDecision;
+use crate::forge::Forge;
 use crate::gitops::message::{Actor, Record};
 use crate::gitops::{Bump, FileEdit, GitError, Outcome, Repo};
 use crate::image::{Digest, Tag};
 use crate::manifest::Wanted;
 use crate::policy::Decision;
-use crate::rules::{Environment, Promotion, Rules, WriteMode};
+use crate::rules::{Destination, Environment, Promotion, Rules, WriteMode};
 
 /// Why writing a bump failed: the Git remote, or the forge that opens pull requests. Each
 /// keeps its own hint (a refused forge token is not a git.auth problem).
@@ -138,14 +142,57 @@ pub fn file_edits(
         .collect()
 }
 
-/// Write every decision to promote: one commit each, one push to the branch; environments
-/// that write by pull request get theirs on their own branch (`forge` opens them). A
-/// failure of the whole write (the remote unreachable) fails every bump with it.
+/// Write every decision to promote: one commit each, one push per destination (the
+/// destinations concurrently); environments that write by pull request get theirs on
+/// their own branch (their repository's forge opens them). A failure of a destination's
+/// whole write (its remote unreachable) fails every bump going there, and only those.
+/// Returns what became of each decision, and the pushes made.
 pub async fn apply(
     rules: &Rules,
-    repo: &Repo,
-    forge: Option<&dyn crate::forge::Forge>,
+    repos: &BTreeMap<Destination, Repo>,
+    forges: &BTreeMap<String, Arc<dyn Forge>>,
     decisions: &[EnvDecision],
+    tips: &BTreeMap<Destination, gix::ObjectId>,
+    now: Timestamp,
+) -> (Vec<Applied>, usize) {
+    let mut by_destination: BTreeMap<&Destination, Vec<usize>> = BTreeMap::new();
+    for (i, d) in decisions.iter().enumerate() {
+        if d.promotes_to().is_some() {
+            by_destination.entry(&d.destination).or_default().push(i);
+        }
+    }
+    let writes = by_destination
+        .into_iter()
+        .map(|(destination, indexes)| async move {
+            let applied = match (repos.get(destination), tips.get(destination)) {
+                (Some(repo), Some(tip)) => {
+                    let forge = forges.get(&destination.repository).map(|f| f.as_ref());
+                    let chosen: Vec<&EnvDecision> =
+                        indexes.iter().map(|&i| &decisions[i]).collect();
+                    apply_to(rules, repo, forge, &chosen, *tip, now).await
+                }
+                // Decided only where its repository was read.
+                _ => (Vec::new(), 0),
+            };
+            (indexes, applied)
+        });
+    let mut applied: Vec<Applied> = vec![Applied::Nothing; decisions.len()];
+    let mut pushes = 0;
+    for (indexes, (results, pushed)) in futures_util::future::join_all(writes).await {
+        pushes += pushed;
+        for (i, a) in indexes.into_iter().zip(results) {
+            applied[i] = a;
+        }
+    }
+    (applied, pushes)
+}
+
+/// [`apply`] for the decisions writing to one destination (`repo`, read at `tip`).
+async fn apply_to(
+    rules: &Rules,
+    repo: &Repo,
+    forge: Option<&dyn Forge>,
+    decisions: &[&EnvDecision],
     tip: gix::ObjectId,
     now: Timestamp,
 ) -> (Vec<Applied>, usize) {
@@ -153,14 +200,14 @@ pub async fn apply(
     let mut bumps = Vec::new();
     let mut index = Vec::new();
     for (i, d) in decisions.iter().enumerate() {
-        if d.promotes_to().is_none() {
-            continue;
-        }
         if d.write == WriteMode::PullRequest {
             applied[i] = match forge {
                 Some(forge) => super::pull_request::propose(rules, repo, forge, d, tip, now).await,
                 None => Applied::Skipped {
-                    why: "write: pull-request needs git.forge in the Settings".into(),
+                    why: format!(
+                        "write: pull-request needs a forge for repository {:?} in the Settings",
+                        d.destination.repository
+                    ),
                 },
             };
             continue;
@@ -189,7 +236,7 @@ pub async fn apply(
             (applied, report.pushes)
         }
         Err(e) => {
-            tracing::error!(error = %e, "writing the bumps failed");
+            tracing::error!(repository = %decisions[0].destination, error = %e, "writing the bumps failed");
             for i in index {
                 applied[i] = Applied::Failed(e.clone().into());
             }

@@ -11,7 +11,7 @@ use crate::gitops::GitError;
 use crate::image::{Digest, Repository, Tag, created_of};
 use crate::policy::{Decision, Rejection, Situation};
 use crate::registry::RegistryError;
-use crate::rules::{Rules, WriteMode};
+use crate::rules::{Destination, Rules, WriteMode};
 
 /// Why an environment could not be decided.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -22,6 +22,10 @@ pub enum Problem {
     /// Its target cannot be read (missing file, key, alias, …).
     #[error("{0}")]
     Target(GitError),
+    /// The repository it writes to (or its upstream's) cannot be read (unreachable,
+    /// credentials, no such branch); environments writing elsewhere go on.
+    #[error("{0}")]
+    Repository(GitError),
     /// Its history cannot be read back as far as the decision needs (the commit that set
     /// its value, holds after it): deciding on part of it could undo a person's change.
     #[error(
@@ -57,6 +61,7 @@ impl Problem {
             Self::Registry(_) => "registry",
             Self::NoDigest { .. } => "facts",
             Self::Target(_) => "target",
+            Self::Repository(e) => e.kind.as_str(),
             Self::History => "history",
             Self::Landing { .. } => "forge",
         }
@@ -68,6 +73,8 @@ impl Problem {
 pub struct EnvDecision {
     /// Which environment.
     pub key: EnvKey,
+    /// Where it writes.
+    pub destination: Destination,
     /// Its image.
     pub image: Repository,
     /// Its target file.
@@ -254,9 +261,21 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
         let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
         for env in &p.environments {
             let key = EnvKey::of(p, env);
+            let destination = rules.destination(p, env);
             let state = observed.environments.get(&key);
             let current = state.and_then(|s| s.current.as_ref().ok().cloned().flatten());
             let outcome = (|| {
+                // Its own repository, or its upstream's (what soaked there is unknown).
+                let upstream = env
+                    .from
+                    .as_ref()
+                    .and_then(|from| p.environments.iter().find(|e| e.name == *from))
+                    .map(|up| rules.destination(p, up));
+                for d in std::iter::once(&destination).chain(upstream.as_ref()) {
+                    if let Some(e) = observed.unreadable.get(d) {
+                        return Err(Problem::Repository(e.clone()));
+                    }
+                }
                 let tags = match observed.images.get(&p.image) {
                     Some(Ok(tags)) => tags,
                     Some(Err(e)) => return Err(Problem::Registry(e.clone())),
@@ -370,6 +389,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
             };
             out.push(EnvDecision {
                 key,
+                destination,
                 image: p.image.clone(),
                 file: env.target.file().to_path_buf(),
                 write: env.write,

@@ -102,7 +102,8 @@ impl World {
         let image = Repository::new(IMAGE).unwrap();
         let mut world = Self {
             observed: Observed {
-                tip: gix::ObjectId::null(gix::hash::Kind::Sha1),
+                tips: Default::default(),
+                unreadable: Default::default(),
                 images: HashMap::from([(image, Ok(Vec::new()))]),
                 facts: HashMap::new(),
                 environments: HashMap::new(),

@@ -149,7 +149,8 @@ impl Model {
             .map(|(env, entries)| (EnvKey::of(p, env), env_state(&history(entries, cut))))
             .collect();
         Observed {
-            tip: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            tips: Default::default(),
+            unreadable: Default::default(),
             images: HashMap::from([(image.clone(), Ok(listed))]),
             facts: HashMap::from([(image, self.facts())]),
             environments,
@@ -165,7 +166,7 @@ impl Model {
         times.dedup();
         times.into_iter().rev().find(|t| {
             let observed = self.observed(Some(*t));
-            reaches_far_enough(&self.rules, &observed.environments, now)
+            reaches_far_enough(&self.rules, &observed.environments, now, &|_| true)
         })
     }
 

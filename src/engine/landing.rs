@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::observe::{EnvKey, Observed};
 use crate::forge::{Forge, ForgeError};
-use crate::rules::{Rules, WriteMode};
+use crate::rules::{Destination, Rules, WriteMode};
 
 /// Forge lookups in flight at once.
 const CONCURRENT_LOOKUPS: usize = 8;
@@ -27,11 +27,12 @@ pub struct MergeTimes {
     known: Mutex<HashMap<String, Timestamp>>,
 }
 
-/// The commits, per upstream environment, whose landing counts for a downstream soak: its
-/// changes from the one in force at the downstream's horizon on. Only environments that
-/// write by pull request are asked about.
+/// The commits, per upstream environment writing to `destination`, whose landing counts
+/// for a downstream soak: its changes from the one in force at the downstream's horizon
+/// on. Only environments that write by pull request are asked about.
 fn commits_to_date(
     rules: &Rules,
+    destination: &Destination,
     observed: &Observed,
     now: Timestamp,
 ) -> BTreeMap<EnvKey, BTreeSet<String>> {
@@ -45,7 +46,7 @@ fn commits_to_date(
             else {
                 continue;
             };
-            if up.write != WriteMode::PullRequest {
+            if up.write != WriteMode::PullRequest || rules.destination(p, up) != *destination {
                 continue;
             }
             let key = EnvKey::of(p, up);
@@ -71,19 +72,21 @@ fn commits_to_date(
     wanted
 }
 
-/// Date the changes of environments that write by pull request by when their pull request
-/// merged (on `base`), where that is later than the commit's own time. An environment
+/// Date the changes of environments that write to `destination` by pull request by when
+/// their pull request merged (on its branch), where that is later than the commit's own
+/// time. An environment
 /// whose dates the forge cannot give is marked (`landing_unknown`): what soaked there is
 /// not known, and the environments it feeds fail until the forge answers.
 pub async fn date_merges(
     forge: &Arc<dyn Forge>,
     times: &MergeTimes,
     rules: &Rules,
-    base: &str,
+    destination: &Destination,
     observed: &mut Observed,
     now: Timestamp,
 ) {
-    let wanted = commits_to_date(rules, observed, now);
+    let base = destination.branch.as_str();
+    let wanted = commits_to_date(rules, destination, observed, now);
     let unknown: BTreeSet<String> = {
         let known = times.known.lock().await;
         wanted

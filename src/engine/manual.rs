@@ -260,7 +260,8 @@ impl Engine {
                 digest.filter(|_| env.pin_digest).as_ref(),
             ),
         };
-        self.write(bump, record, now).await
+        self.write(&rules.destination(p, env), bump, record, now)
+            .await
     }
 
     /// Lift the hold on an environment (an empty commit with `Tagpromoter-Hold: released`);
@@ -325,17 +326,21 @@ impl Engine {
             record: record.clone(),
             edits: Vec::new(),
         };
-        self.write(bump, record, now).await
+        self.write(&rules.destination(p, env), bump, record, now)
+            .await
     }
 
     async fn write(
         &self,
+        destination: &crate::rules::Destination,
         bump: Bump,
         record: Record,
         now: Timestamp,
     ) -> Result<ManualOutcome, ManualError> {
-        let report = self
-            .repo
+        let repo = self
+            .repo(destination)
+            .ok_or_else(|| ManualError::Failed(format!("no mirror of {destination} is open")))?;
+        let report = repo
             .apply(&[bump], now)
             .await
             .map_err(|e| ManualError::Failed(e.to_string()))?;

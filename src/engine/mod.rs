@@ -24,6 +24,7 @@ pub mod pull_request;
 pub mod report;
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ pub use report::{EnvReport, PassReport, Scope, State};
 use crate::gitops::{GitError, Repo, RepoConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
-use crate::rules::Rules;
+use crate::rules::{DEFAULT_REPOSITORY, Destination, Rules};
 
 /// How a pass runs.
 #[derive(Debug, Clone)]
@@ -81,26 +82,72 @@ pub enum StartError {
     Forge(#[from] crate::forge::ForgeSetupError),
 }
 
-/// A forge client, when the settings name a forge.
-type ForgeClient = Option<Arc<dyn crate::forge::Forge>>;
+/// The forge clients of the repositories that name one, by repository name.
+type Forges = BTreeMap<String, Arc<dyn crate::forge::Forge>>;
 
 /// The registry and forge clients the settings of `rules` describe.
 fn clients(
     rules: &Rules,
     cache_dir: &Path,
     metrics: &Arc<Metrics>,
-) -> Result<(Arc<Registry>, ForgeClient), StartError> {
+) -> Result<(Arc<Registry>, Forges), StartError> {
     let registry = Registry::from_settings(&rules.settings)?
         .with_cache_dir(cache_dir)
         .with_metrics(metrics.registry_requests.clone());
-    let forge = match &rules.settings.git.forge {
-        Some(f) => Some(Arc::from(crate::forge::from_settings(
-            f,
-            &rules.settings.git.url,
-        )?)),
-        None => None,
-    };
-    Ok((Arc::new(registry), forge))
+    let mut forges = Forges::new();
+    for (name, git) in rules.settings.repositories() {
+        if let Some(f) = &git.forge {
+            let forge = crate::forge::from_settings(f, &git.url)?;
+            forges.insert(name.to_string(), Arc::from(forge));
+        }
+    }
+    Ok((Arc::new(registry), forges))
+}
+
+/// Where `destination` is fetched from and pushed to.
+fn repo_config(rules: &Rules, destination: &Destination, cache_dir: &Path) -> Option<RepoConfig> {
+    let git = rules.settings.repository(&destination.repository)?;
+    let mut config = RepoConfig::from_settings(git, cache_dir);
+    config.branch = destination.branch.clone();
+    Some(config)
+}
+
+/// Every destination `rules` write to, and `git`'s branch (which `check --repo` and
+/// `release` of a fleet without promotions still read).
+fn destinations(rules: &Rules) -> BTreeSet<Destination> {
+    let mut all = rules.destinations();
+    all.insert(Destination {
+        repository: DEFAULT_REPOSITORY.to_string(),
+        branch: rules.settings.git.branch.clone(),
+    });
+    all
+}
+
+/// The mirrors `rules` need that `have` lacks (a new destination, or a repository whose
+/// URL moved), opened.
+async fn open_missing(
+    rules: &Rules,
+    cache_dir: &Path,
+    metrics: &Arc<Metrics>,
+    have: &BTreeMap<Destination, Repo>,
+) -> Result<BTreeMap<Destination, Repo>, GitError> {
+    let mut opened = BTreeMap::new();
+    for destination in destinations(rules) {
+        let Some(config) = repo_config(rules, &destination, cache_dir) else {
+            continue;
+        };
+        if have
+            .get(&destination)
+            .is_some_and(|r| r.config().url == config.url)
+        {
+            continue;
+        }
+        let repo = Repo::open(config)
+            .await?
+            .with_metrics(metrics.git_pushes.clone());
+        opened.insert(destination, repo);
+    }
+    Ok(opened)
 }
 
 /// The decisions of a pass, before anything is written.
@@ -116,8 +163,8 @@ pub struct Plan {
 pub struct Engine {
     rules: Rules,
     registry: Arc<Registry>,
-    repo: Repo,
-    forge: ForgeClient,
+    repos: BTreeMap<Destination, Repo>,
+    forges: Forges,
     merges: landing::MergeTimes,
     options: Options,
     metrics: Arc<Metrics>,
@@ -141,15 +188,13 @@ impl Engine {
         options: Options,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartError> {
-        let (registry, forge) = clients(&rules, cache_dir, &metrics)?;
-        let repo = Repo::open(RepoConfig::from_settings(&rules.settings.git, cache_dir))
-            .await?
-            .with_metrics(metrics.git_pushes.clone());
+        let (registry, forges) = clients(&rules, cache_dir, &metrics)?;
+        let repos = open_missing(&rules, cache_dir, &metrics, &BTreeMap::new()).await?;
         Ok(Self {
             rules,
             registry,
-            repo,
-            forge,
+            repos,
+            forges,
             merges: landing::MergeTimes::default(),
             options,
             metrics,
@@ -163,20 +208,30 @@ impl Engine {
     }
 
     /// Put new rules in force, with registry and forge clients made from their settings
-    /// (hosts, credentials, forge and token file may have changed). The GitOps mirror
-    /// stays: its URL and branch must not change. When a client cannot be made from the
-    /// new settings, nothing changes and the error says why.
-    pub fn set_rules(&mut self, rules: Rules) -> Result<(), StartError> {
-        let (registry, forge) = clients(&rules, &self.cache_dir, &self.metrics)?;
+    /// (hosts, credentials, forges and token files may have changed) and a mirror for each
+    /// destination (new repositories and branches opened, moved ones opened afresh). When
+    /// a client cannot be made from the new settings, nothing changes and the error says
+    /// why.
+    pub async fn set_rules(&mut self, rules: Rules) -> Result<(), StartError> {
+        let (registry, forges) = clients(&rules, &self.cache_dir, &self.metrics)?;
+        let mut opened = open_missing(&rules, &self.cache_dir, &self.metrics, &self.repos).await?;
+        let mut kept = std::mem::take(&mut self.repos);
+        self.repos = destinations(&rules)
+            .into_iter()
+            .filter_map(|d| {
+                let repo = opened.remove(&d).or_else(|| kept.remove(&d))?;
+                Some((d, repo))
+            })
+            .collect();
         self.registry = registry;
-        self.forge = forge;
+        self.forges = forges;
         self.rules = rules;
         Ok(())
     }
 
-    /// The GitOps repository.
-    pub fn repo(&self) -> &Repo {
-        &self.repo
+    /// The mirror of `destination`, when some environment writes there.
+    pub fn repo(&self, destination: &Destination) -> Option<&Repo> {
+        self.repos.get(destination)
     }
 
     /// Observe and decide at `now`; writes nothing.
@@ -186,10 +241,12 @@ impl Engine {
 
     async fn plan_for(&self, rules: &Rules, now: Timestamp) -> Result<Plan, GitError> {
         let mut observed =
-            observe::observe(rules, &self.registry, &self.repo, &self.options, now).await?;
-        if let Some(forge) = &self.forge {
-            let base = self.repo.branch();
-            landing::date_merges(forge, &self.merges, rules, base, &mut observed, now).await;
+            observe::observe(rules, &self.registry, &self.repos, &self.options, now).await?;
+        for destination in self.repos.keys() {
+            if let Some(forge) = self.forges.get(&destination.repository) {
+                landing::date_merges(forge, &self.merges, rules, destination, &mut observed, now)
+                    .await;
+            }
         }
         // Facts are fetched where a decision needs them, round by round: a tag's platforms
         // and age only once it soaked upstream, the winner's digest for the trailer.
@@ -276,17 +333,18 @@ impl Engine {
                 let (applied, pushes) = if write {
                     apply::apply(
                         rules,
-                        &self.repo,
-                        self.forge.as_deref(),
+                        &self.repos,
+                        &self.forges,
                         &plan.decisions,
-                        plan.observed.tip,
+                        &plan.observed.tips,
                         now,
                     )
                     .await
                 } else {
                     let mut looked = Vec::with_capacity(plan.decisions.len());
                     for d in &plan.decisions {
-                        looked.push(match (&self.forge, d.write) {
+                        let forge = self.forges.get(&d.destination.repository);
+                        looked.push(match (forge, d.write) {
                             (Some(forge), crate::rules::WriteMode::PullRequest) => {
                                 pull_request::look(forge.as_ref(), d).await
                             }
@@ -314,7 +372,12 @@ impl Engine {
                         }
                     }
                 }
-                report.tip = Some(plan.observed.tip.to_string());
+                report.tips = plan
+                    .observed
+                    .tips
+                    .iter()
+                    .map(|(d, tip)| (d.clone(), tip.to_string()))
+                    .collect();
                 report.pushes = pushes;
                 let author = &rules.settings.git.author.name;
                 report.environments = plan

@@ -8,7 +8,7 @@
 //! It must not decide: it only gathers, and a registry that fails or hangs costs only its
 //! own images (their entry holds the error).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use crate::gitops::{GitError, Repo, TargetHistory, TargetQuery};
 use crate::image::{Digest, ImageFacts, Repository, Tag};
 use crate::policy::{Change, Hold, Timeline};
 use crate::registry::{Registry, RegistryError};
-use crate::rules::{Environment, Policy, Promotion, Rules};
+use crate::rules::{Destination, Environment, Policy, Promotion, Rules};
 
 /// A promotion and one of its environments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,34 +106,46 @@ impl EnvState {
     }
 }
 
-/// Whether the history read reaches back as far as every decision needs: each
-/// environment's own history complete, and for each with `from`, the commit that set its
-/// value and its upstream's residencies known (with their starts) back to its horizon. A fresh cache that reads this far
-/// decides as a warm one.
+/// Whether the history read from the destinations `here` accepts reaches back as far as
+/// every decision needs: each of their environments' own history complete (with `from`,
+/// back to the commit that set its value), and each upstream environment of theirs known
+/// (with its residencies' starts) back to its downstream's horizon, wherever that
+/// downstream writes (when `states` holds it). A fresh cache that reads this far decides
+/// as a warm one.
 pub(crate) fn reaches_far_enough(
     rules: &Rules,
     states: &HashMap<EnvKey, EnvState>,
     now: Timestamp,
+    here: &dyn Fn(&Destination) -> bool,
 ) -> bool {
     rules.promotions.iter().all(|p| {
         p.environments.iter().all(|env| {
-            let Some(state) = states.get(&EnvKey::of(p, env)) else {
-                return false;
-            };
-            if !state.complete {
-                return false;
+            let state = states.get(&EnvKey::of(p, env));
+            if here(&rules.destination(p, env)) {
+                let Some(state) = state else {
+                    return false;
+                };
+                // Its horizon starts where its value was set: that commit must be read.
+                let set_known = env.from.is_none() || state.from_start || state.set_at().is_some();
+                if !state.complete || !set_known {
+                    return false;
+                }
             }
-            let Some(from) = &env.from else {
+            let Some(up) = env
+                .from
+                .as_ref()
+                .and_then(|from| p.environments.iter().find(|e| e.name == *from))
+            else {
                 return true;
             };
-            // Its horizon starts where its value was set: that commit must be read.
-            if !state.from_start && state.set_at().is_none() {
-                return false;
+            if !here(&rules.destination(p, up)) {
+                return true;
             }
-            let upstream = states.get(&EnvKey {
-                promotion: p.name.clone(),
-                environment: from.clone(),
-            });
+            let Some(state) = state else {
+                // Its downstream is read elsewhere, and not yet.
+                return true;
+            };
+            let upstream = states.get(&EnvKey::of(p, up));
             match (
                 upstream.and_then(EnvState::known_since),
                 state.horizon(env.soak, now),
@@ -165,16 +177,19 @@ pub struct EnvCommit {
 /// Everything a pass decides from.
 #[derive(Debug, Clone)]
 pub struct Observed {
-    /// The branch's tip.
-    pub tip: ObjectId,
+    /// Each destination's tip, as read.
+    pub tips: BTreeMap<Destination, ObjectId>,
+    /// The destinations that could not be read, and why: their environments fail alone.
+    pub unreadable: BTreeMap<Destination, GitError>,
     /// Each watched image's tags, or why they could not be listed.
     pub images: HashMap<Repository, Result<Vec<Tag>, RegistryError>>,
     /// Facts of the tags some gate needs, per image.
     pub facts: HashMap<Repository, HashMap<Tag, ImageFacts>>,
     /// Per environment, what the repository says.
     pub environments: HashMap<EnvKey, EnvState>,
-    /// The files at the tip, for rendering diffs (`None`: absent or unreadable).
-    pub files: HashMap<PathBuf, Option<String>>,
+    /// The files at each destination's tip, for rendering diffs (`None`: absent or
+    /// unreadable).
+    pub files: HashMap<(Destination, PathBuf), Option<String>>,
 }
 
 impl Observed {
@@ -228,7 +243,7 @@ impl Observed {
 pub async fn observe(
     rules: &Rules,
     registry: &Arc<Registry>,
-    repo: &Repo,
+    repos: &BTreeMap<Destination, Repo>,
     options: &super::Options,
     now: Timestamp,
 ) -> Result<Observed, GitError> {
@@ -258,9 +273,10 @@ pub async fn observe(
             (image, result)
         });
     }
-    let (tip, read) = read_repository(rules, repo, now).await?;
+    let read = read_repositories(rules, repos, now).await?;
     let mut observed = Observed {
-        tip,
+        tips: read.tips,
+        unreadable: read.unreadable,
         images: HashMap::new(),
         facts: HashMap::new(),
         environments: read.environments,
@@ -349,24 +365,109 @@ fn timed_out(image: &Repository, step: &str, deadline: Duration) -> RegistryErro
     RegistryError::timed_out(image, step, &limit)
 }
 
-/// What the repository says.
+/// What the repositories say.
+#[derive(Default)]
 struct RepoRead {
+    tips: BTreeMap<Destination, ObjectId>,
+    unreadable: BTreeMap<Destination, GitError>,
     environments: HashMap<EnvKey, EnvState>,
-    files: HashMap<PathBuf, Option<String>>,
+    files: HashMap<(Destination, PathBuf), Option<String>>,
 }
 
-/// Read every target and its history through [`Repo::snapshot`], as far back as the
-/// decisions need: every environment's history complete (see [`EnvState::complete`]) and
-/// every soak covered.
-async fn read_repository(
+/// Read every destination, concurrently, each as far back as its own environments need;
+/// then read again, deeper, the destinations whose environments feed one written
+/// elsewhere and do not reach back over its soak yet. A destination that cannot be read
+/// fails only its own environments; when none can be read, the pass fails.
+async fn read_repositories(
     rules: &Rules,
-    repo: &Repo,
+    repos: &BTreeMap<Destination, Repo>,
     now: Timestamp,
-) -> Result<(ObjectId, RepoRead), GitError> {
+) -> Result<RepoRead, GitError> {
+    let wanted = rules.destinations();
+    let reads = repos
+        .iter()
+        .filter(|(d, _)| wanted.contains(*d))
+        .map(|(d, repo)| async move {
+            let others = HashMap::new();
+            (d, read_destination(rules, d, repo, &others, now).await)
+        });
+    let mut read = RepoRead::default();
+    let mut last_error = None;
+    for (d, result) in futures_util::future::join_all(reads).await {
+        match result {
+            Ok((tip, environments, files)) => {
+                read.tips.insert(d.clone(), tip);
+                read.environments.extend(environments);
+                read.files
+                    .extend(files.into_iter().map(|(p, t)| ((d.clone(), p), t)));
+            }
+            Err(e) => {
+                tracing::error!(repository = %d, error = %e, "cannot read the GitOps repository");
+                last_error = Some(e.clone());
+                read.unreadable.insert(d.clone(), e);
+            }
+        }
+    }
+    if read.tips.is_empty()
+        && let Some(e) = last_error
+    {
+        return Err(e);
+    }
+    // Upstreams read with what their downstreams (elsewhere) now say about their horizons.
+    let readable: Vec<(&Destination, &Repo)> = repos
+        .iter()
+        .filter(|(d, _)| read.tips.contains_key(*d))
+        .collect();
+    for (d, repo) in readable {
+        if reaches_far_enough(rules, &read.environments, now, &|x| x == d) {
+            continue;
+        }
+        let others: HashMap<EnvKey, EnvState> = read
+            .environments
+            .iter()
+            .filter(|(k, _)| {
+                rules
+                    .environment(&k.promotion, &k.environment)
+                    .is_some_and(|(p, e)| rules.destination(p, e) != *d)
+            })
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        match read_destination(rules, d, repo, &others, now).await {
+            Ok((tip, environments, _)) => {
+                read.tips.insert(d.clone(), tip);
+                read.environments.extend(environments);
+            }
+            Err(e) => {
+                read.tips.remove(d);
+                read.unreadable.insert(d.clone(), e);
+            }
+        }
+    }
+    Ok(read)
+}
+
+/// One destination's environments, as they say.
+type DestinationRead = (
+    ObjectId,
+    HashMap<EnvKey, EnvState>,
+    HashMap<PathBuf, Option<String>>,
+);
+
+/// Read the targets of the environments writing to `destination`, and their history,
+/// through [`Repo::snapshot`], as far back as the decisions need (`others`: the
+/// environments read elsewhere, whose horizons this one's upstreams must reach).
+async fn read_destination(
+    rules: &Rules,
+    destination: &Destination,
+    repo: &Repo,
+    others: &HashMap<EnvKey, EnvState>,
+    now: Timestamp,
+) -> Result<DestinationRead, GitError> {
     let keys: Vec<(EnvKey, &Promotion, &Environment)> = rules
         .promotions
         .iter()
         .flat_map(|p| p.environments.iter().map(move |e| (EnvKey::of(p, e), p, e)))
+        .filter(|(_, p, e)| rules.destination(p, e) == *destination)
         .collect();
     let queries: Vec<TargetQuery> = keys
         .iter()
@@ -391,7 +492,9 @@ async fn read_repository(
                 .zip(&s.targets)
                 .map(|((key, _, _), t)| (key.clone(), env_state(t)))
                 .collect();
-            reaches_far_enough(rules, &environments, now)
+            let mut all = others.clone();
+            all.extend(environments.iter().map(|(k, v)| (k.clone(), v.clone())));
+            reaches_far_enough(rules, &all, now, &|d| d == destination)
         })
         .await?;
     let files = snapshot
@@ -399,13 +502,7 @@ async fn read_repository(
         .into_iter()
         .map(|(p, t)| (p, t.ok()))
         .collect();
-    Ok((
-        snapshot.tip,
-        RepoRead {
-            environments,
-            files,
-        },
-    ))
+    Ok((snapshot.tip, environments, files))
 }
 
 /// What one target's history says about its environment.

@@ -32,8 +32,8 @@ pub struct PassReport {
     pub now: Timestamp,
     /// How long it took.
     pub duration: Duration,
-    /// The branch tip it decided on.
-    pub tip: Option<String>,
+    /// The tip of each destination it decided on.
+    pub tips: Vec<(crate::rules::Destination, String)>,
     /// Every environment, in the order of the rules.
     pub environments: Vec<EnvReport>,
     /// A failure of the whole pass (the repository could not be read).
@@ -377,7 +377,7 @@ impl PassReport {
         Self {
             now,
             duration: Duration::ZERO,
-            tip: None,
+            tips: Vec::new(),
             environments,
             error: None,
             registry_requests: 0,
@@ -446,6 +446,10 @@ mod tests {
                 key: EnvKey {
                     promotion: promotion.into(),
                     environment: environment.into(),
+                },
+                destination: crate::rules::Destination {
+                    repository: "default".into(),
+                    branch: "main".into(),
                 },
                 image: Repository::new("ghcr.io/acme/app").unwrap(),
                 file: "apps/x.yaml".into(),

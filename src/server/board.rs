@@ -104,11 +104,21 @@ pub fn page(report: Option<&PassReport>) -> String {
                 "<p id=\"updated\" aria-live=\"polite\">Last pass {} in {:.1}s{}{}</p>\n</header>",
                 time(report.now),
                 report.duration.as_secs_f64(),
-                report
-                    .tip
-                    .as_deref()
-                    .map(|t| format!(" at commit <code>{}</code>", esc(short(t))))
-                    .unwrap_or_default(),
+                match report.tips.as_slice() {
+                    [] => String::new(),
+                    [(_, tip)] => format!(" at commit <code>{}</code>", esc(short(tip))),
+                    tips => format!(
+                        " at {}",
+                        tips.iter()
+                            .map(|(d, tip)| format!(
+                                "{} <code>{}</code>",
+                                esc(&d.to_string()),
+                                esc(short(tip))
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
                 report
                     .error
                     .as_ref()

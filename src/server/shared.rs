@@ -3,6 +3,7 @@
 //! and the bell a webhook rings to ask for a pass. The worker writes it; the server reads it
 //! and rings the bell, nothing more.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -43,10 +44,9 @@ pub struct Watching {
     pub receivers: Vec<Receiver>,
     /// Every promotion's image: (promotion, registry host, repository path).
     pub images: Vec<(String, String, String)>,
-    /// The GitOps repository's URL.
-    pub git_url: String,
-    /// Its branch.
-    pub branch: String,
+    /// Every GitOps destination: its repository's URL, its branch, and the promotions
+    /// with an environment writing there.
+    pub destinations: Vec<(String, String, BTreeSet<String>)>,
     /// What the unauthenticated pages must not show.
     pub redaction: super::redact::Redaction,
 }
@@ -66,24 +66,48 @@ impl Watching {
                     (p.name.clone(), host.to_string(), path)
                 })
                 .collect(),
-            git_url: rules.settings.git.url.clone(),
-            branch: rules.settings.git.branch.clone(),
+            destinations: {
+                let mut by: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+                for p in &rules.promotions {
+                    for env in &p.environments {
+                        let d = rules.destination(p, env);
+                        let url = rules
+                            .settings
+                            .repository(&d.repository)
+                            .map(|g| g.url.clone())
+                            .unwrap_or_default();
+                        by.entry((url, d.branch))
+                            .or_default()
+                            .insert(p.name.clone());
+                    }
+                }
+                by.into_iter()
+                    .map(|((u, b), names)| (u, b, names))
+                    .collect()
+            },
             redaction: super::redact::Redaction::of(&rules.settings),
         }
     }
 
-    /// What a pass for `hint` covers: the promotions watching the image it names, or every
-    /// promotion when it tells that the GitOps branch moved; `None` when nothing here
-    /// watches what it names.
+    /// What a pass for `hint` covers: the promotions watching the image it names, or those
+    /// writing to the GitOps repository and branch it says moved (every promotion: a full
+    /// pass); `None` when nothing here watches what it names.
     pub fn scope_of(&self, hint: &Hint) -> Option<Scope> {
         match hint {
             Hint::Pushed { host, path, .. } => {
                 let names = self.watching_image(host.as_deref(), path);
                 (!names.is_empty()).then(|| Scope::Promotions(names.into_iter().collect()))
             }
-            Hint::Branch { repository, branch } => self
-                .watches_branch(repository, branch)
-                .then_some(Scope::All),
+            Hint::Branch { repository, branch } => {
+                let names = self.writing_to(repository, branch);
+                if names.is_empty() {
+                    None
+                } else if names.len() == self.images.len() {
+                    Some(Scope::All)
+                } else {
+                    Some(Scope::Promotions(names))
+                }
+            }
         }
     }
 
@@ -107,9 +131,9 @@ impl Watching {
             .collect()
     }
 
-    /// Whether a push to `branch` of the repository named `name` (`owner/name` or a URL)
-    /// moved the GitOps branch.
-    fn watches_branch(&self, name: &str, branch: &str) -> bool {
+    /// The promotions writing to `branch` of the repository named `name` (`owner/name` or
+    /// a URL).
+    fn writing_to(&self, name: &str, branch: &str) -> BTreeSet<String> {
         let path = |s: &str| {
             let s = s.trim_end_matches('/');
             let s = s.strip_suffix(".git").unwrap_or(s);
@@ -119,11 +143,18 @@ impl Watching {
                 .map_or(s, |(_, p)| p)
                 .to_ascii_lowercase()
         };
-        let ours = path(&self.git_url);
         let theirs = path(name);
-        branch == self.branch
-            && !theirs.is_empty()
-            && (ours == theirs || ours.ends_with(&format!("/{theirs}")))
+        if theirs.is_empty() {
+            return BTreeSet::new();
+        }
+        self.destinations
+            .iter()
+            .filter(|(url, b, _)| {
+                let ours = path(url);
+                b == branch && (ours == theirs || ours.ends_with(&format!("/{theirs}")))
+            })
+            .flat_map(|(_, _, names)| names.iter().cloned())
+            .collect()
     }
 
     /// The receiver of `kind`, when enabled.
@@ -239,8 +270,11 @@ mod tests {
                 ("nginx".into(), "docker.io".into(), "library/nginx".into()),
                 ("app-canary".into(), "ghcr.io".into(), "acme/app".into()),
             ],
-            git_url: git_url.into(),
-            branch: "main".into(),
+            destinations: vec![(
+                git_url.into(),
+                "main".into(),
+                ["app", "nginx", "app-canary"].map(String::from).into(),
+            )],
             ..Watching::default()
         }
     }
@@ -270,11 +304,36 @@ mod tests {
             "file:///srv/git/acme/deploys.git",
         ] {
             let w = watching(url);
-            assert!(w.watches_branch("acme/deploys", "main"), "{url}");
-            assert!(w.watches_branch("Acme/Deploys", "main"), "{url}");
-            assert!(!w.watches_branch("acme/deploys", "feature"), "{url}");
-            assert!(!w.watches_branch("acme/other", "main"), "{url}");
-            assert!(!w.watches_branch("other/acme/deploys", "main"), "{url}");
+            assert_eq!(w.writing_to("acme/deploys", "main").len(), 3, "{url}");
+            assert_eq!(w.writing_to("Acme/Deploys", "main").len(), 3, "{url}");
+            assert!(w.writing_to("acme/deploys", "feature").is_empty(), "{url}");
+            assert!(w.writing_to("acme/other", "main").is_empty(), "{url}");
+            assert!(
+                w.writing_to("other/acme/deploys", "main").is_empty(),
+                "{url}"
+            );
         }
+    }
+
+    /// A push to one of several repositories asks for a pass over the promotions writing
+    /// there only; a push to the repository everything writes to, for a full pass.
+    #[test]
+    fn branch_pushes_scope_the_promotions_writing_there() {
+        let mut w = watching("https://github.com/acme/deploys.git");
+        w.destinations.push((
+            "https://github.com/acme/app-manifests.git".into(),
+            "main".into(),
+            ["app"].map(String::from).into(),
+        ));
+        let push = |repository: &str| Hint::Branch {
+            repository: repository.into(),
+            branch: "main".into(),
+        };
+        assert_eq!(
+            w.scope_of(&push("acme/app-manifests")),
+            Some(Scope::Promotions(["app"].map(String::from).into()))
+        );
+        assert_eq!(w.scope_of(&push("acme/deploys")), Some(Scope::All));
+        assert_eq!(w.scope_of(&push("acme/unknown")), None);
     }
 }

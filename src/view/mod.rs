@@ -246,7 +246,16 @@ pub fn json(report: &PassReport, diff: Option<&str>) -> String {
         .collect();
     let mut doc = serde_json::json!({
         "now": report.now.to_string(),
-        "tip": report.tip,
+        // One repository: its tip; several: each destination's (`repository@branch`).
+        "tip": match report.tips.as_slice() {
+            [(_, tip)] => Some(tip.clone()),
+            _ => None,
+        },
+        "tips": report
+            .tips
+            .iter()
+            .map(|(d, tip)| (d.to_string(), serde_json::Value::String(tip.clone())))
+            .collect::<serde_json::Map<_, _>>(),
         "environments": environments,
         "error": report.error.as_ref().map(|e| e.to_string()),
     });

@@ -15,6 +15,7 @@ mod gitops;
 mod kustomize_render;
 mod manifest;
 mod monitoring;
+mod multi_repo;
 mod promises;
 mod pull_requests;
 mod real_repos;

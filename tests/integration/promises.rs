@@ -675,7 +675,7 @@ async fn reloaded_rules_bring_new_registry_credentials() {
         "{:?}",
         state(&p, "prod")
     );
-    engine.set_rules(write_rules("right")).unwrap();
+    engine.set_rules(write_rules("right")).await.unwrap();
     let p = engine.pass(at(2)).await;
     assert!(landed(&p, "prod"), "{:?}", state(&p, "prod"));
 }

@@ -68,10 +68,12 @@ impl Repo {
     }
 }
 
-/// A directory name for a URL's mirror: readable, and unique by a hash of the URL.
-pub(super) fn mirror_name(url: &str) -> String {
+/// A directory name for the mirror of a URL's branch: readable, and unique by a hash of
+/// both. Each branch has its own mirror (and lock): a shallow fetch of one branch must not
+/// cut the history another is read from.
+pub(super) fn mirror_name(url: &str, branch: &str) -> String {
     use sha2::Digest as _;
-    let hash = sha2::Sha256::digest(redact_urls(url).as_bytes());
+    let hash = sha2::Sha256::digest(format!("{}\n{branch}", redact_urls(url)).as_bytes());
     let short: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let tail: String = url
         .rsplit(['/', ':'])

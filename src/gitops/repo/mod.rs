@@ -133,13 +133,13 @@ impl Repo {
         };
         let root = config.cache_dir.join("git");
         std::fs::create_dir_all(&root).map_err(io)?;
-        let dir = root.join(mirror_name(&config.url));
+        let dir = root.join(mirror_name(&config.url, &config.branch));
         let git = Git::new(&root, &config.url, config.auth.clone(), config.git_timeout)?;
         let _lock = lock(&dir, config.lock_timeout).await?;
         if !dir.join("HEAD").is_file() {
             let tmp = root.join(format!(
                 "{}.init-{}",
-                mirror_name(&config.url),
+                mirror_name(&config.url, &config.branch),
                 std::process::id()
             ));
             let _ = std::fs::remove_dir_all(&tmp);
@@ -172,6 +172,11 @@ impl Repo {
     pub fn with_metrics(mut self, metrics: crate::metrics::GitPushes) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Where it is fetched from and pushed to.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
     }
 
     /// The remote URL without user info, for messages.

@@ -150,12 +150,12 @@ impl<'a> Decoder<'a> {
     fn author(&mut self, node: &'a Node, at: &str) -> Option<Author> {
         let f = self.fields(node, &format!("{at}.author"), &["name", "email"])?;
         let default = Author::default();
-        let name = f
-            .get("name")
-            .map_or(Some(default.name), |n| self.string(n, &format!("{at}.author.name")));
-        let email = f
-            .get("email")
-            .map_or(Some(default.email), |n| self.string(n, &format!("{at}.author.email")));
+        let name = f.get("name").map_or(Some(default.name), |n| {
+            self.string(n, &format!("{at}.author.name"))
+        });
+        let email = f.get("email").map_or(Some(default.email), |n| {
+            self.string(n, &format!("{at}.author.email"))
+        });
         Some(Author {
             name: name?,
             email: email?,
@@ -168,23 +168,25 @@ impl<'a> Decoder<'a> {
             &format!("{at}.forge"),
             &["kind", "apiUrl", "tokenFile", "project"],
         )?;
-        let kind = self.required(&f, "kind", &format!("{at}.forge")).and_then(|n| {
-            let k = self.string(n, &format!("{at}.forge.kind"))?;
-            match k.as_str() {
-                "github" => Some(ForgeKind::Github),
-                "gitlab" => Some(ForgeKind::Gitlab),
-                "gitea" => Some(ForgeKind::Gitea),
-                _ => {
-                    self.error(
+        let kind = self
+            .required(&f, "kind", &format!("{at}.forge"))
+            .and_then(|n| {
+                let k = self.string(n, &format!("{at}.forge.kind"))?;
+                match k.as_str() {
+                    "github" => Some(ForgeKind::Github),
+                    "gitlab" => Some(ForgeKind::Gitlab),
+                    "gitea" => Some(ForgeKind::Gitea),
+                    _ => {
+                        self.error(
                         n.position,
                         format!(
                             "{at}.forge.kind {k:?} is not supported; use github, gitlab or gitea"
                         ),
                     );
-                    None
+                        None
+                    }
                 }
-            }
-        });
+            });
         let api_url = self
             .required(&f, "apiUrl", &format!("{at}.forge"))
             .and_then(|n| self.url(n, &format!("{at}.forge.apiUrl")));

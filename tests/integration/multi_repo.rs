@@ -1,0 +1,252 @@
+//! Many GitOps repositories from one installation (issue 18): an application team's
+//! repository, the platform's, and one with a branch per environment — two served by
+//! `git daemon`, one over smart HTTP with basic auth — with a real registry; the engine in
+//! process, each pass from a fresh cache (as every CronJob run starts).
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::engine::{INITIAL, kustomization};
+use crate::support::git::{GitDaemon, GitHttp, bare_repo_at, git};
+use crate::support::oci::Pusher;
+use crate::support::{Auth, DockerRegistry, free_port};
+use tagpromoter::engine::{Engine, Options, PassReport, State};
+
+fn at(hours: i64) -> Timestamp {
+    "2026-11-20T10:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_hours(hours)
+}
+
+/// The registry with `acme/app` and `acme/web` at 1.0.0 and 1.1.0; three repositories:
+/// `app` (the app team's: dev) and `platform` (prod) over `git daemon`, `envs` over
+/// authenticated HTTP with a `staging` and a `prod` branch (web's environments).
+struct Estate {
+    registry: DockerRegistry,
+    base: tempfile::TempDir,
+    daemon: GitDaemon,
+    http: GitHttp,
+    secrets: tempfile::TempDir,
+    rules: tempfile::TempDir,
+}
+
+impl Estate {
+    async fn new() -> Self {
+        let registry = DockerRegistry::start(Auth::None);
+        let pusher = Pusher::new(&registry.addr);
+        for image in ["acme/app", "acme/web"] {
+            for tag in ["1.0.0", "1.1.0"] {
+                pusher
+                    .image(image, Some(tag), INITIAL, "linux", "amd64")
+                    .await;
+            }
+        }
+        let base = tempfile::tempdir().unwrap();
+        let app = format!("{}/acme/app", registry.addr);
+        let web = format!("{}/acme/web", registry.addr);
+        let overlay = |image: &str| kustomization(image, "1.0.0");
+        bare_repo_at(
+            base.path(),
+            "app",
+            &[("deploy/dev/kustomization.yaml", &overlay(&app))],
+            Some(INITIAL),
+        );
+        bare_repo_at(
+            base.path(),
+            "platform",
+            &[("apps/app/prod/kustomization.yaml", &overlay(&app))],
+            Some(INITIAL),
+        );
+        let envs = bare_repo_at(
+            base.path(),
+            "envs",
+            &[("web/kustomization.yaml", &overlay(&web))],
+            Some(INITIAL),
+        );
+        for branch in ["staging", "prod"] {
+            git(&envs, &["branch", branch, "main"]);
+        }
+        let daemon = GitDaemon::start(base.path());
+        let http = GitHttp::start(base.path(), "bot", "envs-Secret-7");
+        let secrets = tempfile::tempdir().unwrap();
+        std::fs::write(secrets.path().join("password"), "envs-Secret-7\n").unwrap();
+        Self {
+            registry,
+            base,
+            daemon,
+            http,
+            secrets,
+            rules: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The rules: app from the app team's dev to the platform's prod (24 h soak), web
+    /// through the `envs` repository's staging and prod branches; `platform_url` where the
+    /// platform repository is.
+    fn rules(&self, platform_url: &str) {
+        let r = &self.registry.addr;
+        std::fs::write(
+            self.rules.path().join("rules.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1
+kind: Settings
+spec:
+  git: {{ url: '{platform_url}' }}
+  repositories:
+    - {{ name: app-team, url: '{daemon}app.git' }}
+    - name: envs
+      url: '{http}envs.git'
+      auth: {{ username: bot, passwordFile: '{secrets}/password' }}
+  registries: [{{ host: '{r}', insecure: true }}]
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: {{ name: app }}
+spec:
+  image: {r}/acme/app
+  environments:
+    - {{ name: dev, repository: app-team, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }} }}
+    - {{ name: prod, from: dev, soak: 24h, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: apps/app/prod/kustomization.yaml }} }} }}
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: {{ name: web }}
+spec:
+  image: {r}/acme/web
+  repository: envs
+  environments:
+    - {{ name: staging, branch: staging, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: web/kustomization.yaml }} }} }}
+    - {{ name: prod, branch: prod, from: staging, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: web/kustomization.yaml }} }} }}
+",
+                daemon = self.daemon.url,
+                http = self.http.url,
+                secrets = self.secrets.path().display(),
+            ),
+        )
+        .unwrap();
+    }
+
+    /// One pass at `now` by a fresh engine on a fresh cache.
+    async fn pass(&self, now: Timestamp) -> PassReport {
+        let cache = tempfile::tempdir().unwrap();
+        let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
+        let engine = Engine::open(rules, cache.path(), Options::default())
+            .await
+            .unwrap();
+        engine.pass(now).await
+    }
+
+    /// The tag `file` holds on `branch` of the bare repository `name`.
+    fn tag(&self, name: &str, branch: &str, file: &str) -> String {
+        let bare = self.base.path().join(format!("{name}.git"));
+        let text = git(&bare, &["show", &format!("{branch}:{file}")]);
+        let line = text.lines().find(|l| l.contains("newTag:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_string()
+    }
+}
+
+fn state(report: &PassReport, key: &str) -> State {
+    let e = report
+        .environments
+        .iter()
+        .find(|e| e.decision.key.to_string() == key)
+        .unwrap_or_else(|| panic!("{key} is in the report"));
+    e.state(report.now)
+}
+
+/// Every environment lands in its own repository and branch, one push each; prod, in the
+/// platform repository, counts its soak from the app team's repository's history — read
+/// from a fresh cache — and the branch-per-environment promotion moves staging's branch
+/// first and prod's after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_repositories_and_a_branch_per_environment_each_get_their_bumps() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+
+    let first = estate.pass(at(0)).await;
+    assert!(!first.failed(), "{first:#?}");
+    assert_eq!(
+        estate.tag("app", "main", "deploy/dev/kustomization.yaml"),
+        "1.1.0"
+    );
+    assert_eq!(
+        estate.tag("envs", "staging", "web/kustomization.yaml"),
+        "1.1.0"
+    );
+    // Prod waits for dev, in another repository, to run it; web's prod for staging's branch.
+    assert_eq!(
+        estate.tag("platform", "main", "apps/app/prod/kustomization.yaml"),
+        "1.0.0"
+    );
+    assert!(
+        matches!(state(&first, "app/prod"), State::Waiting { .. }),
+        "{:?}",
+        state(&first, "app/prod")
+    );
+    assert_eq!(
+        estate.tag("envs", "prod", "web/kustomization.yaml"),
+        "1.0.0"
+    );
+    // Nothing crossed into a branch or repository it does not own.
+    assert_eq!(
+        estate.tag("envs", "main", "web/kustomization.yaml"),
+        "1.0.0"
+    );
+    assert_eq!(first.pushes, 2, "one push per destination with bumps");
+    assert_eq!(first.tips.len(), 4, "{:?}", first.tips);
+
+    // 12 hours on: soaking until 24 h after dev's commit (from a fresh cache, the app
+    // team's history says when).
+    let half = estate.pass(at(12)).await;
+    assert_eq!(
+        state(&half, "app/prod"),
+        State::Soaking { until: at(24) },
+        "{half:#?}"
+    );
+    assert_eq!(
+        estate.tag("envs", "prod", "web/kustomization.yaml"),
+        "1.1.0"
+    );
+
+    let soaked = estate.pass(at(25)).await;
+    assert!(!soaked.failed(), "{soaked:#?}");
+    assert_eq!(
+        estate.tag("platform", "main", "apps/app/prod/kustomization.yaml"),
+        "1.1.0"
+    );
+    let log = git(
+        &estate.base.path().join("platform.git"),
+        &["log", "-1", "--format=%B", "main"],
+    );
+    assert!(log.contains("promote(prod): app 1.0.0 -> 1.1.0"), "{log}");
+}
+
+/// A repository that cannot be reached fails the environments writing there — and those
+/// taking their tags from them — with the git error's class; every other repository's
+/// bumps land in the same pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_repository_fails_only_the_environments_that_need_it() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("git://127.0.0.1:{}/platform.git", free_port()));
+
+    let report = estate.pass(at(0)).await;
+    assert_eq!(
+        estate.tag("app", "main", "deploy/dev/kustomization.yaml"),
+        "1.1.0"
+    );
+    assert_eq!(
+        estate.tag("envs", "staging", "web/kustomization.yaml"),
+        "1.1.0"
+    );
+    match state(&report, "app/prod") {
+        State::Failing { class, error } => {
+            assert_eq!(class, "network", "{error}");
+            assert!(error.contains("platform.git"), "{error}");
+        }
+        other => panic!("app/prod should fail, not {other:?}"),
+    }
+    for fine in ["app/dev", "web/staging", "web/prod"] {
+        assert!(
+            !matches!(state(&report, fine), State::Failing { .. }),
+            "{fine}: {:?}",
+            state(&report, fine)
+        );
+    }
+}
