@@ -21,6 +21,10 @@ pub struct EnvView {
     pub promotion: String,
     /// The environment.
     pub environment: String,
+    /// The repository it writes to, by name (`default`: `git`).
+    pub repository: String,
+    /// The branch it writes to.
+    pub branch: String,
     /// The image.
     pub image: String,
     /// What it runs.
@@ -217,6 +221,8 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
     EnvView {
         promotion: d.key.promotion.clone(),
         environment: d.key.environment.clone(),
+        repository: d.destination.repository.clone(),
+        branch: d.destination.branch.clone(),
         image: d.image.to_string(),
         current: e.running(),
         best,
