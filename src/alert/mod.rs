@@ -53,8 +53,8 @@ impl AlertName {
     }
 }
 
-/// One firing alert: its labels (name, promotion, environment, image) identify it; the rest
-/// are annotations.
+/// One firing alert: its labels (name, promotion, environment, image; and the repository)
+/// identify it; the rest are annotations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Which alert.
@@ -65,6 +65,11 @@ pub struct Alert {
     pub environment: String,
     /// The image.
     pub image: String,
+    /// The GitOps repository the environment writes to, by name (empty for an image's
+    /// registry, or the pass as a whole): a label, so that routes can send each team
+    /// the alerts of its own repository.
+    #[serde(default)]
+    pub repository: String,
     /// Since when the condition holds.
     pub since: Timestamp,
     /// The tag the environment runs.

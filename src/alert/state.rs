@@ -202,6 +202,7 @@ mod tests {
         Alert {
             name: AlertName::PromotionFailed,
             promotion: "app".into(),
+            repository: "default".into(),
             environment: "prod".into(),
             image: "acme/app".into(),
             since: "2026-11-22T00:00:00Z".parse().unwrap(),

@@ -1,6 +1,8 @@
 //! `tagpromoter check [--repo [DIR]]`: validate the rules and, with `--repo`, that every
-//! target file exists in the GitOps repository and holds the value the target names.
+//! target file exists in the GitOps repository it writes to (each repository and branch
+//! fetched; or one local checkout) and holds the value the target names.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +10,7 @@ use std::process::ExitCode;
 use crate::cli::{CheckArgs, Cli};
 use crate::gitops::{Repo, RepoConfig};
 use crate::manifest;
-use crate::rules::{self, Diagnostic, Rules};
+use crate::rules::{self, Destination, Diagnostic, Rules};
 
 use super::EXIT_FAILED;
 
@@ -20,13 +22,26 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
     };
     let mut checked = String::new();
     if let Some(repo) = &args.repo {
+        let destinations = rules.destinations();
         let files = match repo {
             None => remote_files(cli, &rules),
             Some(dir) if !dir.is_dir() => Err(format!(
                 "{} is not a directory; give the root of a checkout of the GitOps repository, or no value to check the branch of Settings.git",
                 dir.display()
             )),
-            Some(dir) => Ok(local_files(dir, &rules)),
+            Some(_) if destinations.len() > 1 => Err(format!(
+                "--repo DIR checks one checkout, and these rules write to {} repositories and branches ({}); give --repo no value to fetch and check each",
+                destinations.len(),
+                destinations
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(dir) => Ok(destinations
+                .into_iter()
+                .map(|d| (d, local_files(dir, &rules)))
+                .collect()),
         };
         let files = match files {
             Ok(f) => f,
@@ -39,7 +54,11 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
         if !problems.is_empty() {
             return super::report_invalid(cli, &problems);
         }
-        checked = format!("; every target found in {}", files.place);
+        let places: Vec<&str> = files.values().map(|f| f.place.as_str()).collect();
+        checked = match places.is_empty() {
+            true => "; no targets to look for".to_string(),
+            false => format!("; every target found in {}", places.join(", ")),
+        };
     }
     if !cli.quiet {
         let envs: usize = rules.promotions.iter().map(|p| p.environments.len()).sum();
@@ -108,34 +127,50 @@ fn read_local(root: &Path, path: &Path) -> Result<Option<String>, String> {
         .map_err(|e| format!("cannot be read: {e}"))
 }
 
-/// Fetch the branch of Settings.git into the cache and read the files at its tip.
-fn remote_files(cli: &Cli, rules: &Rules) -> Result<Files, String> {
-    let config = RepoConfig::from_settings(&rules.settings.git, &cli.cache_dir());
+/// Fetch every destination's branch into the cache and read its targets' files at its tip.
+fn remote_files(cli: &Cli, rules: &Rules) -> Result<BTreeMap<Destination, Files>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let place = format!("{} ({})", config.url, config.branch);
-    runtime.block_on(async {
-        let repo = Repo::open(config).await.map_err(|e| e.to_string())?;
-        repo.fetch().await.map_err(|e| e.to_string())?;
-        let texts = rules
-            .target_files()
-            .into_iter()
-            .map(|path| {
-                let text = repo.read(&path).map_err(|e| e.detail);
-                (path, text)
-            })
+    let mut all = BTreeMap::new();
+    for destination in rules.destinations() {
+        let Some(git) = rules.settings.repository(&destination.repository) else {
+            continue;
+        };
+        let mut config = RepoConfig::from_settings(git, &cli.cache_dir());
+        config.branch = destination.branch.clone();
+        let place = format!("{} ({})", config.url, config.branch);
+        let paths: Vec<PathBuf> = rules
+            .promotions
+            .iter()
+            .flat_map(|p| p.environments.iter().map(move |e| (p, e)))
+            .filter(|(p, e)| rules.destination(p, e) == destination)
+            .flat_map(|(_, e)| e.targets().map(|t| t.file().to_path_buf()))
             .collect();
-        Ok(Files {
-            place: crate::gitops::git::redact_urls(&place),
-            texts,
-        })
-    })
+        let files = runtime.block_on(async {
+            let repo = Repo::open(config).await.map_err(|e| e.to_string())?;
+            repo.fetch().await.map_err(|e| e.to_string())?;
+            let texts = paths
+                .into_iter()
+                .map(|path| {
+                    let text = repo.read(&path).map_err(|e| e.detail);
+                    (path, text)
+                })
+                .collect();
+            Ok::<_, String>(Files {
+                place: crate::gitops::git::redact_urls(&place),
+                texts,
+            })
+        })?;
+        all.insert(destination, files);
+    }
+    Ok(all)
 }
 
-/// One diagnostic per target that cannot be read, at its environment's place in the rules.
-fn check_targets(rules: &Rules, files: &Files) -> Vec<Diagnostic> {
+/// One diagnostic per target that cannot be read (in the files of the destination it
+/// writes to), at its environment's place in the rules.
+fn check_targets(rules: &Rules, all: &BTreeMap<Destination, Files>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for p in &rules.promotions {
         for (env, target) in p
@@ -144,6 +179,9 @@ fn check_targets(rules: &Rules, files: &Files) -> Vec<Diagnostic> {
             .flat_map(|env| env.targets().map(move |t| (env, t)))
         {
             let file = target.file();
+            let Some(files) = all.get(&rules.destination(p, env)) else {
+                continue;
+            };
             let problem = match files.get(file) {
                 None | Some(Ok(None)) => Some(format!("does not exist in {}", files.place)),
                 Some(Err(why)) => Some(why.clone()),

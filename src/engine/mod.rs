@@ -144,7 +144,7 @@ async fn open_missing(
         }
         let repo = Repo::open(config)
             .await?
-            .with_metrics(metrics.git_pushes.clone());
+            .with_metrics(metrics.git_pushes.of(&destination.repository));
         opened.insert(destination, repo);
     }
     Ok(opened)

@@ -90,22 +90,58 @@ impl RegistryRequests {
     }
 }
 
-/// Pushes to the GitOps repository: `git_pushes_total{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PushLabels {
+    repository: String,
+    result: String,
+}
+
+/// Pushes to the GitOps repositories: `git_pushes_total{repository,result}`.
 #[derive(Clone, Debug)]
 pub struct GitPushes {
-    pushes: Family<ResultLabels, Counter>,
+    pushes: Family<PushLabels, Counter>,
+    repository: String,
 }
 
 impl GitPushes {
+    const RESULTS: [&str; 4] = ["ok", "rejected", "behind", "error"];
+
     pub(super) fn register(registry: &mut Registry) -> Self {
-        let pushes = by_result(&["ok", "rejected", "behind", "error"]);
-        registry.register("git_pushes", "Git pushes, by result", pushes.clone());
-        Self { pushes }
+        let pushes = Family::<PushLabels, Counter>::default();
+        registry.register(
+            "git_pushes",
+            "Git pushes, by repository and result",
+            pushes.clone(),
+        );
+        Self {
+            pushes,
+            repository: String::new(),
+        }
+        .of("default")
+    }
+
+    /// The pushes to the repository named `repository` (its series at 0 from now on).
+    pub fn of(&self, repository: &str) -> Self {
+        let part = Self {
+            pushes: self.pushes.clone(),
+            repository: repository.to_string(),
+        };
+        for r in Self::RESULTS {
+            part.pushes.get_or_create(&part.labels(r)).inc_by(0);
+        }
+        part
+    }
+
+    fn labels(&self, result: &str) -> PushLabels {
+        PushLabels {
+            repository: self.repository.clone(),
+            result: result.into(),
+        }
     }
 
     /// A push ended with `result` (`ok`, `rejected`, `behind`, `error`).
     pub fn push(&self, result: &str) {
-        self.pushes.get_or_create(&self::result(result)).inc();
+        self.pushes.get_or_create(&self.labels(result)).inc();
     }
 }
 

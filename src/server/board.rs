@@ -169,7 +169,7 @@ fn table(out: &mut String, report: &PassReport) {
         );
         for c in &columns {
             match envs.iter().find(|e| e.decision.key.environment == *c) {
-                Some(e) => cell(out, e, report.now),
+                Some(e) => cell(out, e, report.now, report.tips.len() > 1),
                 None => {
                     let _ = write!(
                         out,
@@ -184,7 +184,9 @@ fn table(out: &mut String, report: &PassReport) {
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn cell(out: &mut String, e: &EnvReport, now: Timestamp) {
+/// One environment's cell; `where_to` names the repository and branch it writes to (when
+/// the fleet writes to several).
+fn cell(out: &mut String, e: &EnvReport, now: Timestamp, where_to: bool) {
     let v: EnvView = view(e, now);
     let _ = write!(
         out,
@@ -192,6 +194,14 @@ fn cell(out: &mut String, e: &EnvReport, now: Timestamp) {
         esc(&v.environment),
         v.state
     );
+    if where_to {
+        let _ = write!(
+            out,
+            "<p class=\"muted\"><small>{}@{}</small></p>",
+            esc(&v.repository),
+            esc(&v.branch)
+        );
+    }
     let _ = write!(
         out,
         "<p class=\"tag\">{}</p>",

@@ -11,30 +11,43 @@ use crate::policy::{Decision, Rejection};
 
 /// The `status` table: one row per environment.
 pub fn status_table(report: &PassReport) -> String {
-    let header = ["PROMOTION", "ENV", "CURRENT", "BEST", "STATE", "DETAIL"];
-    let rows: Vec<[String; 6]> = report
+    // Where each environment writes is a column once the fleet writes to several places.
+    let first = report.environments.first().map(|e| &e.decision.destination);
+    let several = report
+        .environments
+        .iter()
+        .any(|e| Some(&e.decision.destination) != first);
+    let mut header = vec!["PROMOTION", "ENV", "CURRENT", "BEST", "STATE", "DETAIL"];
+    if several {
+        header.insert(2, "REPOSITORY");
+    }
+    let rows: Vec<Vec<String>> = report
         .environments
         .iter()
         .map(|e| {
             let v = view(e, report.now);
-            [
+            let mut row = vec![
                 v.promotion,
                 v.environment,
                 v.current.unwrap_or_else(|| "-".into()),
                 v.best.unwrap_or_else(|| "-".into()),
                 v.state_text,
                 detail(e, report.now),
-            ]
+            ];
+            if several {
+                row.insert(2, e.decision.destination.to_string());
+            }
+            row
         })
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let mut line = |cells: [&str; 6]| {
+    let mut line = |cells: &[&str]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -46,9 +59,10 @@ pub fn status_table(report: &PassReport) -> String {
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(header);
+    line(&header);
     for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        line(&cells);
     }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "\nerror: {e}");

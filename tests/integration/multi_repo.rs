@@ -81,6 +81,11 @@ impl Estate {
     /// through the `envs` repository's staging and prod branches; `platform_url` where the
     /// platform repository is.
     fn rules(&self, platform_url: &str) {
+        self.rules_with(platform_url, "");
+    }
+
+    /// [`Estate::rules`] with more Settings lines (`  key: value`).
+    fn rules_with(&self, platform_url: &str, settings: &str) {
         let r = &self.registry.addr;
         std::fs::write(
             self.rules.path().join("rules.yaml"),
@@ -95,7 +100,7 @@ spec:
       url: '{http}envs.git'
       auth: {{ username: bot, passwordFile: '{secrets}/password' }}
   registries: [{{ host: '{r}', insecure: true }}]
----
+{settings}---
 apiVersion: tagpromoter.io/v1alpha1
 kind: Promotion
 metadata: {{ name: app }}
@@ -191,6 +196,21 @@ async fn three_repositories_and_a_branch_per_environment_each_get_their_bumps() 
     );
     assert_eq!(first.pushes, 2, "one push per destination with bumps");
     assert_eq!(first.tips.len(), 4, "{:?}", first.tips);
+    // status says where each environment writes.
+    let table = tagpromoter::view::status_table(&first);
+    for row in [
+        "app        dev      app-team@main",
+        "app        prod     default@main",
+        "web        staging  envs@staging",
+        "web        prod     envs@prod",
+    ] {
+        assert!(table.contains(row), "{row:?} in\n{table}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&tagpromoter::view::json(&first, None)).unwrap();
+    assert_eq!(json["environments"][2]["repository"], "envs");
+    assert_eq!(json["environments"][2]["branch"], "staging");
+    assert_eq!(json["tips"].as_object().unwrap().len(), 4);
 
     // 12 hours on: soaking until 24 h after dev's commit (from a fresh cache, the app
     // team's history says when).
@@ -242,6 +262,27 @@ async fn an_unreachable_repository_fails_only_the_environments_that_need_it() {
         }
         other => panic!("app/prod should fail, not {other:?}"),
     }
+    // Its PromotionFailed alert names the repository, for routing to whoever owns it.
+    let rules = tagpromoter::rules::load_dir(estate.rules.path()).unwrap();
+    let memory = tagpromoter::alert::state::Memory::default();
+    let firing = tagpromoter::alert::rules::firing(&tagpromoter::alert::rules::Context {
+        report: &report,
+        memory: &memory,
+        settings: &rules.settings,
+        now: report.now,
+    });
+    let failed: Vec<_> = firing
+        .iter()
+        .map(|a| {
+            (
+                a.name.as_str(),
+                a.promotion.as_str(),
+                a.environment.as_str(),
+                a.repository.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(failed, [("PromotionFailed", "app", "prod", "default")]);
     for fine in ["app/dev", "web/staging", "web/prod"] {
         assert!(
             !matches!(state(&report, fine), State::Failing { .. }),
@@ -249,4 +290,167 @@ async fn an_unreachable_repository_fails_only_the_environments_that_need_it() {
             state(&report, fine)
         );
     }
+}
+
+/// `check --repo` fetches every repository and branch the rules write to and looks for each
+/// target there: all found, it names every place; a target missing from one branch is
+/// reported against its environment, with the place it was looked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_repo_looks_for_each_target_where_its_environment_writes() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+    let cache = tempfile::tempdir().unwrap();
+    let check = || {
+        let mut cmd = assert_cmd::Command::cargo_bin("tagpromoter").unwrap();
+        cmd.env_remove("TAGPROMOTER_RULES")
+            .arg("--rules")
+            .arg(estate.rules.path())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["check", "--repo"]);
+        cmd.output().unwrap()
+    };
+    let out = check();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for place in [
+        "app.git (main)",
+        "platform.git (main)",
+        "envs.git (staging)",
+        "envs.git (prod)",
+    ] {
+        assert!(stdout.contains(place), "{place} in {stdout}");
+    }
+
+    // The prod branch loses web's file: only web/prod says so.
+    let envs = estate.base.path().join("envs.git");
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", "-b", "prod", envs.to_str().unwrap(), "."],
+    );
+    git(work.path(), &["rm", "-q", "web/kustomization.yaml"]);
+    git(work.path(), &["commit", "-q", "-m", "move web"]);
+    git(work.path(), &["push", "-q", "origin", "prod"]);
+    let out = check();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("web/prod: target web/kustomization.yaml: does not exist in"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("envs.git (prod)"), "{stdout}");
+    assert!(!stdout.contains("web/staging"), "{stdout}");
+}
+
+/// A forge's push to one repository asks for a pass over the promotions writing there, and
+/// no others: the worker (in process, with its server) moves app's dev, in the app team's
+/// repository, to a tag pushed since the last pass, and leaves web — whose new tag waits
+/// in the same registry — for the next interval.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forge_push_to_one_repository_passes_over_its_promotions_only() {
+    let estate = Estate::new().await;
+    let secret_file = estate.secrets.path().join("gitlab");
+    std::fs::write(&secret_file, "gitlab-s3cret\n").unwrap();
+    estate.rules_with(
+        &format!("{}platform.git", estate.daemon.url),
+        &format!(
+            "  interval: 1h\n  receivers: [{{ type: gitlab, secretFile: '{}' }}]\n",
+            secret_file.display()
+        ),
+    );
+    let rules = tagpromoter::rules::load_dir(estate.rules.path()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let metrics = std::sync::Arc::new(tagpromoter::metrics::Metrics::new());
+    let engine = Engine::open_with_metrics(
+        rules.clone(),
+        cache.path(),
+        Options::default(),
+        std::sync::Arc::clone(&metrics),
+    )
+    .await
+    .unwrap();
+    let alerting =
+        tagpromoter::alert::Alerting::start(&rules.settings, cache.path(), metrics.alerts.clone())
+            .unwrap();
+    let shared = std::sync::Arc::new(tagpromoter::server::Shared::new(
+        std::sync::Arc::clone(&metrics),
+        &rules,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut server_stop = stop.clone();
+    let server = tokio::spawn(tagpromoter::server::serve(
+        listener,
+        std::sync::Arc::clone(&shared),
+        async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        },
+    ));
+    let worker = tokio::spawn(
+        tagpromoter::worker::Worker {
+            engine,
+            alerting,
+            shared: std::sync::Arc::clone(&shared),
+            rules_dir: Some(estate.rules.path().to_path_buf()),
+        }
+        .run(stop),
+    );
+    let dev = || estate.tag("app", "main", "deploy/dev/kustomization.yaml");
+    let staging = || estate.tag("envs", "staging", "web/kustomization.yaml");
+    let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    // The first (full) pass.
+    let by = deadline();
+    while dev() != "1.1.0" || staging() != "1.1.0" {
+        assert!(
+            tokio::time::Instant::now() < by,
+            "the first pass never landed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let pusher = Pusher::new(&estate.registry.addr);
+    for image in ["acme/app", "acme/web"] {
+        pusher
+            .image(image, Some("1.2.0"), INITIAL, "linux", "amd64")
+            .await;
+    }
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/webhooks/gitlab"))
+        .header("X-Gitlab-Event", "Push Hook")
+        .header("X-Gitlab-Token", "gitlab-s3cret")
+        .body(
+            serde_json::json!({"object_kind": "push", "ref": "refs/heads/main", "project": {"path_with_namespace": "app"}})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    let by = deadline();
+    while dev() != "1.2.0" {
+        assert!(tokio::time::Instant::now() < by, "dev never moved");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The pass that moved dev covered app only: web's staging waits for the interval.
+    assert_eq!(staging(), "1.1.0");
+    let (last, _) = shared.last().unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&tagpromoter::view::json(&last, None)).unwrap();
+    let web = status["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["promotion"] == "web" && e["environment"] == "staging")
+        .unwrap()
+        .clone();
+    assert_eq!(web["current"], "1.1.0", "{web}");
+    let _ = stop_tx.send(true);
+    worker.await.unwrap();
+    server.await.unwrap().unwrap();
 }

@@ -64,7 +64,7 @@ async fn metrics_health_readiness_and_status_during_run() {
         "tagpromoter_environments_stalled",
         "tagpromoter_last_success_timestamp_seconds{promotion=\"billing\",environment=\"prod\"}",
         "tagpromoter_last_pass_timestamp_seconds",
-        "tagpromoter_git_pushes_total{result=\"ok\"} 1",
+        "tagpromoter_git_pushes_total{repository=\"default\",result=\"ok\"} 1",
         "tagpromoter_registry_request_duration_seconds_bucket",
     ] {
         assert!(

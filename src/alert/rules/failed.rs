@@ -15,6 +15,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
         let alert = Alert {
             name: AlertName::PromotionFailed,
             promotion: String::new(),
+            repository: String::new(),
             environment: String::new(),
             image: String::new(),
             since: cx.now,
@@ -37,6 +38,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
         let alert = Alert {
             name: AlertName::PromotionFailed,
             promotion: d.key.promotion.clone(),
+            repository: d.destination.repository.clone(),
             environment: d.key.environment.clone(),
             image: d.image.to_string(),
             since: cx.now,

@@ -16,6 +16,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
             cx.memory.keep_since(Alert {
                 name: AlertName::RegistryUnavailable,
                 promotion: String::new(),
+                repository: String::new(),
                 environment: String::new(),
                 image: image.to_string(),
                 since: failure.since,

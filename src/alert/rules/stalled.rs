@@ -19,6 +19,7 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
         out.push(Alert {
             name: AlertName::PromotionStalled,
             promotion: d.key.promotion.clone(),
+            repository: d.destination.repository.clone(),
             environment: d.key.environment.clone(),
             image: d.image.to_string(),
             since,

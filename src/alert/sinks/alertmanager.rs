@@ -34,6 +34,7 @@ fn entry(alert: &Alert, ends_at: jiff::Timestamp, generator: Option<&str>) -> Va
         ("promotion", alert.promotion.as_str()),
         ("environment", alert.environment.as_str()),
         ("image", alert.image.as_str()),
+        ("repository", alert.repository.as_str()),
         ("severity", alert.name.severity()),
     ] {
         // Alertmanager treats an empty value as no label; leave it out.

@@ -53,6 +53,7 @@ impl Sink for Webhook {
                         "promotion": n.alert.promotion,
                         "environment": n.alert.environment,
                         "image": n.alert.image,
+                        "repository": n.alert.repository,
                         "since": n.alert.since.to_string(),
                         "from": n.alert.from,
                         "to": n.alert.to,
