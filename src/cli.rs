@@ -157,6 +157,19 @@ pub struct RunArgs {
     /// its /status.
     #[arg(long, env = "TAGPROMOTER_EXTERNAL_URL")]
     pub external_url: Option<String>,
+    /// How many workers share the fleet (a StatefulSet's replicas): each decides and writes
+    /// only the promotions that rendezvous hashing of their names gives it.
+    #[arg(long, env = "TAGPROMOTER_SHARDS", default_value_t = 1)]
+    pub shards: usize,
+    /// This worker's shard, 0 to --shards minus 1; default: the ordinal at the end of a
+    /// StatefulSet pod's host name (tagpromoter-2 is 2).
+    #[arg(long, env = "TAGPROMOTER_SHARD")]
+    pub shard: Option<usize>,
+    /// How to reach a peer, `{shard}` standing for its index (through the StatefulSet's
+    /// headless Service: http://tagpromoter-{shard}.tagpromoter:9090): webhooks for its
+    /// promotions are forwarded there, and the board asks each peer's /status.
+    #[arg(long, env = "TAGPROMOTER_PEER_URL")]
+    pub peer_url: Option<String>,
 }
 
 /// `--output` for the commands that print decisions.

@@ -26,6 +26,7 @@ pub mod registry;
 pub mod rules;
 pub mod secret;
 pub mod server;
+pub mod shard;
 pub mod telemetry;
 pub mod view;
 pub mod worker;

@@ -19,8 +19,9 @@ use tokio::sync::watch;
 
 use crate::alert::Alerting;
 use crate::engine::{Engine, PassReport, Scope};
-use crate::rules;
+use crate::rules::{self, Rules};
 use crate::server::Shared;
+use crate::shard::Shard;
 
 /// How long a webhook's pass waits for the webhooks that come with it.
 const WEBHOOK_GATHER: Duration = Duration::from_secs(1);
@@ -39,6 +40,14 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     /// The rules directory, read again before every pass; `None` keeps the rules as opened.
     pub rules_dir: Option<PathBuf>,
+    /// Its shard of the fleet: the engine gets only the promotions it owns.
+    pub shard: Shard,
+}
+
+/// The promotions of `rules` that `shard` owns (all of them, alone).
+pub fn owned(mut rules: Rules, shard: Shard) -> Rules {
+    rules.promotions.retain(|p| shard.owns(&p.name));
+    rules
 }
 
 impl Worker {
@@ -113,8 +122,10 @@ impl Worker {
         };
         match rules::load_dir(dir) {
             Ok(new) => {
+                // The server watches every promotion (to forward what is not ours); the
+                // engine decides ours.
                 let shared_rules = new.clone();
-                match self.engine.set_rules(new).await {
+                match self.engine.set_rules(owned(new, self.shard)).await {
                     Ok(()) => self.shared.set_rules(&shared_rules),
                     Err(e) => {
                         tracing::error!(error = %e, "the new rules' registry, repository or forge settings cannot be used; the last rules stay in force")

@@ -69,22 +69,30 @@ where
     rt.block_on(async {
         let progress = progress::start(progress && !cli.quiet);
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-        match open_engine_with(cli, metrics, progress).await {
+        let rules = match load_rules(cli) {
+            Ok(rules) => rules,
+            Err(code) => return code,
+        };
+        match open_engine(cli, rules, metrics, progress).await {
             Ok(engine) => work(engine).await,
             Err(code) => code,
         }
     })
 }
 
-/// Load the rules (exit 2 with every problem when invalid) and open the engine on them
-/// (exit 1 when the cache or the clients cannot be set up), counting into `metrics` and
-/// telling `progress` how the listing goes.
-async fn open_engine_with(
+/// Load the rules; exit 2 with every problem when they are invalid.
+fn load_rules(cli: &Cli) -> Result<rules::Rules, ExitCode> {
+    rules::load_dir(&cli.rules).map_err(|diags| report_invalid(cli, &diags))
+}
+
+/// Open the engine on `rules` (exit 1 when the cache or the clients cannot be set up),
+/// counting into `metrics` and telling `progress` how the listing goes.
+async fn open_engine(
     cli: &Cli,
+    rules: rules::Rules,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     progress: Option<tokio::sync::watch::Sender<crate::engine::Progress>>,
 ) -> Result<Engine, ExitCode> {
-    let rules = rules::load_dir(&cli.rules).map_err(|diags| report_invalid(cli, &diags))?;
     let options = Options {
         registry_deadline: std::time::Duration::try_from(cli.registry_timeout)
             .unwrap_or(Options::default().registry_deadline),

@@ -8,12 +8,43 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{EXIT_FAILED, open_engine_with, runtime};
+use super::{EXIT_FAILED, load_rules, open_engine, runtime};
 use crate::alert::Alerting;
 use crate::cli::{Cli, RunArgs};
 use crate::metrics::Metrics;
 use crate::server::{self, Shared};
-use crate::worker::Worker;
+use crate::shard::{Fleet, Shard};
+use crate::worker::{self, Worker};
+
+/// This worker's shard (`--shard`, else a StatefulSet pod's ordinal) and its peers.
+fn fleet_of(args: &RunArgs) -> Result<Fleet, String> {
+    if args.shards <= 1 && args.shard.is_none_or(|s| s == 0) {
+        return Ok(Fleet {
+            shard: Shard::new(0, args.shards.max(1))?,
+            peer_url: args.peer_url.clone(),
+        });
+    }
+    let index = match args.shard {
+        Some(i) => i,
+        None => {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .unwrap_or_default();
+            crate::shard::ordinal_of(host.trim()).ok_or_else(|| {
+                format!(
+                    "--shards {} needs this worker's shard: run it in a StatefulSet (pods named NAME-0, NAME-1, …; this host is {:?}) or pass --shard",
+                    args.shards,
+                    host.trim()
+                )
+            })?
+        }
+    };
+    Ok(Fleet {
+        shard: Shard::new(index, args.shards)?,
+        peer_url: args.peer_url.clone(),
+    })
+}
 
 /// Resolves once SIGTERM or SIGINT arrives.
 async fn shutdown_signal() {
@@ -42,7 +73,26 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
     };
     rt.block_on(async {
         let metrics = Arc::new(Metrics::new());
-        let engine = match open_engine_with(cli, Arc::clone(&metrics), None).await {
+        let fleet = match fleet_of(args) {
+            Ok(f) => f,
+            Err(why) => {
+                let _ = writeln!(std::io::stderr(), "{why}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        };
+        let rules = match load_rules(cli) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        let shard = fleet.shard;
+        let owned = worker::owned(rules.clone(), shard);
+        tracing::info!(
+            shard = %shard,
+            promotions = owned.promotions.len(),
+            of = rules.promotions.len(),
+            "this worker's promotions"
+        );
+        let engine = match open_engine(cli, owned, Arc::clone(&metrics), None).await {
             Ok(e) => e,
             Err(code) => return code,
         };
@@ -77,7 +127,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             },
             None => None,
         };
-        let shared = Arc::new(Shared::new(Arc::clone(&metrics), engine.rules()));
+        let shared = Arc::new(Shared::new(Arc::clone(&metrics), &rules).with_fleet(fleet));
         let (stop_tx, stop) = watch::channel(false);
         let stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -116,6 +166,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             alerting,
             shared,
             rules_dir: Some(cli.rules.clone()),
+            shard,
         };
         worker.run(stop).await;
         for server in servers {

@@ -17,7 +17,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -80,8 +80,64 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
     }
 }
 
-async fn board(State(shared): State<Arc<Shared>>) -> Response {
-    let last = shared.last();
+/// How long the board waits for a peer's `/status`.
+const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// This worker's last pass and, in a sharded fleet, each peer's (asked concurrently; a
+/// peer that does not answer is shown as such).
+async fn fleet_status(shared: &Shared) -> Vec<board::ShardStatus> {
+    let fleet = &shared.fleet;
+    let own = shared.last().map(|(r, _)| view::status_doc(&r, None));
+    if fleet.shard.count == 1 {
+        return own
+            .map(|doc| board::ShardStatus {
+                index: 0,
+                status: Ok(doc),
+            })
+            .into_iter()
+            .collect();
+    }
+    let client = reqwest::Client::builder().timeout(PEER_TIMEOUT).build();
+    let asks = (0..fleet.shard.count).map(|i| {
+        let own = own.clone();
+        let client = client.as_ref().ok();
+        async move {
+            let status = if i == fleet.shard.index {
+                own.ok_or_else(|| "no pass has finished yet".to_string())
+            } else {
+                match (fleet.peer(i), client) {
+                    (Some(peer), Some(client)) => ask_peer(client, &peer).await,
+                    _ => Err("not asked: set --peer-url to show the whole fleet".into()),
+                }
+            };
+            board::ShardStatus { index: i, status }
+        }
+    });
+    futures_util::future::join_all(asks).await
+}
+
+/// A peer's `/status`.
+async fn ask_peer(client: &reqwest::Client, peer: &str) -> Result<view::StatusDoc, String> {
+    let answer = client
+        .get(format!("{peer}/status"))
+        .send()
+        .await
+        .map_err(|e| format!("{peer} did not answer: {}", e.without_url()))?;
+    if !answer.status().is_success() {
+        return Err(format!("{peer} answered {}", answer.status()));
+    }
+    let body = answer
+        .bytes()
+        .await
+        .map_err(|e| format!("{peer} broke off: {}", e.without_url()))?;
+    serde_json::from_slice(&body).map_err(|e| format!("{peer}'s /status is not a status: {e}"))
+}
+
+async fn board(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<board::BoardQuery>,
+) -> Response {
+    let fleet = fleet_status(&shared).await;
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -95,7 +151,7 @@ async fn board(State(shared): State<Arc<Shared>>) -> Response {
             shared
                 .watching()
                 .redaction
-                .apply(&board::page(last.as_ref().map(|(r, _)| r.as_ref()))),
+                .apply(&board::page(&fleet, &query)),
         ),
     )
         .into_response()
@@ -114,14 +170,29 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     match shared.last() {
-        Some((report, _)) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            shared
-                .watching()
-                .redaction
-                .apply(&view::json(&report, None)),
-        )
-            .into_response(),
+        Some((report, _)) => {
+            let watching = shared.watching();
+            let mut doc = view::status_doc(&report, None);
+            let shard = shared.fleet.shard;
+            doc.shard = Some(view::ShardView {
+                index: shard.index,
+                count: shard.count,
+                owners: match shard.count {
+                    1 => Default::default(),
+                    n => watching
+                        .images
+                        .iter()
+                        .map(|(name, ..)| (name.clone(), crate::shard::owner(name, n)))
+                        .collect(),
+                },
+            });
+            let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                watching.redaction.apply(&text),
+            )
+                .into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "no pass has finished yet\n".to_string(),

@@ -13,11 +13,14 @@ use super::webhooks::payload::Hint;
 use crate::engine::{PassReport, Scope};
 use crate::metrics::Metrics;
 use crate::rules::{Receiver, ReceiverKind, Rules};
+use crate::shard::Fleet;
 
 /// What the worker shares with the server.
 pub struct Shared {
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// This worker's shard of the fleet, and how to reach the others.
+    pub fleet: Fleet,
     last: RwLock<Option<(Arc<PassReport>, Instant)>>,
     watching: RwLock<Arc<Watching>>,
     wakes: watch::Sender<u64>,
@@ -168,11 +171,36 @@ impl Shared {
     pub fn new(metrics: Arc<Metrics>, rules: &Rules) -> Self {
         Self {
             metrics,
+            fleet: Fleet::alone(),
             last: RwLock::new(None),
             watching: RwLock::new(Arc::new(Watching::of(rules))),
             wakes: watch::Sender::new(0),
             due: Mutex::new(None),
             deliveries: Mutex::default(),
+        }
+    }
+
+    /// The same, as shard `fleet` of a sharded fleet.
+    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = fleet;
+        self
+    }
+
+    /// The promotions of `scope` this worker owns (`None`: none), and the other shards
+    /// owning some of it (all of them, for every promotion).
+    pub fn split(&self, scope: Scope) -> (Option<Scope>, BTreeSet<usize>) {
+        let shard = self.fleet.shard;
+        match scope {
+            Scope::All => (Some(Scope::All), self.fleet.others().collect()),
+            Scope::Promotions(names) => {
+                let (own, others): (BTreeSet<String>, BTreeSet<String>) =
+                    names.into_iter().partition(|n| shard.owns(n));
+                let owners = others
+                    .iter()
+                    .map(|n| crate::shard::owner(n, shard.count))
+                    .collect();
+                ((!own.is_empty()).then_some(Scope::Promotions(own)), owners)
+            }
         }
     }
 

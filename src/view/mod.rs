@@ -9,13 +9,13 @@ mod text;
 pub use text::{once_text, plan_text, status_table};
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Applied, EnvReport, PassReport, State};
 use crate::policy::{Blocked, Decision};
 
 /// One environment, as JSON shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnvView {
     /// The promotion.
     pub promotion: String,
@@ -32,12 +32,12 @@ pub struct EnvView {
     /// The best eligible tag.
     pub best: Option<String>,
     /// `promote`, `up-to-date`, `blocked` or `error`.
-    pub decision: &'static str,
+    pub decision: String,
     /// Why it is blocked, when it is.
     pub blocked: Option<String>,
     /// The state's name (`up-to-date`, `soaking`, `frozen`, `held`, `pending`, `stalled`,
     /// `failing`).
-    pub state: &'static str,
+    pub state: String,
     /// The state in words.
     pub state_text: String,
     /// Since when the state holds (stalled, held).
@@ -53,28 +53,82 @@ pub struct EnvView {
     /// What people should know about what it runs (re-pushed, gone from the registry).
     pub warnings: Vec<String>,
     /// What writing did: `landed`, `already-in-place`, `superseded`, `failed`, `skipped`.
-    pub result: Option<&'static str>,
+    pub result: Option<String>,
     /// The commit that landed.
     pub commit: Option<String>,
     /// The pull request proposing the bump, for `write: pull-request`.
     pub pull_request: Option<PullRequestView>,
     /// What failed.
     pub error: Option<ErrorView>,
+    /// Its newest commits, newest first.
+    #[serde(default)]
+    pub recent: Vec<CommitView>,
+}
+
+/// A commit that changed an environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitView {
+    /// Its id (hex).
+    pub id: String,
+    /// Committer time.
+    pub time: String,
+    /// The author's name.
+    pub author: String,
+    /// The message's first line.
+    pub subject: String,
+}
+
+/// A pass as `/status` and `--output json` show it; what the board renders, from this
+/// worker and from its peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusDoc {
+    /// When it ran.
+    pub now: String,
+    /// How long it took, in seconds.
+    #[serde(default)]
+    pub duration_seconds: f64,
+    /// The tip it decided on, when it read one repository.
+    pub tip: Option<String>,
+    /// Each destination's tip (`repository@branch`).
+    #[serde(default)]
+    pub tips: std::collections::BTreeMap<String, String>,
+    /// Every environment.
+    pub environments: Vec<EnvView>,
+    /// A failure of the whole pass.
+    pub error: Option<String>,
+    /// The plan's diff (`plan --output json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// The worker's place in a sharded fleet (`/status` of `run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardView>,
+}
+
+/// A worker's shard, and which shard owns each promotion of the rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardView {
+    /// This worker's index.
+    pub index: usize,
+    /// How many workers share the fleet.
+    pub count: usize,
+    /// Every promotion's owner (with more than one shard).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub owners: std::collections::BTreeMap<String, usize>,
 }
 
 /// A pull request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PullRequestView {
     /// Its number.
     pub number: u64,
     /// Where it is.
     pub url: String,
     /// `open` or `closed` (unmerged).
-    pub state: &'static str,
+    pub state: String,
 }
 
 /// A hold.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HoldView {
     /// Who set it.
     pub by: String,
@@ -87,7 +141,7 @@ pub struct HoldView {
 }
 
 /// A tag and a reason.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TagWhy {
     /// The tag.
     pub tag: String,
@@ -96,7 +150,7 @@ pub struct TagWhy {
 }
 
 /// A failure.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorView {
     /// Its class.
     pub class: String,
@@ -115,7 +169,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         _ => (None, None),
     };
     let (decision, best, blocked, waiting, rejected) = match &d.outcome {
-        Err(_) => ("error", None, None, Vec::new(), Vec::new()),
+        Err(_) => ("error".into(), None, None, Vec::new(), Vec::new()),
         Ok(decided) => {
             let waiting = decided
                 .decision
@@ -136,17 +190,21 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
                 .collect();
             match &decided.decision {
                 Decision::UpToDate { current, .. } => (
-                    "up-to-date",
+                    "up-to-date".into(),
                     Some(current.to_string()),
                     None,
                     waiting,
                     rejected,
                 ),
-                Decision::Promote { to, .. } => {
-                    ("promote", Some(to.to_string()), None, waiting, rejected)
-                }
+                Decision::Promote { to, .. } => (
+                    "promote".into(),
+                    Some(to.to_string()),
+                    None,
+                    waiting,
+                    rejected,
+                ),
                 Decision::Blocked { to, reason, .. } => (
-                    "blocked",
+                    "blocked".into(),
                     // What runs is above the best the policy accepts: the best there is
                     // is what runs (BEST is never older than CURRENT).
                     match reason {
@@ -190,16 +248,17 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         Applied::Proposed { .. } => (Some("proposed"), None),
         Applied::Declined { .. } => (Some("declined"), None),
     };
+    let result = result.map(String::from);
     let pull_request = match &e.applied {
         Applied::Proposed { number, url } => Some(PullRequestView {
             number: *number,
             url: url.clone(),
-            state: "open",
+            state: "open".into(),
         }),
         Applied::Declined { number, url } => Some(PullRequestView {
             number: *number,
             url: url.clone(),
-            state: "closed",
+            state: "closed".into(),
         }),
         _ => None,
     };
@@ -228,7 +287,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         best,
         decision,
         blocked,
-        state: state.name(),
+        state: state.name().into(),
         state_text: state.to_string(),
         since,
         until,
@@ -240,33 +299,46 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         commit,
         pull_request,
         error,
+        recent: e
+            .recent
+            .iter()
+            .map(|c| CommitView {
+                id: c.id.clone(),
+                time: c.time.to_string(),
+                author: c.author.clone(),
+                subject: c.subject.clone(),
+            })
+            .collect(),
     }
 }
 
 /// The JSON document of a report (status, plan and once share it).
 pub fn json(report: &PassReport, diff: Option<&str>) -> String {
-    let environments: Vec<EnvView> = report
-        .environments
-        .iter()
-        .map(|e| view(e, report.now))
-        .collect();
-    let mut doc = serde_json::json!({
-        "now": report.now.to_string(),
+    serde_json::to_string_pretty(&status_doc(report, diff)).unwrap_or_default()
+}
+
+/// The document of a report.
+pub fn status_doc(report: &PassReport, diff: Option<&str>) -> StatusDoc {
+    StatusDoc {
+        now: report.now.to_string(),
+        duration_seconds: report.duration.as_secs_f64(),
         // One repository: its tip; several: each destination's (`repository@branch`).
-        "tip": match report.tips.as_slice() {
+        tip: match report.tips.as_slice() {
             [(_, tip)] => Some(tip.clone()),
             _ => None,
         },
-        "tips": report
+        tips: report
             .tips
             .iter()
-            .map(|(d, tip)| (d.to_string(), serde_json::Value::String(tip.clone())))
-            .collect::<serde_json::Map<_, _>>(),
-        "environments": environments,
-        "error": report.error.as_ref().map(|e| e.to_string()),
-    });
-    if let Some(diff) = diff {
-        doc["diff"] = serde_json::Value::String(diff.to_string());
+            .map(|(d, tip)| (d.to_string(), tip.clone()))
+            .collect(),
+        environments: report
+            .environments
+            .iter()
+            .map(|e| view(e, report.now))
+            .collect(),
+        error: report.error.as_ref().map(|e| e.to_string()),
+        diff: diff.map(str::to_string),
+        shard: None,
     }
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }

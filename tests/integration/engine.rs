@@ -267,7 +267,7 @@ fn redact(text: &str, fleet: &Fleet) -> String {
 /// The board's table for `report`, one element per line, with the registry ports and the
 /// commit ids (their trees hold the ports) redacted.
 fn board(report: &PassReport, fleet: &Fleet) -> String {
-    let page = tagpromoter::server::board::page(Some(report));
+    let page = tagpromoter::server::board::page_of(report);
     let start = page.find("<main id=\"board\">").unwrap();
     let end = page.find("</main>").unwrap();
     let ids = regex::Regex::new(r"<code>[0-9a-f]{7}</code>").unwrap();

@@ -398,6 +398,7 @@ async fn a_forge_push_to_one_repository_passes_over_its_promotions_only() {
             alerting,
             shared: std::sync::Arc::clone(&shared),
             rules_dir: Some(estate.rules.path().to_path_buf()),
+            shard: tagpromoter::shard::Shard::ALONE,
         }
         .run(stop),
     );

@@ -553,7 +553,7 @@ async fn a_re_pushed_tag_does_not_reach_prod_with_a_digest_that_never_soaked() {
         text.contains(&format!("warning: 1.1.0 was re-pushed since it was written here: it ran as {soaked}, the registry now has {repushed}")),
         "{text}"
     );
-    let board = tagpromoter::server::board::page(Some(&p));
+    let board = tagpromoter::server::board::page_of(&p);
     assert!(
         board.contains("was re-pushed since it was written here"),
         "the board flags it"

@@ -215,7 +215,7 @@ async fn pull_requests(dialect: Dialect) {
     let Applied::Proposed { url, .. } = &prod(&p).applied else {
         unreachable!()
     };
-    let board = tagpromoter::server::board::page(Some(&p));
+    let board = tagpromoter::server::board::page_of(&p);
     assert!(
         board.contains(&format!("<a href=\"{url}\">Pull request #1</a> (open)")),
         "{board}"

@@ -158,7 +158,37 @@ pub async fn receive(
             None => other.push(describe(hint)),
         }
     }
+    // In a sharded fleet, the promotions of other shards are theirs: the request goes to
+    // each owner as it came (they check it as we did), once — a forwarded one stops here.
+    let forwarded = headers.contains_key(FORWARDED);
+    let (scope, owners) = match scope {
+        Some(scope) => shared.split(scope),
+        None => (None, Default::default()),
+    };
+    let owners: Vec<usize> = if forwarded {
+        Vec::new()
+    } else {
+        owners.into_iter().collect()
+    };
+    if !owners.is_empty() {
+        forward(
+            &shared,
+            &name,
+            query.token.as_deref(),
+            &headers,
+            &body,
+            &owners,
+        );
+    }
     let Some(scope) = scope else {
+        if !owners.is_empty() {
+            count("forwarded");
+            return (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "pass": false, "forwarded": owners, "watched": watched })),
+            )
+                .into_response();
+        }
         count("ignored");
         tracing::debug!(receiver = kind.as_str(), hints = ?other, "webhook names nothing watched");
         return (
@@ -172,9 +202,98 @@ pub async fn receive(
     shared.wake(scope);
     (
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "pass": true, "watched": watched, "ignored": other })),
+        axum::Json(
+            json!({ "pass": true, "watched": watched, "ignored": other, "forwarded": owners }),
+        ),
     )
         .into_response()
+}
+
+/// The header that marks a request one shard forwarded to another.
+const FORWARDED: &str = "x-tagpromoter-forwarded";
+
+/// How long a forward may take; an owner that does not answer passes on its interval.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Send the request to each shard in `owners` as it came (headers, query token, body),
+/// marked forwarded, without waiting: the sender is answered at once.
+fn forward(
+    shared: &Shared,
+    receiver: &str,
+    token: Option<&str>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    owners: &[usize],
+) {
+    let hop_by_hop = [
+        "host",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "keep-alive",
+    ];
+    let mut sent = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        if hop_by_hop.contains(&k.as_str()) {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_str().as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            sent.append(k, v);
+        }
+    }
+    sent.insert(FORWARDED, reqwest::header::HeaderValue::from_static("1"));
+    for &owner in owners {
+        let Some(peer) = shared.fleet.peer(owner) else {
+            tracing::warn!(
+                shard = owner,
+                "a webhook names promotions of another shard, and --peer-url is not set: they pass on their interval"
+            );
+            continue;
+        };
+        let metrics = shared.metrics.clone();
+        let (headers, body) = (sent.clone(), body.clone());
+        let mut url = format!("{peer}/webhooks/{receiver}");
+        if let Some(t) = token {
+            url.push_str("?token=");
+            url.push_str(&percent_encode(t));
+        }
+        tokio::spawn(async move {
+            let sent = async {
+                reqwest::Client::builder()
+                    .timeout(FORWARD_TIMEOUT)
+                    .build()?
+                    .post(&url)
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await?
+                    .error_for_status()
+            };
+            match sent.await {
+                Ok(_) => metrics.webhooks.received("forward", "ok"),
+                Err(e) => {
+                    metrics.webhooks.received("forward", "failed");
+                    // The URL may carry a query token: say only which shard.
+                    tracing::warn!(shard = owner, error = %e.without_url(), "forwarding a webhook to its owner failed; it passes on its interval");
+                }
+            }
+        });
+    }
+}
+
+/// `s` safe in a query string.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn describe(hint: &Hint) -> String {
