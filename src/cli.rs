@@ -22,6 +22,9 @@ Environment:
   TAGPROMOTER_LISTEN            run --listen
   TAGPROMOTER_LISTEN_BOARD      run --listen-board
   TAGPROMOTER_EXTERNAL_URL      run --external-url
+  TAGPROMOTER_SHARDS            run --shards
+  TAGPROMOTER_SHARD             run --shard
+  TAGPROMOTER_PEER_URL          run --peer-url
   TAGPROMOTER_ACTOR             promote/release --actor";
 
 /// tagpromoter: promote image tags through GitOps environments, editing only the tag's bytes.
