@@ -22,5 +22,6 @@ mod real_repos;
 mod registry;
 mod registry_secrets;
 mod server;
+mod sharding;
 mod tags_command;
 mod webhooks;

@@ -18,6 +18,17 @@ pub struct Worker {
 impl Worker {
     /// Start `tagpromoter run` on `port` and wait until its first pass finished.
     pub async fn start(rules: &Path, cache: &Path, port: u16, extra: &[&str]) -> Self {
+        Self::start_with(rules, cache, port, extra, &[]).await
+    }
+
+    /// [`Worker::start`] with `run`'s own arguments `run_args` after `--listen`.
+    pub async fn start_with(
+        rules: &Path,
+        cache: &Path,
+        port: u16,
+        extra: &[&str],
+        run_args: &[&str],
+    ) -> Self {
         let log = cache.join("worker.log");
         let child = Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
             .arg("--rules")
@@ -26,6 +37,7 @@ impl Worker {
             .arg(cache)
             .args(extra)
             .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .args(run_args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
