@@ -188,8 +188,8 @@ async fn three_workers_share_a_fleet_and_scale_to_four() {
     let fleet = Fleet::start().await;
     let caches: Vec<tempfile::TempDir> = (0..7).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut workers = Vec::new();
-    for i in 0..3 {
-        workers.push(Some(fleet.worker(i, 3, caches[i].path()).await));
+    for (i, cache) in caches.iter().take(3).enumerate() {
+        workers.push(Some(fleet.worker(i, 3, cache.path()).await));
     }
     let owner = |i: usize, shards: usize| tagpromoter::shard::owner(&app(i), shards);
 
