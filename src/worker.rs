@@ -71,6 +71,7 @@ impl Worker {
                 let report = self.pass(&scope, last.as_deref()).await;
                 if scope == Scope::All {
                     let interval = interval_of(self.engine.rules());
+                    self.shared.metrics.passes.interval(interval.as_secs());
                     next_full = tokio::time::Instant::now() + interval + jitter(interval);
                 }
                 last = Some(report);

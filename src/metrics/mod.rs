@@ -6,7 +6,7 @@
 //! Series: `tagpromoter_pass_duration_seconds`, `tagpromoter_passes_total{result}`,
 //! `tagpromoter_promotions_total{result}`, `tagpromoter_environments_behind`,
 //! `tagpromoter_environments_stalled`, `tagpromoter_last_success_timestamp_seconds{promotion,environment}`,
-//! `tagpromoter_last_pass_timestamp_seconds`, `tagpromoter_registry_requests_total{host,status}`,
+//! `tagpromoter_last_pass_timestamp_seconds`, `tagpromoter_interval_seconds`, `tagpromoter_registry_requests_total{host,status}`,
 //! `tagpromoter_registry_request_duration_seconds{host}`, `tagpromoter_git_pushes_total{repository,result}`,
 //! `tagpromoter_alerts_sent_total{sink,result}`, `tagpromoter_webhooks_total{receiver,result}`.
 

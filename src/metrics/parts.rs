@@ -251,6 +251,7 @@ pub struct Passes {
     stalled: Gauge,
     last_success: Family<EnvLabels, FloatGauge>,
     last_pass: FloatGauge,
+    interval: Gauge,
 }
 
 impl Passes {
@@ -263,6 +264,7 @@ impl Passes {
             stalled: Gauge::default(),
             last_success: Family::default(),
             last_pass: FloatGauge::default(),
+            interval: Gauge::default(),
         };
         registry.register_with_unit(
             "pass_duration",
@@ -300,7 +302,18 @@ impl Passes {
             "When the last pass finished",
             part.last_pass.clone(),
         );
+        registry.register(
+            "interval_seconds",
+            "Time between the worker's full passes (Settings.interval)",
+            part.interval.clone(),
+        );
         part
+    }
+
+    /// The worker passes every `seconds` (so that alerts can say "three intervals").
+    pub fn interval(&self, seconds: u64) {
+        self.interval
+            .set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
     /// Take in one pass.

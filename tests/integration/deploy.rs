@@ -161,6 +161,46 @@ fn the_worker_runs_securely_with_probes_and_metrics() {
     assert!(of_kind(&objects, "ConfigMap")["data"]["settings.yaml"].is_string());
 }
 
+/// The sharded overlay: a StatefulSet whose replicas match --shards, peers reached through
+/// a headless Service, a Service for webhooks and scrapes, one pod disrupted at a time.
+#[test]
+fn the_sharded_workers_run_as_a_statefulset_that_reaches_its_peers() {
+    let objects = render("sharded");
+    let set = of_kind(&objects, "StatefulSet");
+    let template = &set["spec"]["template"];
+    let c = secure_pod(&template["spec"], "sharded");
+    assert_eq!(c["args"][0], "run");
+    let env = |name: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert_eq!(
+        env("TAGPROMOTER_SHARDS"),
+        set["spec"]["replicas"].as_str().unwrap(),
+        "--shards must equal replicas"
+    );
+    let headless = objects
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["spec"]["clusterIP"] == "None")
+        .expect("a headless Service");
+    assert_eq!(set["spec"]["serviceName"], headless["metadata"]["name"]);
+    let peer = env("TAGPROMOTER_PEER_URL");
+    let name = set["metadata"]["name"].as_str().unwrap();
+    let service = headless["metadata"]["name"].as_str().unwrap();
+    assert_eq!(peer, format!("http://{name}-{{shard}}.{service}:9090"));
+    let pdb = of_kind(&objects, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], "1");
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        template["metadata"]["labels"]
+    );
+}
+
 #[test]
 fn the_cronjob_runs_once_without_overlap() {
     let objects = render("cronjob");
