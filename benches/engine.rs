@@ -19,7 +19,7 @@ mod support;
 use std::time::Instant;
 
 use support::git::{GitDaemon, append_commits, bare_repo, git};
-use support::{Auth, DockerRegistry, env};
+use support::{Auth, DockerRegistry, env, run_measured};
 use tagpromoter::engine::{Engine, Options};
 
 fn overlay(image: &str) -> String {
@@ -277,26 +277,4 @@ async fn fleet() {
         warm.registry_requests,
         warm.landed()
     );
-}
-
-/// Run the tagpromoter binary; its stdout and its peak RSS in KiB (through Python's
-/// `getrusage`, so that nothing but python3 is needed).
-fn run_measured(args: &[&str]) -> (String, u64) {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import resource, subprocess, sys\n\
-             r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)\n\
-             sys.stdout.write(r.stdout.decode())\n\
-             print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
-            env!("CARGO_BIN_EXE_tagpromoter"),
-        ])
-        .args(args)
-        .env("TAGPROMOTER_LOG", "error")
-        .output()
-        .expect("python3 runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines: Vec<&str> = text.lines().collect();
-    let rss = lines.pop().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
-    (lines.join("\n"), rss)
 }

@@ -55,6 +55,9 @@ fn target(path: &Path, why: String) -> GitError {
     )
 }
 
+/// The most decoded objects a handle keeps, in bytes.
+const OBJECT_CACHE_BYTES: usize = 2 << 20;
+
 impl Store {
     /// Open the bare repository at `dir`.
     pub fn open(dir: &Path) -> Result<Self, GitError> {
@@ -65,7 +68,11 @@ impl Store {
     }
 
     fn repo(&self) -> gix::Repository {
-        self.repo.to_thread_local()
+        let mut repo = self.repo.to_thread_local();
+        // Reads go down the same trees again and again (every target's path from the root,
+        // at every commit): decoded objects are kept, within a bound per handle.
+        repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
+        repo
     }
 
     /// The commit a ref points at, if the ref exists.

@@ -90,7 +90,7 @@ impl Registry {
                 let config = HostConfig {
                     insecure: r.insecure,
                     requests_per_second: r.requests_per_second.unwrap_or(10.0),
-                    concurrency: 4,
+                    concurrency: r.concurrency.unwrap_or(4),
                     credentials: CredentialSource {
                         docker_config: r.docker_config.clone(),
                         username: r.username.clone(),

@@ -319,6 +319,9 @@ pub struct Registry {
     /// Requests per second to this host. Default 10.
     #[serde(default)]
     pub requests_per_second: Option<f64>,
+    /// Requests in flight at once to this host. Default 4.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
 }
 
 /// Alert delivery.

@@ -258,6 +258,7 @@ impl<'a> Decoder<'a> {
                     "passwordFile",
                     "insecure",
                     "requestsPerSecond",
+                    "concurrency",
                 ],
             ) else {
                 continue;
@@ -309,6 +310,19 @@ impl<'a> Decoder<'a> {
                     }
                 }
             });
+            let concurrency = f.get("concurrency").and_then(|n| {
+                let text = self.string(n, "concurrency")?;
+                match text.parse::<usize>() {
+                    Ok(v) if (1..=256).contains(&v) => Some(v),
+                    _ => {
+                        self.error(
+                            n.position,
+                            format!("concurrency {text:?} must be a whole number from 1 to 256"),
+                        );
+                        None
+                    }
+                }
+            });
             out.push(Registry {
                 host,
                 docker_config,
@@ -316,6 +330,7 @@ impl<'a> Decoder<'a> {
                 password_file,
                 insecure,
                 requests_per_second,
+                concurrency,
             });
         }
         out
