@@ -145,7 +145,7 @@ fn remote_files(cli: &Cli, rules: &Rules) -> Result<BTreeMap<Destination, Files>
             .promotions
             .iter()
             .flat_map(|p| p.environments.iter().map(move |e| (p, e)))
-            .filter(|(p, e)| rules.destination(p, e) == destination)
+            .filter(|(_, e)| e.destination == destination)
             .flat_map(|(_, e)| e.targets().map(|t| t.file().to_path_buf()))
             .collect();
         let files = runtime.block_on(async {
@@ -179,7 +179,7 @@ fn check_targets(rules: &Rules, all: &BTreeMap<Destination, Files>) -> Vec<Diagn
             .flat_map(|env| env.targets().map(move |t| (env, t)))
         {
             let file = target.file();
-            let Some(files) = all.get(&rules.destination(p, env)) else {
+            let Some(files) = all.get(&env.destination) else {
                 continue;
             };
             let problem = match files.get(file) {

@@ -261,7 +261,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
         let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
         for env in &p.environments {
             let key = EnvKey::of(p, env);
-            let destination = rules.destination(p, env);
+            let destination = env.destination.clone();
             let state = observed.environments.get(&key);
             let current = state.and_then(|s| s.current.as_ref().ok().cloned().flatten());
             let outcome = (|| {
@@ -270,7 +270,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                     .from
                     .as_ref()
                     .and_then(|from| p.environments.iter().find(|e| e.name == *from))
-                    .map(|up| rules.destination(p, up));
+                    .map(|up| up.destination.clone());
                 for d in std::iter::once(&destination).chain(upstream.as_ref()) {
                     if let Some(e) = observed.unreadable.get(d) {
                         return Err(Problem::Repository(e.clone()));

@@ -46,7 +46,7 @@ fn commits_to_date(
             else {
                 continue;
             };
-            if up.write != WriteMode::PullRequest || rules.destination(p, up) != *destination {
+            if up.write != WriteMode::PullRequest || up.destination != *destination {
                 continue;
             }
             let key = EnvKey::of(p, up);

@@ -260,8 +260,7 @@ impl Engine {
                 digest.filter(|_| env.pin_digest).as_ref(),
             ),
         };
-        self.write(&rules.destination(p, env), bump, record, now)
-            .await
+        self.write(&env.destination, bump, record, now).await
     }
 
     /// Lift the hold on an environment (an empty commit with `Tagpromoter-Hold: released`);
@@ -326,8 +325,7 @@ impl Engine {
             record: record.clone(),
             edits: Vec::new(),
         };
-        self.write(&rules.destination(p, env), bump, record, now)
-            .await
+        self.write(&env.destination, bump, record, now).await
     }
 
     async fn write(

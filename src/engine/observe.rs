@@ -121,7 +121,7 @@ pub(crate) fn reaches_far_enough(
     rules.promotions.iter().all(|p| {
         p.environments.iter().all(|env| {
             let state = states.get(&EnvKey::of(p, env));
-            if here(&rules.destination(p, env)) {
+            if here(&env.destination) {
                 let Some(state) = state else {
                     return false;
                 };
@@ -138,7 +138,7 @@ pub(crate) fn reaches_far_enough(
             else {
                 return true;
             };
-            if !here(&rules.destination(p, up)) {
+            if !here(&up.destination) {
                 return true;
             }
             let Some(state) = state else {
@@ -422,15 +422,16 @@ async fn read_repositories(
         if reaches_far_enough(rules, &read.environments, now, &|x| x == d) {
             continue;
         }
-        let others: HashMap<EnvKey, EnvState> = read
-            .environments
+        let others: HashMap<EnvKey, EnvState> = rules
+            .promotions
             .iter()
-            .filter(|(k, _)| {
-                rules
-                    .environment(&k.promotion, &k.environment)
-                    .is_some_and(|(p, e)| rules.destination(p, e) != *d)
+            .flat_map(|p| p.environments.iter().map(move |e| (p, e)))
+            .filter(|(_, e)| e.destination != *d)
+            .filter_map(|(p, e)| {
+                let key = EnvKey::of(p, e);
+                let state = read.environments.get(&key)?.clone();
+                Some((key, state))
             })
-            .map(|(k, s)| (k.clone(), s.clone()))
             .collect();
         match read_destination(rules, d, repo, &others, now).await {
             Ok((tip, environments, _)) => {
@@ -467,7 +468,7 @@ async fn read_destination(
         .promotions
         .iter()
         .flat_map(|p| p.environments.iter().map(move |e| (EnvKey::of(p, e), p, e)))
-        .filter(|(_, p, e)| rules.destination(p, e) == *destination)
+        .filter(|(_, _, e)| e.destination == *destination)
         .collect();
     let queries: Vec<TargetQuery> = keys
         .iter()

@@ -216,6 +216,18 @@ pub fn parse_sources(dir: &Path, sources: &[(PathBuf, String)]) -> Result<Rules,
     }
     diags.sort();
     diags.dedup();
+    if let Some(settings) = &settings {
+        for p in &mut promotions {
+            let resolved: Vec<model::Destination> = p
+                .environments
+                .iter()
+                .map(|env| model::Destination::of(settings, p, env))
+                .collect();
+            for (env, d) in p.environments.iter_mut().zip(resolved) {
+                env.destination = d;
+            }
+        }
+    }
     match settings {
         Some(settings) if diags.is_empty() => Ok(Rules {
             settings,

@@ -205,12 +205,33 @@ pub struct NamedRepository {
 
 /// Where an environment's bumps land: a repository (by name) and a branch of it. Each has
 /// its own mirror, its own push per pass and its own failures.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Destination {
     /// The repository's name (`default` for `git`).
     pub repository: String,
     /// The branch.
     pub branch: String,
+}
+
+impl Destination {
+    /// Where `env` of `p` writes under `settings`: its own `repository:` and `branch:`,
+    /// else the promotion's repository and that repository's branch.
+    pub fn of(settings: &Settings, p: &Promotion, env: &Environment) -> Self {
+        let repository = env
+            .repository
+            .as_deref()
+            .or(p.repository.as_deref())
+            .unwrap_or(DEFAULT_REPOSITORY);
+        let branch = env.branch.clone().unwrap_or_else(|| {
+            settings
+                .repository(repository)
+                .map_or_else(default_branch, |g| g.branch.clone())
+        });
+        Self {
+            repository: repository.to_string(),
+            branch,
+        }
+    }
 }
 
 impl std::fmt::Display for Destination {
@@ -492,6 +513,9 @@ pub struct Environment {
     /// The branch it writes to, when not its repository's (branch-per-environment layouts).
     #[serde(default)]
     pub branch: Option<String>,
+    /// Where it writes, as the loader resolved `repository:` and `branch:`.
+    #[schemars(skip)]
+    pub destination: Destination,
     /// Push to the branch, or open a pull request. Default `push`.
     #[serde(default)]
     pub write: WriteMode,
@@ -702,31 +726,11 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Where `env` of `p` writes: its own `repository:` and `branch:`, else the
-    /// promotion's repository and that repository's branch. (The loader has checked that
-    /// the repository exists.)
-    pub fn destination(&self, p: &Promotion, env: &Environment) -> Destination {
-        let repository = env
-            .repository
-            .as_deref()
-            .or(p.repository.as_deref())
-            .unwrap_or(DEFAULT_REPOSITORY);
-        let branch = env.branch.clone().unwrap_or_else(|| {
-            self.settings
-                .repository(repository)
-                .map_or_else(default_branch, |g| g.branch.clone())
-        });
-        Destination {
-            repository: repository.to_string(),
-            branch,
-        }
-    }
-
     /// Every destination some environment writes to, each once, in order.
     pub fn destinations(&self) -> std::collections::BTreeSet<Destination> {
         self.promotions
             .iter()
-            .flat_map(|p| p.environments.iter().map(move |e| self.destination(p, e)))
+            .flat_map(|p| p.environments.iter().map(|e| e.destination.clone()))
             .collect()
     }
 

@@ -73,7 +73,7 @@ impl Watching {
                 let mut by: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
                 for p in &rules.promotions {
                     for env in &p.environments {
-                        let d = rules.destination(p, env);
+                        let d = env.destination.clone();
                         let url = rules
                             .settings
                             .repository(&d.repository)

@@ -333,6 +333,8 @@ impl<'a> Decoder<'a> {
             also,
             repository: repository?,
             branch: branch?,
+            // Resolved once every document (the Settings too) is read.
+            destination: Destination::default(),
             write: write?,
             freeze: freeze?,
             platforms: platforms?,
