@@ -76,20 +76,23 @@ async fn main() {
         bares.push(bare_repo(base.path(), &repo_name(r), &refs));
     }
     let daemon = GitDaemon::start(base.path());
-    let mut rules = format!(
+    let mut settings = format!(
         "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: '{}default.git' }}\n  registries: [{{ host: '{}', insecure: true, requestsPerSecond: 100000, concurrency: {CONNECTIONS} }}]\n  repositories:\n",
         daemon.url, reg.addr
     );
     for r in 1..repos {
-        rules.push_str(&format!(
+        settings.push_str(&format!(
             "    - {{ name: {n}, url: '{}{n}.git' }}\n",
             daemon.url,
             n = repo_name(r)
         ));
     }
+    // One file of promotions per repository, as teams keep them (a rules file holds at
+    // most 1 MiB).
+    let mut files: Vec<String> = vec![String::new(); repos];
     for p in 0..promotions {
         let a = format!("app-{p:05}");
-        rules.push_str(&format!(
+        files[p % repos].push_str(&format!(
             "---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: {a} }}\nspec:\n  image: {}/{}\n  repository: {}\n  environments:\n    - {{ name: dev, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/{a}/dev/kustomization.yaml }} }} }}\n    - {{ name: staging, from: dev, soak: 1h, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/{a}/staging/kustomization.yaml }} }} }}\n    - {{ name: prod, from: staging, soak: 24h, policy: {{ semver: '>=1.0.0' }}, target: {{ kustomize: {{ file: apps/{a}/prod/kustomization.yaml }} }} }}\n",
             reg.addr,
             app(p),
@@ -97,7 +100,14 @@ async fn main() {
         ));
     }
     let rules_dir = tempfile::tempdir().unwrap();
-    std::fs::write(rules_dir.path().join("rules.yaml"), &rules).unwrap();
+    std::fs::write(rules_dir.path().join("settings.yaml"), &settings).unwrap();
+    for (r, text) in files.iter().enumerate() {
+        std::fs::write(
+            rules_dir.path().join(format!("{}.yaml", repo_name(r))),
+            text,
+        )
+        .unwrap();
+    }
     eprintln!(
         "seeded {promotions} images x {tags} tags and {repos} repositories in {:.1}s",
         seeding.elapsed().as_secs_f64()
@@ -124,6 +134,7 @@ async fn main() {
         ]);
         let wall = started.elapsed().as_secs_f64();
         let summary = out.lines().last().unwrap_or_default().to_string();
+        assert!(summary.contains(" landed, 0 failed"), "{label}: {out}");
         println!(
             "{label:<36} {wall:>7.3} s  peak RSS {:>6.1} MiB  {summary}",
             rss as f64 / 1024.0
