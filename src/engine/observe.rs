@@ -365,6 +365,9 @@ fn timed_out(image: &Repository, step: &str, deadline: Duration) -> RegistryErro
     RegistryError::timed_out(image, step, &limit)
 }
 
+/// Repositories read at once.
+const CONCURRENT_READS: usize = 4;
+
 /// What the repositories say.
 #[derive(Default)]
 struct RepoRead {
@@ -384,10 +387,14 @@ async fn read_repositories(
     now: Timestamp,
 ) -> Result<RepoRead, GitError> {
     let wanted = rules.destinations();
+    // Reading a history is CPU work on a blocking thread: a few at once keep the cores
+    // busy, more only add threads (and their memory) to wait for them.
+    let slots = &tokio::sync::Semaphore::new(CONCURRENT_READS);
     let reads = repos
         .iter()
         .filter(|(d, _)| wanted.contains(*d))
         .map(|(d, repo)| async move {
+            let _slot = slots.acquire().await;
             let others = HashMap::new();
             (d, read_destination(rules, d, repo, &others, now).await)
         });

@@ -49,7 +49,7 @@ pub enum Order {
 #[derive(Debug, Clone)]
 pub struct Filter {
     /// Unanchored regex a tag must match.
-    pub pattern: Regex,
+    pub pattern: std::sync::Arc<Regex>,
     /// Expansion template; the whole tag when absent.
     pub extract: Option<String>,
 }
@@ -58,7 +58,7 @@ pub struct Filter {
 #[derive(Debug, Clone)]
 pub struct TagPolicy {
     /// Tags matching any of these are dropped first.
-    pub exclude: Vec<Regex>,
+    pub exclude: Vec<std::sync::Arc<Regex>>,
     /// Optional filter and extraction.
     pub filter: Option<Filter>,
     /// The ordering.
@@ -389,7 +389,7 @@ mod tests {
         TagPolicy {
             exclude: DEFAULT_EXCLUDES
                 .iter()
-                .map(|p| Regex::new(p).unwrap())
+                .map(|p| std::sync::Arc::new(Regex::new(p).unwrap()))
                 .collect(),
             filter: None,
             order: Order::Semver {
@@ -475,7 +475,7 @@ mod tests {
         );
         let filtered = TagPolicy {
             filter: Some(Filter {
-                pattern: Regex::new(r"^build-(?P<n>\d+)$").unwrap(),
+                pattern: std::sync::Arc::new(Regex::new(r"^build-(?P<n>\d+)$").unwrap()),
                 extract: Some("$n".into()),
             }),
             ..TagPolicy {

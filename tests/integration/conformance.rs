@@ -173,7 +173,11 @@ fn tag_policy_case(case: &Value) -> Result<Option<String>, String> {
         Some("numerical") => Order::Numerical(direction()?),
         other => return Err(format!("unknown policy kind {other:?}")),
     };
-    let regex = |s: &str| regex::Regex::new(s).map_err(|e| e.to_string());
+    let regex = |s: &str| {
+        regex::Regex::new(s)
+            .map(std::sync::Arc::new)
+            .map_err(|e| e.to_string())
+    };
     let exclude = p["exclude"]
         .as_array()
         .map(|a| {

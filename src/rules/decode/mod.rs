@@ -237,14 +237,40 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    pub(super) fn regex(&mut self, node: &'a Node, what: &str) -> Option<Regex> {
+    pub(super) fn regex(&mut self, node: &'a Node, what: &str) -> Option<SharedRegex> {
         let text = self.string(node, what)?;
         self.regex_text(&text, node.position, what)
     }
 
-    pub(super) fn regex_text(&mut self, text: &str, at: Position, what: &str) -> Option<Regex> {
+    /// `text` compiled, or the one compiled before for the same text (see [`SharedRegex`]).
+    pub(super) fn regex_text(
+        &mut self,
+        text: &str,
+        at: Position,
+        what: &str,
+    ) -> Option<SharedRegex> {
+        static COMPILED: std::sync::LazyLock<
+            std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<Regex>>>,
+        > = std::sync::LazyLock::new(Default::default);
+        if let Some(re) = COMPILED
+            .lock()
+            .ok()
+            .and_then(|c| c.get(text).and_then(std::sync::Weak::upgrade))
+        {
+            return Some(re);
+        }
         match regex::RegexBuilder::new(text).size_limit(1 << 20).build() {
-            Ok(re) => Some(re),
+            Ok(re) => {
+                let re = std::sync::Arc::new(re);
+                if let Ok(mut c) = COMPILED.lock() {
+                    // Forget patterns no rules hold any more, now and then.
+                    if c.len().is_power_of_two() {
+                        c.retain(|_, w| w.strong_count() > 0);
+                    }
+                    c.insert(text.to_string(), std::sync::Arc::downgrade(&re));
+                }
+                Some(re)
+            }
             Err(e) => {
                 let first = e
                     .to_string()

@@ -1,7 +1,6 @@
 //! Decoding `Promotion` documents: image, tag filters, and the chain of environments.
 
 use jiff::SignedDuration;
-use regex::Regex;
 
 use crate::image::Repository;
 use crate::policy::{Constraint, FreezeWindow};
@@ -69,7 +68,7 @@ impl<'a> Decoder<'a> {
             Some(n) => {
                 let items = self.strings(n, "tags.exclude");
                 let all = items.len();
-                let compiled: Vec<Regex> = items
+                let compiled: Vec<SharedRegex> = items
                     .into_iter()
                     .filter_map(|(s, at)| self.regex_text(&s, at, "tags.exclude"))
                     .collect();
