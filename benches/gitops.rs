@@ -98,6 +98,7 @@ fn main() {
             max_attempts: 5,
             git_timeout: std::time::Duration::from_secs(600),
             lock_timeout: std::time::Duration::from_secs(600),
+            keep_snapshot: false,
         };
         let started = Instant::now();
         let landed = rt.block_on(async {

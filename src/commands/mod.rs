@@ -73,7 +73,7 @@ where
             Ok(rules) => rules,
             Err(code) => return code,
         };
-        match open_engine(cli, rules, metrics, progress).await {
+        match open_engine(cli, rules, metrics, progress, false).await {
             Ok(engine) => work(engine).await,
             Err(code) => code,
         }
@@ -86,17 +86,20 @@ fn load_rules(cli: &Cli) -> Result<rules::Rules, ExitCode> {
 }
 
 /// Open the engine on `rules` (exit 1 when the cache or the clients cannot be set up),
-/// counting into `metrics` and telling `progress` how the listing goes.
+/// counting into `metrics` and telling `progress` how the listing goes; a worker
+/// (`keep_history`) keeps what it read of each repository for its next pass.
 async fn open_engine(
     cli: &Cli,
     rules: rules::Rules,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     progress: Option<tokio::sync::watch::Sender<crate::engine::Progress>>,
+    keep_history: bool,
 ) -> Result<Engine, ExitCode> {
     let options = Options {
         registry_deadline: std::time::Duration::try_from(cli.registry_timeout)
             .unwrap_or(Options::default().registry_deadline),
         progress,
+        keep_history,
     };
     Engine::open_with_metrics(rules, &cli.cache_dir(), options, metrics)
         .await

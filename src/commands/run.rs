@@ -92,7 +92,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             of = rules.promotions.len(),
             "this worker's promotions"
         );
-        let engine = match open_engine(cli, owned, Arc::clone(&metrics), None).await {
+        let engine = match open_engine(cli, owned, Arc::clone(&metrics), None, true).await {
             Ok(e) => e,
             Err(code) => return code,
         };

@@ -48,6 +48,9 @@ pub struct Options {
     pub registry_deadline: Duration,
     /// Where to tell how far the listing got (for a progress display), if anywhere.
     pub progress: Option<tokio::sync::watch::Sender<Progress>>,
+    /// Keep each repository's last history read for the next pass (a worker): a branch
+    /// that did not move is not read again.
+    pub keep_history: bool,
 }
 
 /// How far a pass's observation got.
@@ -64,6 +67,7 @@ impl Default for Options {
         Self {
             registry_deadline: Duration::from_secs(60),
             progress: None,
+            keep_history: false,
         }
     }
 }
@@ -105,10 +109,16 @@ fn clients(
 }
 
 /// Where `destination` is fetched from and pushed to.
-fn repo_config(rules: &Rules, destination: &Destination, cache_dir: &Path) -> Option<RepoConfig> {
+fn repo_config(
+    rules: &Rules,
+    destination: &Destination,
+    cache_dir: &Path,
+    options: &Options,
+) -> Option<RepoConfig> {
     let git = rules.settings.repository(&destination.repository)?;
     let mut config = RepoConfig::from_settings(git, cache_dir);
     config.branch = destination.branch.clone();
+    config.keep_snapshot = options.keep_history;
     Some(config)
 }
 
@@ -128,12 +138,13 @@ fn destinations(rules: &Rules) -> BTreeSet<Destination> {
 async fn open_missing(
     rules: &Rules,
     cache_dir: &Path,
+    options: &Options,
     metrics: &Arc<Metrics>,
     have: &BTreeMap<Destination, Repo>,
 ) -> Result<BTreeMap<Destination, Repo>, GitError> {
     let mut opened = BTreeMap::new();
     for destination in destinations(rules) {
-        let Some(config) = repo_config(rules, &destination, cache_dir) else {
+        let Some(config) = repo_config(rules, &destination, cache_dir, options) else {
             continue;
         };
         if have
@@ -189,7 +200,7 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartError> {
         let (registry, forges) = clients(&rules, cache_dir, &metrics)?;
-        let repos = open_missing(&rules, cache_dir, &metrics, &BTreeMap::new()).await?;
+        let repos = open_missing(&rules, cache_dir, &options, &metrics, &BTreeMap::new()).await?;
         Ok(Self {
             rules,
             registry,
@@ -214,7 +225,14 @@ impl Engine {
     /// why.
     pub async fn set_rules(&mut self, rules: Rules) -> Result<(), StartError> {
         let (registry, forges) = clients(&rules, &self.cache_dir, &self.metrics)?;
-        let mut opened = open_missing(&rules, &self.cache_dir, &self.metrics, &self.repos).await?;
+        let mut opened = open_missing(
+            &rules,
+            &self.cache_dir,
+            &self.options,
+            &self.metrics,
+            &self.repos,
+        )
+        .await?;
         let mut kept = std::mem::take(&mut self.repos);
         self.repos = destinations(&rules)
             .into_iter()

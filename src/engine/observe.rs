@@ -507,8 +507,8 @@ async fn read_destination(
         .await?;
     let files = snapshot
         .files
-        .into_iter()
-        .map(|(p, t)| (p, t.ok()))
+        .iter()
+        .map(|(p, t)| (p.clone(), t.as_ref().ok().cloned()))
         .collect();
     Ok((snapshot.tip, environments, files))
 }

@@ -24,7 +24,7 @@ use super::store::{Batch, Store};
 use crate::manifest;
 
 /// A target whose history is wanted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetQuery {
     /// The file, relative to the repository root.
     pub file: PathBuf,
@@ -143,22 +143,44 @@ impl Repo {
         &self,
         queries: Arc<Vec<TargetQuery>>,
         mut enough: impl FnMut(&Snapshot) -> bool,
-    ) -> Result<Snapshot, GitError> {
+    ) -> Result<Arc<Snapshot>, GitError> {
         let tip = self.fetch().await?;
+        // The branch did not move and the same is asked: what was read last is what a
+        // read would find (a worker's passes over a quiet branch read nothing again).
+        let last = self.last_snapshot();
+        if let Some((asked, read)) = &last
+            && read.tip == tip
+            && **asked == *queries
+            && enough(read)
+        {
+            return Ok(Arc::clone(read));
+        }
+        let read = self.read_snapshot(tip, &queries, enough).await?;
+        self.remember_snapshot(queries, Arc::clone(&read));
+        Ok(read)
+    }
+
+    /// [`Repo::snapshot`]'s read of the history at `tip`.
+    async fn read_snapshot(
+        &self,
+        tip: ObjectId,
+        queries: &Arc<Vec<TargetQuery>>,
+        mut enough: impl FnMut(&Snapshot) -> bool,
+    ) -> Result<Arc<Snapshot>, GitError> {
         // Read what the mirror has, a little at first: a mirror deepened once for an old
         // hold need not be walked whole on every pass after.
         let mut limit = FIRST_WALK;
         let mut walked = 0;
         loop {
             let store = self.store().clone();
-            let q = Arc::clone(&queries);
+            let q = Arc::clone(queries);
             let read = tokio::task::spawn_blocking(move || read(&store, tip, &q, limit))
                 .await
                 .map_err(|e| {
                     GitError::new(GitErrorKind::Local, "reading history", e.to_string())
                 })??;
             if enough(&read) {
-                return Ok(read);
+                return Ok(Arc::new(read));
             }
             if read.walked >= limit && limit < MAX_COMMITS {
                 limit = limit.saturating_mul(2);
@@ -167,7 +189,7 @@ impl Repo {
             // Past the cap on commits a walk reads, or a mirror that a fetch did not deepen
             // (`walked` is what the walk reached before the last fetch): nothing more.
             if read.walked >= MAX_COMMITS {
-                return Ok(read);
+                return Ok(Arc::new(read));
             }
             let grew = read.walked > walked;
             walked = read.walked;
@@ -176,7 +198,7 @@ impl Repo {
                 self.deepen(by).await?;
                 continue;
             }
-            return Ok(read);
+            return Ok(Arc::new(read));
         }
     }
 }

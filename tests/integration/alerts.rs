@@ -74,7 +74,7 @@ impl Setup {
         let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
         let options = Options {
             registry_deadline: Duration::from_secs(5),
-            progress: None,
+            ..Options::default()
         };
         Engine::open_with_metrics(rules, self.cache.path(), options, metrics)
             .await

@@ -211,6 +211,8 @@ spec:
             Options {
                 registry_deadline: Duration::from_secs(3),
                 progress: None,
+                // A worker's engine, pass after pass: histories kept between passes.
+                keep_history: true,
             },
         )
         .await

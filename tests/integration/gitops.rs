@@ -67,6 +67,7 @@ fn config(url: &str, cache: &Path, auth: RemoteAuth) -> RepoConfig {
         max_attempts: 20,
         git_timeout: std::time::Duration::from_secs(60),
         lock_timeout: std::time::Duration::from_secs(60),
+        keep_snapshot: false,
     }
 }
 
@@ -1256,4 +1257,62 @@ async fn credentials_never_follow_a_redirect_to_another_origin() {
     let text = e.to_string();
     assert!(!text.contains("redirect-Secret-9"), "{text}");
     assert!(text.contains("only to"), "says why: {text}");
+}
+
+/// A worker keeps its last read of each branch: a branch that did not move is not read
+/// again (the same snapshot comes back), a branch a person moved is read afresh, and a
+/// caller that needs more than what was kept gets more. A `once` keeps nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_snapshot_serves_an_unchanged_branch_and_only_it() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "kept");
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    let mut cfg = config(&url, cache.path(), RemoteAuth::None);
+    cfg.keep_snapshot = true;
+    let repo = Repo::open(cfg).await.unwrap();
+    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
+    let queries = std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
+        file: file.into(),
+        target: Target::Kustomize { name: IMAGE.into() },
+        id: format!("{file}#images[name=podinfo]"),
+        names: ("podinfo".into(), "dev".into()),
+        others: Vec::new(),
+    }]);
+    let first = repo.snapshot(queries.clone(), |_| true).await.unwrap();
+    let again = repo.snapshot(queries.clone(), |_| true).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "read again");
+
+    // A person moves dev by hand.
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
+    let path = work.path().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("6.5.3", "6.5.1")).unwrap();
+    git(work.path(), &["commit", "-qam", "roll dev back"]);
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let moved = repo.snapshot(queries.clone(), |_| true).await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &moved));
+    assert_eq!(
+        moved.targets[0].current.as_ref().unwrap().tag.as_deref(),
+        Some("6.5.1")
+    );
+    // Asked again with a different need that the kept read does not meet: read afresh.
+    let mut asked = 0;
+    let needy = repo
+        .snapshot(queries.clone(), |_| {
+            asked += 1;
+            asked > 1
+        })
+        .await
+        .unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&moved, &needy));
+
+    // Without keep_snapshot, nothing is kept.
+    let once = Repo::open(config(&url, cache.path(), RemoteAuth::None))
+        .await
+        .unwrap();
+    let a = once.snapshot(queries.clone(), |_| true).await.unwrap();
+    let b = once.snapshot(queries, |_| true).await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&a, &b));
 }

@@ -100,6 +100,8 @@ impl Scene {
             Options {
                 registry_deadline: Duration::from_secs(5),
                 progress: None,
+                // A worker's engine, pass after pass: histories kept between passes.
+                keep_history: true,
             },
         )
         .await

@@ -54,6 +54,9 @@ pub struct RepoConfig {
     pub git_timeout: Duration,
     /// The longest to wait for another process's lock on the mirror.
     pub lock_timeout: Duration,
+    /// Keep the last snapshot for the next one (a worker, pass after pass); a process
+    /// that reads once (`once`, `plan`) does not hold it.
+    pub keep_snapshot: bool,
 }
 
 impl RepoConfig {
@@ -95,6 +98,7 @@ impl RepoConfig {
             max_attempts: DEFAULT_ATTEMPTS,
             git_timeout: DEFAULT_GIT_TIMEOUT,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            keep_snapshot: false,
         }
     }
 }
@@ -117,7 +121,15 @@ pub struct Repo {
     git: Git,
     store: Store,
     metrics: Option<crate::metrics::GitPushes>,
+    /// The last snapshot read, and what it was asked.
+    last: std::sync::Mutex<Option<LastSnapshot>>,
 }
+
+/// What a snapshot was asked, and what it read.
+type LastSnapshot = (
+    std::sync::Arc<Vec<super::TargetQuery>>,
+    std::sync::Arc<super::Snapshot>,
+);
 
 const TIP_REF: &str = "refs/tagpromoter/tip";
 
@@ -165,6 +177,7 @@ impl Repo {
             git,
             store,
             metrics: None,
+            last: std::sync::Mutex::new(None),
         })
     }
 
@@ -172,6 +185,25 @@ impl Repo {
     pub fn with_metrics(mut self, metrics: crate::metrics::GitPushes) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// The snapshot read last, and what it was asked.
+    pub(super) fn last_snapshot(&self) -> Option<LastSnapshot> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Keep `read` (asked `queries`) for the next pass.
+    pub(super) fn remember_snapshot(
+        &self,
+        queries: std::sync::Arc<Vec<super::TargetQuery>>,
+        read: std::sync::Arc<super::Snapshot>,
+    ) {
+        if !self.config.keep_snapshot {
+            return;
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((queries, read));
+        }
     }
 
     /// Where it is fetched from and pushed to.
