@@ -137,7 +137,8 @@ pub async fn list(t: &Transport, host: &str, path: &str) -> Result<TagList, Regi
     }
 }
 
-fn encode_query(s: &str) -> String {
+/// `s` safe in a query string (every byte but the unreserved ones percent-encoded).
+pub fn encode_query(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -27,6 +27,19 @@ fn port_prefix() -> u16 {
         .expect("ten free ports in a row")
 }
 
+/// `acme/app-NN:tag` pushed to the registry at `addr`.
+async fn push_image(addr: &str, i: usize, tag: &str) {
+    Pusher::new(addr)
+        .image(
+            &format!("acme/{}", app(i)),
+            Some(tag),
+            crate::engine::INITIAL,
+            "linux",
+            "amd64",
+        )
+        .await;
+}
+
 struct Fleet {
     registry: DockerRegistry,
     bare: std::path::PathBuf,
@@ -39,18 +52,9 @@ struct Fleet {
 impl Fleet {
     async fn start() -> Self {
         let registry = DockerRegistry::start(Auth::None);
-        let pusher = Pusher::new(&registry.addr);
         for i in 0..APPS {
             for tag in ["1.0.0", "1.1.0"] {
-                pusher
-                    .image(
-                        &format!("acme/{}", app(i)),
-                        Some(tag),
-                        crate::engine::INITIAL,
-                        "linux",
-                        "amd64",
-                    )
-                    .await;
+                push_image(&registry.addr, i, tag).await;
             }
         }
         let base = tempfile::tempdir().unwrap();
@@ -133,15 +137,7 @@ impl Fleet {
     }
 
     async fn push(&self, i: usize, tag: &str) {
-        Pusher::new(&self.registry.addr)
-            .image(
-                &format!("acme/{}", app(i)),
-                Some(tag),
-                crate::engine::INITIAL,
-                "linux",
-                "amd64",
-            )
-            .await;
+        push_image(&self.registry.addr, i, tag).await;
     }
 
     /// The generic webhook for `app(i):tag`, sent to `worker`: its answer.

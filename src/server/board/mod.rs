@@ -376,7 +376,11 @@ fn pager(out: &mut String, query: &BoardQuery, page: usize, pages: usize) {
             ("state", &query.state),
         ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-                let _ = write!(q, "&amp;{k}={}", esc(&encode(v)));
+                let _ = write!(
+                    q,
+                    "&amp;{k}={}",
+                    esc(&crate::registry::tags::encode_query(v))
+                );
             }
         }
         q
@@ -394,18 +398,6 @@ fn pager(out: &mut String, query: &BoardQuery, page: usize, pages: usize) {
         let _ = write!(out, "<a href=\"{}\" rel=\"next\">Next</a>", link(page + 1));
     }
     out.push_str("</nav>\n");
-}
-
-/// `s` safe in a query string.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ fn forward(
         let mut url = format!("{peer}/webhooks/{receiver}");
         if let Some(t) = token {
             url.push_str("?token=");
-            url.push_str(&percent_encode(t));
+            url.push_str(&crate::registry::tags::encode_query(t));
         }
         tokio::spawn(async move {
             let sent = async {
@@ -282,18 +282,6 @@ fn forward(
             }
         });
     }
-}
-
-/// `s` safe in a query string.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn describe(hint: &Hint) -> String {
