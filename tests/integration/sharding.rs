@@ -202,6 +202,23 @@ async fn three_workers_share_a_fleet_and_scale_to_four() {
         }
     }
     assert_eq!(decided.len(), APPS);
+    // Any shard's board shows the whole fleet, asking its peers.
+    let board = reqwest::get(format!("{}/", workers[1].as_ref().unwrap().base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for i in 0..APPS {
+        let row = format!("<th scope=\"row\">{}<br>", app(i));
+        assert!(board.contains(&row), "{} on the board", app(i));
+    }
+    for shard in 0..3 {
+        assert!(
+            board.contains(&format!("Shard {shard}: last pass")),
+            "{board}"
+        );
+    }
     fleet
         .until("every app at 1.1.0", || {
             (0..APPS).all(|i| fleet.tag(i) == "1.1.0")
