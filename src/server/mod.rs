@@ -116,9 +116,12 @@ async fn fleet_status(shared: &Shared) -> Vec<board::ShardStatus> {
     futures_util::future::join_all(asks).await
 }
 
-/// A peer's `/status`.
+/// The largest `/status` read from a peer (10,000 environments take about 10 MiB).
+const PEER_STATUS_LIMIT: usize = 64 << 20;
+
+/// A peer's `/status`, read up to [`PEER_STATUS_LIMIT`].
 async fn ask_peer(client: &reqwest::Client, peer: &str) -> Result<view::StatusDoc, String> {
-    let answer = client
+    let mut answer = client
         .get(format!("{peer}/status"))
         .send()
         .await
@@ -126,10 +129,20 @@ async fn ask_peer(client: &reqwest::Client, peer: &str) -> Result<view::StatusDo
     if !answer.status().is_success() {
         return Err(format!("{peer} answered {}", answer.status()));
     }
-    let body = answer
-        .bytes()
+    let mut body = Vec::new();
+    while let Some(chunk) = answer
+        .chunk()
         .await
-        .map_err(|e| format!("{peer} broke off: {}", e.without_url()))?;
+        .map_err(|e| format!("{peer} broke off: {}", e.without_url()))?
+    {
+        if body.len() + chunk.len() > PEER_STATUS_LIMIT {
+            return Err(format!(
+                "{peer}'s /status is larger than {} MiB",
+                PEER_STATUS_LIMIT >> 20
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
     serde_json::from_slice(&body).map_err(|e| format!("{peer}'s /status is not a status: {e}"))
 }
 

@@ -679,3 +679,49 @@ async fn a_gigabyte_forge_answer_is_refused_with_little_memory() {
         "the rest of the answer was read: {sent} bytes"
     );
 }
+
+/// A promotion writing to a repository other than `git:` opens its pull request on that
+/// repository's forge, against that repository's branch; `git:` (here a repository that
+/// does not even exist) is not touched.
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_github_pull_request_on_a_named_repositorys_forge() {
+    let site = Site::start(
+        Dialect::GitHub,
+        &[("prod", "write: pull-request, policy: { semver: '>=1.0.0' }")],
+    )
+    .await;
+    // The same repository and forge, now named `deploys`; `git:` elsewhere.
+    let path = site.rules.path().join("rules.yaml");
+    let rules = std::fs::read_to_string(&path).unwrap();
+    let (head, rest) = rules.split_once("  git:\n    url: '").unwrap();
+    let (url, rest) = rest.split_once("'\n").unwrap();
+    let (forge, rest) = rest.split_once('\n').unwrap();
+    let rules = format!(
+        "{head}  git: {{ url: '{}' }}\n  repositories:\n    - name: deploys\n      url: '{url}'\n  {forge}\n{rest}",
+        url.replace("deploys.git", "nowhere.git")
+    )
+    .replace("spec:\n  image:", "spec:\n  repository: deploys\n  image:");
+    std::fs::write(&path, &rules).unwrap();
+    site.push("1.1.0").await;
+    let (engine, _cache) = site.engine().await;
+    let p = engine.pass(at(0)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Proposed { number: 1, .. }),
+        "{:?}\n{rules}",
+        prod(&p).applied
+    );
+    assert_eq!(prod(&p).decision.destination.repository, "deploys");
+    let pr = &site.forge.prs()[0];
+    assert_eq!(
+        (pr.head.as_str(), pr.base.as_str()),
+        ("tagpromoter/app/prod", "main")
+    );
+    assert_eq!(
+        git(
+            &site.bare,
+            &["show", "tagpromoter/app/prod:apps/prod/kustomization.yaml"]
+        ),
+        kustomization(&site.image, "1.1.0")
+    );
+    assert!(!p.failed(), "{p:#?}");
+}
