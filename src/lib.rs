@@ -7,10 +7,12 @@
 //! → apply → report) and a person's `promote`/`release`, opening pull requests through
 //! [`forge`]; [`alert`] turns reports into notifications and [`metrics`] into series;
 //! [`server`] serves the worker's board, status, metrics and the webhooks that ask for a
-//! pass; [`view`] renders reports for both [`server`] and [`commands`] (parsed by [`cli`]). [`yaml`] gives both the
-//! loader and the editor positions in YAML text, [`image`] the validated names (tags,
-//! digests, repositories) that may be written into it, [`secret`] reading secrets from files
-//! and checking shared secrets, and [`telemetry`] the logs.
+//! pass; [`worker`] is `run`'s loop, [`shard`] which worker of a fleet owns which
+//! promotion; [`view`] renders reports for both [`server`] and [`commands`] (parsed by
+//! [`cli`]). [`yaml`] gives both the loader and the editor positions in YAML text,
+//! [`image`] the validated names (tags, digests, repositories) that may be written into
+//! it, [`secret`] reading secrets from files and checking shared secrets, and
+//! [`telemetry`] the logs.
 
 pub mod alert;
 pub mod cli;
