@@ -1,5 +1,5 @@
 //! Every series tagpromoter exports, served at `/metrics` in Prometheus' text formats.
-//! A leaf: each part ([`parts`]) registers its own series and takes plain values, and the
+//! A leaf: each part (`parts`) registers its own series and takes plain values, and the
 //! code that counts (registry client, GitOps repository, alert delivery, webhooks, the
 //! engine's report) holds its part; nothing here knows those modules.
 //!

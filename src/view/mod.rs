@@ -1,6 +1,6 @@
 //! What people and programs read of a pass, for the commands and the server alike: each
 //! environment as a view (JSON for `--output json`, `/status` and the board), text for
-//! `status`, `plan` and `once` ([`text`]), and unified diffs for `plan` ([`diff`]). Pure: a
+//! `status`, `plan` and `once` (`text`), and unified diffs for `plan` ([`diff`]). Pure: a
 //! report in, text out; nothing here reads or writes anything.
 
 pub mod diff;

@@ -7,9 +7,9 @@
 //! push, it narrows the rejection down to the commits the remote refused, so that the
 //! others land.
 //!
-//! One file per concern: [`mirror`] (the local mirror, its lock, fetching and deepening),
-//! [`chain`] (bumps made into commits), [`push`] (one push and what the remote said),
-//! [`landing`] (commit, push, retry and narrow until every bump has an outcome).
+//! One file per concern: `mirror` (the local mirror, its lock, fetching and deepening),
+//! `chain` (bumps made into commits), `push` (one push and what the remote said),
+//! `landing` (commit, push, retry and narrow until every bump has an outcome).
 //!
 //! Every `git` command and the mirror's lock have time limits; gix work runs on blocking
 //! threads, never on the async workers.
