@@ -630,3 +630,84 @@ fn tags_needing_facts(
     }
     wanted
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Change;
+
+    fn at(hours: i64) -> Timestamp {
+        "2026-11-20T10:00:00Z".parse::<Timestamp>().unwrap()
+            + jiff::SignedDuration::from_hours(hours)
+    }
+
+    /// A complete state whose history starts at `from_start` (else where reading stopped),
+    /// with its values set at `changes` (hours from now).
+    fn state(changes: &[i64], from_start: bool) -> EnvState {
+        EnvState {
+            current: Ok(Some("1.0.0".into())),
+            timeline: Timeline {
+                changes: changes
+                    .iter()
+                    .map(|&h| Change {
+                        since: at(h),
+                        value: Some("1.0.0".into()),
+                        digest: None,
+                        rollback: false,
+                        commit: None,
+                    })
+                    .collect(),
+            },
+            events: Vec::new(),
+            complete: true,
+            from_start,
+            recent: Vec::new(),
+            landing_unknown: None,
+        }
+    }
+
+    fn key(environment: &str) -> EnvKey {
+        EnvKey {
+            promotion: "app".into(),
+            environment: environment.into(),
+        }
+    }
+
+    /// dev writes to the app team's repository, prod (24 h after dev) to `git:`. Reading
+    /// the app team's repository is not far enough until dev's history reaches back to
+    /// prod's horizon (when prod's value was set, 48 h ago); `git:`'s read never asks for
+    /// dev's; and before prod is read at all, dev's own read is enough.
+    #[test]
+    fn an_upstream_in_another_repository_is_read_back_to_its_downstreams_horizon() {
+        let settings = "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: { url: https://git.example.com/platform.git }\n  repositories: [{ name: app-team, url: https://git.example.com/app.git }]\n";
+        let promotion = "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: app }\nspec:\n  image: ghcr.io/acme/app\n  environments:\n    - { name: dev, repository: app-team, policy: { semver: '^1.0.0' }, target: { helm: { file: dev.yaml, tag: image.tag } } }\n    - { name: prod, from: dev, soak: 24h, policy: { semver: '^1.0.0' }, target: { helm: { file: prod.yaml, tag: image.tag } } }\n";
+        let rules = crate::rules::parse_sources(
+            std::path::Path::new("rules"),
+            &[
+                ("settings.yaml".into(), settings.into()),
+                ("app.yaml".into(), promotion.into()),
+            ],
+        )
+        .unwrap();
+        let app_team = |d: &Destination| d.repository == "app-team";
+        let platform = |d: &Destination| d.repository == "default";
+        let now = at(0);
+        let prod = state(&[-48], true);
+        // dev read from where reading stopped: its residencies known from 10 h ago only.
+        let short = HashMap::from([
+            (key("dev"), state(&[-200, -10], false)),
+            (key("prod"), prod.clone()),
+        ]);
+        assert!(!reaches_far_enough(&rules, &short, now, &app_team));
+        assert!(reaches_far_enough(&rules, &short, now, &platform));
+        // Read back to 60 h ago: past prod's horizon.
+        let deep = HashMap::from([
+            (key("dev"), state(&[-200, -60], false)),
+            (key("prod"), prod),
+        ]);
+        assert!(reaches_far_enough(&rules, &deep, now, &app_team));
+        // prod not read yet (its repository is read elsewhere): dev's own read is enough.
+        let alone = HashMap::from([(key("dev"), state(&[-200, -10], false))]);
+        assert!(reaches_far_enough(&rules, &alone, now, &app_team));
+    }
+}
