@@ -58,6 +58,9 @@ impl Worker {
         // watching what it named, and is laid over the last report.
         let mut next_full = tokio::time::Instant::now();
         let mut last: Option<Arc<PassReport>> = None;
+        // What the rules directory looked like when last read (the rules opened with are
+        // read anew at the first pass).
+        let mut read: Option<Fingerprint> = None;
         loop {
             // Rings until now are answered by this pass; later ones ask for another.
             wakes.borrow_and_update();
@@ -68,7 +71,7 @@ impl Worker {
                 due
             };
             if let Some(scope) = scope {
-                let report = self.pass(&scope, last.as_deref()).await;
+                let report = self.pass(&scope, last.as_deref(), &mut read).await;
                 if scope == Scope::All {
                     let interval = interval_of(self.engine.rules());
                     self.shared.metrics.passes.interval(interval.as_secs());
@@ -99,8 +102,13 @@ impl Worker {
 
     /// One pass over `scope`: rules read again, the report logged, laid over `last`,
     /// alerted on and published.
-    async fn pass(&mut self, scope: &Scope, last: Option<&PassReport>) -> Arc<PassReport> {
-        self.reload_rules().await;
+    async fn pass(
+        &mut self,
+        scope: &Scope,
+        last: Option<&PassReport>,
+        read: &mut Option<Fingerprint>,
+    ) -> Arc<PassReport> {
+        self.reload_rules(read).await;
         let report = self.engine.pass_within(scope, Timestamp::now()).await;
         for line in crate::view::once_text(&report).lines() {
             tracing::info!("{line}");
@@ -116,11 +124,18 @@ impl Worker {
         report
     }
 
-    /// Read the rules again; the last valid ones stay in force when they turned invalid.
-    async fn reload_rules(&mut self) {
+    /// Read the rules again when their files changed since `read` (10,000 promotions take
+    /// most of a second to load); the last valid ones stay in force when they turned
+    /// invalid. Secrets they name are read where they are used, so they need no reload.
+    async fn reload_rules(&mut self, read: &mut Option<Fingerprint>) {
         let Some(dir) = &self.rules_dir else {
             return;
         };
+        let now = fingerprint(dir);
+        if now.is_some() && *read == now {
+            return;
+        }
+        *read = now;
         match rules::load_dir(dir) {
             Ok(new) => {
                 // The server watches every promotion (to forward what is not ours); the
@@ -151,6 +166,51 @@ fn jitter(interval: Duration) -> Duration {
     interval.mul_f64(f64::from(nanos % 1000) / 10_000.0)
 }
 
+/// The `*.yaml` files of a rules directory, with their sizes and modification times
+/// (`None`: the directory cannot be listed, so it is read every time and says why).
+type Fingerprint = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
+
+fn fingerprint(dir: &std::path::Path) -> Option<Fingerprint> {
+    let mut files: Fingerprint = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| {
+            // Followed through symbolic links: a mounted ConfigMap swaps its target.
+            let meta = std::fs::metadata(&p).ok();
+            let size = meta.as_ref().map_or(0, std::fs::Metadata::len);
+            let modified = meta.and_then(|m| m.modified().ok());
+            (p, size, modified)
+        })
+        .collect();
+    files.sort();
+    Some(files)
+}
+
 fn interval_of(rules: &rules::Rules) -> Duration {
     Duration::try_from(rules.settings.interval).unwrap_or(Duration::from_secs(120))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rules are read again only when a file changed, came or went.
+    #[test]
+    fn the_rules_fingerprint_changes_with_their_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rules.yaml"), "a: 1\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not rules\n").unwrap();
+        let first = fingerprint(dir.path());
+        assert!(first.is_some());
+        assert_eq!(fingerprint(dir.path()), first, "nothing changed");
+        std::fs::write(dir.path().join("notes.txt"), "still not rules\n").unwrap();
+        assert_eq!(fingerprint(dir.path()), first, "only rules files count");
+        std::fs::write(dir.path().join("rules.yaml"), "a: 12\n").unwrap();
+        let edited = fingerprint(dir.path());
+        assert_ne!(edited, first);
+        std::fs::write(dir.path().join("more.yaml"), "b: 1\n").unwrap();
+        assert_ne!(fingerprint(dir.path()), edited);
+        assert_eq!(fingerprint(&dir.path().join("gone")), None);
+    }
 }
