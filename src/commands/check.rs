@@ -135,11 +135,11 @@ fn remote_files(cli: &Cli, rules: &Rules) -> Result<BTreeMap<Destination, Files>
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let mut all = BTreeMap::new();
     for destination in rules.destinations() {
-        let Some(git) = rules.settings.repository(&destination.repository) else {
+        let Some(config) =
+            RepoConfig::for_destination(&rules.settings, &destination, &cli.cache_dir())
+        else {
             continue;
         };
-        let mut config = RepoConfig::from_settings(git, &cli.cache_dir());
-        config.branch = destination.branch.clone();
         let place = format!("{} ({})", config.url, config.branch);
         let paths: Vec<PathBuf> = rules
             .promotions

@@ -18,23 +18,18 @@ use crate::worker::{self, Worker};
 
 /// This worker's shard (`--shard`, else a StatefulSet pod's ordinal) and its peers.
 fn fleet_of(args: &RunArgs) -> Result<Fleet, String> {
-    if args.shards <= 1 && args.shard.is_none_or(|s| s == 0) {
-        return Ok(Fleet {
-            shard: Shard::new(0, args.shards.max(1))?,
-            peer_url: args.peer_url.clone(),
-        });
-    }
-    let index = match args.shard {
-        Some(i) => i,
-        None => {
+    let index = match (args.shard, args.shards) {
+        (Some(index), _) => index,
+        // Alone (or no shards at all, which Shard::new refuses below).
+        (None, 0 | 1) => 0,
+        (None, shards) => {
             let host = std::env::var("HOSTNAME")
                 .ok()
                 .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
                 .unwrap_or_default();
             crate::shard::ordinal_of(host.trim()).ok_or_else(|| {
                 format!(
-                    "--shards {} needs this worker's shard: run it in a StatefulSet (pods named NAME-0, NAME-1, …; this host is {:?}) or pass --shard",
-                    args.shards,
+                    "--shards {shards} needs this worker's shard: run it in a StatefulSet (pods named NAME-0, NAME-1, …; this host is {:?}) or pass --shard",
                     host.trim()
                 )
             })?

@@ -171,8 +171,12 @@ pub async fn apply(
                         indexes.iter().map(|&i| &decisions[i]).collect();
                     apply_to(rules, repo, forge, &chosen, *tip, now).await
                 }
-                // Decided only where its repository was read.
-                _ => (Vec::new(), 0),
+                // Decided only where its repository was read; should that ever not
+                // hold, the environments say so rather than stay quiet.
+                _ => {
+                    let why = format!("{destination} was not read in this pass; retried next pass");
+                    (vec![Applied::Skipped { why }; indexes.len()], 0)
+                }
             };
             (indexes, applied)
         });

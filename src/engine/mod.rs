@@ -24,7 +24,7 @@ pub mod pull_request;
 pub mod report;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ pub use report::{EnvReport, PassReport, Scope, State};
 use crate::gitops::{GitError, Repo, RepoConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
-use crate::rules::{DEFAULT_REPOSITORY, Destination, Rules};
+use crate::rules::{Destination, Rules};
 
 /// How a pass runs.
 #[derive(Debug, Clone)]
@@ -108,31 +108,6 @@ fn clients(
     Ok((Arc::new(registry), forges))
 }
 
-/// Where `destination` is fetched from and pushed to.
-fn repo_config(
-    rules: &Rules,
-    destination: &Destination,
-    cache_dir: &Path,
-    options: &Options,
-) -> Option<RepoConfig> {
-    let git = rules.settings.repository(&destination.repository)?;
-    let mut config = RepoConfig::from_settings(git, cache_dir);
-    config.branch = destination.branch.clone();
-    config.keep_snapshot = options.keep_history;
-    Some(config)
-}
-
-/// Every destination `rules` write to, and `git`'s branch (which `check --repo` and
-/// `release` of a fleet without promotions still read).
-fn destinations(rules: &Rules) -> BTreeSet<Destination> {
-    let mut all = rules.destinations();
-    all.insert(Destination {
-        repository: DEFAULT_REPOSITORY.to_string(),
-        branch: rules.settings.git.branch.clone(),
-    });
-    all
-}
-
 /// The mirrors `rules` need that `have` lacks (a new destination, or a repository whose
 /// URL moved), opened.
 async fn open_missing(
@@ -143,10 +118,13 @@ async fn open_missing(
     have: &BTreeMap<Destination, Repo>,
 ) -> Result<BTreeMap<Destination, Repo>, GitError> {
     let mut opened = BTreeMap::new();
-    for destination in destinations(rules) {
-        let Some(config) = repo_config(rules, &destination, cache_dir, options) else {
+    for destination in rules.destinations() {
+        let Some(mut config) =
+            RepoConfig::for_destination(&rules.settings, &destination, cache_dir)
+        else {
             continue;
         };
+        config.keep_snapshot = options.keep_history;
         if have
             .get(&destination)
             .is_some_and(|r| r.config().url == config.url)
@@ -234,7 +212,8 @@ impl Engine {
         )
         .await?;
         let mut kept = std::mem::take(&mut self.repos);
-        self.repos = destinations(&rules)
+        self.repos = rules
+            .destinations()
             .into_iter()
             .filter_map(|d| {
                 let repo = opened.remove(&d).or_else(|| kept.remove(&d))?;

@@ -294,3 +294,37 @@ async fn three_workers_share_a_fleet_and_scale_to_four() {
         w.stop();
     }
 }
+
+/// A worker that cannot tell its shard, or is given no shards, says so and exits 1 before
+/// doing anything.
+#[test]
+fn a_worker_without_a_shard_says_how_to_give_it_one() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
+            .args(["--rules", "/nonexistent", "run", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("HOSTNAME", "laptop")
+            .env_remove("TAGPROMOTER_SHARD")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--shards", "3"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--shards 3 needs this worker's shard") && err.contains("pass --shard"),
+        "{err}"
+    );
+    let (code, err) = run(&["--shards", "0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--shards must be at least 1"), "{err}");
+    let (code, err) = run(&["--shards", "3", "--shard", "3"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("shard 3 is not one of --shards 3 (0 to 2)"),
+        "{err}"
+    );
+}

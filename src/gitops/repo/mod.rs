@@ -60,6 +60,19 @@ pub struct RepoConfig {
 }
 
 impl RepoConfig {
+    /// Where `destination` (a repository of `settings`, by name, and a branch) is mirrored
+    /// under `cache_dir`; `None` when `settings` names no such repository.
+    pub fn for_destination(
+        settings: &crate::rules::Settings,
+        destination: &crate::rules::Destination,
+        cache_dir: &Path,
+    ) -> Option<Self> {
+        let git = settings.repository(&destination.repository)?;
+        let mut config = Self::from_settings(git, cache_dir);
+        config.branch = destination.branch.clone();
+        Some(config)
+    }
+
     /// The repository the rules' `Settings.git` names, mirrored under `cache_dir`.
     pub fn from_settings(git: &crate::rules::Git, cache_dir: &Path) -> Self {
         use crate::rules::GitAuth;
