@@ -196,7 +196,7 @@ impl Webhooks {
         let received = Family::<ReceiverLabels, Counter>::default();
         registry.register(
             "webhooks",
-            "Incoming webhooks, by receiver and result (accepted, ignored, unauthorized, too-large, malformed, error)",
+            "Incoming webhooks, by receiver and result (accepted, forwarded, ignored, replayed, unauthorized, too-large, malformed, error); receiver forward counts those passed to their shard (ok, failed)",
             received.clone(),
         );
         Self { received }

@@ -83,37 +83,33 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
 /// How long the board waits for a peer's `/status`.
 const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// This worker's last pass and, in a sharded fleet, each peer's (asked concurrently; a
-/// peer that does not answer is shown as such).
-async fn fleet_status(shared: &Shared) -> Vec<board::ShardStatus> {
+/// This worker's last pass and, in a sharded fleet, each peer's (asked concurrently, at
+/// most once per board refresh; a peer that does not answer is shown as such).
+async fn fleet_status(shared: &Shared) -> (board::ShardStatus, Arc<Vec<board::ShardStatus>>) {
     let fleet = &shared.fleet;
     let own = shared.last().map(|(r, _)| view::status_doc(&r, None));
-    if fleet.shard.count == 1 {
-        return own
-            .map(|doc| board::ShardStatus {
-                index: 0,
-                status: Ok(doc),
-            })
-            .into_iter()
-            .collect();
-    }
-    let client = reqwest::Client::builder().timeout(PEER_TIMEOUT).build();
-    let asks = (0..fleet.shard.count).map(|i| {
-        let own = own.clone();
-        let client = client.as_ref().ok();
-        async move {
-            let status = if i == fleet.shard.index {
-                own.ok_or_else(|| "no pass has finished yet".to_string())
-            } else {
-                match (fleet.peer(i), client) {
-                    (Some(peer), Some(client)) => ask_peer(client, &peer).await,
-                    _ => Err("not asked: set --peer-url to show the whole fleet".into()),
+    let fresh = std::time::Duration::from_secs(u64::from(board::REFRESH_SECONDS));
+    let peers = shared
+        .peer_statuses(fresh, || async {
+            let client = reqwest::Client::builder().timeout(PEER_TIMEOUT).build();
+            let asks = fleet.others().map(|i| {
+                let client = client.as_ref().ok();
+                async move {
+                    let status = match (fleet.peer(i), client) {
+                        (Some(peer), Some(client)) => ask_peer(client, &peer).await,
+                        _ => Err("not asked: set --peer-url to show the whole fleet".into()),
+                    };
+                    board::ShardStatus { index: i, status }
                 }
-            };
-            board::ShardStatus { index: i, status }
-        }
-    });
-    futures_util::future::join_all(asks).await
+            });
+            futures_util::future::join_all(asks).await
+        })
+        .await;
+    let own = board::ShardStatus {
+        index: fleet.shard.index,
+        status: own.ok_or_else(|| "no pass has finished yet".to_string()),
+    };
+    (own, peers)
 }
 
 /// The largest `/status` read from a peer (10,000 environments take about 10 MiB).
@@ -150,7 +146,13 @@ async fn board(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<board::BoardQuery>,
 ) -> Response {
-    let fleet = fleet_status(&shared).await;
+    let (own, peers) = fleet_status(&shared).await;
+    let mut fleet: Vec<&board::ShardStatus> = peers.iter().collect();
+    // Alone and before the first pass, the board says only that.
+    if own.status.is_ok() || shared.fleet.shard.count > 1 {
+        fleet.push(&own);
+    }
+    fleet.sort_by_key(|s| s.index);
     (
         [
             (header::CACHE_CONTROL, "no-store"),

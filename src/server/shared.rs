@@ -26,6 +26,8 @@ pub struct Shared {
     wakes: watch::Sender<u64>,
     due: Mutex<Option<Scope>>,
     deliveries: Mutex<Deliveries>,
+    /// What the peers' `/status` said last, and when it was asked.
+    peers: tokio::sync::Mutex<Option<(Instant, Arc<Vec<crate::server::board::ShardStatus>>)>>,
 }
 
 /// How many delivery ids are remembered (the oldest are forgotten first).
@@ -177,7 +179,31 @@ impl Shared {
             wakes: watch::Sender::new(0),
             due: Mutex::new(None),
             deliveries: Mutex::default(),
+            peers: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The peers' statuses: asked again only when what was asked last is older than
+    /// `fresh`, so that any number of open boards cost the peers one `/status` each per
+    /// refresh (concurrent asks wait for the one in flight).
+    pub async fn peer_statuses<F, Fut>(
+        &self,
+        fresh: std::time::Duration,
+        ask: F,
+    ) -> Arc<Vec<crate::server::board::ShardStatus>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Vec<crate::server::board::ShardStatus>>,
+    {
+        let mut peers = self.peers.lock().await;
+        if let Some((at, statuses)) = peers.as_ref()
+            && at.elapsed() < fresh
+        {
+            return Arc::clone(statuses);
+        }
+        let statuses = Arc::new(ask().await);
+        *peers = Some((Instant::now(), Arc::clone(&statuses)));
+        statuses
     }
 
     /// The same, as shard `fleet` of a sharded fleet.

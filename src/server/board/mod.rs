@@ -129,7 +129,7 @@ fn rank(state: &str) -> u8 {
 }
 
 /// The whole page for the fleet's last passes (empty: none finished yet).
-pub fn page(fleet: &[ShardStatus], query: &BoardQuery) -> String {
+pub fn page(fleet: &[&ShardStatus], query: &BoardQuery) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let _ = write!(
         out,
@@ -168,11 +168,11 @@ pub fn page_of(report: &crate::engine::PassReport) -> String {
         index: 0,
         status: Ok(crate::view::status_doc(report, None)),
     };
-    page(&[own], &BoardQuery::default())
+    page(&[&own], &BoardQuery::default())
 }
 
 /// When each shard last passed (or why it could not be asked).
-fn updated(out: &mut String, fleet: &[ShardStatus]) {
+fn updated(out: &mut String, fleet: &[&ShardStatus]) {
     out.push_str("<div id=\"updated\" aria-live=\"polite\">");
     let sharded = fleet.len() > 1;
     for s in fleet {
@@ -470,7 +470,7 @@ mod tests {
             env("c", "prod", "failing"),
             env("d", "dev", "stalled"),
         ])];
-        let page = page(&fleet, &BoardQuery::default());
+        let page = page(&[&fleet[0]], &BoardQuery::default());
         assert_eq!(rows(&page), ["c", "d", "b", "a"]);
         assert!(
             page.contains("<a href=\"?state=up-to-date\">2 up-to-date</a>"),
@@ -499,14 +499,14 @@ mod tests {
             })
             .collect();
         let fleet = [shard(envs)];
-        let first = page(&fleet, &BoardQuery::default());
+        let first = page(&[&fleet[0]], &BoardQuery::default());
         assert_eq!(rows(&first).len(), PAGE_SIZE);
         assert_eq!(rows(&first)[0], "app-00000");
         assert_eq!(rows(&first)[1], "app-00100", "failing first");
         assert!(first.contains("Page 1 of 200"), "page count");
         assert!(first.len() < 200_000, "{} bytes", first.len());
         let third = page(
-            &fleet,
+            &[&fleet[0]],
             &BoardQuery {
                 page: Some(3),
                 ..BoardQuery::default()
@@ -514,7 +514,7 @@ mod tests {
         );
         assert!(third.contains("Page 3 of 200"));
         let named = page(
-            &fleet,
+            &[&fleet[0]],
             &BoardQuery {
                 q: Some("app-0999".into()),
                 ..BoardQuery::default()
@@ -522,7 +522,7 @@ mod tests {
         );
         assert_eq!(rows(&named).len(), 10);
         let failing = page(
-            &fleet,
+            &[&fleet[0]],
             &BoardQuery {
                 state: Some("failing".into()),
                 ..BoardQuery::default()
@@ -531,7 +531,7 @@ mod tests {
         assert_eq!(rows(&failing).len(), PAGE_SIZE);
         assert!(failing.contains("Page 1 of 2"));
         let elsewhere = page(
-            &fleet,
+            &[&fleet[0]],
             &BoardQuery {
                 repository: Some("other".into()),
                 ..BoardQuery::default()
