@@ -248,30 +248,20 @@ fn edits(
     target: &Target,
     wanted: &Wanted,
 ) -> Result<(Vec<patch::Replacement>, Vec<patch::Insertion>), EditError> {
-    match target {
-        Target::Kustomize { name } => kustomize::edits(
-            src,
-            docs,
-            name,
-            &kustomize::Change {
-                new_tag: Some(wanted.tag.clone()),
-                new_name: Some(wanted.repository.clone()),
-                digest: wanted.digest.clone(),
-                new_name_if_present: true,
-            },
-        ),
-        _ => scalar_edits(src, docs, target, wanted).map(|r| (r, Vec::new())),
-    }
-}
-
-/// The replacements of every target kind but Kustomize (which may insert).
-fn scalar_edits(
-    src: &str,
-    docs: &[Document],
-    target: &Target,
-    wanted: &Wanted,
-) -> Result<Vec<patch::Replacement>, EditError> {
-    match target {
+    let replaced = match target {
+        Target::Kustomize { name } => {
+            return kustomize::edits(
+                src,
+                docs,
+                name,
+                &kustomize::Change {
+                    new_tag: Some(wanted.tag.clone()),
+                    new_name: Some(wanted.repository.clone()),
+                    digest: wanted.digest.clone(),
+                    new_name_if_present: true,
+                },
+            );
+        }
         Target::Helm {
             tag,
             repository,
@@ -311,9 +301,8 @@ fn scalar_edits(
         Target::ImageField { repository } => {
             image_field::replacements(docs, repository, &wanted.tag, wanted.digest.as_ref())
         }
-        // `edits` handles Kustomize, which may insert.
-        Target::Kustomize { .. } => Ok(Vec::new()),
-    }
+    }?;
+    Ok((replaced, Vec::new()))
 }
 
 /// Every scalar value in a document, with the key it belongs to (if any), in document order.
