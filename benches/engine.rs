@@ -82,15 +82,14 @@ async fn fresh_against_warm_plan() {
     let (_bare, rules_dir) = one_env_fleet(base.path(), "plan", &reg.addr, images);
     let warm = tempfile::tempdir().unwrap();
     let plan = |cache: &std::path::Path| {
-        let started = Instant::now();
-        let (_, rss) = run_measured(&[
+        run_measured(&[
             "--rules",
             rules_dir.path().to_str().unwrap(),
             "--cache-dir",
             cache.to_str().unwrap(),
             "plan",
-        ]);
-        (started.elapsed().as_secs_f64(), rss as f64 / 1024.0)
+        ])
+        .wall
     };
     plan(warm.path());
     let runs = 7;
@@ -110,10 +109,10 @@ async fn fresh_against_warm_plan() {
     let mut times: [Vec<f64>; 4] = Default::default();
     for _ in 0..runs {
         let fresh = tempfile::tempdir().unwrap();
-        times[0].push(plan(fresh.path()).0);
-        times[1].push(plan(warm.path()).0);
-        times[2].push(plan(copy_without("git").path()).0);
-        times[3].push(plan(copy_without("registry").path()).0);
+        times[0].push(plan(fresh.path()));
+        times[1].push(plan(warm.path()));
+        times[2].push(plan(copy_without("git").path()));
+        times[3].push(plan(copy_without("registry").path()));
     }
     let [f, w, g, r] = times.map(|mut v| {
         v.sort_by(f64::total_cmp);
@@ -158,23 +157,22 @@ async fn deep_hold_on_a_fresh_cache() {
     git(&w, &["push", "-q", "origin", "main"]);
     append_commits(&bare, commits - deep - 2, start + 60 * deep as i64);
     let fresh = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let (out, rss) = run_measured(&[
+    let run = run_measured(&[
         "--rules",
         rules_dir.path().to_str().unwrap(),
         "--cache-dir",
         fresh.path().to_str().unwrap(),
         "once",
     ]);
-    let wall = started.elapsed().as_secs_f64();
     let held =
         git(&bare, &["show", "main:apps/app-000/kustomization.yaml"]).contains("newTag: 1.1.0");
     assert!(held, "the hand-made rollback deep in history holds");
     println!(
-        "once, fresh cache, {commits}-commit history, a hold {} commits deep: {wall:.3} s  peak RSS {:.1} MiB  {}",
+        "once, fresh cache, {commits}-commit history, a hold {} commits deep: {:.3} s  peak RSS {:.1} MiB  {}",
         commits - deep,
-        rss as f64 / 1024.0,
-        out.lines().last().unwrap_or_default()
+        run.wall,
+        run.rss_kib as f64 / 1024.0,
+        run.out.lines().last().unwrap_or_default()
     );
 }
 
@@ -228,20 +226,18 @@ async fn fleet() {
     println!("{apps} promotions x 3 environments, {tags} tags per image");
     // `tagpromoter once` as a CronJob runs it: a new process each time.
     let once = |label: &str| {
-        let started = Instant::now();
-        let (out, max_rss_kib) = run_measured(&[
+        let run = run_measured(&[
             "--rules",
             rules_dir.path().to_str().unwrap(),
             "--cache-dir",
             cache.path().to_str().unwrap(),
             "once",
         ]);
-        let wall = started.elapsed();
-        let summary = out.lines().last().unwrap_or_default().to_string();
+        let summary = run.out.lines().last().unwrap_or_default().to_string();
         println!(
             "{label:<34} {:>7.3} s  peak RSS {:>6.1} MiB  {summary}",
-            wall.as_secs_f64(),
-            max_rss_kib as f64 / 1024.0
+            run.wall,
+            run.rss_kib as f64 / 1024.0
         );
     };
     once("once, cold (empty cache)");

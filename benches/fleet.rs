@@ -124,17 +124,20 @@ async fn main() {
 
     let cache = tempfile::tempdir().unwrap();
     let once = |label: &str| {
-        let started = Instant::now();
-        let (out, rss) = run_measured(&[
+        let run = run_measured(&[
             "--rules",
             rules_dir.path().to_str().unwrap(),
             "--cache-dir",
             cache.path().to_str().unwrap(),
             "once",
         ]);
-        let wall = started.elapsed().as_secs_f64();
-        let summary = out.lines().last().unwrap_or_default().to_string();
-        assert!(summary.contains(" landed, 0 failed"), "{label}: {out}");
+        let (wall, rss) = (run.wall, run.rss_kib);
+        let summary = run.out.lines().last().unwrap_or_default().to_string();
+        assert!(
+            summary.contains(" landed, 0 failed"),
+            "{label}: {}",
+            run.out
+        );
         println!(
             "{label:<36} {wall:>7.3} s  peak RSS {:>6.1} MiB  {summary}",
             rss as f64 / 1024.0

@@ -214,16 +214,29 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Run the tagpromoter binary; its stdout and its peak RSS in KiB (through Python's
-/// `getrusage`, so that nothing but python3 is needed).
-pub fn run_measured(args: &[&str]) -> (String, u64) {
+/// What one run of the tagpromoter binary printed and cost.
+pub struct Measured {
+    /// Its stdout.
+    pub out: String,
+    /// Its peak RSS in KiB.
+    pub rss_kib: u64,
+    /// Its wall time in seconds, from spawn to exit (the measuring wrapper's own start-up
+    /// is not in it).
+    pub wall: f64,
+}
+
+/// Run the tagpromoter binary and measure it (through Python's `getrusage`, so that
+/// nothing but python3 is needed).
+pub fn run_measured(args: &[&str]) -> Measured {
     let out = std::process::Command::new("python3")
         .args([
             "-c",
-            "import resource, subprocess, sys\n\
+            "import resource, subprocess, sys, time\n\
+             started = time.monotonic()\n\
              r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)\n\
+             wall = time.monotonic() - started\n\
              sys.stdout.write(r.stdout.decode())\n\
-             print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+             print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
             env!("CARGO_BIN_EXE_tagpromoter"),
         ])
         .args(args)
@@ -232,6 +245,13 @@ pub fn run_measured(args: &[&str]) -> (String, u64) {
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines: Vec<&str> = text.lines().collect();
-    let rss = lines.pop().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
-    (lines.join("\n"), rss)
+    let figures = lines.pop().unwrap_or_default().to_string();
+    let mut figures = figures.split_whitespace();
+    let wall = figures.next().and_then(|w| w.parse().ok()).unwrap_or(0.0);
+    let rss_kib = figures.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+    Measured {
+        out: lines.join("\n"),
+        rss_kib,
+        wall,
+    }
 }
