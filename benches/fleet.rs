@@ -9,7 +9,8 @@
 //! - with `--shards 4`, each shard's registry requests in a no-change pass against a
 //!   quarter of the images (target: within 10%).
 //!
-//! `BENCH_FLEET_PROMOTIONS`, `BENCH_FLEET_REPOS` and `BENCH_FLEET_TAGS` change the sizes.
+//! `BENCH_FLEET_PROMOTIONS`, `BENCH_FLEET_REPOS` and `BENCH_FLEET_TAGS` change the sizes;
+//! `BENCH_FLEET_KEEP=1` keeps the fleet up after the cold run (for profiling by hand).
 //! Run with `cargo bench --bench fleet` (needs curl, and python3 for the peak RSS).
 
 #[path = "../tests/support/mod.rs"]
@@ -152,6 +153,20 @@ async fn main() {
             .collect()
     };
     let after_cold = counts(&bares);
+    if std::env::var_os("BENCH_FLEET_KEEP").is_some() {
+        // For profiling by hand: the fleet stays up until the marker file is removed.
+        let marker = base.path().join("keep");
+        std::fs::write(&marker, "").unwrap();
+        eprintln!(
+            "kept: --rules {} --cache-dir {}; remove {} to go on",
+            rules_dir.path().display(),
+            cache.path().display(),
+            marker.display()
+        );
+        while marker.exists() {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
 
     let mut passes = Vec::new();
     for label in ["once, nothing to change", "once, nothing to change (again)"] {

@@ -298,6 +298,18 @@ macro_rules! text_type {
                 Self::new(s)
             }
         }
+        // As its text; read back through `new`, so that a stored value is validated again.
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                Self::new(&text).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 text_type!(Tag);

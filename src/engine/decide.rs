@@ -256,7 +256,7 @@ pub fn facts_wanted(
 /// Decide every environment of every promotion, in the order of the rules.
 pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDecision> {
     let no_facts = Default::default();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(rules.promotions.iter().map(|p| p.environments.len()).sum());
     for p in &rules.promotions {
         let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
         for env in &p.environments {

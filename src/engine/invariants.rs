@@ -166,7 +166,7 @@ impl Model {
         times.dedup();
         times.into_iter().rev().find(|t| {
             let observed = self.observed(Some(*t));
-            reaches_far_enough(&self.rules, &observed.environments, now, &|_| true)
+            reaches_far_enough(&self.rules, &[&observed.environments], now, &|_| true)
         })
     }
 

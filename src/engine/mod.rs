@@ -326,7 +326,7 @@ impl Engine {
         let requests = self.registry.request_count();
         let mut report = PassReport::new(now, Vec::new());
         let plan = match self.plan_for(rules, now).await {
-            Ok(plan) => {
+            Ok(mut plan) => {
                 let (applied, pushes) = if write {
                     apply::apply(
                         rules,
@@ -391,12 +391,18 @@ impl Engine {
                             }),
                             _ => None,
                         };
-                        let observed = plan.observed.environments.get(&decision.key);
-                        let recent = landed
-                            .into_iter()
-                            .chain(observed.into_iter().flat_map(|s| s.recent.iter().cloned()))
-                            .take(observe::RECENT)
-                            .collect();
+                        // Moved, not copied: a fleet's 30,000 environments would hold
+                        // them twice at the pass's peak.
+                        let mut recent = plan
+                            .observed
+                            .environments
+                            .get_mut(&decision.key)
+                            .map(|s| std::mem::take(&mut s.recent))
+                            .unwrap_or_default();
+                        if let Some(landed) = landed {
+                            recent.insert(0, landed);
+                            recent.truncate(observe::RECENT);
+                        }
                         EnvReport {
                             decision,
                             applied,

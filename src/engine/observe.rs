@@ -114,13 +114,24 @@ impl EnvState {
 /// as a warm one.
 pub(crate) fn reaches_far_enough(
     rules: &Rules,
-    states: &HashMap<EnvKey, EnvState>,
+    states: &[&HashMap<EnvKey, EnvState>],
     now: Timestamp,
     here: &dyn Fn(&Destination) -> bool,
 ) -> bool {
+    // The first map that knows an environment says (layered, not merged into a copy).
+    let state_of = |key: &EnvKey| states.iter().find_map(|m| m.get(key));
     rules.promotions.iter().all(|p| {
         p.environments.iter().all(|env| {
-            let state = states.get(&EnvKey::of(p, env));
+            let up = env
+                .from
+                .as_ref()
+                .and_then(|from| p.environments.iter().find(|e| e.name == *from));
+            let up_here = up.is_some_and(|up| here(&up.destination));
+            // Most environments of a fleet write elsewhere: no lookup for them.
+            if !here(&env.destination) && !up_here {
+                return true;
+            }
+            let state = state_of(&EnvKey::of(p, env));
             if here(&env.destination) {
                 let Some(state) = state else {
                     return false;
@@ -131,21 +142,14 @@ pub(crate) fn reaches_far_enough(
                     return false;
                 }
             }
-            let Some(up) = env
-                .from
-                .as_ref()
-                .and_then(|from| p.environments.iter().find(|e| e.name == *from))
-            else {
+            let Some(up) = up.filter(|_| up_here) else {
                 return true;
             };
-            if !here(&up.destination) {
-                return true;
-            }
             let Some(state) = state else {
                 // Its downstream is read elsewhere, and not yet.
                 return true;
             };
-            let upstream = states.get(&EnvKey::of(p, up));
+            let upstream = state_of(&EnvKey::of(p, up));
             match (
                 upstream.and_then(EnvState::known_since),
                 state.horizon(env.soak, now),
@@ -261,18 +265,7 @@ pub async fn observe(
         }
     };
     report(0);
-    let mut listings = JoinSet::new();
-    for image in images {
-        let registry = Arc::clone(registry);
-        listings.spawn(async move {
-            let listed = tokio::time::timeout_at(until, registry.tags(&image)).await;
-            let result = match listed {
-                Ok(r) => r.map(|list| list.tags),
-                Err(_) => Err(timed_out(&image, "listing tags of", deadline)),
-            };
-            (image, result)
-        });
-    }
+    let mut listed = list_tags(registry, images, until, deadline);
     let read = read_repositories(rules, repos, now).await?;
     let mut observed = Observed {
         tips: read.tips,
@@ -282,14 +275,17 @@ pub async fn observe(
         environments: read.environments,
         files: read.files,
     };
+    // Each image's promotions, found once (not by a scan of every promotion per image).
+    let mut watching: HashMap<&Repository, Vec<&Promotion>> = HashMap::new();
+    for p in &rules.promotions {
+        watching.entry(&p.image).or_default().push(p);
+    }
     let mut inspections = JoinSet::new();
-    while let Some(joined) = listings.join_next().await {
-        let Ok((image, result)) = joined else {
-            continue;
-        };
+    while let Some((image, result)) = listed.recv().await {
         match &result {
             Ok(tags) => {
-                for tag in tags_needing_facts(rules, &image, tags, &observed.environments) {
+                let promotions = watching.get(&image).map_or(&[][..], Vec::as_slice);
+                for tag in tags_needing_facts(promotions, tags, &observed.environments) {
                     let registry = Arc::clone(registry);
                     let image = image.clone();
                     inspections.spawn(async move {
@@ -320,6 +316,51 @@ pub async fn observe(
         }
     }
     Ok(observed)
+}
+
+/// Every image's tag list, as each comes in. Each registry host lists its images on its own
+/// (one that hangs holds up no other), a few more at once than its `concurrency` lets
+/// through: a fleet's 10,000 images are not 10,000 requests waiting in memory at once.
+fn list_tags(
+    registry: &Arc<Registry>,
+    images: BTreeSet<Repository>,
+    until: Instant,
+    deadline: Duration,
+) -> tokio::sync::mpsc::UnboundedReceiver<(Repository, Result<Vec<Tag>, RegistryError>)> {
+    use futures_util::StreamExt as _;
+    let mut by_host: BTreeMap<String, Vec<Repository>> = BTreeMap::new();
+    for image in images {
+        by_host
+            .entry(image.split().0.to_string())
+            .or_default()
+            .push(image);
+    }
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    for images in by_host.into_values() {
+        let (registry, sender) = (Arc::clone(registry), sender.clone());
+        let at_once = images
+            .first()
+            .map_or(1, |image| 2 * registry.concurrency(image));
+        tokio::spawn(async move {
+            let registry = &registry;
+            let mut lists = futures_util::stream::iter(images)
+                .map(|image| async move {
+                    let listed = tokio::time::timeout_at(until, registry.tags(&image)).await;
+                    let result = match listed {
+                        Ok(r) => r.map(|list| list.tags),
+                        Err(_) => Err(timed_out(&image, "listing tags of", deadline)),
+                    };
+                    (image, result)
+                })
+                .buffer_unordered(at_once);
+            while let Some(done) = lists.next().await {
+                if sender.send(done).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    receiver
 }
 
 /// Fetch the facts of `wanted` tags not observed yet: one round of what the decisions ask
@@ -399,6 +440,8 @@ async fn read_repositories(
             (d, read_destination(rules, d, repo, &others, now).await)
         });
     let mut read = RepoRead::default();
+    read.environments
+        .reserve(rules.promotions.iter().map(|p| p.environments.len()).sum());
     let mut last_error = None;
     for (d, result) in futures_util::future::join_all(reads).await {
         match result {
@@ -426,7 +469,7 @@ async fn read_repositories(
         .filter(|(d, _)| read.tips.contains_key(*d))
         .collect();
     for (d, repo) in readable {
-        if reaches_far_enough(rules, &read.environments, now, &|x| x == d) {
+        if reaches_far_enough(rules, &[&read.environments], now, &|x| x == d) {
             continue;
         }
         let others: HashMap<EnvKey, EnvState> = rules
@@ -500,23 +543,28 @@ async fn read_destination(
                 .zip(&s.targets)
                 .map(|((key, _, _), t)| (key.clone(), env_state(t)))
                 .collect();
-            let mut all = others.clone();
-            all.extend(environments.iter().map(|(k, v)| (k.clone(), v.clone())));
-            reaches_far_enough(rules, &all, now, &|d| d == destination)
+            reaches_far_enough(rules, &[&environments, others], now, &|d| d == destination)
         })
         .await?;
-    let files = snapshot
-        .files
-        .iter()
-        .map(|(p, t)| (p.clone(), t.as_ref().ok().cloned()))
-        .collect();
-    Ok((snapshot.tip, environments, files))
+    let tip = snapshot.tip;
+    // Taken when nobody keeps the snapshot (`once`), copied when a worker does.
+    let files = match Arc::try_unwrap(snapshot) {
+        Ok(read) => read.files.into_iter().map(|(p, t)| (p, t.ok())).collect(),
+        Err(kept) => kept
+            .files
+            .iter()
+            .map(|(p, t)| (p.clone(), t.as_ref().ok().cloned()))
+            .collect(),
+    };
+    Ok((tip, environments, files))
 }
 
 /// What one target's history says about its environment.
 pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
-    let mut changes: Vec<Change> = Vec::new();
-    let mut events = Vec::new();
+    // Sized to the history (a fleet keeps 30,000 of these at once; growing from empty
+    // would leave most of each vector unused).
+    let mut changes: Vec<Change> = Vec::with_capacity(history.entries.len());
+    let mut events = Vec::with_capacity(history.entries.len());
     // The last value read (`None` before any): what a change moved from.
     let mut before: Option<Option<String>> = None;
     for e in &history.entries {
@@ -561,19 +609,21 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
     }
     // Holds start over at a reset; one must be in the history read, or its start.
     let complete = history.from_start || events.iter().any(Event::resets);
-    let recent = history
-        .entries
-        .iter()
-        .rev()
-        .filter(|e| e.record.is_some() || e.value.is_some())
-        .take(RECENT)
-        .map(|e| EnvCommit {
-            id: e.id.to_string(),
-            time: e.time,
-            author: e.author.clone(),
-            subject: e.subject.clone(),
-        })
-        .collect();
+    let mut recent = Vec::with_capacity(history.entries.len().min(RECENT));
+    recent.extend(
+        history
+            .entries
+            .iter()
+            .rev()
+            .filter(|e| e.record.is_some() || e.value.is_some())
+            .take(RECENT)
+            .map(|e| EnvCommit {
+                id: e.id.to_string(),
+                time: e.time,
+                author: e.author.clone(),
+                subject: e.subject.clone(),
+            }),
+    );
     EnvState {
         current: history.current.clone().map(|v| v.tag),
         timeline: Timeline { changes },
@@ -585,18 +635,17 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
     }
 }
 
-/// The tags of `image` whose creation times `newestBuild` orders by, fetched before
+/// The tags of an image whose creation times `newestBuild` orders by, fetched before
 /// deciding: every tag its filters keep, the tag each environment runs, and the values a
 /// person's changes moved between (a hand-made rollback is told by them). The facts other
 /// gates need are fetched by the engine once a tag could win ([`super::decide::facts_wanted`]).
 fn tags_needing_facts(
-    rules: &Rules,
-    image: &Repository,
+    promotions: &[&Promotion],
     tags: &[Tag],
     environments: &HashMap<EnvKey, EnvState>,
 ) -> BTreeSet<Tag> {
     let mut wanted = BTreeSet::new();
-    for p in rules.promotions.iter().filter(|p| p.image == *image) {
+    for p in promotions {
         for env in &p.environments {
             if !matches!(env.policy, Policy::NewestBuild(_)) {
                 continue;
@@ -698,16 +747,16 @@ mod tests {
             (key("dev"), state(&[-200, -10], false)),
             (key("prod"), prod.clone()),
         ]);
-        assert!(!reaches_far_enough(&rules, &short, now, &app_team));
-        assert!(reaches_far_enough(&rules, &short, now, &platform));
+        assert!(!reaches_far_enough(&rules, &[&short], now, &app_team));
+        assert!(reaches_far_enough(&rules, &[&short], now, &platform));
         // Read back to 60 h ago: past prod's horizon.
         let deep = HashMap::from([
             (key("dev"), state(&[-200, -60], false)),
             (key("prod"), prod),
         ]);
-        assert!(reaches_far_enough(&rules, &deep, now, &app_team));
+        assert!(reaches_far_enough(&rules, &[&deep], now, &app_team));
         // prod not read yet (its repository is read elsewhere): dev's own read is enough.
         let alone = HashMap::from([(key("dev"), state(&[-200, -10], false))]);
-        assert!(reaches_far_enough(&rules, &alone, now, &app_team));
+        assert!(reaches_far_enough(&rules, &[&alone], now, &app_team));
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// The class of a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GitErrorKind {
     /// Credentials missing, wrong or not allowed to push.
     Auth,
@@ -56,7 +56,7 @@ impl GitErrorKind {
 }
 
 /// A failed repository operation. Never holds a credential or a URL's user info.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub struct GitError {
     /// The class.
     pub kind: GitErrorKind,

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use crate::image::{Digest, Repository, Tag};
 
 /// Who asked for a bump.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Actor {
     /// The bot's own decision.
     Bot,
@@ -15,7 +15,7 @@ pub enum Actor {
 }
 
 /// A hold change carried by a commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HoldChange {
     /// A rollback put the environment on hold (until a time, or until released).
     Set {
@@ -27,7 +27,7 @@ pub enum HoldChange {
 }
 
 /// What one bump commit records.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     /// The promotion's name.
     pub promotion: String,

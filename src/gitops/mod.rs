@@ -9,6 +9,7 @@
 pub mod error;
 pub mod git;
 pub mod history;
+mod kept;
 pub mod message;
 pub mod store;
 

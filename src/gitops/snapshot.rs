@@ -75,7 +75,7 @@ fn agree(
 }
 
 /// What a target held after a commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Value {
     /// The tag's raw text (`None`: the file or key is absent, or names no tag).
     pub tag: Option<String>,
@@ -87,9 +87,10 @@ pub struct Value {
 }
 
 /// One commit of a target's history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The commit.
+    #[serde(with = "super::kept::object_id")]
     pub id: ObjectId,
     /// When it landed on the branch: its own time on the first-parent line, the merge's for
     /// a commit that arrived through a merge.
@@ -106,7 +107,7 @@ pub struct Entry {
 }
 
 /// One target's history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TargetHistory {
     /// Its value at the tip, or why it cannot be read.
     pub current: Result<Value, GitError>,
@@ -119,9 +120,10 @@ pub struct TargetHistory {
 }
 
 /// The repository as the decisions need it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// The branch's tip.
+    #[serde(with = "super::kept::object_id")]
     pub tip: ObjectId,
     /// Each queried file's text at the tip, or why it cannot be a target.
     pub files: HashMap<PathBuf, Result<String, GitError>>,
@@ -155,7 +157,20 @@ impl Repo {
         {
             return Ok(Arc::clone(read));
         }
+        // Another process read this tip for the same queries (the last `once`, a worker
+        // before its restart): what it kept on disk is what a read would find.
+        let kept = self.kept_path();
+        let key = super::kept::key(tip, &queries);
+        if let Some(read) = super::kept::load(&kept, &key).await
+            && read.tip == tip
+            && enough(&read)
+        {
+            let read = Arc::new(read);
+            self.remember_snapshot(queries, Arc::clone(&read));
+            return Ok(read);
+        }
         let read = self.read_snapshot(tip, &queries, enough).await?;
+        super::kept::store(&kept, &key, Arc::clone(&read)).await;
         self.remember_snapshot(queries, Arc::clone(&read));
         Ok(read)
     }

@@ -8,9 +8,14 @@ use std::fmt;
 
 use super::version::{Version, compare_prerelease};
 
-/// A parsed constraint such as `^1.2`, `>=1.0.0-0 <2`, or `1.x || >=3`.
+/// A parsed constraint such as `^1.2`, `>=1.0.0-0 <2`, or `1.x || >=3`. Cloning shares it
+/// (a fleet's thousands of environments mostly write the same few ranges, and every
+/// decision takes one).
 #[derive(Debug, Clone)]
-pub struct Constraint {
+pub struct Constraint(std::sync::Arc<Parsed>);
+
+#[derive(Debug)]
+struct Parsed {
     groups: Vec<Vec<Comparator>>,
     text: String,
 }
@@ -73,15 +78,15 @@ impl Constraint {
             let comparators = parse_group(group).map_err(err)?;
             groups.push(comparators);
         }
-        Ok(Self {
+        Ok(Self(std::sync::Arc::new(Parsed {
             groups,
             text: text.to_string(),
-        })
+        })))
     }
 
     /// The OR-ed groups of AND-ed comparators.
     pub fn groups(&self) -> &[Vec<Comparator>] {
-        &self.groups
+        &self.0.groups
     }
 
     /// Whether `v` satisfies the constraint.
@@ -97,7 +102,7 @@ impl Constraint {
 
     fn first_failure(&self, v: &Version) -> Result<(), String> {
         let mut first = None;
-        for group in &self.groups {
+        for group in &self.0.groups {
             match group.iter().map(|c| c.check(v)).find(Result::is_err) {
                 None => return Ok(()),
                 Some(Err(e)) => {
@@ -106,13 +111,13 @@ impl Constraint {
                 Some(Ok(())) => {}
             }
         }
-        Err(first.unwrap_or_else(|| format!("{v} does not satisfy {}", self.text)))
+        Err(first.unwrap_or_else(|| format!("{v} does not satisfy {}", self.0.text)))
     }
 }
 
 impl fmt::Display for Constraint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.0.text)
     }
 }
 

@@ -320,6 +320,8 @@ impl Gates {
             above_current &= !running;
         }
         self.mark_skipped(policy, s, &mut waiting);
+        // Kept in the decision for the whole pass (thousands of them): no spare room.
+        waiting.shrink_to_fit();
         let Some((to, since)) = best else {
             return Decision::Blocked {
                 to: None,

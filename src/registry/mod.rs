@@ -163,6 +163,11 @@ impl Registry {
         Ok(facts)
     }
 
+    /// Requests `image`'s registry may have in flight (its `concurrency`).
+    pub fn concurrency(&self, image: &Repository) -> usize {
+        self.transport.concurrency(api_host(image.split().0))
+    }
+
     /// Requests sent so far.
     pub fn request_count(&self) -> u64 {
         self.transport.request_count()

@@ -166,6 +166,11 @@ impl Transport {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Requests `host` may have in flight.
+    pub fn concurrency(&self, host: &str) -> usize {
+        self.hosts.get(host).map_or(4, |c| c.concurrency).max(1)
+    }
+
     fn host(&self, host: &str) -> HostConfig {
         self.hosts.get(host).cloned().unwrap_or_default()
     }

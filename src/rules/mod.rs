@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod model;
 pub mod schema;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::Diagnostic;
@@ -149,7 +150,8 @@ pub fn parse_sources(dir: &Path, sources: &[(PathBuf, String)]) -> Result<Rules,
     // Every Settings document seen (valid or not), and the valid one.
     let mut settings_seen: Vec<(PathBuf, yaml::Position)> = Vec::new();
     let mut settings: Option<model::Settings> = None;
-    let mut names: Vec<(String, PathBuf, yaml::Position)> = Vec::new();
+    // Where each promotion name was first declared (a map: fleets declare thousands).
+    let mut names: HashMap<String, (PathBuf, yaml::Position)> = HashMap::new();
     let mut promotions: Vec<Promotion> = Vec::new();
     for (file, text) in sources {
         let docs = match yaml::parse(text) {
@@ -182,9 +184,7 @@ pub fn parse_sources(dir: &Path, sources: &[(PathBuf, String)]) -> Result<Rules,
                 }
                 Decoded::Promotion(name, at, p) => {
                     if let Some(name) = name {
-                        if let Some((_, first_file, first_at)) =
-                            names.iter().find(|(n, _, _)| *n == name)
-                        {
+                        if let Some((first_file, first_at)) = names.get(&name) {
                             diags.push(Diagnostic {
                                 file: file.clone(),
                                 position: Some(at),
@@ -193,8 +193,9 @@ pub fn parse_sources(dir: &Path, sources: &[(PathBuf, String)]) -> Result<Rules,
                                     first_file.display()
                                 ),
                             });
+                        } else {
+                            names.insert(name, (file.clone(), at));
                         }
-                        names.push((name, file.clone(), at));
                     }
                     promotions.extend(p.map(|p| *p));
                 }

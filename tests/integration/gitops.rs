@@ -1183,11 +1183,24 @@ async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
         .unwrap();
     assert_eq!(s.walked, 3_001);
     assert!(s.targets[0].from_start);
-    // The mirror is deep now; a caller that needs little reads a first slice of it only.
+    // The mirror is deep now; a caller that needs little reads a first slice of it only
+    // (once nothing kept on disk answers for this tip).
+    forget_kept_snapshots(cache.path());
     let s = repo.snapshot(queries.clone(), |_| true).await.unwrap();
     assert_eq!(s.walked, 1_000);
+    forget_kept_snapshots(cache.path());
     let s = repo.snapshot(queries, |s| s.walked >= 1_500).await.unwrap();
     assert_eq!(s.walked, 2_000, "doubled once");
+}
+
+/// Remove the snapshots kept on disk under `cache`, so that the next read reads.
+fn forget_kept_snapshots(cache: &Path) {
+    for entry in std::fs::read_dir(cache.join("git")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "snapshot") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
 }
 
 /// A server that records the `Authorization` headers it receives and answers 401 with a
@@ -1315,4 +1328,117 @@ async fn a_kept_snapshot_serves_an_unchanged_branch_and_only_it() {
     let a = once.snapshot(queries.clone(), |_| true).await.unwrap();
     let b = once.snapshot(queries, |_| true).await.unwrap();
     assert!(!std::sync::Arc::ptr_eq(&a, &b));
+}
+
+/// A new process (every `once`, a worker after a restart) whose branch did not move takes
+/// the snapshot the last one kept on disk instead of reading the history again; a branch
+/// that moved, other queries, or a damaged file are read afresh (never a stale answer).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_kept_on_disk_serves_the_next_process_only_for_the_same_tip_and_queries() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "on-disk");
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
+    let query = |promotion: &str| {
+        std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
+            file: file.into(),
+            target: Target::Kustomize { name: IMAGE.into() },
+            id: format!("{file}#images[name=podinfo]"),
+            names: (promotion.into(), "dev".into()),
+            others: Vec::new(),
+        }])
+    };
+    let process = || async {
+        Repo::open(config(&url, cache.path(), RemoteAuth::None))
+            .await
+            .unwrap()
+    };
+    let first = process()
+        .await
+        .snapshot(query("podinfo"), |_| true)
+        .await
+        .unwrap();
+    let kept: Vec<std::path::PathBuf> = std::fs::read_dir(cache.path().join("git"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "snapshot"))
+        .collect();
+    assert_eq!(kept.len(), 1, "one snapshot kept beside the mirror");
+    let kept = &kept[0];
+
+    // What the next process reads is what was kept: mark the kept copy to tell.
+    let author = &first.targets[0].entries[0].author;
+    let text = std::fs::read_to_string(kept).unwrap();
+    assert!(text.contains(author.as_str()));
+    std::fs::write(kept, text.replace(author.as_str(), "Kept On Disk")).unwrap();
+    let next = process()
+        .await
+        .snapshot(query("podinfo"), |_| true)
+        .await
+        .unwrap();
+    assert_eq!(next.tip, first.tip);
+    assert_eq!(
+        next.targets[0].entries[0].author, "Kept On Disk",
+        "taken from disk"
+    );
+
+    // Other queries: read afresh.
+    let other = process()
+        .await
+        .snapshot(query("renamed"), |_| true)
+        .await
+        .unwrap();
+    assert_eq!(
+        other.targets[0].entries[0].author, *author,
+        "read, not taken"
+    );
+
+    // A damaged file under the right key: read afresh, and kept again whole.
+    let text = std::fs::read_to_string(kept).unwrap();
+    let (key, _) = text.split_once('\n').unwrap();
+    let damaged = format!("{key}\n{{\"tip\": ");
+    std::fs::write(kept, &damaged).unwrap();
+    let repaired = process()
+        .await
+        .snapshot(query("renamed"), |_| true)
+        .await
+        .unwrap();
+    assert_eq!(repaired.targets[0].entries[0].author, *author);
+    let rewritten = std::fs::read_to_string(kept).unwrap();
+    assert!(rewritten.starts_with(key) && rewritten.len() > damaged.len());
+
+    // A person moves the branch: the next process reads the new tip, not the kept one.
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
+    let path = work.path().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("6.5.3", "6.5.1")).unwrap();
+    git(work.path(), &["commit", "-qam", "roll dev back"]);
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let moved = process()
+        .await
+        .snapshot(query("renamed"), |_| true)
+        .await
+        .unwrap();
+    assert_ne!(moved.tip, first.tip);
+    assert_eq!(
+        moved.targets[0].current.as_ref().unwrap().tag.as_deref(),
+        Some("6.5.1")
+    );
+
+    // A need the kept read does not meet: read again (deeper, were the mirror shallow).
+    let mut asked = 0;
+    process()
+        .await
+        .snapshot(query("renamed"), |_| {
+            asked += 1;
+            asked > 1
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        asked, 2,
+        "the kept snapshot was offered, refused, and a read followed"
+    );
 }

@@ -200,6 +200,11 @@ impl Repo {
         self
     }
 
+    /// Where the last snapshot is kept on disk, beside the mirror.
+    pub(super) fn kept_path(&self) -> PathBuf {
+        self.dir.with_extension("snapshot")
+    }
+
     /// The snapshot read last, and what it was asked.
     pub(super) fn last_snapshot(&self) -> Option<LastSnapshot> {
         self.last.lock().ok().and_then(|l| l.clone())

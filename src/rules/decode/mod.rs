@@ -12,6 +12,7 @@ use jiff::SignedDuration;
 use regex::Regex;
 
 use crate::manifest::HelmPath;
+use crate::policy::constraint::{Constraint, ConstraintError};
 use crate::yaml::{Budget, Document, Node, NodeKind, Position, Style, is_null};
 
 mod promotion;
@@ -240,6 +241,26 @@ impl<'a> Decoder<'a> {
     pub(super) fn regex(&mut self, node: &'a Node, what: &str) -> Option<SharedRegex> {
         let text = self.string(node, what)?;
         self.regex_text(&text, node.position, what)
+    }
+
+    /// The range `text`, or the one parsed before for the same text (shared, as regexes
+    /// are: 30,000 environments writing `>=1.0.0` hold one).
+    pub(super) fn constraint(text: &str) -> Result<Constraint, ConstraintError> {
+        static PARSED: std::sync::LazyLock<
+            std::sync::Mutex<std::collections::HashMap<String, Constraint>>,
+        > = std::sync::LazyLock::new(Default::default);
+        if let Some(c) = PARSED.lock().ok().and_then(|p| p.get(text).cloned()) {
+            return Ok(c);
+        }
+        let parsed = Constraint::parse(text)?;
+        if let Ok(mut p) = PARSED.lock() {
+            // Ranges are few and small; a set of rules with very many is not kept whole.
+            if p.len() >= 4096 {
+                p.clear();
+            }
+            p.insert(text.to_string(), parsed.clone());
+        }
+        Ok(parsed)
     }
 
     /// `text` compiled, or the one compiled before for the same text (see [`SharedRegex`]).

@@ -3,7 +3,7 @@
 use jiff::SignedDuration;
 
 use crate::image::Repository;
-use crate::policy::{Constraint, FreezeWindow};
+use crate::policy::FreezeWindow;
 use crate::rules::diagnostic::did_you_mean;
 use crate::rules::model::*;
 use crate::yaml::{Node, NodeKind, Position, is_null};
@@ -396,7 +396,7 @@ impl<'a> Decoder<'a> {
             _ => (value, false),
         };
         let text = self.string(range_node, "semver")?;
-        match Constraint::parse(&text) {
+        match Self::constraint(&text) {
             Ok(range) => Some(SemverPolicy { range, loose }),
             Err(e) => {
                 self.error(range_node.position, format!("{e}; write a Masterminds range such as ^6.0.0, ~1.2, >=1.0.0 <2 or >=1.0.0-0 for prereleases"));
