@@ -1442,3 +1442,144 @@ async fn a_snapshot_kept_on_disk_serves_the_next_process_only_for_the_same_tip_a
         "the kept snapshot was offered, refused, and a read followed"
     );
 }
+
+/// Loose objects do not pile up in a mirror (automatic collection is off in it, and our
+/// commits and small fetches leave objects loose): once there are as many as git's own
+/// `gc.auto` would pack, a fetch packs the reachable ones and drops unreachable ones two
+/// weeks old, never a newer one (another process may be building on it), and everything
+/// stays readable.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mirror_packs_its_loose_objects_instead_of_gathering_them_for_ever() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "loose");
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    let repo = Repo::open(config(&url, cache.path(), RemoteAuth::None))
+        .await
+        .unwrap();
+    let tip = repo.fetch().await.unwrap().to_string();
+    let mirror = std::fs::read_dir(cache.path().join("git"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "git"))
+        .unwrap();
+    let loose = || -> usize {
+        let counts = git(&mirror, &["count-objects", "-v"]);
+        counts
+            .lines()
+            .find_map(|l| l.strip_prefix("count: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Objects written straight into the mirror, loose, as commits and small fetches leave
+    // them: their ids.
+    let write = |texts: Vec<String>, stdin_lines: bool, args: &[&str]| -> String {
+        let mut child = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=A Person",
+                "-c",
+                "user.email=person@example.com",
+            ])
+            .args(args)
+            .current_dir(&mirror)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = if stdin_lines {
+            texts.join("\n") + "\n"
+        } else {
+            texts.concat()
+        };
+        // Fed from a thread: git answers as it reads.
+        let feeding =
+            std::thread::spawn(move || std::io::Write::write_all(&mut stdin, input.as_bytes()));
+        let out = child.wait_with_output().unwrap();
+        feeding.join().unwrap().unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let blobs = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for i in 0..10_000 {
+        let path = blobs.path().join(i.to_string());
+        std::fs::write(&path, format!("object {i}\n")).unwrap();
+        paths.push(path.display().to_string());
+    }
+    let ids = write(paths, true, &["hash-object", "-w", "--stdin-paths"]);
+    // 10,000 of them reachable: a commit on the branch (pushed, then fetched) holding them.
+    let entries: Vec<String> = ids
+        .lines()
+        .enumerate()
+        .map(|(i, id)| format!("100644 blob {id}\t{i}"))
+        .collect();
+    let bulk = write(entries, true, &["mktree"]);
+    let mut root: Vec<String> = git(&mirror, &["ls-tree", &tip])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    root.push(format!("040000 tree {}\tbulk", bulk.trim()));
+    let root = write(root, true, &["mktree"]);
+    let commit = write(
+        vec!["bulk objects".into()],
+        false,
+        &["commit-tree", root.trim(), "-p", &tip],
+    );
+    git(
+        &mirror,
+        &[
+            "push",
+            "-q",
+            &url,
+            &format!("{}:refs/heads/main", commit.trim()),
+        ],
+    );
+    // And unreachable ones: a bump that never landed three weeks ago, and one just made.
+    let old = write(
+        vec!["an old bump".into()],
+        false,
+        &["hash-object", "-w", "--stdin"],
+    );
+    let new = write(
+        vec!["a bump being made".into()],
+        false,
+        &["hash-object", "-w", "--stdin"],
+    );
+    let old_file = mirror
+        .join("objects")
+        .join(&old.trim()[..2])
+        .join(&old.trim()[2..]);
+    let weeks_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(21 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old_file)
+        .unwrap()
+        .set_modified(weeks_ago)
+        .unwrap();
+    assert!(loose() > 10_000, "{} loose", loose());
+
+    repo.fetch().await.unwrap();
+    assert!(loose() < 100, "still {} loose after a fetch", loose());
+    git(&mirror, &["cat-file", "-e", ids.lines().last().unwrap()]);
+    git(&mirror, &["cat-file", "-e", new.trim()]);
+    assert!(
+        !old_file.exists(),
+        "an unreachable object three weeks old is dropped"
+    );
+    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
+    let queries = std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
+        file: file.into(),
+        target: Target::Kustomize { name: IMAGE.into() },
+        id: format!("{file}#images[name=podinfo]"),
+        names: ("podinfo".into(), "dev".into()),
+        others: Vec::new(),
+    }]);
+    let read = repo.snapshot(queries, |_| true).await.unwrap();
+    assert_eq!(
+        read.targets[0].current.as_ref().unwrap().tag.as_deref(),
+        Some("6.5.3")
+    );
+}

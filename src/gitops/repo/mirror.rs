@@ -25,9 +25,44 @@ impl Repo {
             _ => None,
         };
         self.fetch_ref(&refspec, depth.as_deref(), &step).await?;
+        self.pack_loose_objects().await;
         self.store.resolve(TIP_REF)?.ok_or_else(|| {
             GitError::new(GitErrorKind::NotFound, &step, "the branch does not exist")
         })
+    }
+
+    /// Pack the mirror's loose objects once there are as many as git's own `gc.auto`
+    /// would pack (estimated as git does, from one of the 256 object directories). Our
+    /// commits and small fetches leave objects loose, and the mirror has automatic
+    /// collection off (it must not run behind another process's back): without this a
+    /// worker's mirror would gather loose objects for ever, and every history read would
+    /// open more files. Runs under the mirror's lock: `repack -d` without `-a` adds one
+    /// pack of the reachable loose objects (readers find them there), and `prune` drops
+    /// unreachable ones (bumps that never landed) only when two weeks old, as `gc` would:
+    /// a chain another process is building now is never touched. A failure only costs
+    /// speed.
+    async fn pack_loose_objects(&self) {
+        let sample = self.dir.join("objects").join("17");
+        let loose = std::fs::read_dir(&sample).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().len() == 38)
+                .count()
+        });
+        if loose * 256 <= LOOSE_OBJECTS_TO_PACK {
+            return;
+        }
+        let step = "packing the mirror's loose objects";
+        let tidy = [
+            &["repack", "-d", "-q"][..],
+            &["prune", "--expire=2.weeks.ago"][..],
+        ];
+        for args in tidy {
+            if let Err(e) = self.git.run(&self.dir, args, step).await {
+                tracing::warn!(error = %e, "cannot pack the mirror's loose objects; reads stay slower");
+                return;
+            }
+        }
     }
 
     /// `git fetch` of one refspec from the remote into the mirror (with one extra option,
@@ -67,6 +102,9 @@ impl Repo {
         Ok(())
     }
 }
+
+/// Loose objects that make a mirror worth packing: git's own `gc.auto` default.
+const LOOSE_OBJECTS_TO_PACK: usize = 6_700;
 
 /// A directory name for the mirror of a URL's branch: readable, and unique by a hash of
 /// both. Each branch has its own mirror (and lock): a shallow fetch of one branch must not
