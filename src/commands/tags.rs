@@ -146,7 +146,7 @@ async fn collect(
             row.platforms = args.platforms.then_some(facts.platforms);
         }
     }
-    Ok((rows, list.dropped))
+    Ok((rows, list.dropped.clone()))
 }
 
 fn print(rows: &[Row], dropped: &[String], args: &TagsArgs) {

@@ -184,9 +184,10 @@ pub fn facts_wanted(
     let no_facts = Default::default();
     let mut wanted = Vec::new();
     for p in &rules.promotions {
-        let Some(Ok(tags)) = observed.images.get(&p.image) else {
+        let Some(Ok(list)) = observed.images.get(&p.image) else {
             continue;
         };
+        let tags = &list.tags;
         let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
         for env in &p.environments {
             let Some(state) = observed.environments.get(&EnvKey::of(p, env)) else {
@@ -277,7 +278,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                     }
                 }
                 let tags = match observed.images.get(&p.image) {
-                    Some(Ok(tags)) => tags,
+                    Some(Ok(list)) => &list.tags,
                     Some(Err(e)) => return Err(Problem::Registry(e.clone())),
                     None => return Ok(None),
                 };

@@ -104,7 +104,7 @@ impl World {
             observed: Observed {
                 tips: Default::default(),
                 unreadable: Default::default(),
-                images: HashMap::from([(image, Ok(Vec::new()))]),
+                images: HashMap::from([(image, Ok(Default::default()))]),
                 facts: HashMap::new(),
                 environments: HashMap::new(),
                 files: HashMap::new(),
@@ -125,8 +125,11 @@ impl World {
     /// The registry lists `tags`, each built `hours` after [`at`]`(0)` as given.
     pub fn tags(mut self, tags: &[(&str, i64)]) -> Self {
         let image = Repository::new(IMAGE).unwrap();
-        let listed = tags.iter().map(|(t, _)| Tag::new(t).unwrap()).collect();
-        self.observed.images.insert(image.clone(), Ok(listed));
+        let listed: crate::registry::TagList =
+            tags.iter().map(|(t, _)| Tag::new(t).unwrap()).collect();
+        self.observed
+            .images
+            .insert(image.clone(), Ok(std::sync::Arc::new(listed)));
         let facts = self.observed.facts.entry(image).or_default();
         for (t, hours) in tags {
             facts.insert(

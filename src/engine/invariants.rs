@@ -136,7 +136,7 @@ impl Model {
     /// What a pass observes, the history read back to `cut` (all of it when `None`).
     fn observed(&self, cut: Option<Timestamp>) -> Observed {
         let image = Repository::new(IMAGE).unwrap();
-        let listed = self
+        let listed: crate::registry::TagList = self
             .tags
             .iter()
             .map(|(t, ..)| Tag::new(t).unwrap())
@@ -151,7 +151,7 @@ impl Model {
         Observed {
             tips: Default::default(),
             unreadable: Default::default(),
-            images: HashMap::from([(image.clone(), Ok(listed))]),
+            images: HashMap::from([(image.clone(), Ok(std::sync::Arc::new(listed)))]),
             facts: HashMap::from([(image, self.facts())]),
             environments,
             files: HashMap::new(),

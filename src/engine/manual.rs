@@ -106,7 +106,7 @@ impl Engine {
             .ok_or_else(|| ManualError::Refused("no such environment".into()))?;
         let key = EnvKey::of(p, env);
         let tags = match plan.observed.images.get(&p.image) {
-            Some(Ok(tags)) => tags,
+            Some(Ok(list)) => &list.tags,
             Some(Err(e)) => return Err(ManualError::Failed(e.to_string())),
             None => return Err(ManualError::Failed(format!("{} was not listed", p.image))),
         };

@@ -22,7 +22,7 @@ use super::holds::{self, Event};
 use crate::gitops::{GitError, Repo, TargetHistory, TargetQuery};
 use crate::image::{Digest, ImageFacts, Repository, Tag};
 use crate::policy::{Change, Hold, Timeline};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Registry, RegistryError, TagList};
 use crate::rules::{Destination, Environment, Policy, Promotion, Rules};
 
 /// A promotion and one of its environments.
@@ -186,7 +186,7 @@ pub struct Observed {
     /// The destinations that could not be read, and why: their environments fail alone.
     pub unreadable: BTreeMap<Destination, GitError>,
     /// Each watched image's tags, or why they could not be listed.
-    pub images: HashMap<Repository, Result<Vec<Tag>, RegistryError>>,
+    pub images: HashMap<Repository, Result<Arc<TagList>, RegistryError>>,
     /// Facts of the tags some gate needs, per image.
     pub facts: HashMap<Repository, HashMap<Tag, ImageFacts>>,
     /// Per environment, what the repository says.
@@ -285,7 +285,7 @@ pub async fn observe(
         match &result {
             Ok(tags) => {
                 let promotions = watching.get(&image).map_or(&[][..], Vec::as_slice);
-                for tag in tags_needing_facts(promotions, tags, &observed.environments) {
+                for tag in tags_needing_facts(promotions, &tags.tags, &observed.environments) {
                     let registry = Arc::clone(registry);
                     let image = image.clone();
                     inspections.spawn(async move {
@@ -326,7 +326,7 @@ fn list_tags(
     images: BTreeSet<Repository>,
     until: Instant,
     deadline: Duration,
-) -> tokio::sync::mpsc::UnboundedReceiver<(Repository, Result<Vec<Tag>, RegistryError>)> {
+) -> tokio::sync::mpsc::UnboundedReceiver<(Repository, Result<Arc<TagList>, RegistryError>)> {
     use futures_util::StreamExt as _;
     let mut by_host: BTreeMap<String, Vec<Repository>> = BTreeMap::new();
     for image in images {
@@ -347,7 +347,7 @@ fn list_tags(
                 .map(|image| async move {
                     let listed = tokio::time::timeout_at(until, registry.tags(&image)).await;
                     let result = match listed {
-                        Ok(r) => r.map(|list| list.tags),
+                        Ok(r) => r,
                         Err(_) => Err(timed_out(&image, "listing tags of", deadline)),
                     };
                     (image, result)

@@ -46,7 +46,7 @@ type Once<T> = Arc<OnceCell<Result<T, RegistryError>>>;
 /// Registries as tagpromoter sees them.
 pub struct Registry {
     transport: Transport,
-    listings: Mutex<HashMap<Repository, Once<TagList>>>,
+    listings: Mutex<HashMap<Repository, Once<Arc<TagList>>>>,
     inspected: Mutex<HashMap<(Repository, Tag), Once<ImageFacts>>>,
     facts: cache::FactsCache,
 }
@@ -110,15 +110,18 @@ impl Registry {
         self.inspected.lock().await.clear();
     }
 
-    /// The tags of `image`, listed at most once per pass (concurrent callers share it).
-    pub async fn tags(&self, image: &Repository) -> Result<TagList, RegistryError> {
+    /// The tags of `image`, listed at most once per pass (concurrent callers share it, and
+    /// the one list: a fleet's 10,000 lists are not held twice).
+    pub async fn tags(&self, image: &Repository) -> Result<Arc<TagList>, RegistryError> {
         let cell = {
             let mut listings = self.listings.lock().await;
             Arc::clone(listings.entry(image.clone()).or_default())
         };
         cell.get_or_init(|| async {
             let (host, path) = image.split();
-            tags::list(&self.transport, api_host(host), &path).await
+            tags::list(&self.transport, api_host(host), &path)
+                .await
+                .map(Arc::new)
         })
         .await
         .clone()

@@ -29,6 +29,16 @@ pub struct TagList {
     pub dropped: Vec<String>,
 }
 
+impl FromIterator<Tag> for TagList {
+    /// A list of exactly these tags (tests, fixtures).
+    fn from_iter<I: IntoIterator<Item = Tag>>(tags: I) -> Self {
+        Self {
+            tags: tags.into_iter().collect(),
+            dropped: Vec::new(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Page {
     #[serde(default)]
