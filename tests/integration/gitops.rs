@@ -1166,13 +1166,7 @@ async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
     // stops.
     cfg.depth = Some(500);
     let repo = Repo::open(cfg).await.unwrap();
-    let queries = std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
-        file: "apps/podinfo/overlays/dev/kustomization.yaml".into(),
-        target: Target::Kustomize { name: IMAGE.into() },
-        id: "apps/podinfo/overlays/dev/kustomization.yaml#images[name=podinfo]".into(),
-        names: ("podinfo".into(), "dev".into()),
-        others: Vec::new(),
-    }]);
+    let queries = dev_query("podinfo");
     // Enough at once: the shallow mirror's 500 commits are all it reads.
     let s = repo.snapshot(queries.clone(), |_| true).await.unwrap();
     assert_eq!(s.walked, 500);
@@ -1191,6 +1185,31 @@ async fn a_snapshot_reads_as_far_as_needed_and_no_further() {
     forget_kept_snapshots(cache.path());
     let s = repo.snapshot(queries, |s| s.walked >= 1_500).await.unwrap();
     assert_eq!(s.walked, 2_000, "doubled once");
+}
+
+/// A person rolls dev back from 6.5.3 to 6.5.1 with a commit pushed to `bare`.
+fn roll_dev_back_by_hand(bare: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
+    let path = work
+        .path()
+        .join("apps/podinfo/overlays/dev/kustomization.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("6.5.3", "6.5.1")).unwrap();
+    git(work.path(), &["commit", "-qam", "roll dev back"]);
+    git(work.path(), &["push", "-q", "origin", "main"]);
+}
+
+/// The dev overlay's target, as promotion `promotion` asks for its history.
+fn dev_query(promotion: &str) -> std::sync::Arc<Vec<tagpromoter::gitops::TargetQuery>> {
+    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
+    std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
+        file: file.into(),
+        target: Target::Kustomize { name: IMAGE.into() },
+        id: format!("{file}#images[name=podinfo]"),
+        names: (promotion.into(), "dev".into()),
+        others: Vec::new(),
+    }])
 }
 
 /// Remove the snapshots kept on disk under `cache`, so that the next read reads.
@@ -1284,26 +1303,13 @@ async fn a_kept_snapshot_serves_an_unchanged_branch_and_only_it() {
     let mut cfg = config(&url, cache.path(), RemoteAuth::None);
     cfg.keep_snapshot = true;
     let repo = Repo::open(cfg).await.unwrap();
-    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
-    let queries = std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
-        file: file.into(),
-        target: Target::Kustomize { name: IMAGE.into() },
-        id: format!("{file}#images[name=podinfo]"),
-        names: ("podinfo".into(), "dev".into()),
-        others: Vec::new(),
-    }]);
+    let queries = dev_query("podinfo");
     let first = repo.snapshot(queries.clone(), |_| true).await.unwrap();
     let again = repo.snapshot(queries.clone(), |_| true).await.unwrap();
     assert!(std::sync::Arc::ptr_eq(&first, &again), "read again");
 
     // A person moves dev by hand.
-    let work = tempfile::tempdir().unwrap();
-    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
-    let path = work.path().join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("6.5.3", "6.5.1")).unwrap();
-    git(work.path(), &["commit", "-qam", "roll dev back"]);
-    git(work.path(), &["push", "-q", "origin", "main"]);
+    roll_dev_back_by_hand(&bare);
     let moved = repo.snapshot(queries.clone(), |_| true).await.unwrap();
     assert!(!std::sync::Arc::ptr_eq(&first, &moved));
     assert_eq!(
@@ -1339,26 +1345,20 @@ async fn a_snapshot_kept_on_disk_serves_the_next_process_only_for_the_same_tip_a
     let bare = seed(base.path(), "on-disk");
     let cache = tempfile::tempdir().unwrap();
     let url = format!("file://{}", bare.display());
-    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
-    let query = |promotion: &str| {
-        std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
-            file: file.into(),
-            target: Target::Kustomize { name: IMAGE.into() },
-            id: format!("{file}#images[name=podinfo]"),
-            names: (promotion.into(), "dev".into()),
-            others: Vec::new(),
-        }])
-    };
     let process = || async {
         Repo::open(config(&url, cache.path(), RemoteAuth::None))
             .await
             .unwrap()
     };
-    let first = process()
-        .await
-        .snapshot(query("podinfo"), |_| true)
-        .await
-        .unwrap();
+    // What a new process reads for promotion `promotion`.
+    let read_anew = |promotion: &'static str| async move {
+        process()
+            .await
+            .snapshot(dev_query(promotion), |_| true)
+            .await
+            .unwrap()
+    };
+    let first = read_anew("podinfo").await;
     let kept: Vec<std::path::PathBuf> = std::fs::read_dir(cache.path().join("git"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1372,11 +1372,7 @@ async fn a_snapshot_kept_on_disk_serves_the_next_process_only_for_the_same_tip_a
     let text = std::fs::read_to_string(kept).unwrap();
     assert!(text.contains(author.as_str()));
     std::fs::write(kept, text.replace(author.as_str(), "Kept On Disk")).unwrap();
-    let next = process()
-        .await
-        .snapshot(query("podinfo"), |_| true)
-        .await
-        .unwrap();
+    let next = read_anew("podinfo").await;
     assert_eq!(next.tip, first.tip);
     assert_eq!(
         next.targets[0].entries[0].author, "Kept On Disk",
@@ -1384,11 +1380,7 @@ async fn a_snapshot_kept_on_disk_serves_the_next_process_only_for_the_same_tip_a
     );
 
     // Other queries: read afresh.
-    let other = process()
-        .await
-        .snapshot(query("renamed"), |_| true)
-        .await
-        .unwrap();
+    let other = read_anew("renamed").await;
     assert_eq!(
         other.targets[0].entries[0].author, *author,
         "read, not taken"
@@ -1399,28 +1391,14 @@ async fn a_snapshot_kept_on_disk_serves_the_next_process_only_for_the_same_tip_a
     let (key, _) = text.split_once('\n').unwrap();
     let damaged = format!("{key}\n{{\"tip\": ");
     std::fs::write(kept, &damaged).unwrap();
-    let repaired = process()
-        .await
-        .snapshot(query("renamed"), |_| true)
-        .await
-        .unwrap();
+    let repaired = read_anew("renamed").await;
     assert_eq!(repaired.targets[0].entries[0].author, *author);
     let rewritten = std::fs::read_to_string(kept).unwrap();
     assert!(rewritten.starts_with(key) && rewritten.len() > damaged.len());
 
     // A person moves the branch: the next process reads the new tip, not the kept one.
-    let work = tempfile::tempdir().unwrap();
-    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
-    let path = work.path().join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("6.5.3", "6.5.1")).unwrap();
-    git(work.path(), &["commit", "-qam", "roll dev back"]);
-    git(work.path(), &["push", "-q", "origin", "main"]);
-    let moved = process()
-        .await
-        .snapshot(query("renamed"), |_| true)
-        .await
-        .unwrap();
+    roll_dev_back_by_hand(&bare);
+    let moved = read_anew("renamed").await;
     assert_ne!(moved.tip, first.tip);
     assert_eq!(
         moved.targets[0].current.as_ref().unwrap().tag.as_deref(),
@@ -1431,7 +1409,7 @@ async fn a_snapshot_kept_on_disk_serves_the_next_process_only_for_the_same_tip_a
     let mut asked = 0;
     process()
         .await
-        .snapshot(query("renamed"), |_| {
+        .snapshot(dev_query("renamed"), |_| {
             asked += 1;
             asked > 1
         })
@@ -1569,15 +1547,7 @@ async fn a_mirror_packs_its_loose_objects_instead_of_gathering_them_for_ever() {
         !old_file.exists(),
         "an unreachable object three weeks old is dropped"
     );
-    let file = "apps/podinfo/overlays/dev/kustomization.yaml";
-    let queries = std::sync::Arc::new(vec![tagpromoter::gitops::TargetQuery {
-        file: file.into(),
-        target: Target::Kustomize { name: IMAGE.into() },
-        id: format!("{file}#images[name=podinfo]"),
-        names: ("podinfo".into(), "dev".into()),
-        others: Vec::new(),
-    }]);
-    let read = repo.snapshot(queries, |_| true).await.unwrap();
+    let read = repo.snapshot(dev_query("podinfo"), |_| true).await.unwrap();
     assert_eq!(
         read.targets[0].current.as_ref().unwrap().tag.as_deref(),
         Some("6.5.3")
