@@ -2,8 +2,9 @@
 //! `once`, a worker after a restart) whose branch did not move reads no history again: at
 //! 10,000 promotions that read is most of a quiet pass's CPU.
 //!
-//! A snapshot is a function of the tip and of what was asked, so the file is keyed by both
-//! (and by this program's version, whose reading may differ). A file that is missing,
+//! A snapshot is a function of the tip and of what was asked: the file is keyed by what was
+//! asked (and by this program's version, whose reading may differ) and holds its tip, for
+//! the caller to take, grow ([`super::grow`]) or set aside. A file that is missing,
 //! damaged or keyed otherwise is simply not used; one that cannot be written only costs the
 //! next process a read. It stores and loads; it must not decide whether a snapshot is deep
 //! enough (the caller's `enough` does).
@@ -11,16 +12,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use gix::ObjectId;
 use sha2::Digest as _;
 
 use super::snapshot::{Snapshot, TargetQuery};
 
-/// What a kept snapshot answers: this program, `tip`, and `queries`.
-pub fn key(tip: ObjectId, queries: &[TargetQuery]) -> String {
+/// What a kept snapshot answers: this program and `queries` (its tip is in it: the caller
+/// takes it as it is, grows it, or reads afresh).
+pub fn key(queries: &[TargetQuery]) -> String {
     let mut hash = sha2::Sha256::new();
     hash.update(env!("CARGO_PKG_VERSION"));
-    hash.update(tip.as_bytes());
     // Every field of every query, as this build formats them.
     hash.update(format!("{queries:?}"));
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()

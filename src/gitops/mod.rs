@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod git;
+mod grow;
 pub mod history;
 mod kept;
 pub mod message;

@@ -147,27 +147,39 @@ impl Repo {
         mut enough: impl FnMut(&Snapshot) -> bool,
     ) -> Result<Arc<Snapshot>, GitError> {
         let tip = self.fetch().await?;
-        // The branch did not move and the same is asked: what was read last is what a
-        // read would find (a worker's passes over a quiet branch read nothing again).
-        let last = self.last_snapshot();
-        if let Some((asked, read)) = &last
-            && read.tip == tip
-            && **asked == *queries
-            && enough(read)
-        {
-            return Ok(Arc::clone(read));
-        }
-        // Another process read this tip for the same queries (the last `once`, a worker
-        // before its restart): what it kept on disk is what a read would find.
+        // What was read last for the same queries: by this process (a worker's last pass),
+        // else by the last one to read this branch (kept on disk: the last `once`, a worker
+        // before its restart).
         let kept = self.kept_path();
-        let key = super::kept::key(tip, &queries);
-        if let Some(read) = super::kept::load(&kept, &key).await
-            && read.tip == tip
-            && enough(&read)
-        {
-            let read = Arc::new(read);
-            self.remember_snapshot(queries, Arc::clone(&read));
-            return Ok(read);
+        let key = super::kept::key(&queries);
+        let base = match self.last_snapshot() {
+            Some((asked, read)) if *asked == *queries => Some(read),
+            _ => super::kept::load(&kept, &key).await.map(Arc::new),
+        };
+        if let Some(base) = base {
+            // The branch did not move: what was read is what a read would find.
+            if base.tip == tip && enough(&base) {
+                self.remember_snapshot(queries, Arc::clone(&base));
+                return Ok(base);
+            }
+            // It moved on by a few plain commits: read those only, on top.
+            if base.tip != tip {
+                let (store, q) = (self.store().clone(), Arc::clone(&queries));
+                let grown =
+                    tokio::task::spawn_blocking(move || super::grow::grow(&store, &base, tip, &q))
+                        .await
+                        .map_err(|e| {
+                            GitError::new(GitErrorKind::Local, "reading history", e.to_string())
+                        })??;
+                if let Some(grown) = grown
+                    && enough(&grown)
+                {
+                    let grown = Arc::new(grown);
+                    super::kept::store(&kept, &key, Arc::clone(&grown)).await;
+                    self.remember_snapshot(queries, Arc::clone(&grown));
+                    return Ok(grown);
+                }
+            }
         }
         let read = self.read_snapshot(tip, &queries, enough).await?;
         super::kept::store(&kept, &key, Arc::clone(&read)).await;
@@ -225,8 +237,8 @@ const FIRST_WALK: usize = 1_000;
 /// back counts its newest commits only).
 const MAX_SIDE: usize = 1_000;
 
-/// Read every query on a blocking thread.
-fn read(
+/// Read every query (on a blocking thread).
+pub(super) fn read(
     store: &Store,
     tip: ObjectId,
     queries: &[TargetQuery],

@@ -1553,3 +1553,107 @@ async fn a_mirror_packs_its_loose_objects_instead_of_gathering_them_for_ever() {
         Some("6.5.3")
     );
 }
+
+/// A snapshot whose branch gained a few plain commits since it was read (our bump, a
+/// person's edit, an unrelated commit) grows by those only, and says exactly what a whole
+/// read from a fresh cache says; a merge among them makes it read whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_grown_by_new_commits_says_what_a_whole_read_says() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "grow");
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    let dev = "apps/podinfo/overlays/dev/kustomization.yaml";
+    let prod = "apps/podinfo/overlays/prod/kustomization.yaml";
+    let queries = std::sync::Arc::new(
+        [(dev, "dev"), (prod, "prod")]
+            .map(|(file, env)| tagpromoter::gitops::TargetQuery {
+                file: file.into(),
+                target: Target::Kustomize { name: IMAGE.into() },
+                id: format!("{file}#images[name=podinfo]"),
+                names: ("podinfo".into(), env.into()),
+                others: Vec::new(),
+            })
+            .to_vec(),
+    );
+    let read_in = |cache: std::path::PathBuf| {
+        let (url, queries) = (url.clone(), queries.clone());
+        async move {
+            Repo::open(config(&url, &cache, RemoteAuth::None))
+                .await
+                .unwrap()
+                .snapshot(queries, |_| true)
+                .await
+                .unwrap()
+        }
+    };
+    // What a snapshot says, but for how many commits were walked to say it.
+    let said = |s: &tagpromoter::gitops::Snapshot| {
+        let mut v = serde_json::to_value(s).unwrap();
+        v.as_object_mut().unwrap().remove("walked");
+        v
+    };
+    let whole_read = || async {
+        let fresh = tempfile::tempdir().unwrap();
+        said(&*read_in(fresh.path().to_path_buf()).await)
+    };
+    let first = read_in(cache.path().to_path_buf()).await;
+
+    // Our bump of dev, a person's edit of prod, an unrelated commit.
+    let repo = Repo::open(config(&url, cache.path(), RemoteAuth::None))
+        .await
+        .unwrap();
+    let mut bump = bump("dev", dev, "6.5.4");
+    bump.record.target = Some(format!("{dev}#images[name=podinfo]"));
+    assert_eq!(landed(&repo.apply(&[bump], now()).await.unwrap()), 1);
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
+    let edit = |file: &str, from: &str, to: &str, message: &str| {
+        let path = work.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, text.replace(from, to) + "\n").unwrap();
+        git(work.path(), &["add", file]);
+        git(work.path(), &["commit", "-qm", message]);
+    };
+    edit(prod, "6.5.3", "6.5.2", "prod back to 6.5.2 by hand");
+    edit("README.md", "", "", "unrelated");
+    git(work.path(), &["push", "-q", "origin", "main"]);
+
+    let grown = read_in(cache.path().to_path_buf()).await;
+    assert_ne!(grown.tip, first.tip);
+    assert_eq!(
+        said(&grown),
+        whole_read().await,
+        "grown as a whole read says"
+    );
+    assert_eq!(
+        grown.targets[1].current.as_ref().unwrap().tag.as_deref(),
+        Some("6.5.2")
+    );
+
+    // It is grown from what was kept, not read again: a mark in the kept copy stays.
+    let kept = std::fs::read_dir(cache.path().join("git"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "snapshot"))
+        .unwrap();
+    let text = std::fs::read_to_string(&kept).unwrap();
+    std::fs::write(&kept, text.replace("A Person", "Kept On Disk")).unwrap();
+    edit("README.md", "", "", "unrelated again");
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let marked = read_in(cache.path().to_path_buf()).await;
+    assert_eq!(marked.targets[0].entries[0].author, "Kept On Disk");
+
+    // A merge among the new commits: read whole (the mark is gone), as a fresh cache does.
+    git(work.path(), &["checkout", "-qb", "side"]);
+    edit(dev, "6.5.4", "6.5.5", "dev to 6.5.5 on a branch");
+    git(work.path(), &["checkout", "-q", "main"]);
+    git(
+        work.path(),
+        &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
+    );
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let merged = read_in(cache.path().to_path_buf()).await;
+    assert_eq!(merged.targets[0].entries[0].author, "A Person");
+    assert_eq!(said(&merged), whole_read().await);
+}
