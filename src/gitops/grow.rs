@@ -1,6 +1,8 @@
 //! Growing a snapshot by the commits its branch gained since it was read: a worker's pass
-//! after a bump, or the `once` after one, reads the few new commits, not the whole history
-//! again (at 10,000 promotions that read is seconds of CPU).
+//! after a bump, or the `once` after one, walks the few new commits, not the whole history
+//! again. It still reads every target file at the new tip (the oldest new commit is read as
+//! a history's first is); diffing against the old tip's trees instead, to read only the
+//! files the new commits changed, is the next step.
 //!
 //! Only where the result is what a whole read would say: the old tip must be on the new
 //! tip's first-parent line, at most [`MAX_GROWTH`] commits back, and the new commits plain
