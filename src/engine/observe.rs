@@ -265,7 +265,8 @@ pub async fn observe(
         }
     };
     report(0);
-    let mut listed = list_tags(registry, images, until, deadline);
+    // The listers stop when the observation does (a pass dropped mid-way lists no more).
+    let (mut listed, _listers) = list_tags(registry, images, until, deadline);
     let read = read_repositories(rules, repos, now).await?;
     let mut observed = Observed {
         tips: read.tips,
@@ -318,15 +319,19 @@ pub async fn observe(
     Ok(observed)
 }
 
+/// An image and its tag list (or why there is none).
+type Listed = (Repository, Result<Arc<TagList>, RegistryError>);
+
 /// Every image's tag list, as each comes in. Each registry host lists its images on its own
 /// (one that hangs holds up no other), a few more at once than its `concurrency` lets
 /// through: a fleet's 10,000 images are not 10,000 requests waiting in memory at once.
+/// Dropping the returned set stops them.
 fn list_tags(
     registry: &Arc<Registry>,
     images: BTreeSet<Repository>,
     until: Instant,
     deadline: Duration,
-) -> tokio::sync::mpsc::UnboundedReceiver<(Repository, Result<Arc<TagList>, RegistryError>)> {
+) -> (tokio::sync::mpsc::UnboundedReceiver<Listed>, JoinSet<()>) {
     use futures_util::StreamExt as _;
     let mut by_host: BTreeMap<String, Vec<Repository>> = BTreeMap::new();
     for image in images {
@@ -336,12 +341,13 @@ fn list_tags(
             .push(image);
     }
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let mut listers = JoinSet::new();
     for images in by_host.into_values() {
         let (registry, sender) = (Arc::clone(registry), sender.clone());
         let at_once = images
             .first()
             .map_or(1, |image| 2 * registry.concurrency(image));
-        tokio::spawn(async move {
+        listers.spawn(async move {
             let registry = &registry;
             let mut lists = futures_util::stream::iter(images)
                 .map(|image| async move {
@@ -360,7 +366,7 @@ fn list_tags(
             }
         });
     }
-    receiver
+    (receiver, listers)
 }
 
 /// Fetch the facts of `wanted` tags not observed yet: one round of what the decisions ask

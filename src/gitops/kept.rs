@@ -26,17 +26,24 @@ pub fn key(queries: &[TargetQuery]) -> String {
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The snapshot kept at `path` under `key`, if there is one.
+/// The snapshot kept at `path` under `key`, if there is one. A file kept for other queries
+/// is not read past its first line.
 pub async fn load(path: &Path, key: &str) -> Option<Snapshot> {
-    let text = tokio::fs::read_to_string(path).await.ok()?;
-    let (kept_key, body) = text.split_once('\n')?;
-    if kept_key != key {
-        return None;
-    }
-    let body = body.to_string();
-    let parsed = tokio::task::spawn_blocking(move || serde_json::from_str(&body))
-        .await
-        .ok()?;
+    let (at, key) = (path.to_path_buf(), key.to_string());
+    let parsed = tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead as _, Read as _};
+        let mut file = std::io::BufReader::new(std::fs::File::open(&at).ok()?);
+        let mut kept_key = String::new();
+        file.read_line(&mut kept_key).ok()?;
+        if kept_key.trim_end() != key {
+            return None;
+        }
+        let mut body = Vec::new();
+        file.read_to_end(&mut body).ok()?;
+        Some(serde_json::from_slice::<Snapshot>(&body))
+    })
+    .await
+    .ok()??;
     match parsed {
         Ok(snapshot) => Some(snapshot),
         Err(e) => {
@@ -66,7 +73,9 @@ fn write(path: &Path, key: &str, snapshot: &Snapshot) -> std::io::Result<()> {
         out.write_all(key.as_bytes())?;
         out.write_all(b"\n")?;
         serde_json::to_writer(&mut out, snapshot).map_err(std::io::Error::other)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        // Not synced: a file a crash leaves short is damaged, and damaged means read again.
+        out.flush()?;
+        drop(out);
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {

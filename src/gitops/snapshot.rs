@@ -151,10 +151,12 @@ impl Repo {
         // else by the last one to read this branch (kept on disk: the last `once`, a worker
         // before its restart).
         let kept = self.kept_path();
-        let key = super::kept::key(&queries);
+        // Formatted from every query: worked out only when the disk is asked.
+        let key = std::sync::OnceLock::new();
+        let key = || key.get_or_init(|| super::kept::key(&queries)).clone();
         let base = match self.last_snapshot() {
             Some((asked, read)) if *asked == *queries => Some(read),
-            _ => super::kept::load(&kept, &key).await.map(Arc::new),
+            _ => super::kept::load(&kept, &key()).await.map(Arc::new),
         };
         if let Some(base) = base {
             // The branch did not move: what was read is what a read would find.
@@ -175,14 +177,14 @@ impl Repo {
                     && enough(&grown)
                 {
                     let grown = Arc::new(grown);
-                    super::kept::store(&kept, &key, Arc::clone(&grown)).await;
+                    super::kept::store(&kept, &key(), Arc::clone(&grown)).await;
                     self.remember_snapshot(queries, Arc::clone(&grown));
                     return Ok(grown);
                 }
             }
         }
         let read = self.read_snapshot(tip, &queries, enough).await?;
-        super::kept::store(&kept, &key, Arc::clone(&read)).await;
+        super::kept::store(&kept, &key(), Arc::clone(&read)).await;
         self.remember_snapshot(queries, Arc::clone(&read));
         Ok(read)
     }
