@@ -1,8 +1,7 @@
 //! Growing a snapshot by the commits its branch gained since it was read: a worker's pass
-//! after a bump, or the `once` after one, walks the few new commits, not the whole history
-//! again. It still reads every target file at the new tip (the oldest new commit is read as
-//! a history's first is); diffing against the old tip's trees instead, to read only the
-//! files the new commits changed, is the next step.
+//! after a bump, or the `once` after one, walks the few new commits and reads only the
+//! files they changed (their trees are compared with the old tip's); every other file's
+//! text and value are the kept snapshot's.
 //!
 //! Only where the result is what a whole read would say: the old tip must be on the new
 //! tip's first-parent line, at most [`MAX_GROWTH`] commits back, and the new commits plain
@@ -10,11 +9,16 @@
 //! `Tagpromoter-Target`, whose meaning depends on names learnt over the whole history).
 //! Otherwise the caller reads whole. It reads; it decides nothing.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use gix::ObjectId;
 
 use super::error::GitError;
-use super::history::History;
-use super::snapshot::{Snapshot, TargetHistory, TargetQuery, read};
+use super::history::{FileChange, History};
+use super::snapshot::{
+    Entry, Snapshot, TargetHistory, TargetQuery, Value, current, paths, text_at, value_in,
+};
 use super::store::Store;
 
 /// The most commits a snapshot is grown by; a branch that moved further is read whole.
@@ -31,35 +35,62 @@ pub(super) fn grow(
     if base.targets.len() != queries.len() {
         return Ok(None);
     }
-    let line = History::walk_at_most(store, tip, MAX_GROWTH + 1)?;
-    let Some(gained) = line.commits().iter().position(|c| c.id == base.tip) else {
+    let Some(gained) = History::since(store, tip, base.tip, MAX_GROWTH)? else {
         return Ok(None);
     };
-    let new = &line.commits()[..gained];
+    let new = gained.commits();
     let plain = new
         .iter()
         .all(|c| c.info.parents.len() == 1 && c.record.as_ref().is_none_or(|r| r.target.is_some()));
-    let Some(oldest) = new.last().filter(|_| plain).map(|c| c.id) else {
+    if !plain {
         return Ok(None);
-    };
-    let segment = read(store, tip, queries, gained)?;
+    }
+    let paths = paths(queries);
+    let changes = gained.file_changes_since(store, &paths, base.tip)?;
+    let changed = |file: &PathBuf| changes.get(file).is_some_and(|c| !c.is_empty());
+    let batch = store.batch();
+    let mut files = HashMap::with_capacity(paths.len());
+    for path in paths.iter() {
+        let text = match base.files.get(path) {
+            Some(kept) if !changed(path) => kept.clone(),
+            _ => text_at(&batch, tip, path),
+        };
+        files.insert(path.clone(), text);
+    }
+    let mut texts = HashMap::new();
     let targets = base
         .targets
         .iter()
-        .zip(segment.targets)
-        .map(|(before, after)| {
-            // The segment's oldest commit is listed with what the target held then; it
-            // changed something only if that differs from what it held at the old tip.
-            let held = before.entries.iter().rev().find_map(|e| e.value.clone());
-            let mut entries = before.entries.clone();
-            entries.extend(after.entries.into_iter().filter_map(|mut e| {
-                if e.id == oldest && e.value == held {
-                    e.value = None;
+        .zip(queries)
+        .map(|(before, q)| {
+            let current = if changed(&q.file) || q.others.iter().any(|(f, _)| changed(f)) {
+                current(&files, q)
+            } else {
+                before.current.clone()
+            };
+            // The value after each new commit that changed it from what it held before.
+            let mut held = before.entries.iter().rev().find_map(|e| e.value.clone());
+            let mut values: HashMap<usize, Value> = HashMap::new();
+            for &FileChange { commit, blob } in changes.get(&q.file).into_iter().flatten() {
+                let value = value_in(&batch, &mut texts, blob, &q.target);
+                if held.as_ref() != Some(&value) {
+                    held = Some(value.clone());
+                    values.insert(commit, value);
                 }
-                (e.value.is_some() || e.record.is_some()).then_some(e)
-            }));
+            }
+            let mut entries = before.entries.clone();
+            for (i, c) in new.iter().enumerate().rev() {
+                let record = c
+                    .record
+                    .as_ref()
+                    .filter(|r| r.target.as_ref() == Some(&q.id));
+                let value = values.remove(&i);
+                if record.is_some() || value.is_some() {
+                    entries.push(Entry::of(c, record.cloned(), value));
+                }
+            }
             TargetHistory {
-                current: after.current,
+                current,
                 entries,
                 from_start: before.from_start,
             }
@@ -67,9 +98,9 @@ pub(super) fn grow(
         .collect();
     Ok(Some(Snapshot {
         tip,
-        files: segment.files,
+        files,
         targets,
         reach: base.reach,
-        walked: base.walked + gained,
+        walked: base.walked + new.len(),
     }))
 }

@@ -78,6 +78,23 @@ impl History {
         Ok(Self { commits, truncated })
     }
 
+    /// The first-parent commits from `tip` back to `base` (not included), or `None` when
+    /// `base` is not among the first `limit`.
+    pub fn since(
+        store: &Store,
+        tip: ObjectId,
+        base: ObjectId,
+        limit: usize,
+    ) -> Result<Option<Self>, GitError> {
+        let mut line = Self::walk_at_most(store, tip, limit.saturating_add(1))?;
+        let Some(gained) = line.commits.iter().position(|c| c.id == base) else {
+            return Ok(None);
+        };
+        line.commits.truncate(gained);
+        line.truncated = true;
+        Ok(Some(line))
+    }
+
     /// The commits, newest first.
     pub fn commits(&self) -> &[Commit] {
         &self.commits
@@ -89,6 +106,27 @@ impl History {
         &self,
         store: &Store,
         files: &[PathBuf],
+    ) -> Result<HashMap<PathBuf, Vec<FileChange>>, GitError> {
+        self.changes(store, files, None)
+    }
+
+    /// For each of `files`, the commits of this history that changed it from what it was
+    /// at `base` (the parent of the oldest), oldest first: a file no commit touched has
+    /// none, and its blob is never read.
+    pub fn file_changes_since(
+        &self,
+        store: &Store,
+        files: &[PathBuf],
+        base: ObjectId,
+    ) -> Result<HashMap<PathBuf, Vec<FileChange>>, GitError> {
+        self.changes(store, files, Some(base))
+    }
+
+    fn changes(
+        &self,
+        store: &Store,
+        files: &[PathBuf],
+        base: Option<ObjectId>,
     ) -> Result<HashMap<PathBuf, Vec<FileChange>>, GitError> {
         let batch = store.batch();
         let mut root = Dir::default();
@@ -108,6 +146,15 @@ impl History {
         }
         let mut blobs: Vec<Option<ObjectId>> = vec![None; files.len()];
         let mut changes: Vec<Vec<FileChange>> = vec![Vec::new(); files.len()];
+        if let Some(base) = base {
+            // What the files were at `base`: seen, so that only a change counts after it.
+            root.visit(
+                &batch,
+                Some(batch.tree_of(base)?),
+                &mut blobs,
+                &mut Vec::new(),
+            )?;
+        }
         for (index, commit) in self.commits.iter().enumerate().rev() {
             let tree = batch.tree_of(commit.id)?;
             let mut changed = Vec::new();

@@ -17,7 +17,7 @@ use gix::ObjectId;
 use jiff::Timestamp;
 
 use super::error::{GitError, GitErrorKind};
-use super::history::{History, MAX_COMMITS};
+use super::history::{Commit, History, MAX_COMMITS};
 use super::message::Record;
 use super::repo::Repo;
 use super::store::{Batch, Store};
@@ -252,13 +252,7 @@ pub(super) fn read(
         .truncated
         .then(|| commits.last().map(|c| c.info.time))
         .flatten();
-    let paths: Vec<PathBuf> = queries
-        .iter()
-        .flat_map(|q| std::iter::once(&q.file).chain(q.others.iter().map(|(f, _)| f)))
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let paths = paths(queries);
     let changes = history.file_changes(store, &paths)?;
     let batch = store.batch();
     let side = side_records(&batch, &history, store)?;
@@ -269,55 +263,11 @@ pub(super) fn read(
     let mut blobs: HashMap<ObjectId, Option<String>> = HashMap::new();
     let mut targets = Vec::with_capacity(queries.len());
     for q in queries {
-        let step = || format!("reading {}", q.file.display());
-        let current = match files.get(&q.file) {
-            Some(Ok(text)) => manifest::read(text, &q.target)
-                .map(|c| Value {
-                    tag: c.tag,
-                    digest: c.digest,
-                    readable: true,
-                })
-                .map_err(|e| GitError::new(GitErrorKind::Target, &step(), e.to_string())),
-            Some(Err(e)) => Err(e.clone()),
-            None => Err(GitError::new(GitErrorKind::Local, &step(), "not read")),
-        };
-        let current = current.and_then(|value| agree(&files, q, value));
+        let current = current(&files, q);
         // The target's value at each commit that changed its file, oldest first.
         let mut values: Vec<(usize, Value)> = Vec::new();
         for change in changes.get(&q.file).into_iter().flatten() {
-            let value = match change.blob {
-                None => Value {
-                    tag: None,
-                    digest: None,
-                    readable: true,
-                },
-                Some(blob) => {
-                    let text = blobs.entry(blob).or_insert_with(|| {
-                        batch
-                            .blob(blob)
-                            .ok()
-                            .and_then(|b| String::from_utf8(b).ok())
-                    });
-                    match text.as_deref().map(|t| manifest::read(t, &q.target)) {
-                        Some(Ok(c)) => Value {
-                            tag: c.tag,
-                            digest: c.digest,
-                            readable: true,
-                        },
-                        // The key is not there (yet): no target, as for a missing file.
-                        Some(Err(manifest::EditError::NotFound { .. })) => Value {
-                            tag: None,
-                            digest: None,
-                            readable: true,
-                        },
-                        _ => Value {
-                            tag: None,
-                            digest: None,
-                            readable: false,
-                        },
-                    }
-                }
-            };
+            let value = value_in(&batch, &mut blobs, change.blob, &q.target);
             if values.last().is_none_or(|(_, v)| *v != value) {
                 values.push((change.commit, value));
             }
@@ -357,23 +307,9 @@ pub(super) fn read(
             }
             let record = c.record.as_ref().filter(|r| ours(r));
             let value = value_at.remove(&i);
-            if record.is_none() && value.is_none() {
-                continue;
+            if record.is_some() || value.is_some() {
+                entries.push(Entry::of(c, record.cloned(), value));
             }
-            entries.push(Entry {
-                id: c.id,
-                time: c.info.time,
-                author: c.info.author.clone(),
-                subject: c
-                    .info
-                    .message
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-                record: record.cloned(),
-                value,
-            });
         }
         targets.push(TargetHistory {
             current,
@@ -388,6 +324,94 @@ pub(super) fn read(
         reach,
         walked: commits.len(),
     })
+}
+
+/// Every file the queries read, each once.
+pub(super) fn paths(queries: &[TargetQuery]) -> Vec<PathBuf> {
+    queries
+        .iter()
+        .flat_map(|q| std::iter::once(&q.file).chain(q.others.iter().map(|(f, _)| f)))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The query's value in `files` (the tip's), or why it cannot be read.
+pub(super) fn current(
+    files: &HashMap<PathBuf, Result<String, GitError>>,
+    q: &TargetQuery,
+) -> Result<Value, GitError> {
+    let step = || format!("reading {}", q.file.display());
+    let value = match files.get(&q.file) {
+        Some(Ok(text)) => manifest::read(text, &q.target)
+            .map(|c| Value {
+                tag: c.tag,
+                digest: c.digest,
+                readable: true,
+            })
+            .map_err(|e| GitError::new(GitErrorKind::Target, &step(), e.to_string())),
+        Some(Err(e)) => Err(e.clone()),
+        None => Err(GitError::new(GitErrorKind::Local, &step(), "not read")),
+    };
+    value.and_then(|value| agree(files, q, value))
+}
+
+/// What `target` holds in the file `blob` (`None`: the file is absent); each blob's text is
+/// read once into `texts`.
+pub(super) fn value_in(
+    batch: &Batch,
+    texts: &mut HashMap<ObjectId, Option<String>>,
+    blob: Option<ObjectId>,
+    target: &manifest::Target,
+) -> Value {
+    let absent = Value {
+        tag: None,
+        digest: None,
+        readable: true,
+    };
+    let Some(blob) = blob else {
+        return absent;
+    };
+    let text = texts.entry(blob).or_insert_with(|| {
+        batch
+            .blob(blob)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+    });
+    match text.as_deref().map(|t| manifest::read(t, target)) {
+        Some(Ok(c)) => Value {
+            tag: c.tag,
+            digest: c.digest,
+            readable: true,
+        },
+        // The key is not there (yet): no target, as for a missing file.
+        Some(Err(manifest::EditError::NotFound { .. })) => absent,
+        _ => Value {
+            readable: false,
+            ..absent
+        },
+    }
+}
+
+impl Entry {
+    /// The entry for a first-parent commit.
+    pub(super) fn of(c: &Commit, record: Option<Record>, value: Option<Value>) -> Self {
+        Self {
+            id: c.id,
+            time: c.info.time,
+            author: c.info.author.clone(),
+            subject: c
+                .info
+                .message
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            record,
+            value,
+        }
+    }
 }
 
 /// For each merge commit on the first-parent line (by index), the records of the commits it
@@ -428,7 +452,11 @@ fn side_records(
 }
 
 /// The text of `file` at `tip`, or why it cannot be a target.
-fn text_at(batch: &Batch, tip: ObjectId, file: &std::path::Path) -> Result<String, GitError> {
+pub(super) fn text_at(
+    batch: &Batch,
+    tip: ObjectId,
+    file: &std::path::Path,
+) -> Result<String, GitError> {
     let step = format!("reading {}", file.display());
     match batch.read(tip, file)? {
         None => Err(GitError::new(

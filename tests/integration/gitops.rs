@@ -1565,17 +1565,32 @@ async fn a_snapshot_grown_by_new_commits_says_what_a_whole_read_says() {
     let url = format!("file://{}", bare.display());
     let dev = "apps/podinfo/overlays/dev/kustomization.yaml";
     let prod = "apps/podinfo/overlays/prod/kustomization.yaml";
-    let queries = std::sync::Arc::new(
-        [(dev, "dev"), (prod, "prod")]
-            .map(|(file, env)| tagpromoter::gitops::TargetQuery {
-                file: file.into(),
-                target: Target::Kustomize { name: IMAGE.into() },
-                id: format!("{file}#images[name=podinfo]"),
-                names: ("podinfo".into(), env.into()),
-                others: Vec::new(),
-            })
-            .to_vec(),
-    );
+    let staging = "apps/podinfo/staging/values.yaml";
+    let kustomize = || Target::Kustomize { name: IMAGE.into() };
+    let mut queries: Vec<_> = [(dev, "dev"), (prod, "prod")]
+        .map(|(file, env)| tagpromoter::gitops::TargetQuery {
+            file: file.into(),
+            target: kustomize(),
+            id: format!("{file}#images[name=podinfo]"),
+            names: ("podinfo".into(), env.into()),
+            others: Vec::new(),
+        })
+        .to_vec();
+    // Staging also writes prod's file (an odd layout, but one whose current value depends
+    // on a file the query is not named by): its value must be worked out again when only
+    // that other file changes.
+    queries.push(tagpromoter::gitops::TargetQuery {
+        file: staging.into(),
+        target: Target::Helm {
+            tag: "image.tag".parse().unwrap(),
+            repository: None,
+            digest: None,
+        },
+        id: format!("{staging}#image.tag"),
+        names: ("podinfo".into(), "staging".into()),
+        others: vec![(prod.into(), kustomize())],
+    });
+    let queries = std::sync::Arc::new(queries);
     let read_in = |cache: std::path::PathBuf| {
         let (url, queries) = (url.clone(), queries.clone());
         async move {
@@ -1630,19 +1645,38 @@ async fn a_snapshot_grown_by_new_commits_says_what_a_whole_read_says() {
         grown.targets[1].current.as_ref().unwrap().tag.as_deref(),
         Some("6.5.2")
     );
+    assert!(
+        grown.targets[2].current.is_err(),
+        "staging and prod no longer agree: {:?}",
+        grown.targets[2].current
+    );
 
-    // It is grown from what was kept, not read again: a mark in the kept copy stays.
+    // It is grown from what was kept, not read again: a mark in the kept copy stays, in
+    // the history and in the text and value of a file no new commit changed.
     let kept = std::fs::read_dir(cache.path().join("git"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "snapshot"))
         .unwrap();
     let text = std::fs::read_to_string(&kept).unwrap();
-    std::fs::write(&kept, text.replace("A Person", "Kept On Disk")).unwrap();
+    let text = text.replace("A Person", "Kept On Disk");
+    let text = text.replace("6.5.4", "6.5.4-kept");
+    std::fs::write(&kept, text).unwrap();
     edit("README.md", "", "", "unrelated again");
     git(work.path(), &["push", "-q", "origin", "main"]);
     let marked = read_in(cache.path().to_path_buf()).await;
     assert_eq!(marked.targets[0].entries[0].author, "Kept On Disk");
+    assert!(
+        marked.files[std::path::Path::new(dev)]
+            .as_ref()
+            .unwrap()
+            .contains("6.5.4-kept")
+    );
+    assert_eq!(
+        marked.targets[0].current.as_ref().unwrap().tag.as_deref(),
+        Some("6.5.4-kept"),
+        "a file no new commit changed is not read again"
+    );
 
     // A merge among the new commits: read whole (the mark is gone), as a fresh cache does.
     git(work.path(), &["checkout", "-qb", "side"]);
