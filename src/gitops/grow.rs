@@ -16,19 +16,18 @@ use gix::ObjectId;
 
 use super::error::GitError;
 use super::history::{FileChange, History};
-use super::snapshot::{
-    Entry, Snapshot, TargetHistory, TargetQuery, Value, current, paths, text_at, value_in,
-};
+use super::snapshot::{Entry, Snapshot, TargetQuery, Value, current, paths, text_at, value_in};
 use super::store::Store;
 
 /// The most commits a snapshot is grown by; a branch that moved further is read whole.
 const MAX_GROWTH: usize = 1_000;
 
 /// `base` (read at an ancestor of `tip` for `queries`) grown to `tip`, or `None` when only
-/// a whole read can say.
+/// a whole read can say. It is grown in place: what no new commit changed is moved, not
+/// copied.
 pub(super) fn grow(
     store: &Store,
-    base: &Snapshot,
+    mut base: Snapshot,
     tip: ObjectId,
     queries: &[TargetQuery],
 ) -> Result<Option<Snapshot>, GitError> {
@@ -49,58 +48,38 @@ pub(super) fn grow(
     let changes = gained.file_changes_since(store, &paths, base.tip)?;
     let changed = |file: &PathBuf| changes.get(file).is_some_and(|c| !c.is_empty());
     let batch = store.batch();
-    let mut files = HashMap::with_capacity(paths.len());
     for path in paths.iter() {
-        let text = match base.files.get(path) {
-            Some(kept) if !changed(path) => kept.clone(),
-            _ => text_at(&batch, tip, path),
-        };
-        files.insert(path.clone(), text);
+        if changed(path) || !base.files.contains_key(path) {
+            base.files.insert(path.clone(), text_at(&batch, tip, path));
+        }
     }
     let mut texts = HashMap::new();
-    let targets = base
-        .targets
-        .iter()
-        .zip(queries)
-        .map(|(before, q)| {
-            let current = if changed(&q.file) || q.others.iter().any(|(f, _)| changed(f)) {
-                current(&files, q)
-            } else {
-                before.current.clone()
-            };
-            // The value after each new commit that changed it from what it held before.
-            let mut held = before.entries.iter().rev().find_map(|e| e.value.clone());
-            let mut values: HashMap<usize, Value> = HashMap::new();
-            for &FileChange { commit, blob } in changes.get(&q.file).into_iter().flatten() {
-                let value = value_in(&batch, &mut texts, blob, &q.target);
-                if held.as_ref() != Some(&value) {
-                    held = Some(value.clone());
-                    values.insert(commit, value);
-                }
+    for (target, q) in base.targets.iter_mut().zip(queries) {
+        if changed(&q.file) || q.others.iter().any(|(f, _)| changed(f)) {
+            target.current = current(&base.files, q);
+        }
+        // The value after each new commit that changed it from what it held before.
+        let mut held = target.entries.iter().rev().find_map(|e| e.value.clone());
+        let mut values: HashMap<usize, Value> = HashMap::new();
+        for &FileChange { commit, blob } in changes.get(&q.file).into_iter().flatten() {
+            let value = value_in(&batch, &mut texts, blob, &q.target);
+            if held.as_ref() != Some(&value) {
+                held = Some(value.clone());
+                values.insert(commit, value);
             }
-            let mut entries = before.entries.clone();
-            for (i, c) in new.iter().enumerate().rev() {
-                let record = c
-                    .record
-                    .as_ref()
-                    .filter(|r| r.target.as_ref() == Some(&q.id));
-                let value = values.remove(&i);
-                if record.is_some() || value.is_some() {
-                    entries.push(Entry::of(c, record.cloned(), value));
-                }
+        }
+        for (i, c) in new.iter().enumerate().rev() {
+            let record = c
+                .record
+                .as_ref()
+                .filter(|r| r.target.as_ref() == Some(&q.id));
+            let value = values.remove(&i);
+            if record.is_some() || value.is_some() {
+                target.entries.push(Entry::of(c, record.cloned(), value));
             }
-            TargetHistory {
-                current,
-                entries,
-                from_start: before.from_start,
-            }
-        })
-        .collect();
-    Ok(Some(Snapshot {
-        tip,
-        files,
-        targets,
-        reach: base.reach,
-        walked: base.walked + new.len(),
-    }))
+        }
+    }
+    base.tip = tip;
+    base.walked += new.len();
+    Ok(Some(base))
 }

@@ -167,8 +167,10 @@ impl Repo {
             // It moved on by a few plain commits: read those only, on top.
             if base.tip != tip {
                 let (store, q) = (self.store().clone(), Arc::clone(&queries));
+                // Grown in place when no one else holds it (one read from disk).
+                let base = Arc::unwrap_or_clone(base);
                 let grown =
-                    tokio::task::spawn_blocking(move || super::grow::grow(&store, &base, tip, &q))
+                    tokio::task::spawn_blocking(move || super::grow::grow(&store, base, tip, &q))
                         .await
                         .map_err(|e| {
                             GitError::new(GitErrorKind::Local, "reading history", e.to_string())
