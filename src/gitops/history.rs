@@ -146,20 +146,23 @@ impl History {
         }
         let mut blobs: Vec<Option<ObjectId>> = vec![None; files.len()];
         let mut changes: Vec<Vec<FileChange>> = vec![Vec::new(); files.len()];
-        if let Some(base) = base {
-            // What the files were at `base`: seen, so that only a change counts after it.
-            root.visit(
-                &batch,
-                Some(batch.tree_of(base)?),
-                &mut blobs,
-                &mut Vec::new(),
-            )?;
-        }
+        // After `base`, each commit is compared with its parent, descending only where
+        // they differ: a commit that touched no target's directory costs two tree reads.
+        let mut parent = base.map(|b| batch.tree_of(b)).transpose()?;
         for (index, commit) in self.commits.iter().enumerate().rev() {
             let tree = batch.tree_of(commit.id)?;
             let mut changed = Vec::new();
-            // The first visit reaches every file, so each starts with the oldest commit.
-            root.visit(&batch, Some(tree), &mut blobs, &mut changed)?;
+            match parent {
+                Some(before) => {
+                    root.diff(&batch, Some(before), Some(tree), &mut blobs, &mut changed)?
+                }
+                // Without a base, the first visit reaches every file, so each starts with
+                // the oldest commit.
+                None => root.visit(&batch, Some(tree), &mut blobs, &mut changed)?,
+            }
+            if base.is_some() {
+                parent = Some(tree);
+            }
             for i in changed {
                 if changes[i].last().is_none_or(|c| c.blob != blobs[i]) {
                     changes[i].push(FileChange {
@@ -205,24 +208,65 @@ impl Dir {
         if self.children.is_empty() {
             return Ok(());
         }
-        let entries: HashMap<String, (bool, ObjectId)> = match id {
+        let entries = self.entries(batch, id)?;
+        for (name, child) in &mut self.children {
+            let child_id = child.id_in(&entries, name);
+            child.visit(batch, child_id, blobs, changed)?;
+        }
+        Ok(())
+    }
+
+    /// Record the files under this directory whose blob differs between `old` and `new`
+    /// (trees, or for a file node its blobs), reading only the trees that differ.
+    fn diff(
+        &self,
+        batch: &Batch,
+        old: Option<ObjectId>,
+        new: Option<ObjectId>,
+        blobs: &mut [Option<ObjectId>],
+        changed: &mut Vec<usize>,
+    ) -> Result<(), GitError> {
+        if old == new {
+            return Ok(());
+        }
+        for &i in &self.files {
+            blobs[i] = new;
+            changed.push(i);
+        }
+        if self.children.is_empty() {
+            return Ok(());
+        }
+        let (before, after) = (self.entries(batch, old)?, self.entries(batch, new)?);
+        for (name, child) in &self.children {
+            let (old, new) = (child.id_in(&before, name), child.id_in(&after, name));
+            child.diff(batch, old, new, blobs, changed)?;
+        }
+        Ok(())
+    }
+
+    /// The entries of this directory's tree `id` (none for a file node, or an absent one).
+    fn entries(
+        &self,
+        batch: &Batch,
+        id: Option<ObjectId>,
+    ) -> Result<HashMap<String, (bool, ObjectId)>, GitError> {
+        Ok(match id {
             Some(tree) if self.files.is_empty() => batch
                 .tree_entries(tree)?
                 .into_iter()
                 .map(|(name, is_tree, id)| (name, (is_tree, id)))
                 .collect(),
             _ => HashMap::new(),
-        };
-        for (name, child) in &mut self.children {
-            let entry = entries.get(name);
-            // A file where a file is wanted; a tree where a directory is.
-            let wants_tree = !child.children.is_empty();
-            let child_id = match entry {
-                Some((is_tree, id)) if *is_tree == wants_tree => Some(*id),
-                _ => None,
-            };
-            child.visit(batch, child_id, blobs, changed)?;
+        })
+    }
+
+    /// This node's id among its parent's `entries`, as `name`: a file where a file is
+    /// wanted, a tree where a directory is; else absent.
+    fn id_in(&self, entries: &HashMap<String, (bool, ObjectId)>, name: &str) -> Option<ObjectId> {
+        let wants_tree = !self.children.is_empty();
+        match entries.get(name) {
+            Some((is_tree, id)) if *is_tree == wants_tree => Some(*id),
+            _ => None,
         }
-        Ok(())
     }
 }
