@@ -12,6 +12,7 @@ mod conformance;
 mod deploy;
 mod engine;
 mod gitops;
+mod growth;
 mod kustomize_render;
 mod manifest;
 mod monitoring;
