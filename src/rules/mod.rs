@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::Diagnostic;
+use diagnostic::did_you_mean;
 pub use model::*;
 
 use crate::yaml;
@@ -124,6 +125,23 @@ fn destination_problems(settings: &model::Settings, p: &Promotion) -> Vec<Diagno
             });
             continue;
         };
+        if let Some(name) = env.verify.as_ref().and_then(|v| v.cluster.as_deref())
+            && !settings.clusters.iter().any(|c| c.name == name)
+        {
+            let known: Vec<&str> = settings.clusters.iter().map(|c| c.name.as_str()).collect();
+            let hint = match did_you_mean(name, &known) {
+                Some(s) => format!("did you mean `{s}`? "),
+                None => String::new(),
+            };
+            diags.push(Diagnostic {
+                file: p.source.file.clone(),
+                position: Some(env.position),
+                message: format!(
+                    "environment {:?}: verify.cluster {name:?} is not in Settings; {hint}add it to spec.clusters (name, kubeconfig), or leave cluster: out to read the cluster the worker runs in",
+                    env.name
+                ),
+            });
+        }
         if env.write == WriteMode::PullRequest && git.forge.is_none() {
             let place = if name == model::DEFAULT_REPOSITORY {
                 "spec.git.forge".to_string()

@@ -41,6 +41,10 @@ pub struct Settings {
     /// Incoming webhooks that trigger a pass, at `POST /webhooks/<type>` of `run`'s server.
     #[serde(default)]
     pub receivers: Vec<Receiver>,
+    /// Clusters whose controllers report rollouts, by name (`verify.cluster`); without
+    /// one, `verify` reads the cluster the worker runs in.
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
 }
 
 impl Settings {
@@ -81,6 +85,7 @@ impl Settings {
             files.extend(r.password_file.as_deref());
         }
         files.extend(self.receivers.iter().map(|r| r.secret_file.as_path()));
+        files.extend(self.clusters.iter().map(|c| c.kubeconfig.as_path()));
         files.extend(
             self.alerts
                 .webhooks
@@ -191,6 +196,62 @@ pub struct Git {
 
 /// The name of `Settings.git` among the repositories.
 pub const DEFAULT_REPOSITORY: &str = "default";
+
+/// A Kubernetes cluster, read (never written) to see whether a bump was rolled out.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    /// What environments choose it by (`verify.cluster: NAME`).
+    pub name: String,
+    /// A kubeconfig file (token or client certificate); it holds credentials.
+    pub kubeconfig: PathBuf,
+    /// Its context to use. Default: the file's `current-context`.
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+/// Where an environment's rollout is read, so that it counts as running (and soaks) from
+/// when its controller reports the bump synced and healthy, not from the commit.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Verify {
+    /// The controller and the object that deploys this environment.
+    #[serde(flatten)]
+    pub controller: Controller,
+    /// The cluster, by name (`Settings.clusters`). Default: the one the worker runs in.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// How long after the bump's commit a rollout may take before the environment is
+    /// reported stalled (`reason: not deployed`). Default 15m.
+    #[schemars(with = "Option<DurationText>")]
+    pub deploy_timeout: SignedDuration,
+}
+
+/// The object a GitOps controller deploys an environment with.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum Controller {
+    /// An Argo CD `Application` (single- or multi-source).
+    Argocd {
+        /// The Application's name.
+        application: String,
+        /// Its namespace. Default `argocd`.
+        #[schemars(with = "Option<String>")]
+        namespace: String,
+    },
+    /// A Flux `Kustomization`, and the `HelmRelease` it applies when the tag is a Helm
+    /// value.
+    Flux {
+        /// The Kustomization's name.
+        kustomization: String,
+        /// Its namespace (and the HelmRelease's). Default `flux-system`.
+        #[schemars(with = "Option<String>")]
+        namespace: String,
+        /// A HelmRelease that must be Ready at its current generation too.
+        #[serde(default)]
+        helm_release: Option<String>,
+    },
+}
 
 /// A GitOps repository besides `git`, by name.
 #[derive(Debug, Clone, JsonSchema)]
@@ -536,6 +597,9 @@ pub struct Environment {
     /// Alert when an eligible tag has waited this long. Default 1h.
     #[schemars(with = "Option<DurationText>")]
     pub stall_after: SignedDuration,
+    /// Where its rollout is read; without it, a landed bump counts as running.
+    #[serde(default)]
+    pub verify: Option<Verify>,
     /// Where the environment is declared, for messages.
     #[schemars(skip)]
     pub position: Position,

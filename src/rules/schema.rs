@@ -61,8 +61,8 @@ enum PromotionKind {
 #[serde(untagged)]
 #[allow(dead_code)]
 enum RulesDocument {
-    Settings(SettingsDocument),
-    Promotion(PromotionDocument),
+    Settings(Box<SettingsDocument>),
+    Promotion(Box<PromotionDocument>),
 }
 
 /// The JSON Schema, pretty-printed.

@@ -203,6 +203,73 @@ fn pull_requests_need_a_forge() {
     );
 }
 
+/// `verify:` names one controller object by Kubernetes names, and a cluster that the
+/// Settings declare; each mistake is reported where it is, and a good one passes.
+#[test]
+fn verify_names_one_controller_object_and_a_declared_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: { url: file:///srv/gitops.git }\n  clusters:\n    - { name: staging-eu, kubeconfig: /etc/tagpromoter/staging.kubeconfig, context: staging }\n";
+    write(dir.path(), "settings.yaml", settings);
+    let promotion = |verify: &[&str]| {
+        let envs: String = verify
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("    - name: e{i}\n      policy: {{ semver: '^1.0.0' }}\n      target: {{ kustomize: {{ file: apps/e{i}.yaml }} }}\n      verify: {v}\n"))
+            .collect();
+        format!("apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: ghcr.io/example/app\n  environments:\n{envs}")
+    };
+    let check = || {
+        let out = tagpromoter()
+            .args(["check", "--rules"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    write(
+        dir.path(),
+        "app.yaml",
+        &promotion(&[
+            "{ argocd: { application: app-staging }, cluster: staging-eu, deployTimeout: 20m }",
+            "{ flux: { kustomization: apps, helmRelease: app } }",
+        ]),
+    );
+    let (code, text) = check();
+    assert_eq!(code, Some(0), "{text}");
+
+    // References are checked once every document reads well.
+    write(
+        dir.path(),
+        "app.yaml",
+        &promotion(&["{ argocd: { application: app }, cluster: staging-ue }"]),
+    );
+    let (code, text) = check();
+    assert_eq!(code, Some(2), "{text}");
+    let expected = "app.yaml:7:7: environment \"e0\": verify.cluster \"staging-ue\" is not in Settings; did you mean `staging-eu`? add it to spec.clusters";
+    assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+
+    write(
+        dir.path(),
+        "app.yaml",
+        &promotion(&[
+            "{ argocd: { application: app }, flux: { kustomization: apps } }",
+            "{ argocd: { application: App_Staging } }",
+            "{ flux: { kustomization: apps }, deployTimeout: soon }",
+            "{ cluster: staging-eu }",
+        ]),
+    );
+    let (code, text) = check();
+    assert_eq!(code, Some(2), "{text}");
+    for expected in [
+        "app.yaml:10:15: verify needs exactly one of argocd: { application } or flux: { kustomization }",
+        "app.yaml:14:40: verify.argocd.application \"App_Staging\" is not a Kubernetes name",
+        "app.yaml:18:63: verify.deployTimeout: \"soon\" is not a duration",
+        "app.yaml:22:15: verify needs exactly one of argocd",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
 #[test]
 fn the_committed_schema_is_current() {
     let out = tagpromoter().arg("schema").output().unwrap();
@@ -225,6 +292,7 @@ fn the_committed_schema_is_current() {
         "pinDigest",
         "stallAfter",
         "write",
+        "verify",
     ] {
         assert!(env.get(key).is_some(), "schema lacks environment.{key}");
     }

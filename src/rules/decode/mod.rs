@@ -18,6 +18,7 @@ use crate::yaml::{Budget, Document, Node, NodeKind, Position, Style, is_null};
 mod promotion;
 mod settings;
 pub mod text;
+mod verify;
 
 pub use text::parse_duration;
 

@@ -178,7 +178,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn environment(&mut self, node: &'a Node) -> Option<Environment> {
-        const KEYS: [&str; 14] = [
+        const KEYS: [&str; 15] = [
             "name",
             "from",
             "soak",
@@ -193,6 +193,7 @@ impl<'a> Decoder<'a> {
             "stallAfter",
             "repository",
             "branch",
+            "verify",
         ];
         let f = self.fields(node, "an environment", &KEYS)?;
         let position = f.position;
@@ -311,6 +312,10 @@ impl<'a> Decoder<'a> {
             None => Some(SignedDuration::from_hours(1)),
             Some(n) => self.positive_duration(n, "stallAfter"),
         };
+        let verify = match f.get("verify") {
+            None => Some(None),
+            Some(n) => self.verify(n).map(Some),
+        };
         if let (
             Some(Target::Helm {
                 digest: None,
@@ -339,6 +344,7 @@ impl<'a> Decoder<'a> {
             platforms: platforms?,
             pin_digest: pin_digest?,
             stall_after: stall_after?,
+            verify: verify?,
             position,
         })
     }

@@ -21,6 +21,7 @@ impl<'a> Decoder<'a> {
                 "alerts",
                 "interval",
                 "receivers",
+                "clusters",
             ],
         )?;
         let git = self
@@ -45,7 +46,12 @@ impl<'a> Decoder<'a> {
             .get("receivers")
             .map(|n| self.receivers(n))
             .unwrap_or_default();
+        let clusters = f
+            .get("clusters")
+            .map(|n| self.clusters(n))
+            .unwrap_or_default();
         Some(Settings {
+            clusters,
             git: git?,
             repositories,
             registries,
