@@ -5,7 +5,7 @@
 //! repository and its history; [`policy`] decides, purely; [`manifest`] turns a decision
 //! into an exact edit of a file's bytes; [`engine`] joins them into a pass (observe → decide
 //! → apply → report) and a person's `promote`/`release`, opening pull requests through
-//! [`forge`]; [`alert`] turns reports into notifications and [`metrics`] into series;
+//! [`forge`]; [`deploy`] reads what Argo CD and Flux report about a rollout; [`alert`] turns reports into notifications and [`metrics`] into series;
 //! [`server`] serves the worker's board, status, metrics and the webhooks that ask for a
 //! pass; [`worker`] is `run`'s loop, [`shard`] which worker of a fleet owns which
 //! promotion; [`view`] renders reports for both [`server`] and [`commands`] (parsed by
@@ -17,6 +17,7 @@
 pub mod alert;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod engine;
 pub mod forge;
 pub mod gitops;

@@ -229,7 +229,11 @@ pub struct Verify {
 
 /// The object a GitOps controller deploys an environment with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum Controller {
     /// An Argo CD `Application` (single- or multi-source).
     Argocd {

@@ -216,7 +216,9 @@ fn verify_names_one_controller_object_and_a_declared_cluster() {
             .enumerate()
             .map(|(i, v)| format!("    - name: e{i}\n      policy: {{ semver: '^1.0.0' }}\n      target: {{ kustomize: {{ file: apps/e{i}.yaml }} }}\n      verify: {v}\n"))
             .collect();
-        format!("apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: ghcr.io/example/app\n  environments:\n{envs}")
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: ghcr.io/example/app\n  environments:\n{envs}"
+        )
     };
     let check = || {
         let out = tagpromoter()
@@ -224,7 +226,10 @@ fn verify_names_one_controller_object_and_a_declared_cluster() {
             .arg(dir.path())
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
     write(
         dir.path(),

@@ -111,8 +111,7 @@ impl<'a> Decoder<'a> {
     pub(super) fn clusters(&mut self, node: &'a Node) -> Vec<Cluster> {
         let mut out: Vec<Cluster> = Vec::new();
         for item in self.list(node, "clusters").unwrap_or_default() {
-            let Some(f) = self.fields(item, "a cluster", &["name", "kubeconfig", "context"])
-            else {
+            let Some(f) = self.fields(item, "a cluster", &["name", "kubeconfig", "context"]) else {
                 continue;
             };
             let name = self.required(&f, "name", "a cluster").and_then(|n| {
