@@ -2,12 +2,13 @@
 //! revisions the controller runs, and whether it runs them synced and healthy (since when),
 //! is still rolling them out, failed, or cannot be told.
 //!
-//! Pure: it reads the JSON objects handed to it ([`argocd::rollout`], [`flux::rollout`]).
-//! Fetching them from the cluster is not its business, nor is deciding what a rollout means
+//! [`argocd::rollout`] and [`flux::rollout`] are pure: they read the JSON objects handed to
+//! them, which [`cluster::Clusters`] lists from the clusters. None of it decides what a rollout means
 //! for soak or eligibility (the engine's), nor whether a revision descends from a bump (the
 //! GitOps mirror's).
 
 pub mod argocd;
+pub mod cluster;
 pub mod flux;
 
 use jiff::Timestamp;

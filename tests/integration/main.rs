@@ -8,6 +8,7 @@ mod alerts;
 mod board;
 mod check;
 mod check_repo;
+mod clusters;
 mod conformance;
 mod deploy;
 mod engine;

@@ -1,0 +1,361 @@
+//! Reading controllers' objects from clusters through the Kubernetes API (kube-rs),
+//! read-only: one list per cluster, kind and namespace, however many environments read it.
+//! A cluster is reached with a kubeconfig (a token or a client certificate) or, without
+//! one, as the worker's service account.
+//!
+//! It fetches and hands the objects to [`super::argocd`] and [`super::flux`]; it must not
+//! decide what a rollout means for a promotion (the engine's).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+
+use super::{Rollout, argocd, flux};
+use crate::rules::{Cluster, Controller};
+
+/// How long one list may take before its cluster counts as unreachable.
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a cluster's controllers could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {detail}")]
+pub struct ClusterError {
+    /// What kind of failure.
+    pub kind: ClusterErrorKind,
+    /// What happened, and what to check. Never holds a token, a key or a kubeconfig's
+    /// contents.
+    pub detail: String,
+}
+
+/// The kinds of [`ClusterError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterErrorKind {
+    /// The kubeconfig (or the service account) cannot be used.
+    #[error("config")]
+    Config,
+    /// The API cannot be reached, or did not answer in time.
+    #[error("unreachable")]
+    Unreachable,
+    /// The credentials were refused (401).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The credentials may not list these objects (403): RBAC.
+    #[error("forbidden")]
+    Forbidden,
+    /// The object is not there (or its kind is not installed).
+    #[error("not found")]
+    NotFound,
+    /// Any other answer.
+    #[error("api")]
+    Api,
+}
+
+/// Where a controller's object lives: the cluster (`None`: in-cluster) and the object.
+pub type Place = (Option<String>, Controller);
+
+/// One list: a cluster, a kind, a namespace.
+type List = (Option<String>, Kind, String);
+
+/// What a list found: each object by name, or why it could not be listed.
+type Listed = Result<HashMap<String, Value>, ClusterError>;
+
+/// The clusters of the rules, connected on first use.
+pub struct Clusters {
+    clusters: Vec<Cluster>,
+    clients: tokio::sync::Mutex<HashMap<Option<String>, Result<kube::Client, ClusterError>>>,
+}
+
+impl Clusters {
+    /// The clusters of `Settings.clusters` (and the one the worker runs in).
+    pub fn new(clusters: Vec<Cluster>) -> Self {
+        Self {
+            clusters,
+            clients: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What each controller object of `wanted` reports, read with one list per cluster,
+    /// kind and namespace.
+    pub async fn rollouts(
+        &self,
+        wanted: &[Place],
+    ) -> HashMap<Place, Result<Rollout, ClusterError>> {
+        // Each list wanted: (cluster, kind, namespace).
+        let mut lists: BTreeSet<List> = BTreeSet::new();
+        for (cluster, controller) in wanted {
+            for (kind, namespace) in kinds_of(controller) {
+                lists.insert((cluster.clone(), kind, namespace));
+            }
+        }
+        let reads = lists
+            .into_iter()
+            .map(|(cluster, kind, namespace)| async move {
+                let listed = self.list(&cluster, kind, &namespace).await;
+                ((cluster, kind, namespace), listed)
+            });
+        let listed: BTreeMap<_, _> = futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .collect();
+        wanted
+            .iter()
+            .map(|place| (place.clone(), rollout_of(place, &listed)))
+            .collect()
+    }
+
+    async fn list(&self, cluster: &Option<String>, kind: Kind, namespace: &str) -> Listed {
+        let client = self.client(cluster).await?;
+        let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &kind.resource());
+        let listed = tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default()))
+            .await
+            .map_err(|_| ClusterError {
+                kind: ClusterErrorKind::Unreachable,
+                detail: format!(
+                    "{} did not list {} in {namespace} within {}s",
+                    shown(cluster),
+                    kind.plural(),
+                    LIST_TIMEOUT.as_secs()
+                ),
+            })?
+            .map_err(|e| classify(cluster, kind, namespace, &e))?;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter_map(|object| {
+                let name = object.metadata.name.clone()?;
+                Some((name, serde_json::to_value(&object).ok()?))
+            })
+            .collect())
+    }
+
+    async fn client(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(cluster) {
+            return client.clone();
+        }
+        let client = self.connect(cluster).await;
+        clients.insert(cluster.clone(), client.clone());
+        client
+    }
+
+    async fn connect(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
+        let config_error = |detail: String| ClusterError {
+            kind: ClusterErrorKind::Config,
+            detail,
+        };
+        let config = match cluster {
+            None => kube::Config::incluster().map_err(|e| {
+                config_error(format!("not running in a cluster ({e}); name one with verify.cluster and Settings.clusters"))
+            })?,
+            Some(name) => {
+                let Some(c) = self.clusters.iter().find(|c| &c.name == name) else {
+                    return Err(config_error(format!("cluster {name:?} is not in Settings.clusters")));
+                };
+                let file = Kubeconfig::read_from(&c.kubeconfig).map_err(|e| {
+                    config_error(format!(
+                        "cluster {name:?}: cannot read the kubeconfig {}: {}",
+                        c.kubeconfig.display(),
+                        kubeconfig_problem(&e)
+                    ))
+                })?;
+                let options = KubeConfigOptions {
+                    context: c.context.clone(),
+                    ..KubeConfigOptions::default()
+                };
+                kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| {
+                        config_error(format!(
+                            "cluster {name:?}: the kubeconfig {} cannot be used: {}",
+                            c.kubeconfig.display(),
+                            kubeconfig_problem(&e)
+                        ))
+                    })?
+            }
+        };
+        kube::Client::try_from(config).map_err(|e| config_error(format!("{}: {e}", shown(cluster))))
+    }
+}
+
+/// A kubeconfig's problem, by its kind only: kube's messages may quote the file.
+fn kubeconfig_problem(e: &kube::config::KubeconfigError) -> String {
+    use kube::config::KubeconfigError as K;
+    match e {
+        K::CurrentContextNotSet => "it sets no current-context; name one in context:".into(),
+        K::LoadContext(name) => format!("it has no context {name:?}"),
+        K::LoadClusterOfContext(name) => format!("it has no cluster {name:?}"),
+        K::ReadConfig(..) => "the file cannot be read".into(),
+        K::Parse(_) | K::KindMismatch | K::ApiVersionMismatch => "it is not a kubeconfig".into(),
+        K::MissingClusterUrl | K::ParseClusterUrl(_) => "its cluster has no server URL".into(),
+        _ => "its certificates or credentials cannot be loaded".into(),
+    }
+}
+
+/// How a cluster is named in messages.
+fn shown(cluster: &Option<String>) -> String {
+    match cluster {
+        Some(name) => format!("cluster {name:?}"),
+        None => "the cluster the worker runs in".into(),
+    }
+}
+
+fn classify(
+    cluster: &Option<String>,
+    kind: Kind,
+    namespace: &str,
+    e: &kube::Error,
+) -> ClusterError {
+    let at = format!("{}, {} in {namespace}", shown(cluster), kind.plural());
+    let (kind_of, detail) = match e {
+        kube::Error::Api(status) => match status.code {
+            401 => (
+                ClusterErrorKind::Unauthorized,
+                format!(
+                    "{at}: the credentials were refused; renew the kubeconfig's token or certificate"
+                ),
+            ),
+            403 => (
+                ClusterErrorKind::Forbidden,
+                format!(
+                    "{at}: forbidden ({}); grant get, list and watch on {} (deploy/ has the ClusterRole)",
+                    status.message,
+                    kind.plural()
+                ),
+            ),
+            404 => (
+                ClusterErrorKind::NotFound,
+                format!("{at}: not found; is {} installed there?", kind.controller()),
+            ),
+            code => (
+                ClusterErrorKind::Api,
+                format!("{at}: the API answered {code}: {}", status.message),
+            ),
+        },
+        other => (
+            ClusterErrorKind::Unreachable,
+            format!("{at}: cannot reach the API: {other}"),
+        ),
+    };
+    ClusterError {
+        kind: kind_of,
+        detail,
+    }
+}
+
+/// The rollout of one place, from what was listed.
+fn rollout_of(
+    (cluster, controller): &Place,
+    listed: &BTreeMap<List, Listed>,
+) -> Result<Rollout, ClusterError> {
+    let get = |kind: Kind, namespace: &str, name: &str| -> Result<Value, ClusterError> {
+        let objects = listed
+            .get(&(cluster.clone(), kind, namespace.to_string()))
+            .ok_or_else(|| ClusterError {
+                kind: ClusterErrorKind::Api,
+                detail: "not listed".into(),
+            })?
+            .as_ref()
+            .map_err(Clone::clone)?;
+        objects.get(name).cloned().ok_or_else(|| ClusterError {
+            kind: ClusterErrorKind::NotFound,
+            detail: format!(
+                "{}: no {} {name:?} in {namespace}",
+                shown(cluster),
+                kind.singular()
+            ),
+        })
+    };
+    match controller {
+        Controller::Argocd {
+            application,
+            namespace,
+        } => Ok(argocd::rollout(&get(
+            Kind::Application,
+            namespace,
+            application,
+        )?)),
+        Controller::Flux {
+            kustomization,
+            namespace,
+            helm_release,
+        } => {
+            let k = get(Kind::Kustomization, namespace, kustomization)?;
+            let release = match helm_release {
+                Some(name) => Some(get(Kind::HelmRelease, namespace, name)?),
+                None => None,
+            };
+            Ok(flux::rollout(&k, release.as_ref()))
+        }
+    }
+}
+
+/// The kinds of object read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Kind {
+    Application,
+    Kustomization,
+    HelmRelease,
+}
+
+impl Kind {
+    fn resource(self) -> ApiResource {
+        let (group, version, kind) = match self {
+            Self::Application => ("argoproj.io", "v1alpha1", "Application"),
+            Self::Kustomization => ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"),
+            Self::HelmRelease => ("helm.toolkit.fluxcd.io", "v2", "HelmRelease"),
+        };
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: format!("{group}/{version}"),
+            kind: kind.into(),
+            plural: self.plural().into(),
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Self::Application => "applications",
+            Self::Kustomization => "kustomizations",
+            Self::HelmRelease => "helmreleases",
+        }
+    }
+
+    fn singular(self) -> &'static str {
+        match self {
+            Self::Application => "Application",
+            Self::Kustomization => "Kustomization",
+            Self::HelmRelease => "HelmRelease",
+        }
+    }
+
+    fn controller(self) -> &'static str {
+        match self {
+            Self::Application => "Argo CD",
+            Self::Kustomization => "Flux's kustomize-controller",
+            Self::HelmRelease => "Flux's helm-controller",
+        }
+    }
+}
+
+/// The lists a controller's rollout needs: (kind, namespace).
+fn kinds_of(controller: &Controller) -> Vec<(Kind, String)> {
+    match controller {
+        Controller::Argocd { namespace, .. } => vec![(Kind::Application, namespace.clone())],
+        Controller::Flux {
+            namespace,
+            helm_release,
+            ..
+        } => {
+            let mut kinds = vec![(Kind::Kustomization, namespace.clone())];
+            if helm_release.is_some() {
+                kinds.push((Kind::HelmRelease, namespace.clone()));
+            }
+            kinds
+        }
+    }
+}
