@@ -108,6 +108,7 @@ impl World {
                 facts: HashMap::new(),
                 environments: HashMap::new(),
                 files: HashMap::new(),
+                deployments: HashMap::new(),
             },
             rules,
         };

@@ -155,6 +155,7 @@ impl Model {
             facts: HashMap::from([(image, self.facts())]),
             environments,
             files: HashMap::new(),
+            deployments: HashMap::new(),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod manual;
 pub mod observe;
 pub mod pull_request;
 pub mod report;
+pub mod verify;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ pub use decide::{Decided, EnvDecision, Problem, Warning};
 pub use observe::{EnvCommit, EnvKey, Observed};
 pub use report::{EnvReport, PassReport, Scope, State};
 
+use crate::deploy::cluster::Clusters;
 use crate::gitops::{GitError, Repo, RepoConfig};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
@@ -158,6 +160,7 @@ pub struct Engine {
     options: Options,
     metrics: Arc<Metrics>,
     cache_dir: std::path::PathBuf,
+    clusters: Arc<crate::deploy::cluster::Clusters>,
 }
 
 impl Engine {
@@ -178,6 +181,7 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartError> {
         let (registry, forges) = clients(&rules, cache_dir, &metrics)?;
+        let clusters = Arc::new(Clusters::new(rules.settings.clusters.clone()));
         let repos = open_missing(&rules, cache_dir, &options, &metrics, &BTreeMap::new()).await?;
         Ok(Self {
             rules,
@@ -188,6 +192,7 @@ impl Engine {
             options,
             metrics,
             cache_dir: cache_dir.to_path_buf(),
+            clusters,
         })
     }
 
@@ -222,6 +227,8 @@ impl Engine {
             .collect();
         self.registry = registry;
         self.forges = forges;
+        // Kubeconfigs are read again: a rotated token or certificate is used from now on.
+        self.clusters = Arc::new(Clusters::new(rules.settings.clusters.clone()));
         self.rules = rules;
         Ok(())
     }
@@ -245,6 +252,7 @@ impl Engine {
                     .await;
             }
         }
+        verify::observe_deployments(rules, &self.clusters, &self.repos, &mut observed).await;
         // Facts are fetched where a decision needs them, round by round: a tag's platforms
         // and age only once it soaked upstream, the winner's digest for the trailer.
         let mut asked = std::collections::HashSet::new();

@@ -194,6 +194,8 @@ pub struct Observed {
     /// The files at each destination's tip, for rendering diffs (`None`: absent or
     /// unreadable).
     pub files: HashMap<(Destination, PathBuf), Option<String>>,
+    /// Per environment with `verify:`, whether its value runs.
+    pub deployments: HashMap<EnvKey, super::verify::Deployment>,
 }
 
 impl Observed {
@@ -216,6 +218,10 @@ impl Observed {
         let mut timeline = state.timeline.clone();
         for c in &mut timeline.changes {
             c.rollback = rollbacks.contains(&c.since);
+        }
+        // Verified upstream, its value runs from its rollout on.
+        if let Some(deployment) = self.deployments.get(&EnvKey::of(p, up)) {
+            deployment.apply(&mut timeline);
         }
         // Residencies that ended before the horizon do not count.
         if let Some(h) = horizon {
@@ -275,6 +281,7 @@ pub async fn observe(
         facts: HashMap::new(),
         environments: read.environments,
         files: read.files,
+        deployments: HashMap::new(),
     };
     // Each image's promotions, found once (not by a scan of every promotion per image).
     let mut watching: HashMap<&Repository, Vec<&Promotion>> = HashMap::new();

@@ -176,6 +176,26 @@ impl History {
     }
 }
 
+/// Whether `ancestor` is among the ancestors of `from` (every parent, not only the first),
+/// visiting at most `limit` commits of the mirror.
+pub fn reaches(store: &Store, from: ObjectId, ancestor: ObjectId, limit: usize) -> bool {
+    let batch = store.batch();
+    let mut seen = std::collections::HashSet::new();
+    let mut queue = std::collections::VecDeque::from([from]);
+    while let Some(id) = queue.pop_front() {
+        if id == ancestor {
+            return true;
+        }
+        if seen.len() >= limit || !batch.has(id) || !seen.insert(id) {
+            continue;
+        }
+        if let Ok(info) = batch.info(id) {
+            queue.extend(info.parents);
+        }
+    }
+    false
+}
+
 /// The directories on the way to the target files, with the tree id each had at the
 /// commit visited last.
 #[derive(Default)]

@@ -26,4 +26,5 @@ mod registry_secrets;
 mod server;
 mod sharding;
 mod tags_command;
+mod verify;
 mod webhooks;

@@ -261,7 +261,26 @@ impl Repo {
     pub fn read_at(&self, commit: ObjectId, path: &Path) -> Result<Option<String>, GitError> {
         read_text(&self.store, commit, path)
     }
+
+    /// Whether `descendant` is `ancestor` or has it among its ancestors (a deploy
+    /// controller reporting a later commit runs what the earlier one wrote). `false` when
+    /// `descendant` is not in the mirror (a commit it has not fetched) or the ancestor is
+    /// not found within [`MAX_ANCESTRY`] commits.
+    pub async fn descends_from(&self, descendant: ObjectId, ancestor: ObjectId) -> bool {
+        if descendant == ancestor {
+            return true;
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::gitops::history::reaches(&store, descendant, ancestor, MAX_ANCESTRY)
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
+
+/// The most commits [`Repo::descends_from`] visits.
+pub const MAX_ANCESTRY: usize = 10_000;
 
 fn read_text(store: &Store, commit: ObjectId, path: &Path) -> Result<Option<String>, GitError> {
     match store.read(commit, path)? {

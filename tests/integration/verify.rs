@@ -1,0 +1,187 @@
+//! Deploy verification end to end (issue 19): a real registry and a real bare repository,
+//! and the STAND-IN Kubernetes API of `support::kube_api` (no kube-apiserver can run here)
+//! serving the Argo CD Application that deploys dev. The engine in process, each pass from
+//! a fresh cache, at chosen times.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::engine::{INITIAL, kustomization};
+use crate::support::git::{bare_repo_at, git};
+use crate::support::kube_api::KubeApi;
+use crate::support::oci::Pusher;
+use crate::support::{Auth, DockerRegistry};
+use tagpromoter::engine::{Engine, Options, PassReport};
+
+fn at(minutes: i64) -> Timestamp {
+    "2026-11-20T10:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_mins(minutes)
+}
+
+/// The Application deploying dev, as Argo CD reports it: synced to `revision` with
+/// `health`, deployed at `deployed_at`.
+fn application(revision: &str, health: &str, deployed_at: Timestamp) -> serde_json::Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": { "name": "app-dev", "namespace": "argocd", "generation": 1 },
+        "spec": {
+            "project": "default",
+            "source": { "repoURL": "https://git.example.com/gitops.git", "targetRevision": "main", "path": "deploy/dev" },
+            "destination": { "server": "https://kubernetes.default.svc", "namespace": "app" }
+        },
+        "status": {
+            "sync": { "status": "Synced", "revision": revision },
+            "health": { "status": health },
+            "operationState": { "phase": "Succeeded", "message": "successfully synced (all tasks run)", "startedAt": deployed_at.to_string(), "finishedAt": deployed_at.to_string(), "syncResult": { "revision": revision } },
+            "history": [ { "id": 1, "revision": revision, "deployStartedAt": deployed_at.to_string(), "deployedAt": deployed_at.to_string() } ]
+        }
+    })
+}
+
+struct World {
+    _registry: DockerRegistry,
+    _base: tempfile::TempDir,
+    bare: std::path::PathBuf,
+    api: KubeApi,
+    rules: tempfile::TempDir,
+}
+
+impl World {
+    /// `acme/app` 1.0.0 and 1.1.0; dev and prod at 1.0.0; prod takes what dev ran for an
+    /// hour; dev is deployed by the Application `app-dev`, which runs the first commit.
+    async fn new() -> Self {
+        let registry = DockerRegistry::start(Auth::None);
+        let pusher = Pusher::new(&registry.addr);
+        for tag in ["1.0.0", "1.1.0"] {
+            pusher
+                .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
+                .await;
+        }
+        let image = format!("{}/acme/app", registry.addr);
+        let base = tempfile::tempdir().unwrap();
+        let bare = bare_repo_at(
+            base.path(),
+            "gitops",
+            &[
+                (
+                    "deploy/dev/kustomization.yaml",
+                    &kustomization(&image, "1.0.0"),
+                ),
+                (
+                    "deploy/prod/kustomization.yaml",
+                    &kustomization(&image, "1.0.0"),
+                ),
+            ],
+            Some(INITIAL),
+        );
+        let api = KubeApi::start().await;
+        api.grant("tagpromoter", "applications", "argocd");
+        let first = git(&bare, &["rev-parse", "main"]).trim().to_string();
+        api.put("applications", application(&first, "Healthy", at(-600)));
+        let (kubeconfig, _) = api.kubeconfig_with_token("tagpromoter");
+        let rules = tempfile::tempdir().unwrap();
+        std::fs::write(
+            rules.path().join("rules.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1
+kind: Settings
+spec:
+  git: {{ url: 'file://{bare}' }}
+  registries: [{{ host: '{r}', insecure: true }}]
+  clusters: [{{ name: dev, kubeconfig: '{kubeconfig}' }}]
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: {{ name: app }}
+spec:
+  image: {image}
+  environments:
+    - name: dev
+      policy: {{ semver: '^1.0.0' }}
+      target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }}
+      verify: {{ argocd: {{ application: app-dev }}, cluster: dev }}
+    - {{ name: prod, from: dev, soak: 1h, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/prod/kustomization.yaml }} }} }}
+",
+                bare = bare.display(),
+                r = registry.addr,
+                kubeconfig = kubeconfig.display(),
+            ),
+        )
+        .unwrap();
+        Self {
+            _registry: registry,
+            _base: base,
+            bare,
+            api,
+            rules,
+        }
+    }
+
+    async fn pass(&self, now: Timestamp) -> PassReport {
+        let cache = tempfile::tempdir().unwrap();
+        let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
+        let engine = Engine::open(rules, cache.path(), Options::default())
+            .await
+            .unwrap();
+        engine.pass(now).await
+    }
+
+    fn tag(&self, env: &str) -> String {
+        let text = git(
+            &self.bare,
+            &["show", &format!("main:deploy/{env}/kustomization.yaml")],
+        );
+        let line = text.lines().find(|l| l.contains("newTag:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_string()
+    }
+}
+
+/// Prod's soak counts from when Argo CD reports dev's bump synced and healthy, not from
+/// the bump's commit: while the Application runs the older commit, or runs the bump
+/// unhealthy, the tag does not go on, however long ago the commit landed.
+#[tokio::test(flavor = "multi_thread")]
+async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    assert_eq!(world.tag("dev"), "1.1.0");
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+
+    // Two hours after the commit, Argo CD has not synced it: dev does not run 1.1.0.
+    world.pass(at(120)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "not deployed, so not soaked");
+
+    // Synced, but the rollout is degraded: still not running well.
+    world
+        .api
+        .put("applications", application(&bump, "Degraded", at(130)));
+    world.pass(at(300)).await;
+    assert_eq!(
+        world.tag("prod"),
+        "1.0.0",
+        "an unhealthy rollout does not soak"
+    );
+
+    // Healthy, deployed at 2:10: the soak ends at 3:10, not at 1:00.
+    world
+        .api
+        .put("applications", application(&bump, "Healthy", at(130)));
+    world.pass(at(180)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "soaking since the rollout");
+
+    // A person's later commit synced since: the Application runs a descendant of the bump.
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", world.bare.to_str().unwrap(), "."],
+    );
+    std::fs::write(work.path().join("README.md"), "notes\n").unwrap();
+    git(work.path(), &["add", "README.md"]);
+    git(work.path(), &["commit", "-qm", "docs"]);
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let later = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    world
+        .api
+        .put("applications", application(&later, "Healthy", at(130)));
+    world.pass(at(191)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "an hour after the rollout");
+}
