@@ -30,6 +30,8 @@ pub enum AlertName {
     RegistryUnavailable,
     /// A hold has lasted longer than `holdAlertAfter` while newer eligible tags wait.
     PromotionHeld,
+    /// The controller that deploys an environment reports its rollout unhealthy.
+    DeploymentUnhealthy,
 }
 
 impl AlertName {
@@ -40,13 +42,16 @@ impl AlertName {
             Self::PromotionStalled => "PromotionStalled",
             Self::RegistryUnavailable => "RegistryUnavailable",
             Self::PromotionHeld => "PromotionHeld",
+            Self::DeploymentUnhealthy => "DeploymentUnhealthy",
         }
     }
 
     /// The `severity` label.
     pub fn severity(self) -> &'static str {
         match self {
-            Self::PromotionFailed | Self::RegistryUnavailable => "critical",
+            Self::PromotionFailed | Self::RegistryUnavailable | Self::DeploymentUnhealthy => {
+                "critical"
+            }
             Self::PromotionStalled => "warning",
             Self::PromotionHeld => "info",
         }

@@ -87,6 +87,8 @@ pub struct EnvDecision {
     pub current: Option<String>,
     /// The decision, or why there is none.
     pub outcome: Result<Decided, Problem>,
+    /// With `verify:`, how its value's rollout stands.
+    pub rollout: Option<super::verify::RolloutReport>,
 }
 
 /// A decision and its evidence.
@@ -265,6 +267,16 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
             let destination = env.destination.clone();
             let state = observed.environments.get(&key);
             let current = state.and_then(|s| s.current.as_ref().ok().cloned().flatten());
+            let rollout = env.verify.as_ref().and_then(|v| {
+                Some(super::verify::RolloutReport {
+                    deployment: observed.deployments.get(&key)?.clone(),
+                    landed: state
+                        .and_then(|s| s.timeline.changes.last())
+                        .map(|c| c.since),
+                    deploy_timeout: v.deploy_timeout,
+                    controller: super::verify::controller_name(&v.controller),
+                })
+            });
             let outcome = (|| {
                 // Its own repository, or its upstream's (what soaked there is unknown).
                 let upstream = env
@@ -397,6 +409,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                 stall_after: env.stall_after,
                 current,
                 outcome,
+                rollout,
             });
         }
     }

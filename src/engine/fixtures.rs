@@ -256,6 +256,16 @@ impl World {
         self
     }
 
+    /// `env`'s controller reports `deployment` (the environment needs `verify:`).
+    pub fn deployment(mut self, env: &str, deployment: super::verify::Deployment) -> Self {
+        let key = EnvKey {
+            promotion: self.rules.promotions[0].name.clone(),
+            environment: env.to_string(),
+        };
+        self.observed.deployments.insert(key, deployment);
+        self
+    }
+
     /// The forge cannot say when `env`'s pull requests merged.
     pub fn merges_unknown(mut self, env: &str) -> Self {
         let key = EnvKey {

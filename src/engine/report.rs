@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use super::apply::Applied;
 use super::decide::EnvDecision;
 use super::observe::EnvCommit;
+use super::verify::Deployment;
 use crate::gitops::GitError;
 use crate::policy::{Block, Blocked, Decision, Hold};
 
@@ -138,6 +139,23 @@ pub enum State {
         /// The best such tag (what holds it back is the decision's `waiting`).
         tag: String,
     },
+    /// Its value is committed and its controller does not run it yet (`verify:`).
+    Deploying {
+        /// Since when: the commit's landing.
+        since: Timestamp,
+        /// The controller's own words.
+        message: String,
+    },
+    /// Its controller runs its value, unhealthy (`verify:`).
+    Unhealthy {
+        /// The controller's own words.
+        message: String,
+    },
+    /// Its controller cannot be read: whether its value runs is unknown (`verify:`).
+    RolloutUnknown {
+        /// Why.
+        message: String,
+    },
     /// Deciding or writing failed.
     Failing {
         /// The class (`registry`, `target`, `auth`, `rejected`, …).
@@ -162,6 +180,9 @@ impl State {
             Self::Declined { .. } => "declined",
             Self::Waiting { .. } => "waiting",
             Self::Ahead { .. } => "ahead",
+            Self::Deploying { .. } => "deploying",
+            Self::Unhealthy { .. } => "unhealthy",
+            Self::RolloutUnknown { .. } => "unknown",
             Self::Failing { .. } => "failing",
         }
     }
@@ -185,6 +206,9 @@ impl std::fmt::Display for State {
             Self::Declined { number, .. } => write!(f, "declined: #{number} closed unmerged"),
             Self::Waiting { tag, .. } => write!(f, "waiting for {tag}"),
             Self::Ahead { best } => write!(f, "ahead of {best}"),
+            Self::Deploying { since, message } => write!(f, "deploying since {since}: {message}"),
+            Self::Unhealthy { message } => write!(f, "unhealthy: {message}"),
+            Self::RolloutUnknown { message } => write!(f, "rollout unknown: {message}"),
             Self::Failing { class, .. } => write!(f, "failing: {class}"),
         }
     }
@@ -193,6 +217,44 @@ impl std::fmt::Display for State {
 impl EnvReport {
     /// The state at `now`.
     pub fn state(&self, now: Timestamp) -> State {
+        let decided = self.decided_state(now);
+        let Some(rollout) = &self.decision.rollout else {
+            return decided;
+        };
+        // Where the decision leaves it settled, what runs is the rollout's to say.
+        if !matches!(
+            decided,
+            State::UpToDate
+                | State::Soaking { .. }
+                | State::Waiting { .. }
+                | State::Ahead { .. }
+                | State::Pending
+        ) {
+            return decided;
+        }
+        if let Applied::Landed { .. } = self.applied {
+            return State::Deploying {
+                since: now,
+                message: format!("committed; waiting for the {}", rollout.controller),
+            };
+        }
+        match &rollout.deployment {
+            Deployment::Deployed { .. } => decided,
+            Deployment::Deploying { message } => State::Deploying {
+                since: rollout.landed.unwrap_or(now),
+                message: message.clone(),
+            },
+            Deployment::Unhealthy { message } => State::Unhealthy {
+                message: format!("{} reports {message}", rollout.controller),
+            },
+            Deployment::Unknown { message } => State::RolloutUnknown {
+                message: message.clone(),
+            },
+        }
+    }
+
+    /// The state the decision and what was written give, before the rollout is heard.
+    fn decided_state(&self, now: Timestamp) -> State {
         let d = &self.decision;
         let failing = |class: &str, error: String| State::Failing {
             class: class.to_string(),
@@ -461,6 +523,7 @@ mod tests {
                     "reading",
                     "test",
                 ))),
+                rollout: None,
             },
             applied: Applied::Nothing,
             recent: Vec::new(),

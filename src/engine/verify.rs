@@ -18,6 +18,55 @@ use crate::gitops::Repo;
 use crate::policy::Timeline;
 use crate::rules::{Destination, Rules};
 
+/// How an environment's rollout stands, for its report and alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutReport {
+    /// Whether its value runs.
+    pub deployment: Deployment,
+    /// When its value's commit landed (a rollout is awaited from then).
+    pub landed: Option<Timestamp>,
+    /// How long a rollout may take before the environment is reported stalled.
+    pub deploy_timeout: jiff::SignedDuration,
+    /// What deploys it, in words (`Argo CD Application argocd/app-dev`).
+    pub controller: String,
+}
+
+impl RolloutReport {
+    /// Since when a rollout has been awaited past `deployTimeout`, if it has: the value is
+    /// not deployed (or its controller cannot be read) that long after its commit landed.
+    pub fn overdue(&self, now: Timestamp) -> Option<Timestamp> {
+        if !matches!(
+            self.deployment,
+            Deployment::Deploying { .. } | Deployment::Unknown { .. }
+        ) {
+            return None;
+        }
+        let landed = self.landed?;
+        let due = landed.checked_add(self.deploy_timeout).ok()?;
+        (due <= now).then_some(landed)
+    }
+}
+
+/// `controller` in words, for states and alerts.
+pub fn controller_name(controller: &crate::rules::Controller) -> String {
+    match controller {
+        crate::rules::Controller::Argocd {
+            application,
+            namespace,
+        } => format!("Argo CD Application {namespace}/{application}"),
+        crate::rules::Controller::Flux {
+            kustomization,
+            namespace,
+            helm_release,
+        } => match helm_release {
+            Some(release) => format!(
+                "Flux Kustomization {namespace}/{kustomization} and HelmRelease {namespace}/{release}"
+            ),
+            None => format!("Flux Kustomization {namespace}/{kustomization}"),
+        },
+    }
+}
+
 /// Whether an environment's current value runs, as its controller reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deployment {

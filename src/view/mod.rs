@@ -164,7 +164,9 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
     let state = e.state(now);
     let (since, until) = match &state {
         State::Soaking { until } | State::Frozen { until } => (None, Some(until.to_string())),
-        State::Stalled { since } => (Some(since.to_string()), None),
+        State::Stalled { since } | State::Deploying { since, .. } => {
+            (Some(since.to_string()), None)
+        }
         State::Held(h) => (Some(h.since.to_string()), h.until.map(|u| u.to_string())),
         _ => (None, None),
     };

@@ -38,6 +38,25 @@ fn application(revision: &str, health: &str, deployed_at: Timestamp) -> serde_js
     })
 }
 
+fn report_of<'r>(report: &'r PassReport, key: &str) -> &'r tagpromoter::engine::EnvReport {
+    report
+        .environments
+        .iter()
+        .find(|e| e.decision.key.to_string() == key)
+        .unwrap_or_else(|| panic!("{key} is in the report"))
+}
+
+fn state(report: &PassReport, key: &str) -> &'static str {
+    report_of(report, key).state(report.now).name()
+}
+
+/// The repository's first commit (what the Application ran before the bump).
+fn first_of(world: &World) -> String {
+    git(&world.bare, &["rev-list", "--max-parents=0", "main"])
+        .trim()
+        .to_string()
+}
+
 struct World {
     _registry: DockerRegistry,
     _base: tempfile::TempDir,
@@ -142,31 +161,46 @@ spec:
 #[tokio::test(flavor = "multi_thread")]
 async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit() {
     let world = World::new().await;
-    world.pass(at(0)).await;
+    let report = world.pass(at(0)).await;
     assert_eq!(world.tag("dev"), "1.1.0");
+    assert_eq!(state(&report, "app/dev"), "deploying");
     let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
 
     // Two hours after the commit, Argo CD has not synced it: dev does not run 1.1.0.
-    world.pass(at(120)).await;
+    let report = world.pass(at(120)).await;
     assert_eq!(world.tag("prod"), "1.0.0", "not deployed, so not soaked");
+    let dev = report_of(&report, "app/dev");
+    assert_eq!(dev.state(report.now).name(), "deploying");
+    assert!(
+        dev.state(report.now).to_string().contains(&format!(
+            "the controller runs {}, not yet {}",
+            &first_of(&world)[..12],
+            &bump[..12]
+        )),
+        "{}",
+        dev.state(report.now)
+    );
 
     // Synced, but the rollout is degraded: still not running well.
     world
         .api
         .put("applications", application(&bump, "Degraded", at(130)));
-    world.pass(at(300)).await;
+    let report = world.pass(at(300)).await;
     assert_eq!(
         world.tag("prod"),
         "1.0.0",
         "an unhealthy rollout does not soak"
     );
+    assert_eq!(state(&report, "app/dev"), "unhealthy");
 
     // Healthy, deployed at 2:10: the soak ends at 3:10, not at 1:00.
     world
         .api
         .put("applications", application(&bump, "Healthy", at(130)));
-    world.pass(at(180)).await;
+    let report = world.pass(at(180)).await;
     assert_eq!(world.tag("prod"), "1.0.0", "soaking since the rollout");
+    assert_eq!(state(&report, "app/dev"), "up-to-date");
+    assert_eq!(state(&report, "app/prod"), "soaking");
 
     // A person's later commit synced since: the Application runs a descendant of the bump.
     let work = tempfile::tempdir().unwrap();

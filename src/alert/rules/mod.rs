@@ -5,6 +5,7 @@ mod failed;
 mod held;
 mod registry_unavailable;
 mod stalled;
+mod unhealthy;
 
 use jiff::Timestamp;
 
@@ -29,11 +30,12 @@ pub struct Context<'a> {
 type Rule = fn(&Context<'_>) -> Vec<Alert>;
 
 /// Every rule, in one list.
-const RULES: [Rule; 4] = [
+const RULES: [Rule; 5] = [
     failed::check,
     stalled::check,
     registry_unavailable::check,
     held::check,
+    unhealthy::check,
 ];
 
 /// Every alert that fires after this pass.
@@ -53,6 +55,86 @@ mod tests {
     const CHAIN: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
     const SKIPPING: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '~1.1.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
     const NEWEST: &str = "    - name: prod\n      policy: { newestBuild: {} }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
+
+    const VERIFIED: &str = "    - name: prod\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n      verify: { argocd: { application: app-prod }, deployTimeout: 30m }\n";
+
+    /// With `verify:`, one row per way a rollout stands: the state it shows and the alerts
+    /// that fire. A rollout late past `deployTimeout` (or one that cannot be read) stalls
+    /// with class `not deployed`; an unhealthy one raises `DeploymentUnhealthy` at once.
+    #[test]
+    fn a_rollout_late_unhealthy_or_unknown_shows_and_raises_its_alert() {
+        use crate::engine::verify::Deployment;
+        let deploying = || Deployment::Deploying {
+            message: "sync OutOfSync, health Healthy".into(),
+        };
+        let unknown = || Deployment::Unknown {
+            message: "forbidden: grant get, list and watch on applications".into(),
+        };
+        let minutes = |m: i64| at(0) + jiff::SignedDuration::from_mins(m);
+        // (case, deployment, minutes after the value landed, state, alerts).
+        let rows: Vec<(&str, Deployment, i64, &str, Vec<&str>)> = vec![
+            (
+                "deployed",
+                Deployment::Deployed { since: minutes(5) },
+                60,
+                "up-to-date",
+                vec![],
+            ),
+            ("deploying, in time", deploying(), 20, "deploying", vec![]),
+            (
+                "deploying past deployTimeout",
+                deploying(),
+                31,
+                "deploying",
+                vec!["PromotionStalled/not deployed"],
+            ),
+            (
+                "unhealthy",
+                Deployment::Unhealthy {
+                    message: "health Degraded".into(),
+                },
+                1,
+                "unhealthy",
+                vec!["DeploymentUnhealthy/unhealthy"],
+            ),
+            ("unknown, in time", unknown(), 10, "unknown", vec![]),
+            (
+                "unknown past deployTimeout",
+                unknown(),
+                45,
+                "unknown",
+                vec!["PromotionStalled/not deployed"],
+            ),
+        ];
+        let settings = rules(VERIFIED).settings;
+        for (case, deployment, after, state, expected) in rows {
+            let world = World::new(rules(VERIFIED), "1.1.0")
+                .tags(&[("1.0.0", 0), ("1.1.0", 0)])
+                .deployment("prod", deployment);
+            let now = minutes(after);
+            let report = world.report(now, &[]);
+            assert_eq!(report.environments[0].state(now).name(), state, "{case}");
+            let memory = Memory::default();
+            let cx = Context {
+                report: &report,
+                memory: &memory,
+                settings: &settings,
+                now,
+            };
+            let fired: Vec<String> = firing(&cx)
+                .iter()
+                .map(|a| format!("{}/{}", a.name.as_str(), a.class.as_deref().unwrap_or("-")))
+                .collect();
+            assert_eq!(fired, expected, "{case}");
+            for alert in firing(&cx) {
+                let error = alert.error.unwrap_or_default();
+                assert!(
+                    error.starts_with("Argo CD Application argocd/app-prod"),
+                    "{case}: {error}"
+                );
+            }
+        }
+    }
 
     fn tags(w: World) -> World {
         w.tags(&[("1.0.0", 0), ("1.1.0", 2)])

@@ -3,19 +3,47 @@
 //! it — pushed or still in an open pull request (its URL in the alert). Held and frozen
 //! environments do not stall, nor one whose pull request a person closed. Resolves when it
 //! runs that tag or newer.
+//!
+//! With `verify:`, a value committed longer than `deployTimeout` ago that its controller
+//! does not run (or that cannot be told) stalls too: class `not deployed`, the controller's
+//! own words as the error. Resolves when the rollout is healthy.
 
 use super::Context;
 use crate::alert::{Alert, AlertName};
 use crate::engine::Applied;
+use crate::engine::verify::Deployment;
 
 /// The environments whose eligible tag has waited too long.
 pub fn check(cx: &Context<'_>) -> Vec<Alert> {
     let mut out = Vec::new();
     for e in &cx.report.environments {
+        let d = &e.decision;
+        if let Some(rollout) = &d.rollout
+            && let Some(since) = rollout.overdue(cx.now)
+        {
+            let words = match &rollout.deployment {
+                Deployment::Deploying { message } | Deployment::Unknown { message } => {
+                    message.as_str()
+                }
+                _ => "",
+            };
+            out.push(Alert {
+                name: AlertName::PromotionStalled,
+                promotion: d.key.promotion.clone(),
+                repository: d.destination.repository.clone(),
+                environment: d.key.environment.clone(),
+                image: d.image.to_string(),
+                since,
+                from: None,
+                to: d.current.clone(),
+                class: Some("not deployed".into()),
+                error: Some(format!("{}: {words}", rollout.controller)),
+            });
+            continue;
+        }
         let Some(since) = e.stalled_since(cx.now) else {
             continue;
         };
-        let d = &e.decision;
         out.push(Alert {
             name: AlertName::PromotionStalled,
             promotion: d.key.promotion.clone(),

@@ -107,6 +107,15 @@ fn state(v: &EnvView) -> String {
             ),
             None => format!("Held{since}{until}"),
         },
+        // The controller's own words are in the text.
+        "deploying" | "unhealthy" | "unknown" => {
+            let text = esc(&v.state_text);
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
         "in-review" => "In review".into(),
         "waiting" => "Waiting: a newer tag cannot be taken yet".into(),
         "ahead" => "Ahead of the policy's best: kept as a person set it".into(),

@@ -1,0 +1,35 @@
+//! `DeploymentUnhealthy` (critical): the controller that deploys an environment (`verify:`)
+//! runs its value and reports the rollout unhealthy (Argo CD's `Degraded`, a Flux health
+//! check or Helm release failing), naming the controller's object and the tag. The tag
+//! does not flow downstream meanwhile. Resolves when the rollout is healthy again.
+
+use super::Context;
+use crate::alert::{Alert, AlertName};
+use crate::engine::verify::Deployment;
+
+/// The environments whose rollout is unhealthy.
+pub fn check(cx: &Context<'_>) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for e in &cx.report.environments {
+        let d = &e.decision;
+        let Some(rollout) = &d.rollout else {
+            continue;
+        };
+        let Deployment::Unhealthy { message } = &rollout.deployment else {
+            continue;
+        };
+        out.push(Alert {
+            name: AlertName::DeploymentUnhealthy,
+            promotion: d.key.promotion.clone(),
+            repository: d.destination.repository.clone(),
+            environment: d.key.environment.clone(),
+            image: d.image.to_string(),
+            since: rollout.landed.unwrap_or(cx.now),
+            from: None,
+            to: d.current.clone(),
+            class: Some("unhealthy".into()),
+            error: Some(format!("{} reports {message}", rollout.controller)),
+        });
+    }
+    out
+}
