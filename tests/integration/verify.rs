@@ -69,6 +69,12 @@ impl World {
     /// `acme/app` 1.0.0 and 1.1.0; dev and prod at 1.0.0; prod takes what dev ran for an
     /// hour; dev is deployed by the Application `app-dev`, which runs the first commit.
     async fn new() -> Self {
+        Self::with("{ argocd: { application: app-dev }, cluster: dev }", true).await
+    }
+
+    /// [`World::new`] with dev's `verify:` written as `verify`; the worker may read the
+    /// controllers' objects only when `granted`.
+    async fn with(verify: &str, granted: bool) -> Self {
         let registry = DockerRegistry::start(Auth::None);
         let pusher = Pusher::new(&registry.addr);
         for tag in ["1.0.0", "1.1.0"] {
@@ -94,7 +100,11 @@ impl World {
             Some(INITIAL),
         );
         let api = KubeApi::start().await;
-        api.grant("tagpromoter", "applications", "argocd");
+        if granted {
+            api.grant("tagpromoter", "applications", "argocd");
+            api.grant("tagpromoter", "kustomizations", "flux-system");
+            api.grant("tagpromoter", "helmreleases", "flux-system");
+        }
         let first = git(&bare, &["rev-parse", "main"]).trim().to_string();
         api.put("applications", application(&first, "Healthy", at(-600)));
         let (kubeconfig, _) = api.kubeconfig_with_token("tagpromoter");
@@ -118,7 +128,7 @@ spec:
     - name: dev
       policy: {{ semver: '^1.0.0' }}
       target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }}
-      verify: {{ argocd: {{ application: app-dev }}, cluster: dev }}
+      verify: {verify}
     - {{ name: prod, from: dev, soak: 1h, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/prod/kustomization.yaml }} }} }}
 ",
                 bare = bare.display(),
@@ -218,4 +228,93 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
         .put("applications", application(&later, "Healthy", at(130)));
     world.pass(at(191)).await;
     assert_eq!(world.tag("prod"), "1.1.0", "an hour after the rollout");
+}
+
+/// A worker that may not read the Application (no RBAC) cannot tell whether dev runs its
+/// bump: dev says so, and the tag does not go on to prod, however long it waits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forbidden_api_holds_the_tag_where_it_is_and_says_why() {
+    let world = World::with("{ argocd: { application: app-dev }, cluster: dev }", false).await;
+    world.pass(at(0)).await;
+    assert_eq!(world.tag("dev"), "1.1.0");
+    let report = world.pass(at(600)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "unknown rollouts do not soak");
+    let dev = report_of(&report, "app/dev").state(report.now);
+    assert_eq!(dev.name(), "unknown");
+    assert!(
+        dev.to_string().contains("forbidden")
+            && dev
+                .to_string()
+                .contains("grant get, list and watch on applications"),
+        "{dev}"
+    );
+}
+
+/// Flux: the Kustomization that applies dev's overlay, and the HelmRelease it changes,
+/// must both be Ready with the bump; prod's soak starts when the later of the two did.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flux_kustomization_and_its_helm_release_verify() {
+    let world = World::with(
+        "{ flux: { kustomization: apps, helmRelease: app }, cluster: dev }",
+        true,
+    )
+    .await;
+    world.pass(at(0)).await;
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    let ready = |kind: &str, name: &str, transition: Timestamp, extra: serde_json::Value| {
+        let mut status = json!({
+            "observedGeneration": 2,
+            "conditions": [ { "type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": "Applied", "observedGeneration": 2, "lastTransitionTime": transition.to_string() } ]
+        });
+        status
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let api_version = if kind == "HelmRelease" {
+            "helm.toolkit.fluxcd.io/v2"
+        } else {
+            "kustomize.toolkit.fluxcd.io/v1"
+        };
+        json!({ "apiVersion": api_version, "kind": kind, "metadata": { "name": name, "namespace": "flux-system", "generation": 2 }, "spec": {}, "status": status })
+    };
+    world.api.put(
+        "kustomizations",
+        ready(
+            "Kustomization",
+            "apps",
+            at(10),
+            json!({ "lastAppliedRevision": format!("main@sha1:{bump}") }),
+        ),
+    );
+    world.api.put(
+        "helmreleases",
+        ready("HelmRelease", "app", at(20), json!({})),
+    );
+    world.pass(at(79)).await;
+    assert_eq!(
+        world.tag("prod"),
+        "1.0.0",
+        "the release turned ready at 0:20"
+    );
+    world.pass(at(81)).await;
+    assert_eq!(world.tag("prod"), "1.1.0");
+}
+
+/// A multi-source Argo CD application reports a revision per source: it runs the bump when
+/// one of them is the bump (the other is the chart's version).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multi_source_argo_cd_application_verifies() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    let mut app = application(&bump, "Healthy", at(5));
+    app["status"]["sync"] = json!({ "status": "Synced", "revisions": [bump, "6.5.4"] });
+    app["status"]["history"] = json!([
+        { "id": 2, "revisions": [bump, "6.5.4"], "deployStartedAt": at(4).to_string(), "deployedAt": at(5).to_string() }
+    ]);
+    world.api.put("applications", app);
+    world.pass(at(64)).await;
+    assert_eq!(world.tag("prod"), "1.0.0");
+    world.pass(at(66)).await;
+    assert_eq!(world.tag("prod"), "1.1.0");
 }
