@@ -39,14 +39,20 @@ fn to_json(node: &Node) -> Value {
 
 /// The objects `kubectl kustomize deploy/<overlay>` renders.
 fn render(overlay: &str) -> Vec<Value> {
+    render_dir(&deploy().join(overlay))
+}
+
+/// The objects `kubectl kustomize DIR` renders.
+fn render_dir(dir: &std::path::Path) -> Vec<Value> {
     let out = Command::new(require("kubectl"))
         .arg("kustomize")
-        .arg(deploy().join(overlay))
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "kubectl kustomize deploy/{overlay}: {}",
+        "kubectl kustomize {}: {}",
+        dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
@@ -199,6 +205,60 @@ fn the_sharded_workers_run_as_a_statefulset_that_reaches_its_peers() {
         pdb["spec"]["selector"]["matchLabels"],
         template["metadata"]["labels"]
     );
+}
+
+/// `deploy/verify` added to the worker, the sharded workers or the CronJob lets their
+/// pods read Argo CD Applications and Flux Kustomizations and HelmReleases (get, list,
+/// watch) and nothing else, and mounts the service account's token for it.
+#[test]
+fn deploy_verification_reads_the_three_kinds_of_controller_object_only() {
+    for (overlay, pod) in [
+        ("worker", "/spec/template/spec"),
+        ("sharded", "/spec/template/spec"),
+        ("cronjob", "/spec/jobTemplate/spec/template/spec"),
+    ] {
+        // kustomize takes only relative paths, so the overlay lives under target/.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("verify-{overlay}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let up = "../".repeat(
+            dir.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+                .unwrap()
+                .components()
+                .count(),
+        );
+        std::fs::write(
+            dir.join("kustomization.yaml"),
+            format!("resources:\n  - {up}deploy/{overlay}\ncomponents:\n  - {up}deploy/verify\n"),
+        )
+        .unwrap();
+        let objects = render_dir(&dir);
+        let role = of_kind(&objects, "ClusterRole");
+        assert_eq!(
+            role["rules"],
+            json!([
+                { "apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["get", "list", "watch"] },
+                { "apiGroups": ["kustomize.toolkit.fluxcd.io"], "resources": ["kustomizations"], "verbs": ["get", "list", "watch"] },
+                { "apiGroups": ["helm.toolkit.fluxcd.io"], "resources": ["helmreleases"], "verbs": ["get", "list", "watch"] },
+            ]),
+            "{overlay}"
+        );
+        let binding = of_kind(&objects, "ClusterRoleBinding");
+        assert_eq!(
+            binding["subjects"],
+            json!([{ "kind": "ServiceAccount", "name": "tagpromoter", "namespace": "tagpromoter" }])
+        );
+        let workload = objects
+            .iter()
+            .find(|o| {
+                ["Deployment", "StatefulSet", "CronJob"].contains(&o["kind"].as_str().unwrap_or(""))
+            })
+            .unwrap();
+        assert_eq!(
+            workload.pointer(&format!("{pod}/automountServiceAccountToken")),
+            Some(&json!(true)),
+            "{overlay}"
+        );
+    }
 }
 
 #[test]
