@@ -6,7 +6,8 @@
 //! It reads clusters and the mirror's ancestry; it writes nothing, and Git stays the only
 //! memory: the rollout is read again on every pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use gix::ObjectId;
 use jiff::Timestamp;
@@ -132,6 +133,9 @@ pub async fn observe_deployments(
     }
     let places: Vec<Place> = verified.iter().map(|(_, place, _)| place.clone()).collect();
     let rollouts = clusters.rollouts(&places).await;
+    // Many environments share a controller revision (every Application of a repository on
+    // its tip): each revision's ancestry is walked once.
+    let mut ancestries: Ancestries = HashMap::new();
     let mut deployments = HashMap::with_capacity(verified.len());
     for (key, place, destination) in verified {
         let set_by = observed
@@ -154,7 +158,16 @@ pub async fn observe_deployments(
                     repos.get(destination),
                     ObjectId::from_hex(commit.as_bytes()),
                 ) {
-                    (Some(repo), Ok(commit)) => runs_commit(repo, &rollout.revisions, commit).await,
+                    (Some(repo), Ok(commit)) => {
+                        runs_commit(
+                            repo,
+                            destination,
+                            &rollout.revisions,
+                            commit,
+                            &mut ancestries,
+                        )
+                        .await
+                    }
                     _ => false,
                 };
                 match (&rollout.state, runs) {
@@ -185,12 +198,34 @@ pub async fn observe_deployments(
     observed.deployments = deployments;
 }
 
+/// Each (destination, revision)'s ancestry, walked once a pass.
+type Ancestries = HashMap<(Destination, ObjectId), Arc<HashSet<ObjectId>>>;
+
 /// Whether one of `revisions` is `commit` or descends from it in `repo`.
-async fn runs_commit(repo: &Repo, revisions: &[String], commit: ObjectId) -> bool {
+async fn runs_commit(
+    repo: &Repo,
+    destination: &Destination,
+    revisions: &[String],
+    commit: ObjectId,
+    ancestries: &mut Ancestries,
+) -> bool {
     for revision in revisions {
-        if let Ok(id) = ObjectId::from_hex(revision.as_bytes())
-            && repo.descends_from(id, commit).await
-        {
+        let Ok(id) = ObjectId::from_hex(revision.as_bytes()) else {
+            continue;
+        };
+        if id == commit {
+            return true;
+        }
+        let key = (destination.clone(), id);
+        let ancestry = match ancestries.get(&key) {
+            Some(known) => Arc::clone(known),
+            None => {
+                let walked = Arc::new(repo.ancestry(id).await);
+                ancestries.insert(key, Arc::clone(&walked));
+                walked
+            }
+        };
+        if ancestry.contains(&commit) {
             return true;
         }
     }

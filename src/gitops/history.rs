@@ -176,16 +176,17 @@ impl History {
     }
 }
 
-/// Whether `ancestor` is among the ancestors of `from` (every parent, not only the first),
-/// visiting at most `limit` commits of the mirror.
-pub fn reaches(store: &Store, from: ObjectId, ancestor: ObjectId, limit: usize) -> bool {
+/// `from` and its ancestors (every parent, not only the first) in the mirror, at most
+/// `limit` of them, nearest first.
+pub fn ancestry(
+    store: &Store,
+    from: ObjectId,
+    limit: usize,
+) -> std::collections::HashSet<ObjectId> {
     let batch = store.batch();
     let mut seen = std::collections::HashSet::new();
     let mut queue = std::collections::VecDeque::from([from]);
     while let Some(id) = queue.pop_front() {
-        if id == ancestor {
-            return true;
-        }
         if seen.len() >= limit || !batch.has(id) || !seen.insert(id) {
             continue;
         }
@@ -193,7 +194,7 @@ pub fn reaches(store: &Store, from: ObjectId, ancestor: ObjectId, limit: usize) 
             queue.extend(info.parents);
         }
     }
-    false
+    seen
 }
 
 /// The directories on the way to the target files, with the tree id each had at the

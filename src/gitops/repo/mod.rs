@@ -262,24 +262,20 @@ impl Repo {
         read_text(&self.store, commit, path)
     }
 
-    /// Whether `descendant` is `ancestor` or has it among its ancestors (a deploy
-    /// controller reporting a later commit runs what the earlier one wrote). `false` when
-    /// `descendant` is not in the mirror (a commit it has not fetched) or the ancestor is
-    /// not found within [`MAX_ANCESTRY`] commits.
-    pub async fn descends_from(&self, descendant: ObjectId, ancestor: ObjectId) -> bool {
-        if descendant == ancestor {
-            return true;
-        }
+    /// `commit` and its ancestors in the mirror (every parent, at most [`MAX_ANCESTRY`]):
+    /// a deploy controller that runs `commit` runs what each of them wrote. Empty when
+    /// `commit` is not in the mirror (one it has not fetched).
+    pub async fn ancestry(&self, commit: ObjectId) -> std::collections::HashSet<ObjectId> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            crate::gitops::history::reaches(&store, descendant, ancestor, MAX_ANCESTRY)
+            crate::gitops::history::ancestry(&store, commit, MAX_ANCESTRY)
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or_default()
     }
 }
 
-/// The most commits [`Repo::descends_from`] visits.
+/// The most commits [`Repo::ancestry`] visits.
 pub const MAX_ANCESTRY: usize = 10_000;
 
 fn read_text(store: &Store, commit: ObjectId, path: &Path) -> Result<Option<String>, GitError> {
