@@ -393,6 +393,7 @@ impl PassReport {
     /// What the pass did, as the metrics take it.
     pub fn figures(&self) -> crate::metrics::PassFigures {
         let (mut behind, mut stalled) = (0, 0);
+        let mut rollouts = [0i64; 3];
         let mut bumps = Vec::new();
         let mut succeeded = Vec::new();
         for e in &self.environments {
@@ -406,7 +407,14 @@ impl PassReport {
                 Applied::AlreadyInPlace | Applied::Nothing => None,
             };
             bumps.extend(bump);
-            match e.state(self.now) {
+            let state = e.state(self.now);
+            if let Some(i) = crate::metrics::ROLLOUT_STATES
+                .iter()
+                .position(|s| *s == state.name())
+            {
+                rollouts[i] += 1;
+            }
+            match state {
                 State::Pending => behind += 1,
                 State::Stalled { .. } => {
                     behind += 1;
@@ -430,6 +438,7 @@ impl PassReport {
             bumps,
             succeeded,
             fleet: (self.scope == Scope::All).then_some((behind, stalled)),
+            rollouts,
         }
     }
 

@@ -5,14 +5,17 @@
 //!
 //! Series: `tagpromoter_pass_duration_seconds`, `tagpromoter_passes_total{result}`,
 //! `tagpromoter_promotions_total{result}`, `tagpromoter_environments_behind`,
-//! `tagpromoter_environments_stalled`, `tagpromoter_last_success_timestamp_seconds{promotion,environment}`,
+//! `tagpromoter_environments_stalled`, `tagpromoter_environments_not_deployed{state}`,
+//! `tagpromoter_last_success_timestamp_seconds{promotion,environment}`,
 //! `tagpromoter_last_pass_timestamp_seconds`, `tagpromoter_interval_seconds`, `tagpromoter_registry_requests_total{host,status}`,
 //! `tagpromoter_registry_request_duration_seconds{host}`, `tagpromoter_git_pushes_total{repository,result}`,
 //! `tagpromoter_alerts_sent_total{sink,result}`, `tagpromoter_webhooks_total{receiver,result}`.
 
 mod parts;
 
-pub use parts::{AlertDeliveries, GitPushes, PassFigures, Passes, RegistryRequests, Webhooks};
+pub use parts::{
+    AlertDeliveries, GitPushes, PassFigures, Passes, ROLLOUT_STATES, RegistryRequests, Webhooks,
+};
 
 use prometheus_client::registry::Registry;
 

@@ -18,6 +18,14 @@ struct ResultLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+/// How verified environments stand, as [`PassFigures::rollouts`] counts them.
+pub const ROLLOUT_STATES: [&str; 3] = ["deploying", "unhealthy", "unknown"];
+
 fn result(result: &str) -> ResultLabels {
     ResultLabels {
         result: result.into(),
@@ -239,6 +247,9 @@ pub struct PassFigures {
     /// Environments behind and stalled, when the pass covered every promotion (a pass
     /// over some only leaves the gauges as the last full pass set them).
     pub fleet: Option<(i64, i64)>,
+    /// With `fleet`: verified environments whose value is not deployed, by
+    /// [`ROLLOUT_STATES`] (in that order).
+    pub rollouts: [i64; 3],
 }
 
 /// Passes: their duration, results, bumps, the fleet's gauges and per-environment success.
@@ -249,6 +260,7 @@ pub struct Passes {
     promotions: Family<ResultLabels, Counter>,
     behind: Gauge,
     stalled: Gauge,
+    not_deployed: Family<StateLabels, Gauge>,
     last_success: Family<EnvLabels, FloatGauge>,
     last_pass: FloatGauge,
     interval: Gauge,
@@ -262,6 +274,7 @@ impl Passes {
             promotions: by_result(&["landed", "failed", "superseded", "skipped"]),
             behind: Gauge::default(),
             stalled: Gauge::default(),
+            not_deployed: Family::default(),
             last_success: Family::default(),
             last_pass: FloatGauge::default(),
             interval: Gauge::default(),
@@ -291,6 +304,18 @@ impl Passes {
             "environments_stalled",
             "Environments whose eligible tag has waited longer than stallAfter",
             part.stalled.clone(),
+        );
+        for state in ROLLOUT_STATES {
+            part.not_deployed
+                .get_or_create(&StateLabels {
+                    state: state.into(),
+                })
+                .set(0);
+        }
+        registry.register(
+            "environments_not_deployed",
+            "Environments with verify: whose value is not deployed, by state (deploying, unhealthy, unknown)",
+            part.not_deployed.clone(),
         );
         registry.register(
             "last_success_timestamp_seconds",
@@ -331,6 +356,13 @@ impl Passes {
         if let Some((behind, stalled)) = pass.fleet {
             self.behind.set(behind);
             self.stalled.set(stalled);
+            for (state, count) in ROLLOUT_STATES.iter().zip(pass.rollouts) {
+                self.not_deployed
+                    .get_or_create(&StateLabels {
+                        state: (*state).into(),
+                    })
+                    .set(count);
+            }
         }
     }
 

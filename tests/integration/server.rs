@@ -62,6 +62,7 @@ async fn metrics_health_readiness_and_status_during_run() {
         "tagpromoter_promotions_total{result=\"landed\"} 2",
         "tagpromoter_environments_behind",
         "tagpromoter_environments_stalled",
+        "tagpromoter_environments_not_deployed{state=\"unhealthy\"} 0",
         "tagpromoter_last_success_timestamp_seconds{promotion=\"billing\",environment=\"prod\"}",
         "tagpromoter_last_pass_timestamp_seconds",
         "tagpromoter_git_pushes_total{repository=\"default\",result=\"ok\"} 1",

@@ -181,6 +181,11 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
     assert_eq!(world.tag("prod"), "1.0.0", "not deployed, so not soaked");
     let dev = report_of(&report, "app/dev");
     assert_eq!(dev.state(report.now).name(), "deploying");
+    assert_eq!(
+        report.figures().rollouts,
+        [1, 0, 0],
+        "counted for tagpromoter_environments_not_deployed"
+    );
     assert!(
         dev.state(report.now).to_string().contains(&format!(
             "the controller runs {}, not yet {}",
@@ -202,6 +207,7 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
         "an unhealthy rollout does not soak"
     );
     assert_eq!(state(&report, "app/dev"), "unhealthy");
+    assert_eq!(report.figures().rollouts, [0, 1, 0]);
 
     // Healthy, deployed at 2:10: the soak ends at 3:10, not at 1:00.
     world
