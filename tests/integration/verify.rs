@@ -155,6 +155,30 @@ spec:
         engine.pass(now).await
     }
 
+    /// The alerts that fire after `report`: `name promotion/environment class`.
+    fn alerts(&self, report: &PassReport) -> Vec<String> {
+        let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
+        let memory = tagpromoter::alert::state::Memory::default();
+        let cx = tagpromoter::alert::rules::Context {
+            report,
+            memory: &memory,
+            settings: &rules.settings,
+            now: report.now,
+        };
+        tagpromoter::alert::rules::firing(&cx)
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {}/{} {}",
+                    a.name.as_str(),
+                    a.promotion,
+                    a.environment,
+                    a.class.as_deref().unwrap_or("-")
+                )
+            })
+            .collect()
+    }
+
     fn tag(&self, env: &str) -> String {
         let text = git(
             &self.bare,
@@ -186,6 +210,11 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
         [1, 0, 0],
         "counted for tagpromoter_environments_not_deployed"
     );
+    assert_eq!(
+        world.alerts(&report),
+        vec!["PromotionStalled app/dev not deployed".to_string()],
+        "two hours past deployTimeout"
+    );
     assert!(
         dev.state(report.now).to_string().contains(&format!(
             "the controller runs {}, not yet {}",
@@ -208,6 +237,10 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
     );
     assert_eq!(state(&report, "app/dev"), "unhealthy");
     assert_eq!(report.figures().rollouts, [0, 1, 0]);
+    assert_eq!(
+        world.alerts(&report),
+        vec!["DeploymentUnhealthy app/dev unhealthy".to_string()]
+    );
 
     // Healthy, deployed at 2:10: the soak ends at 3:10, not at 1:00.
     world
