@@ -287,6 +287,10 @@ async fn a_forbidden_api_holds_the_tag_where_it_is_and_says_why() {
                 .contains("grant get, list and watch on applications"),
         "{dev}"
     );
+    assert_eq!(
+        world.alerts(&report),
+        vec!["PromotionStalled app/dev not deployed".to_string()]
+    );
 }
 
 /// Flux: the Kustomization that applies dev's overlay, and the HelmRelease it changes,
