@@ -88,6 +88,23 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// Alert `name` about the environment `d` decided on, holding since `since`: its labels
+    /// set, `from` what it runs; the rule fills in the rest.
+    pub fn about(name: AlertName, d: &crate::engine::EnvDecision, since: Timestamp) -> Self {
+        Self {
+            name,
+            promotion: d.key.promotion.clone(),
+            repository: d.destination.repository.clone(),
+            environment: d.key.environment.clone(),
+            image: d.image.to_string(),
+            since,
+            from: d.current.clone(),
+            to: None,
+            class: None,
+            error: None,
+        }
+    }
+
     /// What identifies the alert across passes.
     pub fn fingerprint(&self) -> String {
         format!(

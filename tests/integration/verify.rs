@@ -6,11 +6,10 @@
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::engine::{INITIAL, kustomization};
+use crate::engine::{INITIAL, app_registry, kustomization};
+use crate::support::DockerRegistry;
 use crate::support::git::{bare_repo_at, git};
 use crate::support::kube_api::KubeApi;
-use crate::support::oci::Pusher;
-use crate::support::{Auth, DockerRegistry};
 use tagpromoter::engine::{Engine, Options, PassReport};
 
 fn at(minutes: i64) -> Timestamp {
@@ -75,14 +74,7 @@ impl World {
     /// [`World::new`] with dev's `verify:` written as `verify`; the worker may read the
     /// controllers' objects only when `granted`.
     async fn with(verify: &str, granted: bool) -> Self {
-        let registry = DockerRegistry::start(Auth::None);
-        let pusher = Pusher::new(&registry.addr);
-        for tag in ["1.0.0", "1.1.0"] {
-            pusher
-                .image("acme/app", Some(tag), INITIAL, "linux", "amd64")
-                .await;
-        }
-        let image = format!("{}/acme/app", registry.addr);
+        let (registry, image) = app_registry().await;
         let base = tempfile::tempdir().unwrap();
         let bare = bare_repo_at(
             base.path(),

@@ -36,16 +36,10 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
             continue;
         }
         let alert = Alert {
-            name: AlertName::PromotionFailed,
-            promotion: d.key.promotion.clone(),
-            repository: d.destination.repository.clone(),
-            environment: d.key.environment.clone(),
-            image: d.image.to_string(),
-            since: cx.now,
-            from: d.current.clone(),
             to: d.promotes_to().map(|t| t.to_string()),
             class: Some(class),
             error: Some(error),
+            ..Alert::about(AlertName::PromotionFailed, d, cx.now)
         };
         out.push(cx.memory.keep_since(alert));
     }

@@ -31,16 +31,9 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
             why.push_str(&format!(": {r}"));
         }
         out.push(Alert {
-            name: AlertName::PromotionHeld,
-            promotion: d.key.promotion.clone(),
-            repository: d.destination.repository.clone(),
-            environment: d.key.environment.clone(),
-            image: d.image.to_string(),
-            since: hold.since,
-            from: d.current.clone(),
             to: Some(to.to_string()),
-            class: None,
             error: Some(why),
+            ..Alert::about(AlertName::PromotionHeld, d, hold.since)
         });
     }
     out

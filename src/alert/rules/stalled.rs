@@ -27,17 +27,13 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
                 }
                 _ => "",
             };
+            // It runs what was there before: the committed value is what it awaits.
             out.push(Alert {
-                name: AlertName::PromotionStalled,
-                promotion: d.key.promotion.clone(),
-                repository: d.destination.repository.clone(),
-                environment: d.key.environment.clone(),
-                image: d.image.to_string(),
-                since,
                 from: None,
                 to: d.current.clone(),
                 class: Some("not deployed".into()),
                 error: Some(format!("{}: {words}", rollout.controller)),
+                ..Alert::about(AlertName::PromotionStalled, d, since)
             });
             continue;
         }
@@ -45,21 +41,14 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
             continue;
         };
         out.push(Alert {
-            name: AlertName::PromotionStalled,
-            promotion: d.key.promotion.clone(),
-            repository: d.destination.repository.clone(),
-            environment: d.key.environment.clone(),
-            image: d.image.to_string(),
-            since,
-            from: d.current.clone(),
             to: d.promotes_to().map(|t| t.to_string()),
-            class: None,
             error: match &e.applied {
                 Applied::Proposed { number, url } => {
                     Some(format!("pull request #{number} is still open: {url}"))
                 }
                 _ => e.problem(),
             },
+            ..Alert::about(AlertName::PromotionStalled, d, since)
         });
     }
     out

@@ -18,17 +18,17 @@ pub fn check(cx: &Context<'_>) -> Vec<Alert> {
         let Deployment::Unhealthy { message } = &rollout.deployment else {
             continue;
         };
+        // It runs the committed value, unhealthy.
         out.push(Alert {
-            name: AlertName::DeploymentUnhealthy,
-            promotion: d.key.promotion.clone(),
-            repository: d.destination.repository.clone(),
-            environment: d.key.environment.clone(),
-            image: d.image.to_string(),
-            since: rollout.landed.unwrap_or(cx.now),
             from: None,
             to: d.current.clone(),
             class: Some("unhealthy".into()),
             error: Some(format!("{} reports {message}", rollout.controller)),
+            ..Alert::about(
+                AlertName::DeploymentUnhealthy,
+                d,
+                rollout.landed.unwrap_or(cx.now),
+            )
         });
     }
     out
