@@ -541,6 +541,20 @@ async fn rollbacks_by_promote_and_by_hand_hold_until_released() {
     );
 }
 
+/// One pass at `now` over the rules in `rules` by a fresh engine on a fresh cache (as
+/// every CronJob run starts).
+pub async fn fresh_pass(
+    rules: &std::path::Path,
+    now: Timestamp,
+) -> tagpromoter::engine::PassReport {
+    let cache = tempfile::tempdir().unwrap();
+    let rules = tagpromoter::rules::load_dir(rules).unwrap();
+    let engine = Engine::open(rules, cache.path(), Options::default())
+        .await
+        .unwrap();
+    engine.pass(now).await
+}
+
 /// A registry holding `acme/app` at 1.0.0 and 1.1.0; and the image's name.
 pub async fn app_registry() -> (DockerRegistry, String) {
     let registry = DockerRegistry::start(Auth::None);

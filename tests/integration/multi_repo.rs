@@ -130,12 +130,7 @@ spec:
 
     /// One pass at `now` by a fresh engine on a fresh cache.
     async fn pass(&self, now: Timestamp) -> PassReport {
-        let cache = tempfile::tempdir().unwrap();
-        let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
-        let engine = Engine::open(rules, cache.path(), Options::default())
-            .await
-            .unwrap();
-        engine.pass(now).await
+        crate::engine::fresh_pass(self.rules.path(), now).await
     }
 
     /// The tag `file` holds on `branch` of the bare repository `name`.

@@ -10,7 +10,7 @@ use crate::engine::{INITIAL, app_registry, kustomization};
 use crate::support::DockerRegistry;
 use crate::support::git::{bare_repo_at, git};
 use crate::support::kube_api::KubeApi;
-use tagpromoter::engine::{Engine, Options, PassReport};
+use tagpromoter::engine::PassReport;
 
 fn at(minutes: i64) -> Timestamp {
     "2026-11-20T10:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_mins(minutes)
@@ -138,13 +138,9 @@ spec:
         }
     }
 
+    /// One pass at `now` by a fresh engine on a fresh cache.
     async fn pass(&self, now: Timestamp) -> PassReport {
-        let cache = tempfile::tempdir().unwrap();
-        let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
-        let engine = Engine::open(rules, cache.path(), Options::default())
-            .await
-            .unwrap();
-        engine.pass(now).await
+        crate::engine::fresh_pass(self.rules.path(), now).await
     }
 
     /// The alerts that fire after `report`: `name promotion/environment class`.
