@@ -747,3 +747,79 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod verify_tests {
+    use super::super::fixtures::{Step, World, at, rules, summary};
+    use super::super::verify::Deployment;
+
+    const VERIFIED: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n      verify: { argocd: { application: app-staging } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
+
+    /// A person rolled staging back from 1.2.0, and Argo CD has not synced the rollback
+    /// yet: 1.2.0 may still run there, but it was rolled back from, so it never flows to
+    /// prod; a bump not deployed yet does not soak either.
+    #[test]
+    fn a_rollback_not_deployed_yet_still_stops_the_tag_it_rolled_back_from() {
+        let world = |deployment: Deployment| {
+            World::new(rules(VERIFIED), "1.0.0")
+                .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
+                .history(
+                    "staging",
+                    "1.0.0",
+                    true,
+                    &[
+                        Step::Bot {
+                            at: at(1),
+                            to: "1.1.0",
+                        },
+                        Step::Bot {
+                            at: at(2),
+                            to: "1.2.0",
+                        },
+                        Step::Hand {
+                            at: at(50),
+                            to: "1.1.0",
+                        },
+                    ],
+                )
+                .deployment("staging", deployment)
+        };
+        let pending = || Deployment::Deploying {
+            message: "sync OutOfSync".into(),
+        };
+        for (case, deployment) in [
+            ("deploying", pending()),
+            (
+                "unknown",
+                Deployment::Unknown {
+                    message: "forbidden".into(),
+                },
+            ),
+            ("deployed", Deployment::Deployed { since: at(51) }),
+        ] {
+            let d = world(deployment).decision("prod", at(100));
+            assert_eq!(summary(&d), "promote 1.1.0", "{case}: {:?}", d.outcome);
+        }
+        // Its bump to 1.2.0 not deployed yet: 1.1.0 still runs there, 1.2.0 has not soaked.
+        let bumped = World::new(rules(VERIFIED), "1.0.0")
+            .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
+            .history(
+                "staging",
+                "1.0.0",
+                true,
+                &[
+                    Step::Bot {
+                        at: at(1),
+                        to: "1.1.0",
+                    },
+                    Step::Bot {
+                        at: at(2),
+                        to: "1.2.0",
+                    },
+                ],
+            )
+            .deployment("staging", pending());
+        let d = bumped.decision("prod", at(100));
+        assert_eq!(summary(&d), "promote 1.1.0", "{:?}", d.outcome);
+    }
+}

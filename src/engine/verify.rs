@@ -95,7 +95,9 @@ pub enum Deployment {
 
 impl Deployment {
     /// `timeline` as it ran: its last value from its rollout on; a value not (or not
-    /// healthily) rolled out has not started running, and what ran before still runs.
+    /// healthily) rolled out has not started running, and what ran before still runs —
+    /// unless the last change is a person's rollback: then what it rolled back from stops
+    /// flowing at once (a person wins when in doubt), whatever the controller says.
     pub fn apply(&self, timeline: &mut Timeline) {
         match self {
             Self::Deployed { since } => {
@@ -104,7 +106,9 @@ impl Deployment {
                 }
             }
             Self::Deploying { .. } | Self::Unhealthy { .. } | Self::Unknown { .. } => {
-                timeline.changes.pop();
+                if timeline.changes.last().is_some_and(|c| !c.rollback) {
+                    timeline.changes.pop();
+                }
             }
         }
     }
