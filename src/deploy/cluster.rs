@@ -66,7 +66,7 @@ type Listed = Result<HashMap<String, Value>, ClusterError>;
 /// The clusters of the rules, connected on first use.
 pub struct Clusters {
     clusters: Vec<Cluster>,
-    clients: tokio::sync::Mutex<HashMap<Option<String>, Result<kube::Client, ClusterError>>>,
+    clients: tokio::sync::Mutex<HashMap<Option<String>, kube::Client>>,
 }
 
 impl Clusters {
@@ -135,11 +135,13 @@ impl Clusters {
     async fn client(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
         let mut clients = self.clients.lock().await;
         if let Some(client) = clients.get(cluster) {
-            return client.clone();
+            return Ok(client.clone());
         }
-        let client = self.connect(cluster).await;
+        // Kept once connected; a failure is tried again next pass (a kubeconfig secret
+        // mounted late, a service account token not there yet).
+        let client = self.connect(cluster).await?;
         clients.insert(cluster.clone(), client.clone());
-        client
+        Ok(client)
     }
 
     async fn connect(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
@@ -221,7 +223,7 @@ fn classify(
             403 => (
                 ClusterErrorKind::Forbidden,
                 format!(
-                    "{at}: forbidden ({}); grant get, list and watch on {} (deploy/ has the ClusterRole)",
+                    "{at}: forbidden ({}); grant get, list and watch on {} (the deploy/verify component has the ClusterRole)",
                     status.message,
                     kind.plural()
                 ),

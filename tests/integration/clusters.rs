@@ -208,3 +208,31 @@ async fn a_forbidden_unauthorized_or_unreachable_cluster_says_which_and_what_to_
     assert!(config.detail.contains("it is not a kubeconfig"), "{config}");
     let _ = std::fs::remove_file(broken);
 }
+
+/// A kubeconfig that is not there yet (a secret mounted after the worker started) is read
+/// again on the next pass, not remembered as broken.
+#[tokio::test]
+async fn a_kubeconfig_that_appears_later_is_used_on_the_next_read() {
+    let api = KubeApi::start().await;
+    api.put("applications", application("podinfo-staging", "Healthy"));
+    api.grant("reader", "applications", "argocd");
+    let (written, _) = api.kubeconfig_with_token("reader");
+    let later = written.with_extension("later");
+    let clusters = Clusters::new(vec![cluster("staging", later.clone())]);
+    let wanted = vec![(Some("staging".to_string()), argocd("podinfo-staging"))];
+    let first = clusters.rollouts(&wanted).await;
+    assert_eq!(
+        first[&wanted[0]].as_ref().unwrap_err().kind,
+        ClusterErrorKind::Config
+    );
+    std::fs::rename(&written, &later).unwrap();
+    let second = clusters.rollouts(&wanted).await;
+    assert!(
+        matches!(
+            second[&wanted[0]].as_ref().map(|r| &r.state),
+            Ok(RolloutState::Healthy { .. })
+        ),
+        "{:?}",
+        second[&wanted[0]]
+    );
+}
