@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{Rollout, RolloutState, text, time};
+use super::{Rollout, RolloutState, said, text, time};
 
 /// What `application` reports about its rollout.
 pub fn rollout(application: &Value) -> Rollout {
@@ -15,10 +15,6 @@ pub fn rollout(application: &Value) -> Rollout {
     let revisions = revisions(status.get("sync"));
     let sync = text(status, &["sync", "status"]).unwrap_or("Unknown");
     let health = text(status, &["health", "status"]).unwrap_or("Unknown");
-    let said = |what: &str, message: Option<&str>| match message.filter(|m| !m.is_empty()) {
-        Some(m) => format!("{what}: {m}"),
-        None => what.to_string(),
-    };
     let health_message = text(status, &["health", "message"]);
     let phase = text(status, &["operationState", "phase"]);
     let operation_message = text(status, &["operationState", "message"]);
@@ -26,12 +22,12 @@ pub fn rollout(application: &Value) -> Rollout {
         (_, _, "Degraded") => RolloutState::Degraded {
             message: said("health Degraded", health_message.or(operation_message)),
         },
-        (Some(p @ ("Failed" | "Error")), _, _) => RolloutState::Pending {
-            message: said(&format!("sync {p}"), operation_message),
-        },
-        (Some(p @ ("Running" | "Terminating")), _, _) => RolloutState::Pending {
-            message: said(&format!("sync {p}"), operation_message),
-        },
+        // A sync that failed, or is still running, has not deployed it.
+        (Some(p @ ("Failed" | "Error" | "Running" | "Terminating")), _, _) => {
+            RolloutState::Pending {
+                message: said(&format!("sync {p}"), operation_message),
+            }
+        }
         (_, "Synced", "Healthy") => RolloutState::Healthy {
             since: deployed_at(status, &revisions),
         },

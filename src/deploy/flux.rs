@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{Rollout, RolloutState, text, time};
+use super::{Rollout, RolloutState, said, text, time};
 
 /// What `kustomization` (and the `helm_release` it applies, if any) report.
 pub fn rollout(kustomization: &Value, helm_release: Option<&Value>) -> Rollout {
@@ -96,13 +96,6 @@ fn condition<'v>(object: &'v Value, kind: &str) -> Option<&'v Value> {
         .as_array()?
         .iter()
         .find(|c| text(c, &["type"]) == Some(kind))
-}
-
-fn said(what: &str, message: Option<&str>) -> String {
-    match message.filter(|m| !m.is_empty()) {
-        Some(m) => format!("{what}: {m}"),
-        None => what.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -75,3 +75,11 @@ fn text<'v>(object: &'v serde_json::Value, path: &[&str]) -> Option<&'v str> {
 fn time(object: &serde_json::Value, path: &[&str]) -> Option<Timestamp> {
     text(object, path).and_then(|t| t.parse().ok())
 }
+
+/// `what` the controller reports, followed by its own `message` when it gave one.
+fn said(what: &str, message: Option<&str>) -> String {
+    match message.filter(|m| !m.is_empty()) {
+        Some(m) => format!("{what}: {m}"),
+        None => what.to_string(),
+    }
+}
