@@ -30,8 +30,14 @@ pub fn rollout(kustomization: &Value, helm_release: Option<&Value>) -> Rollout {
         };
     }
     if let (RolloutState::Healthy { since }, Some(release)) = (&state, helm_release) {
-        // A Helm release that does not come up is unhealthy, whatever the reason.
-        state = match readiness(release, "HelmRelease", |_| true) {
+        // A release Helm installed, upgraded or tested and that failed (or was rolled back
+        // after failing) is unhealthy; one waiting for its chart or a dependency is not
+        // deployed yet.
+        let failed = |reason: &str| {
+            (reason.ends_with("Failed") && !matches!(reason, "ArtifactFailed" | "InitFailed"))
+                || reason == "RollbackSucceeded"
+        };
+        state = match readiness(release, "HelmRelease", failed) {
             RolloutState::Healthy { since: released } => RolloutState::Healthy {
                 since: (*since).max(released),
             },
@@ -264,5 +270,17 @@ mod tests {
             rollout(&k, Some(&helm_release("False", 4, 4))).state,
             RolloutState::Degraded { message } if message.contains("context deadline exceeded")
         ));
+        // Waiting for its chart or a dependency is not deployed yet, not unhealthy.
+        for reason in ["ArtifactFailed", "DependencyNotReady"] {
+            let mut waiting = helm_release("False", 4, 4);
+            waiting["status"]["conditions"][0]["reason"] = json!(reason);
+            assert!(
+                matches!(
+                    rollout(&k, Some(&waiting)).state,
+                    RolloutState::Pending { .. }
+                ),
+                "{reason}"
+            );
+        }
     }
 }
