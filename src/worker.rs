@@ -1,7 +1,8 @@
 //! The long-running loop of `tagpromoter run`: a pass over every promotion every
 //! `interval` plus up to 10% jitter, and — when a webhook names a watched image — a pass
 //! over the promotions watching it, about a second later (rings meanwhile are gathered
-//! into it; a push to the GitOps branch asks for a full pass). The rules are read again
+//! into it; a push to the GitOps branch asks for a full pass) — and likewise when a
+//! controller's report of a verified rollout changes (`deploy::watch`). The rules are read again
 //! before each pass (the last good ones stay in force when they turn invalid, and the
 //! error is logged); alerts are detected after each pass and delivered beside the next.
 //! When told to stop, the pass in flight finishes (its push included) and alerts get a
@@ -18,6 +19,7 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::alert::Alerting;
+use crate::deploy::watch::{Ring, Watches, concerns};
 use crate::engine::{Engine, PassReport, Scope};
 use crate::rules::{self, Rules};
 use crate::server::Shared;
@@ -61,6 +63,10 @@ impl Worker {
         // What the rules directory looked like when last read (the rules opened with are
         // read anew at the first pass).
         let mut read: Option<Fingerprint> = None;
+        // Rollouts watched between passes ring for the promotions they verify.
+        let mut watches = Watches::default();
+        let shared = Arc::clone(&self.shared);
+        let ring: Ring = Arc::new(move |names| shared.wake(Scope::Promotions(names)));
         loop {
             // Rings until now are answered by this pass; later ones ask for another.
             wakes.borrow_and_update();
@@ -78,6 +84,7 @@ impl Worker {
                     next_full = tokio::time::Instant::now() + interval + jitter(interval);
                 }
                 last = Some(report);
+                watches.follow(self.engine.clusters(), concerns(self.engine.rules()), &ring);
             }
             if *stop.borrow() {
                 break;

@@ -18,7 +18,7 @@ use super::{Rollout, argocd, flux};
 use crate::rules::{Cluster, Controller};
 
 /// How long one list may take before its cluster counts as unreachable.
-const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a cluster's controllers could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +58,7 @@ pub enum ClusterErrorKind {
 pub type Place = (Option<String>, Controller);
 
 /// One list: a cluster, a kind, a namespace.
-type List = (Option<String>, Kind, String);
+pub(super) type List = (Option<String>, Kind, String);
 
 /// What a list found: each object by name, or why it could not be listed.
 type Listed = Result<HashMap<String, Value>, ClusterError>;
@@ -87,8 +87,8 @@ impl Clusters {
         // Each list wanted: (cluster, kind, namespace).
         let mut lists: BTreeSet<List> = BTreeSet::new();
         for (cluster, controller) in wanted {
-            for (kind, namespace) in kinds_of(controller) {
-                lists.insert((cluster.clone(), kind, namespace));
+            for (kind, namespace, _) in objects_of(controller) {
+                lists.insert((cluster.clone(), kind, namespace.to_string()));
             }
         }
         let reads = lists
@@ -132,7 +132,11 @@ impl Clusters {
             .collect())
     }
 
-    async fn client(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
+    /// A client for `cluster`, connected on first use.
+    pub(super) async fn client(
+        &self,
+        cluster: &Option<String>,
+    ) -> Result<kube::Client, ClusterError> {
         let mut clients = self.clients.lock().await;
         if let Some(client) = clients.get(cluster) {
             return Ok(client.clone());
@@ -205,7 +209,8 @@ fn shown(cluster: &Option<String>) -> String {
     }
 }
 
-fn classify(
+/// What `e`, from listing or watching `kind` in `namespace`, means.
+pub(super) fn classify(
     cluster: &Option<String>,
     kind: Kind,
     namespace: &str,
@@ -297,14 +302,14 @@ fn rollout_of(
 
 /// The kinds of object read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Kind {
+pub(super) enum Kind {
     Application,
     Kustomization,
     HelmRelease,
 }
 
 impl Kind {
-    fn resource(self) -> ApiResource {
+    pub(super) fn resource(self) -> ApiResource {
         let (group, version, kind) = match self {
             Self::Application => ("argoproj.io", "v1alpha1", "Application"),
             Self::Kustomization => ("kustomize.toolkit.fluxcd.io", "v1", "Kustomization"),
@@ -319,7 +324,7 @@ impl Kind {
         }
     }
 
-    fn plural(self) -> &'static str {
+    pub(super) fn plural(self) -> &'static str {
         match self {
             Self::Application => "applications",
             Self::Kustomization => "kustomizations",
@@ -344,20 +349,27 @@ impl Kind {
     }
 }
 
-/// The lists a controller's rollout needs: (kind, namespace).
-fn kinds_of(controller: &Controller) -> Vec<(Kind, String)> {
+/// The objects a controller's rollout is read from: (kind, namespace, name).
+pub(super) fn objects_of(controller: &Controller) -> Vec<(Kind, &str, &str)> {
     match controller {
-        Controller::Argocd { namespace, .. } => vec![(Kind::Application, namespace.clone())],
+        Controller::Argocd {
+            application,
+            namespace,
+        } => vec![(Kind::Application, namespace, application)],
         Controller::Flux {
+            kustomization,
             namespace,
             helm_release,
-            ..
         } => {
-            let mut kinds = vec![(Kind::Kustomization, namespace.clone())];
-            if helm_release.is_some() {
-                kinds.push((Kind::HelmRelease, namespace.clone()));
+            let mut objects = vec![(
+                Kind::Kustomization,
+                namespace.as_str(),
+                kustomization.as_str(),
+            )];
+            if let Some(release) = helm_release {
+                objects.push((Kind::HelmRelease, namespace, release));
             }
-            kinds
+            objects
         }
     }
 }

@@ -30,14 +30,7 @@ pub fn rollout(kustomization: &Value, helm_release: Option<&Value>) -> Rollout {
         };
     }
     if let (RolloutState::Healthy { since }, Some(release)) = (&state, helm_release) {
-        // A release Helm installed, upgraded or tested and that failed (or was rolled back
-        // after failing) is unhealthy; one waiting for its chart or a dependency is not
-        // deployed yet.
-        let failed = |reason: &str| {
-            (reason.ends_with("Failed") && !matches!(reason, "ArtifactFailed" | "InitFailed"))
-                || reason == "RollbackSucceeded"
-        };
-        state = match readiness(release, "HelmRelease", failed) {
+        state = match release_state(release) {
             RolloutState::Healthy { since: released } => RolloutState::Healthy {
                 since: (*since).max(released),
             },
@@ -45,6 +38,17 @@ pub fn rollout(kustomization: &Value, helm_release: Option<&Value>) -> Rollout {
         };
     }
     Rollout { revisions, state }
+}
+
+/// How a `HelmRelease` stands on its own: a release Helm installed, upgraded or tested and
+/// that failed (or was rolled back after failing) is unhealthy; one waiting for its chart
+/// or a dependency is not deployed yet.
+pub fn release_state(helm_release: &Value) -> RolloutState {
+    let failed = |reason: &str| {
+        (reason.ends_with("Failed") && !matches!(reason, "ArtifactFailed" | "InitFailed"))
+            || reason == "RollbackSucceeded"
+    };
+    readiness(helm_release, "HelmRelease", failed)
 }
 
 /// The commit of a Flux revision: `main@sha1:<id>`, `sha1:<id>`, or `main/<id>`.

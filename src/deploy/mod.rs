@@ -3,13 +3,15 @@
 //! is still rolling them out, failed, or cannot be told.
 //!
 //! [`argocd::rollout`] and [`flux::rollout`] are pure: they read the JSON objects handed to
-//! them, which [`cluster::Clusters`] lists from the clusters. None of it decides what a rollout means
-//! for soak or eligibility (the engine's), nor whether a revision descends from a bump (the
-//! GitOps mirror's).
+//! them, which [`cluster::Clusters`] lists from the clusters at each pass; a worker's
+//! [`watch::Watches`] ring for a pass when one changes between passes. None of it decides
+//! what a rollout means for soak or eligibility (the engine's), nor whether a revision
+//! descends from a bump (the GitOps mirror's).
 
 pub mod argocd;
 pub mod cluster;
 pub mod flux;
+pub mod watch;
 
 use jiff::Timestamp;
 

@@ -160,7 +160,7 @@ pub struct Engine {
     options: Options,
     metrics: Arc<Metrics>,
     cache_dir: std::path::PathBuf,
-    clusters: Arc<crate::deploy::cluster::Clusters>,
+    clusters: Arc<Clusters>,
 }
 
 impl Engine {
@@ -231,6 +231,12 @@ impl Engine {
         self.clusters = Arc::new(Clusters::new(rules.settings.clusters.clone()));
         self.rules = rules;
         Ok(())
+    }
+
+    /// The clients of the clusters whose controllers the rules verify with (made anew when
+    /// the rules change).
+    pub fn clusters(&self) -> &Arc<Clusters> {
+        &self.clusters
     }
 
     /// The mirror of `destination`, when some environment writes there.

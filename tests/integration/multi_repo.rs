@@ -7,9 +7,10 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::engine::{INITIAL, kustomization};
 use crate::support::git::{GitDaemon, GitHttp, bare_repo_at, git};
+use crate::support::in_process::InProcessWorker;
 use crate::support::oci::Pusher;
 use crate::support::{Auth, DockerRegistry, free_port};
-use tagpromoter::engine::{Engine, Options, PassReport, State};
+use tagpromoter::engine::{PassReport, State};
 
 fn at(hours: i64) -> Timestamp {
     "2026-11-20T10:00:00Z".parse::<Timestamp>().unwrap() + SignedDuration::from_hours(hours)
@@ -358,45 +359,8 @@ async fn a_forge_push_to_one_repository_passes_over_its_promotions_only() {
             secret_file.display()
         ),
     );
-    let rules = tagpromoter::rules::load_dir(estate.rules.path()).unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let metrics = std::sync::Arc::new(tagpromoter::metrics::Metrics::new());
-    let engine = Engine::open_with_metrics(
-        rules.clone(),
-        cache.path(),
-        Options::default(),
-        std::sync::Arc::clone(&metrics),
-    )
-    .await
-    .unwrap();
-    let alerting =
-        tagpromoter::alert::Alerting::start(&rules.settings, cache.path(), metrics.alerts.clone())
-            .unwrap();
-    let shared = std::sync::Arc::new(tagpromoter::server::Shared::new(
-        std::sync::Arc::clone(&metrics),
-        &rules,
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut server_stop = stop.clone();
-    let server = tokio::spawn(tagpromoter::server::serve(
-        listener,
-        std::sync::Arc::clone(&shared),
-        async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        },
-    ));
-    let worker = tokio::spawn(
-        tagpromoter::worker::Worker {
-            engine,
-            alerting,
-            shared: std::sync::Arc::clone(&shared),
-            rules_dir: Some(estate.rules.path().to_path_buf()),
-            shard: tagpromoter::shard::Shard::ALONE,
-        }
-        .run(stop),
-    );
+    let worker = InProcessWorker::start(estate.rules.path()).await;
+    let base = worker.base.clone();
     let dev = || estate.tag("app", "main", "deploy/dev/kustomization.yaml");
     let staging = || estate.tag("envs", "staging", "web/kustomization.yaml");
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -435,7 +399,7 @@ async fn a_forge_push_to_one_repository_passes_over_its_promotions_only() {
     }
     // The pass that moved dev covered app only: web's staging waits for the interval.
     assert_eq!(staging(), "1.1.0");
-    let (last, _) = shared.last().unwrap();
+    let (last, _) = worker.shared.last().unwrap();
     let status: serde_json::Value =
         serde_json::from_str(&tagpromoter::view::json(&last, None)).unwrap();
     let web = status["environments"]
@@ -446,7 +410,5 @@ async fn a_forge_push_to_one_repository_passes_over_its_promotions_only() {
         .unwrap()
         .clone();
     assert_eq!(web["current"], "1.1.0", "{web}");
-    let _ = stop_tx.send(true);
-    worker.await.unwrap();
-    server.await.unwrap().unwrap();
+    worker.stop().await;
 }

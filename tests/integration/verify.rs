@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::engine::{INITIAL, app_registry, kustomization};
 use crate::support::DockerRegistry;
 use crate::support::git::{bare_repo_at, git};
+use crate::support::in_process::InProcessWorker;
 use crate::support::kube_api::KubeApi;
 use tagpromoter::engine::PassReport;
 
@@ -136,6 +137,18 @@ spec:
             api,
             rules,
         }
+    }
+
+    /// Pass every `interval` (a worker's rules).
+    fn set_interval(&self, interval: &str) {
+        let file = self.rules.path().join("rules.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let text = text.replacen(
+            "  clusters:",
+            &format!("  interval: {interval}\n  clusters:"),
+            1,
+        );
+        std::fs::write(file, text).unwrap();
     }
 
     /// One pass at `now` by a fresh engine on a fresh cache.
@@ -348,4 +361,83 @@ async fn a_multi_source_argo_cd_application_verifies() {
     assert_eq!(world.tag("prod"), "1.0.0");
     world.pass(at(66)).await;
     assert_eq!(world.tag("prod"), "1.1.0");
+}
+
+/// The worker watches the Application between passes: when Argo CD reports dev's bump
+/// synced and healthy, or degraded, the worker knows within seconds — not at its next
+/// interval, an hour away. One list at each pass and one watch per cluster, kind and
+/// namespace, however many passes the watch rings. When the API server expires the watch's
+/// history (410 Gone), the worker lists again and keeps watching.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_sees_a_rollout_turn_healthy_or_degraded_within_seconds() {
+    let world = World::new().await;
+    world.set_interval("1h");
+    let worker = InProcessWorker::start(world.rules.path()).await;
+    let state_of = |report: &PassReport| state(report, "app/dev");
+    worker
+        .wait_for(30, "the first pass bumps dev", |r| {
+            state_of(r) == "deploying"
+        })
+        .await;
+    assert_eq!(world.tag("dev"), "1.1.0");
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+
+    world.api.put(
+        "applications",
+        application(&bump, "Degraded", Timestamp::now()),
+    );
+    worker
+        .wait_for(10, "dev is seen unhealthy", |r| state_of(r) == "unhealthy")
+        .await;
+
+    // The API server forgets the watch's history; the worker lists again and still sees
+    // the next change.
+    let lists = world.api.lists();
+    world.api.expire_history();
+    for _ in 0..100 {
+        if world.api.lists() > lists {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(world.api.lists() > lists, "listed again after 410 Gone");
+    world.api.put(
+        "applications",
+        application(&bump, "Healthy", Timestamp::now()),
+    );
+    let report = worker
+        .wait_for(10, "dev is seen deployed", |r| state_of(r) == "up-to-date")
+        .await;
+    assert_eq!(state(&report, "app/prod"), "soaking");
+    assert_eq!(
+        world.api.watches(),
+        3,
+        "one watch; when the history expired, one resumed (answered 410 Gone) and one after listing again"
+    );
+    worker.stop().await;
+}
+
+/// A worker allowed to list Applications but not to watch them still reads every rollout at
+/// its passes (dev is "deploying", not "unknown"), and tries the watch again ever more
+/// slowly rather than hammering the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_not_allowed_to_watch_backs_off_and_still_reads_rollouts_at_each_pass() {
+    let world = World::with("{ argocd: { application: app-dev }, cluster: dev }", false).await;
+    world
+        .api
+        .grant_verbs("tagpromoter", &["get", "list"], "applications", "argocd");
+    world.set_interval("1h");
+    let worker = InProcessWorker::start(world.rules.path()).await;
+    worker
+        .wait_for(30, "the first pass bumps dev", |r| {
+            state(r, "app/dev") == "deploying"
+        })
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let watches = world.api.watches();
+    assert!(
+        (1..=3).contains(&watches),
+        "tried at once, after 2 s and after 4 more, not {watches} times"
+    );
+    worker.stop().await;
 }

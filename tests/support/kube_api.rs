@@ -1,11 +1,14 @@
 //! A STAND-IN Kubernetes API, not a kube-apiserver (none can be installed on these
 //! machines): HTTPS on 127.0.0.1 with a throwaway CA (made by the `openssl` command),
 //! authentication by bearer token or client certificate, RBAC as a list of what each user
-//! may read, and `get` and `list` of namespaced custom objects under
+//! may do (get, list, watch), and `get`, `list` and `watch` of namespaced custom objects under
 //! `/apis/{group}/{version}/namespaces/{namespace}/{plural}[/{name}]`, answered the way the
-//! API server answers: `…List` documents with a `resourceVersion`, and `Status` documents
-//! with 401, 403 and 404. The objects are whatever the test puts in, written to the shape
-//! Argo CD and Flux document. It counts the requests it serves.
+//! API server answers: `…List` documents with a `resourceVersion`; a watch
+//! (`?watch=true&resourceVersion=N`) streams one JSON event per line (`ADDED`, `MODIFIED`,
+//! `DELETED`) for every change after version N, until `timeoutSeconds`, and answers a version
+//! older than its history with an `ERROR` event holding a 410 `Expired` status; `Status`
+//! documents with 401, 403 and 404. The objects are whatever the test puts in, written to
+//! the shape Argo CD and Flux document. It counts the requests it serves.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
@@ -24,15 +27,39 @@ use tokio_rustls::rustls;
 
 use super::require;
 
-/// Who may list what: a user's readable (plural, namespace) pairs.
-type Grants = BTreeMap<String, HashSet<(String, String)>>;
+/// Who may do what: a user's allowed (verb, plural, namespace).
+type Grants = BTreeMap<String, HashSet<(String, String, String)>>;
+
+/// A response body: a document, or a watch's stream.
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// The bell open watches wait on.
+type Changes = Arc<tokio::sync::watch::Sender<(u64, u64)>>;
+
+/// A change, as a watch streams it.
+struct Event {
+    version: u64,
+    plural: String,
+    namespace: String,
+    /// `ADDED`, `MODIFIED` or `DELETED`.
+    kind: &'static str,
+    object: Value,
+}
 
 #[derive(Default)]
 struct State {
     /// (plural, namespace, name) → object.
     objects: BTreeMap<(String, String, String), Value>,
     resource_version: u64,
+    /// Every change so far, oldest first, after `expired`.
+    events: Vec<Event>,
+    /// The oldest version whose changes are still known: a watch from before it is
+    /// `Expired`.
+    expired: u64,
     grants: Grants,
+    /// Watches and lists asked for.
+    watches: usize,
+    lists: usize,
     /// Bearer token → user.
     tokens: BTreeMap<String, String>,
     /// Client certificate (DER) → user.
@@ -44,6 +71,9 @@ pub struct KubeApi {
     /// `https://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<Mutex<State>>,
+    /// Rung with every change: (the newest version, how many times history expired; open
+    /// watches end when it grows).
+    changes: Changes,
     /// Requests served, by path (query left out).
     requests: Arc<Mutex<Vec<String>>>,
     served: Arc<AtomicUsize>,
@@ -173,13 +203,20 @@ impl KubeApi {
         let state = Arc::new(Mutex::new(State::default()));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let served = Arc::new(AtomicUsize::new(0));
-        let (s, r, n) = (state.clone(), requests.clone(), served.clone());
+        let changes: Changes = Arc::new(tokio::sync::watch::Sender::new((0, 0)));
+        let (s, r, n, c) = (
+            state.clone(),
+            requests.clone(),
+            served.clone(),
+            changes.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
-                let (acceptor, s, r, n) = (acceptor.clone(), s.clone(), r.clone(), n.clone());
+                let (acceptor, s, r, n, c) =
+                    (acceptor.clone(), s.clone(), r.clone(), n.clone(), c.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
@@ -191,15 +228,21 @@ impl KubeApi {
                         .and_then(|c| c.first())
                         .map(|c| c.as_ref().to_vec());
                     let service = hyper::service::service_fn(move |req| {
-                        let (s, r, n, peer) = (s.clone(), r.clone(), n.clone(), peer.clone());
+                        let (s, r, n, c, peer) =
+                            (s.clone(), r.clone(), n.clone(), c.clone(), peer.clone());
                         async move {
                             n.fetch_add(1, Ordering::SeqCst);
                             r.lock().unwrap().push(req.uri().path().to_string());
-                            let (status, body) = answer(&s, &req, peer.as_deref());
+                            let (status, body) = match answer(&s, &req, peer.as_deref()) {
+                                Answer::Document(status, body) => {
+                                    (status, Full::new(Bytes::from(body.to_string())).boxed())
+                                }
+                                Answer::Watch(watch) => (200, stream(s, c, watch)),
+                            };
                             let resp = hyper::Response::builder()
                                 .status(status)
                                 .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from(body.to_string())))
+                                .body(body)
                                 .expect("a response");
                             Ok::<_, std::convert::Infallible>(resp)
                         }
@@ -213,6 +256,7 @@ impl KubeApi {
         Self {
             url,
             state,
+            changes,
             requests,
             served,
             dir,
@@ -220,34 +264,64 @@ impl KubeApi {
     }
 
     /// Put `object` (its `metadata.name` and `metadata.namespace`) under `plural`, with a
-    /// new resource version.
+    /// new resource version; open watches of `plural` there see it `ADDED` or `MODIFIED`.
     pub fn put(&self, plural: &str, mut object: Value) {
         let mut state = self.state.lock().unwrap();
         state.resource_version += 1;
-        let version = state.resource_version.to_string();
-        object["metadata"]["resourceVersion"] = json!(version);
-        let name = object["metadata"]["name"]
-            .as_str()
-            .expect("a name")
-            .to_string();
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .expect("a namespace")
-            .to_string();
-        state
-            .objects
-            .insert((plural.to_string(), namespace, name), object);
+        let version = state.resource_version;
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        let key = key_of(plural, &object);
+        let kind = if state.objects.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        state.events.push(Event {
+            version,
+            plural: key.0.clone(),
+            namespace: key.1.clone(),
+            kind,
+            object: object.clone(),
+        });
+        state.objects.insert(key, object);
+        self.changes.send_modify(|(newest, _)| *newest = version);
     }
 
-    /// Let `user` get and list `plural` in `namespace`.
+    /// Forget the history of changes, as the API server does when etcd compacts after
+    /// writes elsewhere in the cluster moved the resource version on: open watches end,
+    /// and a watch from any version handed out so far is answered 410 `Expired` (the
+    /// client must list again).
+    pub fn expire_history(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.resource_version += 1;
+        state.expired = state.resource_version;
+        state.events.clear();
+        self.changes
+            .send_modify(|(_, expirations)| *expirations += 1);
+    }
+
+    /// Watches asked for so far (requests with `watch=true`, allowed or not).
+    pub fn watches(&self) -> usize {
+        self.state.lock().unwrap().watches
+    }
+
+    /// Lists asked for so far (of many objects, not watches; allowed or not).
+    pub fn lists(&self) -> usize {
+        self.state.lock().unwrap().lists
+    }
+
+    /// Let `user` get, list and watch `plural` in `namespace`.
     pub fn grant(&self, user: &str, plural: &str, namespace: &str) {
-        self.state
-            .lock()
-            .unwrap()
-            .grants
-            .entry(user.to_string())
-            .or_default()
-            .insert((plural.to_string(), namespace.to_string()));
+        self.grant_verbs(user, &["get", "list", "watch"], plural, namespace);
+    }
+
+    /// Let `user` do only `verbs` on `plural` in `namespace`.
+    pub fn grant_verbs(&self, user: &str, verbs: &[&str], plural: &str, namespace: &str) {
+        let mut state = self.state.lock().unwrap();
+        let grants = state.grants.entry(user.to_string()).or_default();
+        for verb in verbs {
+            grants.insert((verb.to_string(), plural.to_string(), namespace.to_string()));
+        }
     }
 
     /// A kubeconfig for `user`, who authenticates with a bearer token (returned too).
@@ -333,8 +407,52 @@ fn status(code: u16, reason: &str, message: String) -> (u16, Value) {
     )
 }
 
-fn answer<B>(state: &Mutex<State>, req: &hyper::Request<B>, peer: Option<&[u8]>) -> (u16, Value) {
-    let state = state.lock().unwrap();
+/// What a request gets: a document, or a stream of changes.
+enum Answer {
+    Document(u16, Value),
+    Watch(Watch),
+}
+
+/// A watch asked for: changes of `plural` in `namespace` after `from`, for `timeout`.
+struct Watch {
+    plural: String,
+    namespace: String,
+    from: u64,
+    timeout: std::time::Duration,
+}
+
+/// The `(plural, namespace, name)` of `object` under `plural`.
+fn key_of(plural: &str, object: &Value) -> (String, String, String) {
+    let field = |f: &str| {
+        object["metadata"][f]
+            .as_str()
+            .unwrap_or_else(|| panic!("the object has a metadata.{f}"))
+            .to_string()
+    };
+    (plural.to_string(), field("namespace"), field("name"))
+}
+
+/// The value of `name` in `query` (`a=1&b=2`).
+fn query_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn answer<B>(state: &Mutex<State>, req: &hyper::Request<B>, peer: Option<&[u8]>) -> Answer {
+    let (code, document) = match decide(state, req, peer) {
+        Ok(answer) => return answer,
+        Err(status) => status,
+    };
+    Answer::Document(code, document)
+}
+
+fn decide<B>(
+    state: &Mutex<State>,
+    req: &hyper::Request<B>,
+    peer: Option<&[u8]>,
+) -> Result<Answer, (u16, Value)> {
+    let mut state = state.lock().unwrap();
     let bearer = req
         .headers()
         .get("authorization")
@@ -343,70 +461,144 @@ fn answer<B>(state: &Mutex<State>, req: &hyper::Request<B>, peer: Option<&[u8]>)
     let user = match (bearer, peer) {
         (Some(token), _) => match state.tokens.get(token) {
             Some(user) => user.clone(),
-            None => return status(401, "Unauthorized", "Unauthorized".into()),
+            None => return Err(status(401, "Unauthorized", "Unauthorized".into())),
         },
         (None, Some(cert)) => match state.certificates.get(cert) {
             Some(user) => user.clone(),
-            None => return status(401, "Unauthorized", "Unauthorized".into()),
+            None => return Err(status(401, "Unauthorized", "Unauthorized".into())),
         },
         (None, None) => "system:anonymous".to_string(),
     };
     let parts: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    let query = req.uri().query().unwrap_or("");
     let (group, version, namespace, plural, name) = match parts.as_slice() {
         ["apis", g, v, "namespaces", ns, plural] => (*g, *v, *ns, *plural, None),
         ["apis", g, v, "namespaces", ns, plural, name] => (*g, *v, *ns, *plural, Some(*name)),
         _ => {
-            return status(
+            return Err(status(
                 404,
                 "NotFound",
                 "the server could not find the requested resource".into(),
-            );
+            ));
         }
     };
-    let verb = if name.is_some() { "get" } else { "list" };
-    let allowed = state
-        .grants
-        .get(&user)
-        .is_some_and(|g| g.contains(&(plural.to_string(), namespace.to_string())));
+    let watching = query_value(query, "watch") == Some("true");
+    let verb = match (name, watching) {
+        (Some(_), _) => "get",
+        (None, true) => "watch",
+        (None, false) => "list",
+    };
+    match verb {
+        "watch" => state.watches += 1,
+        "list" => state.lists += 1,
+        _ => {}
+    }
+    let allowed = state.grants.get(&user).is_some_and(|g| {
+        g.contains(&(verb.to_string(), plural.to_string(), namespace.to_string()))
+    });
     if !allowed {
-        return status(
+        return Err(status(
             403,
             "Forbidden",
             format!(
                 "{plural}.{group} is forbidden: User \"{user}\" cannot {verb} resource \"{plural}\" in API group \"{group}\" in the namespace \"{namespace}\""
             ),
-        );
+        ));
     }
-    let version_text = state.resource_version.to_string();
-    match name {
-        Some(name) => {
-            match state
-                .objects
-                .get(&(plural.to_string(), namespace.to_string(), name.to_string()))
-            {
-                Some(object) => (200, object.clone()),
-                None => status(
-                    404,
-                    "NotFound",
-                    format!("{plural}.{group} \"{name}\" not found"),
-                ),
+    if let Some(name) = name {
+        return match state.objects.get(&(
+            plural.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        )) {
+            Some(object) => Ok(Answer::Document(200, object.clone())),
+            None => Err(status(
+                404,
+                "NotFound",
+                format!("{plural}.{group} \"{name}\" not found"),
+            )),
+        };
+    }
+    if watching {
+        let from = query_value(query, "resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(state.resource_version);
+        let seconds = query_value(query, "timeoutSeconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1800);
+        return Ok(Answer::Watch(Watch {
+            plural: plural.to_string(),
+            namespace: namespace.to_string(),
+            from,
+            timeout: std::time::Duration::from_secs(seconds),
+        }));
+    }
+    let items: Vec<Value> = state
+        .objects
+        .iter()
+        .filter(|((p, ns, _), _)| p == plural && ns == namespace)
+        .map(|(_, o)| o.clone())
+        .collect();
+    let kind = items
+        .first()
+        .and_then(|o| o["kind"].as_str())
+        .map_or_else(|| "List".to_string(), |k| format!("{k}List"));
+    Ok(Answer::Document(
+        200,
+        json!({ "apiVersion": format!("{group}/{version}"), "kind": kind, "metadata": { "resourceVersion": state.resource_version.to_string() }, "items": items }),
+    ))
+}
+
+/// A watch's body: a line per change of its objects after its version, as they come, until
+/// its timeout or the history expires. A version before the kept history gets one
+/// `ERROR` event with a 410 `Expired` status, as the API server sends.
+fn stream(state: Arc<Mutex<State>>, changes: Changes, watch: Watch) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let mut bell = changes.subscribe();
+    tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + watch.timeout;
+        let started = bell.borrow_and_update().1;
+        let mut cursor = watch.from;
+        loop {
+            let lines = {
+                let state = state.lock().unwrap();
+                if cursor < state.expired || bell.borrow().1 != started {
+                    if bell.borrow().1 == started {
+                        let (_, gone) = status(
+                            410,
+                            "Expired",
+                            format!("too old resource version: {cursor} ({})", state.expired),
+                        );
+                        let line = json!({ "type": "ERROR", "object": gone });
+                        let _ = tx.try_send(Bytes::from(format!("{line}\n")));
+                    }
+                    return;
+                }
+                let lines: String = state
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        e.version > cursor
+                            && e.plural == watch.plural
+                            && e.namespace == watch.namespace
+                    })
+                    .map(|e| format!("{}\n", json!({ "type": e.kind, "object": e.object })))
+                    .collect();
+                cursor = state.resource_version;
+                lines
+            };
+            if !lines.is_empty() && tx.send(Bytes::from(lines)).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                changed = bell.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep_until(until) => return,
             }
         }
-        None => {
-            let items: Vec<Value> = state
-                .objects
-                .iter()
-                .filter(|((p, ns, _), _)| p == plural && ns == namespace)
-                .map(|(_, o)| o.clone())
-                .collect();
-            let kind = items
-                .first()
-                .and_then(|o| o["kind"].as_str())
-                .map_or_else(|| "List".to_string(), |k| format!("{k}List"));
-            (
-                200,
-                json!({ "apiVersion": format!("{group}/{version}"), "kind": kind, "metadata": { "resourceVersion": version_text }, "items": items }),
-            )
-        }
-    }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok(hyper::body::Frame::data(chunk)), rx))
+    });
+    http_body_util::StreamBody::new(body).boxed()
 }

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod forge;
 pub mod git;
 pub mod http;
+pub mod in_process;
 pub mod kube_api;
 pub mod oci;
 pub mod proxy;

@@ -1,0 +1,360 @@
+//! Watching the controllers' objects between a worker's passes, so that a rollout that
+//! turns healthy, degraded or stuck is acted on within seconds rather than at the next
+//! interval: one list, then one watch, per cluster, kind and namespace, however many
+//! objects and promotions it covers. A watch that ends is resumed from the last resource
+//! version it saw; one whose history the API server expired (410 Gone) lists again.
+//!
+//! A watch only rings for a pass over the promotions whose verified object changed; the
+//! pass lists what it decides on. So a watch that cannot run (no `watch` verb, an API
+//! that is down) delays nothing beyond the interval, and `once` decides the same without
+//! one. It must not decide anything itself.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::mem::Discriminant;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::TryStreamExt as _;
+use jiff::Timestamp;
+use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
+
+use super::cluster::{Clusters, Kind, LIST_TIMEOUT, List, Place, classify, objects_of};
+use super::{Rollout, RolloutState, argocd, flux};
+use crate::rules::Rules;
+
+/// How long the API server may keep one watch open before it is made again (its
+/// `timeoutSeconds`; the API server's own limit is 30 to 60 minutes).
+const WATCH_SECONDS: u32 = 290;
+
+/// How long after a failure a watch is tried again, at first; it doubles up to
+/// [`RETRY_LONGEST`] while the failures go on.
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+const RETRY_LONGEST: Duration = Duration::from_secs(120);
+
+/// Asks for a pass over these promotions (the worker's bell).
+pub type Ring = Arc<dyn Fn(BTreeSet<String>) + Send + Sync>;
+
+/// Which promotions each controller object verifies.
+pub type Concerns = BTreeMap<Place, BTreeSet<String>>;
+
+/// The controller objects the `verify:` of `rules` name, with the promotions they verify.
+pub fn concerns(rules: &Rules) -> Concerns {
+    let mut concerns = Concerns::new();
+    for promotion in &rules.promotions {
+        for env in &promotion.environments {
+            if let Some(v) = &env.verify {
+                concerns
+                    .entry((v.cluster.clone(), v.controller.clone()))
+                    .or_default()
+                    .insert(promotion.name.clone());
+            }
+        }
+    }
+    concerns
+}
+
+/// A worker's watches, a task per list; they stop when dropped.
+#[derive(Default)]
+pub struct Watches {
+    /// What the running tasks watch, and through which clients.
+    following: Option<(Arc<Clusters>, Concerns)>,
+    tasks: Vec<tokio::task::AbortHandle>,
+}
+
+impl Watches {
+    /// Watch the objects of `concerns` through `clusters`, calling `ring` with the
+    /// promotions of each object whose rollout changes. Watches of the same clusters and
+    /// concerns go on as they are; any other change starts them afresh.
+    pub fn follow(&mut self, clusters: &Arc<Clusters>, concerns: Concerns, ring: &Ring) {
+        if let Some((watched, following)) = &self.following
+            && Arc::ptr_eq(watched, clusters)
+            && *following == concerns
+        {
+            return;
+        }
+        self.stop();
+        let mut lists: BTreeMap<List, Objects> = BTreeMap::new();
+        for ((cluster, controller), promotions) in &concerns {
+            for (kind, namespace, name) in objects_of(controller) {
+                lists
+                    .entry((cluster.clone(), kind, namespace.to_string()))
+                    .or_default()
+                    .entry(name.to_string())
+                    .or_default()
+                    .extend(promotions.iter().cloned());
+            }
+        }
+        self.tasks = lists
+            .into_iter()
+            .map(|(list, objects)| {
+                let watch = ListWatch {
+                    clusters: Arc::clone(clusters),
+                    list,
+                    objects,
+                    ring: Arc::clone(ring),
+                    seen: None,
+                };
+                tokio::spawn(watch.run()).abort_handle()
+            })
+            .collect();
+        self.following = Some((Arc::clone(clusters), concerns));
+    }
+
+    fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.following = None;
+    }
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The objects of one list that are watched, by name, with the promotions each verifies.
+type Objects = HashMap<String, BTreeSet<String>>;
+
+/// What of an object's report a pass acts on: the revisions, the kind of state, and since
+/// when it is healthy. Messages are left out: a sync's progress does not ring.
+#[derive(Debug, PartialEq, Eq)]
+struct Gist {
+    revisions: Vec<String>,
+    state: Discriminant<RolloutState>,
+    since: Option<Timestamp>,
+}
+
+impl Gist {
+    fn of(kind: Kind, object: &DynamicObject) -> Option<Self> {
+        let value = serde_json::to_value(object).ok()?;
+        let rollout = match kind {
+            Kind::Application => argocd::rollout(&value),
+            Kind::Kustomization => flux::rollout(&value, None),
+            Kind::HelmRelease => Rollout {
+                revisions: Vec::new(),
+                state: flux::release_state(&value),
+            },
+        };
+        let since = match rollout.state {
+            RolloutState::Healthy { since } => since,
+            _ => None,
+        };
+        Some(Self {
+            state: std::mem::discriminant(&rollout.state),
+            revisions: rollout.revisions,
+            since,
+        })
+    }
+}
+
+/// Why a list's watch stopped.
+enum Stop {
+    /// The API server no longer has the changes since our version: list again.
+    Expired,
+    /// It failed: try again later.
+    Failed(super::cluster::ClusterError),
+}
+
+/// The watch of one list.
+struct ListWatch {
+    clusters: Arc<Clusters>,
+    list: List,
+    objects: Objects,
+    ring: Ring,
+    /// Each watched object's gist, once listed.
+    seen: Option<HashMap<String, Gist>>,
+}
+
+impl ListWatch {
+    /// List and watch, again and again, until aborted.
+    async fn run(mut self) {
+        let mut retry = RETRY_FIRST;
+        let mut failing: Option<String> = None;
+        loop {
+            match self.list_and_watch(&mut failing).await {
+                Stop::Expired => retry = RETRY_FIRST,
+                Stop::Failed(e) => {
+                    let said = e.to_string();
+                    if failing.as_ref() != Some(&said) {
+                        tracing::warn!(error = %said, retry_in_s = retry.as_secs(), "cannot watch rollouts; they are read at each pass until the watch works");
+                        failing = Some(said);
+                    }
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(RETRY_LONGEST);
+                }
+            }
+        }
+    }
+
+    /// List the objects (ringing for those that changed since the last list), then watch
+    /// from that version until the watch can no longer go on.
+    async fn list_and_watch(&mut self, failing: &mut Option<String>) -> Stop {
+        let (cluster, kind, namespace) = &self.list;
+        let failed = |e: &kube::Error| Stop::Failed(classify(cluster, *kind, namespace, e));
+        let client = match self.clusters.client(cluster).await {
+            Ok(client) => client,
+            Err(e) => return Stop::Failed(e),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &kind.resource());
+        let listed =
+            match tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default())).await {
+                Ok(Ok(listed)) => listed,
+                Ok(Err(e)) => return failed(&e),
+                Err(_) => {
+                    return Stop::Failed(super::cluster::ClusterError {
+                        kind: super::cluster::ClusterErrorKind::Unreachable,
+                        detail: format!(
+                            "{} in {namespace}: no list within {}s",
+                            kind.plural(),
+                            LIST_TIMEOUT.as_secs()
+                        ),
+                    });
+                }
+            };
+        let mut version = listed.metadata.resource_version.clone().unwrap_or_default();
+        let now: HashMap<String, Gist> = listed
+            .items
+            .iter()
+            .filter_map(|object| {
+                let name = object.metadata.name.as_ref()?;
+                self.objects.contains_key(name).then_some(())?;
+                Some((name.clone(), Gist::of(*kind, object)?))
+            })
+            .collect();
+        // The first list only starts watching: the pass before it read the same.
+        if let Some(seen) = &self.seen {
+            let changed: BTreeSet<String> = self
+                .objects
+                .iter()
+                .filter(|(name, _)| seen.get(*name) != now.get(*name))
+                .flat_map(|(_, promotions)| promotions.iter().cloned())
+                .collect();
+            if !changed.is_empty() {
+                (self.ring)(changed);
+            }
+        }
+        let seen = self.seen.insert(now);
+        loop {
+            let params = WatchParams::default().timeout(WATCH_SECONDS);
+            let started = tokio::time::Instant::now();
+            let events = match api.watch(&params, &version).await {
+                Ok(events) => events,
+                Err(e) => return failed(&e),
+            };
+            if failing.take().is_some() {
+                tracing::info!(objects = kind.plural(), namespace = %namespace, "watching rollouts again");
+            }
+            let mut events = std::pin::pin!(events);
+            loop {
+                let event = match events.try_next().await {
+                    Ok(Some(event)) => event,
+                    Ok(None) => break,
+                    Err(e) => return failed(&e),
+                };
+                let (object, gone) = match event {
+                    WatchEvent::Added(object) | WatchEvent::Modified(object) => (object, false),
+                    WatchEvent::Deleted(object) => (object, true),
+                    WatchEvent::Bookmark(mark) => {
+                        version = mark.metadata.resource_version;
+                        continue;
+                    }
+                    WatchEvent::Error(status) if status.code == 410 => return Stop::Expired,
+                    WatchEvent::Error(status) => return failed(&kube::Error::Api(status)),
+                };
+                if let Some(v) = &object.metadata.resource_version {
+                    version.clone_from(v);
+                }
+                let Some(name) = &object.metadata.name else {
+                    continue;
+                };
+                let Some(promotions) = self.objects.get(name) else {
+                    continue;
+                };
+                let gist = if gone { None } else { Gist::of(*kind, &object) };
+                if seen.get(name) != gist.as_ref() {
+                    match gist {
+                        Some(gist) => seen.insert(name.clone(), gist),
+                        None => seen.remove(name),
+                    };
+                    (self.ring)(promotions.clone());
+                }
+            }
+            // Ended by its timeout: watch on. One that ends at once is not hammered.
+            if started.elapsed() < Duration::from_secs(1) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn application(revision: &str, health: &str, message: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": { "name": "app-dev", "namespace": "argocd" },
+            "status": {
+                "sync": { "status": "Synced", "revision": revision },
+                "health": { "status": health, "message": message },
+                "operationState": { "phase": "Succeeded", "message": message, "finishedAt": "2026-11-20T10:00:00Z" }
+            }
+        }))
+        .unwrap()
+    }
+
+    /// A pass is rung when what it acts on changes — the revision, the kind of state, when
+    /// it turned healthy — and not for the controller's progress messages.
+    #[test]
+    fn only_what_a_pass_acts_on_rings() {
+        let gist = |revision, health, message| {
+            Gist::of(Kind::Application, &application(revision, health, message)).unwrap()
+        };
+        let before = gist("aaa", "Progressing", "waiting for rollout");
+        assert_eq!(before, gist("aaa", "Progressing", "2 of 3 updated"));
+        assert_ne!(before, gist("aaa", "Healthy", "waiting for rollout"));
+        assert_ne!(before, gist("aaa", "Degraded", "waiting for rollout"));
+        assert_ne!(before, gist("bbb", "Progressing", "waiting for rollout"));
+    }
+
+    /// Each object a verify names is watched in its list, for every promotion it verifies.
+    #[test]
+    fn concerns_gather_the_promotions_of_each_object() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.yaml"),
+            "apiVersion: tagpromoter.io/v1alpha1
+kind: Settings
+spec: { git: { url: 'file:///tmp/x' } }
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: { name: app }
+spec:
+  image: r.example.com/app
+  environments:
+    - { name: dev, policy: { semver: '*' }, target: { kustomize: { file: a.yaml } }, verify: { argocd: { application: dev } } }
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: { name: web }
+spec:
+  image: r.example.com/web
+  environments:
+    - { name: dev, policy: { semver: '*' }, target: { kustomize: { file: b.yaml } }, verify: { argocd: { application: dev } } }
+    - { name: prod, policy: { semver: '*' }, target: { kustomize: { file: c.yaml } } }
+",
+        )
+        .unwrap();
+        let rules = crate::rules::load_dir(dir.path()).unwrap();
+        let concerns = concerns(&rules);
+        assert_eq!(concerns.len(), 1, "{concerns:?}");
+        let promotions: Vec<&String> = concerns.values().flatten().collect();
+        assert_eq!(promotions, ["app", "web"]);
+    }
+}
