@@ -107,6 +107,28 @@ pub struct DockerRegistry {
 }
 
 impl DockerRegistry {
+    /// The CPU time the registry process has used so far, in seconds (from
+    /// `/proc/PID/stat`, whose times are in USER_HZ, 100 per second on Linux): what serving
+    /// a run cost the registry itself.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self._process.child.id()))
+            .expect("the registry is running");
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        (ticks(11) + ticks(12)) as f64 / 100.0
+    }
+
     /// Start a registry and wait until it answers.
     pub fn start(auth: Auth) -> Self {
         Self::launch(auth, "")
@@ -225,6 +247,8 @@ pub struct Measured {
     /// Its wall time in seconds, from spawn to exit (the measuring wrapper's own start-up
     /// is not in it).
     pub wall: f64,
+    /// The CPU time it (and the git processes it ran) used, user and system, in seconds.
+    pub cpu: f64,
 }
 
 /// Run the tagpromoter binary and measure it (through Python's `getrusage`, so that
@@ -234,11 +258,14 @@ pub fn run_measured(args: &[&str]) -> Measured {
         .args([
             "-c",
             "import resource, subprocess, sys, time\n\
+             before = resource.getrusage(resource.RUSAGE_CHILDREN)\n\
              started = time.monotonic()\n\
              r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)\n\
              wall = time.monotonic() - started\n\
              sys.stdout.write(r.stdout.decode())\n\
-             print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+             u = resource.getrusage(resource.RUSAGE_CHILDREN)\n\
+             cpu = u.ru_utime + u.ru_stime - before.ru_utime - before.ru_stime\n\
+             print(wall, u.ru_maxrss, cpu)",
             env!("CARGO_BIN_EXE_tagpromoter"),
         ])
         .args(args)
@@ -251,9 +278,11 @@ pub fn run_measured(args: &[&str]) -> Measured {
     let mut figures = figures.split_whitespace();
     let wall = figures.next().and_then(|w| w.parse().ok()).unwrap_or(0.0);
     let rss_kib = figures.next().and_then(|r| r.parse().ok()).unwrap_or(0);
+    let cpu = figures.next().and_then(|c| c.parse().ok()).unwrap_or(0.0);
     Measured {
         out: lines.join("\n"),
         rss_kib,
         wall,
+        cpu,
     }
 }

@@ -66,14 +66,23 @@ impl Repo {
     }
 
     /// `git fetch` of one refspec from the remote into the mirror (with one extra option,
-    /// such as a depth), quietly and without tags or FETCH_HEAD.
+    /// such as a depth), quietly and without tags or FETCH_HEAD. Without git's automatic
+    /// maintenance after it: [`Self::pack_loose_objects`] keeps the mirror packed, and the
+    /// `maintenance run --auto` git would start costs a process per fetch for nothing.
     pub(super) async fn fetch_ref(
         &self,
         refspec: &str,
         option: Option<&str>,
         step: &str,
     ) -> Result<(), GitError> {
-        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        let mut args = vec![
+            "-c",
+            "maintenance.auto=false",
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+        ];
         args.extend(option);
         args.extend(["--", &self.config.url, refspec]);
         self.git.run(&self.dir, &args, step).await.map(|_| ())
