@@ -283,6 +283,32 @@ pub struct ImageFacts {
     pub created: Option<jiff::Timestamp>,
     /// The image's `org.opencontainers.image.{source,revision,created}` labels, when set.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Whether the manifest and config were read. Without them only `digest` is known (by
+    /// a HEAD: all the tag to write needs), and `platforms`, `created` and `labels` are
+    /// empty — read only where a gate, `newestBuild` or a pull request needs them.
+    pub whole: bool,
+}
+
+impl ImageFacts {
+    /// What a HEAD of the tag tells: its digest, nothing else.
+    pub fn digest_only(digest: Digest) -> Self {
+        Self {
+            digest,
+            platforms: Vec::new(),
+            created: None,
+            labels: Default::default(),
+            whole: false,
+        }
+    }
+}
+
+/// How much of an image's facts is wanted: its digest, or everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Depth {
+    /// The digest only: the tag to write, a digest to compare with what ran.
+    Digest,
+    /// Platforms, creation time and labels too (a manifest and a config read).
+    Whole,
 }
 
 macro_rules! text_type {

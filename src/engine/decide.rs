@@ -1,14 +1,14 @@
 //! Decide: `rules × observed × now → Decision` for every promotion and environment. Pure:
 //! no I/O, no clock; `plan`, `once`, `run`, `status` and `promote` all start here.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::observe::{EnvKey, Observed};
 use crate::gitops::GitError;
-use crate::image::{Digest, Repository, Tag, created_of};
+use crate::image::{Depth, Digest, Repository, Tag, created_of};
 use crate::policy::{Decision, Rejection, Situation};
 use crate::registry::RegistryError;
 use crate::rules::{Destination, Rules, WriteMode};
@@ -171,26 +171,40 @@ impl EnvDecision {
 /// [`facts_wanted`]; the engine asks again until no environment wants more.
 pub const INSPECT_PER_ROUND: usize = 8;
 
-/// The tags whose facts (digest, creation time, platforms) a decision still needs and that
-/// were not asked for yet (`asked`): walking each environment's candidates best first, down
-/// to the tag it runs, those that pass every gate that needs no facts; and the tag a
-/// decision would write (its digest goes in the trailer, its creation time starts the
-/// stall clock). However many newer tags an environment has, the one that soaked is
-/// reached.
+/// The tags whose facts a decision still needs, and to what depth, that were not asked
+/// for yet (`asked`): walking each environment's candidates best first, down to the tag it
+/// runs, those that pass every gate that needs no facts (their whole facts when a gate
+/// reads them, their digest when only `pinDigest` does); and the tag a decision would write
+/// — its digest for the trailer, and its whole facts only when a pull request shows its
+/// labels and waits on the stall clock its creation time starts. However many newer tags
+/// an environment has, the one that soaked is reached.
 pub fn facts_wanted(
     rules: &Rules,
     observed: &Observed,
     now: Timestamp,
-    asked: &HashSet<(Repository, Tag)>,
-) -> Vec<(Repository, Tag)> {
+    asked: &HashSet<(Repository, Tag, Depth)>,
+) -> Vec<(Repository, Tag, Depth)> {
     let no_facts = Default::default();
-    let mut wanted = Vec::new();
+    // The deepest want of each tag.
+    let mut wanted: BTreeMap<(Repository, Tag), Depth> = BTreeMap::new();
     for p in &rules.promotions {
         let Some(Ok(list)) = observed.images.get(&p.image) else {
             continue;
         };
         let tags = &list.tags;
         let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
+        // Wanted to `depth` unless known to it or asked for already.
+        let mut want = |tag: &Tag, depth: Depth| {
+            let known = facts
+                .get(tag)
+                .is_some_and(|f| f.whole || depth == Depth::Digest);
+            if !known && !asked.contains(&(p.image.clone(), tag.clone(), depth)) {
+                let at = wanted.entry((p.image.clone(), tag.clone())).or_insert(depth);
+                *at = (*at).max(depth);
+                return true;
+            }
+            false
+        };
         for env in &p.environments {
             let Some(state) = observed.environments.get(&EnvKey::of(p, env)) else {
                 continue;
@@ -219,29 +233,32 @@ pub fn facts_wanted(
                 && recorded
                 && (downstream || env.pin_digest)
                 && tags.contains(&tag)
-                && !facts.contains_key(&tag)
             {
-                let key = (p.image.clone(), tag);
-                if !asked.contains(&key) {
-                    wanted.push(key);
-                }
+                want(&tag, Depth::Digest);
             }
+            let gated = if gates.need_facts() {
+                Depth::Whole
+            } else {
+                Depth::Digest
+            };
             let mut asking = 0;
             for c in &selection.candidates {
-                let key = (p.image.clone(), c.tag.clone());
-                let unasked = !facts.contains_key(&c.tag) && !asked.contains(&key);
                 match gates.eligibility(&c.tag, &situation) {
-                    // The winner: its facts go in the trailer and start the stall clock
-                    // (none needed when it is what runs).
+                    // The winner (none needed when it is what runs).
                     Ok(_) => {
-                        if unasked && current.as_deref() != Some(c.tag.as_str()) {
-                            wanted.push(key);
+                        if current.as_deref() != Some(c.tag.as_str()) {
+                            let depth = match env.write {
+                                WriteMode::PullRequest => Depth::Whole,
+                                _ => Depth::Digest,
+                            };
+                            want(&c.tag, depth);
                         }
                         break;
                     }
-                    Err(crate::policy::Block::NotInspected) if unasked => {
-                        wanted.push(key);
-                        asking += 1;
+                    Err(crate::policy::Block::NotInspected) => {
+                        if want(&c.tag, gated) {
+                            asking += 1;
+                        }
                     }
                     Err(_) => {}
                 }
@@ -251,9 +268,10 @@ pub fn facts_wanted(
             }
         }
     }
-    wanted.sort();
-    wanted.dedup();
     wanted
+        .into_iter()
+        .map(|((image, tag), depth)| (image, tag, depth))
+        .collect()
 }
 
 /// Decide every environment of every promotion, in the order of the rules.

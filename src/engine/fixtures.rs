@@ -140,6 +140,7 @@ impl World {
                     platforms: vec!["linux/amd64".into()],
                     created: Some(at(*hours)),
                     labels: Default::default(),
+                    whole: true,
                 },
             );
         }

@@ -127,6 +127,7 @@ impl Model {
                     platforms: vec!["linux/amd64".into()],
                     created: Some(at(*built)),
                     labels: Default::default(),
+                    whole: true,
                 };
                 (Tag::new(t).unwrap(), facts)
             })

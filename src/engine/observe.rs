@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::holds::{self, Event};
 use crate::gitops::{GitError, Repo, TargetHistory, TargetQuery};
-use crate::image::{Digest, ImageFacts, Repository, Tag};
+use crate::image::{Depth, Digest, ImageFacts, Repository, Tag};
 use crate::policy::{Change, Hold, Timeline};
 use crate::registry::{Registry, RegistryError, TagList};
 use crate::rules::{Destination, Environment, Policy, Promotion, Rules};
@@ -376,28 +376,29 @@ fn list_tags(
     (receiver, listers)
 }
 
-/// Fetch the facts of `wanted` tags not observed yet: one round of what the decisions ask
-/// for (`decide::facts_wanted`: candidates that soaked, the tag to write, whose creation
-/// time starts the stall clock and whose digest goes in the trailer).
+/// Fetch the facts of `wanted` tags not observed yet to their depth: one round of what the
+/// decisions ask for (`decide::facts_wanted`: candidates that soaked, the tag to write).
 pub async fn inspect_more(
     registry: &Arc<Registry>,
     observed: &mut Observed,
-    wanted: Vec<(Repository, Tag)>,
+    wanted: Vec<(Repository, Tag, Depth)>,
     deadline: Duration,
 ) {
     let until = Instant::now() + deadline;
     let mut tasks = JoinSet::new();
-    for (image, tag) in wanted {
-        if observed
+    for (image, tag, depth) in wanted {
+        let known = observed
             .facts
             .get(&image)
-            .is_some_and(|f| f.contains_key(&tag))
-        {
+            .and_then(|f| f.get(&tag))
+            .is_some_and(|f| f.whole || depth == Depth::Digest);
+        if known {
             continue;
         }
         let registry = Arc::clone(registry);
         tasks.spawn(async move {
-            let got = tokio::time::timeout_at(until, registry.facts(&image, &tag)).await;
+            let got =
+                tokio::time::timeout_at(until, registry.facts_to(&image, &tag, depth)).await;
             (image, tag, got)
         });
     }

@@ -415,8 +415,10 @@ impl Gates {
             None => None,
         };
         let facts = s.facts.get(tag);
+        // `minAge` and `platforms` read the config: a digest alone is not enough.
+        let whole = facts.filter(|f| f.whole);
         if let Some(min_age) = self.min_age {
-            let facts = facts.ok_or(Block::NotInspected)?;
+            let facts = whole.ok_or(Block::NotInspected)?;
             let created = facts.created.ok_or(Block::NoCreationTime)?;
             let old_enough = created.checked_add(min_age).unwrap_or(Timestamp::MAX);
             if old_enough > s.now {
@@ -424,7 +426,7 @@ impl Gates {
             }
         }
         if !self.platforms.is_empty() {
-            let facts = facts.ok_or(Block::NotInspected)?;
+            let facts = whole.ok_or(Block::NotInspected)?;
             if facts.platforms.is_empty() {
                 return Err(Block::PlatformsUnknown);
             }
@@ -532,6 +534,7 @@ mod tests {
             platforms: platforms.iter().map(|p| p.to_string()).collect(),
             created: Some(ts(created)),
             labels: Default::default(),
+            whole: true,
         }
     }
 

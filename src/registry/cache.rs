@@ -88,6 +88,7 @@ impl FactsCache {
             platforms: stored.platforms,
             created: stored.created,
             labels: stored.labels,
+            whole: true,
         };
         self.memory
             .lock()

@@ -240,6 +240,7 @@ pub async fn facts_of(
             platforms,
             created,
             labels,
+            whole: true,
         });
     }
     let config = config_of(t, host, path, &manifest).await?;
@@ -259,6 +260,7 @@ pub async fn facts_of(
         platforms,
         labels: labels_of(config.as_ref()),
         created: config.and_then(|c| parse_created(c.created.as_deref())),
+        whole: true,
     })
 }
 

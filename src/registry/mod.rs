@@ -1,9 +1,10 @@
 //! The registry watcher: tag lists and image metadata from OCI registries, politely.
 //!
 //! [`Registry`] is the one type the rest of the program uses: [`Registry::tags`] lists an
-//! image's tags once per pass however many promotions watch it, and [`Registry::facts`]
-//! fetches metadata only for the tags a policy actually needs, once per pass per tag
-//! (one HEAD for the digest), the rest cached by digest. Underneath, [`transport`] paces,
+//! image's tags once per pass however many promotions watch it, [`Registry::digest`]
+//! resolves a tag with one HEAD, and [`Registry::facts`] fetches metadata only for the tags
+//! a policy actually needs, once per pass per tag (one HEAD for the digest), the rest
+//! cached by digest. Underneath, [`transport`] paces,
 //! authenticates and retries every request.
 //!
 //! It must not decide anything: which tags matter is [`crate::policy`]'s business.
@@ -27,7 +28,7 @@ pub use error::{ErrorKind, RegistryError};
 pub use tags::TagList;
 pub use transport::{HostConfig, RetryPolicy};
 
-use crate::image::{ImageFacts, Repository, Tag};
+use crate::image::{Depth, Digest, ImageFacts, Repository, Tag};
 use crate::rules::Settings;
 use credentials::CredentialSource;
 use transport::Transport;
@@ -48,6 +49,7 @@ pub struct Registry {
     transport: Transport,
     listings: Mutex<HashMap<Repository, Once<Arc<TagList>>>>,
     inspected: Mutex<HashMap<(Repository, Tag), Once<ImageFacts>>>,
+    resolved: Mutex<HashMap<(Repository, Tag), Once<Digest>>>,
     facts: cache::FactsCache,
 }
 
@@ -65,6 +67,7 @@ impl Registry {
             transport: Transport::new(hosts, retry)?,
             listings: Mutex::default(),
             inspected: Mutex::default(),
+            resolved: Mutex::default(),
             facts: cache::FactsCache::default(),
         })
     }
@@ -108,6 +111,7 @@ impl Registry {
     pub async fn new_pass(&self) {
         self.listings.lock().await.clear();
         self.inspected.lock().await.clear();
+        self.resolved.lock().await.clear();
     }
 
     /// The tags of `image`, listed at most once per pass (concurrent callers share it, and
@@ -137,6 +141,35 @@ impl Registry {
         cell.get_or_init(|| self.inspect(image, tag)).await.clone()
     }
 
+    /// What `image:tag` names, by one HEAD, once per pass (concurrent callers share it).
+    pub async fn digest(&self, image: &Repository, tag: &Tag) -> Result<Digest, RegistryError> {
+        let cell = {
+            let mut resolved = self.resolved.lock().await;
+            Arc::clone(resolved.entry((image.clone(), tag.clone())).or_default())
+        };
+        cell.get_or_init(|| async {
+            let (host, path) = image.split();
+            manifest::digest(&self.transport, api_host(host), &path, tag).await
+        })
+        .await
+        .clone()
+    }
+
+    /// The facts of `image:tag` to `depth`: its digest alone (one HEAD) or
+    /// [`Registry::facts`]. A digest alone says nothing more even when more is cached,
+    /// so that what a pass sees does not depend on what the cache happens to hold.
+    pub async fn facts_to(
+        &self,
+        image: &Repository,
+        tag: &Tag,
+        depth: Depth,
+    ) -> Result<ImageFacts, RegistryError> {
+        match depth {
+            Depth::Digest => Ok(ImageFacts::digest_only(self.digest(image, tag).await?)),
+            Depth::Whole => self.facts(image, tag).await,
+        }
+    }
+
     async fn inspect(&self, image: &Repository, tag: &Tag) -> Result<ImageFacts, RegistryError> {
         let (host, path) = image.split();
         let reference = format!("{image}:{tag}");
@@ -157,7 +190,7 @@ impl Registry {
             self.facts.saw(&reference).await;
             return Ok(facts);
         }
-        let digest = manifest::digest(&self.transport, api_host(host), &path, tag).await?;
+        let digest = self.digest(image, tag).await?;
         if let Some(f) = self.facts.get(&digest).await {
             return Ok(f);
         }

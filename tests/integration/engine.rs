@@ -555,6 +555,68 @@ pub async fn fresh_pass(
     engine.pass(now).await
 }
 
+/// A fresh cache asks the registry no more than a warm one for a `plan` that promotes, and
+/// plans the same: the tag to write needs only its digest (one HEAD either way); its config
+/// (creation time, labels, platforms) is read only where a gate, `newestBuild` or a pull
+/// request needs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_cache_asks_the_registry_no_more_than_a_warm_one() {
+    let (registry, image) = app_registry().await;
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo_at(
+        base.path(),
+        "fresh",
+        &[
+            ("dev/kustomization.yaml", &kustomization(&image, "1.0.0")),
+            ("staging/kustomization.yaml", &kustomization(&image, "1.0.0")),
+        ],
+        Some(INITIAL),
+    );
+    let rules_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules_dir.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1
+kind: Settings
+spec:
+  git: {{ url: 'file://{bare}' }}
+  registries: [{{ host: '{r}', insecure: true }}]
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: {{ name: app }}
+spec:
+  image: {image}
+  environments:
+    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: dev/kustomization.yaml }} }} }}
+    - {{ name: staging, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: staging/kustomization.yaml }} }} }}
+",
+            bare = bare.display(),
+            r = registry.addr,
+        ),
+    )
+    .unwrap();
+    let rules = tagpromoter::rules::load_dir(rules_dir.path()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut plans = Vec::new();
+    for _ in 0..2 {
+        let engine = Engine::open(rules.clone(), cache.path(), Options::default())
+            .await
+            .unwrap();
+        let (report, _) = engine.preview(at(0)).await;
+        plans.push((render::plan_text(&report), report.registry_requests));
+    }
+    let [(fresh, fresh_requests), (warm, warm_requests)] = <[_; 2]>::try_from(plans).unwrap();
+    assert_eq!(fresh, warm, "a fresh cache plans as a warm one");
+    assert!(fresh.contains("promote 1.0.0 -> 1.1.0"), "{fresh}");
+    assert_eq!(
+        fresh_requests, warm_requests,
+        "fresh: {fresh_requests} requests, warm: {warm_requests}"
+    );
+    // The tag list, and a HEAD for 1.1.0's digest (both environments write it).
+    assert_eq!(warm_requests, 2, "{warm}");
+}
+
 /// A registry holding `acme/app` at 1.0.0 and 1.1.0; and the image's name.
 pub async fn app_registry() -> (DockerRegistry, String) {
     let registry = DockerRegistry::start(Auth::None);
