@@ -199,7 +199,9 @@ pub fn facts_wanted(
                 .get(tag)
                 .is_some_and(|f| f.whole || depth == Depth::Digest);
             if !known && !asked.contains(&(p.image.clone(), tag.clone(), depth)) {
-                let at = wanted.entry((p.image.clone(), tag.clone())).or_insert(depth);
+                let at = wanted
+                    .entry((p.image.clone(), tag.clone()))
+                    .or_insert(depth);
                 *at = (*at).max(depth);
                 return true;
             }
@@ -839,5 +841,97 @@ mod verify_tests {
             .deployment("staging", pending());
         let d = bumped.decision("prod", at(100));
         assert_eq!(summary(&d), "promote 1.1.0", "{:?}", d.outcome);
+    }
+}
+
+#[cfg(test)]
+mod facts_tests {
+    use std::collections::HashSet;
+
+    use super::super::fixtures::{World, at, rules, summary};
+    use super::*;
+    use crate::image::ImageFacts;
+
+    const DEV: &str = "    - name: dev\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/dev.yaml, tag: image.tag } }\n";
+    const AGED_DEV: &str = "    - name: dev\n      minAge: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/dev.yaml, tag: image.tag } }\n";
+
+    /// What the decisions ask the registry about, and how deep: the tag to write needs
+    /// only its digest; a gate that reads the config needs the whole facts, even of a tag
+    /// whose digest alone is known.
+    #[test]
+    fn each_decision_asks_for_facts_as_deep_as_it_reads_them() {
+        let digest_only = |f: &mut ImageFacts| *f = ImageFacts::digest_only(f.digest.clone());
+        let rows: Vec<(&str, World, Vec<(&str, Depth)>)> = vec![
+            (
+                "the tag to write, unknown",
+                World::new(rules(DEV), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+                    .uninspected("1.1.0"),
+                vec![("1.1.0", Depth::Digest)],
+            ),
+            (
+                "the tag to write, its digest known",
+                World::new(rules(DEV), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+                    .facts("1.1.0", digest_only),
+                vec![],
+            ),
+            (
+                "a minAge candidate, unknown",
+                World::new(rules(AGED_DEV), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+                    .uninspected("1.1.0"),
+                vec![("1.1.0", Depth::Whole)],
+            ),
+            (
+                "a minAge candidate whose digest alone is known",
+                World::new(rules(AGED_DEV), "1.0.0")
+                    .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+                    .facts("1.1.0", digest_only),
+                vec![("1.1.0", Depth::Whole)],
+            ),
+            (
+                "a minAge candidate, whole",
+                World::new(rules(AGED_DEV), "1.0.0").tags(&[("1.0.0", 0), ("1.1.0", 1)]),
+                vec![],
+            ),
+        ];
+        for (case, world, expected) in rows {
+            let wanted: Vec<(String, Depth)> =
+                facts_wanted(&world.rules, &world.observed, at(100), &HashSet::new())
+                    .into_iter()
+                    .map(|(_, tag, depth)| (tag.to_string(), depth))
+                    .collect();
+            let expected: Vec<(String, Depth)> =
+                expected.into_iter().map(|(t, d)| (t.into(), d)).collect();
+            assert_eq!(wanted, expected, "{case}");
+        }
+    }
+
+    /// A digest alone does not pass `minAge`: the tag is not inspected yet (and is asked
+    /// for whole), not refused for want of a creation time.
+    #[test]
+    fn a_digest_alone_leaves_a_min_age_candidate_uninspected() {
+        let world = World::new(rules(AGED_DEV), "1.0.0")
+            .tags(&[("1.0.0", 0), ("1.1.0", 1)])
+            .facts("1.1.0", |f| *f = ImageFacts::digest_only(f.digest.clone()));
+        let decision = world.decision("dev", at(100));
+        assert_eq!(summary(&decision), "up-to-date");
+        let waiting = decision
+            .outcome
+            .as_ref()
+            .unwrap()
+            .decision
+            .waiting()
+            .to_vec();
+        assert!(
+            matches!(
+                waiting.as_slice(),
+                [w] if w.tag.as_str() == "1.1.0" && w.block == crate::policy::Block::NotInspected
+            ),
+            "{waiting:?}"
+        );
+        let whole = World::new(rules(AGED_DEV), "1.0.0").tags(&[("1.0.0", 0), ("1.1.0", 1)]);
+        assert_eq!(summary(&whole.decision("dev", at(100))), "promote 1.1.0");
     }
 }

@@ -40,6 +40,7 @@ pub use report::{EnvReport, PassReport, Scope, State};
 use crate::deploy::cluster::Clusters;
 use crate::gitops::{GitError, Repo, RepoConfig};
 use crate::metrics::Metrics;
+use crate::policy::Decision;
 use crate::registry::{Registry, RegistryError};
 use crate::rules::{Destination, Rules};
 
@@ -283,6 +284,53 @@ impl Engine {
         })
     }
 
+    /// Start the stall clock of the bumps that did not land and whose tag's creation time
+    /// was not read (the tag to write needs only its digest): read it now, for them alone.
+    async fn date_unlanded(&self, decisions: &mut [EnvDecision], applied: &[Applied]) {
+        let undated: Vec<usize> = decisions
+            .iter()
+            .zip(applied)
+            .enumerate()
+            .filter(|(_, (d, a))| {
+                matches!(a, Applied::Failed(_) | Applied::Skipped { .. })
+                    && matches!(
+                        &d.outcome,
+                        Ok(Decided {
+                            decision: Decision::Promote {
+                                eligible_since: None,
+                                ..
+                            },
+                            ..
+                        })
+                    )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let reads = undated.iter().filter_map(|&i| {
+            let d = &decisions[i];
+            let to = d.promotes_to()?.clone();
+            let registry = Arc::clone(&self.registry);
+            let image = d.image.clone();
+            Some(async move { (i, registry.facts(&image, &to).await) })
+        });
+        for (i, read) in futures_util::future::join_all(reads).await {
+            let created = match read {
+                Ok(facts) => facts.created,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read when the tag to write was created; its stall clock waits");
+                    None
+                }
+            };
+            if let Ok(Decided {
+                decision: Decision::Promote { eligible_since, .. },
+                ..
+            }) = &mut decisions[i].outcome
+            {
+                *eligible_since = created;
+            }
+        }
+    }
+
     /// One full pass at `now`: observe, decide, write, report. Never fails as a whole: a
     /// repository that cannot be read is the report's `error`.
     pub async fn pass(&self, now: Timestamp) -> PassReport {
@@ -342,7 +390,7 @@ impl Engine {
         let plan = match self.plan_for(rules, now).await {
             Ok(mut plan) => {
                 let (applied, pushes) = if write {
-                    apply::apply(
+                    let (applied, pushes) = apply::apply(
                         rules,
                         &self.repos,
                         &self.forges,
@@ -350,7 +398,9 @@ impl Engine {
                         &plan.observed.tips,
                         now,
                     )
-                    .await
+                    .await;
+                    self.date_unlanded(&mut plan.decisions, &applied).await;
+                    (applied, pushes)
                 } else {
                     let mut looked = Vec::with_capacity(plan.decisions.len());
                     for d in &plan.decisions {

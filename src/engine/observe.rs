@@ -397,8 +397,7 @@ pub async fn inspect_more(
         }
         let registry = Arc::clone(registry);
         tasks.spawn(async move {
-            let got =
-                tokio::time::timeout_at(until, registry.facts_to(&image, &tag, depth)).await;
+            let got = tokio::time::timeout_at(until, registry.facts_to(&image, &tag, depth)).await;
             (image, tag, got)
         });
     }

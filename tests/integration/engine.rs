@@ -568,7 +568,10 @@ async fn a_fresh_cache_asks_the_registry_no_more_than_a_warm_one() {
         "fresh",
         &[
             ("dev/kustomization.yaml", &kustomization(&image, "1.0.0")),
-            ("staging/kustomization.yaml", &kustomization(&image, "1.0.0")),
+            (
+                "staging/kustomization.yaml",
+                &kustomization(&image, "1.0.0"),
+            ),
         ],
         Some(INITIAL),
     );
