@@ -853,6 +853,9 @@ mod facts_tests {
     use crate::image::ImageFacts;
 
     const DEV: &str = "    - name: dev\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/dev.yaml, tag: image.tag } }\n";
+    /// The tags wanted, each with its depth.
+    type Wanted = Vec<(&'static str, Depth)>;
+
     const AGED_DEV: &str = "    - name: dev\n      minAge: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/dev.yaml, tag: image.tag } }\n";
 
     /// What the decisions ask the registry about, and how deep: the tag to write needs
@@ -861,7 +864,7 @@ mod facts_tests {
     #[test]
     fn each_decision_asks_for_facts_as_deep_as_it_reads_them() {
         let digest_only = |f: &mut ImageFacts| *f = ImageFacts::digest_only(f.digest.clone());
-        let rows: Vec<(&str, World, Vec<(&str, Depth)>)> = vec![
+        let rows: Vec<(&str, World, Wanted)> = vec![
             (
                 "the tag to write, unknown",
                 World::new(rules(DEV), "1.0.0")
