@@ -105,7 +105,8 @@ async fn fresh_against_warm_plan() {
             .status()
             .unwrap();
         assert!(status.success());
-        std::fs::remove_dir_all(dir.path().join(part)).unwrap();
+        // Absent when the runs kept nothing of that kind (no tag's config was read).
+        let _ = std::fs::remove_dir_all(dir.path().join(part));
         dir
     };
     let mut times: [Vec<[f64; 3]>; 4] = Default::default();
