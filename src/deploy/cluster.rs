@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams, ObjectList};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use serde_json::Value;
@@ -18,7 +18,7 @@ use super::{Rollout, argocd, flux};
 use crate::rules::{Cluster, Controller};
 
 /// How long one list may take before its cluster counts as unreachable.
-pub(super) const LIST_TIMEOUT: Duration = Duration::from_secs(30);
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a cluster's controllers could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +108,25 @@ impl Clusters {
     }
 
     async fn list(&self, cluster: &Option<String>, kind: Kind, namespace: &str) -> Listed {
+        let (_, listed) = self.objects(cluster, kind, namespace).await?;
+        Ok(listed
+            .items
+            .into_iter()
+            .filter_map(|object| {
+                let name = object.metadata.name.clone()?;
+                Some((name, serde_json::to_value(&object).ok()?))
+            })
+            .collect())
+    }
+
+    /// The objects of `kind` in `namespace` of `cluster`, listed once (within
+    /// [`LIST_TIMEOUT`]), and the API through which they were listed.
+    pub(super) async fn objects(
+        &self,
+        cluster: &Option<String>,
+        kind: Kind,
+        namespace: &str,
+    ) -> Result<(Api<DynamicObject>, ObjectList<DynamicObject>), ClusterError> {
         let client = self.client(cluster).await?;
         let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &kind.resource());
         let listed = tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default()))
@@ -122,21 +141,11 @@ impl Clusters {
                 ),
             })?
             .map_err(|e| classify(cluster, kind, namespace, &e))?;
-        Ok(listed
-            .items
-            .into_iter()
-            .filter_map(|object| {
-                let name = object.metadata.name.clone()?;
-                Some((name, serde_json::to_value(&object).ok()?))
-            })
-            .collect())
+        Ok((api, listed))
     }
 
     /// A client for `cluster`, connected on first use.
-    pub(super) async fn client(
-        &self,
-        cluster: &Option<String>,
-    ) -> Result<kube::Client, ClusterError> {
+    async fn client(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
         let mut clients = self.clients.lock().await;
         if let Some(client) = clients.get(cluster) {
             return Ok(client.clone());

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
 use jiff::Timestamp;
-use kube::api::{Api, DynamicObject, ListParams, WatchEvent, WatchParams};
+use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
 
-use super::cluster::{Clusters, Kind, LIST_TIMEOUT, List, Place, classify, objects_of};
+use super::cluster::{ClusterError, Clusters, Kind, List, Place, classify, objects_of};
 use super::{Rollout, RolloutState, argocd, flux};
 use crate::rules::Rules;
 
@@ -154,7 +154,7 @@ enum Stop {
     /// The API server no longer has the changes since our version: list again.
     Expired,
     /// It failed: try again later.
-    Failed(super::cluster::ClusterError),
+    Failed(ClusterError),
 }
 
 /// The watch of one list.
@@ -188,42 +188,30 @@ impl ListWatch {
         }
     }
 
-    /// List the objects (ringing for those that changed since the last list), then watch
-    /// from that version until the watch can no longer go on.
+    /// List the objects, then watch from that version until the watch can no longer go on.
     async fn list_and_watch(&mut self, failing: &mut Option<String>) -> Stop {
         let (cluster, kind, namespace) = &self.list;
-        let failed = |e: &kube::Error| Stop::Failed(classify(cluster, *kind, namespace, e));
-        let client = match self.clusters.client(cluster).await {
-            Ok(client) => client,
+        let (api, listed) = match self.clusters.objects(cluster, *kind, namespace).await {
+            Ok(listed) => listed,
             Err(e) => return Stop::Failed(e),
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &kind.resource());
-        let listed =
-            match tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default())).await {
-                Ok(Ok(listed)) => listed,
-                Ok(Err(e)) => return failed(&e),
-                Err(_) => {
-                    return Stop::Failed(super::cluster::ClusterError {
-                        kind: super::cluster::ClusterErrorKind::Unreachable,
-                        detail: format!(
-                            "{} in {namespace}: no list within {}s",
-                            kind.plural(),
-                            LIST_TIMEOUT.as_secs()
-                        ),
-                    });
-                }
-            };
-        let mut version = listed.metadata.resource_version.clone().unwrap_or_default();
-        let now: HashMap<String, Gist> = listed
-            .items
+        let version = listed.metadata.resource_version.clone().unwrap_or_default();
+        self.listed(&listed.items);
+        self.watch(&api, version, failing).await
+    }
+
+    /// Note what a list found; ring for the objects that changed since the last list (the
+    /// first list only starts watching: the pass before it read the same).
+    fn listed(&mut self, items: &[DynamicObject]) {
+        let kind = self.list.1;
+        let now: HashMap<String, Gist> = items
             .iter()
             .filter_map(|object| {
                 let name = object.metadata.name.as_ref()?;
                 self.objects.contains_key(name).then_some(())?;
-                Some((name.clone(), Gist::of(*kind, object)?))
+                Some((name.clone(), Gist::of(kind, object)?))
             })
             .collect();
-        // The first list only starts watching: the pass before it read the same.
         if let Some(seen) = &self.seen {
             let changed: BTreeSet<String> = self
                 .objects
@@ -235,7 +223,20 @@ impl ListWatch {
                 (self.ring)(changed);
             }
         }
-        let seen = self.seen.insert(now);
+        self.seen = Some(now);
+    }
+
+    /// Watch from `version`, again each time a watch ends by its timeout, ringing for each
+    /// watched object whose gist changes; until the history expires or a watch fails.
+    async fn watch(
+        &mut self,
+        api: &Api<DynamicObject>,
+        mut version: String,
+        failing: &mut Option<String>,
+    ) -> Stop {
+        let (cluster, kind, namespace) = &self.list;
+        let failed = |e: &kube::Error| Stop::Failed(classify(cluster, *kind, namespace, e));
+        let seen = self.seen.get_or_insert_default();
         loop {
             let params = WatchParams::default().timeout(WATCH_SECONDS);
             let started = tokio::time::Instant::now();
