@@ -313,7 +313,16 @@ impl Engine {
             let image = d.image.clone();
             Some(async move { (i, registry.facts(&image, &to).await) })
         });
-        for (i, read) in futures_util::future::join_all(reads).await {
+        // Within the pass's registry deadline: a registry that hangs now leaves them undated.
+        let deadline = self.options.registry_deadline;
+        let Ok(reads) = tokio::time::timeout(deadline, futures_util::future::join_all(reads)).await
+        else {
+            tracing::warn!(
+                "the registry did not say in time when the tags of the bumps that failed were created; their stall clocks wait"
+            );
+            return;
+        };
+        for (i, read) in reads {
             let created = match read {
                 Ok(facts) => facts.created,
                 Err(e) => {
