@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{Rollout, RolloutState, said, text, time};
+use super::{Deployed, Rollout, RolloutState, said, text, time};
 
 /// What `application` reports about its rollout.
 pub fn rollout(application: &Value) -> Rollout {
@@ -38,7 +38,29 @@ pub fn rollout(application: &Value) -> Rollout {
             message: said(&format!("sync {sync}, health {health}"), health_message),
         },
     };
-    Rollout { revisions, state }
+    Rollout {
+        revisions,
+        state,
+        history: history(status),
+    }
+}
+
+/// `status.history`: each deployment with its revisions and `deployedAt`, oldest first.
+fn history(status: &Value) -> Vec<Deployed> {
+    let mut history: Vec<Deployed> = status
+        .get("history")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            Some(Deployed {
+                revisions: revisions(Some(entry)),
+                at: time(entry, &["deployedAt"])?,
+            })
+        })
+        .collect();
+    history.sort_by_key(|d| d.at);
+    history
 }
 
 /// The revisions of a `sync` (or history, or sync result) entry: `revisions` for a
@@ -210,6 +232,30 @@ mod tests {
             RolloutState::Healthy {
                 since: at("2026-11-30T11:00:30Z")
             }
+        );
+    }
+
+    /// Every remembered rollout is listed, oldest first, with its revisions; an entry that
+    /// does not say when it was deployed is left out.
+    #[test]
+    fn the_history_lists_each_rollout_oldest_first() {
+        let mut app = application("Synced", "Healthy", "Succeeded", BUMP);
+        app["status"]["history"] = json!([
+            { "id": 3, "revision": BUMP, "deployStartedAt": "2026-11-30T11:00:00Z", "deployedAt": "2026-11-30T11:00:30Z" },
+            { "id": 1, "revision": OLDER, "deployStartedAt": "2026-11-29T08:00:00Z", "deployedAt": "2026-11-29T08:01:00Z" },
+            { "id": 2, "revision": OLDER, "deployStartedAt": "2026-11-29T09:00:00Z" }
+        ]);
+        let history: Vec<(Vec<String>, Option<jiff::Timestamp>)> = rollout(&app)
+            .history
+            .into_iter()
+            .map(|d| (d.revisions, Some(d.at)))
+            .collect();
+        assert_eq!(
+            history,
+            vec![
+                (vec![OLDER.to_string()], at("2026-11-29T08:01:00Z")),
+                (vec![BUMP.to_string()], at("2026-11-30T11:00:30Z")),
+            ]
         );
     }
 

@@ -37,7 +37,11 @@ pub fn rollout(kustomization: &Value, helm_release: Option<&Value>) -> Rollout {
             other => other,
         };
     }
-    Rollout { revisions, state }
+    Rollout {
+        revisions,
+        state,
+        history: Vec::new(),
+    }
 }
 
 /// How a `HelmRelease` stands on its own: a release Helm installed, upgraded or tested and

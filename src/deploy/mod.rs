@@ -24,6 +24,18 @@ pub struct Rollout {
     pub revisions: Vec<String>,
     /// How that rollout stands.
     pub state: RolloutState,
+    /// The rollouts the controller remembers, oldest first (Argo CD's `status.history`,
+    /// its last ten by default; Flux keeps none).
+    pub history: Vec<Deployed>,
+}
+
+/// A rollout a controller remembers: what it deployed, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// The revisions, as in [`Rollout::revisions`].
+    pub revisions: Vec<String>,
+    /// When it finished deploying them.
+    pub at: Timestamp,
 }
 
 /// How a rollout stands.
@@ -62,6 +74,7 @@ impl Rollout {
             state: RolloutState::Unknown {
                 message: message.into(),
             },
+            history: Vec::new(),
         }
     }
 }

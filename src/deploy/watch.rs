@@ -135,6 +135,7 @@ impl Gist {
             Kind::HelmRelease => Rollout {
                 revisions: Vec::new(),
                 state: flux::release_state(&value),
+                history: Vec::new(),
             },
         };
         let since = match rollout.state {

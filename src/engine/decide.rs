@@ -845,6 +845,94 @@ mod verify_tests {
 }
 
 #[cfg(test)]
+mod rolled_out_tests {
+    use super::super::fixtures::{Step, World, at, rules, summary};
+    use super::super::verify::{Deployment, RolledOut};
+
+    const VERIFIED: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n      verify: { argocd: { application: app-staging } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
+
+    /// Staging's history: 1.1.0 committed at hour 1, 1.2.0 at hour 50 (deployed then, or
+    /// not yet). Prod, half an hour later, takes 1.1.0 only if it ran an hour in staging:
+    /// from when Argo CD's history says it was deployed, where the history reaches; a value
+    /// never deployed did not run, and what ran before it ran on.
+    #[test]
+    fn an_earlier_value_soaks_from_its_rollout_in_the_controllers_history() {
+        let world = |now: Deployment, rolled: Option<RolledOut>| {
+            let world = World::new(rules(VERIFIED), "1.0.0")
+                .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
+                .history(
+                    "staging",
+                    "1.0.0",
+                    true,
+                    &[
+                        Step::Bot {
+                            at: at(1),
+                            to: "1.1.0",
+                        },
+                        Step::Bot {
+                            at: at(50),
+                            to: "1.2.0",
+                        },
+                    ],
+                )
+                .deployment("staging", now);
+            match rolled {
+                Some(rolled) => world.rolled_out("staging", 1, rolled),
+                None => world,
+            }
+        };
+        let deployed = || Deployment::Deployed { since: at(50) };
+        let pending = || Deployment::Deploying {
+            message: "sync OutOfSync".into(),
+        };
+        let late = at(49) + jiff::SignedDuration::from_mins(30);
+        let rows = [
+            (
+                "the history does not reach it",
+                deployed(),
+                None,
+                "promote 1.1.0",
+            ),
+            (
+                "deployed at hour 10",
+                deployed(),
+                Some(RolledOut::At(at(10))),
+                "promote 1.1.0",
+            ),
+            (
+                "deployed half an hour before 1.2.0",
+                deployed(),
+                Some(RolledOut::At(late)),
+                "up-to-date",
+            ),
+            (
+                "never deployed",
+                deployed(),
+                Some(RolledOut::Never),
+                "up-to-date",
+            ),
+            (
+                "never deployed, 1.2.0 not yet either",
+                pending(),
+                Some(RolledOut::Never),
+                "up-to-date",
+            ),
+            (
+                "deployed late, 1.2.0 not yet: 1.1.0 still runs",
+                pending(),
+                Some(RolledOut::At(late)),
+                "promote 1.1.0",
+            ),
+        ];
+        for (case, now, rolled, expected) in rows {
+            let d =
+                world(now, rolled).decision("prod", at(50) + jiff::SignedDuration::from_mins(30));
+            assert_eq!(summary(&d), expected, "{case}: {:?}", d.outcome);
+        }
+    }
+}
+
+#[cfg(test)]
 mod facts_tests {
     use std::collections::HashSet;
 

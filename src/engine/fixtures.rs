@@ -109,6 +109,7 @@ impl World {
                 environments: HashMap::new(),
                 files: HashMap::new(),
                 deployments: HashMap::new(),
+                rolled_out: HashMap::new(),
             },
             rules,
         };
@@ -264,6 +265,27 @@ impl World {
             environment: env.to_string(),
         };
         self.observed.deployments.insert(key, deployment);
+        self
+    }
+
+    /// `env`'s controller's history dates the rollout of the value its change `index` set
+    /// (0: the initial value).
+    pub fn rolled_out(mut self, env: &str, index: usize, rolled: super::verify::RolledOut) -> Self {
+        let key = EnvKey {
+            promotion: self.rules.promotions[0].name.clone(),
+            environment: env.to_string(),
+        };
+        let changes = self
+            .observed
+            .environments
+            .get(&key)
+            .map_or(0, |s| s.timeline.changes.len());
+        let dates = self
+            .observed
+            .rolled_out
+            .entry(key)
+            .or_insert_with(|| vec![None; changes]);
+        dates[index] = Some(rolled);
         self
     }
 

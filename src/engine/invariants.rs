@@ -157,6 +157,7 @@ impl Model {
             environments,
             files: HashMap::new(),
             deployments: HashMap::new(),
+            rolled_out: HashMap::new(),
         }
     }
 

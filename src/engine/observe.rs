@@ -196,6 +196,10 @@ pub struct Observed {
     pub files: HashMap<(Destination, PathBuf), Option<String>>,
     /// Per environment with `verify:`, whether its value runs.
     pub deployments: HashMap<EnvKey, super::verify::Deployment>,
+    /// Per environment with `verify:` whose controller keeps a history (Argo CD), when each
+    /// of its timeline's values was first rolled out, by the change's index (`None`: the
+    /// history does not reach it).
+    pub rolled_out: HashMap<EnvKey, Vec<Option<super::verify::RolledOut>>>,
 }
 
 impl Observed {
@@ -219,7 +223,10 @@ impl Observed {
         for c in &mut timeline.changes {
             c.rollback = rollbacks.contains(&c.since);
         }
-        // Verified upstream, its value runs from its rollout on.
+        // Verified upstream, its values run from their rollouts on.
+        if let Some(dates) = self.rolled_out.get(&EnvKey::of(p, up)) {
+            super::verify::date_earlier(&mut timeline, dates);
+        }
         if let Some(deployment) = self.deployments.get(&EnvKey::of(p, up)) {
             deployment.apply(&mut timeline);
         }
@@ -282,6 +289,7 @@ pub async fn observe(
         environments: read.environments,
         files: read.files,
         deployments: HashMap::new(),
+        rolled_out: HashMap::new(),
     };
     // Each image's promotions, found once (not by a scan of every promotion per image).
     let mut watching: HashMap<&Repository, Vec<&Promotion>> = HashMap::new();

@@ -114,6 +114,39 @@ impl Deployment {
     }
 }
 
+/// When a controller's history says a value was rolled out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolledOut {
+    /// First deployed then.
+    At(Timestamp),
+    /// Never: the history reaches back past its commit and no entry runs it.
+    Never,
+}
+
+/// `timeline`'s earlier values (all but the last, which is [`Deployment::apply`]'s) as
+/// their controller's history dates them (`dates`, by change): each runs from its first
+/// rollout, and one never rolled out did not run at all — what ran before it ran on. A
+/// value the history does not reach keeps its commit time; a person's rollback, and the
+/// value it rolled back from, stay as made.
+pub fn date_earlier(timeline: &mut Timeline, dates: &[Option<RolledOut>]) {
+    let changes = &mut timeline.changes;
+    for i in (0..changes.len().saturating_sub(1)).rev() {
+        if changes[i].rollback || changes[i + 1].rollback {
+            continue;
+        }
+        match dates.get(i).copied().flatten() {
+            Some(RolledOut::At(at)) => {
+                let next = changes[i + 1].since;
+                changes[i].since = changes[i].since.max(at).min(next);
+            }
+            Some(RolledOut::Never) => {
+                changes.remove(i);
+            }
+            None => {}
+        }
+    }
+}
+
 /// Read the rollout of every environment of `rules` with `verify:` into `observed`.
 pub async fn observe_deployments(
     rules: &Rules,
@@ -141,6 +174,7 @@ pub async fn observe_deployments(
     // its tip): each revision's ancestry is walked once.
     let mut ancestries: Ancestries = HashMap::new();
     let mut deployments = HashMap::with_capacity(verified.len());
+    let mut rolled_out = HashMap::new();
     for (key, place, destination) in verified {
         let set_by = observed
             .environments
@@ -197,9 +231,73 @@ pub async fn observe_deployments(
                 }
             }
         };
-        deployments.insert(key, deployment);
+        deployments.insert(key.clone(), deployment);
+        if let (Some(Ok(rollout)), Some(repo), Some(state)) = (
+            rollouts.get(&place),
+            repos.get(destination),
+            observed.environments.get(&key),
+        ) && !rollout.history.is_empty()
+        {
+            let changes = &state.timeline.changes;
+            let dates = date_rollouts(
+                repo,
+                destination,
+                changes,
+                &rollout.history,
+                &mut ancestries,
+            )
+            .await;
+            rolled_out.insert(key, dates);
+        }
     }
     observed.deployments = deployments;
+    observed.rolled_out = rolled_out;
+}
+
+/// When each of `changes` but the last was first rolled out, by `history` (oldest first):
+/// the first entry that runs its commit and not the next change's; never, when the history
+/// reaches back past the change and no entry does; `None` when it cannot be told (the
+/// history does not reach back that far, a commit is unknown).
+async fn date_rollouts(
+    repo: &Repo,
+    destination: &Destination,
+    changes: &[crate::policy::Change],
+    history: &[crate::deploy::Deployed],
+    ancestries: &mut Ancestries,
+) -> Vec<Option<RolledOut>> {
+    let commit = |c: &crate::policy::Change| {
+        c.commit
+            .as_ref()
+            .and_then(|id| ObjectId::from_hex(id.as_bytes()).ok())
+    };
+    let oldest = history.first().map(|d| d.at);
+    let mut dates = vec![None; changes.len()];
+    for i in 0..changes.len().saturating_sub(1) {
+        let Some(this) = commit(&changes[i]) else {
+            continue;
+        };
+        let next = commit(&changes[i + 1]);
+        let mut first = None;
+        for deployed in history {
+            let runs = runs_commit(repo, destination, &deployed.revisions, this, ancestries).await;
+            let runs_next = match next {
+                Some(next) => {
+                    runs_commit(repo, destination, &deployed.revisions, next, ancestries).await
+                }
+                None => false,
+            };
+            if runs && !runs_next {
+                first = Some(deployed.at);
+                break;
+            }
+        }
+        dates[i] = match first {
+            Some(at) => Some(RolledOut::At(at)),
+            None if oldest.is_some_and(|o| o <= changes[i].since) => Some(RolledOut::Never),
+            None => None,
+        };
+    }
+    dates
 }
 
 /// Each (destination, revision)'s ancestry, walked once a pass.

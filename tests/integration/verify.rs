@@ -441,3 +441,40 @@ async fn a_worker_not_allowed_to_watch_backs_off_and_still_reads_rollouts_at_eac
     );
     worker.stop().await;
 }
+
+/// Dev's bump to 1.1.0 was never synced by Argo CD (its history shows only the first
+/// commit, deployed long before), and dev has since been bumped to 1.2.0, not synced
+/// either: dev still runs 1.0.0, so 1.1.0 never soaked there and prod keeps 1.0.0, however
+/// long ago 1.1.0 was committed. Once the history shows 1.1.0 deployed, prod takes it an
+/// hour after that deployment.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_the_controllers_history_never_deployed_does_not_soak() {
+    let world = World::new().await;
+    let first = first_of(&world);
+    world.pass(at(0)).await;
+    let one_one = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    crate::support::oci::Pusher::new(&world._registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    world.pass(at(120)).await;
+    assert_eq!(world.tag("dev"), "1.2.0");
+    let report = world.pass(at(121)).await;
+    assert_eq!(
+        world.tag("prod"),
+        "1.0.0",
+        "1.1.0 never ran in dev: {}",
+        report_of(&report, "app/prod").state(report.now)
+    );
+
+    // Argo CD's history: the first commit, then 1.1.0's at 1:02; 1.2.0 not synced yet.
+    let mut app = application(&one_one, "Healthy", at(62));
+    app["status"]["history"] = json!([
+        { "id": 1, "revision": first, "deployStartedAt": at(-600).to_string(), "deployedAt": at(-600).to_string() },
+        { "id": 2, "revision": one_one, "deployStartedAt": at(62).to_string(), "deployedAt": at(62).to_string() }
+    ]);
+    world.api.put("applications", app);
+    world.pass(at(121)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "59 minutes after its rollout");
+    world.pass(at(123)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "an hour after its rollout");
+}
