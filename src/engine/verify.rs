@@ -154,28 +154,37 @@ pub async fn observe_deployments(
     repos: &BTreeMap<Destination, Repo>,
     observed: &mut Observed,
 ) {
-    let verified: Vec<(EnvKey, Place, &Destination)> = rules
+    // Each verified environment, and whether another takes tags from it (then its earlier
+    // values' rollouts matter too).
+    let verified: Vec<(EnvKey, Place, &Destination, bool)> = rules
         .promotions
         .iter()
         .flat_map(|p| {
             p.environments.iter().filter_map(move |env| {
                 let v = env.verify.as_ref()?;
                 let place = (v.cluster.clone(), v.controller.clone());
-                Some((EnvKey::of(p, env), place, &env.destination))
+                let upstream = p
+                    .environments
+                    .iter()
+                    .any(|e| e.from.as_ref() == Some(&env.name));
+                Some((EnvKey::of(p, env), place, &env.destination, upstream))
             })
         })
         .collect();
     if verified.is_empty() {
         return;
     }
-    let places: Vec<Place> = verified.iter().map(|(_, place, _)| place.clone()).collect();
+    let places: Vec<Place> = verified
+        .iter()
+        .map(|(_, place, _, _)| place.clone())
+        .collect();
     let rollouts = clusters.rollouts(&places).await;
     // Many environments share a controller revision (every Application of a repository on
     // its tip): each revision's ancestry is walked once.
     let mut ancestries: Ancestries = HashMap::new();
     let mut deployments = HashMap::with_capacity(verified.len());
     let mut rolled_out = HashMap::new();
-    for (key, place, destination) in verified {
+    for (key, place, destination, upstream) in verified {
         let set_by = observed
             .environments
             .get(&key)
@@ -236,7 +245,8 @@ pub async fn observe_deployments(
             rollouts.get(&place),
             repos.get(destination),
             observed.environments.get(&key),
-        ) && !rollout.history.is_empty()
+        ) && upstream
+            && !rollout.history.is_empty()
         {
             let changes = &state.timeline.changes;
             let dates = date_rollouts(
@@ -256,8 +266,9 @@ pub async fn observe_deployments(
 
 /// When each of `changes` but the last was first rolled out, by `history` (oldest first):
 /// the first entry that runs its commit and not the next change's; never, when the history
-/// reaches back past the change and no entry does; `None` when it cannot be told (the
-/// history does not reach back that far, a commit is unknown).
+/// reaches back past the change and no entry does; `None` when it cannot be told (it was
+/// replaced before the history starts, a commit is unknown). Each entry's ancestry is
+/// walked once a pass (`ancestries`).
 async fn date_rollouts(
     repo: &Repo,
     destination: &Destination,
@@ -270,9 +281,15 @@ async fn date_rollouts(
             .as_ref()
             .and_then(|id| ObjectId::from_hex(id.as_bytes()).ok())
     };
-    let oldest = history.first().map(|d| d.at);
+    let Some(oldest) = history.first().map(|d| d.at) else {
+        return Vec::new();
+    };
     let mut dates = vec![None; changes.len()];
     for i in 0..changes.len().saturating_sub(1) {
+        // Replaced before the history starts: it keeps its commit time.
+        if changes[i + 1].since < oldest {
+            continue;
+        }
         let Some(this) = commit(&changes[i]) else {
             continue;
         };
@@ -293,7 +310,7 @@ async fn date_rollouts(
         }
         dates[i] = match first {
             Some(at) => Some(RolledOut::At(at)),
-            None if oldest.is_some_and(|o| o <= changes[i].since) => Some(RolledOut::Never),
+            None if oldest <= changes[i].since => Some(RolledOut::Never),
             None => None,
         };
     }
