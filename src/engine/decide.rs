@@ -771,7 +771,7 @@ mod tests {
 #[cfg(test)]
 mod verify_tests {
     use super::super::fixtures::{Step, World, at, rules, summary};
-    use super::super::verify::Deployment;
+    use super::super::verify::{Deployment, RolledOut};
 
     const VERIFIED: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n      verify: { argocd: { application: app-staging } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
 
@@ -821,7 +821,14 @@ mod verify_tests {
             assert_eq!(summary(&d), "promote 1.1.0", "{case}: {:?}", d.outcome);
         }
         // Its bump to 1.2.0 not deployed yet: 1.1.0 still runs there, 1.2.0 has not soaked.
-        let bumped = World::new(rules(VERIFIED), "1.0.0")
+        let bumped = bumped_twice(2).deployment("staging", pending());
+        let d = bumped.decision("prod", at(100));
+        assert_eq!(summary(&d), "promote 1.1.0", "{:?}", d.outcome);
+    }
+
+    /// Staging bumped by the bot to 1.1.0 at hour 1 and to 1.2.0 at hour `second`.
+    fn bumped_twice(second: i64) -> World {
+        World::new(rules(VERIFIED), "1.0.0")
             .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
             .history(
                 "staging",
@@ -833,23 +840,12 @@ mod verify_tests {
                         to: "1.1.0",
                     },
                     Step::Bot {
-                        at: at(2),
+                        at: at(second),
                         to: "1.2.0",
                     },
                 ],
             )
-            .deployment("staging", pending());
-        let d = bumped.decision("prod", at(100));
-        assert_eq!(summary(&d), "promote 1.1.0", "{:?}", d.outcome);
     }
-}
-
-#[cfg(test)]
-mod rolled_out_tests {
-    use super::super::fixtures::{Step, World, at, rules, summary};
-    use super::super::verify::{Deployment, RolledOut};
-
-    const VERIFIED: &str = "    - name: staging\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/staging.yaml, tag: image.tag } }\n      verify: { argocd: { application: app-staging } }\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: { helm: { file: apps/prod.yaml, tag: image.tag } }\n";
 
     /// Staging's history: 1.1.0 committed at hour 1, 1.2.0 at hour 50 (deployed then, or
     /// not yet). Prod, half an hour later, takes 1.1.0 only if it ran an hour in staging:
@@ -858,24 +854,7 @@ mod rolled_out_tests {
     #[test]
     fn an_earlier_value_soaks_from_its_rollout_in_the_controllers_history() {
         let world = |now: Deployment, rolled: Option<RolledOut>| {
-            let world = World::new(rules(VERIFIED), "1.0.0")
-                .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
-                .history(
-                    "staging",
-                    "1.0.0",
-                    true,
-                    &[
-                        Step::Bot {
-                            at: at(1),
-                            to: "1.1.0",
-                        },
-                        Step::Bot {
-                            at: at(50),
-                            to: "1.2.0",
-                        },
-                    ],
-                )
-                .deployment("staging", now);
+            let world = bumped_twice(50).deployment("staging", now);
             match rolled {
                 Some(rolled) => world.rolled_out("staging", 1, rolled),
                 None => world,
