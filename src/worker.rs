@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::alert::Alerting;
-use crate::deploy::watch::{Ring, Watches, concerns};
+use crate::deploy::watch::{Ring, Watches};
 use crate::engine::{Engine, PassReport, Scope};
 use crate::rules::{self, Rules};
 use crate::server::Shared;
@@ -84,7 +84,7 @@ impl Worker {
                     next_full = tokio::time::Instant::now() + interval + jitter(interval);
                 }
                 last = Some(report);
-                watches.follow(self.engine.clusters(), concerns(self.engine.rules()), &ring);
+                watches.follow(self.engine.clusters(), self.engine.rules(), &ring);
             }
             if *stop.borrow() {
                 break;

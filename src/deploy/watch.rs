@@ -35,10 +35,10 @@ const RETRY_LONGEST: Duration = Duration::from_secs(120);
 pub type Ring = Arc<dyn Fn(BTreeSet<String>) + Send + Sync>;
 
 /// Which promotions each controller object verifies.
-pub type Concerns = BTreeMap<Place, BTreeSet<String>>;
+type Concerns = BTreeMap<Place, BTreeSet<String>>;
 
 /// The controller objects the `verify:` of `rules` name, with the promotions they verify.
-pub fn concerns(rules: &Rules) -> Concerns {
+fn concerns(rules: &Rules) -> Concerns {
     let mut concerns = Concerns::new();
     for promotion in &rules.promotions {
         for env in &promotion.environments {
@@ -56,26 +56,29 @@ pub fn concerns(rules: &Rules) -> Concerns {
 /// A worker's watches, a task per list; they stop when dropped.
 #[derive(Default)]
 pub struct Watches {
-    /// What the running tasks watch, and through which clients.
-    following: Option<(Arc<Clusters>, Concerns)>,
+    /// The clients the running tasks watch through.
+    following: Option<Arc<Clusters>>,
     tasks: Vec<tokio::task::AbortHandle>,
 }
 
 impl Watches {
-    /// Watch the objects of `concerns` through `clusters`, calling `ring` with the
-    /// promotions of each object whose rollout changes. Watches of the same clusters and
-    /// concerns go on as they are; any other change starts them afresh.
-    pub fn follow(&mut self, clusters: &Arc<Clusters>, concerns: Concerns, ring: &Ring) {
-        if let Some((watched, following)) = &self.following
-            && Arc::ptr_eq(watched, clusters)
-            && *following == concerns
+    /// Watch the controller objects the `verify:` of `rules` name through `clusters`,
+    /// calling `ring` with the promotions of each object whose rollout changes. The engine
+    /// makes its cluster clients anew whenever its rules change, so watches through the
+    /// same clients go on as they are (nothing is worked out again after each pass), and
+    /// new clients start them afresh.
+    pub fn follow(&mut self, clusters: &Arc<Clusters>, rules: &Rules, ring: &Ring) {
+        if self
+            .following
+            .as_ref()
+            .is_some_and(|watched| Arc::ptr_eq(watched, clusters))
         {
             return;
         }
         self.stop();
         let mut lists: BTreeMap<List, Objects> = BTreeMap::new();
-        for ((cluster, controller), promotions) in &concerns {
-            for (kind, namespace, name) in objects_of(controller) {
+        for ((cluster, controller), promotions) in concerns(rules) {
+            for (kind, namespace, name) in objects_of(&controller) {
                 lists
                     .entry((cluster.clone(), kind, namespace.to_string()))
                     .or_default()
@@ -97,7 +100,7 @@ impl Watches {
                 tokio::spawn(watch.run()).abort_handle()
             })
             .collect();
-        self.following = Some((Arc::clone(clusters), concerns));
+        self.following = Some(Arc::clone(clusters));
     }
 
     fn stop(&mut self) {

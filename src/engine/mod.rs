@@ -234,8 +234,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The clients of the clusters whose controllers the rules verify with (made anew when
-    /// the rules change).
+    /// The clients of the clusters whose controllers the rules verify with: made anew
+    /// whenever the rules change (kubeconfigs are read again), so the same clients mean the
+    /// same rules (the worker's watches rely on it).
     pub fn clusters(&self) -> &Arc<Clusters> {
         &self.clusters
     }
