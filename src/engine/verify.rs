@@ -284,6 +284,15 @@ async fn date_rollouts(
     let Some(oldest) = history.first().map(|d| d.at) else {
         return Vec::new();
     };
+    // What each remembered rollout ran; `None` when the mirror cannot tell.
+    let mut ran = Vec::with_capacity(history.len());
+    for deployed in history {
+        let lines = lines_of(repo, destination, &deployed.revisions, ancestries).await;
+        ran.push((deployed.at, lines));
+    }
+    let runs = |lines: &[Arc<HashSet<ObjectId>>], c: ObjectId| lines.iter().any(|l| l.contains(&c));
+    // "Never deployed" needs every entry read: one the mirror cannot tell may be it.
+    let whole = ran.iter().all(|(_, lines)| lines.is_some());
     let mut dates = vec![None; changes.len()];
     for i in 0..changes.len().saturating_sub(1) {
         // Replaced before the history starts: it keeps its commit time.
@@ -294,23 +303,13 @@ async fn date_rollouts(
             continue;
         };
         let next = commit(&changes[i + 1]);
-        let mut first = None;
-        for deployed in history {
-            let runs = runs_commit(repo, destination, &deployed.revisions, this, ancestries).await;
-            let runs_next = match next {
-                Some(next) => {
-                    runs_commit(repo, destination, &deployed.revisions, next, ancestries).await
-                }
-                None => false,
-            };
-            if runs && !runs_next {
-                first = Some(deployed.at);
-                break;
-            }
-        }
+        let first = ran.iter().find_map(|(at, lines)| {
+            let lines = lines.as_deref()?;
+            (runs(lines, this) && !next.is_some_and(|n| runs(lines, n))).then_some(*at)
+        });
         dates[i] = match first {
             Some(at) => Some(RolledOut::At(at)),
-            None if oldest <= changes[i].since => Some(RolledOut::Never),
+            None if whole && oldest <= changes[i].since => Some(RolledOut::Never),
             None => None,
         };
     }
@@ -319,6 +318,44 @@ async fn date_rollouts(
 
 /// Each (destination, revision)'s ancestry, walked once a pass.
 type Ancestries = HashMap<(Destination, ObjectId), Arc<HashSet<ObjectId>>>;
+
+/// The ancestry of `revision` in `repo` (itself included), walked once a pass.
+async fn ancestry_of(
+    repo: &Repo,
+    destination: &Destination,
+    revision: ObjectId,
+    ancestries: &mut Ancestries,
+) -> Arc<HashSet<ObjectId>> {
+    let key = (destination.clone(), revision);
+    if let Some(known) = ancestries.get(&key) {
+        return Arc::clone(known);
+    }
+    let walked = Arc::new(repo.ancestry(revision).await);
+    ancestries.insert(key, Arc::clone(&walked));
+    walked
+}
+
+/// The ancestries of the commits among `revisions` (a chart's version is none); `None`
+/// when one is not in the mirror, or is deeper than it walks: what ran is then unknown.
+async fn lines_of(
+    repo: &Repo,
+    destination: &Destination,
+    revisions: &[String],
+    ancestries: &mut Ancestries,
+) -> Option<Vec<Arc<HashSet<ObjectId>>>> {
+    let mut lines = Vec::with_capacity(revisions.len());
+    for revision in revisions {
+        let Ok(id) = ObjectId::from_hex(revision.as_bytes()) else {
+            continue;
+        };
+        let line = ancestry_of(repo, destination, id, ancestries).await;
+        if line.is_empty() || line.len() >= crate::gitops::repo::MAX_ANCESTRY {
+            return None;
+        }
+        lines.push(line);
+    }
+    Some(lines)
+}
 
 /// Whether one of `revisions` is `commit` or descends from it in `repo`.
 async fn runs_commit(
@@ -332,19 +369,11 @@ async fn runs_commit(
         let Ok(id) = ObjectId::from_hex(revision.as_bytes()) else {
             continue;
         };
-        if id == commit {
-            return true;
-        }
-        let key = (destination.clone(), id);
-        let ancestry = match ancestries.get(&key) {
-            Some(known) => Arc::clone(known),
-            None => {
-                let walked = Arc::new(repo.ancestry(id).await);
-                ancestries.insert(key, Arc::clone(&walked));
-                walked
-            }
-        };
-        if ancestry.contains(&commit) {
+        if id == commit
+            || ancestry_of(repo, destination, id, ancestries)
+                .await
+                .contains(&commit)
+        {
             return true;
         }
     }

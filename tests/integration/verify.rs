@@ -478,3 +478,27 @@ async fn a_value_the_controllers_history_never_deployed_does_not_soak() {
     world.pass(at(123)).await;
     assert_eq!(world.tag("prod"), "1.1.0", "an hour after its rollout");
 }
+
+/// A remembered rollout of a commit the mirror does not have (another branch, a fork, a
+/// push it has not fetched) may be the one that deployed dev's 1.1.0: with it in Argo
+/// CD's history, 1.1.0 is not taken for never deployed (which would credit 1.0.0 with the
+/// time), and counts from its commit, as without a history.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_the_mirror_cannot_read_leaves_the_history_silent() {
+    let world = World::new().await;
+    let first = first_of(&world);
+    world.pass(at(0)).await;
+    crate::support::oci::Pusher::new(&world._registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    world.pass(at(120)).await;
+    let unknown = "0123456789abcdef0123456789abcdef01234567";
+    let mut app = application(&first, "Healthy", at(-600));
+    app["status"]["history"] = json!([
+        { "id": 1, "revision": first, "deployStartedAt": at(-600).to_string(), "deployedAt": at(-600).to_string() },
+        { "id": 2, "revision": unknown, "deployStartedAt": at(30).to_string(), "deployedAt": at(30).to_string() }
+    ]);
+    world.api.put("applications", app);
+    world.pass(at(121)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "1.1.0 counts from its commit");
+}
