@@ -780,29 +780,12 @@ mod verify_tests {
     /// prod; a bump not deployed yet does not soak either.
     #[test]
     fn a_rollback_not_deployed_yet_still_stops_the_tag_it_rolled_back_from() {
+        let rollback = Step::Hand {
+            at: at(50),
+            to: "1.1.0",
+        };
         let world = |deployment: Deployment| {
-            World::new(rules(VERIFIED), "1.0.0")
-                .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
-                .history(
-                    "staging",
-                    "1.0.0",
-                    true,
-                    &[
-                        Step::Bot {
-                            at: at(1),
-                            to: "1.1.0",
-                        },
-                        Step::Bot {
-                            at: at(2),
-                            to: "1.2.0",
-                        },
-                        Step::Hand {
-                            at: at(50),
-                            to: "1.1.0",
-                        },
-                    ],
-                )
-                .deployment("staging", deployment)
+            staging(2, std::slice::from_ref(&rollback)).deployment("staging", deployment)
         };
         let pending = || Deployment::Deploying {
             message: "sync OutOfSync".into(),
@@ -821,30 +804,28 @@ mod verify_tests {
             assert_eq!(summary(&d), "promote 1.1.0", "{case}: {:?}", d.outcome);
         }
         // Its bump to 1.2.0 not deployed yet: 1.1.0 still runs there, 1.2.0 has not soaked.
-        let bumped = bumped_twice(2).deployment("staging", pending());
+        let bumped = staging(2, &[]).deployment("staging", pending());
         let d = bumped.decision("prod", at(100));
         assert_eq!(summary(&d), "promote 1.1.0", "{:?}", d.outcome);
     }
 
-    /// Staging bumped by the bot to 1.1.0 at hour 1 and to 1.2.0 at hour `second`.
-    fn bumped_twice(second: i64) -> World {
+    /// Staging bumped by the bot to 1.1.0 at hour 1 and to 1.2.0 at hour `second`, then
+    /// `more`.
+    fn staging(second: i64, more: &[Step]) -> World {
+        let mut steps = vec![
+            Step::Bot {
+                at: at(1),
+                to: "1.1.0",
+            },
+            Step::Bot {
+                at: at(second),
+                to: "1.2.0",
+            },
+        ];
+        steps.extend_from_slice(more);
         World::new(rules(VERIFIED), "1.0.0")
             .tags(&[("1.0.0", 0), ("1.1.0", 1), ("1.2.0", 2)])
-            .history(
-                "staging",
-                "1.0.0",
-                true,
-                &[
-                    Step::Bot {
-                        at: at(1),
-                        to: "1.1.0",
-                    },
-                    Step::Bot {
-                        at: at(second),
-                        to: "1.2.0",
-                    },
-                ],
-            )
+            .history("staging", "1.0.0", true, &steps)
     }
 
     /// Staging's history: 1.1.0 committed at hour 1, 1.2.0 at hour 50 (deployed then, or
@@ -854,7 +835,7 @@ mod verify_tests {
     #[test]
     fn an_earlier_value_soaks_from_its_rollout_in_the_controllers_history() {
         let world = |now: Deployment, rolled: Option<RolledOut>| {
-            let world = bumped_twice(50).deployment("staging", now);
+            let world = staging(50, &[]).deployment("staging", now);
             match rolled {
                 Some(rolled) => world.rolled_out("staging", 1, rolled),
                 None => world,
