@@ -283,10 +283,10 @@ pub struct ImageFacts {
     pub created: Option<jiff::Timestamp>,
     /// The image's `org.opencontainers.image.{source,revision,created}` labels, when set.
     pub labels: std::collections::BTreeMap<String, String>,
-    /// Whether the manifest and config were read. Without them only `digest` is known (by
-    /// a HEAD: all the tag to write needs), and `platforms`, `created` and `labels` are
-    /// empty — read only where a gate, `newestBuild` or a pull request needs them.
-    pub whole: bool,
+    /// How much was read: the digest alone (a HEAD: all the tag to write needs), with
+    /// `platforms`, `created` and `labels` empty; or the manifest and config too — read
+    /// only where a gate, `newestBuild` or a pull request needs them.
+    pub depth: Depth,
 }
 
 impl ImageFacts {
@@ -297,12 +297,13 @@ impl ImageFacts {
             platforms: Vec::new(),
             created: None,
             labels: Default::default(),
-            whole: false,
+            depth: Depth::Digest,
         }
     }
 }
 
-/// How much of an image's facts is wanted: its digest, or everything.
+/// How much of an image's facts is read, or wanted: its digest, or everything (deeper is
+/// greater).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Depth {
     /// The digest only: the tag to write, a digest to compare with what ran.

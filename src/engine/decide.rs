@@ -195,9 +195,7 @@ pub fn facts_wanted(
         let facts = observed.facts.get(&p.image).unwrap_or(&no_facts);
         // Wanted to `depth` unless known to it or asked for already.
         let mut want = |tag: &Tag, depth: Depth| {
-            let known = facts
-                .get(tag)
-                .is_some_and(|f| f.whole || depth == Depth::Digest);
+            let known = facts.get(tag).is_some_and(|f| f.depth >= depth);
             if !known && !asked.contains(&(p.image.clone(), tag.clone(), depth)) {
                 let at = wanted
                     .entry((p.image.clone(), tag.clone()))

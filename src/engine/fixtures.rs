@@ -141,7 +141,7 @@ impl World {
                     platforms: vec!["linux/amd64".into()],
                     created: Some(at(*hours)),
                     labels: Default::default(),
-                    whole: true,
+                    depth: crate::image::Depth::Whole,
                 },
             );
         }

@@ -127,7 +127,7 @@ impl Model {
                     platforms: vec!["linux/amd64".into()],
                     created: Some(at(*built)),
                     labels: Default::default(),
-                    whole: true,
+                    depth: crate::image::Depth::Whole,
                 };
                 (Tag::new(t).unwrap(), facts)
             })

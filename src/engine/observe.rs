@@ -399,7 +399,7 @@ pub async fn inspect_more(
             .facts
             .get(&image)
             .and_then(|f| f.get(&tag))
-            .is_some_and(|f| f.whole || depth == Depth::Digest);
+            .is_some_and(|f| f.depth >= depth);
         if known {
             continue;
         }

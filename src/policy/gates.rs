@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::freeze::{self, FreezeWindow};
 use super::select::{Selection, TagPolicy, Unordered, Unranked};
 use super::timeline::Timeline;
-use crate::image::{Digest, ImageFacts, Tag};
+use crate::image::{Depth, Digest, ImageFacts, Tag};
 
 /// The most better-ranked tags a decision lists with what holds each back: the best ones
 /// are what people ask about, and a long tag list would otherwise hold hundreds per
@@ -416,7 +416,7 @@ impl Gates {
         };
         let facts = s.facts.get(tag);
         // `minAge` and `platforms` read the config: a digest alone is not enough.
-        let whole = facts.filter(|f| f.whole);
+        let whole = facts.filter(|f| f.depth == Depth::Whole);
         if let Some(min_age) = self.min_age {
             let facts = whole.ok_or(Block::NotInspected)?;
             let created = facts.created.ok_or(Block::NoCreationTime)?;
@@ -534,7 +534,7 @@ mod tests {
             platforms: platforms.iter().map(|p| p.to_string()).collect(),
             created: Some(ts(created)),
             labels: Default::default(),
-            whole: true,
+            depth: Depth::Whole,
         }
     }
 

@@ -88,7 +88,7 @@ impl FactsCache {
             platforms: stored.platforms,
             created: stored.created,
             labels: stored.labels,
-            whole: true,
+            depth: crate::image::Depth::Whole,
         };
         self.memory
             .lock()

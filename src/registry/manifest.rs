@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::{ErrorKind, RegistryError};
 use super::transport::{Request, Transport};
-use crate::image::{Digest, ImageFacts, Tag};
+use crate::image::{Depth, Digest, ImageFacts, Tag};
 
 /// The media types asked for. Without the OCI types, distribution answers 404 for OCI
 /// manifests; without schema2 it converts Docker manifests to schema1 (another digest).
@@ -240,7 +240,7 @@ pub async fn facts_of(
             platforms,
             created,
             labels,
-            whole: true,
+            depth: Depth::Whole,
         });
     }
     let config = config_of(t, host, path, &manifest).await?;
@@ -260,7 +260,7 @@ pub async fn facts_of(
         platforms,
         labels: labels_of(config.as_ref()),
         created: config.and_then(|c| parse_created(c.created.as_deref())),
-        whole: true,
+        depth: Depth::Whole,
     })
 }
 
