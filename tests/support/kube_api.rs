@@ -440,11 +440,7 @@ fn query_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 }
 
 fn answer<B>(state: &Mutex<State>, req: &hyper::Request<B>, peer: Option<&[u8]>) -> Answer {
-    let (code, document) = match decide(state, req, peer) {
-        Ok(answer) => return answer,
-        Err(status) => status,
-    };
-    Answer::Document(code, document)
+    decide(state, req, peer).unwrap_or_else(|(code, document)| Answer::Document(code, document))
 }
 
 fn decide<B>(
@@ -562,16 +558,18 @@ fn stream(state: Arc<Mutex<State>>, changes: Changes, watch: Watch) -> Body {
         loop {
             let lines = {
                 let state = state.lock().unwrap();
-                if cursor < state.expired || bell.borrow().1 != started {
-                    if bell.borrow().1 == started {
-                        let (_, gone) = status(
-                            410,
-                            "Expired",
-                            format!("too old resource version: {cursor} ({})", state.expired),
-                        );
-                        let line = json!({ "type": "ERROR", "object": gone });
-                        let _ = tx.try_send(Bytes::from(format!("{line}\n")));
-                    }
+                // The history expired while this watch was open: it ends.
+                if bell.borrow().1 != started {
+                    return;
+                }
+                if cursor < state.expired {
+                    let (_, gone) = status(
+                        410,
+                        "Expired",
+                        format!("too old resource version: {cursor} ({})", state.expired),
+                    );
+                    let line = json!({ "type": "ERROR", "object": gone });
+                    let _ = tx.try_send(Bytes::from(format!("{line}\n")));
                     return;
                 }
                 let lines: String = state
