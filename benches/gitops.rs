@@ -99,6 +99,7 @@ fn main() {
             git_timeout: std::time::Duration::from_secs(600),
             lock_timeout: std::time::Duration::from_secs(600),
             keep_snapshot: false,
+            render: tagpromoter::rules::RenderMode::Auto,
         };
         let started = Instant::now();
         let landed = rt.block_on(async {

@@ -26,6 +26,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
+pub mod render;
 pub mod rules;
 pub mod secret;
 pub mod server;

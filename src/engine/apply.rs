@@ -115,12 +115,12 @@ pub fn bump_for(
     expected: Option<String>,
 ) -> Option<Bump> {
     let (p, env) = rules.environment(&d.key.promotion, &d.key.environment)?;
-    let digest = record.digest.clone().filter(|_| env.pin_digest);
-    let edits = file_edits(p, env, expected, &record.to, digest.as_ref());
+    let edits = file_edits(p, env, expected, &record.to, record.digest.as_ref());
     Some(Bump { record, edits })
 }
 
-/// One edit per target of `env`: `tag` (and `digest`) over `expected`.
+/// One edit per target of `env`: `tag` over `expected`, and `digest` (the tag's, when
+/// known) wherever a target pins one or `pinDigest` asks.
 pub fn file_edits(
     p: &Promotion,
     env: &Environment,
@@ -137,6 +137,7 @@ pub fn file_edits(
                 repository: p.written_repository_of(t),
                 tag: tag.clone(),
                 digest: digest.cloned(),
+                pin: env.pin_digest,
             },
         })
         .collect()

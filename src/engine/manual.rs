@@ -252,13 +252,7 @@ impl Engine {
         };
         let bump = Bump {
             record: record.clone(),
-            edits: super::apply::file_edits(
-                p,
-                env,
-                current,
-                &tag,
-                digest.filter(|_| env.pin_digest).as_ref(),
-            ),
+            edits: super::apply::file_edits(p, env, current, &tag, digest.as_ref()),
         };
         self.write(&env.destination, bump, record, now).await
     }

@@ -18,5 +18,7 @@ pub use error::{GitError, GitErrorKind};
 pub mod repo;
 pub mod snapshot;
 
-pub use repo::{Bump, Chain, FileEdit, Outcome, Pushed, Repo, RepoConfig, Report};
+pub use repo::{
+    Bump, Chain, FileChange, FileEdit, Outcome, Prepared, Pushed, Repo, RepoConfig, Report,
+};
 pub use snapshot::{Entry, Snapshot, TargetHistory, TargetQuery, Value};

@@ -5,9 +5,10 @@
 //! rewritten in place, so repositories that used it move over unchanged.
 
 use crate::image::{ImageRef, Repository};
-use crate::yaml::{Document, Node, NodeKind};
+use crate::yaml::{Document, Node, NodeKind, Position};
 
 use super::patch::{Replacement, editable_scalar};
+use super::reference::{Rendered, digest_to_write};
 use super::{Current, EditError, Wanted};
 
 /// Where the tag is, once found.
@@ -89,8 +90,34 @@ pub fn current(
     }
 }
 
-/// The replacement that makes the file set `wanted` for the image: the entry's tag (and
-/// digest) rewritten, its names as written.
+/// What the file makes Argo CD render for the image (the repository as the entry names it;
+/// none for a Helm parameter, which the chart composes), and where.
+pub fn rendered(
+    docs: &[Document],
+    repository: &Repository,
+    parameter: &str,
+) -> Result<(Rendered, Position), EditError> {
+    match find(docs, repository, parameter)? {
+        Found::Image(node, _, r) => Ok((
+            Rendered::of_reference(&r.to_string()).unwrap_or_default(),
+            node.position,
+        )),
+        Found::Parameter(node) => {
+            let tag = editable_scalar(node, parameter)?.value.clone();
+            Ok((
+                Rendered {
+                    inherited: tag.is_empty(),
+                    tag: (!tag.is_empty()).then_some(tag),
+                    ..Rendered::default()
+                },
+                node.position,
+            ))
+        }
+    }
+}
+
+/// The replacement that makes the file set `wanted` for the image: the entry's tag, and
+/// its digest where it pins one (or `pin` asks), its names as written.
 pub fn replacement(
     docs: &[Document],
     repository: &Repository,
@@ -99,17 +126,29 @@ pub fn replacement(
 ) -> Result<Replacement, EditError> {
     match find(docs, repository, parameter)? {
         Found::Image(node, name, r) => {
+            let what = "the kustomize.images entry";
+            let digest = digest_to_write(r.digest.is_some(), wanted, node.position, what)?;
             let new = ImageRef {
                 repository: r.repository,
                 tag: Some(wanted.tag.clone()),
-                digest: wanted.digest.clone(),
+                digest: digest.cloned(),
             };
             let text = match name {
                 Some(name) => format!("{name}={new}"),
                 None => new.to_string(),
             };
-            Replacement::of(node, "the kustomize.images entry", &text)
+            Replacement::of(node, what, &text)
         }
-        Found::Parameter(node) => Replacement::of(node, parameter, wanted.tag.as_str()),
+        Found::Parameter(node) => {
+            if wanted.pin {
+                return Err(EditError::Invalid {
+                    at: node.position,
+                    why: format!(
+                        "pinDigest is set, and the parameter {parameter} holds only the tag; pin digests in the chart's values instead"
+                    ),
+                });
+            }
+            Replacement::of(node, parameter, wanted.tag.as_str())
+        }
     }
 }

@@ -8,9 +8,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::yaml::{Document, Node, NodeKind};
+use crate::yaml::{Document, Node, NodeKind, Position};
 
 use super::patch::{Replacement, editable_scalar};
+use super::reference::{Rendered, digest_to_write};
 use super::{Current, EditError, Wanted};
 use crate::image::ImageRef;
 
@@ -202,32 +203,208 @@ pub fn replacements(
         .collect()
 }
 
-/// The current tag (and digest) at the given paths.
+/// A Helm tag value and the values a chart composes the image from around it: the
+/// `registry`, `repository` (or `image`) and `digest` (or bare-hex `sha`) beside the tag —
+/// or at the paths the target names — and `global.imageRegistry`, which charts with a
+/// `registry` key let override it (Bitnami's `common.images.image`, kube-prometheus-stack).
+struct Layout<'d> {
+    tag: &'d Node,
+    tag_path: String,
+    registry: Option<&'d Node>,
+    global_registry: Option<&'d Node>,
+    repository: Option<&'d Node>,
+    /// The digest's node, where it is, and whether it holds bare hex (`sha`).
+    digest: Option<(&'d Node, String, bool)>,
+}
+
+/// The non-empty text of a scalar node.
+fn text(node: Option<&Node>) -> Option<&str> {
+    node.and_then(Node::as_scalar)
+        .filter(|s| !crate::yaml::is_null(s) && !s.value.is_empty())
+        .map(|s| s.value.as_str())
+}
+
+fn is_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The mapping that holds the tag (its path without the last key), when the path ends in
+/// a key of a mapping (not a literally dotted key at the root).
+fn parent<'d>(docs: &'d [Document], tag: &HelmPath) -> Option<&'d Node> {
+    let (Segment::Key(last), prefix) = tag.segments().split_last()? else {
+        return None;
+    };
+    docs.iter().find_map(|doc| {
+        let node = walk(&doc.root, prefix, tag).ok()?;
+        node.get(last).is_some().then_some(node)
+    })
+}
+
+fn layout<'d>(
+    docs: &'d [Document],
+    tag: &HelmPath,
+    repository: Option<&HelmPath>,
+    digest: Option<&HelmPath>,
+) -> Result<Layout<'d>, EditError> {
+    let node = resolve(docs, tag)?;
+    editable_scalar(node, &format!("the value at {tag}"))?;
+    let beside = parent(docs, tag);
+    let sibling = |key: &str| beside.and_then(|p| p.get(key));
+    let repository = match repository {
+        Some(path) => Some(resolve(docs, path)?),
+        None => {
+            sibling("repository").or_else(|| sibling("image").filter(|n| n.as_scalar().is_some()))
+        }
+    };
+    let digest = match digest {
+        Some(path) => {
+            let d = resolve(docs, path)?;
+            let bare = path
+                .segments()
+                .last()
+                .is_some_and(|s| *s == Segment::Key("sha".into()))
+                || text(Some(d)).is_some_and(is_hex);
+            Some((d, path.to_string(), bare))
+        }
+        None => [("digest", false), ("sha", true)]
+            .iter()
+            .find_map(|(key, bare)| {
+                let d = sibling(key)?;
+                d.as_scalar()?;
+                let path = match tag.to_string().rsplit_once('.') {
+                    Some((prefix, _)) => format!("{prefix}.{key}"),
+                    None => key.to_string(),
+                };
+                Some((d, path, *bare || text(Some(d)).is_some_and(is_hex)))
+            }),
+    };
+    let registry = sibling("registry");
+    let global_registry = registry.and_then(|_| {
+        docs.iter()
+            .find_map(|d| d.root.get("global").and_then(|g| g.get("imageRegistry")))
+    });
+    Ok(Layout {
+        tag: node,
+        tag_path: tag.to_string(),
+        registry,
+        global_registry,
+        repository,
+        digest,
+    })
+}
+
+impl Layout<'_> {
+    /// The tag value, split from a digest it carries (`1.2.3@sha256:…`).
+    fn tag_value(&self) -> (&str, Option<&str>) {
+        let value = self.tag.as_scalar().map_or("", |s| s.value.as_str());
+        match value.split_once('@') {
+            Some((t, d)) => (t, Some(d)),
+            None => (value, None),
+        }
+    }
+
+    /// The digest value beside the tag, as `algorithm:hex`.
+    fn digest_value(&self) -> Option<String> {
+        let (node, _, bare) = self.digest.as_ref()?;
+        let value = text(Some(node))?;
+        Some(if *bare {
+            format!("sha256:{value}")
+        } else {
+            value.to_string()
+        })
+    }
+
+    /// What the chart renders: `[registry/]repository[:tag][@digest]`.
+    fn rendered(&self) -> Rendered {
+        let registry = text(self.global_registry).or_else(|| text(self.registry));
+        let repository = text(self.repository).map(|repo| match registry {
+            Some(r) => format!("{}/{repo}", r.trim_end_matches('/')),
+            None => repo.to_string(),
+        });
+        let (tag, in_tag) = self.tag_value();
+        Rendered {
+            repository,
+            tag: (!tag.is_empty()).then(|| tag.to_string()),
+            digest: self.digest_value().or_else(|| in_tag.map(str::to_string)),
+            inherited: tag.is_empty(),
+        }
+    }
+}
+
+/// The current tag (and digest) at the given paths and beside them.
 pub fn current(
     docs: &[Document],
     tag: &HelmPath,
     digest: Option<&HelmPath>,
 ) -> Result<Current, EditError> {
-    let node = resolve(docs, tag)?;
-    let value = editable_scalar(node, &format!("the value at {tag}"))?
-        .value
-        .clone();
-    let digest = match digest {
-        None => None,
-        Some(path) => {
-            let d = resolve(docs, path)?;
-            Some(
-                editable_scalar(d, &format!("the value at {path}"))?
-                    .value
-                    .clone(),
-            )
-        }
-    };
+    let l = layout(docs, tag, None, digest)?;
+    if let Some((node, path, _)) = &l.digest {
+        editable_scalar(node, &format!("the value at {path}"))?;
+    }
+    let (value, in_tag) = l.tag_value();
     Ok(Current {
-        tag: Some(value),
-        digest,
-        at: node.position,
+        tag: Some(value.to_string()),
+        digest: l.digest_value().or_else(|| in_tag.map(str::to_string)),
+        at: l.tag.position,
     })
+}
+
+/// What the chart renders from the values around `tag`, and where the tag is.
+pub fn rendered(
+    docs: &[Document],
+    tag: &HelmPath,
+    repository: Option<&HelmPath>,
+    digest: Option<&HelmPath>,
+) -> Result<(Rendered, Position), EditError> {
+    let l = layout(docs, tag, repository, digest)?;
+    Ok((l.rendered(), l.tag.position))
+}
+
+/// The replacements that make the values around `tag` render `wanted`: the tag; the digest
+/// (in the form its place holds: bare hex for a `sha`) where one is pinned — beside the
+/// tag, inside it, or asked for by `pin`. The repository and registry are never written.
+pub fn tag_replacements(
+    docs: &[Document],
+    tag: &HelmPath,
+    repository: Option<&HelmPath>,
+    digest: Option<&HelmPath>,
+    wanted: &Wanted,
+) -> Result<Vec<Replacement>, EditError> {
+    let l = layout(docs, tag, repository, digest)?;
+    let (_, in_tag) = l.tag_value();
+    let pinned = in_tag.is_some() || l.digest_value().is_some();
+    let what = format!("the value at {}", l.tag_path);
+    let d = digest_to_write(pinned, wanted, l.tag.position, &what)?;
+    let mut out = Vec::new();
+    let tag_text = match (in_tag, d) {
+        (Some(_), Some(d)) => format!("{}@{d}", wanted.tag),
+        _ => wanted.tag.to_string(),
+    };
+    out.push(Replacement::of(l.tag, &what, &tag_text)?);
+    match (&l.digest, d) {
+        (Some((node, path, bare)), Some(d)) => {
+            let value = match bare {
+                true => d.as_str().trim_start_matches("sha256:").to_string(),
+                false => d.to_string(),
+            };
+            out.push(Replacement::of(
+                node,
+                &format!("the value at {path}"),
+                &value,
+            )?);
+        }
+        (None, Some(_)) if in_tag.is_none() => {
+            return Err(EditError::Invalid {
+                at: l.tag.position,
+                why: format!(
+                    "pinDigest is set, and there is no digest beside {} to write; name it with target.helm.digest",
+                    l.tag_path
+                ),
+            });
+        }
+        _ => {}
+    }
+    Ok(out)
 }
 
 /// The reference held at `path`, and its node.
@@ -251,28 +428,34 @@ pub fn image_current(docs: &[Document], path: &HelmPath) -> Result<Current, Edit
     })
 }
 
-/// The reference at `path` with `wanted`'s tag (and digest), its repository as written.
+/// The reference at `path` as it renders.
+pub fn image_rendered(
+    docs: &[Document],
+    path: &HelmPath,
+) -> Result<(Rendered, Position), EditError> {
+    let (node, r) = reference(docs, path)?;
+    Ok((
+        Rendered::of_reference(&r.to_string()).unwrap_or_default(),
+        node.position,
+    ))
+}
+
+/// The reference at `path` with `wanted`'s tag, and its digest where the value pins one
+/// (or `pin` asks), its repository as written.
 pub fn image_replacement(
     docs: &[Document],
     path: &HelmPath,
     wanted: &Wanted,
 ) -> Result<Replacement, EditError> {
     let (node, current) = reference(docs, path)?;
-    if current.digest.is_some() && wanted.digest.is_none() {
-        return Err(EditError::Invalid {
-            at: node.position,
-            why: format!(
-                "{current} is pinned by digest, and no digest is known for {}; enable pinDigest or drop the digest",
-                wanted.tag
-            ),
-        });
-    }
+    let what = format!("the value at {path}");
+    let digest = digest_to_write(current.digest.is_some(), wanted, node.position, &what)?;
     let new = ImageRef {
         repository: current.repository,
         tag: Some(wanted.tag.clone()),
-        digest: wanted.digest.clone(),
+        digest: digest.cloned(),
     };
-    Replacement::of(node, &format!("the value at {path}"), &new.to_string())
+    Replacement::of(node, &what, &new.to_string())
 }
 
 #[cfg(test)]

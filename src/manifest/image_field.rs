@@ -3,10 +3,11 @@
 //! is `docker.io/library/redis`), gets the new tag; the repository stays as written.
 
 use crate::image::{Digest, ImageRef, Repository, Tag};
-use crate::yaml::{Document, Node};
+use crate::yaml::{Document, Node, Position};
 
 use super::patch::Replacement;
-use super::{Current, EditError, walk};
+use super::reference::{Rendered, digest_to_write};
+use super::{Current, EditError, Wanted, walk};
 
 /// Every `image:` scalar of `repository`, with its parsed reference.
 fn fields<'d>(docs: &'d [Document], repository: &Repository) -> Vec<(&'d Node, ImageRef)> {
@@ -34,6 +35,51 @@ pub fn replacements(
     tag: &Tag,
     digest: Option<&Digest>,
 ) -> Result<Vec<Replacement>, EditError> {
+    rewrite(docs, repository, &mut |node, current| {
+        if current.digest.is_some() && digest.is_none() {
+            return Err(EditError::Invalid {
+                at: node.position,
+                why: format!(
+                    "{current} is pinned by digest, and no digest is known for {tag}; enable pinDigest or drop the digest"
+                ),
+            });
+        }
+        Ok((tag.clone(), digest.cloned()))
+    })
+}
+
+/// Replacements that make every `image:` of `repository` run `wanted`: its tag, and its
+/// digest where the field pins one (or `pin` asks).
+pub fn bump(
+    docs: &[Document],
+    repository: &Repository,
+    wanted: &Wanted,
+) -> Result<Vec<Replacement>, EditError> {
+    rewrite(docs, repository, &mut |node, current| {
+        let what = format!("the image {current}");
+        let digest = digest_to_write(current.digest.is_some(), wanted, node.position, &what)?;
+        Ok((wanted.tag.clone(), digest.cloned()))
+    })
+}
+
+/// What each `image:` of `repository` renders, and where.
+pub fn rendered(docs: &[Document], repository: &Repository) -> Vec<(Rendered, Position)> {
+    fields(docs, repository)
+        .into_iter()
+        .map(|(node, r)| {
+            let rendered = Rendered::of_reference(&r.to_string()).unwrap_or_default();
+            (rendered, node.position)
+        })
+        .collect()
+}
+
+/// Every `image:` of `repository` rewritten to the tag and digest `choose` gives it, its
+/// repository as the file writes it (`redis`, not `docker.io/library/redis`).
+fn rewrite(
+    docs: &[Document],
+    repository: &Repository,
+    choose: &mut dyn FnMut(&Node, &ImageRef) -> Result<(Tag, Option<Digest>), EditError>,
+) -> Result<Vec<Replacement>, EditError> {
     let found = fields(docs, repository);
     if found.is_empty() {
         return Err(EditError::NotFound {
@@ -43,19 +89,11 @@ pub fn replacements(
     }
     let mut out = Vec::new();
     for (node, current) in found {
-        if current.digest.is_some() && digest.is_none() {
-            return Err(EditError::Invalid {
-                at: node.position,
-                why: format!(
-                    "{current} is pinned by digest, and no digest is known for {tag}; enable pinDigest or drop the digest"
-                ),
-            });
-        }
-        // The repository stays as the file writes it (`redis`, not `docker.io/library/redis`).
+        let (tag, digest) = choose(node, &current)?;
         let reference = ImageRef {
             repository: current.repository.clone(),
-            tag: Some(tag.clone()),
-            digest: digest.cloned(),
+            tag: Some(tag),
+            digest,
         };
         out.push(Replacement::of(node, "the image", &reference.to_string())?);
     }

@@ -1,12 +1,23 @@
-//! Kustomize `images:` entries: matched by `name` (never by `newName`), rewriting `newTag`,
-//! `newName` and `digest` in place. What is missing is added as `kustomize edit set image`
-//! adds it, in the file's own style: an entry for the name (at the head of `images:`, or a
-//! new `images:` at the end of the file), a `newTag:` or `digest:` key in an entry.
+//! Kustomize `images:` entries, and what kustomize's image transformer renders from them.
+//!
+//! The entry of an image is found as Docker reads names (`nginx` is
+//! `docker.io/library/nginx`), by its `name` or, failing that, its `newName`; `newTag` and
+//! `digest` are rewritten in place and `newName` never (it says where the cluster pulls
+//! from). A digest the entry pins moves with the tag. What is missing is added as
+//! `kustomize edit set image` adds it, in the file's own style: an entry for the name (at
+//! the head of `images:`, or a new `images:` at the end of the file), a `newTag:` or
+//! `digest:` key in an entry.
+//!
+//! [`transform`] is kustomize's own rule for one container image (its `IsImageMatched`,
+//! `Split` and image tag updater, v5): the name is matched literally — as a regular
+//! expression — followed by an optional tag and `@sha256:` digest; each matching entry in
+//! turn sets the name, and a new tag or digest replaces both the tag and the digest.
 
 use crate::image::{Digest, Repository, Tag};
 use crate::yaml::{Document, Node, NodeKind, Position};
 
 use super::patch::{Insertion, Replacement, editable_scalar, reads_as_string};
+use super::reference::Rendered;
 use super::{Current, EditError};
 
 /// The fields to set on an entry; `None` leaves a field alone.
@@ -18,13 +29,104 @@ pub struct Change {
     pub new_name: Option<Repository>,
     /// `digest`.
     pub digest: Option<Digest>,
-    /// Write `newName` only where the entry already has one.
-    pub new_name_if_present: bool,
+    /// The entry's `newTag` carries the digest itself (`1.2.3@sha256:…`): write the digest
+    /// there, as `tag@digest`, not in a `digest:` key (kustomize would render both).
+    pub tag_carries_digest: bool,
 }
 
-/// The one `images:` entry named `name`, across all documents; `None` when there is none.
-fn entry<'d>(docs: &'d [Document], name: &str) -> Result<Option<&'d Node>, EditError> {
-    let mut found: Option<&Node> = None;
+/// One `images:` entry as kustomize reads it (absent and empty fields are alike).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// `name`: what it matches.
+    pub name: String,
+    /// `newName`.
+    pub new_name: String,
+    /// `newTag`.
+    pub new_tag: String,
+    /// `digest`.
+    pub digest: String,
+    /// `tagSuffix`: appended to the tag when neither `newTag` nor `digest` is set.
+    pub tag_suffix: String,
+}
+
+/// Kustomize's split of an image into name, tag and digest (empty when absent): the tag
+/// is after the first `:` and the digest after the first `@` past the first `/`.
+pub fn split(image: &str) -> (&str, &str, &str) {
+    let from = match image.find('/') {
+        Some(i) if i > 0 => i,
+        _ => 0,
+    };
+    let search = &image[from..];
+    let at = search.find('@').map(|i| i + from);
+    let colon = search.find(':').map(|i| i + from);
+    match (colon, at) {
+        (None, None) => (image, "", ""),
+        (c, Some(a)) if c.is_none_or(|c| a < c) => (&image[..a], "", &image[a + 1..]),
+        (Some(c), Some(a)) => (&image[..c], &image[c + 1..a], &image[a + 1..]),
+        (Some(c), None) => (&image[..c], &image[c + 1..], ""),
+        (None, Some(_)) => unreachable!("covered by the digest-only arm"),
+    }
+}
+
+/// Whether kustomize applies the entry named `name` to `image`: `name` as a regular
+/// expression, then an optional `:tag` and `@sha256:digest`, and nothing else.
+pub fn matches(image: &str, name: &str) -> bool {
+    let pattern = format!("^{name}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$");
+    regex::Regex::new(&pattern).is_ok_and(|re| re.is_match(image))
+}
+
+/// The image kustomize renders for a container of a built-in workload (a Deployment's or
+/// a Pod's `containers` and `initContainers`) that names `image`, after `entries` (one
+/// kustomization's `images:`, in order). Kustomize applies each entry twice to such a
+/// container — its legacy filter and its field specs both reach it — which only a
+/// `tagSuffix` shows.
+pub fn transform(entries: &[ImageEntry], image: &str) -> String {
+    let mut image = image.to_string();
+    for e in entries {
+        for _ in 0..2 {
+            image = update(e, &image);
+        }
+    }
+    image
+}
+
+/// One application of `e` to `image` (kustomize's image tag updater).
+fn update(e: &ImageEntry, image: &str) -> String {
+    if !matches(image, &e.name) {
+        return image.to_string();
+    }
+    let (name, tag, digest) = split(image);
+    let name = if e.new_name.is_empty() {
+        name
+    } else {
+        &e.new_name
+    };
+    let suffixed;
+    let (tag, digest) = match (e.new_tag.is_empty(), e.digest.is_empty()) {
+        (false, false) => (e.new_tag.as_str(), e.digest.as_str()),
+        (false, true) => (e.new_tag.as_str(), ""),
+        (true, false) => ("", e.digest.as_str()),
+        (true, true) if !e.tag_suffix.is_empty() => {
+            suffixed = format!("{tag}{}", e.tag_suffix);
+            (suffixed.as_str(), "")
+        }
+        (true, true) => (tag, digest),
+    };
+    let mut out = name.to_string();
+    if !tag.is_empty() {
+        out.push(':');
+        out.push_str(tag);
+    }
+    if !digest.is_empty() {
+        out.push('@');
+        out.push_str(digest);
+    }
+    out
+}
+
+/// Every `images:` entry of the file, in order, with its node.
+fn entries(docs: &[Document]) -> Result<Vec<(ImageEntry, &Node)>, EditError> {
+    let mut out = Vec::new();
     for doc in docs {
         let Some(images) = doc.root.get("images") else {
             continue;
@@ -39,24 +141,117 @@ fn entry<'d>(docs: &'d [Document], name: &str) -> Result<Option<&'d Node>, EditE
             });
         };
         for item in items {
-            let named = item
-                .get("name")
-                .and_then(Node::as_scalar)
-                .is_some_and(|s| s.value == name);
-            if !named {
+            let field = |key: &str| {
+                item.get(key)
+                    .and_then(Node::as_scalar)
+                    .filter(|s| !crate::yaml::is_null(s))
+                    .map_or_else(String::new, |s| s.value.clone())
+            };
+            let entry = ImageEntry {
+                name: field("name"),
+                new_name: field("newName"),
+                new_tag: field("newTag"),
+                digest: field("digest"),
+                tag_suffix: field("tagSuffix"),
+            };
+            out.push((entry, item));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the text `written` names the repository `name`, as Docker reads names.
+fn names(written: &str, name: &str) -> bool {
+    !written.is_empty()
+        && (written == name
+            || matches!((Repository::new(written), Repository::new(name)), (Ok(a), Ok(b)) if a.same_as(&b)))
+}
+
+/// The entry of `name` across all documents: the one whose `name` names it, else the one
+/// whose `newName` does; `None` when there is none. Two that qualify are ambiguous.
+fn entry<'d>(docs: &'d [Document], name: &str) -> Result<Option<&'d Node>, EditError> {
+    let all = entries(docs)?;
+    for by_new_name in [false, true] {
+        let mut found: Option<&Node> = None;
+        for (e, node) in &all {
+            let written = if by_new_name { &e.new_name } else { &e.name };
+            if !names(written, name) {
                 continue;
             }
             if let Some(first) = found {
                 return Err(EditError::Ambiguous {
                     what: format!("images entry {name:?}"),
                     first: first.position,
-                    second: item.position,
+                    second: node.position,
                 });
             }
-            found = Some(item);
+            found = Some(node);
+        }
+        if found.is_some() {
+            return Ok(found);
         }
     }
-    Ok(found)
+    Ok(None)
+}
+
+/// What kustomize renders, from this file's `images:`, for a container that names the
+/// image as the entry of `name` does (its base's tag unknown): the entry's `newName`,
+/// `newTag` and `digest`, and any entry after it that matches the result. Without an
+/// entry, the container's image as it is.
+pub fn rendered(docs: &[Document], name: &str) -> Result<Rendered, EditError> {
+    // A tag kustomize can match but no registry has: it marks the base's own.
+    const BASE_TAG: &str = "{base}";
+    let all = entries(docs)?;
+    let written = match entry(docs, name)? {
+        Some(node) => all
+            .iter()
+            .find(|(_, n)| std::ptr::eq(*n, node))
+            .map_or_else(|| name.to_string(), |(e, _)| e.name.clone()),
+        None => name.to_string(),
+    };
+    let list: Vec<ImageEntry> = all.into_iter().map(|(e, _)| e).collect();
+    let out = transform(&list, &format!("{written}:{BASE_TAG}"));
+    let (repository, tag, digest) = split(&out);
+    Ok(Rendered {
+        repository: Some(repository.to_string()),
+        tag: (!tag.is_empty() && tag != BASE_TAG).then(|| tag.to_string()),
+        digest: (!digest.is_empty()).then(|| digest.to_string()),
+        inherited: tag == BASE_TAG,
+    })
+}
+
+/// The fields a bump sets on the entry of `name`: the tag, and the digest where the entry
+/// pins one (or `pin` asks); never `newName`.
+pub fn change_for(
+    docs: &[Document],
+    name: &str,
+    wanted: &super::Wanted,
+) -> Result<Change, EditError> {
+    let has = |node: &Node, key: &str, part: &dyn Fn(&str) -> bool| {
+        node.get(key)
+            .and_then(Node::as_scalar)
+            .is_some_and(|s| !crate::yaml::is_null(s) && part(&s.value))
+    };
+    let (pinned, in_tag, at) = match entry(docs, name)? {
+        Some(node) => (
+            has(node, "digest", &|v| !v.is_empty()),
+            has(node, "newTag", &|v| v.contains('@')),
+            node.position,
+        ),
+        None => (
+            false,
+            false,
+            docs.first().map(|d| d.root.position).unwrap_or_default(),
+        ),
+    };
+    let what = format!("the images entry {name:?}");
+    let digest = super::reference::digest_to_write(pinned || in_tag, wanted, at, &what)?;
+    Ok(Change {
+        new_tag: Some(wanted.tag.clone()),
+        new_name: None,
+        digest: digest.cloned(),
+        tag_carries_digest: in_tag && !pinned,
+    })
 }
 
 /// How a value is written as a new plain scalar: quoted when plain would read otherwise.
@@ -87,17 +282,31 @@ pub fn edits(
     let nl = newline(src);
     let mut out = Vec::new();
     let mut added = String::new();
+    let tag_with_digest = match (&change.new_tag, &change.digest) {
+        (Some(t), Some(d)) if change.tag_carries_digest => Some(format!("{t}@{d}")),
+        _ => None,
+    };
     let fields = [
-        ("newTag", change.new_tag.as_ref().map(Tag::as_str)),
+        (
+            "newTag",
+            tag_with_digest
+                .as_deref()
+                .or(change.new_tag.as_ref().map(Tag::as_str)),
+        ),
         ("newName", change.new_name.as_ref().map(Repository::as_str)),
-        ("digest", change.digest.as_ref().map(Digest::as_str)),
+        (
+            "digest",
+            change
+                .digest
+                .as_ref()
+                .map(Digest::as_str)
+                .filter(|_| tag_with_digest.is_none()),
+        ),
     ];
     for (key, value) in fields {
         let Some(value) = value else { continue };
         match entry.get(key) {
             Some(node) => out.push(Replacement::of(node, key, value)?),
-            // `newName` is kept in step when the entry has one; it is never added.
-            None if key == "newName" && change.new_name_if_present => {}
             None => added.push_str(&format!("{{indent}}{key}: {}{nl}", scalar(value))),
         }
     }
@@ -237,6 +446,17 @@ pub fn current(docs: &[Document], name: &str) -> Result<Current, EditError> {
     };
     let tag = read("newTag")?;
     let digest = read("digest")?;
+    // A `newTag` that carries its digest (`1.2.3@sha256:…`) renders both.
+    let (tag, digest) = match tag {
+        Some((t, at)) if t.contains('@') => {
+            let (t, d) = t
+                .split_once('@')
+                .map(|(t, d)| (t.to_string(), d.to_string()))
+                .unwrap_or_default();
+            (Some((t, at)), digest.or(Some((d, at))))
+        }
+        other => (other, digest),
+    };
     let at = tag
         .as_ref()
         .or(digest.as_ref())

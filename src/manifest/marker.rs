@@ -7,7 +7,8 @@ use crate::image::ImageRef;
 use crate::yaml::{Document, Node, Position, line_around};
 
 use super::patch::{Replacement, editable_scalar};
-use super::{Current, EditError, walk};
+use super::reference::{Rendered, digest_to_write};
+use super::{Current, EditError, Wanted, walk};
 
 /// Which part of a reference a marker asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,94 @@ pub fn replacements(
         out.push(Replacement::of(node, "the marked value", &value)?);
     }
     Ok(out)
+}
+
+/// Replacements that make the markers of `policy` run `wanted`: `:tag` markers get the
+/// tag, `:digest` markers the digest, a full reference its tag (and digest where it pins
+/// one, or `pin` asks) with its repository as written; `:name` markers are never
+/// rewritten (the repository a file names stays).
+pub fn bump(
+    src: &str,
+    docs: &[Document],
+    policy: &str,
+    wanted: &Wanted,
+) -> Result<Vec<Replacement>, EditError> {
+    let mut out = Vec::new();
+    for (node, marker) in marked(src, docs) {
+        if marker.policy != policy {
+            continue;
+        }
+        let what = format!("the value marked {{\"$imagepolicy\": \"{policy}\"}}");
+        let value = editable_scalar(node, &what)?.value.clone();
+        let new = match marker.field {
+            Field::Name => continue,
+            Field::Tag => wanted.tag.to_string(),
+            Field::Digest => match digest_to_write(true, wanted, node.position, &what)? {
+                Some(d) => d.to_string(),
+                None => continue,
+            },
+            Field::Reference => {
+                let r = ImageRef::parse(&value).map_err(|e| EditError::Invalid {
+                    at: node.position,
+                    why: e.to_string(),
+                })?;
+                let digest = digest_to_write(r.digest.is_some(), wanted, node.position, &what)?;
+                ImageRef {
+                    repository: r.repository,
+                    tag: Some(wanted.tag.clone()),
+                    digest: digest.cloned(),
+                }
+                .to_string()
+            }
+        };
+        out.push(Replacement::of(node, &what, &new)?);
+    }
+    if out.is_empty() {
+        return Err(EditError::NotFound {
+            what: format!("a {{\"$imagepolicy\": \"{policy}\"}} marker"),
+            hint: format!(
+                "; add the comment # {{\"$imagepolicy\": \"{policy}:tag\"}} after the tag"
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// What the markers of `policy` render together: the repository of a full reference or a
+/// `:name` marker, the tag, the digest; and where the first of them is.
+pub fn rendered(
+    src: &str,
+    docs: &[Document],
+    policy: &str,
+) -> Result<(Rendered, Position), EditError> {
+    let mut out = Rendered::default();
+    let mut at = None;
+    for (node, marker) in marked(src, docs) {
+        if marker.policy != policy {
+            continue;
+        }
+        let Some(value) = node.as_scalar().map(|s| s.value.clone()) else {
+            continue;
+        };
+        at.get_or_insert(node.position);
+        match marker.field {
+            Field::Name => out.repository = Some(value),
+            Field::Tag => out.tag = Some(value),
+            Field::Digest => out.digest = Some(value),
+            Field::Reference => {
+                if let Some(r) = Rendered::of_reference(&value) {
+                    out.repository = r.repository;
+                    out.tag = r.tag;
+                    out.digest = r.digest.or(out.digest);
+                }
+            }
+        }
+    }
+    let at = at.ok_or_else(|| EditError::NotFound {
+        what: format!("a {{\"$imagepolicy\": \"{policy}\"}} marker"),
+        hint: carried(src, docs),
+    })?;
+    Ok((out, at))
 }
 
 /// The current tag (and digest) held by the markers of `policy`.

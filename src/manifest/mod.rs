@@ -18,8 +18,9 @@ pub mod image_field;
 pub mod kustomize;
 pub mod marker;
 pub mod patch;
+pub mod reference;
 
-use crate::image::{Digest, ImageRef, Repository, Tag};
+use crate::image::{Digest, Repository, Tag};
 use crate::yaml::{self, Document, Position};
 
 pub use helm::HelmPath;
@@ -108,6 +109,21 @@ pub enum EditError {
         /// What is wrong and what to do.
         why: String,
     },
+    /// After the edit the file would not render the intended reference: the old digest
+    /// would still run, the reference would be invalid, or its repository would move.
+    #[error("{at}: {what} would render {renders}, not {intended}: {hint}")]
+    Renders {
+        /// Where.
+        at: Position,
+        /// What the file holds there.
+        what: String,
+        /// What the edited file would render.
+        renders: String,
+        /// What the bump intends to run.
+        intended: String,
+        /// Why that is refused, and what to change.
+        hint: String,
+    },
     /// The edit would have changed more than the scalar (a safety net; never expected).
     #[error("{at}: refusing an edit that would change more than the value: {why}")]
     Unsafe {
@@ -164,13 +180,16 @@ pub enum Target {
 /// What a target should hold after the edit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wanted {
-    /// The repository of the image (written by `:name` markers, `newName` when set, Helm's
-    /// repository path).
+    /// The repository the file is expected to name (the target's `name:`, else
+    /// `spec.image`): checked, never written.
     pub repository: Repository,
     /// The tag.
     pub tag: Tag,
-    /// The digest, when it is to be pinned.
+    /// The tag's digest, when known: written wherever the file pins a digest, and
+    /// everywhere a digest can go when `pin` is set.
     pub digest: Option<Digest>,
+    /// `pinDigest`: the digest is to be written even where the file pins none yet.
+    pub pin: bool,
 }
 
 /// What a target holds now.
@@ -212,36 +231,127 @@ fn current(src: &str, docs: &[Document], target: &Target) -> Result<Current, Edi
     }
 }
 
-/// Rewrite `target` in `src` to hold `wanted`.
+/// Rewrite `target` in `src` to hold `wanted`, and prove it means what it should: before
+/// the edit the file renders a reference of the expected repository, after it exactly the
+/// intended one ([`reference::check`]). Anything else is refused and the file left alone.
 pub fn apply(src: &str, target: &Target, wanted: &Wanted) -> Result<Outcome, EditError> {
     let docs = yaml::parse(src)?;
     // What is edited is what was read: places that disagree are refused, not overwritten.
     current(src, &docs, target)?;
+    let before = rendered_in(src, &docs, target)?;
+    if !matches!(target, Target::Kustomize { .. }) {
+        for (r, at) in &before {
+            reference::claims(
+                r,
+                &wanted.repository,
+                &describe(target),
+                *at,
+                name_field(target),
+            )?;
+        }
+    }
     let (replacements, insertions) = edits(src, &docs, target, wanted)?;
     let Some(text) = patch::apply_all(src, &replacements, &insertions)? else {
         return Ok(Outcome::Unchanged);
     };
-    // The edited file must read as wanted, through the same reading as every pass.
-    let after = read(&text, target)?;
-    let (tag, digest) = (
-        Some(wanted.tag.to_string()),
-        wanted.digest.as_ref().map(ToString::to_string),
-    );
-    if after.tag != tag || (digest.is_some() && after.digest != digest) {
+    // The edited file must read as wanted, through the same reading as every pass…
+    let after_docs = yaml::parse(&text)?;
+    let read_back = current(&text, &after_docs, target)?;
+    if read_back.tag.as_deref() != Some(wanted.tag.as_str()) {
         return Err(EditError::Unsafe {
-            at: after.at,
+            at: read_back.at,
             why: format!(
                 "the edited file would read {} instead of {}",
-                after.tag.as_deref().unwrap_or("no tag"),
+                read_back.tag.as_deref().unwrap_or("no tag"),
                 wanted.tag
             ),
         });
     }
+    // …and render the intended reference wherever it rendered one before.
+    let after = rendered_in(&text, &after_docs, target)?;
+    if after.len() != before.len() {
+        return Err(EditError::Unsafe {
+            at: read_back.at,
+            why: format!(
+                "{} places rendered the image before the edit, {} after",
+                before.len(),
+                after.len()
+            ),
+        });
+    }
+    for ((b, at), (a, _)) in before.iter().zip(&after) {
+        reference::check(b, a, wanted, &format!("{} ({b})", describe(target)), *at)?;
+    }
     Ok(Outcome::Changed(text))
 }
 
+/// What `target` in `src` renders, at each place it is written (several `image:` fields,
+/// one for the other kinds), with where.
+pub fn rendered(
+    src: &str,
+    target: &Target,
+) -> Result<Vec<(reference::Rendered, Position)>, EditError> {
+    rendered_in(src, &yaml::parse(src)?, target)
+}
+
+fn rendered_in(
+    src: &str,
+    docs: &[Document],
+    target: &Target,
+) -> Result<Vec<(reference::Rendered, Position)>, EditError> {
+    let one = |r: Result<(reference::Rendered, Position), EditError>| r.map(|r| vec![r]);
+    match target {
+        Target::Kustomize { name } => {
+            let at = kustomize::current(docs, name)?.at;
+            Ok(vec![(kustomize::rendered(docs, name)?, at)])
+        }
+        Target::Helm {
+            tag,
+            repository,
+            digest,
+        } => one(helm::rendered(
+            docs,
+            tag,
+            repository.as_ref(),
+            digest.as_ref(),
+        )),
+        Target::HelmImage { path } => one(helm::image_rendered(docs, path)),
+        Target::ArgocdSource {
+            repository,
+            parameter,
+        } => one(argocd_source::rendered(docs, repository, parameter)),
+        Target::Marker { policy } => one(marker::rendered(src, docs, policy)),
+        Target::ImageField { repository } => Ok(image_field::rendered(docs, repository)),
+    }
+}
+
+/// How a refusal names the place a target writes.
+fn describe(target: &Target) -> String {
+    match target {
+        Target::Kustomize { name } => format!("the images entry {name}"),
+        Target::Helm { tag, .. } => format!("the values around {tag}"),
+        Target::HelmImage { path } => format!("the value at {path}"),
+        Target::ArgocdSource { .. } => "the Argo CD source override".into(),
+        Target::Marker { policy } => {
+            format!("the values marked {{\"$imagepolicy\": \"{policy}\"}}")
+        }
+        Target::ImageField { repository } => format!("the image: fields of {repository}"),
+    }
+}
+
+/// The rules' key that says which repository the file names, per target kind.
+fn name_field(target: &Target) -> &'static str {
+    match target {
+        Target::Kustomize { .. } => "target.kustomize.name",
+        Target::Helm { .. } | Target::HelmImage { .. } => "target.helm.name",
+        Target::ArgocdSource { .. } => "target.argocdSource.name",
+        Target::Marker { .. } => "target.marker.name",
+        Target::ImageField { .. } => "target.manifest.name",
+    }
+}
+
 /// The edits that make `target` hold `wanted`: scalars replaced, and (for Kustomize) what
-/// the file lacks inserted.
+/// the file lacks inserted. Names the file writes are never among them.
 fn edits(
     src: &str,
     docs: &[Document],
@@ -250,57 +360,21 @@ fn edits(
 ) -> Result<(Vec<patch::Replacement>, Vec<patch::Insertion>), EditError> {
     let replaced = match target {
         Target::Kustomize { name } => {
-            return kustomize::edits(
-                src,
-                docs,
-                name,
-                &kustomize::Change {
-                    new_tag: Some(wanted.tag.clone()),
-                    new_name: Some(wanted.repository.clone()),
-                    digest: wanted.digest.clone(),
-                    new_name_if_present: true,
-                },
-            );
+            let change = kustomize::change_for(docs, name, wanted)?;
+            return kustomize::edits(src, docs, name, &change);
         }
         Target::Helm {
             tag,
             repository,
             digest,
-        } => {
-            let mut edits = vec![(tag.clone(), wanted.tag.to_string())];
-            if let Some(path) = repository {
-                edits.push((path.clone(), wanted.repository.to_string()));
-            }
-            if let (Some(path), Some(d)) = (digest, &wanted.digest) {
-                edits.push((path.clone(), d.to_string()));
-            }
-            helm::replacements(docs, &edits)
-        }
-        Target::Marker { policy } => {
-            let reference = ImageRef {
-                repository: wanted.repository.clone(),
-                tag: Some(wanted.tag.clone()),
-                digest: wanted.digest.clone(),
-            };
-            let found = marker::replacements(src, docs, &[(policy.clone(), reference)])?;
-            if found.is_empty() {
-                return Err(EditError::NotFound {
-                    what: format!("a {{\"$imagepolicy\": \"{policy}\"}} marker"),
-                    hint: format!(
-                        "; add the comment # {{\"$imagepolicy\": \"{policy}:tag\"}} after the tag"
-                    ),
-                });
-            }
-            Ok(found)
-        }
+        } => helm::tag_replacements(docs, tag, repository.as_ref(), digest.as_ref(), wanted),
+        Target::Marker { policy } => marker::bump(src, docs, policy, wanted),
         Target::HelmImage { path } => helm::image_replacement(docs, path, wanted).map(|r| vec![r]),
         Target::ArgocdSource {
             repository,
             parameter,
         } => argocd_source::replacement(docs, repository, parameter, wanted).map(|r| vec![r]),
-        Target::ImageField { repository } => {
-            image_field::replacements(docs, repository, &wanted.tag, wanted.digest.as_ref())
-        }
+        Target::ImageField { repository } => image_field::bump(docs, repository, wanted),
     }?;
     Ok((replaced, Vec::new()))
 }

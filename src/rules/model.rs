@@ -45,6 +45,23 @@ pub struct Settings {
     /// one, `verify` reads the cluster the worker runs in.
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// Whether a Kustomize bump is also checked by rendering the environment's directory
+    /// before and after it (`auto`: when `kustomize` or `kubectl` is on the PATH).
+    #[serde(default)]
+    pub render: RenderMode,
+}
+
+/// Whether bumps are checked with a renderer (`Settings.render`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RenderMode {
+    /// When `kustomize` or `kubectl` is on the PATH (the default).
+    #[default]
+    Auto,
+    /// Always: a Kustomize bump fails when no renderer can be found.
+    Always,
+    /// Never: only tagpromoter's own model of the image transformer checks edits.
+    Never,
 }
 
 impl Settings {
@@ -686,14 +703,21 @@ pub enum Target {
         /// Where the tag is.
         #[serde(flatten)]
         value: HelmValue,
-        /// Dotted path of the repository.
+        /// Dotted path of the repository, when it is not beside the tag (`repository:` or
+        /// `image:` there): read to check the values name the image, never written.
         #[serde(default)]
         #[schemars(with = "Option<String>")]
         repository: Option<HelmPath>,
-        /// Dotted path of the digest (written with `pinDigest`).
+        /// Dotted path of the digest, when it is not beside the tag (`digest:`, or a bare-hex
+        /// `sha:`): written with the tag wherever it pins one, and with `pinDigest`.
         #[serde(default)]
         #[schemars(with = "Option<String>")]
         digest: Option<HelmPath>,
+        /// The repository the values name (with their `registry`); default `spec.image`
+        /// (set it when tags are read from a mirror the values do not name).
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        name: Option<Repository>,
     },
     /// Scalars marked `# {"$imagepolicy": "<policy>[:tag|:name|:digest]"}`.
     Marker {
@@ -717,6 +741,11 @@ pub enum Target {
         /// The Helm parameter holding the tag; default `image.tag`.
         #[serde(default)]
         parameter: Option<String>,
+        /// The repository its `kustomize.images` entry names; default `spec.image` (set it
+        /// when tags are read from a mirror the file does not name).
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        name: Option<Repository>,
     },
     /// Every `image:` field of plain manifests whose repository is `name`, as Docker reads
     /// names (`redis` is `docker.io/library/redis`); the repository stays as written.
@@ -889,7 +918,8 @@ impl Promotion {
         self.written_repository_of(&env.target)
     }
 
-    /// The repository `target`'s files name: its `name`, else `spec.image`.
+    /// The repository `target`'s files name: its `name`, else `spec.image`. (A Kustomize
+    /// target's `name` is the `images[].name` to match, which need not be one.)
     pub fn written_repository_of(&self, target: &Target) -> Repository {
         match target {
             Target::Marker {
@@ -897,7 +927,16 @@ impl Promotion {
             }
             | Target::Manifest {
                 name: Some(name), ..
+            }
+            | Target::Helm {
+                name: Some(name), ..
+            }
+            | Target::ArgocdSource {
+                name: Some(name), ..
             } => name.clone(),
+            Target::Kustomize {
+                name: Some(name), ..
+            } => Repository::new(name).unwrap_or_else(|_| self.image.clone()),
             _ => self.image.clone(),
         }
     }
@@ -941,7 +980,7 @@ impl Promotion {
                 repository: self.written_repository_of(target),
             },
             Target::ArgocdSource { parameter, .. } => T::ArgocdSource {
-                repository: self.image.clone(),
+                repository: self.written_repository_of(target),
                 parameter: parameter.clone().unwrap_or_else(|| "image.tag".into()),
             },
         }

@@ -285,7 +285,7 @@ fn rewrite_case(dir: &std::path::Path) -> Result<(), String> {
                     .map(|t| Digest::new(&t))
                     .transpose()
                     .map_err(|e| err(&e))?,
-                new_name_if_present: false,
+                tag_carries_digest: false,
             };
             kustomize::edits(&input, &docs, case["image"].as_str().unwrap_or(""), &change).map(
                 |(replacements, inserted)| {

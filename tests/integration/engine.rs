@@ -148,7 +148,7 @@ spec:
       soak: 1h
       policy: {{ semver: '^6.0.0' }}
       platforms: [linux/amd64, linux/arm64]
-      target: {{ helm: {{ file: apps/podinfo/staging/values.yaml, tag: image.tag }} }}
+      target: {{ helm: {{ file: apps/podinfo/staging/values.yaml, tag: image.tag, name: somewhere/podinfo }} }}
     - name: prod
       from: staging
       soak: 24h

@@ -68,6 +68,7 @@ fn config(url: &str, cache: &Path, auth: RemoteAuth) -> RepoConfig {
         git_timeout: std::time::Duration::from_secs(60),
         lock_timeout: std::time::Duration::from_secs(60),
         keep_snapshot: false,
+        render: tagpromoter::rules::RenderMode::Auto,
     }
 }
 
@@ -125,6 +126,7 @@ fn bump(env: &str, file: &str, to: &str) -> Bump {
                 repository: Repository::new(IMAGE).unwrap(),
                 tag: Tag::new(to).unwrap(),
                 digest: None,
+                pin: false,
             },
         }],
     }

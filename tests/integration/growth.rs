@@ -168,6 +168,7 @@ fn config(url: &str, cache: &Path) -> RepoConfig {
         git_timeout: std::time::Duration::from_secs(60),
         lock_timeout: std::time::Duration::from_secs(60),
         keep_snapshot: false,
+        render: tagpromoter::rules::RenderMode::Auto,
     }
 }
 

@@ -71,6 +71,7 @@ fn edited_overlay_renders_with_the_new_tag_and_digest() {
         repository: Repository::new("ghcr.io/stefanprodan/podinfo").unwrap(),
         tag: Tag::new("6.5.4").unwrap(),
         digest: Some(Digest::new(&digest).unwrap()),
+        pin: true,
     };
     let target = Target::Kustomize {
         name: "ghcr.io/stefanprodan/podinfo".into(),
@@ -127,6 +128,7 @@ fn an_overlay_without_images_gets_an_entry_that_renders() {
         repository: Repository::new("ghcr.io/stefanprodan/podinfo").unwrap(),
         tag: Tag::new("6.5.4").unwrap(),
         digest: None,
+        pin: false,
     };
     let target = Target::Kustomize {
         name: "ghcr.io/stefanprodan/podinfo".into(),

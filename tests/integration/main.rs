@@ -16,6 +16,7 @@ mod gitops;
 mod growth;
 mod kustomize_render;
 mod manifest;
+mod meaning;
 mod monitoring;
 mod multi_repo;
 mod promises;

@@ -10,6 +10,7 @@ fn wanted(tag: &str) -> Wanted {
         repository: Repository::new("ghcr.io/acme/app").unwrap(),
         tag: Tag::new(tag).unwrap(),
         digest: None,
+        pin: false,
     }
 }
 
@@ -85,6 +86,7 @@ fn a_kustomization_without_the_entry_gets_one() {
     let digest = format!("sha256:{}", "4".repeat(64));
     let pinned = Wanted {
         digest: Some(tagpromoter::image::Digest::new(&digest).unwrap()),
+        pin: true,
         ..wanted("2.0.0")
     };
     let cases: Vec<(&str, Wanted, String)> = vec![
@@ -160,6 +162,7 @@ fn digests_are_written_when_pinned() {
     );
     let want = Wanted {
         digest: Some(Digest::new(&digest).unwrap()),
+        pin: true,
         ..wanted("1.1.0")
     };
     let Outcome::Changed(out) = manifest::apply(&src, &kustomize(), &want).unwrap() else {
@@ -260,7 +263,7 @@ proptest! {
 }
 
 #[test]
-fn kustomize_new_name_is_kept_in_step_but_never_added() {
+fn kustomize_new_name_is_never_written() {
     let src = "images:\n- name: app\n  newName: registry.old/acme/app\n  newTag: 1.0.0\n";
     let target = Target::Kustomize { name: "app".into() };
     let Outcome::Changed(out) = manifest::apply(src, &target, &wanted("1.1.0")).unwrap() else {
@@ -268,7 +271,7 @@ fn kustomize_new_name_is_kept_in_step_but_never_added() {
     };
     assert_eq!(
         out,
-        "images:\n- name: app\n  newName: ghcr.io/acme/app\n  newTag: 1.1.0\n"
+        "images:\n- name: app\n  newName: registry.old/acme/app\n  newTag: 1.1.0\n"
     );
     let src = "images:\n- name: app\n  newTag: 1.0.0\n";
     let Outcome::Changed(out) = manifest::apply(src, &target, &wanted("1.1.0")).unwrap() else {

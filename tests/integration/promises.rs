@@ -25,7 +25,7 @@ fn at(hours: i64) -> Timestamp {
 
 fn values(tag: &str) -> String {
     format!(
-        "# prod values\nimage:\n  repository: app\n  tag: {tag} # pinned by tagpromoter\n  digest: \"\"\n"
+        "# prod values (the chart names the repository)\nimage:\n  tag: {tag} # pinned by tagpromoter\n  digest: \"\"\n"
     )
 }
 

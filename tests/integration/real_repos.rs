@@ -9,21 +9,21 @@ use crate::support::oci::Pusher;
 use crate::support::{Auth, DockerRegistry};
 use tagpromoter::engine::{Engine, Options, PassReport};
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     "2026-11-20T10:00:00Z".parse().unwrap()
 }
 
 /// A registry, a repository with `files`, and rules (Settings for both, then `promotions`):
 /// one pass; the report and what the branch holds after it.
-struct World {
-    registry: DockerRegistry,
-    bare: std::path::PathBuf,
+pub(crate) struct World {
+    pub(crate) registry: DockerRegistry,
+    pub(crate) bare: std::path::PathBuf,
     rules: tempfile::TempDir,
     _dirs: [tempfile::TempDir; 2],
 }
 
 impl World {
-    fn new(files: &[(&str, String)]) -> Self {
+    pub(crate) fn new(files: &[(&str, String)]) -> Self {
         let registry = DockerRegistry::start(Auth::None);
         let base = tempfile::tempdir().unwrap();
         let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
@@ -36,16 +36,16 @@ impl World {
         }
     }
 
-    fn pusher(&self) -> Pusher {
+    pub(crate) fn pusher(&self) -> Pusher {
         Pusher::new(&self.registry.addr)
     }
 
-    fn image(&self, path: &str) -> String {
+    pub(crate) fn image(&self, path: &str) -> String {
         format!("{}/{path}", self.registry.addr)
     }
 
     /// The rules: Settings for this registry and repository, then `promotions` (YAML docs).
-    fn rules(&self, promotions: &str) {
+    pub(crate) fn rules(&self, promotions: &str) {
         std::fs::write(
             self.rules.path().join("rules.yaml"),
             format!(
@@ -71,12 +71,12 @@ impl World {
     }
 
     /// One pass at `at` from a fresh cache.
-    async fn pass(&self, at: Timestamp) -> PassReport {
+    pub(crate) async fn pass(&self, at: Timestamp) -> PassReport {
         self.engine().await.0.pass(at).await
     }
 
     /// `path:tag` pushed for each of `tags` (linux/amd64); the image's name.
-    async fn push(&self, path: &str, tags: &[&str]) -> String {
+    pub(crate) async fn push(&self, path: &str, tags: &[&str]) -> String {
         for tag in tags {
             self.pusher()
                 .image(path, Some(tag), INITIAL, "linux", "amd64")
@@ -86,13 +86,18 @@ impl World {
     }
 
     /// The rules: one promotion `name` of `image` through `environments` (YAML list items).
-    fn promotion(&self, name: &str, image: &str, environments: &str) {
+    pub(crate) fn promotion(&self, name: &str, image: &str, environments: &str) {
         self.rules(&format!(
             "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: {name} }}\nspec:\n  image: {image}\n  environments:\n{environments}"
         ));
     }
 
-    fn file(&self, path: &str) -> String {
+    /// The rules directory.
+    pub(crate) fn rules_dir(&self) -> &std::path::Path {
+        self.rules.path()
+    }
+
+    pub(crate) fn file(&self, path: &str) -> String {
         git(&self.bare, &["show", &format!("main:{path}")])
     }
 }
@@ -267,7 +272,7 @@ fn assert_landed(p: &PassReport) {
 }
 
 /// Clone a world's repository, write `files`, commit and push them.
-fn commit_files(world: &World, files: &[(&str, String)]) {
+pub(crate) fn commit_files(world: &World, files: &[(&str, String)]) {
     let work = tempfile::tempdir().unwrap();
     git(
         work.path(),
@@ -394,7 +399,7 @@ async fn helm_values_holding_the_whole_reference() {
     world.promotion(
         "app",
         &mirror,
-        "    - { name: prod, policy: { semver: '^1.0.0' }, target: { helm: { file: apps/prod/values.yaml, image: worker.image } } }\n    - { name: api, pinDigest: true, policy: { semver: '^1.0.0' }, target: { helm: { file: apps/prod/values.yaml, image: api.image } } }\n");
+        "    - { name: prod, policy: { semver: '^1.0.0' }, target: { helm: { file: apps/prod/values.yaml, image: worker.image, name: ghcr.io/acme/app } } }\n    - { name: api, pinDigest: true, policy: { semver: '^1.0.0' }, target: { helm: { file: apps/prod/values.yaml, image: api.image, name: ghcr.io/acme/app } } }\n");
     let p = world.pass(now()).await;
     assert_landed(&p);
     assert_eq!(
@@ -588,7 +593,7 @@ async fn promote_through(
 }
 
 /// `kubectl kustomize` builds the overlay at `dir` of the branch's tip.
-fn builds(world: &World, dirs: &[&str]) -> Vec<String> {
+pub(crate) fn builds(world: &World, dirs: &[&str]) -> Vec<String> {
     let work = tempfile::tempdir().unwrap();
     git(
         work.path(),
@@ -652,7 +657,7 @@ async fn real_layout_kustomize_overlays() {
 /// production values, and kustomize-guestbook, which has no `images:`.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_layout_argocd_example_apps() {
-    let rules = "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: guestbook }\nspec:\n  image: REGISTRY/heptio-images/ks-guestbook-demo\n  environments:\n    - { name: dev, policy: { semver: { range: '>=0.1', loose: true } }, target: { helm: { file: helm-guestbook/values.yaml, tag: image.tag } } }\n    - { name: kustomize, policy: { semver: { range: '>=0.1', loose: true } }, target: { kustomize: { file: kustomize-guestbook/kustomization.yaml, name: gcr.io/heptio-images/ks-guestbook-demo } } }\n    - { name: prod, from: dev, soak: 1h, policy: { semver: { range: '>=0.1', loose: true } }, target: { helm: { file: helm-guestbook/values-production.yaml, tag: image.tag } } }\n";
+    let rules = "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: guestbook }\nspec:\n  image: REGISTRY/heptio-images/ks-guestbook-demo\n  environments:\n    - { name: dev, policy: { semver: { range: '>=0.1', loose: true } }, target: { helm: { file: helm-guestbook/values.yaml, tag: image.tag, name: gcr.io/heptio-images/ks-guestbook-demo } } }\n    - { name: kustomize, policy: { semver: { range: '>=0.1', loose: true } }, target: { kustomize: { file: kustomize-guestbook/kustomization.yaml, name: gcr.io/heptio-images/ks-guestbook-demo } } }\n    - { name: prod, from: dev, soak: 1h, policy: { semver: { range: '>=0.1', loose: true } }, target: { helm: { file: helm-guestbook/values-production.yaml, tag: image.tag, name: gcr.io/heptio-images/ks-guestbook-demo } } }\n";
     let (history, world) = promote_through(
         "argocd",
         &[("heptio-images/ks-guestbook-demo", &["0.1", "0.2"])],
@@ -673,7 +678,7 @@ async fn real_layout_argocd_example_apps() {
 /// environment (staging, then production), and the base release's redis tag.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_layout_flux_kustomize_helm() {
-    let rules = "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: podinfo }\nspec:\n  image: REGISTRY/stefanprodan/podinfo\n  environments:\n    - { name: staging, policy: { semver: '>=6.0.0' }, target: { marker: { file: apps/staging/podinfo-values.yaml, policy: flux-system:podinfo-staging, name: ghcr.io/stefanprodan/podinfo } } }\n    - { name: production, from: staging, soak: 1h, policy: { semver: '>=6.0.0' }, target: { marker: { file: apps/production/podinfo-values.yaml, policy: flux-system:podinfo, name: ghcr.io/stefanprodan/podinfo } } }\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: redis }\nspec:\n  image: REGISTRY/docker/library/redis\n  environments:\n    - { name: base, policy: { semver: '~7.0.0' }, target: { helm: { file: apps/base/podinfo/release.yaml, tag: spec.values.redis.tag } } }\n";
+    let rules = "apiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: podinfo }\nspec:\n  image: REGISTRY/stefanprodan/podinfo\n  environments:\n    - { name: staging, policy: { semver: '>=6.0.0' }, target: { marker: { file: apps/staging/podinfo-values.yaml, policy: flux-system:podinfo-staging, name: ghcr.io/stefanprodan/podinfo } } }\n    - { name: production, from: staging, soak: 1h, policy: { semver: '>=6.0.0' }, target: { marker: { file: apps/production/podinfo-values.yaml, policy: flux-system:podinfo, name: ghcr.io/stefanprodan/podinfo } } }\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: { name: redis }\nspec:\n  image: REGISTRY/docker/library/redis\n  environments:\n    - { name: base, policy: { semver: '~7.0.0' }, target: { helm: { file: apps/base/podinfo/release.yaml, tag: spec.values.redis.tag, name: public.ecr.aws/docker/library/redis } } }\n";
     let (history, _) = promote_through(
         "flux",
         &[

@@ -1,5 +1,7 @@
 //! Bumps made into commits: each edit is compare-and-swap on the file as the chain has it
-//! so far, and a bump lands in one commit, all of its edits or none.
+//! so far, checked for what it makes the cluster run (tagpromoter's model of the target
+//! kind, then the renderer for Kustomize), and a bump lands in one commit, all of its
+//! edits or none. [`Repo::prepare`] is the same work without the commits, for `plan`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +11,12 @@ use jiff::Timestamp;
 
 use super::Repo;
 use super::landing::Outcome;
+use super::workspace::Workspace;
 use crate::gitops::error::{GitError, GitErrorKind};
 use crate::gitops::message::Record;
 use crate::gitops::store::{Author, Store};
 use crate::manifest;
+use crate::render::Renderer;
 
 /// A file change a bump makes: compare-and-swap on the target's tag.
 #[derive(Debug, Clone)]
@@ -61,7 +65,44 @@ impl Chain {
     }
 }
 
+/// A file as a bump leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    /// The file, relative to the repository root.
+    pub path: PathBuf,
+    /// Its text before the bump (after the bumps before it in the chain).
+    pub before: String,
+    /// Its text after.
+    pub after: String,
+    /// Regular or executable.
+    pub kind: EntryKind,
+}
+
+/// What a chain of bumps does to the files of a base commit, before any commit is made:
+/// for each bump, the files it changes, or why it makes no commit. `plan` shows this;
+/// [`Repo::commit`] writes it.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// The commit the chain starts from.
+    pub base: Option<ObjectId>,
+    /// Per bump, in order.
+    pub steps: Vec<Result<Vec<FileChange>, Outcome>>,
+}
+
 impl Repo {
+    /// What `bumps` would do on `base`, each edit compare-and-swap on the file as the
+    /// bumps before it leave it, and checked for meaning — by tagpromoter's model of each
+    /// target kind, and for Kustomize targets by the renderer, when one is configured.
+    /// Writes no object. Runs on a blocking thread.
+    pub async fn prepare(&self, base: ObjectId, bumps: &[Bump]) -> Result<Prepared, GitError> {
+        let store = self.store.clone();
+        let bumps = bumps.to_vec();
+        let render = self.render_check();
+        tokio::task::spawn_blocking(move || prepare(&store, base, &bumps, render.as_ref()))
+            .await
+            .map_err(|e| GitError::new(GitErrorKind::Local, "preparing bumps", e.to_string()))?
+    }
+
     /// Commit every bump on `base`, one commit each, chained, at `time` (the pass's now).
     /// Runs on a blocking thread.
     pub async fn commit(
@@ -73,9 +114,13 @@ impl Repo {
         let store = self.store.clone();
         let author = self.config.author.clone();
         let bumps = bumps.to_vec();
-        tokio::task::spawn_blocking(move || build_chain(&store, &author, base, &bumps, time))
-            .await
-            .map_err(|e| GitError::new(GitErrorKind::Local, "writing commits", e.to_string()))?
+        let render = self.render_check();
+        tokio::task::spawn_blocking(move || {
+            let prepared = prepare(&store, base, &bumps, render.as_ref())?;
+            write_chain(&store, &author, &bumps, prepared, time)
+        })
+        .await
+        .map_err(|e| GitError::new(GitErrorKind::Local, "writing commits", e.to_string()))?
     }
 
     /// Whether `id` is exactly the commit tagpromoter makes for `bump` on its parent at its
@@ -90,7 +135,10 @@ impl Repo {
             let [parent] = info.parents[..] else {
                 return Ok(false);
             };
-            let chain = build_chain(&store, &author, parent, &[bump], info.time)?;
+            // What the bump writes is what its edits say; the renderer only judges it.
+            let bumps = [bump];
+            let prepared = prepare(&store, parent, &bumps, None)?;
+            let chain = write_chain(&store, &author, &bumps, prepared, info.time)?;
             Ok(chain.commits.first().map(|(_, made)| *made) == Some(id))
         })
         .await
@@ -98,32 +146,34 @@ impl Repo {
     }
 }
 
-/// Make the commits of `bumps` on `base`: each edit is compare-and-swap on the file as the
-/// chain has it so far (several bumps may edit one file).
-fn build_chain(
+/// The commits of what was prepared: one per bump that changes something (or, for a
+/// bump with no edit, an empty record), chained on the base.
+fn write_chain(
     store: &Store,
     author: &Author,
-    base: ObjectId,
     bumps: &[Bump],
+    prepared: Prepared,
     time: Timestamp,
 ) -> Result<Chain, GitError> {
     let mut chain = Chain {
-        base: Some(base),
+        base: prepared.base,
         ..Chain::default()
     };
-    let mut head = base;
-    for (i, bump) in bumps.iter().enumerate() {
-        match edit_files(store, head, &bump.edits)? {
+    let Some(mut head) = prepared.base else {
+        return Ok(chain);
+    };
+    for (i, step) in prepared.steps.into_iter().enumerate() {
+        match step {
             Err(outcome) => chain.skipped.push((i, outcome)),
-            Ok(changes) if changes.is_empty() && !bump.edits.is_empty() => {
+            Ok(changes) if changes.is_empty() && !bumps[i].edits.is_empty() => {
                 chain.skipped.push((i, Outcome::AlreadyInPlace));
             }
             Ok(changes) => {
                 let changes: Vec<(&Path, &[u8], EntryKind)> = changes
                     .iter()
-                    .map(|(path, text, kind)| (path.as_path(), text.as_bytes(), *kind))
+                    .map(|c| (c.path.as_path(), c.after.as_bytes(), c.kind))
                     .collect();
-                head = store.commit(head, &changes, &bump.record.message(), author, time)?;
+                head = store.commit(head, &changes, &bumps[i].record.message(), author, time)?;
                 chain.commits.push((i, head));
             }
         }
@@ -131,46 +181,97 @@ fn build_chain(
     Ok(chain)
 }
 
-/// A file as a bump leaves it: path, text, mode.
-type Changed = (PathBuf, String, EntryKind);
+/// The files as the chain has them so far: path → (text, kind).
+type Files = std::collections::HashMap<PathBuf, (String, EntryKind)>;
 
-/// The files `edits` change on `head`, each as it will be (several edits of one file apply
-/// in turn); `Err` with why the bump makes no commit: one edit failed or found a person's
-/// value (then none is made: a bump lands whole or not at all).
+/// See [`Repo::prepare`].
+fn prepare(
+    store: &Store,
+    base: ObjectId,
+    bumps: &[Bump],
+    render: Option<&RenderCheck>,
+) -> Result<Prepared, GitError> {
+    let mut files = Files::new();
+    let mut workspace: Option<Result<Workspace, String>> = None;
+    let mut steps = Vec::with_capacity(bumps.len());
+    for bump in bumps {
+        let step = match edit_files(store, base, &mut files, &bump.edits)? {
+            Ok(changes) => match render {
+                Some(check) if !changes.is_empty() => check
+                    .judge(store, base, &mut workspace, bump, &changes)
+                    .map(|()| changes),
+                _ => Ok(changes),
+            },
+            Err(outcome) => Err(outcome),
+        };
+        if let Ok(changes) = &step {
+            for c in changes {
+                files.insert(c.path.clone(), (c.after.clone(), c.kind));
+            }
+        }
+        steps.push(step);
+    }
+    Ok(Prepared {
+        base: Some(base),
+        steps,
+    })
+}
+
+/// The files `edits` change, each as it will be (several edits of one file apply in
+/// turn), on the files as the chain has them (`files`, else `base`); `Err` with why the
+/// bump makes no commit: one edit failed or found a person's value (then none is made: a
+/// bump lands whole or not at all).
 fn edit_files(
     store: &Store,
-    head: ObjectId,
+    base: ObjectId,
+    files: &mut Files,
     edits: &[FileEdit],
-) -> Result<Result<Vec<Changed>, Outcome>, GitError> {
-    let mut files: Vec<(PathBuf, String, EntryKind, bool)> = Vec::new();
+) -> Result<Result<Vec<FileChange>, Outcome>, GitError> {
+    let mut changes: Vec<FileChange> = Vec::new();
     for edit in edits {
         let step = format!("editing {}", edit.file.display());
         let failed =
             |detail: String| Outcome::Failed(GitError::new(GitErrorKind::Target, &step, detail));
-        let at = match files.iter().position(|(p, ..)| *p == edit.file) {
+        let at = match changes.iter().position(|c| c.path == edit.file) {
             Some(at) => at,
             None => {
-                let file = match store.read(head, &edit.file) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => {
-                        return Ok(Err(failed("the file does not exist on the branch".into())));
+                let (text, kind) = match files.get(&edit.file) {
+                    Some((text, kind)) => (text.clone(), *kind),
+                    None => {
+                        let file = match store.read(base, &edit.file) {
+                            Ok(Some(f)) => f,
+                            Ok(None) => {
+                                return Ok(Err(failed(
+                                    "the file does not exist on the branch".into(),
+                                )));
+                            }
+                            Err(e) if e.kind == GitErrorKind::Target => {
+                                return Ok(Err(Outcome::Failed(e)));
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        let Ok(text) = String::from_utf8(file.content) else {
+                            return Ok(Err(failed("is not UTF-8 text".into())));
+                        };
+                        files.insert(edit.file.clone(), (text.clone(), file.kind));
+                        (text, file.kind)
                     }
-                    Err(e) if e.kind == GitErrorKind::Target => return Ok(Err(Outcome::Failed(e))),
-                    Err(e) => return Err(e),
                 };
-                let Ok(text) = String::from_utf8(file.content) else {
-                    return Ok(Err(failed("is not UTF-8 text".into())));
-                };
-                files.push((edit.file.clone(), text, file.kind, false));
-                files.len() - 1
+                changes.push(FileChange {
+                    path: edit.file.clone(),
+                    before: text.clone(),
+                    after: text,
+                    kind,
+                });
+                changes.len() - 1
             }
         };
-        let text = &files[at].1;
+        let text = &changes[at].after;
         let found = match manifest::read(text, &edit.target) {
             Ok(current) => current.tag,
             Err(e) => return Ok(Err(failed(e.to_string()))),
         };
-        if found.as_deref() == Some(edit.wanted.tag.as_str()) && edit.wanted.digest.is_none() {
+        if found.as_deref() == Some(edit.wanted.tag.as_str()) && !edit.wanted.pin {
             continue;
         }
         if found != edit.expected {
@@ -178,16 +279,140 @@ fn edit_files(
         }
         match manifest::apply(text, &edit.target, &edit.wanted) {
             Ok(manifest::Outcome::Unchanged) => {}
-            Ok(manifest::Outcome::Changed(new)) => {
-                files[at].1 = new;
-                files[at].3 = true;
-            }
+            Ok(manifest::Outcome::Changed(new)) => changes[at].after = new,
             Err(e) => return Ok(Err(failed(e.to_string()))),
         }
     }
-    Ok(Ok(files
-        .into_iter()
-        .filter(|(.., changed)| *changed)
-        .map(|(path, text, kind, _)| (path, text, kind))
-        .collect()))
+    changes.retain(|c| c.before != c.after);
+    Ok(Ok(changes))
+}
+
+/// The renderer's check of Kustomize edits: how the repository is configured to render.
+#[derive(Debug, Clone)]
+pub(super) struct RenderCheck {
+    /// The renderer, when one was found.
+    pub renderer: Option<Renderer>,
+    /// `render: always`: a Kustomize bump without a renderer fails.
+    pub required: bool,
+    /// Where workspaces are made.
+    pub scratch: PathBuf,
+}
+
+impl RenderCheck {
+    /// Render each kustomization directory `bump` edits before and after `changes`, and
+    /// require that the images changed exactly as intended and nothing else did. A
+    /// directory that does not build before the edit (a remote base out of reach, a
+    /// Helm chart) is not judged by the renderer; one that builds before and not after
+    /// is refused.
+    fn judge(
+        &self,
+        store: &Store,
+        base: ObjectId,
+        workspace: &mut Option<Result<Workspace, String>>,
+        bump: &Bump,
+        changes: &[FileChange],
+    ) -> Result<(), Outcome> {
+        let kustomize: Vec<&FileEdit> = bump
+            .edits
+            .iter()
+            .filter(|e| matches!(e.target, manifest::Target::Kustomize { .. }))
+            .collect();
+        if kustomize.is_empty() {
+            return Ok(());
+        }
+        let refuse = |step: String, detail: String| {
+            Err(Outcome::Failed(GitError::new(
+                GitErrorKind::Target,
+                &step,
+                detail,
+            )))
+        };
+        let Some(renderer) = &self.renderer else {
+            if self.required {
+                return refuse(
+                    "rendering the edit".into(),
+                    "render: always is set, and neither kustomize nor kubectl is on the PATH"
+                        .into(),
+                );
+            }
+            return Ok(());
+        };
+        let ws =
+            match workspace.get_or_insert_with(|| Workspace::export(store, base, &self.scratch)) {
+                Ok(ws) => ws,
+                Err(why) => {
+                    tracing::warn!(why = %why, "edits are not rendered");
+                    return Ok(());
+                }
+            };
+        let mut dirs: Vec<(&Path, &FileEdit)> = Vec::new();
+        for e in &kustomize {
+            let dir = e.file.parent().unwrap_or(Path::new(""));
+            if !dirs.iter().any(|(d, _)| *d == dir) {
+                dirs.push((dir, e));
+            }
+        }
+        let mut before = Vec::new();
+        for (dir, _) in &dirs {
+            before.push(ws.path(dir).map(|at| renderer.build(&at, &ws.home())));
+        }
+        for c in changes {
+            if let Err(e) = ws.write(&c.path, &c.after) {
+                tracing::warn!(error = %e, "edits are not rendered");
+            }
+        }
+        let put_back = || {
+            for c in changes {
+                let _ = ws.write(&c.path, &c.before);
+            }
+        };
+        for ((dir, edit), before) in dirs.iter().zip(before) {
+            let shown = display(dir);
+            let step = format!("checking {shown} with {}", renderer.name());
+            let before = match before {
+                Some(Ok(text)) => text,
+                Some(Err(e)) => {
+                    tracing::warn!(directory = %shown, error = %e, "the directory does not build before the edit; not judged by the renderer");
+                    continue;
+                }
+                None => continue,
+            };
+            let Some(at) = ws.path(dir) else { continue };
+            let after = match renderer.build(&at, &ws.home()) {
+                Ok(text) => text,
+                Err(e) => {
+                    put_back();
+                    return refuse(
+                        step,
+                        format!("the directory builds before the edit and not after it: {e}"),
+                    );
+                }
+            };
+            let text = changes
+                .iter()
+                .find(|c| c.path == edit.file)
+                .map_or("", |c| c.after.as_str());
+            let digest = manifest::rendered(text, &edit.target)
+                .ok()
+                .and_then(|r| r.into_iter().next())
+                .and_then(|(r, _)| r.digest);
+            let intent = crate::render::images::Intent {
+                repository: &edit.wanted.repository,
+                tag: edit.wanted.tag.as_str(),
+                digest: digest.as_deref(),
+            };
+            if let Err(why) = crate::render::images::judge(&before, &after, &intent) {
+                put_back();
+                return refuse(step, why);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn display(dir: &Path) -> String {
+    match dir.as_os_str().is_empty() {
+        true => ".".into(),
+        false => dir.display().to_string(),
+    }
 }

@@ -18,8 +18,9 @@ mod chain;
 mod landing;
 mod mirror;
 mod push;
+mod workspace;
 
-pub use chain::{Bump, Chain, FileEdit};
+pub use chain::{Bump, Chain, FileChange, FileEdit, Prepared};
 pub use landing::{Outcome, Report};
 pub use push::Pushed;
 
@@ -57,6 +58,8 @@ pub struct RepoConfig {
     /// Keep the last snapshot for the next one (a worker, pass after pass); a process
     /// that reads once (`once`, `plan`) does not hold it.
     pub keep_snapshot: bool,
+    /// Whether Kustomize edits are also checked by rendering (`Settings.render`).
+    pub render: crate::rules::RenderMode,
 }
 
 impl RepoConfig {
@@ -70,6 +73,7 @@ impl RepoConfig {
         let git = settings.repository(&destination.repository)?;
         let mut config = Self::from_settings(git, cache_dir);
         config.branch = destination.branch.clone();
+        config.render = settings.render;
         Some(config)
     }
 
@@ -112,6 +116,7 @@ impl RepoConfig {
             git_timeout: DEFAULT_GIT_TIMEOUT,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             keep_snapshot: false,
+            render: crate::rules::RenderMode::Auto,
         }
     }
 }
@@ -136,6 +141,8 @@ pub struct Repo {
     metrics: Option<crate::metrics::GitPushes>,
     /// The last snapshot read, and what it was asked.
     last: std::sync::Mutex<Option<LastSnapshot>>,
+    /// The renderer found for `config.render`.
+    renderer: Option<crate::render::Renderer>,
 }
 
 /// What a snapshot was asked, and what it read.
@@ -184,6 +191,7 @@ impl Repo {
             std::fs::rename(&tmp, &dir).map_err(io)?;
         }
         let store = Store::open(&dir)?;
+        let renderer = crate::render::Renderer::find(config.render);
         Ok(Self {
             config,
             dir,
@@ -191,6 +199,7 @@ impl Repo {
             store,
             metrics: None,
             last: std::sync::Mutex::new(None),
+            renderer,
         })
     }
 
@@ -222,6 +231,15 @@ impl Repo {
         if let Ok(mut last) = self.last.lock() {
             *last = Some((queries, read));
         }
+    }
+
+    /// How Kustomize edits are rendered for their check.
+    fn render_check(&self) -> Option<chain::RenderCheck> {
+        (self.config.render != crate::rules::RenderMode::Never).then(|| chain::RenderCheck {
+            renderer: self.renderer.clone(),
+            required: self.config.render == crate::rules::RenderMode::Always,
+            scratch: self.config.cache_dir.join("render"),
+        })
     }
 
     /// Where it is fetched from and pushed to.

@@ -430,7 +430,7 @@ impl<'a> Decoder<'a> {
                 let t = self.fields(
                     value,
                     &what,
-                    &["file", "tag", "image", "repository", "digest"],
+                    &["file", "tag", "image", "repository", "digest", "name"],
                 )?;
                 let file = self
                     .required(&t, "file", &what)
@@ -455,11 +455,13 @@ impl<'a> Decoder<'a> {
                     None => Some(None),
                     Some(n) => self.helm_path(n, "target.helm.digest").map(Some),
                 };
+                let name = self.repository_name(&t, &what);
                 Some(Target::Helm {
                     file: file?,
                     value: tag?,
                     repository: repository?,
                     digest: digest?,
+                    name: name?,
                 })
             }
             "marker" => {
@@ -479,7 +481,7 @@ impl<'a> Decoder<'a> {
                 })
             }
             "argocdSource" => {
-                let t = self.fields(value, &what, &["file", "parameter"])?;
+                let t = self.fields(value, &what, &["file", "parameter", "name"])?;
                 let file = self
                     .required(&t, "file", &what)
                     .and_then(|n| self.repo_path(n, "target file"));
@@ -487,9 +489,11 @@ impl<'a> Decoder<'a> {
                     None => Some(None),
                     Some(n) => self.string(n, "target.argocdSource.parameter").map(Some),
                 };
+                let name = self.repository_name(&t, &what);
                 Some(Target::ArgocdSource {
                     file: file?,
                     parameter: parameter?,
+                    name: name?,
                 })
             }
             _ => {

@@ -22,6 +22,7 @@ impl<'a> Decoder<'a> {
                 "interval",
                 "receivers",
                 "clusters",
+                "render",
             ],
         )?;
         let git = self
@@ -50,7 +51,24 @@ impl<'a> Decoder<'a> {
             .get("clusters")
             .map(|n| self.clusters(n))
             .unwrap_or_default();
+        let render = match f.get("render") {
+            None => Some(RenderMode::Auto),
+            Some(n) => match self.string(n, "render").as_deref() {
+                Some("auto") => Some(RenderMode::Auto),
+                Some("always") => Some(RenderMode::Always),
+                Some("never") => Some(RenderMode::Never),
+                Some(other) => {
+                    self.error(
+                        n.position,
+                        format!("render {other:?} is not supported; use auto, always or never"),
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
         Some(Settings {
+            render: render?,
             clusters,
             git: git?,
             repositories,

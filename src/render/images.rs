@@ -1,0 +1,247 @@
+//! What a rendered build says about an edit: the images of every container (and init
+//! container) before and after, and the verdict — the edit changed image references
+//! exactly as intended, on every container of the image, and nothing else. Pure.
+
+use crate::image::{ImageRef, Repository};
+use crate::yaml::{self, Node, NodeKind};
+
+/// One container's image in a rendered build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    /// `Kind/name` of the object.
+    pub object: String,
+    /// The container's name.
+    pub container: String,
+    /// The image as rendered.
+    pub image: String,
+}
+
+impl std::fmt::Display for ImageUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} container {} runs {}",
+            self.object, self.container, self.image
+        )
+    }
+}
+
+/// The image of every item of every `containers` and `initContainers` list in the
+/// rendered YAML (kustomize's own reach), in document order.
+pub fn uses(rendered: &str) -> Result<Vec<ImageUse>, String> {
+    let docs = yaml::parse(rendered).map_err(|e| format!("the build is not YAML: {e}"))?;
+    let mut out = Vec::new();
+    for doc in &docs {
+        let text = |n: Option<&Node>| {
+            n.and_then(Node::as_scalar)
+                .map_or_else(String::new, |s| s.value.clone())
+        };
+        let object = format!(
+            "{}/{}",
+            text(doc.root.get("kind")),
+            text(doc.root.get("metadata").and_then(|m| m.get("name")))
+        );
+        collect(&doc.root, &object, &mut out);
+    }
+    Ok(out)
+}
+
+fn collect(node: &Node, object: &str, out: &mut Vec<ImageUse>) {
+    match &node.kind {
+        NodeKind::Mapping(entries) => {
+            for (k, v) in entries {
+                let key = k.as_scalar().map(|s| s.value.as_str());
+                if matches!(key, Some("containers" | "initContainers"))
+                    && let NodeKind::Sequence(items) = &v.kind
+                {
+                    for item in items {
+                        if let Some(image) = item.get("image").and_then(Node::as_scalar) {
+                            let container = item
+                                .get("name")
+                                .and_then(Node::as_scalar)
+                                .map_or_else(String::new, |s| s.value.clone());
+                            out.push(ImageUse {
+                                object: object.to_string(),
+                                container,
+                                image: image.value.clone(),
+                            });
+                        }
+                    }
+                }
+                collect(v, object, out);
+            }
+        }
+        NodeKind::Sequence(items) => items.iter().for_each(|i| collect(i, object, out)),
+        _ => {}
+    }
+}
+
+/// What an edit is meant to do to the build.
+#[derive(Debug, Clone)]
+pub struct Intent<'a> {
+    /// The image's repository as the target names it (`spec.image` or its `name:`).
+    pub repository: &'a Repository,
+    /// The tag every container of the image must run after the edit.
+    pub tag: &'a str,
+    /// The digest it must run with (`None`: no digest).
+    pub digest: Option<&'a str>,
+}
+
+/// How an edit changed a build, when it is what was intended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// Containers whose image changed, with what they ran before; empty when the build
+    /// runs no container of the image at all (then it cannot judge the edit).
+    pub containers: Vec<(ImageUse, String)>,
+}
+
+/// The verdict on an edit from the builds before and after it: `Err` says what is wrong
+/// (what still runs, what else changed), in words a person can act on.
+pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, String> {
+    let old = uses(before)?;
+    let new = uses(after)?;
+    let image_line = |l: &str| {
+        let t = l.trim_start();
+        let t = t.strip_prefix("- ").unwrap_or(t);
+        t.starts_with("image:")
+    };
+    let (a, b): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    if a.len() != b.len() || old.len() != new.len() {
+        return Err("the edit changed the build beyond image references (its line count)".into());
+    }
+    if let Some((x, y)) = a
+        .iter()
+        .zip(&b)
+        .find(|(x, y)| x != y && !(image_line(x) && image_line(y)))
+    {
+        return Err(format!(
+            "the edit changed the build beyond image references: {:?} became {:?}",
+            x.trim(),
+            y.trim()
+        ));
+    }
+    let ours =
+        |image: &str| ImageRef::parse(image).is_ok_and(|r| r.repository.same_as(intent.repository));
+    let mut changed = Vec::new();
+    for (o, n) in old.iter().zip(&new) {
+        if o.image == n.image {
+            continue;
+        }
+        let r = ImageRef::parse(&n.image).map_err(|e| {
+            format!(
+                "{} container {} would run {}, not a valid reference: {e}",
+                n.object, n.container, n.image
+            )
+        })?;
+        let tag_ok = r.tag.as_ref().map(|t| t.as_str()) == Some(intent.tag);
+        let digest_ok = r.digest.as_ref().map(|d| d.as_str()) == intent.digest;
+        let before_repo = ImageRef::parse(&o.image).ok().map(|r| r.repository);
+        if !tag_ok || !digest_ok || before_repo.as_ref() != Some(&r.repository) {
+            return Err(format!(
+                "{} container {} would run {} (it ran {}), not {}:{}{}",
+                n.object,
+                n.container,
+                n.image,
+                o.image,
+                r.repository,
+                intent.tag,
+                intent.digest.map(|d| format!("@{d}")).unwrap_or_default()
+            ));
+        }
+        changed.push((n.clone(), o.image.clone()));
+    }
+    let left: Vec<&ImageUse> = new
+        .iter()
+        .filter(|u| ours(&u.image) && !changed.iter().any(|(c, _)| c.image == u.image))
+        .collect();
+    if changed.is_empty() {
+        // A build with no container of the image says nothing about the edit (a
+        // kustomization that only sets images, for a parent to include).
+        if left.is_empty() {
+            return Ok(Changed {
+                containers: Vec::new(),
+            });
+        }
+        let running = left
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(format!(
+            "the build is the same before and after the edit ({running}): the entry matches no container's image as written (kustomize matches names literally); set the target's name to the name the containers use"
+        ));
+    }
+    if let Some(u) = left.first() {
+        return Err(format!(
+            "after the edit {u} still: its image is written in a way the entry does not match; make the containers name the image alike"
+        ));
+    }
+    Ok(Changed {
+        containers: changed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(images: &[(&str, &str)]) -> String {
+        let mut out = String::from(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n",
+        );
+        for (name, image) in images {
+            out.push_str(&format!("      - image: {image}\n        name: {name}\n"));
+        }
+        out
+    }
+
+    #[test]
+    fn the_verdict_names_what_still_runs_and_what_else_moved() {
+        let repo = Repository::new("docker.io/library/nginx").unwrap();
+        let intent = Intent {
+            repository: &repo,
+            tag: "1.27.0",
+            digest: None,
+        };
+        let before = build(&[("web", "nginx:1.25.0"), ("side", "busybox:1")]);
+        let good = build(&[("web", "nginx:1.27.0"), ("side", "busybox:1")]);
+        assert_eq!(judge(&before, &good, &intent).unwrap().containers.len(), 1);
+        let same = judge(&before, &before, &intent).unwrap_err();
+        assert!(
+            same.contains("Deployment/app container web runs nginx:1.25.0"),
+            "{same}"
+        );
+        let half = build(&[
+            ("web", "nginx:1.27.0"),
+            ("old", "docker.io/library/nginx:1.25.0"),
+        ]);
+        let before2 = build(&[
+            ("web", "nginx:1.25.0"),
+            ("old", "docker.io/library/nginx:1.25.0"),
+        ]);
+        let e = judge(&before2, &half, &intent).unwrap_err();
+        assert!(
+            e.contains("container old runs docker.io/library/nginx:1.25.0 still"),
+            "{e}"
+        );
+        let unrelated = build(&[("side", "busybox:1")]);
+        assert!(
+            judge(&unrelated, &unrelated, &intent)
+                .unwrap()
+                .containers
+                .is_empty()
+        );
+        let other = good.replace("name: app", "name: app2");
+        assert!(
+            judge(&before, &other, &intent)
+                .unwrap_err()
+                .contains("beyond image")
+        );
+        let wrong = build(&[("web", "nginx:1.26.0"), ("side", "busybox:1")]);
+        assert!(
+            judge(&before, &wrong, &intent)
+                .unwrap_err()
+                .contains("not nginx:1.27.0")
+        );
+    }
+}
