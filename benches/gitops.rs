@@ -115,7 +115,7 @@ fn main() {
                             environment: "prod".into(),
                             image: image.clone(),
                             from: Tag::new(from).ok(),
-                            to: to.clone(),
+                            to: Some(to.clone()),
                             digest: None,
                             actor: Actor::Bot,
                             reason: None,
@@ -133,6 +133,7 @@ fn main() {
                                 repository: image,
                                 tag: to,
                                 digest: None,
+                                pin: false,
                             },
                         }],
                     }

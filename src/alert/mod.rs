@@ -32,6 +32,8 @@ pub enum AlertName {
     PromotionHeld,
     /// The controller that deploys an environment reports its rollout unhealthy.
     DeploymentUnhealthy,
+    /// The controller runs the environment's commit, and not the image its target renders.
+    DeploymentMismatch,
 }
 
 impl AlertName {
@@ -43,15 +45,17 @@ impl AlertName {
             Self::RegistryUnavailable => "RegistryUnavailable",
             Self::PromotionHeld => "PromotionHeld",
             Self::DeploymentUnhealthy => "DeploymentUnhealthy",
+            Self::DeploymentMismatch => "DeploymentMismatch",
         }
     }
 
     /// The `severity` label.
     pub fn severity(self) -> &'static str {
         match self {
-            Self::PromotionFailed | Self::RegistryUnavailable | Self::DeploymentUnhealthy => {
-                "critical"
-            }
+            Self::PromotionFailed
+            | Self::RegistryUnavailable
+            | Self::DeploymentUnhealthy
+            | Self::DeploymentMismatch => "critical",
             Self::PromotionStalled => "warning",
             Self::PromotionHeld => "info",
         }

@@ -37,7 +37,7 @@ fn finish(result: Result<ManualOutcome, ManualError>) -> ExitCode {
                 record.promotion,
                 record.environment,
                 record.from.as_ref().map_or("(none)", Tag::as_str),
-                record.to,
+                record.to_text(),
                 &commit[..commit.len().min(12)]
             );
             ExitCode::SUCCESS

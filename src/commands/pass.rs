@@ -1,7 +1,6 @@
 //! `plan`, `once` and `status`: one pass's decisions, shown (plan, status) or written
 //! (once). They share the engine's pass and differ only in what they do with it.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -12,9 +11,7 @@ use jiff::Timestamp;
 use super::{EXIT_FAILED, with_engine};
 use crate::alert::Alerting;
 use crate::cli::{Cli, OutputArgs, OutputFormat};
-use crate::engine::apply::bump_of;
-use crate::engine::{Engine, Observed, PassReport};
-use crate::manifest;
+use crate::engine::PassReport;
 use crate::metrics::Metrics;
 use crate::view;
 
@@ -22,56 +19,13 @@ fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-/// The diff of every file the report's decisions would change, bumps applied in order
-/// (several environments may share a file), on the files as observed.
-pub fn planned_diff(engine: &Engine, report: &PassReport, observed: &Observed) -> String {
-    // Files of several repositories are told apart by their destination.
-    let several = engine.rules().destinations().len() > 1;
-    let mut texts: BTreeMap<(crate::rules::Destination, std::path::PathBuf), (String, String)> =
-        BTreeMap::new();
-    for d in report.environments.iter().map(|e| &e.decision) {
-        if d.write != crate::rules::WriteMode::Push {
-            continue;
-        }
-        let edits = bump_of(engine.rules(), d)
-            .map(|b| b.edits)
-            .unwrap_or_default();
-        for edit in edits {
-            let key = (d.destination.clone(), edit.file.clone());
-            let Some(Some(original)) = observed.files.get(&key) else {
-                continue;
-            };
-            let entry = texts
-                .entry(key)
-                .or_insert_with(|| (original.clone(), original.clone()));
-            if let Ok(manifest::Outcome::Changed(new)) =
-                manifest::apply(&entry.1, &edit.target, &edit.wanted)
-            {
-                entry.1 = new;
-            }
-        }
-    }
-    texts
-        .iter()
-        .map(|((destination, path), (old, new))| {
-            let name = match several {
-                true => format!("{destination}:{}", path.display()),
-                false => path.display().to_string(),
-            };
-            view::diff::unified(&name, old, new)
-        })
-        .collect()
-}
-
 /// `tagpromoter plan`.
 pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
     let progress = args.output == OutputFormat::Text;
     with_engine(cli, progress, |engine| async move {
-        let (report, observed) = engine.preview(Timestamp::now()).await;
-        let diff = observed
-            .as_ref()
-            .map(|o| planned_diff(&engine, &report, o))
-            .unwrap_or_default();
+        let report = engine.preview(Timestamp::now()).await;
+        let several = engine.rules().destinations().len() > 1;
+        let diff = view::diff::planned(&report, several);
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", view::json(&report, Some(&diff)))),
             OutputFormat::Text => {
@@ -89,7 +43,7 @@ pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
 /// `tagpromoter status`.
 pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
     with_engine(cli, false, |engine| async move {
-        let (report, _) = engine.preview(Timestamp::now()).await;
+        let report = engine.preview(Timestamp::now()).await;
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", view::json(&report, None))),
             OutputFormat::Text => print(&view::status_table(&report)),

@@ -1,7 +1,7 @@
 //! An Argo CD `Application` (`argoproj.io/v1alpha1`): `status.sync` (status, and the
 //! revision, or one revision per source for a multi-source application), `status.health`,
 //! `status.operationState` (the last sync operation) and `status.history` (when each
-//! revision was deployed).
+//! revision was deployed) and `status.summary.images` (what the deployed objects run).
 
 use serde_json::Value;
 
@@ -42,6 +42,15 @@ pub fn rollout(application: &Value) -> Rollout {
         revisions,
         state,
         history: history(status),
+        images: status
+            .get("summary")
+            .and_then(|s| s.get("images"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(String::from)
+            .collect(),
     }
 }
 

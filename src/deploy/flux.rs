@@ -41,6 +41,7 @@ pub fn rollout(kustomization: &Value, helm_release: Option<&Value>) -> Rollout {
         revisions,
         state,
         history: Vec::new(),
+        images: Vec::new(),
     }
 }
 

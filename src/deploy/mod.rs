@@ -27,6 +27,9 @@ pub struct Rollout {
     /// The rollouts the controller remembers, oldest first (Argo CD's `status.history`,
     /// its last ten by default; Flux keeps none).
     pub history: Vec<Deployed>,
+    /// The images the deployed objects run, as the controller lists them (Argo CD's
+    /// `status.summary.images`); empty when it does not say (Flux).
+    pub images: Vec<String>,
 }
 
 /// A rollout a controller remembers: what it deployed, and when.
@@ -75,6 +78,7 @@ impl Rollout {
                 message: message.into(),
             },
             history: Vec::new(),
+            images: Vec::new(),
         }
     }
 }

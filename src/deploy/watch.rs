@@ -120,13 +120,15 @@ impl Drop for Watches {
 /// The objects of one list that are watched, by name, with the promotions each verifies.
 type Objects = HashMap<String, BTreeSet<String>>;
 
-/// What of an object's report a pass acts on: the revisions, the kind of state, and since
-/// when it is healthy. Messages are left out: a sync's progress does not ring.
+/// What of an object's report a pass acts on: the revisions, the kind of state, since
+/// when it is healthy, and the images it runs. Messages are left out: a sync's progress
+/// does not ring.
 #[derive(Debug, PartialEq, Eq)]
 struct Gist {
     revisions: Vec<String>,
     state: Discriminant<RolloutState>,
     since: Option<Timestamp>,
+    images: Vec<String>,
 }
 
 impl Gist {
@@ -139,6 +141,7 @@ impl Gist {
                 revisions: Vec::new(),
                 state: flux::release_state(&value),
                 history: Vec::new(),
+                images: Vec::new(),
             },
         };
         let since = match rollout.state {
@@ -149,6 +152,7 @@ impl Gist {
             state: std::mem::discriminant(&rollout.state),
             revisions: rollout.revisions,
             since,
+            images: rollout.images,
         })
     }
 }

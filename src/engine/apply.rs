@@ -9,12 +9,8 @@ use jiff::Timestamp;
 
 use super::decide::EnvDecision;
 use crate::forge::Forge;
-use crate::gitops::message::{Actor, Record};
-use crate::gitops::{Bump, FileEdit, GitError, Outcome, Repo};
-use crate::image::{Digest, Tag};
-use crate::manifest::Wanted;
-use crate::policy::Decision;
-use crate::rules::{Destination, Environment, Promotion, Rules, WriteMode};
+use crate::gitops::{GitError, Outcome, Repo};
+use crate::rules::{Destination, Rules, WriteMode};
 
 /// Why writing a bump failed: the Git remote, or the forge that opens pull requests. Each
 /// keeps its own hint (a refused forge token is not a git.auth problem).
@@ -79,68 +75,6 @@ pub enum Applied {
         /// Where it is.
         url: String,
     },
-}
-
-/// The bump of one decision to promote, as the bot's own (`Actor::Bot`).
-pub fn bump_of(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
-    let Ok(decided) = &d.outcome else {
-        return None;
-    };
-    let Decision::Promote { from, to, .. } = &decided.decision else {
-        return None;
-    };
-    let (p, env) = rules.environment(&d.key.promotion, &d.key.environment)?;
-    let record = Record {
-        promotion: p.name.clone(),
-        environment: env.name.clone(),
-        image: p.image.clone(),
-        from: from.clone(),
-        to: to.clone(),
-        digest: decided.digest.clone(),
-        actor: Actor::Bot,
-        reason: None,
-        forced: false,
-        hold: None,
-        target: Some(p.target_id(env)),
-    };
-    bump_for(rules, d, record, d.current.clone())
-}
-
-/// The bump that writes what `record` says into `d`'s targets over `expected` (what they
-/// hold): what the bot commits for it.
-pub fn bump_for(
-    rules: &Rules,
-    d: &EnvDecision,
-    record: Record,
-    expected: Option<String>,
-) -> Option<Bump> {
-    let (p, env) = rules.environment(&d.key.promotion, &d.key.environment)?;
-    let edits = file_edits(p, env, expected, &record.to, record.digest.as_ref());
-    Some(Bump { record, edits })
-}
-
-/// One edit per target of `env`: `tag` over `expected`, and `digest` (the tag's, when
-/// known) wherever a target pins one or `pinDigest` asks.
-pub fn file_edits(
-    p: &Promotion,
-    env: &Environment,
-    expected: Option<String>,
-    tag: &Tag,
-    digest: Option<&Digest>,
-) -> Vec<FileEdit> {
-    env.targets()
-        .map(|t| FileEdit {
-            file: t.file().to_path_buf(),
-            target: p.manifest_target_of(env, t),
-            expected: expected.clone(),
-            wanted: Wanted {
-                repository: p.written_repository_of(t),
-                tag: tag.clone(),
-                digest: digest.cloned(),
-                pin: env.pin_digest,
-            },
-        })
-        .collect()
 }
 
 /// Write every decision to promote: one commit each, one push per destination (the
@@ -217,7 +151,7 @@ async fn apply_to(
             };
             continue;
         }
-        if let Some(b) = bump_of(rules, d) {
+        if let Some(b) = super::bump::of_decision(rules, d) {
             bumps.push(b);
             index.push(i);
         }

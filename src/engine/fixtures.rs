@@ -183,7 +183,7 @@ impl World {
             environment: env.to_string(),
             image: p.image.clone(),
             from: None,
-            to: Tag::new(to).unwrap(),
+            to: Some(Tag::new(to).unwrap()),
             digest: (actor == Actor::Bot).then(|| digest(to, 0)),
             actor,
             reason: Some("because".into()),

@@ -172,7 +172,7 @@ mod tests {
             environment: "prod".into(),
             image: Repository::new("acme/app").unwrap(),
             from: None,
-            to: Tag::new("1.0.0").unwrap(),
+            to: Some(Tag::new("1.0.0").unwrap()),
             digest: None,
             actor: Actor::Person("alice".into()),
             reason: Some("incident".into()),

@@ -235,7 +235,7 @@ impl Model {
             environment: e.name.clone(),
             image: p.image.clone(),
             from: None,
-            to: Tag::new(to).unwrap(),
+            to: Some(Tag::new(to).unwrap()),
             digest: self.facts().get(to).map(|f| f.digest.clone()),
             actor,
             reason: None,

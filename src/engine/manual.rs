@@ -237,23 +237,20 @@ impl Engine {
                 "the digest of {tag} could not be read, and pinDigest needs it"
             )));
         }
-        let record = Record {
-            promotion: p.name.clone(),
-            environment: env.name.clone(),
-            image: p.image.clone(),
-            from: current_tag.clone(),
-            to: tag.clone(),
-            digest: digest.clone(),
-            actor: Actor::Person(req.actor.clone()),
-            reason: req.reason.clone(),
-            forced: req.force,
-            hold,
-            target: Some(p.target_id(env)),
-        };
-        let bump = Bump {
-            record: record.clone(),
-            edits: super::apply::file_edits(p, env, current, &tag, digest.as_ref()),
-        };
+        let record = super::bump::record(
+            p,
+            env,
+            super::bump::Change {
+                from: current_tag.clone(),
+                to: Some(tag.clone()),
+                digest,
+                actor: Actor::Person(req.actor.clone()),
+                reason: req.reason.clone(),
+                forced: req.force,
+                hold,
+            },
+        );
+        let bump = super::bump::with_record(p, env, record.clone(), current);
         self.write(&env.destination, bump, record, now).await
     }
 
@@ -294,31 +291,27 @@ impl Engine {
         if !held && state.complete {
             return Ok(ManualOutcome::Nothing(format!("{key} is not held")));
         }
+        // Whatever the target holds — a tag, a digest alone, nothing the policy can
+        // order — the release is recorded; the tag, when there is one, names it.
         let current = state
             .current
             .clone()
             .map_err(|e| ManualError::Failed(e.to_string()))?
-            .and_then(|c| Tag::new(&c).ok())
-            .ok_or_else(|| {
-                ManualError::Failed(format!("{key}'s target holds no valid tag to record"))
-            })?;
-        let record = Record {
-            promotion: p.name.clone(),
-            environment: environment.into(),
-            image: p.image.clone(),
-            from: Some(current.clone()),
-            to: current,
-            digest: None,
-            actor: Actor::Person(actor.into()),
-            reason,
-            forced: false,
-            hold: Some(HoldChange::Released),
-            target: Some(p.target_id(env)),
-        };
-        let bump = Bump {
-            record: record.clone(),
-            edits: Vec::new(),
-        };
+            .and_then(|c| Tag::new(&c).ok());
+        let record = super::bump::record(
+            p,
+            env,
+            super::bump::Change {
+                from: current.clone(),
+                to: current,
+                digest: None,
+                actor: Actor::Person(actor.into()),
+                reason,
+                forced: false,
+                hold: Some(HoldChange::Released),
+            },
+        );
+        let bump = super::bump::with_record(p, env, record.clone(), None);
         self.write(&env.destination, bump, record, now).await
     }
 

@@ -11,6 +11,7 @@
 //! `registry` and `gitops`.
 
 pub mod apply;
+pub mod bump;
 pub mod decide;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -344,27 +345,23 @@ impl Engine {
     /// One full pass at `now`: observe, decide, write, report. Never fails as a whole: a
     /// repository that cannot be read is the report's `error`.
     pub async fn pass(&self, now: Timestamp) -> PassReport {
-        self.run(&Scope::All, now, true).await.0
+        self.run(&Scope::All, now, true).await
     }
 
     /// A pass over the promotions of `scope` only (a webhook named their images): the
     /// others are neither listed nor decided, and the report says which it covers.
     pub async fn pass_within(&self, scope: &Scope, now: Timestamp) -> PassReport {
-        self.run(scope, now, true).await.0
+        self.run(scope, now, true).await
     }
 
     /// Observe and decide at `now`, and report it as a pass that wrote nothing (`plan`,
-    /// `status`); what was observed too, for diffs.
-    pub async fn preview(&self, now: Timestamp) -> (PassReport, Option<Observed>) {
+    /// `status`): each bump prepared as `once` would commit it — refused where `once`
+    /// would fail — and the files it would change ([`PassReport::planned`]).
+    pub async fn preview(&self, now: Timestamp) -> PassReport {
         self.run(&Scope::All, now, false).await
     }
 
-    async fn run(
-        &self,
-        scope: &Scope,
-        now: Timestamp,
-        write: bool,
-    ) -> (PassReport, Option<Observed>) {
+    async fn run(&self, scope: &Scope, now: Timestamp, write: bool) -> PassReport {
         let rules = match scope {
             Scope::All => Cow::Borrowed(&self.rules),
             Scope::Promotions(names) => Cow::Owned(Rules {
@@ -381,23 +378,18 @@ impl Engine {
         let span = tracing::info_span!("pass", at = %now, write, scope = %scope);
         let mut report =
             tracing::Instrument::instrument(self.run_in_span(&rules, now, write), span).await;
-        report.0.scope = scope.clone();
+        report.scope = scope.clone();
         if write {
-            self.metrics.passes.record(&report.0.figures());
+            self.metrics.passes.record(&report.figures());
         }
         report
     }
 
-    async fn run_in_span(
-        &self,
-        rules: &Rules,
-        now: Timestamp,
-        write: bool,
-    ) -> (PassReport, Option<Observed>) {
+    async fn run_in_span(&self, rules: &Rules, now: Timestamp, write: bool) -> PassReport {
         let started = Instant::now();
         let requests = self.registry.request_count();
         let mut report = PassReport::new(now, Vec::new());
-        let plan = match self.plan_for(rules, now).await {
+        match self.plan_for(rules, now).await {
             Ok(mut plan) => {
                 let (applied, pushes) = if write {
                     let (applied, pushes) = apply::apply(
@@ -412,15 +404,17 @@ impl Engine {
                     self.date_unlanded(&mut plan.decisions, &applied).await;
                     (applied, pushes)
                 } else {
-                    let mut looked = Vec::with_capacity(plan.decisions.len());
-                    for d in &plan.decisions {
+                    let (mut looked, planned) =
+                        bump::preview(rules, &self.repos, &plan.decisions, &plan.observed.tips)
+                            .await;
+                    report.planned = planned;
+                    for (d, looked) in plan.decisions.iter().zip(looked.iter_mut()) {
                         let forge = self.forges.get(&d.destination.repository);
-                        looked.push(match (forge, d.write) {
-                            (Some(forge), crate::rules::WriteMode::PullRequest) => {
-                                pull_request::look(forge.as_ref(), d).await
-                            }
-                            _ => Applied::Nothing,
-                        });
+                        if let (Some(forge), crate::rules::WriteMode::PullRequest) =
+                            (forge, d.write)
+                        {
+                            *looked = pull_request::look(forge.as_ref(), d).await;
+                        }
                     }
                     (looked, 0)
                 };
@@ -484,16 +478,14 @@ impl Engine {
                         }
                     })
                     .collect();
-                Some(plan.observed)
             }
             Err(e) => {
                 tracing::error!(error = %e, "the pass cannot read the GitOps repository");
                 report.error = Some(e);
-                None
             }
-        };
+        }
         report.registry_requests = self.registry.request_count() - requests;
         report.duration = started.elapsed();
-        (report, plan)
+        report
     }
 }

@@ -596,7 +596,9 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
             let recorded = e
                 .record
                 .as_ref()
-                .filter(|r| value.tag.as_deref() == Some(r.to.as_str()))
+                .filter(|r| {
+                    r.to.is_some() && value.tag.as_deref() == r.to.as_ref().map(|t| t.as_str())
+                })
                 .and_then(|r| r.digest.clone());
             let digest = value
                 .digest

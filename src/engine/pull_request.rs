@@ -8,7 +8,8 @@
 use gix::ObjectId;
 use jiff::Timestamp;
 
-use super::apply::{Applied, bump_for, bump_of};
+use super::apply::Applied;
+use super::bump;
 use super::decide::EnvDecision;
 use crate::forge::{Forge, PrState};
 use crate::gitops::message::Record;
@@ -25,12 +26,12 @@ pub fn branch_of(d: &EnvDecision) -> String {
 fn body(record: &Record, d: &EnvDecision) -> String {
     let mut b = format!(
         "tagpromoter proposes **{}** for `{}` in `{}`.\n\n| | |\n|---|---|\n| image | `{}` |\n| from | `{}` |\n| to | `{}` |\n",
-        record.to,
+        record.to_text(),
         record.environment,
         record.promotion,
         record.image,
         record.from.as_ref().map_or("(none)", |t| t.as_str()),
-        record.to,
+        record.to_text(),
     );
     if let Some(digest) = &record.digest {
         b.push_str(&format!("| digest | `{digest}` |\n"));
@@ -91,14 +92,14 @@ pub async fn propose(
     tip: ObjectId,
     now: Timestamp,
 ) -> Applied {
-    let Some(bump) = bump_of(rules, d) else {
+    let Some(bump) = bump::of_decision(rules, d) else {
         return Applied::Nothing;
     };
     let record = bump.record.clone();
     let branch = branch_of(d);
     let title = record.subject();
     let text = body(&record, d);
-    let marker = format!("Tagpromoter-To: {}\n", record.to);
+    let marker = format!("Tagpromoter-To: {}\n", record.to_text());
     let existing = match forge.find(&branch).await {
         Ok(pr) => pr,
         Err(e) => return Applied::Failed(e.into()),
@@ -129,7 +130,7 @@ pub async fn propose(
                 .filter(|r| r.promotion == record.promotion && r.environment == record.environment)
                 .and_then(|r| {
                     let expected = r.from.as_ref().map(ToString::to_string);
-                    bump_for(rules, d, r, expected)
+                    bump::for_record(rules, d, r, expected)
                 });
             let made = match mine {
                 Some(bump) => repo.made_for(*id, &bump).await,

@@ -45,6 +45,9 @@ pub struct PassReport {
     pub pushes: usize,
     /// The promotions it covers.
     pub scope: Scope,
+    /// The files the bumps would change, for a pass that writes nothing (`plan`,
+    /// `status`): the diff `plan` shows. Empty for a pass that writes.
+    pub planned: Vec<super::bump::PlannedFile>,
 }
 
 /// Which promotions a pass covers.
@@ -151,6 +154,11 @@ pub enum State {
         /// The controller's own words.
         message: String,
     },
+    /// Its controller runs the commit and yet not the image the target renders.
+    Mismatch {
+        /// What runs, what the file renders, and where.
+        message: String,
+    },
     /// Its controller cannot be read: whether its value runs is unknown (`verify:`).
     RolloutUnknown {
         /// Why.
@@ -182,6 +190,7 @@ impl State {
             Self::Ahead { .. } => "ahead",
             Self::Deploying { .. } => "deploying",
             Self::Unhealthy { .. } => "unhealthy",
+            Self::Mismatch { .. } => "mismatch",
             Self::RolloutUnknown { .. } => "unknown",
             Self::Failing { .. } => "failing",
         }
@@ -208,6 +217,7 @@ impl std::fmt::Display for State {
             Self::Ahead { best } => write!(f, "ahead of {best}"),
             Self::Deploying { since, message } => write!(f, "deploying since {since}: {message}"),
             Self::Unhealthy { message } => write!(f, "unhealthy: {message}"),
+            Self::Mismatch { message } => write!(f, "mismatch: {message}"),
             Self::RolloutUnknown { message } => write!(f, "rollout unknown: {message}"),
             Self::Failing { class, .. } => write!(f, "failing: {class}"),
         }
@@ -246,6 +256,9 @@ impl EnvReport {
             },
             Deployment::Unhealthy { message } => State::Unhealthy {
                 message: format!("{} reports {message}", rollout.controller),
+            },
+            Deployment::Mismatch { message } => State::Mismatch {
+                message: format!("{} {message}", rollout.controller),
             },
             Deployment::Unknown { message } => State::RolloutUnknown {
                 message: message.clone(),
@@ -331,6 +344,30 @@ impl EnvReport {
         }
     }
 
+    /// Which command lifts what blocks the environment, when a state blocks it: a hold is
+    /// released, a freeze or a downgrade is a person's `promote`.
+    pub fn lifted_by(&self, now: Timestamp) -> Option<String> {
+        let (p, e) = (&self.decision.key.promotion, &self.decision.key.environment);
+        match self.state(now) {
+            State::Held(h) => Some(match h.until {
+                Some(until) => format!(
+                    "`tagpromoter release {p} --env {e}` lifts it (or it expires at {until})"
+                ),
+                None => format!("`tagpromoter release {p} --env {e}` lifts it"),
+            }),
+            State::Frozen { until } => Some(format!(
+                "it ends at {until}; `tagpromoter promote {p} --env {e} --force --reason TEXT` goes through it"
+            )),
+            State::Ahead { best } => Some(format!(
+                "`tagpromoter promote {p} --env {e} --tag {best}` moves it back to the best its policy accepts"
+            )),
+            State::Declined { .. } => Some(format!(
+                "a newer tag is proposed by itself; `tagpromoter promote {p} --env {e}` writes this one"
+            )),
+            _ => None,
+        }
+    }
+
     /// Since when the tag to write has been eligible, when it has waited longer than
     /// `stallAfter` and this pass did not put it in place (a pull request still open, a
     /// failing push, …). A tag a person declined does not stall; nor do held or frozen
@@ -393,7 +430,7 @@ impl PassReport {
     /// What the pass did, as the metrics take it.
     pub fn figures(&self) -> crate::metrics::PassFigures {
         let (mut behind, mut stalled) = (0, 0);
-        let mut rollouts = [0i64; 3];
+        let mut rollouts = [0i64; crate::metrics::ROLLOUT_STATES.len()];
         let mut bumps = Vec::new();
         let mut succeeded = Vec::new();
         for e in &self.environments {
@@ -454,6 +491,7 @@ impl PassReport {
             registry_requests: 0,
             pushes: 0,
             scope: Scope::All,
+            planned: Vec::new(),
         }
     }
 

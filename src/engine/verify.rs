@@ -86,6 +86,13 @@ pub enum Deployment {
         /// The controller's own words.
         message: String,
     },
+    /// The controller runs the commit, synced and healthy, and yet not the image the
+    /// target renders (a digest the file still pins, an entry that matches no container,
+    /// a chart that composes another reference).
+    Mismatch {
+        /// What runs, what the file renders, and where.
+        message: String,
+    },
     /// The controller cannot be read, or says nothing usable.
     Unknown {
         /// Why.
@@ -105,7 +112,10 @@ impl Deployment {
                     last.since = last.since.max(*since);
                 }
             }
-            Self::Deploying { .. } | Self::Unhealthy { .. } | Self::Unknown { .. } => {
+            Self::Deploying { .. }
+            | Self::Unhealthy { .. }
+            | Self::Mismatch { .. }
+            | Self::Unknown { .. } => {
                 if timeline.changes.last().is_some_and(|c| !c.rollback) {
                     timeline.changes.pop();
                 }
@@ -156,18 +166,25 @@ pub async fn observe_deployments(
 ) {
     // Each verified environment, and whether another takes tags from it (then its earlier
     // values' rollouts matter too).
-    let verified: Vec<(EnvKey, Place, &Destination, bool)> = rules
+    let verified: Vec<(EnvKey, Place, &Destination, bool, Option<Intended>)> = rules
         .promotions
         .iter()
         .flat_map(|p| {
-            p.environments.iter().filter_map(move |env| {
+            p.environments.iter().filter_map(|env| {
                 let v = env.verify.as_ref()?;
                 let place = (v.cluster.clone(), v.controller.clone());
                 let upstream = p
                     .environments
                     .iter()
                     .any(|e| e.from.as_ref() == Some(&env.name));
-                Some((EnvKey::of(p, env), place, &env.destination, upstream))
+                let intended = intended(p, env, observed);
+                Some((
+                    EnvKey::of(p, env),
+                    place,
+                    &env.destination,
+                    upstream,
+                    intended,
+                ))
             })
         })
         .collect();
@@ -176,7 +193,7 @@ pub async fn observe_deployments(
     }
     let places: Vec<Place> = verified
         .iter()
-        .map(|(_, place, _, _)| place.clone())
+        .map(|(_, place, ..)| place.clone())
         .collect();
     let rollouts = clusters.rollouts(&places).await;
     // Many environments share a controller revision (every Application of a repository on
@@ -184,7 +201,7 @@ pub async fn observe_deployments(
     let mut ancestries: Ancestries = HashMap::new();
     let mut deployments = HashMap::with_capacity(verified.len());
     let mut rolled_out = HashMap::new();
-    for (key, place, destination, upstream) in verified {
+    for (key, place, destination, upstream, intended) in verified {
         let set_by = observed
             .environments
             .get(&key)
@@ -225,9 +242,17 @@ pub async fn observe_deployments(
                             short(&commit)
                         ),
                     },
-                    (RolloutState::Healthy { since }, true) => Deployment::Deployed {
-                        since: since.map_or(landed, |s| s.max(landed)),
-                    },
+                    (RolloutState::Healthy { since }, true) => {
+                        match intended
+                            .as_ref()
+                            .and_then(|i| i.missing_from(&rollout.images))
+                        {
+                            Some(message) => Deployment::Mismatch { message },
+                            None => Deployment::Deployed {
+                                since: since.map_or(landed, |s| s.max(landed)),
+                            },
+                        }
+                    }
                     (RolloutState::Pending { message }, true) => Deployment::Deploying {
                         message: message.clone(),
                     },
@@ -262,6 +287,80 @@ pub async fn observe_deployments(
     }
     observed.deployments = deployments;
     observed.rolled_out = rolled_out;
+}
+
+/// The reference an environment's (first) target renders at the tip, and where: what its
+/// controller must run once it runs the commit.
+#[derive(Debug, Clone)]
+struct Intended {
+    /// `file` and the place in it.
+    place: String,
+    /// What it renders.
+    rendered: crate::manifest::reference::Rendered,
+    /// The repository it names, where the file does not (a tag-only value).
+    repository: crate::image::Repository,
+}
+
+fn intended(
+    p: &crate::rules::Promotion,
+    env: &crate::rules::Environment,
+    observed: &Observed,
+) -> Option<Intended> {
+    let target = &env.target;
+    let key = (env.destination.clone(), target.file().to_path_buf());
+    let text = observed.files.get(&key)?.as_deref()?;
+    let (rendered, _) = crate::manifest::rendered(text, &p.manifest_target_of(env, target))
+        .ok()?
+        .into_iter()
+        .next()?;
+    Some(Intended {
+        place: p.target_id(env),
+        rendered,
+        repository: p.written_repository_of(target),
+    })
+}
+
+impl Intended {
+    /// Why `images` (what the controller says runs) lack the intended reference; `None`
+    /// when they hold it, or cannot tell (no images listed, a tag left to the chart).
+    fn missing_from(&self, images: &[String]) -> Option<String> {
+        let tag = self.rendered.tag.as_deref()?;
+        if images.is_empty() {
+            return None;
+        }
+        let repository = match &self.rendered.repository {
+            Some(r) => crate::image::Repository::new(r).ok()?,
+            None => self.repository.clone(),
+        };
+        let ours: Vec<&String> = images
+            .iter()
+            .filter(|i| {
+                crate::image::ImageRef::parse(i).is_ok_and(|r| r.repository.same_as(&repository))
+            })
+            .collect();
+        let runs = ours.iter().any(|i| {
+            crate::image::ImageRef::parse(i).is_ok_and(|r| match &self.rendered.digest {
+                // The digest is what a runtime pulls.
+                Some(d) => r.digest.as_ref().map(|x| x.as_str()) == Some(d.as_str()),
+                None => r.tag.as_ref().map(|t| t.as_str()) == Some(tag),
+            })
+        });
+        if runs {
+            return None;
+        }
+        let running = match ours.is_empty() {
+            true => images.join(", "),
+            false => ours
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        Some(format!(
+            "synced to its commit, it runs {running}, not {} ({})",
+            self.rendered, self.place
+        ))
+    }
 }
 
 /// When each of `changes` but the last was first rolled out, by `history` (oldest first):

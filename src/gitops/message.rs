@@ -37,8 +37,9 @@ pub struct Record {
     pub image: Repository,
     /// The tag before (absent when there was none, or it was not a valid tag).
     pub from: Option<Tag>,
-    /// The tag written.
-    pub to: Tag,
+    /// The tag written; `None` only for a release of a value that names no tag (a digest
+    /// alone, a tag left to the chart).
+    pub to: Option<Tag>,
     /// The digest written or known.
     pub digest: Option<Digest>,
     /// Who asked.
@@ -71,6 +72,11 @@ fn one_line(s: &str) -> String {
 }
 
 impl Record {
+    /// The tag written, as the subject and trailer say it (`(none)`).
+    pub fn to_text(&self) -> &str {
+        self.to.as_ref().map_or("(none)", Tag::as_str)
+    }
+
     /// The full commit message.
     pub fn message(&self) -> String {
         format!("{}\n\n{}", self.subject(), self.trailers())
@@ -81,13 +87,17 @@ impl Record {
         if self.hold == Some(HoldChange::Released) {
             return format!(
                 "release({}): {} may move on from {}",
-                self.environment, self.promotion, self.to
+                self.environment,
+                self.promotion,
+                self.to_text()
             );
         }
         let from = self.from.as_ref().map_or("(none)", Tag::as_str);
         format!(
             "promote({}): {} {from} -> {}",
-            self.environment, self.promotion, self.to
+            self.environment,
+            self.promotion,
+            self.to_text()
         )
     }
 
@@ -102,7 +112,7 @@ impl Record {
         trailer("Environment", &self.environment);
         trailer("Image", self.image.as_str());
         trailer("From", from);
-        trailer("To", self.to.as_str());
+        trailer("To", self.to_text());
         if let Some(d) = &self.digest {
             trailer("Digest", d.as_str());
         }
@@ -158,12 +168,17 @@ impl Record {
             Some("released") => Some(HoldChange::Released),
             _ => None,
         };
+        // Only a release may name no tag.
+        let to = match field("To") {
+            Some(t) if t == "(none)" && hold == Some(HoldChange::Released) => None,
+            t => Some(Tag::new(&t?).ok()?),
+        };
         Some(Self {
             promotion: field("Promotion")?,
             environment: field("Environment")?,
             image: Repository::new(&field("Image")?).ok()?,
             from: field("From").and_then(|f| Tag::new(&f).ok()),
-            to: Tag::new(&field("To")?).ok()?,
+            to,
             digest: field("Digest").and_then(|d| Digest::new(&d).ok()),
             actor,
             reason: field("Reason"),
@@ -184,7 +199,7 @@ mod tests {
             environment: "prod".into(),
             image: Repository::new("ghcr.io/stefanprodan/podinfo").unwrap(),
             from: Some(Tag::new("6.5.3").unwrap()),
-            to: Tag::new("6.5.4").unwrap(),
+            to: Some(Tag::new("6.5.4").unwrap()),
             digest: Some(Digest::new(&format!("sha256:{}", "a".repeat(64))).unwrap()),
             actor: Actor::Bot,
             reason: None,

@@ -281,7 +281,8 @@ pub(super) fn read(
         for (i, value) in values.iter().skip(1) {
             if let Some(r) = &commits[*i].record
                 && r.target.is_none()
-                && value.tag.as_deref() == Some(r.to.as_str())
+                && r.to.is_some()
+                && value.tag.as_deref() == r.to.as_ref().map(|t| t.as_str())
             {
                 names.insert((r.promotion.as_str(), r.environment.as_str()));
             }

@@ -73,12 +73,15 @@ pub fn rendered(docs: &[Document], repository: &Repository) -> Vec<(Rendered, Po
         .collect()
 }
 
+/// What a field is rewritten to, given its node and what it holds.
+type Choose<'c> = dyn FnMut(&Node, &ImageRef) -> Result<(Tag, Option<Digest>), EditError> + 'c;
+
 /// Every `image:` of `repository` rewritten to the tag and digest `choose` gives it, its
 /// repository as the file writes it (`redis`, not `docker.io/library/redis`).
 fn rewrite(
     docs: &[Document],
     repository: &Repository,
-    choose: &mut dyn FnMut(&Node, &ImageRef) -> Result<(Tag, Option<Digest>), EditError>,
+    choose: &mut Choose<'_>,
 ) -> Result<Vec<Replacement>, EditError> {
     let found = fields(docs, repository);
     if found.is_empty() {

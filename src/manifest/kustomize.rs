@@ -124,6 +124,11 @@ fn update(e: &ImageEntry, image: &str) -> String {
     out
 }
 
+/// Every `images:` entry of the file, in order, as kustomize reads them.
+pub fn image_entries(docs: &[Document]) -> Result<Vec<ImageEntry>, EditError> {
+    Ok(entries(docs)?.into_iter().map(|(e, _)| e).collect())
+}
+
 /// Every `images:` entry of the file, in order, with its node.
 fn entries(docs: &[Document]) -> Result<Vec<(ImageEntry, &Node)>, EditError> {
     let mut out = Vec::new();
@@ -167,15 +172,20 @@ fn names(written: &str, name: &str) -> bool {
             || matches!((Repository::new(written), Repository::new(name)), (Ok(a), Ok(b)) if a.same_as(&b)))
 }
 
-/// The entry of `name` across all documents: the one whose `name` names it, else the one
-/// whose `newName` does; `None` when there is none. Two that qualify are ambiguous.
+/// The entry of `name` across all documents: the one whose `name` is `name` as written,
+/// else the one whose `name` names it as Docker reads names (`nginx` for
+/// `docker.io/library/nginx`), else the one whose `newName` does; `None` when there is
+/// none. Two that qualify at the same step are ambiguous.
 fn entry<'d>(docs: &'d [Document], name: &str) -> Result<Option<&'d Node>, EditError> {
     let all = entries(docs)?;
-    for by_new_name in [false, true] {
+    let steps: [&dyn Fn(&ImageEntry) -> bool; 3] =
+        [&|e| e.name == name, &|e| names(&e.name, name), &|e| {
+            names(&e.new_name, name)
+        }];
+    for step in steps {
         let mut found: Option<&Node> = None;
         for (e, node) in &all {
-            let written = if by_new_name { &e.new_name } else { &e.name };
-            if !names(written, name) {
+            if !step(e) {
                 continue;
             }
             if let Some(first) = found {
@@ -201,22 +211,30 @@ fn entry<'d>(docs: &'d [Document], name: &str) -> Result<Option<&'d Node>, EditE
 pub fn rendered(docs: &[Document], name: &str) -> Result<Rendered, EditError> {
     // A tag kustomize can match but no registry has: it marks the base's own.
     const BASE_TAG: &str = "{base}";
+    let written = written_name(docs, name)?;
+    let list = image_entries(docs)?;
+    let out = transform(&list, &format!("{written}:{BASE_TAG}"));
+    let (repository, tag, digest) = split(&out);
+    // The base's tag, kept (or suffixed by `tagSuffix`): not this file's to say.
+    let inherited = tag.contains(BASE_TAG);
+    Ok(Rendered {
+        repository: Some(repository.to_string()),
+        tag: (!tag.is_empty() && !inherited).then(|| tag.to_string()),
+        digest: (!digest.is_empty()).then(|| digest.to_string()),
+        inherited,
+    })
+}
+
+/// The name containers are taken to write the image with: the `name` of its entry, else
+/// `name` itself (what a new entry would match).
+pub fn written_name(docs: &[Document], name: &str) -> Result<String, EditError> {
     let all = entries(docs)?;
-    let written = match entry(docs, name)? {
+    Ok(match entry(docs, name)? {
         Some(node) => all
             .iter()
             .find(|(_, n)| std::ptr::eq(*n, node))
             .map_or_else(|| name.to_string(), |(e, _)| e.name.clone()),
         None => name.to_string(),
-    };
-    let list: Vec<ImageEntry> = all.into_iter().map(|(e, _)| e).collect();
-    let out = transform(&list, &format!("{written}:{BASE_TAG}"));
-    let (repository, tag, digest) = split(&out);
-    Ok(Rendered {
-        repository: Some(repository.to_string()),
-        tag: (!tag.is_empty() && tag != BASE_TAG).then(|| tag.to_string()),
-        digest: (!digest.is_empty()).then(|| digest.to_string()),
-        inherited: tag == BASE_TAG,
     })
 }
 

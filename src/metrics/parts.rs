@@ -24,7 +24,7 @@ struct StateLabels {
 }
 
 /// How verified environments stand, as [`PassFigures::rollouts`] counts them.
-pub const ROLLOUT_STATES: [&str; 3] = ["deploying", "unhealthy", "unknown"];
+pub const ROLLOUT_STATES: [&str; 4] = ["deploying", "unhealthy", "mismatch", "unknown"];
 
 fn result(result: &str) -> ResultLabels {
     ResultLabels {
@@ -249,7 +249,7 @@ pub struct PassFigures {
     pub fleet: Option<(i64, i64)>,
     /// With `fleet`: verified environments whose value is not deployed, by
     /// [`ROLLOUT_STATES`] (in that order).
-    pub rollouts: [i64; 3],
+    pub rollouts: [i64; ROLLOUT_STATES.len()],
 }
 
 /// Passes: their duration, results, bumps, the fleet's gauges and per-environment success.
@@ -314,7 +314,7 @@ impl Passes {
         }
         registry.register(
             "environments_not_deployed",
-            "Environments with verify: whose value is not deployed, by state (deploying, unhealthy, unknown)",
+            "Environments with verify: whose value is not deployed, by state (deploying, unhealthy, mismatch, unknown)",
             part.not_deployed.clone(),
         );
         registry.register(

@@ -120,8 +120,10 @@ pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, 
             y.trim()
         ));
     }
-    let ours =
-        |image: &str| ImageRef::parse(image).is_ok_and(|r| r.repository.same_as(intent.repository));
+    let runs_intended = |r: &ImageRef| {
+        r.tag.as_ref().map(|t| t.as_str()) == Some(intent.tag)
+            && r.digest.as_ref().map(|d| d.as_str()) == intent.digest
+    };
     let mut changed = Vec::new();
     for (o, n) in old.iter().zip(&new) {
         if o.image == n.image {
@@ -133,52 +135,50 @@ pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, 
                 n.object, n.container, n.image
             )
         })?;
-        let tag_ok = r.tag.as_ref().map(|t| t.as_str()) == Some(intent.tag);
-        let digest_ok = r.digest.as_ref().map(|d| d.as_str()) == intent.digest;
         let before_repo = ImageRef::parse(&o.image).ok().map(|r| r.repository);
-        if !tag_ok || !digest_ok || before_repo.as_ref() != Some(&r.repository) {
+        if !runs_intended(&r) || before_repo.as_ref() != Some(&r.repository) {
             return Err(format!(
                 "{} container {} would run {} (it ran {}), not {}:{}{}",
                 n.object,
                 n.container,
                 n.image,
                 o.image,
-                r.repository,
+                before_repo.as_ref().unwrap_or(&r.repository),
                 intent.tag,
                 intent.digest.map(|d| format!("@{d}")).unwrap_or_default()
             ));
         }
         changed.push((n.clone(), o.image.clone()));
     }
+    // Every container of the image must run it after the edit: one the entry does not
+    // match (the image written another way) would go on running the old one.
     let left: Vec<&ImageUse> = new
         .iter()
-        .filter(|u| ours(&u.image) && !changed.iter().any(|(c, _)| c.image == u.image))
+        .filter(|u| {
+            ImageRef::parse(&u.image)
+                .is_ok_and(|r| r.repository.same_as(intent.repository) && !runs_intended(&r))
+        })
         .collect();
+    if left.is_empty() {
+        // (A build with no container of the image says nothing about the edit: a
+        // kustomization that only sets images, for a parent to include.)
+        return Ok(Changed {
+            containers: changed,
+        });
+    }
+    let running = left
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
     if changed.is_empty() {
-        // A build with no container of the image says nothing about the edit (a
-        // kustomization that only sets images, for a parent to include).
-        if left.is_empty() {
-            return Ok(Changed {
-                containers: Vec::new(),
-            });
-        }
-        let running = left
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
         return Err(format!(
             "the build is the same before and after the edit ({running}): the entry matches no container's image as written (kustomize matches names literally); set the target's name to the name the containers use"
         ));
     }
-    if let Some(u) = left.first() {
-        return Err(format!(
-            "after the edit {u} still: its image is written in a way the entry does not match; make the containers name the image alike"
-        ));
-    }
-    Ok(Changed {
-        containers: changed,
-    })
+    Err(format!(
+        "after the edit {running} still: its image is written in a way the entry does not match; make the containers name the image alike"
+    ))
 }
 
 #[cfg(test)]
@@ -223,6 +223,13 @@ mod tests {
         assert!(
             e.contains("container old runs docker.io/library/nginx:1.25.0 still"),
             "{e}"
+        );
+        let already = build(&[("web", "nginx:1.27.0"), ("side", "busybox:1")]);
+        assert!(
+            judge(&already, &already, &intent)
+                .unwrap()
+                .containers
+                .is_empty()
         );
         let unrelated = build(&[("side", "busybox:1")]);
         assert!(

@@ -44,6 +44,9 @@ pub struct EnvView {
     pub since: Option<String>,
     /// Until when it holds (soaking, frozen, held).
     pub until: Option<String>,
+    /// Which command lifts what blocks it (a hold, a freeze, a downgrade).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifted_by: Option<String>,
     /// The hold, when there is one in force.
     pub hold: Option<HoldView>,
     /// Better tags and what each waits for, best first.
@@ -293,6 +296,7 @@ pub fn view(e: &EnvReport, now: Timestamp) -> EnvView {
         state_text: state.to_string(),
         since,
         until,
+        lifted_by: e.lifted_by(now),
         hold,
         waiting,
         rejected,

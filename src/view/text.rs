@@ -83,7 +83,13 @@ fn detail(e: &EnvReport, now: Timestamp) -> String {
             if let Some(r) = &h.reason {
                 let _ = write!(s, ": {r}");
             }
+            if let Some(how) = e.lifted_by(now) {
+                let _ = write!(s, "; {how}");
+            }
             s
+        }
+        State::Frozen { .. } | State::Ahead { .. } | State::Declined { .. } => {
+            e.lifted_by(now).unwrap_or_default()
         }
         State::Failing { error, .. } => error,
         _ => warning.unwrap_or_else(|| match &e.decision.outcome {
@@ -130,6 +136,10 @@ pub fn plan_text(report: &PassReport) -> String {
                         Applied::Declined { number, url } => {
                             let _ = write!(s, "; declined: #{number} {url} was closed unmerged");
                         }
+                        // What the edit's checks turn down, `once` would too.
+                        Applied::Failed(e) if e.class() == "target" => {
+                            let _ = write!(s, "; refused: {e}");
+                        }
                         Applied::Failed(e) => {
                             let _ = write!(s, "; failing ({}): {e}", e.class());
                         }
@@ -144,12 +154,23 @@ pub fn plan_text(report: &PassReport) -> String {
             },
         };
         let _ = writeln!(out, "{}: {line}", d.key);
+        if let Some(how) = e.lifted_by(report.now) {
+            let _ = writeln!(out, "  {how}");
+        }
         if let Ok(decided) = &d.outcome {
             for w in decided.decision.waiting() {
                 let _ = writeln!(out, "  {}: {}", w.tag, w.block);
             }
             for (kind, tags) in passed_over(&decided.rejected) {
                 let _ = writeln!(out, "  passed over, {kind}: {tags}");
+            }
+            // An environment that does not move: the nearest tags its policy turned down.
+            if !matches!(decided.decision, Decision::Promote { .. })
+                && decided.decision.waiting().is_empty()
+            {
+                for (tag, why) in turned_down(&decided.rejected) {
+                    let _ = writeln!(out, "  turned down {tag}: {why}");
+                }
             }
             for w in &decided.warnings {
                 let _ = writeln!(out, "  warning: {w}");
@@ -160,6 +181,19 @@ pub fn plan_text(report: &PassReport) -> String {
         let _ = writeln!(out, "error: {e}");
     }
     out
+}
+
+/// The newest few tags the policy turned down for reasons `passed_over` does not list (a
+/// version outside the range, most often): the last listed first.
+fn turned_down(rejected: &[(crate::image::Tag, Rejection)]) -> Vec<(&str, String)> {
+    const SHOWN: usize = 5;
+    rejected
+        .iter()
+        .rev()
+        .filter(|(_, why)| matches!(why, Rejection::OutOfRange { .. }))
+        .take(SHOWN)
+        .map(|(tag, why)| (tag.as_str(), why.to_string()))
+        .collect()
 }
 
 /// The tags a policy cannot place at all, grouped by why (`not a number: latest, edge`),

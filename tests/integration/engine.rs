@@ -606,7 +606,7 @@ spec:
         let engine = Engine::open(rules.clone(), cache.path(), Options::default())
             .await
             .unwrap();
-        let (report, _) = engine.preview(at(0)).await;
+        let report = engine.preview(at(0)).await;
         plans.push((render::plan_text(&report), report.registry_requests));
     }
     let [(fresh, fresh_requests), (warm, warm_requests)] = <[_; 2]>::try_from(plans).unwrap();

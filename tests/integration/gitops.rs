@@ -78,7 +78,7 @@ fn record(env: &str, from: &str, to: &str) -> Record {
         environment: env.into(),
         image: Repository::new(IMAGE).unwrap(),
         from: Some(Tag::new(from).unwrap()),
-        to: Tag::new(to).unwrap(),
+        to: Some(Tag::new(to).unwrap()),
         digest: None,
         actor: Actor::Bot,
         reason: None,

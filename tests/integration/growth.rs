@@ -111,7 +111,7 @@ fn commit(work: &Path, change: &Change, step: usize) {
                 environment: environment(*file).into(),
                 image: Repository::new(IMAGE).unwrap(),
                 from: None,
-                to: Tag::new(&to).unwrap(),
+                to: Some(Tag::new(&to).unwrap()),
                 digest: None,
                 actor: Actor::Bot,
                 reason: None,

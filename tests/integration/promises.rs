@@ -516,7 +516,7 @@ async fn tags_outside_a_numerical_policy_are_not_candidates_and_say_why() {
     let p = engine.pass(at(1)).await;
     assert!(landed(&p, "dev"), "{:?}", state(&p, "dev"));
     assert_eq!(scene.tag_in("dev"), "101");
-    let text = tagpromoter::view::plan_text(&engine.preview(at(2)).await.0);
+    let text = tagpromoter::view::plan_text(&engine.preview(at(2)).await);
     assert!(
         text.contains("latest") && text.contains("not a number"),
         "{text}"
@@ -618,7 +618,7 @@ async fn a_running_tag_gone_from_the_registry_is_flagged() {
     scene.pusher().delete("acme/app", &gone).await;
     let cache = tempfile::tempdir().unwrap();
     let engine = scene.engine(cache.path()).await;
-    let (report, _) = engine.preview(at(1)).await;
+    let report = engine.preview(at(1)).await;
     let table = tagpromoter::view::status_table(&report);
     assert!(
         table.contains("warning: 1.0.0, which it runs, is not in the registry"),

@@ -226,7 +226,7 @@ async fn pull_requests(dialect: Dialect) {
     );
 
     // status and plan show it, without writing anything.
-    let (preview, _) = engine.preview(at(0)).await;
+    let preview = engine.preview(at(0)).await;
     let text = tagpromoter::view::status_table(&preview);
     assert!(text.contains("in review: #1 http://"), "{text}");
     let text = tagpromoter::view::plan_text(&preview);

@@ -238,7 +238,7 @@ async fn short_version_tags_are_explained_strictly_and_taken_loosely() {
     };
     rules("'>=1.0.0 <5'");
     let (engine, _cache) = world.engine().await;
-    let (preview, _) = engine.preview(now()).await;
+    let preview = engine.preview(now()).await;
     let plan = tagpromoter::view::plan_text(&preview);
     assert!(
         plan.contains("passed over, not a version X.Y.Z (`semver: { range: …, loose: true }` reads 1.0 and v5 as versions): 1.0, 2.0, v5"),

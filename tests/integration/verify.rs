@@ -38,6 +38,13 @@ fn application(revision: &str, health: &str, deployed_at: Timestamp) -> serde_js
     })
 }
 
+/// `application` listing `images` in `status.summary.images`, as Argo CD reports what the
+/// deployed objects run.
+fn running(mut application: serde_json::Value, images: &[String]) -> serde_json::Value {
+    application["status"]["summary"] = json!({ "images": images });
+    application
+}
+
 fn report_of<'r>(report: &'r PassReport, key: &str) -> &'r tagpromoter::engine::EnvReport {
     report
         .environments
@@ -208,7 +215,7 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
     assert_eq!(dev.state(report.now).name(), "deploying");
     assert_eq!(
         report.figures().rollouts,
-        [1, 0, 0],
+        [1, 0, 0, 0],
         "counted for tagpromoter_environments_not_deployed"
     );
     assert_eq!(
@@ -237,7 +244,7 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
         "an unhealthy rollout does not soak"
     );
     assert_eq!(state(&report, "app/dev"), "unhealthy");
-    assert_eq!(report.figures().rollouts, [0, 1, 0]);
+    assert_eq!(report.figures().rollouts, [0, 1, 0, 0]);
     assert_eq!(
         world.alerts(&report),
         vec!["DeploymentUnhealthy app/dev unhealthy".to_string()]
@@ -501,4 +508,58 @@ async fn a_rollout_the_mirror_cannot_read_leaves_the_history_silent() {
     world.api.put("applications", app);
     world.pass(at(121)).await;
     assert_eq!(world.tag("prod"), "1.1.0", "1.1.0 counts from its commit");
+}
+
+/// Synced to tagpromoter's commit and healthy, yet running the old image (issue 27): Argo
+/// CD's `status.summary.images` lacks the reference the overlay renders. Dev is not
+/// deployed — `mismatch`, `DeploymentMismatch` naming the file, the entry and what runs —
+/// and its tag does not soak for prod; once the image runs, it soaks from then.
+#[tokio::test(flavor = "multi_thread")]
+async fn synced_but_running_another_image_is_a_mismatch_and_does_not_soak() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    assert_eq!(world.tag("dev"), "1.1.0");
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    let rules = tagpromoter::rules::load_dir(world.rules.path()).unwrap();
+    let image = rules.promotions[0].image.to_string();
+    let old = vec![format!("{image}:1.0.0"), "busybox:1.36".to_string()];
+    world.api.put(
+        "applications",
+        running(application(&bump, "Healthy", at(10)), &old),
+    );
+    let report = world.pass(at(120)).await;
+    assert_eq!(state(&report, "app/dev"), "mismatch");
+    assert_eq!(
+        world.tag("prod"),
+        "1.0.0",
+        "what does not run does not soak"
+    );
+    assert_eq!(report.figures().rollouts, [0, 0, 1, 0]);
+    assert_eq!(
+        world.alerts(&report),
+        vec!["DeploymentMismatch app/dev mismatch".to_string()]
+    );
+    let text = report_of(&report, "app/dev").state(report.now).to_string();
+    for part in [
+        format!("runs {image}:1.0.0"),
+        format!("not {image}:1.1.0"),
+        "deploy/dev/kustomization.yaml#images[name=".to_string(),
+        "Argo CD Application argocd/app-dev".to_string(),
+    ] {
+        assert!(text.contains(&part), "{part} in {text}");
+    }
+
+    // The image runs from 2:30: prod takes it an hour later, not an hour after the sync.
+    let new = vec![format!("{image}:1.1.0"), "busybox:1.36".to_string()];
+    world.api.put(
+        "applications",
+        running(application(&bump, "Healthy", at(150)), &new),
+    );
+    let report = world.pass(at(180)).await;
+    assert_eq!(state(&report, "app/dev"), "up-to-date");
+    assert!(world.alerts(&report).is_empty());
+    world.pass(at(200)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "soaking since the image ran");
+    world.pass(at(215)).await;
+    assert_eq!(world.tag("prod"), "1.1.0");
 }

@@ -11,6 +11,7 @@ pub mod git;
 pub mod http;
 pub mod in_process;
 pub mod kube_api;
+pub mod kustomize_cases;
 pub mod oci;
 pub mod proxy;
 pub mod receiver;

@@ -108,7 +108,7 @@ fn state(v: &EnvView) -> String {
             None => format!("Held{since}{until}"),
         },
         // The controller's own words are in the text.
-        "deploying" | "unhealthy" | "unknown" => {
+        "deploying" | "unhealthy" | "mismatch" | "unknown" => {
             let text = esc(&v.state_text);
             let mut chars = text.chars();
             chars

@@ -56,7 +56,7 @@ td { border-left: .35rem solid var(--muted); }
 td[data-state="up-to-date"], td[data-state="ahead"] { border-left-color: var(--ok); }
 td[data-state="soaking"], td[data-state="pending"], td[data-state="in-review"], td[data-state="waiting"] { border-left-color: var(--wait); }
 td[data-state="deploying"] { border-left-color: var(--wait); }
-td[data-state="failing"], td[data-state="stalled"], td[data-state="unhealthy"], td[data-state="unknown"] { border-left-color: var(--bad); }
+td[data-state="failing"], td[data-state="stalled"], td[data-state="unhealthy"], td[data-state="mismatch"], td[data-state="unknown"] { border-left-color: var(--bad); }
 td[data-state="held"], td[data-state="frozen"], td[data-state="declined"] { border-left-color: var(--held); }
 .tag { font: 600 1.05rem ui-monospace, monospace; margin: 0; }
 .warn { color: var(--bad); }
@@ -122,7 +122,7 @@ pub fn content_security_policy() -> &'static str {
 /// How a promotion ranks: trouble first.
 fn rank(state: &str) -> u8 {
     match state {
-        "failing" | "unhealthy" => 0,
+        "failing" | "unhealthy" | "mismatch" => 0,
         "stalled" | "unknown" => 1,
         "held" => 2,
         _ => 3,
