@@ -11,7 +11,7 @@ use jiff::Timestamp;
 
 use super::Repo;
 use super::landing::Outcome;
-use super::workspace::Workspace;
+use super::workspace::{Closure, Workspace};
 use crate::gitops::error::{GitError, GitErrorKind};
 use crate::gitops::message::Record;
 use crate::gitops::store::{Author, Store};
@@ -296,6 +296,8 @@ pub(super) struct RenderCheck {
     pub required: bool,
     /// Where workspaces are made.
     pub scratch: PathBuf,
+    /// Builds already made, shared by every prepare of the repository.
+    pub cache: std::sync::Arc<std::sync::Mutex<RenderCache>>,
 }
 
 impl RenderCheck {
@@ -337,14 +339,13 @@ impl RenderCheck {
             }
             return Ok(());
         };
-        let ws =
-            match workspace.get_or_insert_with(|| Workspace::export(store, base, &self.scratch)) {
-                Ok(ws) => ws,
-                Err(why) => {
-                    tracing::warn!(why = %why, "edits are not rendered");
-                    return Ok(());
-                }
-            };
+        let ws = match workspace.get_or_insert_with(|| Workspace::new(store, base, &self.scratch)) {
+            Ok(ws) => ws,
+            Err(why) => {
+                tracing::warn!(why = %why, "edits are not rendered");
+                return Ok(());
+            }
+        };
         let mut dirs: Vec<(&Path, &FileEdit)> = Vec::new();
         for e in &kustomize {
             let dir = e.file.parent().unwrap_or(Path::new(""));
@@ -352,36 +353,41 @@ impl RenderCheck {
                 dirs.push((dir, e));
             }
         }
+        // What each directory's build reads, and its build before the edit.
         let mut before = Vec::new();
         for (dir, _) in &dirs {
-            before.push(ws.path(dir).map(|at| renderer.build(&at, &ws.home())));
+            let closure = match ws.closure(dir) {
+                Ok(c) => c,
+                Err(why) => {
+                    tracing::warn!(why = %why, "edits are not rendered");
+                    return Ok(());
+                }
+            };
+            let built = match &closure.missing {
+                Some(why) => Err(crate::render::RenderError(why.clone())),
+                None => self.build(renderer, ws, dir, &closure),
+            };
+            before.push((closure, built));
         }
         for c in changes {
             if let Err(e) = ws.write(&c.path, &c.after) {
                 tracing::warn!(error = %e, "edits are not rendered");
             }
         }
-        let put_back = || {
-            for c in changes {
-                let _ = ws.write(&c.path, &c.before);
-            }
-        };
-        for ((dir, edit), before) in dirs.iter().zip(before) {
+        for ((dir, edit), (closure, before)) in dirs.iter().zip(before) {
             let shown = display(dir);
             let step = format!("checking {shown} with {}", renderer.name());
             let before = match before {
-                Some(Ok(text)) => text,
-                Some(Err(e)) => {
+                Ok(text) => text,
+                Err(e) => {
                     tracing::warn!(directory = %shown, error = %e, "the directory does not build before the edit; not judged by the renderer");
                     continue;
                 }
-                None => continue,
             };
-            let Some(at) = ws.path(dir) else { continue };
-            let after = match renderer.build(&at, &ws.home()) {
+            let after = match self.build(renderer, ws, dir, &closure) {
                 Ok(text) => text,
                 Err(e) => {
-                    put_back();
+                    put_back(ws, changes);
                     return refuse(
                         step,
                         format!("the directory builds before the edit and not after it: {e}"),
@@ -402,11 +408,80 @@ impl RenderCheck {
                 digest: digest.as_deref(),
             };
             if let Err(why) = crate::render::images::judge(&before, &after, &intent) {
-                put_back();
+                put_back(ws, changes);
                 return refuse(step, why);
             }
         }
         Ok(())
+    }
+}
+
+impl RenderCheck {
+    /// The build of `dir` as the workspace holds its `closure` now: remembered by what the
+    /// closure's files hold, so that the same inputs are never built twice (a retried
+    /// push prepares its chain again; a worker's next pass starts where this one ended).
+    fn build(
+        &self,
+        renderer: &Renderer,
+        ws: &Workspace,
+        dir: &Path,
+        closure: &Closure,
+    ) -> Result<String, crate::render::RenderError> {
+        let key = (dir.to_path_buf(), ws.digest(closure));
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return hit;
+        }
+        let built = match ws.path(dir) {
+            Some(at) => renderer.build(&at, &ws.home()),
+            None => Err(crate::render::RenderError(format!(
+                "{} is not a plain relative path",
+                dir.display()
+            ))),
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, built.clone());
+        }
+        built
+    }
+}
+
+/// Put the files `changes` touched back as they were before them.
+fn put_back(ws: &mut Workspace, changes: &[FileChange]) {
+    for c in changes {
+        let _ = ws.write(&c.path, &c.before);
+    }
+}
+
+/// Builds remembered by (directory, digest of what it reads), a bounded number of them.
+#[derive(Debug, Default)]
+pub(super) struct RenderCache {
+    builds:
+        std::collections::HashMap<(PathBuf, [u8; 32]), Result<String, crate::render::RenderError>>,
+    bytes: usize,
+}
+
+/// The most bytes of builds remembered; past it, the oldest knowledge is dropped whole.
+const CACHE_BYTES: usize = 64 << 20;
+
+impl RenderCache {
+    fn get(
+        &self,
+        key: &(PathBuf, [u8; 32]),
+    ) -> Option<&Result<String, crate::render::RenderError>> {
+        self.builds.get(key)
+    }
+
+    fn put(&mut self, key: (PathBuf, [u8; 32]), built: Result<String, crate::render::RenderError>) {
+        let size = match &built {
+            Ok(text) => text.len(),
+            Err(e) => e.0.len(),
+        };
+        if self.bytes + size > CACHE_BYTES {
+            self.builds.clear();
+            self.bytes = 0;
+        }
+        self.bytes += size;
+        self.builds.insert(key, built);
     }
 }
 

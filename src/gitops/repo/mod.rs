@@ -143,6 +143,8 @@ pub struct Repo {
     last: std::sync::Mutex<Option<LastSnapshot>>,
     /// The renderer found for `config.render`.
     renderer: Option<crate::render::Renderer>,
+    /// Builds the renderer made, by what they read.
+    renders: std::sync::Arc<std::sync::Mutex<chain::RenderCache>>,
 }
 
 /// What a snapshot was asked, and what it read.
@@ -200,6 +202,7 @@ impl Repo {
             metrics: None,
             last: std::sync::Mutex::new(None),
             renderer,
+            renders: Default::default(),
         })
     }
 
@@ -239,6 +242,7 @@ impl Repo {
             renderer: self.renderer.clone(),
             required: self.config.render == crate::rules::RenderMode::Always,
             scratch: self.config.cache_dir.join("render"),
+            cache: self.renders.clone(),
         })
     }
 

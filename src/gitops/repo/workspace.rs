@@ -1,62 +1,66 @@
-//! A commit's tree written out to a directory for the renderer (kustomize reads files, not
-//! Git objects): the tree once, then the files a chain of bumps changes written over it,
-//! and put back when a bump is refused. Symbolic links and submodules are not written
-//! (kustomize then fails where it needed one, and the check says so). Removed on drop.
+//! A commit's files written out to a directory for the renderer (kustomize reads files, not
+//! Git objects) — only what a kustomization reaches, never the whole tree: the
+//! kustomization, and every path one of its values names that the tree has (resources,
+//! bases, components, patches, generator files…), directories followed through their own
+//! kustomizations. The files a chain of bumps changes are written over them, and put back
+//! when a bump is refused. Symbolic links and submodules are not written (kustomize then
+//! fails where it needed one, and the check says so). Removed on drop.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use gix::ObjectId;
+use sha2::{Digest as _, Sha256};
 
-use crate::gitops::store::Store;
+use crate::gitops::store::{Batch, Store};
 
-/// The most files written out; a larger repository is not rendered.
-const MAX_FILES: usize = 100_000;
+/// The most files written out for one pass's checks.
+const MAX_FILES: usize = 20_000;
 /// The most bytes written out.
-const MAX_BYTES: u64 = 512 << 20;
+const MAX_BYTES: usize = 256 << 20;
+/// The names kustomize reads a directory's kustomization from.
+const KUSTOMIZATIONS: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// A directory holding a commit's tree (under `root/tree`) and a home for the renderer.
+/// What a directory's build reads: its files, and why it cannot be built, if it cannot.
+#[derive(Debug, Clone, Default)]
+pub struct Closure {
+    /// Every file, relative to the repository root.
+    pub files: BTreeSet<PathBuf>,
+    /// A local path a kustomization names that the tree lacks (kustomize would fail).
+    pub missing: Option<String>,
+}
+
+/// A directory holding some of a commit's files (under `root/tree`) and a home for the
+/// renderer.
 pub struct Workspace {
     root: PathBuf,
+    batch: Batch,
+    base: ObjectId,
+    /// Every file written, with its text's hash.
+    written: BTreeMap<PathBuf, [u8; 32]>,
+    /// Each directory's closure, once worked out.
+    closures: BTreeMap<PathBuf, Closure>,
+    bytes: usize,
 }
 
 impl Workspace {
-    /// Write `commit`'s tree into a new directory under `under`.
-    pub fn export(store: &Store, commit: ObjectId, under: &Path) -> Result<Self, String> {
+    /// An empty workspace under `under` for the files of `base`.
+    pub fn new(store: &Store, base: ObjectId, under: &Path) -> Result<Self, String> {
         static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let root = under.join(format!("render-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let workspace = Self { root };
-        let io = |e: std::io::Error| format!("writing the tree out for the renderer: {e}");
-        std::fs::create_dir_all(workspace.root.join("home")).map_err(io)?;
-        let batch = store.batch();
-        let tree = batch.tree_of(commit).map_err(|e| e.to_string())?;
-        let (mut files, mut bytes) = (0usize, 0u64);
-        let mut todo = vec![(tree, workspace.tree())];
-        while let Some((tree, dir)) = todo.pop() {
-            std::fs::create_dir_all(&dir).map_err(io)?;
-            for (name, is_tree, id) in batch.tree_entries(tree).map_err(|e| e.to_string())? {
-                if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
-                    return Err(format!("the tree holds an entry named {name:?}"));
-                }
-                let path = dir.join(&name);
-                if is_tree {
-                    todo.push((id, path));
-                    continue;
-                }
-                let blob = batch.blob(id).map_err(|e| e.to_string())?;
-                files += 1;
-                bytes += blob.len() as u64;
-                if files > MAX_FILES || bytes > MAX_BYTES {
-                    return Err(format!(
-                        "the repository is larger than the renderer is given ({MAX_FILES} files, {} MiB)",
-                        MAX_BYTES >> 20
-                    ));
-                }
-                std::fs::write(&path, blob).map_err(io)?;
-            }
-        }
-        Ok(workspace)
+        std::fs::create_dir_all(root.join("home"))
+            .and_then(|()| std::fs::create_dir_all(root.join("tree")))
+            .map_err(|e| format!("preparing a directory for the renderer: {e}"))?;
+        Ok(Self {
+            root,
+            batch: store.batch(),
+            base,
+            written: BTreeMap::new(),
+            closures: BTreeMap::new(),
+            bytes: 0,
+        })
     }
 
     /// The repository's root in the workspace.
@@ -77,15 +81,202 @@ impl Workspace {
             .then(|| self.tree().join(path))
     }
 
+    /// What building `dir` reads, written out (from the base commit) where not yet.
+    pub fn closure(&mut self, dir: &Path) -> Result<Closure, String> {
+        if let Some(c) = self.closures.get(dir) {
+            return Ok(c.clone());
+        }
+        let mut closure = Closure::default();
+        let mut seen = BTreeSet::new();
+        self.reach(dir, &mut closure, &mut seen)?;
+        self.closures.insert(dir.to_path_buf(), closure.clone());
+        Ok(closure)
+    }
+
+    /// A digest of what `closure`'s files hold now (as written, with every change): two
+    /// builds of the same directory over the same digest render the same.
+    pub fn digest(&self, closure: &Closure) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for f in &closure.files {
+            h.update(f.to_string_lossy().as_bytes());
+            h.update([0]);
+            h.update(self.written.get(f).copied().unwrap_or_default());
+        }
+        h.finalize().into()
+    }
+
     /// Write `text` at `path` (relative to the repository's root).
-    pub fn write(&self, path: &Path, text: &str) -> Result<(), String> {
+    pub fn write(&mut self, path: &Path, text: &str) -> Result<(), String> {
         let at = self
             .path(path)
             .ok_or_else(|| format!("{} is not a plain relative path", path.display()))?;
         if let Some(dir) = at.parent() {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         }
-        std::fs::write(&at, text).map_err(|e| format!("writing {}: {e}", path.display()))
+        std::fs::write(&at, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        self.written
+            .insert(path.to_path_buf(), Sha256::digest(text.as_bytes()).into());
+        Ok(())
+    }
+
+    /// Add what the kustomization in `dir` reads to `closure`.
+    fn reach(
+        &mut self,
+        dir: &Path,
+        closure: &mut Closure,
+        seen: &mut BTreeSet<PathBuf>,
+    ) -> Result<(), String> {
+        if !seen.insert(dir.to_path_buf()) {
+            return Ok(());
+        }
+        let Some((file, text)) = KUSTOMIZATIONS
+            .iter()
+            .find_map(|name| Some((dir.join(name), self.text(&dir.join(name))?)))
+        else {
+            closure
+                .missing
+                .get_or_insert_with(|| format!("{} has no kustomization", shown(dir)));
+            return Ok(());
+        };
+        self.export(&file, &text, closure)?;
+        let Ok(docs) = crate::yaml::parse(&text) else {
+            // kustomize says what is wrong with it.
+            return Ok(());
+        };
+        // Any value that names a path of the tree is read by the build (resources,
+        // patches, generators' files, …): a file is written out, a directory followed.
+        let mut values = Vec::new();
+        let mut listed = Vec::new();
+        for doc in &docs {
+            crate::manifest::walk(&doc.root, None, &mut |_, node| {
+                if let Some(s) = node.as_scalar() {
+                    values.push(s.value.clone());
+                }
+            });
+            for key in ["resources", "bases", "components"] {
+                if let Some(crate::yaml::NodeKind::Sequence(items)) =
+                    doc.root.get(key).map(|n| &n.kind)
+                {
+                    listed.extend(
+                        items
+                            .iter()
+                            .filter_map(|i| i.as_scalar())
+                            .map(|s| s.value.clone()),
+                    );
+                }
+            }
+        }
+        for value in values {
+            let Some(path) = within(dir, &value) else {
+                continue;
+            };
+            match self.kind(&path) {
+                Some(true) => self.reach(&path, closure, seen)?,
+                Some(false) => {
+                    if let Some(text) = self.text(&path) {
+                        self.export(&path, &text, closure)?;
+                    }
+                }
+                None => {}
+            }
+        }
+        // A resource that is a local path the tree lacks: the build would fail.
+        for value in listed {
+            let missing = looks_local(&value)
+                && within(dir, &value).is_none_or(|path| self.kind(&path).is_none());
+            if missing {
+                closure.missing.get_or_insert_with(|| {
+                    format!("{} lists {value}, which the repository lacks", shown(dir))
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `path` is a directory (`true`) or a file (`false`) of the base; `None`
+    /// when it is neither.
+    fn kind(&self, path: &Path) -> Option<bool> {
+        if path.as_os_str().is_empty() {
+            return Some(true);
+        }
+        let tree = self.batch.tree_of(self.base).ok()?;
+        let mut id = tree;
+        let parts: Vec<String> = path
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            let entries = self.batch.tree_entries(id).ok()?;
+            let (_, is_tree, next) = entries.into_iter().find(|(n, ..)| n == part)?;
+            if i + 1 == parts.len() {
+                return Some(is_tree);
+            }
+            if !is_tree {
+                return None;
+            }
+            id = next;
+        }
+        None
+    }
+
+    /// The text of a file of the base (or as written since).
+    fn text(&self, path: &Path) -> Option<String> {
+        if self.written.contains_key(path) {
+            return std::fs::read_to_string(self.path(path)?).ok();
+        }
+        let file = self.batch.read(self.base, path).ok()??;
+        String::from_utf8(file.content).ok()
+    }
+
+    fn export(&mut self, path: &Path, text: &str, closure: &mut Closure) -> Result<(), String> {
+        closure.files.insert(path.to_path_buf());
+        if self.written.contains_key(path) {
+            return Ok(());
+        }
+        self.bytes += text.len();
+        if self.written.len() >= MAX_FILES || self.bytes > MAX_BYTES {
+            return Err(format!(
+                "the kustomizations reach more than the renderer is given ({MAX_FILES} files, {} MiB)",
+                MAX_BYTES >> 20
+            ));
+        }
+        self.write(path, text)
+    }
+}
+
+/// `value` as a path relative to `dir`, when it stays inside the repository.
+fn within(dir: &Path, value: &str) -> Option<PathBuf> {
+    if value.is_empty() || value.contains("://") || value.starts_with('/') || value.contains('\n') {
+        return None;
+    }
+    let mut out = dir.to_path_buf();
+    for part in value.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            p => out.push(p),
+        }
+    }
+    Some(out)
+}
+
+/// Whether a `resources:` value is meant as a local path, not a remote base
+/// (`https://…`, `git@host:…`, `github.com/org/repo//dir?ref=v1`).
+fn looks_local(value: &str) -> bool {
+    let mut parts = value.split('/');
+    let first = parts.next().unwrap_or("");
+    let host_like = first.contains('.') && first != "." && first != ".." && parts.next().is_some();
+    !(value.contains("://") || value.starts_with("git@") || value.contains('?') || host_like)
+}
+
+fn shown(dir: &Path) -> String {
+    match dir.as_os_str().is_empty() {
+        true => ".".into(),
+        false => dir.display().to_string(),
     }
 }
 
