@@ -205,8 +205,10 @@ pub fn replacements(
 
 /// A Helm tag value and the values a chart composes the image from around it: the
 /// `registry`, `repository` (or `image`) and `digest` (or bare-hex `sha`) beside the tag —
-/// or at the paths the target names — and `global.imageRegistry`, which charts with a
-/// `registry` key let override it (Bitnami's `common.images.image`, kube-prometheus-stack).
+/// or at the paths the target names — and the chart-wide registry: `global.imageRegistry`,
+/// which charts with a `registry` key let override it (Bitnami's `common.images.image`,
+/// kube-prometheus-stack, Grafana), or `global.image.registry`, which stands in for a
+/// missing one (ingress-nginx merges `global.image` under each image).
 struct Layout<'d> {
     tag: &'d Node,
     tag_path: String,
@@ -279,10 +281,17 @@ fn layout<'d>(
             }),
     };
     let registry = sibling("registry");
-    let global_registry = registry.and_then(|_| {
-        docs.iter()
-            .find_map(|d| d.root.get("global").and_then(|g| g.get("imageRegistry")))
-    });
+    let global = |path: &[&str]| {
+        docs.iter().find_map(|d| {
+            path.iter()
+                .try_fold(&d.root, |node, key| node.get(key))
+                .filter(|n| text(Some(n)).is_some())
+        })
+    };
+    let global_registry = match registry {
+        Some(_) => global(&["global", "imageRegistry"]),
+        None => global(&["global", "image", "registry"]),
+    };
     Ok(Layout {
         tag: node,
         tag_path: tag.to_string(),

@@ -355,13 +355,22 @@ pub fn edits(
         .map_or(line.clone(), |(_, v)| {
             crate::yaml::line_around(src, v.offset)
         });
-    let after = last.end + src[last.end..].find('\n').map_or(0, |i| i + 1);
+    let text = added.replace("{indent}", &indent);
+    // After the line's break; at the end of a file without a final one, before the new
+    // lines (and the file still ends without one).
+    let (after, text) = match src[last.end..].find('\n') {
+        Some(i) => (last.end + i + 1, text),
+        None => (
+            src.len(),
+            format!("{nl}{}", text.trim_end_matches(['\r', '\n'])),
+        ),
+    };
     Ok((
         out,
         vec![Insertion {
             position: entry.position,
             at: after,
-            text: added.replace("{indent}", &indent),
+            text,
         }],
     ))
 }

@@ -135,15 +135,15 @@ pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, 
                 n.object, n.container, n.image
             )
         })?;
-        let before_repo = ImageRef::parse(&o.image).ok().map(|r| r.repository);
-        if !runs_intended(&r) || before_repo.as_ref() != Some(&r.repository) {
+        // The name as kustomize splits it (what it ran may be no valid reference).
+        let before_name = crate::manifest::kustomize::split(&o.image).0;
+        if !runs_intended(&r) || before_name != r.repository.as_str() {
             return Err(format!(
-                "{} container {} would run {} (it ran {}), not {}:{}{}",
+                "{} container {} would run {} (it ran {}), not {before_name}:{}{}",
                 n.object,
                 n.container,
                 n.image,
                 o.image,
-                before_repo.as_ref().unwrap_or(&r.repository),
                 intent.tag,
                 intent.digest.map(|d| format!("@{d}")).unwrap_or_default()
             ));

@@ -12,6 +12,7 @@ mod clusters;
 mod conformance;
 mod deploy;
 mod engine;
+mod fetched_repos;
 mod gitops;
 mod growth;
 mod kustomize_render;

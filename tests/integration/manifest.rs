@@ -310,3 +310,25 @@ fn places_rewritten_together_that_disagree_are_refused() {
         }
     }
 }
+
+/// A key added to the entry on a file's last line, where the file has no final line break
+/// (kustomize's own images example): below it, and the file still ends without one.
+#[test]
+fn a_key_is_added_to_the_last_entry_of_a_file_without_a_final_newline() {
+    let digest = format!("sha256:{}", "5".repeat(64));
+    let want = Wanted {
+        digest: Some(Digest::new(&digest).unwrap()),
+        ..wanted("2.0.0")
+    };
+    let src =
+        "images:\n- name: ghcr.io/acme/app\n  newName: ghcr.io/acme/app2\n  digest: sha256:25a0d4";
+    let Outcome::Changed(out) = manifest::apply(src, &kustomize(), &want).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        out,
+        format!(
+            "images:\n- name: ghcr.io/acme/app\n  newName: ghcr.io/acme/app2\n  digest: {digest}\n  newTag: 2.0.0"
+        )
+    );
+}
