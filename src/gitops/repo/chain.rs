@@ -370,9 +370,7 @@ impl RenderCheck {
             before.push((closure, built));
         }
         for c in changes {
-            if let Err(e) = ws.write(&c.path, &c.after) {
-                tracing::warn!(error = %e, "edits are not rendered");
-            }
+            ws.set(&c.path, &c.after);
         }
         for ((dir, edit), (closure, before)) in dirs.iter().zip(before) {
             let shown = display(dir);
@@ -423,7 +421,7 @@ impl RenderCheck {
     fn build(
         &self,
         renderer: &Renderer,
-        ws: &Workspace,
+        ws: &mut Workspace,
         dir: &Path,
         closure: &Closure,
     ) -> Result<String, crate::render::RenderError> {
@@ -431,6 +429,8 @@ impl RenderCheck {
         if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return hit;
         }
+        ws.materialize(closure)
+            .map_err(crate::render::RenderError)?;
         let built = match ws.path(dir) {
             Some(at) => renderer.build(&at, &ws.home()),
             None => Err(crate::render::RenderError(format!(
@@ -448,7 +448,7 @@ impl RenderCheck {
 /// Put the files `changes` touched back as they were before them.
 fn put_back(ws: &mut Workspace, changes: &[FileChange]) {
     for c in changes {
-        let _ = ws.write(&c.path, &c.before);
+        ws.set(&c.path, &c.before);
     }
 }
 

@@ -31,15 +31,22 @@ pub struct Closure {
 }
 
 /// A directory holding some of a commit's files (under `root/tree`) and a home for the
-/// renderer.
+/// renderer. Files are written out only when a build needs them ([`Workspace::materialize`]),
+/// as the chain has them ([`Workspace::set`]) or else as the base commit does.
 pub struct Workspace {
     root: PathBuf,
     batch: Batch,
     base: ObjectId,
-    /// Every file written, with its text's hash.
-    written: BTreeMap<PathBuf, [u8; 32]>,
+    /// Files the chain changed, as it has them now.
+    overrides: BTreeMap<PathBuf, String>,
+    /// Every file on disk, with its text's hash.
+    on_disk: BTreeMap<PathBuf, [u8; 32]>,
     /// Each directory's closure, once worked out.
     closures: BTreeMap<PathBuf, Closure>,
+    /// Whether each path looked up is a directory, a file, or neither, in the base.
+    kinds: BTreeMap<PathBuf, Option<bool>>,
+    /// The tree object of each directory looked into.
+    trees: BTreeMap<PathBuf, ObjectId>,
     bytes: usize,
 }
 
@@ -57,8 +64,11 @@ impl Workspace {
             root,
             batch: store.batch(),
             base,
-            written: BTreeMap::new(),
+            overrides: BTreeMap::new(),
+            on_disk: BTreeMap::new(),
             closures: BTreeMap::new(),
+            kinds: BTreeMap::new(),
+            trees: BTreeMap::new(),
             bytes: 0,
         })
     }
@@ -81,53 +91,68 @@ impl Workspace {
             .then(|| self.tree().join(path))
     }
 
-    /// What building `dir` reads, written out (from the base commit) where not yet.
+    /// What building `dir` reads (nothing is written yet).
     pub fn closure(&mut self, dir: &Path) -> Result<Closure, String> {
         if let Some(c) = self.closures.get(dir) {
             return Ok(c.clone());
         }
         let mut closure = Closure::default();
         let mut seen = BTreeSet::new();
-        self.reach(dir, &mut closure, &mut seen)?;
+        self.reach(dir, &mut closure, &mut seen);
         self.closures.insert(dir.to_path_buf(), closure.clone());
         Ok(closure)
     }
 
-    /// A digest of what `closure`'s files hold now (as written, with every change): two
-    /// builds of the same directory over the same digest render the same.
+    /// A digest of what `closure`'s files hold now (with every change set): two builds of
+    /// the same directory over the same digest render the same.
     pub fn digest(&self, closure: &Closure) -> [u8; 32] {
         let mut h = Sha256::new();
         for f in &closure.files {
             h.update(f.to_string_lossy().as_bytes());
             h.update([0]);
-            h.update(self.written.get(f).copied().unwrap_or_default());
+            h.update(Sha256::digest(self.text(f).unwrap_or_default().as_bytes()));
         }
         h.finalize().into()
     }
 
-    /// Write `text` at `path` (relative to the repository's root).
-    pub fn write(&mut self, path: &Path, text: &str) -> Result<(), String> {
-        let at = self
-            .path(path)
-            .ok_or_else(|| format!("{} is not a plain relative path", path.display()))?;
-        if let Some(dir) = at.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    /// Write out `closure`'s files as they are now, where the disk holds something else.
+    pub fn materialize(&mut self, closure: &Closure) -> Result<(), String> {
+        for path in &closure.files {
+            let text = self.text(path).unwrap_or_default();
+            let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+            if self.on_disk.get(path) == Some(&hash) {
+                continue;
+            }
+            if !self.on_disk.contains_key(path) {
+                self.bytes += text.len();
+                if self.on_disk.len() >= MAX_FILES || self.bytes > MAX_BYTES {
+                    return Err(format!(
+                        "the kustomizations reach more than the renderer is given ({MAX_FILES} files, {} MiB)",
+                        MAX_BYTES >> 20
+                    ));
+                }
+            }
+            let at = self
+                .path(path)
+                .ok_or_else(|| format!("{} is not a plain relative path", path.display()))?;
+            if let Some(dir) = at.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&at, &text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            self.on_disk.insert(path.clone(), hash);
         }
-        std::fs::write(&at, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        self.written
-            .insert(path.to_path_buf(), Sha256::digest(text.as_bytes()).into());
         Ok(())
     }
 
+    /// The chain now has `text` at `path` (relative to the repository's root).
+    pub fn set(&mut self, path: &Path, text: &str) {
+        self.overrides.insert(path.to_path_buf(), text.to_string());
+    }
+
     /// Add what the kustomization in `dir` reads to `closure`.
-    fn reach(
-        &mut self,
-        dir: &Path,
-        closure: &mut Closure,
-        seen: &mut BTreeSet<PathBuf>,
-    ) -> Result<(), String> {
+    fn reach(&mut self, dir: &Path, closure: &mut Closure, seen: &mut BTreeSet<PathBuf>) {
         if !seen.insert(dir.to_path_buf()) {
-            return Ok(());
+            return;
         }
         let Some((file, text)) = KUSTOMIZATIONS
             .iter()
@@ -136,15 +161,15 @@ impl Workspace {
             closure
                 .missing
                 .get_or_insert_with(|| format!("{} has no kustomization", shown(dir)));
-            return Ok(());
+            return;
         };
-        self.export(&file, &text, closure)?;
+        closure.files.insert(file);
         let Ok(docs) = crate::yaml::parse(&text) else {
             // kustomize says what is wrong with it.
-            return Ok(());
+            return;
         };
         // Any value that names a path of the tree is read by the build (resources,
-        // patches, generators' files, …): a file is written out, a directory followed.
+        // patches, generators' files, …): a file is taken, a directory followed.
         let mut values = Vec::new();
         let mut listed = Vec::new();
         for doc in &docs {
@@ -171,11 +196,9 @@ impl Workspace {
                 continue;
             };
             match self.kind(&path) {
-                Some(true) => self.reach(&path, closure, seen)?,
+                Some(true) => self.reach(&path, closure, seen),
                 Some(false) => {
-                    if let Some(text) = self.text(&path) {
-                        self.export(&path, &text, closure)?;
-                    }
+                    closure.files.insert(path);
                 }
                 None => {}
             }
@@ -190,57 +213,62 @@ impl Workspace {
                 });
             }
         }
-        Ok(())
     }
 
     /// Whether `path` is a directory (`true`) or a file (`false`) of the base; `None`
-    /// when it is neither.
-    fn kind(&self, path: &Path) -> Option<bool> {
+    /// when it is neither. Remembered.
+    fn kind(&mut self, path: &Path) -> Option<bool> {
+        if let Some(k) = self.kinds.get(path) {
+            return *k;
+        }
+        let k = self.look_up(path);
+        self.kinds.insert(path.to_path_buf(), k);
+        k
+    }
+
+    fn look_up(&mut self, path: &Path) -> Option<bool> {
         if path.as_os_str().is_empty() {
             return Some(true);
         }
-        let tree = self.batch.tree_of(self.base).ok()?;
-        let mut id = tree;
-        let parts: Vec<String> = path
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        for (i, part) in parts.iter().enumerate() {
-            let entries = self.batch.tree_entries(id).ok()?;
-            let (_, is_tree, next) = entries.into_iter().find(|(n, ..)| n == part)?;
-            if i + 1 == parts.len() {
-                return Some(is_tree);
-            }
-            if !is_tree {
-                return None;
-            }
-            id = next;
+        let (name, parent) = (path.file_name()?, path.parent().unwrap_or(Path::new("")));
+        if self.kind(parent) != Some(true) {
+            return None;
         }
-        None
+        let tree = self.tree_id(parent)?;
+        let entries = self.batch.tree_entries(tree).ok()?;
+        let name = name.to_string_lossy();
+        entries
+            .into_iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, is_tree, _)| is_tree)
     }
 
-    /// The text of a file of the base (or as written since).
+    /// The tree object of directory `path` of the base. Remembered.
+    fn tree_id(&mut self, path: &Path) -> Option<ObjectId> {
+        if let Some(id) = self.trees.get(path) {
+            return Some(*id);
+        }
+        let id = match (path.parent(), path.file_name()) {
+            (Some(parent), Some(name)) => {
+                let parent = self.tree_id(parent)?;
+                let name = name.to_string_lossy();
+                let entries = self.batch.tree_entries(parent).ok()?;
+                let (_, is_tree, next) = entries.into_iter().find(|(n, ..)| *n == name)?;
+                is_tree.then_some(next)?
+            }
+            _ => self.batch.tree_of(self.base).ok()?,
+        };
+        self.trees.insert(path.to_path_buf(), id);
+        Some(id)
+    }
+
+    /// The text of a file as the chain has it, else as the base does.
     fn text(&self, path: &Path) -> Option<String> {
-        if self.written.contains_key(path) {
-            return std::fs::read_to_string(self.path(path)?).ok();
+        if let Some(text) = self.overrides.get(path) {
+            return Some(text.clone());
         }
         let file = self.batch.read(self.base, path).ok()??;
         String::from_utf8(file.content).ok()
-    }
-
-    fn export(&mut self, path: &Path, text: &str, closure: &mut Closure) -> Result<(), String> {
-        closure.files.insert(path.to_path_buf());
-        if self.written.contains_key(path) {
-            return Ok(());
-        }
-        self.bytes += text.len();
-        if self.written.len() >= MAX_FILES || self.bytes > MAX_BYTES {
-            return Err(format!(
-                "the kustomizations reach more than the renderer is given ({MAX_FILES} files, {} MiB)",
-                MAX_BYTES >> 20
-            ));
-        }
-        self.write(path, text)
     }
 }
 
