@@ -231,6 +231,10 @@ pub struct CheckArgs {
     /// GitOps repository, or (with no value) on the branch of Settings.git.
     #[arg(long, value_name = "DIR", num_args = 0..=1)]
     pub repo: Option<Option<PathBuf>>,
+    /// With --repo: also bump every target on trial, as a pass would (nothing is
+    /// committed), rendering Kustomize targets before and after with kustomize or kubectl.
+    #[arg(long, requires = "repo")]
+    pub render: bool,
 }
 
 /// Arguments of `tags`.

@@ -59,6 +59,22 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
             true => "; no targets to look for".to_string(),
             false => format!("; every target found in {}", places.join(", ")),
         };
+        if args.render {
+            let checkout = repo.as_deref();
+            match super::check_render::run(&rules, &cli.cache_dir(), checkout) {
+                Ok(trial) if trial.problems.is_empty() => {
+                    checked.push_str(&format!(
+                        "; every target bumped on trial as intended ({} rendered before and after)",
+                        trial.rendered
+                    ));
+                }
+                Ok(trial) => return super::report_invalid(cli, &trial.problems),
+                Err(message) => {
+                    let _ = writeln!(std::io::stderr(), "{message}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            }
+        }
     }
     if !cli.quiet {
         let envs: usize = rules.promotions.iter().map(|p| p.environments.len()).sum();

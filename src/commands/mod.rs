@@ -2,6 +2,7 @@
 //! codes follow DESIGN.md: 0 fine, 1 failed, 2 invalid rules.
 
 mod check;
+mod check_render;
 mod manual;
 mod pass;
 mod progress;

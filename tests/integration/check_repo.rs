@@ -164,3 +164,68 @@ fn a_missing_checkout_is_one_clear_error() {
         String::from_utf8_lossy(&out.stderr).contains("/nonexistent/checkout is not a directory")
     );
 }
+
+/// `check --repo DIR --render` bumps every target on trial, as a pass would, and renders
+/// Kustomize targets before and after: an overlay whose new entry would match no container
+/// (the base writes `nginx`, the target names `docker.io/library/nginx`) is reported at
+/// its environment; with the name the containers use, every target passes. The checkout
+/// is left as it was.
+#[test]
+fn check_render_bumps_every_target_on_trial() {
+    let tree = tempfile::tempdir().unwrap();
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.25.0\n";
+    let files = [
+        ("base/deployment.yaml", deployment),
+        ("base/kustomization.yaml", "resources: [deployment.yaml]\n"),
+        ("prod/kustomization.yaml", "resources:\n  - ../base\n"),
+        (
+            "staging/values.yaml",
+            "image:\n  repository: nginx\n  tag: 1.25.0\n",
+        ),
+    ];
+    write_tree(tree.path(), &files);
+    let rules = tempfile::tempdir().unwrap();
+    let write_rules = |name: &str| {
+        std::fs::write(
+            rules.path().join("rules.yaml"),
+            format!("apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'https://git.example.com/gitops.git' }}\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: web }}\nspec:\n  image: docker.io/library/nginx\n  environments:\n    - {{ name: staging, policy: {{ semver: '^1.0.0' }}, target: {{ helm: {{ file: staging/values.yaml, tag: image.tag }} }} }}\n    - {{ name: prod, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: prod/kustomization.yaml{name} }} }} }}\n"),
+        )
+        .unwrap();
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let check = || {
+        tagpromoter()
+            .arg("--rules")
+            .arg(rules.path())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["check", "--render", "--repo"])
+            .arg(tree.path())
+            .output()
+            .unwrap()
+    };
+    write_rules("");
+    let out = check();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("web/prod: a bump would be refused")
+            && text.contains("Deployment/web container web runs nginx:1.25.0"),
+        "{text}"
+    );
+    assert!(!text.contains("web/staging"), "{text}");
+    write_rules(", name: nginx");
+    let out = check();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("every target bumped on trial as intended (1 rendered before and after)"),
+        "{text}"
+    );
+    for (path, content) in files {
+        assert_eq!(
+            std::fs::read_to_string(tree.path().join(path)).unwrap(),
+            content
+        );
+    }
+}

@@ -348,6 +348,10 @@ fn the_dockerfile_passes_hadolint() {
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
     assert!(dockerfile.contains("USER 10001:10001"), "runs as non-root");
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/tagpromoter\"]"));
+    assert!(
+        dockerfile.contains("COPY --from=kustomize /out/kustomize /usr/local/bin/kustomize"),
+        "the image carries the renderer that Kustomize bumps are checked with"
+    );
     for (i, line) in dockerfile.lines().enumerate() {
         if line.contains("hadolint ignore") {
             let before = dockerfile.lines().nth(i.saturating_sub(1)).unwrap_or("");
