@@ -3,7 +3,8 @@
 //! The data flows through the modules in this order: [`rules`] say what to watch and how to
 //! decide; [`registry`] lists tags and reads image facts; [`gitops`] reads the GitOps
 //! repository and its history; [`policy`] decides, purely; [`manifest`] turns a decision
-//! into an exact edit of a file's bytes; [`engine`] joins them into a pass (observe → decide
+//! into an exact edit of a file's bytes and judges it by what it makes the cluster run,
+//! which [`render`] checks with the real renderer; [`engine`] joins them into a pass (observe → decide
 //! → apply → report) and a person's `promote`/`release`, opening pull requests through
 //! [`forge`]; [`deploy`] reads what Argo CD and Flux report about a rollout; [`alert`] turns reports into notifications and [`metrics`] into series;
 //! [`server`] serves the worker's board, status, metrics and the webhooks that ask for a
