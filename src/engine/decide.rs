@@ -130,6 +130,20 @@ pub enum Warning {
         /// The upstream environment.
         env: String,
     },
+    /// The file pins, beside the tag, a digest the tag does not name in the registry: the
+    /// pinned digest is what runs (the tag changed by hand without its digest, or
+    /// re-pushed since).
+    #[error(
+        "the file pins {pinned} beside {tag}, and the registry's {tag} is {now}: the pinned digest is what runs (the tag was set without its digest, or re-pushed since); write {now} there, or the tag {pinned} belongs to"
+    )]
+    PinnedDigestOther {
+        /// The tag.
+        tag: Tag,
+        /// The digest the file pins.
+        pinned: Digest,
+        /// The registry's digest for the tag.
+        now: Digest,
+    },
     /// The tag it runs was re-pushed since it was written: what runs and what the tag
     /// names now are different bits.
     #[error(
@@ -229,9 +243,9 @@ pub fn facts_wanted(
                 .iter()
                 .any(|e| e.from.as_ref() == Some(&env.name) && e.pin_digest);
             let recorded = state.timeline.running().is_some_and(|r| r.digest.is_some());
+            // (A digest the file pins runs whatever the tag names: is it the tag's?)
             if let Some(tag) = current.as_deref().and_then(|c| Tag::new(c).ok())
-                && recorded
-                && (downstream || env.pin_digest)
+                && ((recorded && (downstream || env.pin_digest)) || state.pinned.is_some())
                 && tags.contains(&tag)
             {
                 want(&tag, Depth::Digest);
@@ -390,7 +404,15 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
                         });
                     }
                     let ran = state.timeline.running().and_then(|r| r.digest);
-                    if let (Some(ran), Some(f)) = (ran, facts.get(tag))
+                    if let (Some(pinned), Some(f)) = (&state.pinned, facts.get(tag))
+                        && *pinned != f.digest
+                    {
+                        warnings.push(Warning::PinnedDigestOther {
+                            tag: tag.clone(),
+                            pinned: pinned.clone(),
+                            now: f.digest.clone(),
+                        });
+                    } else if let (None, Some(ran), Some(f)) = (&state.pinned, ran, facts.get(tag))
                         && ran != f.digest
                     {
                         warnings.push(Warning::DigestMoved {

@@ -55,6 +55,9 @@ impl std::fmt::Display for EnvKey {
 pub struct EnvState {
     /// The tag its target holds at the tip (the file's raw text), or why it cannot be read.
     pub current: Result<Option<String>, GitError>,
+    /// The digest its target pins beside that tag at the tip, if it pins one: that is
+    /// what runs, whatever the tag now names.
+    pub pinned: Option<crate::image::Digest>,
     /// The values its target held over time.
     pub timeline: Timeline,
     /// The commits that bear on holds (a person's changes, our records), oldest first.
@@ -649,6 +652,12 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
     );
     EnvState {
         current: history.current.clone().map(|v| v.tag),
+        pinned: history
+            .current
+            .as_ref()
+            .ok()
+            .and_then(|v| v.digest.as_deref())
+            .and_then(|d| crate::image::Digest::new(d).ok()),
         timeline: Timeline { changes },
         events,
         complete,
@@ -718,6 +727,7 @@ mod tests {
     fn state(changes: &[i64], from_start: bool) -> EnvState {
         EnvState {
             current: Ok(Some("1.0.0".into())),
+            pinned: None,
             timeline: Timeline {
                 changes: changes
                     .iter()

@@ -56,17 +56,26 @@ fn agree(
         };
         let other = manifest::read(text, target)
             .map_err(|e| GitError::new(GitErrorKind::Target, &step, e.to_string()))?;
-        if other.tag != value.tag || other.digest != value.digest {
-            let show = |t: &Option<String>| t.clone().unwrap_or_else(|| "nothing".into());
+        // One may pin the digest and another not; where both pin one, it is one digest.
+        let digests_differ = matches!((&value.digest, &other.digest), (Some(a), Some(b)) if a != b);
+        if other.tag != value.tag || digests_differ {
+            let show = |t: &Option<String>, d: &Option<String>| {
+                let mut s = t.clone().unwrap_or_else(|| "nothing".into());
+                if digests_differ && let Some(d) = d {
+                    s.push_str(&format!("@{d}"));
+                }
+                s
+            };
             return Err(GitError::new(
                 GitErrorKind::Target,
                 &step,
                 format!(
-                    "{} holds {}, {} holds {}: the targets of one environment are written together and must agree; set them to one tag",
+                    "{} holds {}, {} holds {}: the targets of one environment are written together and must agree; set them to one tag{}",
                     q.file.display(),
-                    show(&value.tag),
+                    show(&value.tag, &value.digest),
                     file.display(),
-                    show(&other.tag)
+                    show(&other.tag, &other.digest),
+                    if digests_differ { " and digest" } else { "" }
                 ),
             ));
         }

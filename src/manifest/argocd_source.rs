@@ -15,8 +15,14 @@ use super::{Current, EditError, Wanted};
 enum Found<'d> {
     /// A `kustomize.images` string: its node, the `name=` part if any, and the reference.
     Image(&'d Node, Option<String>, ImageRef),
-    /// A `helm.parameters` entry's `value`.
-    Parameter(&'d Node),
+    /// A `helm.parameters` entry's `value`, with the values of the parameters beside it
+    /// that name the repository (`<prefix>.name` or `.repository`, as Argo CD Image
+    /// Updater writes them) and the digest (`<prefix>.digest`).
+    Parameter {
+        tag: &'d Node,
+        repository: Option<&'d Node>,
+        digest: Option<&'d Node>,
+    },
 }
 
 fn sequence<'d>(doc: &'d Document, outer: &str, inner: &str) -> Option<&'d [Node]> {
@@ -52,14 +58,27 @@ fn find<'d>(
                 return Ok(Found::Image(item, name, r));
             }
         }
-        for item in sequence(doc, "helm", "parameters").unwrap_or_default() {
-            let named = item
-                .get("name")
-                .and_then(Node::as_scalar)
-                .is_some_and(|s| s.value == parameter);
-            if named && let Some(value) = item.get("value") {
-                return Ok(Found::Parameter(value));
-            }
+        let parameters = sequence(doc, "helm", "parameters").unwrap_or_default();
+        let value_of = |name: &str| {
+            parameters.iter().find_map(|item| {
+                let named = item
+                    .get("name")
+                    .and_then(Node::as_scalar)
+                    .is_some_and(|s| s.value == name);
+                named.then(|| item.get("value")).flatten()
+            })
+        };
+        if let Some(tag) = value_of(parameter) {
+            let prefix = parameter.rsplit_once('.').map_or("", |(p, _)| p);
+            let beside = |key: &str| match prefix {
+                "" => value_of(key),
+                p => value_of(&format!("{p}.{key}")),
+            };
+            return Ok(Found::Parameter {
+                tag,
+                repository: beside("name").or_else(|| beside("repository")),
+                digest: beside("digest"),
+            });
         }
     }
     Err(EditError::NotFound {
@@ -68,6 +87,13 @@ fn find<'d>(
         ),
         hint: "; the file is Argo CD's .argocd-source-<app>.yaml: check spec.image, or set target.argocdSource.parameter".into(),
     })
+}
+
+/// The non-empty text of a parameter's value.
+fn text(node: Option<&Node>) -> Option<String> {
+    node.and_then(Node::as_scalar)
+        .filter(|s| !s.value.is_empty() && !crate::yaml::is_null(s))
+        .map(|s| s.value.clone())
 }
 
 /// The tag (and digest) the file sets for the image.
@@ -82,16 +108,17 @@ pub fn current(
             digest: r.digest.map(|d| d.to_string()),
             at: node.position,
         }),
-        Found::Parameter(node) => Ok(Current {
-            tag: Some(editable_scalar(node, parameter)?.value.clone()),
-            digest: None,
-            at: node.position,
+        Found::Parameter { tag, digest, .. } => Ok(Current {
+            tag: Some(editable_scalar(tag, parameter)?.value.clone()),
+            digest: text(digest),
+            at: tag.position,
         }),
     }
 }
 
 /// What the file makes Argo CD render for the image (the repository as the entry names it;
-/// none for a Helm parameter, which the chart composes), and where.
+/// for Helm parameters, the repository and digest parameters beside the tag's, when
+/// there are: else the chart composes it), and where.
 pub fn rendered(
     docs: &[Document],
     repository: &Repository,
@@ -102,28 +129,33 @@ pub fn rendered(
             Rendered::of_reference(&r.to_string()).unwrap_or_default(),
             node.position,
         )),
-        Found::Parameter(node) => {
-            let tag = editable_scalar(node, parameter)?.value.clone();
+        Found::Parameter {
+            tag,
+            repository,
+            digest,
+        } => {
+            let value = editable_scalar(tag, parameter)?.value.clone();
             Ok((
                 Rendered {
-                    inherited: tag.is_empty(),
-                    tag: (!tag.is_empty()).then_some(tag),
-                    ..Rendered::default()
+                    repository: text(repository),
+                    inherited: value.is_empty(),
+                    tag: (!value.is_empty()).then_some(value),
+                    digest: text(digest),
                 },
-                node.position,
+                tag.position,
             ))
         }
     }
 }
 
-/// The replacement that makes the file set `wanted` for the image: the entry's tag, and
+/// The replacements that make the file set `wanted` for the image: the entry's tag, and
 /// its digest where it pins one (or `pin` asks), its names as written.
-pub fn replacement(
+pub fn replacements(
     docs: &[Document],
     repository: &Repository,
     parameter: &str,
     wanted: &Wanted,
-) -> Result<Replacement, EditError> {
+) -> Result<Vec<Replacement>, EditError> {
     match find(docs, repository, parameter)? {
         Found::Image(node, name, r) => {
             let what = "the kustomize.images entry";
@@ -137,18 +169,27 @@ pub fn replacement(
                 Some(name) => format!("{name}={new}"),
                 None => new.to_string(),
             };
-            Replacement::of(node, what, &text)
+            Ok(vec![Replacement::of(node, what, &text)?])
         }
-        Found::Parameter(node) => {
-            if wanted.pin {
-                return Err(EditError::Invalid {
-                    at: node.position,
-                    why: format!(
-                        "pinDigest is set, and the parameter {parameter} holds only the tag; pin digests in the chart's values instead"
-                    ),
-                });
+        Found::Parameter { tag, digest, .. } => {
+            let pinned = text(digest).is_some();
+            let d = digest_to_write(pinned, wanted, tag.position, parameter)?;
+            let mut out = vec![Replacement::of(tag, parameter, wanted.tag.as_str())?];
+            match (digest, d) {
+                (Some(node), Some(d)) => {
+                    out.push(Replacement::of(node, "the digest parameter", d.as_str())?)
+                }
+                (None, Some(_)) => {
+                    return Err(EditError::Invalid {
+                        at: tag.position,
+                        why: format!(
+                            "pinDigest is set, and there is no digest parameter beside {parameter}; pin digests in the chart's values instead"
+                        ),
+                    });
+                }
+                _ => {}
             }
-            Replacement::of(node, parameter, wanted.tag.as_str())
+            Ok(out)
         }
     }
 }

@@ -215,8 +215,50 @@ struct Layout<'d> {
     registry: Option<&'d Node>,
     global_registry: Option<&'d Node>,
     repository: Option<&'d Node>,
-    /// The digest's node, where it is, and whether it holds bare hex (`sha`).
-    digest: Option<(&'d Node, String, bool)>,
+    /// The digest's node, where it is, and how it is written.
+    digest: Option<(&'d Node, String, Form)>,
+}
+
+/// How a values file writes a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `sha256:<hex>`.
+    Full,
+    /// `<hex>` (a `sha:` key the chart prefixes with `@sha256:`).
+    Bare,
+    /// `@sha256:<hex>` (a chart that appends the value as written).
+    At,
+}
+
+impl Form {
+    /// How the value `value` at a key named `key` is written.
+    fn of(key: Option<&str>, value: Option<&str>) -> Self {
+        match value {
+            Some(v) if v.starts_with('@') => Self::At,
+            Some(v) if is_hex(v) => Self::Bare,
+            Some(v) if v.contains(':') => Self::Full,
+            _ if key == Some("sha") => Self::Bare,
+            _ => Self::Full,
+        }
+    }
+
+    /// `digest` (`sha256:<hex>`) as this form writes it.
+    fn write(self, digest: &str) -> String {
+        match self {
+            Self::Full => digest.to_string(),
+            Self::Bare => digest.trim_start_matches("sha256:").to_string(),
+            Self::At => format!("@{digest}"),
+        }
+    }
+
+    /// The written `value` as `sha256:<hex>`.
+    fn read(self, value: &str) -> String {
+        match self {
+            Self::Full => value.to_string(),
+            Self::Bare => format!("sha256:{value}"),
+            Self::At => value.trim_start_matches('@').to_string(),
+        }
+    }
 }
 
 /// The non-empty text of a scalar node.
@@ -254,31 +296,28 @@ fn layout<'d>(
     let sibling = |key: &str| beside.and_then(|p| p.get(key));
     let repository = match repository {
         Some(path) => Some(resolve(docs, path)?),
-        None => {
-            sibling("repository").or_else(|| sibling("image").filter(|n| n.as_scalar().is_some()))
-        }
+        None => sibling("repository")
+            .or_else(|| sibling("image").filter(|n| n.as_scalar().is_some()))
+            .or_else(|| sibling("name").filter(|n| n.as_scalar().is_some())),
     };
     let digest = match digest {
         Some(path) => {
             let d = resolve(docs, path)?;
-            let bare = path
-                .segments()
-                .last()
-                .is_some_and(|s| *s == Segment::Key("sha".into()))
-                || text(Some(d)).is_some_and(is_hex);
-            Some((d, path.to_string(), bare))
+            let key = match path.segments().last() {
+                Some(Segment::Key(k)) => Some(k.as_str()),
+                _ => None,
+            };
+            Some((d, path.to_string(), Form::of(key, text(Some(d)))))
         }
-        None => [("digest", false), ("sha", true)]
-            .iter()
-            .find_map(|(key, bare)| {
-                let d = sibling(key)?;
-                d.as_scalar()?;
-                let path = match tag.to_string().rsplit_once('.') {
-                    Some((prefix, _)) => format!("{prefix}.{key}"),
-                    None => key.to_string(),
-                };
-                Some((d, path, *bare || text(Some(d)).is_some_and(is_hex)))
-            }),
+        None => ["digest", "sha"].iter().find_map(|key| {
+            let d = sibling(key)?;
+            d.as_scalar()?;
+            let path = match tag.to_string().rsplit_once('.') {
+                Some((prefix, _)) => format!("{prefix}.{key}"),
+                None => key.to_string(),
+            };
+            Some((d, path, Form::of(Some(key), text(Some(d)))))
+        }),
     };
     let registry = sibling("registry");
     let global = |path: &[&str]| {
@@ -314,13 +353,8 @@ impl Layout<'_> {
 
     /// The digest value beside the tag, as `algorithm:hex`.
     fn digest_value(&self) -> Option<String> {
-        let (node, _, bare) = self.digest.as_ref()?;
-        let value = text(Some(node))?;
-        Some(if *bare {
-            format!("sha256:{value}")
-        } else {
-            value.to_string()
-        })
+        let (node, _, form) = self.digest.as_ref()?;
+        Some(form.read(text(Some(node))?))
     }
 
     /// What the chart renders: `[registry/]repository[:tag][@digest]`.
@@ -391,11 +425,8 @@ pub fn tag_replacements(
     };
     out.push(Replacement::of(l.tag, &what, &tag_text)?);
     match (&l.digest, d) {
-        (Some((node, path, bare)), Some(d)) => {
-            let value = match bare {
-                true => d.as_str().trim_start_matches("sha256:").to_string(),
-                false => d.to_string(),
-            };
+        (Some((node, path, form)), Some(d)) => {
+            let value = form.write(d.as_str());
             out.push(Replacement::of(
                 node,
                 &format!("the value at {path}"),

@@ -129,10 +129,11 @@ pub fn image_entries(docs: &[Document]) -> Result<Vec<ImageEntry>, EditError> {
     Ok(entries(docs)?.into_iter().map(|(e, _)| e).collect())
 }
 
-/// Every `images:` entry of the file, in order, with its node.
+/// Every `images:` entry of the file, in order, with its node. Kustomize reads a
+/// kustomization's first document only: entries in later ones do nothing.
 fn entries(docs: &[Document]) -> Result<Vec<(ImageEntry, &Node)>, EditError> {
     let mut out = Vec::new();
-    for doc in docs {
+    for doc in docs.iter().take(1) {
         let Some(images) = doc.root.get("images") else {
             continue;
         };
@@ -165,11 +166,19 @@ fn entries(docs: &[Document]) -> Result<Vec<(ImageEntry, &Node)>, EditError> {
     Ok(out)
 }
 
-/// Whether the text `written` names the repository `name`, as Docker reads names.
+/// Whether the text `written` names the repository `name`, as Docker reads names (an
+/// entry's `name` may carry a tag, `app:1.0`, and then matches only containers that do).
 fn names(written: &str, name: &str) -> bool {
+    let repository = |text: &str| {
+        Repository::new(text).ok().or_else(|| {
+            crate::image::ImageRef::parse(text)
+                .ok()
+                .map(|r| r.repository)
+        })
+    };
     !written.is_empty()
         && (written == name
-            || matches!((Repository::new(written), Repository::new(name)), (Ok(a), Ok(b)) if a.same_as(&b)))
+            || matches!((repository(written), repository(name)), (Some(a), Some(b)) if a.same_as(&b)))
 }
 
 /// The entry of `name` across all documents: the one whose `name` is `name` as written,
@@ -213,7 +222,12 @@ pub fn rendered(docs: &[Document], name: &str) -> Result<Rendered, EditError> {
     const BASE_TAG: &str = "{base}";
     let written = written_name(docs, name)?;
     let list = image_entries(docs)?;
-    let out = transform(&list, &format!("{written}:{BASE_TAG}"));
+    // A name with its tag (`app:1.0`) matches containers written so, whose tag it is.
+    let input = match split(&written) {
+        (_, "", "") => format!("{written}:{BASE_TAG}"),
+        _ => written.clone(),
+    };
+    let out = transform(&list, &input);
     let (repository, tag, digest) = split(&out);
     // The base's tag, kept (or suffixed by `tagSuffix`): not this file's to say.
     let inherited = tag.contains(BASE_TAG);
@@ -262,6 +276,30 @@ pub fn change_for(
             docs.first().map(|d| d.root.position).unwrap_or_default(),
         ),
     };
+    // An entry below that renames other names to this image applies after it: containers
+    // written that other way would keep their own tag.
+    // (Without an entry, the one that renames to it is the image's: see `entry`.)
+    let all = entries(docs)?;
+    let below = match entry(docs, name)? {
+        Some(ours) => all
+            .iter()
+            .skip_while(|(_, n)| !std::ptr::eq(*n, ours))
+            .skip(1)
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Some((e, node)) = below
+        .into_iter()
+        .find(|(e, _)| names(&e.new_name, name) && !names(&e.name, name))
+    {
+        return Err(EditError::Invalid {
+            at: node.position,
+            why: format!(
+                "the images entry {:?} renames its containers to {name} after the entry of {name} applies, so they would keep their own tag; give that entry the newTag (set the target's name to {:?}), or move it above",
+                e.name, e.name
+            ),
+        });
+    }
     let what = format!("the images entry {name:?}");
     let digest = super::reference::digest_to_write(pinned || in_tag, wanted, at, &what)?;
     Ok(Change {
@@ -342,10 +380,16 @@ pub fn edits(
     let flow = src[entry.offset..].starts_with('{');
     let first_line_is_whole = !flow && src[line.end..].starts_with(['\r', '\n']);
     if !first_line_is_whole {
-        return Err(EditError::NotEditable {
+        let keys: Vec<&str> = added
+            .lines()
+            .map(|l| l.trim_start_matches("{indent}").trim())
+            .collect();
+        return Err(EditError::Invalid {
             at: entry.position,
-            what: format!("the images entry {name:?}"),
-            why: "it is written in flow style ({…}), where a key cannot be added line by line",
+            why: format!(
+                "the images entry {name:?} is written in flow style ({{…}}), where a key cannot be added line by line; add {} to it by hand, or write it as a block mapping",
+                keys.join(", ")
+            ),
         });
     }
     let indent = " ".repeat(entry.position.column.saturating_sub(1));
@@ -400,7 +444,9 @@ fn new_entry(
         text
     };
     let [doc] = docs else {
-        return Err(lacks("the file has several documents"));
+        return Err(lacks(
+            "the file has several documents (kustomize reads only the first)",
+        ));
     };
     let NodeKind::Mapping(root) = &doc.root.kind else {
         return Err(lacks("the file is not a mapping"));
@@ -467,6 +513,10 @@ pub fn current(docs: &[Document], name: &str) -> Result<Current, EditError> {
             None => Ok(None),
             Some(node) => {
                 let s = editable_scalar(node, key)?;
+                // `newTag: ~` sets nothing, as kustomize reads it.
+                if crate::yaml::is_null(s) {
+                    return Ok(None);
+                }
                 Ok(Some((s.value.clone(), node.position)))
             }
         }

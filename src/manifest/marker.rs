@@ -4,7 +4,7 @@
 //! not asked about are left alone, so repositories prepared for Flux work unchanged.
 
 use crate::image::ImageRef;
-use crate::yaml::{Document, Node, Position, line_around};
+use crate::yaml::{Document, Node, NodeKind, Position, line_around};
 
 use super::patch::{Replacement, editable_scalar};
 use super::reference::{Rendered, digest_to_write};
@@ -70,6 +70,45 @@ fn marked<'d>(src: &str, docs: &'d [Document]) -> Vec<(&'d Node, Marker)> {
         });
     }
     out
+}
+
+/// The mapping that holds `node` as a value, if one does.
+fn parent_of<'d>(docs: &'d [Document], node: &Node) -> Option<&'d Node> {
+    fn find<'d>(at: &'d Node, node: &Node) -> Option<&'d Node> {
+        match &at.kind {
+            NodeKind::Mapping(entries) => entries.iter().find_map(|(_, v)| {
+                if std::ptr::eq(v, node) {
+                    Some(at)
+                } else {
+                    find(v, node)
+                }
+            }),
+            NodeKind::Sequence(items) => items.iter().find_map(|i| find(i, node)),
+            _ => None,
+        }
+    }
+    docs.iter().find_map(|d| find(&d.root, node))
+}
+
+/// A digest pinned beside a `:tag` marker that no `:digest` marker of the policy marks
+/// (`digest: sha256:…` or a bare-hex `sha:` in the same mapping, as in a Kustomize entry
+/// or Helm values): it runs, so it moves with the tag. The node, and whether it is bare hex.
+fn digest_beside<'d>(
+    src: &str,
+    docs: &'d [Document],
+    tag: &Node,
+    policy: &str,
+) -> Option<(&'d Node, bool)> {
+    let parent = parent_of(docs, tag)?;
+    ["digest", "sha"].iter().find_map(|key| {
+        let node = parent.get(key)?;
+        let value = node.as_scalar().filter(|s| !crate::yaml::is_null(s))?;
+        if value.value.is_empty() || marker_after(src, node).is_some_and(|m| m.policy == policy) {
+            return None;
+        }
+        let bare = !value.value.contains(':');
+        Some((node, bare))
+    })
 }
 
 /// What to say when no marker matches: the policies the file's markers do name (a Flux
@@ -146,16 +185,33 @@ pub fn bump(
         let value = editable_scalar(node, &what)?.value.clone();
         let new = match marker.field {
             Field::Name => continue,
-            Field::Tag => wanted.tag.to_string(),
+            Field::Tag => {
+                // A digest the tag carries (`1.2@sha256:…`) or that sits beside it runs.
+                let beside = digest_beside(src, docs, node, policy);
+                let pinned = value.contains('@') || beside.is_some();
+                let digest = digest_to_write(pinned, wanted, node.position, &what)?;
+                if let (Some((at, bare)), Some(d)) = (beside, digest) {
+                    let text = match bare {
+                        true => d.as_str().trim_start_matches("sha256:").to_string(),
+                        false => d.to_string(),
+                    };
+                    out.push(Replacement::of(
+                        at,
+                        "the digest beside the marked tag",
+                        &text,
+                    )?);
+                }
+                match (value.contains('@'), digest) {
+                    (true, Some(d)) => format!("{}@{d}", wanted.tag),
+                    _ => wanted.tag.to_string(),
+                }
+            }
             Field::Digest => match digest_to_write(true, wanted, node.position, &what)? {
                 Some(d) => d.to_string(),
                 None => continue,
             },
             Field::Reference => {
-                let r = ImageRef::parse(&value).map_err(|e| EditError::Invalid {
-                    at: node.position,
-                    why: e.to_string(),
-                })?;
+                let r = reference(node, &value, policy)?;
                 let digest = digest_to_write(r.digest.is_some(), wanted, node.position, &what)?;
                 ImageRef {
                     repository: r.repository,
@@ -178,6 +234,24 @@ pub fn bump(
     Ok(out)
 }
 
+/// The whole reference a marker without a field marks; one that holds no tag or digest
+/// (`newTag: 1.0.0 # {"$imagepolicy": "ns:policy"}`) is a tag marked as a reference.
+fn reference(node: &Node, value: &str, policy: &str) -> Result<ImageRef, EditError> {
+    let r = ImageRef::parse(value).map_err(|e| EditError::Invalid {
+        at: node.position,
+        why: e.to_string(),
+    })?;
+    if r.tag.is_none() && r.digest.is_none() {
+        return Err(EditError::Invalid {
+            at: node.position,
+            why: format!(
+                "{value:?} is marked as a whole reference ({{\"$imagepolicy\": \"{policy}\"}}) and holds no tag; a tag alone is marked {{\"$imagepolicy\": \"{policy}:tag\"}}"
+            ),
+        });
+    }
+    Ok(r)
+}
+
 /// What the markers of `policy` render together: the repository of a full reference or a
 /// `:name` marker, the tag, the digest; and where the first of them is.
 pub fn rendered(
@@ -197,9 +271,23 @@ pub fn rendered(
         at.get_or_insert(node.position);
         match marker.field {
             Field::Name => out.repository = Some(value),
-            Field::Tag => out.tag = Some(value),
+            Field::Tag => {
+                let (tag, in_tag) = match value.split_once('@') {
+                    Some((t, d)) => (t.to_string(), Some(d.to_string())),
+                    None => (value, None),
+                };
+                out.tag = Some(tag);
+                let beside = digest_beside(src, docs, node, policy).and_then(|(n, bare)| {
+                    let v = n.as_scalar()?.value.clone();
+                    Some(if bare { format!("sha256:{v}") } else { v })
+                });
+                if let Some(d) = beside.or(in_tag) {
+                    out.digest = Some(d);
+                }
+            }
             Field::Digest => out.digest = Some(value),
             Field::Reference => {
+                reference(node, &value, policy)?;
                 if let Some(r) = Rendered::of_reference(&value) {
                     out.repository = r.repository;
                     out.tag = r.tag;
@@ -242,7 +330,13 @@ pub fn current(src: &str, docs: &[Document], policy: &str) -> Result<Current, Ed
         let value = editable_scalar(node, "the marked value")?.value.clone();
         at.get_or_insert(node.position);
         match marker.field {
-            Field::Tag => agree(&mut tag, node.position, value)?,
+            Field::Tag => match value.split_once('@') {
+                Some((t, d)) => {
+                    agree(&mut tag, node.position, t.to_string())?;
+                    agree(&mut digest, node.position, d.to_string())?;
+                }
+                None => agree(&mut tag, node.position, value)?,
+            },
             Field::Digest => agree(&mut digest, node.position, value)?,
             Field::Name => {}
             Field::Reference => {

@@ -251,6 +251,19 @@ pub fn apply(src: &str, target: &Target, wanted: &Wanted) -> Result<Outcome, Edi
         }
     }
     let (replacements, insertions) = edits(src, &docs, target, wanted)?;
+    // A value shared through an anchor (`newTag: &v 1.0` … `newTag: *v`) would move every
+    // place that uses it, another image's included.
+    for r in replacements.iter().filter(|r| r.old != r.new) {
+        if let Some(used) = r.anchor.and_then(|id| alias_of(&docs, id)) {
+            return Err(EditError::Invalid {
+                at: r.position,
+                why: format!(
+                    "the value {:?} is anchored (&) and used again at {used} (*): rewriting it would change that place too; give each place its own value",
+                    r.old
+                ),
+            });
+        }
+    }
     let Some(text) = patch::apply_all(src, &replacements, &insertions)? else {
         return Ok(Outcome::Unchanged);
     };
@@ -373,10 +386,23 @@ fn edits(
         Target::ArgocdSource {
             repository,
             parameter,
-        } => argocd_source::replacement(docs, repository, parameter, wanted).map(|r| vec![r]),
+        } => argocd_source::replacements(docs, repository, parameter, wanted),
         Target::ImageField { repository } => image_field::bump(docs, repository, wanted),
     }?;
     Ok((replaced, Vec::new()))
+}
+
+/// Where an alias of anchor `id` is, if one is.
+fn alias_of(docs: &[Document], id: usize) -> Option<Position> {
+    let mut found = None;
+    for doc in docs {
+        walk(&doc.root, None, &mut |_, node| {
+            if matches!(node.kind, yaml::NodeKind::Alias(a) if a == id) && found.is_none() {
+                found = Some(node.position);
+            }
+        });
+    }
+    found
 }
 
 /// Every scalar value in a document, with the key it belongs to (if any), in document order.

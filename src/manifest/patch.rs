@@ -29,6 +29,8 @@ pub struct Replacement {
     pub old: String,
     /// The value to write (already validated as a tag, digest, repository or reference).
     pub new: String,
+    /// The anchor the scalar defines (`&name`), if any: its aliases share its value.
+    pub anchor: Option<usize>,
 }
 
 impl Replacement {
@@ -43,6 +45,7 @@ impl Replacement {
             style: scalar.style,
             old: scalar.value.clone(),
             new: new.to_string(),
+            anchor: node.anchor,
         })
     }
 }

@@ -173,14 +173,22 @@ pub fn claims(
     let Some(repo) = &before.repository else {
         return Ok(());
     };
-    let same = Repository::new(repo).is_ok_and(|r| r.same_as(expected));
-    if same {
-        return Ok(());
-    }
+    let named = match Repository::new(repo) {
+        Ok(r) if r.same_as(expected) => return Ok(()),
+        Ok(r) => r,
+        Err(e) => {
+            return Err(EditError::Invalid {
+                at,
+                why: format!(
+                    "{what} names {repo:?} as its repository, which is not one ({e}); write the repository alone there"
+                ),
+            });
+        }
+    };
     Err(EditError::Invalid {
         at,
         why: format!(
-            "{what} names {repo}, not {expected}; if tags are read from a mirror of it, set {field}: {repo} on the target (tagpromoter never rewrites the repository a file names)"
+            "{what} names {named}, not {expected}; if tags are read from a mirror of it, set {field}: {named} on the target (tagpromoter never rewrites the repository a file names)"
         ),
     })
 }

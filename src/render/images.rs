@@ -78,13 +78,45 @@ fn collect(node: &Node, object: &str, out: &mut Vec<ImageUse>) {
 
 /// What an edit is meant to do to the build.
 #[derive(Debug, Clone)]
-pub struct Intent<'a> {
-    /// The image's repository as the target names it (`spec.image` or its `name:`).
-    pub repository: &'a Repository,
+pub struct Intent {
+    /// The names the image goes by in the build, as Docker reads names: the target's
+    /// (`spec.image` or its `name:`), and the one its entry renders (its `newName`).
+    pub repositories: Vec<Repository>,
+    /// The `images:` entry's name as the kustomization writes it (what it matches).
+    pub entry: String,
     /// The tag every container of the image must run after the edit.
-    pub tag: &'a str,
+    pub tag: String,
     /// The digest it must run with (`None`: no digest).
-    pub digest: Option<&'a str>,
+    pub digest: Option<String>,
+}
+
+impl Intent {
+    /// What the edited kustomization `after` means for the image of the entry `name`
+    /// (`wanted`: what the bump writes): the reference tagpromoter's model says it renders.
+    pub fn of_edit(after: &str, name: &str, wanted: &crate::manifest::Wanted) -> Option<Self> {
+        let docs = crate::yaml::parse(after).ok()?;
+        let rendered = crate::manifest::kustomize::rendered(&docs, name).ok()?;
+        let entry = crate::manifest::kustomize::written_name(&docs, name).ok()?;
+        let mut repositories = vec![wanted.repository.clone()];
+        repositories.extend(
+            rendered
+                .repository
+                .as_deref()
+                .and_then(|r| Repository::new(r).ok()),
+        );
+        Some(Self {
+            repositories,
+            entry,
+            tag: wanted.tag.to_string(),
+            digest: rendered.digest,
+        })
+    }
+
+    /// Whether `image` (as a container names it) is of the image.
+    fn ours(&self, image: &str) -> bool {
+        let name = crate::manifest::kustomize::split(image).0;
+        Repository::new(name).is_ok_and(|r| self.repositories.iter().any(|o| o.same_as(&r)))
+    }
 }
 
 /// How an edit changed a build, when it is what was intended.
@@ -97,7 +129,7 @@ pub struct Changed {
 
 /// The verdict on an edit from the builds before and after it: `Err` says what is wrong
 /// (what still runs, what else changed), in words a person can act on.
-pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, String> {
+pub fn judge(before: &str, after: &str, intent: &Intent) -> Result<Changed, String> {
     let old = uses(before)?;
     let new = uses(after)?;
     let image_line = |l: &str| {
@@ -121,13 +153,20 @@ pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, 
         ));
     }
     let runs_intended = |r: &ImageRef| {
-        r.tag.as_ref().map(|t| t.as_str()) == Some(intent.tag)
-            && r.digest.as_ref().map(|d| d.as_str()) == intent.digest
+        r.tag.as_ref().map(|t| t.as_str()) == Some(intent.tag.as_str())
+            && r.digest.as_ref().map(|d| d.as_str()) == intent.digest.as_deref()
     };
     let mut changed = Vec::new();
     for (o, n) in old.iter().zip(&new) {
         if o.image == n.image {
             continue;
+        }
+        // Another image moved with it (a value shared through an anchor, say).
+        if !intent.ours(&o.image) {
+            return Err(format!(
+                "the edit also changes {} container {}, another image: {} would become {}",
+                n.object, n.container, o.image, n.image
+            ));
         }
         let r = ImageRef::parse(&n.image).map_err(|e| {
             format!(
@@ -145,7 +184,11 @@ pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, 
                 n.image,
                 o.image,
                 intent.tag,
-                intent.digest.map(|d| format!("@{d}")).unwrap_or_default()
+                intent
+                    .digest
+                    .as_deref()
+                    .map(|d| format!("@{d}"))
+                    .unwrap_or_default()
             ));
         }
         changed.push((n.clone(), o.image.clone()));
@@ -155,30 +198,67 @@ pub fn judge(before: &str, after: &str, intent: &Intent<'_>) -> Result<Changed, 
     let left: Vec<&ImageUse> = new
         .iter()
         .filter(|u| {
-            ImageRef::parse(&u.image)
-                .is_ok_and(|r| r.repository.same_as(intent.repository) && !runs_intended(&r))
+            intent.ours(&u.image) && ImageRef::parse(&u.image).is_ok_and(|r| !runs_intended(&r))
         })
         .collect();
-    if left.is_empty() {
-        // (A build with no container of the image says nothing about the edit: a
-        // kustomization that only sets images, for a parent to include.)
-        return Ok(Changed {
-            containers: changed,
-        });
+    let listed = |uses: &[&ImageUse]| {
+        uses.iter()
+            .take(5)
+            .map(|u| u.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let any_ours = new.iter().any(|u| intent.ours(&u.image));
+    match (changed.is_empty(), left.is_empty()) {
+        // Every container of the image moved to it.
+        (false, true) => {
+            return Ok(Changed {
+                containers: changed,
+            });
+        }
+        // Every container of the image already runs it; or nothing is built at all (a
+        // kustomization that only sets images, for a parent to include): nothing to judge.
+        (true, true) if any_ours || new.is_empty() => {
+            return Ok(Changed {
+                containers: changed,
+            });
+        }
+        // Other images only: the entry matches none of the containers.
+        (true, true) => return Err(no_container(intent, &new)),
+        _ => {}
     }
-    let running = left
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let written = |u: &&ImageUse| crate::manifest::kustomize::split(&u.image).0.to_string();
+    let as_entry = left.iter().any(|u| written(u) == intent.entry);
+    let advice = match as_entry {
+        true => "the entry names the image as these containers do, and yet they do not move: a later step sets their image (a later images: entry, replacements:, a patch, a component)".to_string(),
+        false => format!(
+            "the entry {} matches no such container (kustomize matches names literally, as written); set the target's name to {}",
+            intent.entry,
+            left.first().map(written).unwrap_or_default()
+        ),
+    };
     if changed.is_empty() {
         return Err(format!(
-            "the build is the same before and after the edit ({running}): the entry matches no container's image as written (kustomize matches names literally); set the target's name to the name the containers use"
+            "the build is the same before and after the edit ({}): {advice}",
+            listed(&left)
         ));
     }
-    Err(format!(
-        "after the edit {running} still: its image is written in a way the entry does not match; make the containers name the image alike"
-    ))
+    Err(format!("after the edit {} still: {advice}", listed(&left)))
+}
+
+/// Why an edit that changed nothing in a build of other images is refused.
+fn no_container(intent: &Intent, uses: &[ImageUse]) -> String {
+    let running: Vec<String> = uses.iter().take(5).map(ToString::to_string).collect();
+    format!(
+        "the build is the same before and after the edit, and no container runs {} ({}): the entry {} matches none of them; set the target's name to the name a container uses",
+        intent
+            .repositories
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        running.join("; "),
+        intent.entry
+    )
 }
 
 #[cfg(test)]
@@ -199,8 +279,9 @@ mod tests {
     fn the_verdict_names_what_still_runs_and_what_else_moved() {
         let repo = Repository::new("docker.io/library/nginx").unwrap();
         let intent = Intent {
-            repository: &repo,
-            tag: "1.27.0",
+            repositories: vec![repo],
+            entry: "nginx".into(),
+            tag: "1.27.0".into(),
             digest: None,
         };
         let before = build(&[("web", "nginx:1.25.0"), ("side", "busybox:1")]);
@@ -231,12 +312,21 @@ mod tests {
                 .containers
                 .is_empty()
         );
+        // An entry that matches nothing in a build of other images changes nothing.
         let unrelated = build(&[("side", "busybox:1")]);
+        let e = judge(&unrelated, &unrelated, &intent).unwrap_err();
         assert!(
-            judge(&unrelated, &unrelated, &intent)
-                .unwrap()
-                .containers
-                .is_empty()
+            e.contains("no container runs docker.io/library/nginx"),
+            "{e}"
+        );
+        // Nothing built at all: nothing to judge.
+        assert!(judge("", "", &intent).unwrap().containers.is_empty());
+        // Another image moved with it (a value shared through an anchor).
+        let both = build(&[("web", "nginx:1.27.0"), ("side", "busybox:1.27.0")]);
+        let e = judge(&before, &both, &intent).unwrap_err();
+        assert!(
+            e.contains("also changes Deployment/app container side, another image"),
+            "{e}"
         );
         let other = good.replace("name: app", "name: app2");
         assert!(

@@ -177,11 +177,11 @@ fn check(c: &Case, kubectl: &Path) -> Result<(), String> {
             if !matches!(edit.target, manifest::Target::Kustomize { .. }) {
                 continue;
             }
-            let intent = tagpromoter::render::images::Intent {
-                repository: &edit.wanted.repository,
-                tag: &c.tag,
-                digest: after[0].0.digest.as_deref(),
+            let manifest::Target::Kustomize { name } = &edit.target else {
+                continue;
             };
+            let intent = tagpromoter::render::images::Intent::of_edit(&new, name, &edit.wanted)
+                .ok_or("no intent")?;
             tagpromoter::render::images::judge(&before_build, &after_build, &intent)
                 .map_err(|e| format!("the renderer's check: {e}"))?;
         }

@@ -332,3 +332,103 @@ fn a_key_is_added_to_the_last_entry_of_a_file_without_a_final_newline() {
         )
     );
 }
+
+/// What a fresh-eyes review of issue 27 found (each once landed a bump that changed another
+/// image or nothing, or left a pinned digest behind): each row is a file, the target, and
+/// what the bump must leave (`Ok`: the file as expected) or the refusal it must give.
+#[test]
+fn edits_that_would_move_another_image_or_nothing_are_refused() {
+    let d1 = format!("sha256:{}", "1".repeat(64));
+    let d2 = format!("sha256:{}", "2".repeat(64));
+    let want = Wanted {
+        digest: Some(Digest::new(&d2).unwrap()),
+        ..wanted("1.1.0")
+    };
+    let marker = |policy: &str| Target::Marker {
+        policy: policy.into(),
+    };
+    let argocd = Target::ArgocdSource {
+        repository: Repository::new("ghcr.io/acme/app").unwrap(),
+        parameter: "image.tag".into(),
+    };
+    let rows: Vec<(&str, String, Target, Result<String, &str>)> = vec![
+        (
+            "a tag shared through an anchor",
+            "images:\n- name: ghcr.io/acme/app\n  newTag: &v 1.0.0\n- name: ghcr.io/acme/side\n  newTag: *v\n".into(),
+            kustomize(),
+            Err("anchored (&) and used again at 5:11"),
+        ),
+        (
+            "an entry named with its tag is the image's",
+            "images:\n- name: ghcr.io/acme/app:0.1.0\n  newTag: 1.0.0\n".into(),
+            kustomize(),
+            Ok("images:\n- name: ghcr.io/acme/app:0.1.0\n  newTag: 1.1.0\n".into()),
+        ),
+        (
+            "an entry in a second document does nothing to kustomize",
+            "resources: [a.yaml]\n---\nimages:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0\n".into(),
+            kustomize(),
+            Err("kustomize reads only the first"),
+        ),
+        (
+            "an entry below renames other containers to the image",
+            "images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0\n- name: app\n  newName: ghcr.io/acme/app\n".into(),
+            kustomize(),
+            Err("the images entry \"app\" renames its containers to ghcr.io/acme/app after"),
+        ),
+        (
+            "a :tag marker with a digest pinned beside it",
+            format!("images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0 # {{\"$imagepolicy\": \"ns:app:tag\"}}\n  digest: {d1}\n"),
+            marker("ns:app"),
+            Ok(format!("images:\n- name: ghcr.io/acme/app\n  newTag: 1.1.0 # {{\"$imagepolicy\": \"ns:app:tag\"}}\n  digest: {d2}\n")),
+        ),
+        (
+            "a tag marked as a whole reference",
+            "images:\n- name: ghcr.io/acme/app\n  newTag: 1.0.0 # {\"$imagepolicy\": \"ns:app\"}\n".into(),
+            marker("ns:app"),
+            Err("is marked as a whole reference"),
+        ),
+        (
+            "Argo CD parameters naming another image",
+            "helm:\n  parameters:\n  - name: image.name\n    value: docker.io/library/redis\n  - name: image.tag\n    value: 1.0.0\n".into(),
+            argocd.clone(),
+            Err("names docker.io/library/redis, not ghcr.io/acme/app"),
+        ),
+        (
+            "Argo CD parameters pinning a digest",
+            format!("helm:\n  parameters:\n  - name: image.name\n    value: ghcr.io/acme/app\n  - name: image.tag\n    value: 1.0.0\n  - name: image.digest\n    value: {d1}\n"),
+            argocd,
+            Ok(format!("helm:\n  parameters:\n  - name: image.name\n    value: ghcr.io/acme/app\n  - name: image.tag\n    value: 1.1.0\n  - name: image.digest\n    value: {d2}\n")),
+        ),
+        (
+            "Helm values that name the repository `name`",
+            "image:\n  name: docker.io/library/redis\n  tag: 1.0.0\n".into(),
+            helm("image.tag"),
+            Err("names docker.io/library/redis, not ghcr.io/acme/app"),
+        ),
+        (
+            "a Helm digest written with its @",
+            format!("image:\n  repository: ghcr.io/acme/app\n  tag: 1.0.0\n  digest: \"@{d1}\"\n"),
+            helm("image.tag"),
+            Ok(format!("image:\n  repository: ghcr.io/acme/app\n  tag: 1.1.0\n  digest: \"@{d2}\"\n")),
+        ),
+        (
+            "newTag: ~ sets no tag",
+            "images:\n- name: ghcr.io/acme/app\n  newTag: ~\n".into(),
+            kustomize(),
+            Ok("images:\n- name: ghcr.io/acme/app\n  newTag: 1.1.0\n".into()),
+        ),
+    ];
+    for (what, src, target, expected) in rows {
+        let got = manifest::apply(&src, &target, &want);
+        match (got, expected) {
+            (Ok(Outcome::Changed(out)), Ok(text)) => assert_eq!(out, text, "{what}"),
+            (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{what}: {e}"),
+            (got, expected) => panic!("{what}: {got:?}, expected {expected:?}"),
+        }
+    }
+    // What the entry named with its tag runs: its newTag (kustomize matches `app:0.1.0`).
+    let src = "images:\n- name: ghcr.io/acme/app:0.1.0\n  newTag: 2.0.0\n";
+    let current = manifest::read(src, &kustomize()).unwrap();
+    assert_eq!(current.tag.as_deref(), Some("2.0.0"));
+}

@@ -471,3 +471,117 @@ async fn text_plan_lists_the_tags_it_turned_down() {
         "{plan}"
     );
 }
+
+/// An environment written in two files, one pinning the digest and one not, at one tag:
+/// they agree (a digest only one pins is no disagreement), and both move — the pinned
+/// digest with the tag.
+#[tokio::test(flavor = "multi_thread")]
+async fn targets_that_pin_and_do_not_pin_the_digest_move_together() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let image = world.image("acme/app");
+    let pusher = world.pusher();
+    let old = pusher
+        .image("acme/app", Some("1.0.0"), INITIAL, "linux", "amd64")
+        .await;
+    let new = pusher
+        .image("acme/app", Some("1.1.0"), INITIAL, "linux", "arm64")
+        .await;
+    let values = |tag: &str, digest: &str| {
+        format!("image:\n  repository: {image}\n  tag: {tag}\n  digest: {digest}\n")
+    };
+    let overlay = |tag: &str| format!("images:\n- name: {image}\n  newTag: {tag}\n");
+    commit_files(
+        &world,
+        &[
+            ("eu/values.yaml", values("1.0.0", &old.digest)),
+            ("us/kustomization.yaml", overlay("1.0.0")),
+        ],
+    );
+    world.promotion(
+        "app",
+        &image,
+        "    - { name: prod, policy: { semver: '^1.0.0' }, targets: [ { helm: { file: eu/values.yaml, tag: image.tag } }, { kustomize: { file: us/kustomization.yaml } } ] }\n",
+    );
+    let p = world.pass(now()).await;
+    assert!(landed(&p), "{:?}", p.environments);
+    assert_eq!(world.file("eu/values.yaml"), values("1.1.0", &new.digest));
+    assert_eq!(world.file("us/kustomization.yaml"), overlay("1.1.0"));
+}
+
+/// A tag moved by hand without its digest (`newTag: 1.1.0` beside 1.0.0's digest, what the
+/// bot itself once left behind): up to date by its tag, and yet the pinned digest runs —
+/// `status` says so rather than nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_digest_of_another_tag_is_said() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let image = world.image("acme/app");
+    let pusher = world.pusher();
+    let old = pusher
+        .image("acme/app", Some("1.0.0"), INITIAL, "linux", "amd64")
+        .await;
+    let new = pusher
+        .image("acme/app", Some("1.1.0"), INITIAL, "linux", "arm64")
+        .await;
+    commit_files(
+        &world,
+        &[(
+            "prod/kustomization.yaml",
+            format!(
+                "images:\n- name: {image}\n  newTag: 1.1.0\n  digest: {}\n",
+                old.digest
+            ),
+        )],
+    );
+    world.promotion(
+        "app",
+        &image,
+        "    - { name: prod, policy: { semver: '^1.0.0' }, target: { kustomize: { file: prod/kustomization.yaml } } }\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let (_, status, _) = cli(&world, cache.path(), &["status"]);
+    assert!(
+        status.contains(&format!(
+            "the file pins {} beside 1.1.0, and the registry's 1.1.0 is {}",
+            old.digest, new.digest
+        )),
+        "{status}"
+    );
+}
+
+/// An entry that matches none of the build's containers, in a build of other images (the
+/// base names the image through a mirror): the edit would change nothing — refused,
+/// naming what the containers run.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_matching_none_of_the_builds_containers_is_refused() {
+    let world = World::new(&[("README.md", "deploys\n".into())]);
+    let image = world.push("acme/app", &["1.0.0", "1.1.0"]).await;
+    commit_files(
+        &world,
+        &[
+            (
+                "apps/base/deployment.yaml",
+                deployment("mirror.example.com/acme/app:0.1.0"),
+            ),
+            (
+                "apps/base/kustomization.yaml",
+                "resources: [deployment.yaml]\n".into(),
+            ),
+            (
+                "apps/prod/kustomization.yaml",
+                format!("resources:\n  - ../base\nimages:\n  - name: {image}\n    newTag: 1.0.0\n"),
+            ),
+        ],
+    );
+    world.promotion(
+        "app",
+        &image,
+        "    - { name: prod, policy: { semver: '^1.0.0' }, target: { kustomize: { file: apps/prod/kustomization.yaml } } }\n",
+    );
+    let p = world.pass(now()).await;
+    let why = failure(&p);
+    assert!(
+        why.contains("no container runs")
+            && why.contains("container app runs mirror.example.com/acme/app:0.1.0"),
+        "{why}"
+    );
+}

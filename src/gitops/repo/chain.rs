@@ -396,14 +396,12 @@ impl RenderCheck {
                 .iter()
                 .find(|c| c.path == edit.file)
                 .map_or("", |c| c.after.as_str());
-            let digest = manifest::rendered(text, &edit.target)
-                .ok()
-                .and_then(|r| r.into_iter().next())
-                .and_then(|(r, _)| r.digest);
-            let intent = crate::render::images::Intent {
-                repository: &edit.wanted.repository,
-                tag: edit.wanted.tag.as_str(),
-                digest: digest.as_deref(),
+            let manifest::Target::Kustomize { name } = &edit.target else {
+                continue;
+            };
+            let Some(intent) = crate::render::images::Intent::of_edit(text, name, &edit.wanted)
+            else {
+                continue;
             };
             if let Err(why) = crate::render::images::judge(&before, &after, &intent) {
                 put_back(ws, changes);
