@@ -16,7 +16,7 @@ use support::kustomize_cases::{Coverage, generate, judge};
 fn main() {
     let cases = env("BENCH_CASES", 100_000);
     let seed = env("BENCH_SEED", 27) as u64;
-    let kubectl = support::require("kubectl");
+    support::require("kubectl");
     let started = Instant::now();
     let mut cov = Coverage::default();
     const BATCH: usize = 2_000;
@@ -24,7 +24,6 @@ fn main() {
         let n = BATCH.min(cases - start);
         let dir = tempfile::tempdir().expect("a temporary directory");
         judge(
-            &kubectl,
             dir.path(),
             &generate(n, seed * 1_000_003 + k as u64),
             &mut cov,

@@ -73,19 +73,15 @@ pub fn run(rules: &Rules, cache_dir: &Path, checkout: Option<&Path>) -> Result<T
                     let current = manifest::read(&text, &p.manifest_target(env))
                         .ok()
                         .and_then(|c| c.tag);
-                    let record = bump::record(
-                        p,
-                        env,
-                        bump::Change {
-                            from: None,
-                            to: Some(probe_tag()),
-                            digest: Some(probe_digest()),
-                            actor: Actor::Person("tagpromoter check".into()),
-                            reason: None,
-                            forced: false,
-                            hold: None,
-                        },
-                    );
+                    let record = crate::gitops::message::Record {
+                        digest: Some(probe_digest()),
+                        ..bump::record(
+                            p,
+                            env,
+                            Some(probe_tag()),
+                            Actor::Person("tagpromoter check".into()),
+                        )
+                    };
                     let b = bump::with_record(p, env, record, current);
                     trial.rendered += b
                         .edits

@@ -19,38 +19,21 @@ use crate::manifest::Wanted;
 use crate::policy::Decision;
 use crate::rules::{Destination, Environment, Promotion, Rules, WriteMode};
 
-/// What a record says changed, besides whose environment it is.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// The tag before (`None`: none, or not a valid tag).
-    pub from: Option<Tag>,
-    /// The tag written (`None` only for a release of a value that names none).
-    pub to: Option<Tag>,
-    /// The digest of `to`, when known.
-    pub digest: Option<Digest>,
-    /// Who asked.
-    pub actor: Actor,
-    /// Why (a person's).
-    pub reason: Option<String>,
-    /// Break-glass.
-    pub forced: bool,
-    /// A hold set or released.
-    pub hold: Option<HoldChange>,
-}
-
-/// The record of `change` to `env` of `p`: the one place a commit's trailers are made.
-pub fn record(p: &Promotion, env: &Environment, change: Change) -> Record {
+/// The record of `actor` writing `to` into `env` of `p`: the one place a commit's
+/// trailers are made. Nothing else is said yet (no `from`, digest, reason, hold); callers
+/// add what they know.
+pub fn record(p: &Promotion, env: &Environment, to: Option<Tag>, actor: Actor) -> Record {
     Record {
         promotion: p.name.clone(),
         environment: env.name.clone(),
         image: p.image.clone(),
-        from: change.from,
-        to: change.to,
-        digest: change.digest,
-        actor: change.actor,
-        reason: change.reason,
-        forced: change.forced,
-        hold: change.hold,
+        from: None,
+        to,
+        digest: None,
+        actor,
+        reason: None,
+        forced: false,
+        hold: None,
         target: Some(p.target_id(env)),
     }
 }
@@ -64,19 +47,11 @@ pub fn of_decision(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
         return None;
     };
     let (p, env) = rules.environment(&d.key.promotion, &d.key.environment)?;
-    let record = record(
-        p,
-        env,
-        Change {
-            from: from.clone(),
-            to: Some(to.clone()),
-            digest: decided.digest.clone(),
-            actor: Actor::Bot,
-            reason: None,
-            forced: false,
-            hold: None,
-        },
-    );
+    let record = Record {
+        from: from.clone(),
+        digest: decided.digest.clone(),
+        ..record(p, env, Some(to.clone()), Actor::Bot)
+    };
     for_record(rules, d, record, d.current.clone())
 }
 

@@ -237,19 +237,14 @@ impl Engine {
                 "the digest of {tag} could not be read, and pinDigest needs it"
             )));
         }
-        let record = super::bump::record(
-            p,
-            env,
-            super::bump::Change {
-                from: current_tag.clone(),
-                to: Some(tag.clone()),
-                digest,
-                actor: Actor::Person(req.actor.clone()),
-                reason: req.reason.clone(),
-                forced: req.force,
-                hold,
-            },
-        );
+        let record = Record {
+            from: current_tag.clone(),
+            digest,
+            reason: req.reason.clone(),
+            forced: req.force,
+            hold,
+            ..super::bump::record(p, env, Some(tag.clone()), Actor::Person(req.actor.clone()))
+        };
         let bump = super::bump::with_record(p, env, record.clone(), current);
         self.write(&env.destination, bump, record, now).await
     }
@@ -298,19 +293,12 @@ impl Engine {
             .clone()
             .map_err(|e| ManualError::Failed(e.to_string()))?
             .and_then(|c| Tag::new(&c).ok());
-        let record = super::bump::record(
-            p,
-            env,
-            super::bump::Change {
-                from: current.clone(),
-                to: current,
-                digest: None,
-                actor: Actor::Person(actor.into()),
-                reason,
-                forced: false,
-                hold: Some(HoldChange::Released),
-            },
-        );
+        let record = Record {
+            from: current.clone(),
+            reason,
+            hold: Some(HoldChange::Released),
+            ..super::bump::record(p, env, current, Actor::Person(actor.into()))
+        };
         let bump = super::bump::with_record(p, env, record.clone(), None);
         self.write(&env.destination, bump, record, now).await
     }

@@ -44,18 +44,7 @@ fn render(overlay: &str) -> Vec<Value> {
 
 /// The objects `kubectl kustomize DIR` renders.
 fn render_dir(dir: &std::path::Path) -> Vec<Value> {
-    let out = Command::new(require("kubectl"))
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = crate::support::kustomize_build(dir);
     yaml::parse(&text)
         .unwrap()
         .iter()

@@ -91,23 +91,8 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-fn kustomize(kubectl: &Path, dir: &Path) -> String {
-    let out = std::process::Command::new(kubectl)
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// One case: the bump made as a pass makes it, and what it renders.
-fn check(c: &Case, kubectl: &Path) -> Result<(), String> {
+fn check(c: &Case) -> Result<(), String> {
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(
         rules.path().join("rules.yaml"),
@@ -163,12 +148,12 @@ fn check(c: &Case, kubectl: &Path) -> Result<(), String> {
             ));
         }
         if let Some(dir) = &c.render {
-            let before_build = kustomize(kubectl, &work.path().join(dir));
+            let before_build = crate::support::kustomize_build(&work.path().join(dir));
             if !before_build.contains(&format!("image: {}\n", c.before)) {
                 return Err(format!("{dir} does not render {} today", c.before));
             }
             std::fs::write(&path, &new).unwrap();
-            let after_build = kustomize(kubectl, &work.path().join(dir));
+            let after_build = crate::support::kustomize_build(&work.path().join(dir));
             if !after_build.contains(&format!("image: {}\n", c.after)) {
                 return Err(format!("{dir} does not render {} after the bump", c.after));
             }
@@ -192,7 +177,6 @@ fn check(c: &Case, kubectl: &Path) -> Result<(), String> {
 /// Every fetched case is bumped to exactly what its renderer must run.
 #[test]
 fn fetched_repositories_bump_to_what_their_renderer_runs() {
-    let kubectl = crate::support::require("kubectl");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root())
         .unwrap()
         .flatten()
@@ -206,7 +190,7 @@ fn fetched_repositories_bump_to_what_their_renderer_runs() {
     for dir in &dirs {
         let c = case(dir);
         rendered += usize::from(c.render.is_some());
-        if let Err(e) = check(&c, &kubectl) {
+        if let Err(e) = check(&c) {
             failures.push(format!("{}: {e}", c.name));
         }
     }

@@ -3,7 +3,6 @@
 //! missing kubectl fails the test rather than skipping it.
 
 use std::path::Path;
-use std::process::Command;
 
 use tagpromoter::image::{Digest, Repository, Tag};
 use tagpromoter::manifest::{self, Outcome, Target, Wanted};
@@ -37,17 +36,7 @@ images:
 ";
 
 fn render(dir: &Path) -> String {
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .expect("kubectl must be installed (it carries kustomize v5); see the README's set-up");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::support::kustomize_build(dir)
 }
 
 #[test]
@@ -180,16 +169,10 @@ fn conformance_kustomize_outputs_render() {
 #[test]
 fn generated_kustomizations_render_as_tagpromoter_computes() {
     use crate::support::kustomize_cases::{Coverage, generate, judge};
-    let kubectl = crate::support::require("kubectl");
     let mut cov = Coverage::default();
     for (batch, seed) in [27u64, 270, 2700].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        judge(
-            &kubectl,
-            dir.path(),
-            &generate(400, seed + batch as u64),
-            &mut cov,
-        );
+        judge(dir.path(), &generate(400, seed + batch as u64), &mut cov);
     }
     eprintln!(
         "kustomize oracle: {} cases, {} container images compared; {:?}",

@@ -23,6 +23,21 @@ fn deployment(image: &str) -> String {
     )
 }
 
+/// Commit a base (one Deployment running `image`) and the prod overlay `overlay` over it.
+fn commit_overlay(world: &World, image: &str, overlay: &str) {
+    commit_files(
+        world,
+        &[
+            ("apps/base/deployment.yaml", deployment(image)),
+            (
+                "apps/base/kustomization.yaml",
+                "resources: [deployment.yaml]\n".into(),
+            ),
+            ("apps/prod/kustomization.yaml", overlay.into()),
+        ],
+    );
+}
+
 fn landed(p: &PassReport) -> bool {
     p.environments
         .iter()
@@ -57,20 +72,7 @@ async fn a_digest_pinned_beside_the_tag_moves_with_it() {
         "resources:\n  - ../base\nimages:\n  - name: {image}\n    newTag: 1.0.0\n    digest: {}\n",
         old.digest
     );
-    commit_files(
-        &world,
-        &[
-            (
-                "apps/base/deployment.yaml",
-                deployment(&format!("{image}:0.9.0")),
-            ),
-            (
-                "apps/base/kustomization.yaml",
-                "resources: [deployment.yaml]\n".into(),
-            ),
-            ("apps/prod/kustomization.yaml", overlay),
-        ],
-    );
+    commit_overlay(&world, &format!("{image}:0.9.0"), &overlay);
     world.promotion(
         "app",
         &image,
@@ -157,17 +159,7 @@ async fn a_short_docker_hub_entry_is_the_entry_of_its_long_name() {
     let world = World::new(&[("README.md", "deploys\n".into())]);
     let mirror = world.push("library/nginx", &["1.25.0", "1.27.0"]).await;
     let overlay = "resources:\n  - ../base\nimages:\n  - name: nginx\n    newTag: 1.25.0\n";
-    commit_files(
-        &world,
-        &[
-            ("apps/base/deployment.yaml", deployment("nginx:1.24.0")),
-            (
-                "apps/base/kustomization.yaml",
-                "resources: [deployment.yaml]\n".into(),
-            ),
-            ("apps/prod/kustomization.yaml", overlay.into()),
-        ],
-    );
+    commit_overlay(&world, "nginx:1.24.0", overlay);
     world.promotion(
         "nginx",
         &mirror,
@@ -188,20 +180,7 @@ async fn new_name_is_never_rewritten_to_the_registry_tags_are_read_from() {
     let world = World::new(&[("README.md", "deploys\n".into())]);
     let mirror = world.push("acme/app", &["1.0.0", "1.1.0"]).await;
     let overlay = "resources:\n  - ../base\nimages:\n  - name: ghcr.io/acme/app\n    newName: registry.internal:5000/acme/app\n    newTag: 1.0.0\n";
-    commit_files(
-        &world,
-        &[
-            (
-                "apps/base/deployment.yaml",
-                deployment("ghcr.io/acme/app:0.1.0"),
-            ),
-            (
-                "apps/base/kustomization.yaml",
-                "resources: [deployment.yaml]\n".into(),
-            ),
-            ("apps/prod/kustomization.yaml", overlay.into()),
-        ],
-    );
+    commit_overlay(&world, "ghcr.io/acme/app:0.1.0", overlay);
     world.promotion(
         "app",
         &mirror,
@@ -279,17 +258,7 @@ async fn an_entry_the_renderer_would_not_apply_is_refused() {
     let world = World::new(&[("README.md", "deploys\n".into())]);
     let mirror = world.push("library/nginx", &["1.25.0", "1.27.0"]).await;
     let overlay = "resources:\n  - ../base\n";
-    commit_files(
-        &world,
-        &[
-            ("apps/base/deployment.yaml", deployment("nginx:1.25.0")),
-            (
-                "apps/base/kustomization.yaml",
-                "resources: [deployment.yaml]\n".into(),
-            ),
-            ("apps/prod/kustomization.yaml", overlay.into()),
-        ],
-    );
+    commit_overlay(&world, "nginx:1.25.0", overlay);
     world.promotion(
         "nginx",
         &mirror,
@@ -555,22 +524,10 @@ async fn a_pinned_digest_of_another_tag_is_said() {
 async fn an_entry_matching_none_of_the_builds_containers_is_refused() {
     let world = World::new(&[("README.md", "deploys\n".into())]);
     let image = world.push("acme/app", &["1.0.0", "1.1.0"]).await;
-    commit_files(
+    commit_overlay(
         &world,
-        &[
-            (
-                "apps/base/deployment.yaml",
-                deployment("mirror.example.com/acme/app:0.1.0"),
-            ),
-            (
-                "apps/base/kustomization.yaml",
-                "resources: [deployment.yaml]\n".into(),
-            ),
-            (
-                "apps/prod/kustomization.yaml",
-                format!("resources:\n  - ../base\nimages:\n  - name: {image}\n    newTag: 1.0.0\n"),
-            ),
-        ],
+        "mirror.example.com/acme/app:0.1.0",
+        &format!("resources:\n  - ../base\nimages:\n  - name: {image}\n    newTag: 1.0.0\n"),
     );
     world.promotion(
         "app",

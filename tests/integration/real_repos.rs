@@ -600,19 +600,7 @@ pub(crate) fn builds(world: &World, dirs: &[&str]) -> Vec<String> {
         &["clone", "-q", world.bare.to_str().unwrap(), "w"],
     );
     dirs.iter()
-        .map(|dir| {
-            let out = std::process::Command::new(crate::support::require("kubectl"))
-                .arg("kustomize")
-                .arg(work.path().join("w").join(dir))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "kubectl kustomize {dir}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        })
+        .map(|dir| crate::support::kustomize_build(&work.path().join("w").join(dir)))
         .collect()
 }
 

@@ -283,7 +283,7 @@ impl Coverage {
 
 /// Render `cases` (before and after their bumps) with `kubectl kustomize` in `dir`, and
 /// compare every container's image with what tagpromoter's model says; add to `cov`.
-pub fn judge(kubectl: &Path, dir: &Path, cases: &[Case], cov: &mut Coverage) {
+pub fn judge(dir: &Path, cases: &[Case], cov: &mut Coverage) {
     let bumps: Vec<Result<Option<String>, EditError>> = cases.iter().map(Case::bump).collect();
     let mut root = String::from("resources:\n");
     for (i, case) in cases.iter().enumerate() {
@@ -304,17 +304,7 @@ pub fn judge(kubectl: &Path, dir: &Path, cases: &[Case], cov: &mut Coverage) {
         }
     }
     std::fs::write(dir.join("kustomization.yaml"), root).unwrap();
-    let out = std::process::Command::new(kubectl)
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl kustomize: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rendered = String::from_utf8(out.stdout).unwrap();
+    let rendered = super::kustomize_build(dir);
     let mut by_object: BTreeMap<(String, String), String> = BTreeMap::new();
     for u in tagpromoter::render::images::uses(&rendered).unwrap() {
         let name = u.object.split_once('/').map_or("", |(_, n)| n).to_string();

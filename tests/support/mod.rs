@@ -22,6 +22,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// What `kubectl kustomize DIR` builds (kubectl carries kustomize v5); panics with
+/// kustomize's own words when the build fails, or when kubectl is missing.
+pub fn kustomize_build(dir: &Path) -> String {
+    let out = Command::new(require("kubectl"))
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("the build is UTF-8")
+}
+
 /// The path of a required program; panics with what to install when it is missing.
 pub fn require(program: &str) -> PathBuf {
     for dir in std::env::var("PATH")
