@@ -17,7 +17,7 @@ use crate::deploy::RolloutState;
 use crate::deploy::cluster::{Clusters, Place};
 use crate::gitops::Repo;
 use crate::policy::Timeline;
-use crate::rules::{Destination, Rules};
+use crate::rules::{Destination, Environment, Promotion, Rules};
 
 /// How an environment's rollout stands, for its report and alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,24 +166,30 @@ pub async fn observe_deployments(
 ) {
     // Each verified environment, and whether another takes tags from it (then its earlier
     // values' rollouts matter too).
-    let verified: Vec<(EnvKey, Place, &Destination, bool, Option<Intended>)> = rules
+    type Verified<'r> = (
+        EnvKey,
+        Place,
+        &'r Destination,
+        bool,
+        (&'r Promotion, &'r Environment),
+    );
+    let verified: Vec<Verified> = rules
         .promotions
         .iter()
         .flat_map(|p| {
-            p.environments.iter().filter_map(|env| {
+            p.environments.iter().filter_map(move |env| {
                 let v = env.verify.as_ref()?;
                 let place = (v.cluster.clone(), v.controller.clone());
                 let upstream = p
                     .environments
                     .iter()
                     .any(|e| e.from.as_ref() == Some(&env.name));
-                let intended = intended(p, env, observed);
                 Some((
                     EnvKey::of(p, env),
                     place,
                     &env.destination,
                     upstream,
-                    intended,
+                    (p, env),
                 ))
             })
         })
@@ -201,7 +207,7 @@ pub async fn observe_deployments(
     let mut ancestries: Ancestries = HashMap::new();
     let mut deployments = HashMap::with_capacity(verified.len());
     let mut rolled_out = HashMap::new();
-    for (key, place, destination, upstream, intended) in verified {
+    for (key, place, destination, upstream, (p, env)) in verified {
         let set_by = observed
             .environments
             .get(&key)
@@ -243,10 +249,14 @@ pub async fn observe_deployments(
                         ),
                     },
                     (RolloutState::Healthy { since }, true) => {
-                        match intended
-                            .as_ref()
-                            .and_then(|i| i.missing_from(&rollout.images))
-                        {
+                        // (What the target renders is worked out only when the controller
+                        // says what runs.)
+                        let missing = match rollout.images.is_empty() {
+                            true => None,
+                            false => intended(p, env, observed)
+                                .and_then(|i| i.missing_from(&rollout.images)),
+                        };
+                        match missing {
                             Some(message) => Deployment::Mismatch { message },
                             None => Deployment::Deployed {
                                 since: since.map_or(landed, |s| s.max(landed)),
@@ -301,11 +311,7 @@ struct Intended {
     repository: crate::image::Repository,
 }
 
-fn intended(
-    p: &crate::rules::Promotion,
-    env: &crate::rules::Environment,
-    observed: &Observed,
-) -> Option<Intended> {
+fn intended(p: &Promotion, env: &Environment, observed: &Observed) -> Option<Intended> {
     let target = &env.target;
     let key = (env.destination.clone(), target.file().to_path_buf());
     let text = observed.files.get(&key)?.as_deref()?;
