@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use gix::ObjectId;
 use sha2::{Digest as _, Sha256};
 
-use crate::gitops::store::{Batch, Store};
+use crate::gitops::store::Store;
 
 /// The most files written out for one pass's checks.
 const MAX_FILES: usize = 20_000;
@@ -35,7 +35,9 @@ pub struct Closure {
 /// as the chain has them ([`Workspace::set`]) or else as the base commit does.
 pub struct Workspace {
     root: PathBuf,
-    batch: Batch,
+    /// Read through short-lived handles: a handle's caches grow with what it reads, and
+    /// every destination of a pass prepares at once.
+    store: Store,
     base: ObjectId,
     /// Files the chain changed, as it has them now.
     overrides: BTreeMap<PathBuf, String>,
@@ -62,7 +64,7 @@ impl Workspace {
             .map_err(|e| format!("preparing a directory for the renderer: {e}"))?;
         Ok(Self {
             root,
-            batch: store.batch(),
+            store: store.clone(),
             base,
             overrides: BTreeMap::new(),
             on_disk: BTreeMap::new(),
@@ -235,7 +237,7 @@ impl Workspace {
             return None;
         }
         let tree = self.tree_id(parent)?;
-        let entries = self.batch.tree_entries(tree).ok()?;
+        let entries = self.store.batch().tree_entries(tree).ok()?;
         let name = name.to_string_lossy();
         entries
             .into_iter()
@@ -252,11 +254,11 @@ impl Workspace {
             (Some(parent), Some(name)) => {
                 let parent = self.tree_id(parent)?;
                 let name = name.to_string_lossy();
-                let entries = self.batch.tree_entries(parent).ok()?;
+                let entries = self.store.batch().tree_entries(parent).ok()?;
                 let (_, is_tree, next) = entries.into_iter().find(|(n, ..)| *n == name)?;
                 is_tree.then_some(next)?
             }
-            _ => self.batch.tree_of(self.base).ok()?,
+            _ => self.store.batch().tree_of(self.base).ok()?,
         };
         self.trees.insert(path.to_path_buf(), id);
         Some(id)
@@ -267,7 +269,7 @@ impl Workspace {
         if let Some(text) = self.overrides.get(path) {
             return Some(text.clone());
         }
-        let file = self.batch.read(self.base, path).ok()??;
+        let file = self.store.read(self.base, path).ok()??;
         String::from_utf8(file.content).ok()
     }
 }
