@@ -353,7 +353,11 @@ impl RenderCheck {
                 dirs.push((dir, e));
             }
         }
-        // What each directory's build reads, and its build before the edit.
+        // What each directory's build reads, and its build before the edit (the edited
+        // files as the chain has them: already read).
+        for c in changes {
+            ws.set(&c.path, &c.before);
+        }
         let mut before = Vec::new();
         for (dir, _) in &dirs {
             let closure = match ws.closure(dir) {

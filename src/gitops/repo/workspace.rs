@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use gix::ObjectId;
 use sha2::{Digest as _, Sha256};
 
-use crate::gitops::store::Store;
+use crate::gitops::store::{Batch, Store};
 
 /// The most files written out for one pass's checks.
 const MAX_FILES: usize = 20_000;
@@ -35,9 +35,10 @@ pub struct Closure {
 /// as the chain has them ([`Workspace::set`]) or else as the base commit does.
 pub struct Workspace {
     root: PathBuf,
-    /// Read through short-lived handles: a handle's caches grow with what it reads, and
-    /// every destination of a pass prepares at once.
+    /// Files are read through short-lived handles (a handle's caches grow with what it
+    /// reads, and every destination of a pass prepares at once); trees through one.
     store: Store,
+    trees_handle: Batch,
     base: ObjectId,
     /// Files the chain changed, as it has them now.
     overrides: BTreeMap<PathBuf, String>,
@@ -65,6 +66,7 @@ impl Workspace {
         Ok(Self {
             root,
             store: store.clone(),
+            trees_handle: store.batch(),
             base,
             overrides: BTreeMap::new(),
             on_disk: BTreeMap::new(),
@@ -193,6 +195,19 @@ impl Workspace {
                 }
             }
         }
+        // A resource that is a local path the tree lacks: the build would fail, and
+        // nothing more needs finding out.
+        for value in listed {
+            let missing = looks_local(&value)
+                && within(dir, &value).is_none_or(|path| self.kind(&path).is_none());
+            if missing {
+                closure.missing = Some(format!(
+                    "{} lists {value}, which the repository lacks",
+                    shown(dir)
+                ));
+                return;
+            }
+        }
         for value in values {
             let Some(path) = within(dir, &value) else {
                 continue;
@@ -204,15 +219,8 @@ impl Workspace {
                 }
                 None => {}
             }
-        }
-        // A resource that is a local path the tree lacks: the build would fail.
-        for value in listed {
-            let missing = looks_local(&value)
-                && within(dir, &value).is_none_or(|path| self.kind(&path).is_none());
-            if missing {
-                closure.missing.get_or_insert_with(|| {
-                    format!("{} lists {value}, which the repository lacks", shown(dir))
-                });
+            if closure.missing.is_some() {
+                return;
             }
         }
     }
@@ -237,7 +245,7 @@ impl Workspace {
             return None;
         }
         let tree = self.tree_id(parent)?;
-        let entries = self.store.batch().tree_entries(tree).ok()?;
+        let entries = self.trees_handle.tree_entries(tree).ok()?;
         let name = name.to_string_lossy();
         entries
             .into_iter()
@@ -254,11 +262,11 @@ impl Workspace {
             (Some(parent), Some(name)) => {
                 let parent = self.tree_id(parent)?;
                 let name = name.to_string_lossy();
-                let entries = self.store.batch().tree_entries(parent).ok()?;
+                let entries = self.trees_handle.tree_entries(parent).ok()?;
                 let (_, is_tree, next) = entries.into_iter().find(|(n, ..)| *n == name)?;
                 is_tree.then_some(next)?
             }
-            _ => self.store.batch().tree_of(self.base).ok()?,
+            _ => self.trees_handle.tree_of(self.base).ok()?,
         };
         self.trees.insert(path.to_path_buf(), id);
         Some(id)
