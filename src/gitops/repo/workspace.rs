@@ -48,8 +48,8 @@ pub struct Workspace {
     closures: BTreeMap<PathBuf, Closure>,
     /// Whether each path looked up is a directory, a file, or neither, in the base.
     kinds: BTreeMap<PathBuf, Option<bool>>,
-    /// The tree object of each directory looked into.
-    trees: BTreeMap<PathBuf, ObjectId>,
+    /// The entries of each directory looked into.
+    children: BTreeMap<PathBuf, Vec<(String, bool, ObjectId)>>,
     bytes: usize,
 }
 
@@ -72,7 +72,7 @@ impl Workspace {
             on_disk: BTreeMap::new(),
             closures: BTreeMap::new(),
             kinds: BTreeMap::new(),
-            trees: BTreeMap::new(),
+            children: BTreeMap::new(),
             bytes: 0,
         })
     }
@@ -241,35 +241,33 @@ impl Workspace {
             return Some(true);
         }
         let (name, parent) = (path.file_name()?, path.parent().unwrap_or(Path::new("")));
-        if self.kind(parent) != Some(true) {
-            return None;
-        }
-        let tree = self.tree_id(parent)?;
-        let entries = self.trees_handle.tree_entries(tree).ok()?;
         let name = name.to_string_lossy();
-        entries
-            .into_iter()
+        self.children(parent)?
+            .iter()
             .find(|(n, ..)| *n == name)
-            .map(|(_, is_tree, _)| is_tree)
+            .map(|(_, is_tree, _)| *is_tree)
     }
 
-    /// The tree object of directory `path` of the base. Remembered.
-    fn tree_id(&mut self, path: &Path) -> Option<ObjectId> {
-        if let Some(id) = self.trees.get(path) {
-            return Some(*id);
+    /// The entries of directory `dir` of the base (name, whether a tree, id); each tree
+    /// decoded once.
+    fn children(&mut self, dir: &Path) -> Option<&Vec<(String, bool, ObjectId)>> {
+        if !self.children.contains_key(dir) {
+            let id = match (dir.parent(), dir.file_name()) {
+                (Some(parent), Some(name)) => {
+                    let name = name.to_string_lossy();
+                    let (_, is_tree, id) = self
+                        .children(parent)?
+                        .iter()
+                        .find(|(n, ..)| *n == name)?
+                        .clone();
+                    is_tree.then_some(id)?
+                }
+                _ => self.trees_handle.tree_of(self.base).ok()?,
+            };
+            let entries = self.trees_handle.tree_entries(id).ok()?;
+            self.children.insert(dir.to_path_buf(), entries);
         }
-        let id = match (path.parent(), path.file_name()) {
-            (Some(parent), Some(name)) => {
-                let parent = self.tree_id(parent)?;
-                let name = name.to_string_lossy();
-                let entries = self.trees_handle.tree_entries(parent).ok()?;
-                let (_, is_tree, next) = entries.into_iter().find(|(n, ..)| *n == name)?;
-                is_tree.then_some(next)?
-            }
-            _ => self.trees_handle.tree_of(self.base).ok()?,
-        };
-        self.trees.insert(path.to_path_buf(), id);
-        Some(id)
+        self.children.get(dir)
     }
 
     /// The text of a file as the chain has it, else as the base does.
