@@ -122,6 +122,7 @@ fn main() {
                             forced: false,
                             hold: None,
                             target: None,
+                            identity: None,
                         },
                         edits: vec![FileEdit {
                             file: path(i).into(),

@@ -76,6 +76,7 @@ pub fn run(rules: &Rules, cache_dir: &Path, checkout: Option<&Path>) -> Result<T
                     let record = crate::gitops::message::Record {
                         digest: Some(probe_digest()),
                         ..bump::record(
+                            &rules.settings,
                             p,
                             env,
                             Some(probe_tag()),

@@ -17,12 +17,18 @@ use crate::gitops::{Bump, FileEdit, Outcome, Repo};
 use crate::image::{Digest, Tag};
 use crate::manifest::Wanted;
 use crate::policy::Decision;
-use crate::rules::{Destination, Environment, Promotion, Rules, WriteMode};
+use crate::rules::{Destination, Environment, Promotion, Rules, Settings, WriteMode};
 
-/// The record of `actor` writing `to` into `env` of `p`: the one place a commit's
-/// trailers are made. Nothing else is said yet (no `from`, digest, reason, hold); callers
-/// add what they know.
-pub fn record(p: &Promotion, env: &Environment, to: Option<Tag>, actor: Actor) -> Record {
+/// The record of `actor` writing `to` into `env` of `p` (under `settings`): the one place
+/// a commit's trailers are made, with the record's identity (repository and branch).
+/// Nothing else is said yet (no `from`, digest, reason, hold); callers add what they know.
+pub fn record(
+    settings: &Settings,
+    p: &Promotion,
+    env: &Environment,
+    to: Option<Tag>,
+    actor: Actor,
+) -> Record {
     Record {
         promotion: p.name.clone(),
         environment: env.name.clone(),
@@ -35,6 +41,7 @@ pub fn record(p: &Promotion, env: &Environment, to: Option<Tag>, actor: Actor) -
         forced: false,
         hold: None,
         target: Some(p.target_id(env)),
+        identity: settings.identity(&env.destination),
     }
 }
 
@@ -50,7 +57,7 @@ pub fn of_decision(rules: &Rules, d: &EnvDecision) -> Option<Bump> {
     let record = Record {
         from: from.clone(),
         digest: decided.digest.clone(),
-        ..record(p, env, Some(to.clone()), Actor::Bot)
+        ..record(&rules.settings, p, env, Some(to.clone()), Actor::Bot)
     };
     for_record(rules, d, record, d.current.clone())
 }

@@ -190,6 +190,7 @@ impl World {
             forced: false,
             hold,
             target: target.clone(),
+            identity: None,
         };
         let value = |tag: &str| {
             Some(Value {

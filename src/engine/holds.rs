@@ -179,6 +179,7 @@ mod tests {
             forced: false,
             hold,
             target: None,
+            identity: None,
         }
     }
 

@@ -242,6 +242,7 @@ impl Model {
             forced: false,
             hold,
             target: Some(p.target_id(e)),
+            identity: None,
         }
     }
 

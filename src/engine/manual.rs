@@ -243,7 +243,13 @@ impl Engine {
             reason: req.reason.clone(),
             forced: req.force,
             hold,
-            ..super::bump::record(p, env, Some(tag.clone()), Actor::Person(req.actor.clone()))
+            ..super::bump::record(
+                &rules.settings,
+                p,
+                env,
+                Some(tag.clone()),
+                Actor::Person(req.actor.clone()),
+            )
         };
         let bump = super::bump::with_record(p, env, record.clone(), current);
         self.write(&env.destination, bump, record, now).await
@@ -297,7 +303,13 @@ impl Engine {
             from: current.clone(),
             reason,
             hold: Some(HoldChange::Released),
-            ..super::bump::record(p, env, current, Actor::Person(actor.into()))
+            ..super::bump::record(
+                &rules.settings,
+                p,
+                env,
+                current,
+                Actor::Person(actor.into()),
+            )
         };
         let bump = super::bump::with_record(p, env, record.clone(), None);
         self.write(&env.destination, bump, record, now).await

@@ -23,7 +23,7 @@ use crate::gitops::{GitError, Repo, TargetHistory, TargetQuery};
 use crate::image::{Depth, Digest, ImageFacts, Repository, Tag};
 use crate::policy::{Change, Hold, Timeline};
 use crate::registry::{Registry, RegistryError, TagList};
-use crate::rules::{Destination, Environment, Policy, Promotion, Rules};
+use crate::rules::{Destination, Environment, Identity, Policy, Promotion, Rules};
 
 /// A promotion and one of its environments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -544,18 +544,40 @@ async fn read_destination(
         .flat_map(|p| p.environments.iter().map(move |e| (EnvKey::of(p, e), p, e)))
         .filter(|(_, _, e)| e.destination == *destination)
         .collect();
+    // Which targets more than one identity writes (branch-per-environment layouts, one
+    // file in several repositories).
+    let mut writers: HashMap<String, BTreeSet<Identity>> = HashMap::new();
+    for p in &rules.promotions {
+        for e in &p.environments {
+            if let Some(id) = rules.settings.identity(&e.destination) {
+                writers.entry(p.target_id(e)).or_default().insert(id);
+            }
+        }
+    }
+    let identity = rules
+        .settings
+        .identity(destination)
+        .unwrap_or_else(|| Identity {
+            repository: destination.repository.clone(),
+            branch: destination.branch.clone(),
+        });
     let queries: Vec<TargetQuery> = keys
         .iter()
-        .map(|(_, p, env)| TargetQuery {
-            file: env.target.file().to_path_buf(),
-            target: p.manifest_target(env),
-            id: p.target_id(env),
-            names: (p.name.clone(), env.name.clone()),
-            others: env
-                .also
-                .iter()
-                .map(|t| (t.file().to_path_buf(), p.manifest_target_of(env, t)))
-                .collect(),
+        .map(|(_, p, env)| {
+            let id = p.target_id(env);
+            TargetQuery {
+                file: env.target.file().to_path_buf(),
+                target: p.manifest_target(env),
+                shared: writers.get(&id).is_some_and(|w| w.len() > 1),
+                id,
+                names: (p.name.clone(), env.name.clone()),
+                others: env
+                    .also
+                    .iter()
+                    .map(|t| (t.file().to_path_buf(), p.manifest_target_of(env, t)))
+                    .collect(),
+                identity: identity.clone(),
+            }
         })
         .collect();
     // What `enough` works out for the last snapshot is what the pass decides from.

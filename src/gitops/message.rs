@@ -54,6 +54,12 @@ pub struct Record {
     /// history keeps its meaning when a promotion or environment is renamed. Absent in
     /// commits written before the trailer existed.
     pub target: Option<String>,
+    /// The repository and branch of the environment it was written for
+    /// (`Tagpromoter-Repository`, `Tagpromoter-Branch`): a record merged or copied from
+    /// another branch or repository counts for nothing there. Absent in commits written
+    /// before these trailers existed.
+    #[serde(default)]
+    pub identity: Option<crate::rules::Identity>,
 }
 
 const PREFIX: &str = "Tagpromoter-";
@@ -139,6 +145,10 @@ impl Record {
         if let Some(t) = &self.target {
             trailer("Target", t);
         }
+        if let Some(id) = &self.identity {
+            trailer("Repository", &id.repository);
+            trailer("Branch", &id.branch);
+        }
         m
     }
 
@@ -185,6 +195,12 @@ impl Record {
             forced: field("Forced").as_deref() == Some("true"),
             hold,
             target: field("Target"),
+            identity: match (field("Repository"), field("Branch")) {
+                (Some(repository), Some(branch)) => {
+                    Some(crate::rules::Identity { repository, branch })
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -206,6 +222,10 @@ mod tests {
             forced: false,
             hold: None,
             target: Some("apps/podinfo/prod/kustomization.yaml#images[name=podinfo]".into()),
+            identity: Some(crate::rules::Identity {
+                repository: "github.com/acme/gitops".into(),
+                branch: "main".into(),
+            }),
         }
     }
 

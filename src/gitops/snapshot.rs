@@ -38,6 +38,13 @@ pub struct TargetQuery {
     /// The other places the same environment writes its tag (`targets: [ … ]`): read at the
     /// tip, they must hold what this one holds.
     pub others: Vec<(PathBuf, manifest::Target)>,
+    /// The repository and branch the environment lives on: records written for another
+    /// (merged, cherry-picked or copied here) are not its.
+    pub identity: crate::rules::Identity,
+    /// Whether another environment of the rules writes the same target in another
+    /// repository or branch: then a record without identity (written before it existed)
+    /// could be that environment's, and is taken for a person's change.
+    pub shared: bool,
 }
 
 /// `value`, when every other target of the query holds the same tag and digest; else why
@@ -296,9 +303,16 @@ pub(super) fn read(
                 names.insert((r.promotion.as_str(), r.environment.as_str()));
             }
         }
-        let ours = |r: &Record| match &r.target {
-            Some(t) => *t == q.id,
-            None => names.contains(&(r.promotion.as_str(), r.environment.as_str())),
+        let ours = |r: &Record| {
+            let target = match &r.target {
+                Some(t) => *t == q.id,
+                None => names.contains(&(r.promotion.as_str(), r.environment.as_str())),
+            };
+            target
+                && match &r.identity {
+                    Some(id) => *id == q.identity,
+                    None => !q.shared,
+                }
         };
         let mut value_at: HashMap<usize, Value> = values.into_iter().collect();
         let mut entries = Vec::new();

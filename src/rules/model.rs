@@ -316,6 +316,55 @@ impl Destination {
     }
 }
 
+/// Whose a record is beyond its target: the repository (as [`repository_key`] names it,
+/// whatever the URL's scheme or credentials) and the branch the environment lives on. A
+/// record merged, cherry-picked or copied from another branch or repository carries
+/// theirs, and counts for nothing here.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct Identity {
+    /// The repository, `host/path`.
+    pub repository: String,
+    /// The branch.
+    pub branch: String,
+}
+
+/// What names a repository in a URL: `host/path`, without the scheme, user info, port or
+/// `.git` (`https://tok@github.com/acme/gitops.git`, `git@github.com:acme/gitops` and
+/// `ssh://git@github.com:22/acme/gitops` are all `github.com/acme/gitops`); a local path
+/// as written, without `.git`.
+pub fn repository_key(url: &str) -> String {
+    let (authority, path) = match url.split_once("://") {
+        Some(("file", rest)) => ("", rest),
+        Some((_, rest)) => rest.split_once('/').unwrap_or((rest, "")),
+        None => match url.split_once(':') {
+            // `user@host:path` (scp-like), not a local path such as `./x` or `/srv/x`.
+            Some((host, path)) if !host.contains('/') && !url.starts_with('.') => (host, path),
+            _ => ("", url),
+        },
+    };
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let path = path.trim_end_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    match host.is_empty() {
+        true => path.to_string(),
+        false => format!("{host}/{}", path.trim_start_matches('/')),
+    }
+}
+
+impl Settings {
+    /// The identity of the records written for environments that live at `destination`.
+    pub fn identity(&self, destination: &Destination) -> Option<Identity> {
+        let git = self.repository(&destination.repository)?;
+        Some(Identity {
+            repository: repository_key(&git.url),
+            branch: destination.branch.clone(),
+        })
+    }
+}
+
 impl std::fmt::Display for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{}", self.repository, self.branch)
@@ -996,5 +1045,33 @@ impl Promotion {
             freeze: env.freeze.iter().map(|f| f.window.clone()).collect(),
             pin_digest: env.pin_digest,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repository_is_named_alike_whatever_its_url() {
+        for url in [
+            "https://github.com/acme/gitops.git",
+            "https://x-access-token:secret@GitHub.com/acme/gitops",
+            "git@github.com:acme/gitops.git",
+            "ssh://git@github.com:22/acme/gitops.git/",
+            "git://github.com/acme/gitops",
+        ] {
+            assert_eq!(repository_key(url), "github.com/acme/gitops", "{url}");
+        }
+        assert_eq!(
+            repository_key("file:///srv/git/deploys.git"),
+            "/srv/git/deploys"
+        );
+        assert_eq!(repository_key("/srv/git/deploys.git"), "/srv/git/deploys");
+        assert_eq!(repository_key("./deploys.git"), "./deploys");
+        assert_ne!(
+            repository_key("https://github.com/acme/gitops"),
+            repository_key("https://github.com/acme/other")
+        );
     }
 }

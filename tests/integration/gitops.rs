@@ -85,6 +85,7 @@ fn record(env: &str, from: &str, to: &str) -> Record {
         forced: false,
         hold: None,
         target: None,
+        identity: None,
     }
 }
 
@@ -1211,6 +1212,11 @@ fn dev_query(promotion: &str) -> std::sync::Arc<Vec<tagpromoter::gitops::TargetQ
         id: format!("{file}#images[name=podinfo]"),
         names: (promotion.into(), "dev".into()),
         others: Vec::new(),
+        identity: tagpromoter::rules::Identity {
+            repository: "test".into(),
+            branch: "main".into(),
+        },
+        shared: false,
     }])
 }
 
@@ -1576,6 +1582,11 @@ async fn a_snapshot_grown_by_new_commits_says_what_a_whole_read_says() {
             id: format!("{file}#images[name=podinfo]"),
             names: ("podinfo".into(), env.into()),
             others: Vec::new(),
+            identity: tagpromoter::rules::Identity {
+                repository: "test".into(),
+                branch: "main".into(),
+            },
+            shared: false,
         })
         .to_vec();
     // Staging also writes prod's file (an odd layout, but one whose current value depends
@@ -1591,6 +1602,11 @@ async fn a_snapshot_grown_by_new_commits_says_what_a_whole_read_says() {
         id: format!("{staging}#image.tag"),
         names: ("podinfo".into(), "staging".into()),
         others: vec![(prod.into(), kustomize())],
+        identity: tagpromoter::rules::Identity {
+            repository: "test".into(),
+            branch: "main".into(),
+        },
+        shared: false,
     });
     let queries = std::sync::Arc::new(queries);
     let read_in = |cache: std::path::PathBuf| {

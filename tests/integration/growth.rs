@@ -69,6 +69,11 @@ fn queries() -> Arc<Vec<TargetQuery>> {
             .into_iter()
             .map(|f| (f.into(), kustomize()))
             .collect(),
+        identity: tagpromoter::rules::Identity {
+            repository: "test".into(),
+            branch: "main".into(),
+        },
+        shared: false,
     };
     Arc::new(vec![
         query(FILES[0], "dev", vec![]),
@@ -118,6 +123,7 @@ fn commit(work: &Path, change: &Change, step: usize) {
                 forced: false,
                 hold: None,
                 target: named.then(|| queries()[usize::from(*file > 0)].id.clone()),
+                identity: None,
             };
             record.message()
         }

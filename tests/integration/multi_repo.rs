@@ -412,3 +412,93 @@ async fn a_forge_push_to_one_repository_passes_over_its_promotions_only() {
     assert_eq!(web["current"], "1.1.0", "{web}");
     worker.stop().await;
 }
+
+/// A record counts only for the environment it was written for — its repository and
+/// branch too (issue 28): prod is held after an incident rollback; staging, on its own
+/// branch, is held and then released with `tagpromoter release`; a person merges staging's
+/// branch into prod's (the file holds the same value on both). Staging's release arrives
+/// with the merge, and prod stays held.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_merged_from_another_environments_branch_releases_nothing() {
+    use tagpromoter::engine::manual::PromoteRequest;
+    let estate = Estate::new().await;
+    // web alone, each branch deciding for itself (no `from`): prod is kept only by its hold.
+    std::fs::write(
+        estate.rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: '{http}envs.git', auth: {{ username: bot, passwordFile: '{secrets}/password' }} }}\n  registries: [{{ host: '{r}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: web }}\nspec:\n  image: {r}/acme/web\n  environments:\n    - {{ name: staging, branch: staging, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: web/kustomization.yaml }} }} }}\n    - {{ name: prod, branch: prod, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: web/kustomization.yaml }} }} }}\n",
+            http = estate.http.url,
+            secrets = estate.secrets.path().display(),
+            r = estate.registry.addr,
+        ),
+    )
+    .unwrap();
+    estate.pass(at(0)).await;
+    for branch in ["staging", "prod"] {
+        assert_eq!(
+            estate.tag("envs", branch, "web/kustomization.yaml"),
+            "1.1.0"
+        );
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let engine = tagpromoter::engine::Engine::open(
+        tagpromoter::rules::load_dir(estate.rules.path()).unwrap(),
+        cache.path(),
+        tagpromoter::engine::Options::default(),
+    )
+    .await
+    .unwrap();
+    let rollback = |environment: &str, reason: &str| PromoteRequest {
+        promotion: "web".into(),
+        environment: environment.into(),
+        tag: Some(tagpromoter::image::Tag::new("1.0.0").unwrap()),
+        reason: Some(reason.into()),
+        force: false,
+        hold_for: None,
+        actor: "alice".into(),
+    };
+    engine
+        .promote(&rollback("prod", "INC-1: 1.1.0 corrupts data"), at(2))
+        .await
+        .unwrap();
+    engine
+        .promote(&rollback("staging", "a test"), at(2))
+        .await
+        .unwrap();
+    engine
+        .release("web", "staging", "bob", None, at(3))
+        .await
+        .unwrap();
+    // A person merges staging into prod.
+    let work = tempfile::tempdir().unwrap();
+    let bare = estate.base.path().join("envs.git");
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
+    let w = work.path().join("w");
+    git(&w, &["checkout", "-q", "prod"]);
+    git(
+        &w,
+        &[
+            "-c",
+            "user.name=A Person",
+            "-c",
+            "user.email=person@example.com",
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge staging",
+            "origin/staging",
+        ],
+    );
+    git(&w, &["push", "-q", "origin", "prod"]);
+    let report = estate.pass(at(5)).await;
+    assert!(
+        matches!(state(&report, "web/prod"), State::Held(_)),
+        "{:?}",
+        state(&report, "web/prod")
+    );
+    assert_eq!(
+        estate.tag("envs", "prod", "web/kustomization.yaml"),
+        "1.0.0"
+    );
+}
