@@ -204,7 +204,10 @@ pub async fn observe_deployments(
     let rollouts = clusters.rollouts(&places).await;
     // Many environments share a controller revision (every Application of a repository on
     // its tip): each revision's ancestry is walked once.
-    let mut ancestries: Ancestries = HashMap::new();
+    let mut ancestries = Ancestries {
+        walked: HashMap::new(),
+        tips: observed.tips.clone(),
+    };
     let mut deployments = HashMap::with_capacity(verified.len());
     let mut rolled_out = HashMap::new();
     for (key, place, destination, upstream, (p, env)) in verified {
@@ -421,23 +424,51 @@ async fn date_rollouts(
     dates
 }
 
-/// Each (destination, revision)'s ancestry, walked once a pass.
-type Ancestries = HashMap<(Destination, ObjectId), Arc<HashSet<ObjectId>>>;
+/// The ancestries walked in a pass (each (destination, commit) once), and the tips as
+/// fetched now that a revision must be reachable from to count.
+struct Ancestries {
+    walked: HashMap<(Destination, ObjectId), Arc<HashSet<ObjectId>>>,
+    tips: BTreeMap<Destination, ObjectId>,
+}
 
-/// The ancestry of `revision` in `repo` (itself included), walked once a pass.
+impl Ancestries {
+    /// The ancestry of `commit` in `repo` (itself included), walked once a pass.
+    async fn walk(
+        &mut self,
+        repo: &Repo,
+        destination: &Destination,
+        commit: ObjectId,
+    ) -> Arc<HashSet<ObjectId>> {
+        let key = (destination.clone(), commit);
+        if let Some(known) = self.walked.get(&key) {
+            return Arc::clone(known);
+        }
+        let walked = Arc::new(repo.ancestry(commit).await);
+        self.walked.insert(key, Arc::clone(&walked));
+        walked
+    }
+}
+
+/// The ancestry of `revision` in `repo` (itself included), walked once a pass — empty
+/// when the branch as fetched now does not reach it: a commit force-pushed away may
+/// linger in a warm mirror, and a fresh one never has it, so it says nothing either way.
 async fn ancestry_of(
     repo: &Repo,
     destination: &Destination,
     revision: ObjectId,
     ancestries: &mut Ancestries,
 ) -> Arc<HashSet<ObjectId>> {
-    let key = (destination.clone(), revision);
-    if let Some(known) = ancestries.get(&key) {
-        return Arc::clone(known);
+    let Some(tip) = ancestries.tips.get(destination).copied() else {
+        return Arc::default();
+    };
+    if !ancestries
+        .walk(repo, destination, tip)
+        .await
+        .contains(&revision)
+    {
+        return Arc::default();
     }
-    let walked = Arc::new(repo.ancestry(revision).await);
-    ancestries.insert(key, Arc::clone(&walked));
-    walked
+    ancestries.walk(repo, destination, revision).await
 }
 
 /// The ancestries of the commits among `revisions` (a chart's version is none); `None`
@@ -474,10 +505,9 @@ async fn runs_commit(
         let Ok(id) = ObjectId::from_hex(revision.as_bytes()) else {
             continue;
         };
-        if id == commit
-            || ancestry_of(repo, destination, id, ancestries)
-                .await
-                .contains(&commit)
+        if ancestry_of(repo, destination, id, ancestries)
+            .await
+            .contains(&commit)
         {
             return true;
         }

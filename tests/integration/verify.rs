@@ -563,3 +563,63 @@ async fn synced_but_running_another_image_is_a_mismatch_and_does_not_soak() {
     world.pass(at(215)).await;
     assert_eq!(world.tag("prod"), "1.1.0");
 }
+
+/// Decisions use only what the branch as fetched now reaches (issue 28): Argo CD reports a
+/// revision that was force-pushed away since. A warm mirror still holds that commit (and
+/// could walk its ancestry to the bump); a fresh one never fetched it. Both must say the
+/// same: dev's bump is not known to run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revision_force_pushed_away_counts_for_nothing_in_a_warm_mirror_too() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    // A person's commit on top, which Argo CD syncs…
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", world.bare.to_str().unwrap(), "."],
+    );
+    std::fs::write(work.path().join("NOTES.md"), "a note\n").unwrap();
+    git(work.path(), &["add", "NOTES.md"]);
+    git(
+        work.path(),
+        &[
+            "-c",
+            "user.name=A Person",
+            "-c",
+            "user.email=person@example.com",
+            "commit",
+            "-qm",
+            "a note",
+        ],
+    );
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let note = git(work.path(), &["rev-parse", "HEAD"]).trim().to_string();
+    world
+        .api
+        .put("applications", application(&note, "Healthy", at(10)));
+    let cache = tempfile::tempdir().unwrap();
+    let engine = tagpromoter::engine::Engine::open(
+        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
+        cache.path(),
+        tagpromoter::engine::Options::default(),
+    )
+    .await
+    .unwrap();
+    let warm = engine.pass(at(20)).await;
+    assert_eq!(
+        state(&warm, "app/dev"),
+        "up-to-date",
+        "the note runs the bump"
+    );
+    // …then force-pushed away: the branch is the bump again.
+    git(&world.bare, &["update-ref", "refs/heads/main", &bump]);
+    let warm = engine.pass(at(30)).await;
+    let fresh = world.pass(at(30)).await;
+    assert_eq!(state(&fresh, "app/dev"), "deploying");
+    assert_eq!(
+        state(&warm, "app/dev"),
+        state(&fresh, "app/dev"),
+        "a warm mirror decides as a fresh one"
+    );
+}
