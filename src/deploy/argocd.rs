@@ -1,7 +1,8 @@
 //! An Argo CD `Application` (`argoproj.io/v1alpha1`): `status.sync` (status, and the
 //! revision, or one revision per source for a multi-source application), `status.health`,
 //! `status.operationState` (the last sync operation) and `status.history` (when each
-//! revision was deployed) and `status.summary.images` (what the deployed objects run).
+//! revision was deployed), `status.health.lastTransitionTime` (when its health last turned,
+//! Argo CD 2.11 on) and `status.summary.images` (what the deployed objects run).
 
 use serde_json::Value;
 
@@ -28,8 +29,11 @@ pub fn rollout(application: &Value) -> Rollout {
                 message: said(&format!("sync {p}"), operation_message),
             }
         }
+        // Healthy since it was deployed, or since its health last turned, whichever is
+        // later: time spent Degraded before (or between) does not count.
         (_, "Synced", "Healthy") => RolloutState::Healthy {
-            since: deployed_at(status, &revisions),
+            since: deployed_at(status, &revisions)
+                .max(time(status, &["health", "lastTransitionTime"])),
         },
         (_, "Unknown", _) | (_, _, "Unknown") => RolloutState::Unknown {
             message: said(&format!("sync {sync}, health {health}"), health_message),
@@ -282,6 +286,28 @@ mod tests {
         // A history and an operation about another revision say nothing of this one.
         app["status"]["operationState"]["syncResult"]["revision"] = json!(OLDER);
         assert_eq!(rollout(&app).state, RolloutState::Healthy { since: None });
+    }
+
+    /// Healthy since the later of its deployment and its health's last turn: a rollout
+    /// that was Degraded after it deployed has been healthy only since it recovered.
+    #[test]
+    fn healthy_counts_from_the_health_turn_when_it_is_later() {
+        let mut app = application("Synced", "Healthy", "Succeeded", BUMP);
+        app["status"]["health"]["lastTransitionTime"] = json!("2026-11-30T12:00:00Z");
+        assert_eq!(
+            rollout(&app).state,
+            RolloutState::Healthy {
+                since: at("2026-11-30T12:00:00Z")
+            }
+        );
+        // A turn before the deployment (healthy all along) leaves the deployment's time.
+        app["status"]["health"]["lastTransitionTime"] = json!("2026-11-01T00:00:00Z");
+        assert_eq!(
+            rollout(&app).state,
+            RolloutState::Healthy {
+                since: at("2026-11-30T10:00:18Z")
+            }
+        );
     }
 
     #[test]

@@ -163,6 +163,7 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     cache_dir: std::path::PathBuf,
     clusters: Arc<Clusters>,
+    degraded: verify::DegradedSightings,
 }
 
 impl Engine {
@@ -195,6 +196,7 @@ impl Engine {
             metrics,
             cache_dir: cache_dir.to_path_buf(),
             clusters,
+            degraded: verify::DegradedSightings::default(),
         })
     }
 
@@ -261,7 +263,15 @@ impl Engine {
                     .await;
             }
         }
-        verify::observe_deployments(rules, &self.clusters, &self.repos, &mut observed).await;
+        verify::observe_deployments(
+            rules,
+            &self.clusters,
+            &self.repos,
+            &self.degraded,
+            &mut observed,
+            now,
+        )
+        .await;
         // Facts are fetched where a decision needs them, round by round: a tag's platforms
         // and age only once it soaked upstream, the winner's digest for the trailer.
         let mut asked = std::collections::HashSet::new();

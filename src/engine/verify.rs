@@ -157,12 +157,37 @@ pub fn date_earlier(timeline: &mut Timeline, dates: &[Option<RolledOut>]) {
     }
 }
 
-/// Read the rollout of every environment of `rules` with `verify:` into `observed`.
+/// When this process last saw each controller object report its rollout Degraded. An
+/// Argo CD that does not say when its health turned (before 2.11) would otherwise let a
+/// flap count as soak; a worker that saw it counts from no earlier than that sighting. (A
+/// fresh process knows only what the controller says.)
+#[derive(Debug, Default)]
+pub struct DegradedSightings(std::sync::Mutex<HashMap<Place, Timestamp>>);
+
+impl DegradedSightings {
+    /// Remember that `place` was seen Degraded at `now`; the last such sighting of it.
+    fn seen(&self, place: &Place, degraded: bool, now: Timestamp) -> Option<Timestamp> {
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if degraded {
+            let at = seen.entry(place.clone()).or_insert(now);
+            *at = (*at).max(now);
+        }
+        seen.get(place).copied()
+    }
+}
+
+/// Read the rollout of every environment of `rules` with `verify:` into `observed`, as
+/// seen at `now` (`degraded` remembers what earlier passes saw).
 pub async fn observe_deployments(
     rules: &Rules,
     clusters: &Clusters,
     repos: &BTreeMap<Destination, Repo>,
+    degraded: &DegradedSightings,
     observed: &mut Observed,
+    now: Timestamp,
 ) {
     // Each verified environment, and whether another takes tags from it (then its earlier
     // values' rollouts matter too).
@@ -227,6 +252,11 @@ pub async fn observe_deployments(
                 message: "the commit that set its value is not known".into(),
             },
             (Some(Ok(rollout)), Some((Some(commit), landed))) => {
+                let last_degraded = degraded.seen(
+                    &place,
+                    matches!(rollout.state, RolloutState::Degraded { .. }),
+                    now,
+                );
                 let runs = match (
                     repos.get(destination),
                     ObjectId::from_hex(commit.as_bytes()),
@@ -262,7 +292,7 @@ pub async fn observe_deployments(
                         match missing {
                             Some(message) => Deployment::Mismatch { message },
                             None => Deployment::Deployed {
-                                since: since.map_or(landed, |s| s.max(landed)),
+                                since: landed.max((*since).max(last_degraded).unwrap_or(landed)),
                             },
                         }
                     }

@@ -623,3 +623,75 @@ async fn a_revision_force_pushed_away_counts_for_nothing_in_a_warm_mirror_too() 
         "a warm mirror decides as a fresh one"
     );
 }
+
+/// Soak is time run *healthy* (issue 28): a rollout Synced but Degraded for a while, then
+/// Healthy, soaks from when Argo CD says its health turned (`status.health.lastTransitionTime`),
+/// not from `deployedAt`; a flap back to Degraded and Healthy again restarts the count.
+#[tokio::test(flavor = "multi_thread")]
+async fn soak_counts_only_the_time_argo_cd_reports_healthy() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    let health = |status: &str, deployed: Timestamp, turned: Timestamp| {
+        let mut app = application(&bump, status, deployed);
+        app["status"]["health"]["lastTransitionTime"] = json!(turned.to_string());
+        app
+    };
+    // Deployed at 0:10, Degraded until 1:50.
+    world
+        .api
+        .put("applications", health("Degraded", at(10), at(10)));
+    world.pass(at(75)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "degraded does not soak");
+    world
+        .api
+        .put("applications", health("Healthy", at(10), at(110)));
+    let report = world.pass(at(120)).await;
+    assert_eq!(
+        world.tag("prod"),
+        "1.0.0",
+        "healthy for ten minutes, not for the 110 since deployedAt"
+    );
+    assert_eq!(state(&report, "app/prod"), "soaking");
+    // A flap at 2:30: the count starts again at 2:40.
+    world
+        .api
+        .put("applications", health("Healthy", at(10), at(160)));
+    world.pass(at(200)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "the flap restarted the count");
+    world.pass(at(221)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "an hour healthy since the flap");
+}
+
+/// An Argo CD that does not say when its health turned (before 2.11): a worker that saw
+/// the rollout Degraded counts its soak from no earlier than that sighting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_that_saw_the_rollout_degraded_soaks_from_after_it() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    let bump = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    world
+        .api
+        .put("applications", application(&bump, "Healthy", at(10)));
+    let cache = tempfile::tempdir().unwrap();
+    let engine = tagpromoter::engine::Engine::open(
+        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
+        cache.path(),
+        tagpromoter::engine::Options::default(),
+    )
+    .await
+    .unwrap();
+    engine.pass(at(20)).await;
+    world
+        .api
+        .put("applications", application(&bump, "Degraded", at(10)));
+    engine.pass(at(40)).await;
+    world
+        .api
+        .put("applications", application(&bump, "Healthy", at(10)));
+    let report = engine.pass(at(80)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "seen degraded at 0:40");
+    assert_eq!(state(&report, "app/prod"), "soaking");
+    engine.pass(at(101)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "an hour after the sighting");
+}
