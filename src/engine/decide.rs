@@ -749,6 +749,51 @@ mod tests {
         }
     }
 
+    /// Soak counts by clocks nobody upstream sets (issue 28): a person's change upstream
+    /// from when the bot first saw it (its commit may carry any date), one never seen from
+    /// now; the bot's own bump on the downstream's branch from its commit.
+    #[test]
+    fn upstream_changes_soak_from_the_bots_sighting_not_their_commit_date() {
+        let h = at;
+        let hand = || {
+            staging_ran(&[Step::Hand {
+                at: h(10),
+                to: "1.1.0",
+            }])
+        };
+        let bot = staging_ran(&[Step::Bot {
+            at: h(10),
+            to: "1.1.0",
+        }]);
+        let waits = |world: World| match world.decision("prod", h(100)).outcome {
+            Ok(d) => match d.decision {
+                crate::policy::Decision::UpToDate { waiting, .. }
+                | crate::policy::Decision::Blocked { waiting, .. } => waiting
+                    .iter()
+                    .map(|w| format!("{} {:?}", w.tag, w.block))
+                    .collect::<Vec<_>>(),
+                other => vec![format!("{other:?}")],
+            },
+            Err(p) => vec![p.to_string()],
+        };
+        let soaking_until = |hours| {
+            vec![format!(
+                "1.1.0 {:?}",
+                crate::policy::Block::Soaking { until: h(hours) }
+            )]
+        };
+        assert_eq!(
+            waits(hand().sighted("staging", 1, h(90))),
+            soaking_until(114)
+        );
+        assert_eq!(waits(hand().unsighted("staging")), soaking_until(124));
+        assert_eq!(summary(&hand().decision("prod", h(100))), "promote 1.1.0");
+        assert_eq!(
+            summary(&bot.unsighted("staging").decision("prod", h(100))),
+            "promote 1.1.0"
+        );
+    }
+
     #[test]
     fn warnings_say_what_runs_is_not_what_was_written() {
         let world = World::new(rules(CHAIN), "1.0.0")

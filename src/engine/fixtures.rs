@@ -13,6 +13,7 @@ use super::decide::{self, Decided, EnvDecision};
 use super::observe::{EnvKey, Observed, env_state};
 use super::report::{EnvReport, PassReport};
 use crate::gitops::message::{Actor, HoldChange, Record};
+use crate::gitops::sightings::Sightings;
 use crate::gitops::{Entry, TargetHistory, Value};
 use crate::image::{Digest, ImageFacts, Repository, Tag};
 use crate::policy::{Blocked, Decision};
@@ -110,6 +111,7 @@ impl World {
                 files: HashMap::new(),
                 deployments: HashMap::new(),
                 rolled_out: HashMap::new(),
+                sightings: HashMap::new(),
             },
             rules,
         };
@@ -199,8 +201,21 @@ impl World {
                 readable: true,
             })
         };
-        let entry = |time, author: &str, record: Option<Record>, value: Option<Value>| Entry {
-            id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+        // Each commit its own id: the environment's place, then the step's.
+        let place = p
+            .environments
+            .iter()
+            .position(|x| x.name == env)
+            .unwrap_or(0) as u8;
+        let mut made = 0u8;
+        let mut entry = |time, author: &str, record: Option<Record>, value: Option<Value>| Entry {
+            id: {
+                made += 1;
+                let mut id = [0u8; 20];
+                id[0] = place + 1;
+                id[1] = made;
+                gix::ObjectId::from_bytes_or_panic(&id)
+            },
             time,
             author: author.to_string(),
             subject: String::new(),
@@ -255,7 +270,75 @@ impl World {
             from_start,
         };
         let key = EnvKey::of(p, e);
-        self.observed.environments.insert(key, env_state(&history));
+        let state = env_state(&history);
+        // The bot saw each change as it landed (the ledger of every environment downstream).
+        for downstream in p
+            .environments
+            .iter()
+            .filter(|d| d.from.as_deref() == Some(env))
+        {
+            let (ledger, _) = self
+                .observed
+                .sightings
+                .entry(downstream.destination.clone())
+                .or_default();
+            let seen = state.timeline.changes.iter().filter_map(|c| {
+                let seen = (c.since, c.value.clone().unwrap_or_default());
+                Some(((format!("{}/{env}", p.name), c.commit.clone()?), seen))
+            });
+            *ledger = ledger.updated(seen.collect::<Vec<_>>(), &Default::default());
+        }
+        self.observed.environments.insert(key, state);
+        self
+    }
+
+    /// The bot never saw any change of `env` (no ledger where it soaks, or its write failed).
+    pub fn unsighted(mut self, env: &str) -> Self {
+        let p = &self.rules.promotions[0];
+        for downstream in p
+            .environments
+            .iter()
+            .filter(|d| d.from.as_deref() == Some(env))
+        {
+            self.observed.sightings.remove(&downstream.destination);
+        }
+        self
+    }
+
+    /// The bot first saw `env`'s change `index` (0: the initial value) at `seen`, not as it
+    /// landed (its commit carries an earlier date than it reached the branch).
+    pub fn sighted(mut self, env: &str, index: usize, seen: Timestamp) -> Self {
+        let p = &self.rules.promotions[0];
+        let key = EnvKey {
+            promotion: p.name.clone(),
+            environment: env.to_string(),
+        };
+        let Some(state) = self.observed.environments.get(&key) else {
+            return self;
+        };
+        // The downstream's ledger made again from this history, one sighting moved.
+        let name = format!("{}/{env}", p.name);
+        let seen: Vec<_> = state
+            .timeline
+            .changes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let at = if i == index { seen } else { c.since };
+                let value = c.value.clone().unwrap_or_default();
+                Some(((name.clone(), c.commit.clone()?), (at, value)))
+            })
+            .collect();
+        for downstream in p
+            .environments
+            .iter()
+            .filter(|d| d.from.as_deref() == Some(env))
+        {
+            let ledger = Sightings::default().updated(seen.clone(), &Default::default());
+            self.observed
+                .sightings
+                .insert(downstream.destination.clone(), (ledger, None));
+        }
         self
     }
 
@@ -340,6 +423,7 @@ impl World {
 
 /// A decision in a few words, for tables: `promote 1.1.0`, `up-to-date`, `held by bob`,
 /// `downgrade`, `unknown`, `nothing eligible`, `frozen`, `error <class>`.
+/// A decision in a few words.
 pub fn summary(d: &EnvDecision) -> String {
     let decided: &Decided = match &d.outcome {
         Ok(decided) => decided,

@@ -86,12 +86,26 @@ struct Model {
     entries: [Vec<Entry>; 2],
     /// Seconds added to each event, so that no two commits share a time.
     tick: i64,
+    /// The bot's sightings ledger (the downstream's, on the remote), as passes wrote it.
+    sightings: crate::gitops::sightings::Sightings,
+    /// Commits made so far (each gets its own id).
+    commits: u32,
+    /// When a pass first saw each of dev's entries (by index) with its tag listed.
+    first_seen: HashMap<usize, Timestamp>,
+}
+
+/// The `n`th commit's id.
+fn commit_id(n: u32) -> gix::ObjectId {
+    let mut id = [0u8; 20];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    id[19] = 1;
+    gix::ObjectId::from_bytes_or_panic(&id)
 }
 
 impl Model {
     fn new() -> Self {
-        let initial = |tag: &str| Entry {
-            id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+        let initial = |tag: &str, n| Entry {
+            id: commit_id(n),
             time: at(0),
             author: "bob".into(),
             subject: String::new(),
@@ -107,8 +121,11 @@ impl Model {
             rules: rules(CHAIN),
             now: 1,
             tags: tags.iter().map(|t| (t.to_string(), 0, 0)).collect(),
-            entries: [vec![initial("1.0.0")], vec![initial("1.0.0")]],
+            entries: [vec![initial("1.0.0", 0)], vec![initial("1.0.0", 0)]],
             tick: 0,
+            sightings: Default::default(),
+            commits: 1,
+            first_seen: HashMap::new(),
         }
     }
 
@@ -158,6 +175,11 @@ impl Model {
             files: HashMap::new(),
             deployments: HashMap::new(),
             rolled_out: HashMap::new(),
+            sightings: p
+                .environments
+                .iter()
+                .map(|e| (e.destination.clone(), (self.sightings.clone(), None)))
+                .collect(),
         }
     }
 
@@ -217,8 +239,9 @@ impl Model {
             readable: true,
         });
         let time = self.clock();
+        self.commits += 1;
         self.entries[env].push(Entry {
-            id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+            id: commit_id(self.commits),
             time,
             author: author.into(),
             subject: String::new(),
@@ -304,7 +327,8 @@ impl Model {
         let decisions = decide::decide(&self.rules, &observed, now);
         // A fresh cache decides as a warm one.
         let cut = self.fresh_cut(now);
-        let fresh = decide::decide(&self.rules, &self.observed(cut), now);
+        let fresh_observed = self.observed(cut);
+        let fresh = decide::decide(&self.rules, &fresh_observed, now);
         for (warm, fresh) in decisions.iter().zip(&fresh) {
             prop_assert_eq!(
                 decision_of(warm),
@@ -368,6 +392,30 @@ impl Model {
                 }
             }
         }
+        // What the pass saw first goes to the ledger, from a warm read or a fresh one.
+        let read = if self.tick % 2 == 0 {
+            &observed
+        } else {
+            &fresh_observed
+        };
+        if let Some((_, ledger)) = super::sightings::to_record(&self.rules, read, &[], now)
+            .into_iter()
+            .next()
+        {
+            self.sightings = ledger;
+        }
+        // The oracle's own count: a person's change in dev is first seen by this pass, once
+        // its tag is listed.
+        for (i, e) in self.entries[0].iter().enumerate() {
+            let listed = e
+                .value
+                .as_ref()
+                .and_then(|v| v.tag.as_deref())
+                .is_some_and(|t| self.tags.iter().any(|(x, ..)| x == t));
+            if listed {
+                self.first_seen.entry(i).or_insert(now);
+            }
+        }
         for (env, to) in writes {
             let record = self.record(env, &to, Actor::Bot, None);
             self.write(env, "tagpromoter", Some(record), Some(&to));
@@ -375,19 +423,31 @@ impl Model {
         Ok(())
     }
 
-    /// Whether dev ran `tag` as `wanted` (or with an unrecorded digest) for a day.
+    /// Whether dev ran `tag` as `wanted` (or with an unrecorded digest) for a day, by
+    /// clocks nobody upstream sets: the bot's own write from its time, anyone else's from
+    /// when a pass first saw it.
     fn soaked_in_dev(&self, tag: &str, wanted: &crate::image::Digest, now: Timestamp) -> bool {
-        let entries: Vec<&Entry> = self.entries[0]
+        let entries: Vec<(usize, &Entry)> = self.entries[0]
             .iter()
-            .filter(|e| e.value.is_some())
+            .enumerate()
+            .filter(|(_, e)| e.value.is_some())
             .collect();
-        entries.iter().enumerate().any(|(i, e)| {
+        let start = |(i, e): (usize, &Entry)| match &e.record {
+            Some(_) => Some(e.time),
+            None => self.first_seen.get(&i).map(|s| e.time.max(*s)),
+        };
+        entries.iter().enumerate().any(|(n, &(i, e))| {
             let Some(v) = &e.value else { return false };
+            let Some(since) = start((i, e)) else {
+                return false;
+            };
             let recorded = e.record.as_ref().and_then(|r| r.digest.clone());
-            let until = entries.get(i + 1).map_or(now, |n| n.time);
+            let until = entries
+                .get(n + 1)
+                .map_or(now, |&(j, next)| start((j, next)).unwrap_or(now).min(now));
             v.tag.as_deref() == Some(tag)
                 && recorded.is_none_or(|d| d == *wanted)
-                && until.duration_since(e.time).as_hours() >= SOAK_HOURS
+                && until.duration_since(since).as_hours() >= SOAK_HOURS
         })
     }
 }
@@ -423,8 +483,9 @@ fn history(entries: &[Entry], cut: Option<Timestamp>) -> TargetHistory {
         .filter(|e| e.time <= cut)
         .find_map(|e| e.value.clone());
     let at_cut = entries.iter().rev().find(|e| e.time == cut);
+    // The commit at the cut (of this target or another: then one no change was made by).
     let mut read = vec![Entry {
-        id: gix::ObjectId::null(gix::hash::Kind::Sha1),
+        id: at_cut.map_or_else(|| commit_id(u32::MAX - cut.as_second() as u32), |e| e.id),
         time: cut,
         author: at_cut.map_or_else(String::new, |e| e.author.clone()),
         subject: String::new(),

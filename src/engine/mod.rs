@@ -23,6 +23,7 @@ pub mod manual;
 pub mod observe;
 pub mod pull_request;
 pub mod report;
+pub mod sightings;
 pub mod verify;
 
 use std::borrow::Cow;
@@ -352,6 +353,45 @@ impl Engine {
         }
     }
 
+    /// Push what this pass saw first to each downstream destination's ledger. One that
+    /// does not land (another worker moved it, the remote refused it) is said in the log:
+    /// the changes count as seen at a later pass, which can only make their soak longer.
+    async fn record_sightings(
+        &self,
+        rules: &Rules,
+        plan: &Plan,
+        applied: &[Applied],
+        now: Timestamp,
+    ) {
+        let observed = &plan.observed;
+        let landed: Vec<_> = plan
+            .decisions
+            .iter()
+            .zip(applied)
+            .filter_map(|(d, a)| match a {
+                Applied::Landed { commit, .. } => {
+                    Some((d.key.clone(), commit.clone(), d.promotes_to()?.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (destination, ledger) in sightings::to_record(rules, observed, &landed, now) {
+            let Some(repo) = self.repos.get(&destination) else {
+                continue;
+            };
+            let base = observed.sightings.get(&destination).and_then(|(_, b)| *b);
+            match repo.write_sightings(&ledger, base, now).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(repository = %destination, "the sightings ledger moved meanwhile; this pass's sightings are written next pass");
+                }
+                Err(e) => {
+                    tracing::warn!(repository = %destination, error = %e, "cannot write the sightings ledger; soaks upstream count from a later pass");
+                }
+            }
+        }
+    }
+
     /// One full pass at `now`: observe, decide, write, report. Never fails as a whole: a
     /// repository that cannot be read is the report's `error`.
     pub async fn pass(&self, now: Timestamp) -> PassReport {
@@ -412,6 +452,7 @@ impl Engine {
                     )
                     .await;
                     self.date_unlanded(&mut plan.decisions, &applied).await;
+                    self.record_sightings(rules, &plan, &applied, now).await;
                     (applied, pushes)
                 } else {
                     let (mut looked, planned) =

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::holds::{self, Event};
+use crate::gitops::sightings::Sightings;
 use crate::gitops::{GitError, Repo, TargetHistory, TargetQuery};
 use crate::image::{Depth, Digest, ImageFacts, Repository, Tag};
 use crate::policy::{Change, Hold, Timeline};
@@ -203,6 +204,9 @@ pub struct Observed {
     /// of its timeline's values was first rolled out, by the change's index (`None`: the
     /// history does not reach it).
     pub rolled_out: HashMap<EnvKey, Vec<Option<super::verify::RolledOut>>>,
+    /// Each destination's ledger of the bot's sightings of upstream changes (for the soaks
+    /// of the environments there), and the commit it was read from (`None`: none yet).
+    pub sightings: HashMap<Destination, (Sightings, Option<ObjectId>)>,
 }
 
 impl Observed {
@@ -226,6 +230,9 @@ impl Observed {
         for c in &mut timeline.changes {
             c.rollback = rollbacks.contains(&c.since);
         }
+        // By clocks nobody upstream sets.
+        let ledger = self.sightings.get(&env.destination).map(|(l, _)| l);
+        super::sightings::floor(&mut timeline, ledger, (p, up, env), state.from_start, now);
         // Verified upstream, its values run from their rollouts on.
         if let Some(dates) = self.rolled_out.get(&EnvKey::of(p, up)) {
             super::verify::date_earlier(&mut timeline, dates);
@@ -293,6 +300,7 @@ pub async fn observe(
         files: read.files,
         deployments: HashMap::new(),
         rolled_out: HashMap::new(),
+        sightings: read.sightings,
     };
     // Each image's promotions, found once (not by a scan of every promotion per image).
     let mut watching: HashMap<&Repository, Vec<&Promotion>> = HashMap::new();
@@ -440,6 +448,7 @@ struct RepoRead {
     unreadable: BTreeMap<Destination, GitError>,
     environments: HashMap<EnvKey, EnvState>,
     files: HashMap<(Destination, PathBuf), Option<String>>,
+    sightings: HashMap<Destination, (Sightings, Option<ObjectId>)>,
 }
 
 /// Read every destination, concurrently, each as far back as its own environments need;
@@ -470,6 +479,17 @@ async fn read_repositories(
     for (d, result) in futures_util::future::join_all(reads).await {
         match result {
             Ok((tip, environments, files)) => {
+                // A ledger that cannot be read counts every change as first seen now.
+                let ledger = repos.get(d).map(Repo::sightings).transpose();
+                match ledger {
+                    Ok(Some(ledger)) => {
+                        read.sightings.insert(d.clone(), ledger);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(repository = %d, error = %e, "cannot read the bot's sightings; changes upstream count as seen now");
+                    }
+                }
                 read.tips.insert(d.clone(), tip);
                 read.environments.extend(environments);
                 read.files
@@ -637,6 +657,8 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
                 // Marked by `Observed::upstream`, which knows the policy's order.
                 rollback: false,
                 commit: Some(e.id.to_string()),
+                ours: e.record.is_some(),
+                seen: None,
             });
             // The first value of a history read from where reading stopped is what the
             // target held then, not a change.
@@ -759,6 +781,8 @@ mod tests {
                         digest: None,
                         rollback: false,
                         commit: None,
+                        ours: false,
+                        seen: None,
                     })
                     .collect(),
             },

@@ -12,6 +12,7 @@ mod grow;
 pub mod history;
 mod kept;
 pub mod message;
+pub mod sightings;
 pub mod store;
 
 pub use error::{GitError, GitErrorKind};

@@ -165,6 +165,57 @@ impl Store {
         Ok(commit.id)
     }
 
+    /// Write a commit whose tree holds one file, `name` with `content`, on `parent` (none:
+    /// the first of its history), by `author` at `time` — a record kept beside the
+    /// branches, such as the bot's sightings.
+    pub fn commit_one_file(
+        &self,
+        parent: Option<ObjectId>,
+        name: &str,
+        content: &[u8],
+        message: &str,
+        author: &Author,
+        time: Timestamp,
+    ) -> Result<ObjectId, GitError> {
+        let repo = self.repo();
+        let step = "writing a commit";
+        let blob = repo
+            .write_blob(content)
+            .map_err(|e| local(step, e))?
+            .detach();
+        let tree = gix::objs::Tree {
+            entries: vec![gix::objs::tree::Entry {
+                mode: EntryKind::Blob.into(),
+                filename: name.into(),
+                oid: blob,
+            }],
+        };
+        let tree_id = repo
+            .write_object(&tree)
+            .map_err(|e| local(step, e))?
+            .detach();
+        let signature = gix::actor::Signature {
+            name: author.name.as_str().into(),
+            email: author.email.as_str().into(),
+            time: gix::date::Time {
+                seconds: time.as_second(),
+                offset: 0,
+            },
+        };
+        let mut buf = gix::date::parse::TimeBuf::default();
+        let mut buf2 = gix::date::parse::TimeBuf::default();
+        let commit = repo
+            .new_commit_as(
+                signature.to_ref(&mut buf),
+                signature.to_ref(&mut buf2),
+                message,
+                tree_id,
+                parent,
+            )
+            .map_err(|e| local(step, e))?;
+        Ok(commit.id)
+    }
+
     /// Commits at the shallow boundary, if the mirror is shallow.
     pub fn shallow_boundary(&self) -> Vec<ObjectId> {
         self.repo()

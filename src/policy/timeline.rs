@@ -35,9 +35,28 @@ pub struct Change {
     /// The commit that made it (hex), where read from Git: a pull request merged by
     /// fast-forward landed it later than its own time says.
     pub commit: Option<String>,
+    /// Whether the commit is tagpromoter's own record for this environment, on its branch:
+    /// its time is the bot's clock, not one a person chose.
+    pub ours: bool,
+    /// When the bot first saw it, where that is known: it ran from no earlier than this
+    /// and no earlier than `since`, and what ran before it ran until the earlier of the
+    /// two (a commit's date is whatever its writer chose).
+    pub seen: Option<Timestamp>,
 }
 
 impl Change {
+    /// When it started running, as far as can be trusted: the later of its time and when
+    /// it was first seen.
+    pub fn started(&self) -> Timestamp {
+        self.since.max(self.seen.unwrap_or(self.since))
+    }
+
+    /// When what ran before it stopped, as far as can be trusted: the earlier of its time
+    /// and when it was first seen.
+    pub fn replaced(&self) -> Timestamp {
+        self.since.min(self.seen.unwrap_or(self.since))
+    }
+
     /// A change to `value` at `since`, digest unknown, not a rollback.
     pub fn to(since: Timestamp, value: &str) -> Self {
         Self {
@@ -46,6 +65,8 @@ impl Change {
             digest: None,
             rollback: false,
             commit: None,
+            ours: false,
+            seen: None,
         }
     }
 }
@@ -68,7 +89,7 @@ impl Timeline {
         let last = self.changes.last()?;
         last.value.as_ref()?;
         Some(Residency {
-            since: last.since,
+            since: last.started(),
             until: None,
             digest: last.digest.clone(),
             rolled_back: false,
@@ -83,8 +104,8 @@ impl Timeline {
             if c.value.as_deref() == Some(tag.as_str()) {
                 let next = self.changes.get(i + 1);
                 out.push(Residency {
-                    since: c.since,
-                    until: next.map(|n| n.since),
+                    since: c.started(),
+                    until: next.map(Change::replaced),
                     digest: c.digest.clone(),
                     rolled_back: next.is_some_and(|n| n.rollback),
                 });

@@ -502,3 +502,124 @@ async fn a_release_merged_from_another_environments_branch_releases_nothing() {
         "1.0.0"
     );
 }
+
+/// A person's change in `bare`'s `branch`: `file` set to `tag`, committed as dated `date`
+/// (whatever date its writer chose), pushed.
+fn person_sets(bare: &std::path::Path, branch: &str, file: &str, tag: &str, date: Timestamp) {
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", "-b", branch, bare.to_str().unwrap(), "."],
+    );
+    let path = work.path().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.contains("newTag:")).unwrap();
+    let text = text.replace(line, &format!("    newTag: {tag}"));
+    std::fs::write(&path, text).unwrap();
+    git(work.path(), &["add", "."]);
+    crate::support::git::commit_at(
+        work.path(),
+        &["-m", &format!("set {tag}")],
+        Some(&date.to_string()),
+    );
+    git(work.path(), &["push", "-q", "origin", branch]);
+}
+
+/// No clock an upstream writer sets may shorten a soak (issue 28): the app team, who can
+/// push only to their own repository, sets dev to a new tag in a commit dated three days
+/// back. Prod, in the platform repository, soaks from when the bot first saw it — not from
+/// the date the team wrote — and that sighting is kept in the platform repository, where a
+/// fresh cache finds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backdated_commit_in_another_repository_does_not_shorten_the_soak() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+    estate.pass(at(0)).await;
+    estate.pass(at(25)).await;
+    let prod = "apps/app/prod/kustomization.yaml";
+    assert_eq!(estate.tag("platform", "main", prod), "1.1.0");
+
+    // The team pushes 1.2.0 and writes it to dev themselves, dated three days ago.
+    Pusher::new(&estate.registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    let app = estate.base.path().join("app.git");
+    person_sets(
+        &app,
+        "main",
+        "deploy/dev/kustomization.yaml",
+        "1.2.0",
+        at(30) - SignedDuration::from_hours(72),
+    );
+    let seen = estate.pass(at(30)).await;
+    assert_eq!(
+        estate.tag("platform", "main", prod),
+        "1.1.0",
+        "not seconds after the tag was pushed"
+    );
+    assert_eq!(state(&seen, "app/prod"), State::Soaking { until: at(54) });
+    let ledger = git(
+        &estate.base.path().join("platform.git"),
+        &["show", "refs/tagpromoter/sightings/main:sightings"],
+    );
+    assert!(
+        ledger.contains(&format!("{} ", at(30))) && ledger.contains(" app/dev 1.2.0"),
+        "{ledger}"
+    );
+    // A fresh cache, a day later: still soaking until the sighting's day is out.
+    let later = estate.pass(at(50)).await;
+    assert_eq!(state(&later, "app/prod"), State::Soaking { until: at(54) });
+    estate.pass(at(55)).await;
+    assert_eq!(estate.tag("platform", "main", prod), "1.2.0");
+}
+
+/// In one repository, a person's change written days ago on a branch and fast-forwarded
+/// onto the environment's branch today soaks from today (issue 28): the commit's date
+/// says when it was written, not when it reached the branch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_written_long_ago_and_fast_forwarded_today_soaks_from_today() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+    let envs = estate.base.path().join("envs.git");
+    estate.pass(at(0)).await;
+    estate.pass(at(1)).await;
+    assert_eq!(
+        estate.tag("envs", "prod", "web/kustomization.yaml"),
+        "1.1.0"
+    );
+    Pusher::new(&estate.registry.addr)
+        .image("acme/web", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    // Written on a side branch three days before, fast-forwarded onto staging now.
+    git(&envs, &["branch", "feature", "staging"]);
+    person_sets(
+        &envs,
+        "feature",
+        "web/kustomization.yaml",
+        "1.2.0",
+        at(10) - SignedDuration::from_hours(72),
+    );
+    git(
+        &envs,
+        &["update-ref", "refs/heads/staging", "refs/heads/feature"],
+    );
+    // Web's prod takes staging's tags once they ran a day (the rules say no soak: give it one).
+    let rules = estate.rules.path().join("rules.yaml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(
+        &rules,
+        text.replace("from: staging, policy", "from: staging, soak: 24h, policy"),
+    )
+    .unwrap();
+    let seen = estate.pass(at(10)).await;
+    assert_eq!(
+        estate.tag("envs", "prod", "web/kustomization.yaml"),
+        "1.1.0"
+    );
+    assert_eq!(state(&seen, "web/prod"), State::Soaking { until: at(34) });
+    estate.pass(at(35)).await;
+    assert_eq!(
+        estate.tag("envs", "prod", "web/kustomization.yaml"),
+        "1.2.0"
+    );
+}

@@ -476,6 +476,10 @@ async fn the_soaked_tag_is_found_behind_many_newer_ones() {
     );
     scene.push("1.0.0", at(0)).await;
     scene.push("1.0.5", at(0)).await;
+    // A pass sees staging's 1.0.5 (the best tag yet; nothing soaked, nothing moves).
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    engine.pass(at(1)).await;
     // 40 newer tags staging never ran; staging itself is held by hand at 1.0.5.
     let body = scene.pusher().get_manifest("acme/app", "1.0.5").await;
     let newer: Vec<String> = (1..=40).map(|i| format!("1.{i}.0")).collect();
@@ -488,8 +492,6 @@ async fn the_soaked_tag_is_found_behind_many_newer_ones() {
             "application/vnd.oci.image.manifest.v1+json",
         )
         .await;
-    let cache = tempfile::tempdir().unwrap();
-    let engine = scene.engine(cache.path()).await;
     let p = engine.plan(at(48)).await.unwrap();
     let prod = p
         .decisions
@@ -570,12 +572,14 @@ async fn a_tag_upstream_was_rolled_back_from_does_not_flow_on() {
     );
     scene.push("1.0.0", at(0)).await;
     scene.push("1.1.0", at(0)).await;
-    scene.push("1.2.0", at(0)).await;
-    // dev ran 1.1.0 long enough; staging takes it. dev runs 1.2.0 for 2h, then is rolled
-    // back by hand to 1.1.0: 1.2.0 soaked, and still must not reach staging.
+    // dev ran 1.1.0 long enough (a pass saw it at 1:00); staging takes it. dev runs 1.2.0
+    // for 2h, then is rolled back by hand to 1.1.0: 1.2.0 soaked, and still must not reach
+    // staging.
     scene.by_hand("dev", "1.1.0", at(1));
     let cache = tempfile::tempdir().unwrap();
     let engine = scene.engine(cache.path()).await;
+    engine.pass(at(1)).await;
+    scene.push("1.2.0", at(0)).await;
     let p = engine.pass(at(3)).await;
     assert!(
         landed(&p, "dev") && landed(&p, "staging"),
@@ -694,6 +698,8 @@ async fn an_incident_rollback_to_a_tag_prod_ran_goes_in_a_freeze_without_force()
         scene.push(tag, at(0)).await;
     }
     let cache = tempfile::tempdir().unwrap();
+    // The first pass sees staging's 1.1.0; an hour on, it soaked.
+    scene.engine(cache.path()).await.pass(at(0)).await;
     assert!(landed(
         &scene.engine(cache.path()).await.pass(at(2)).await,
         "prod"

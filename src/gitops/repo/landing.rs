@@ -239,7 +239,7 @@ impl Repo {
         // The branch moved on after our push: fine when it still contains our commit.
         if let Some(id) = remote {
             let refspec = format!("+refs/heads/{branch}:{TIP_REF}");
-            let _ = self.fetch_ref(&refspec, None, &step).await;
+            let _ = self.fetch_refs(&[&refspec], &[], &step).await;
             let (ok, _) = self
                 .git
                 .spawn(

@@ -20,11 +20,17 @@ impl Repo {
     pub(super) async fn fetch_locked(&self) -> Result<ObjectId, GitError> {
         let step = format!("fetching {} from {}", self.config.branch, self.url());
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
+        // The bot's sightings come with the branch (a glob: there may be none yet), and one
+        // deleted on the remote goes here too: a warm mirror knows what a fresh one does.
+        let sightings = "+refs/tagpromoter/sightings/*:refs/tagpromoter/sightings/*";
+        let mut options = vec!["--prune"];
         let depth = match (self.store.resolve(TIP_REF)?, self.config.depth) {
             (None, Some(d)) => Some(format!("--depth={d}")),
             _ => None,
         };
-        self.fetch_ref(&refspec, depth.as_deref(), &step).await?;
+        options.extend(depth.as_deref());
+        self.fetch_refs(&[&refspec, sightings], &options, &step)
+            .await?;
         self.pack_loose_objects().await;
         self.store.resolve(TIP_REF)?.ok_or_else(|| {
             GitError::new(GitErrorKind::NotFound, &step, "the branch does not exist")
@@ -65,14 +71,14 @@ impl Repo {
         }
     }
 
-    /// `git fetch` of one refspec from the remote into the mirror (with one extra option,
-    /// such as a depth), quietly and without tags or FETCH_HEAD. Without git's automatic
+    /// `git fetch` of `refspecs` from the remote into the mirror (with `options`, such as a
+    /// depth), quietly and without tags or FETCH_HEAD. Without git's automatic
     /// maintenance after it: [`Self::pack_loose_objects`] keeps the mirror packed, and the
     /// `maintenance run --auto` git would start costs a process per fetch for nothing.
-    pub(super) async fn fetch_ref(
+    pub(super) async fn fetch_refs(
         &self,
-        refspec: &str,
-        option: Option<&str>,
+        refspecs: &[&str],
+        options: &[&str],
         step: &str,
     ) -> Result<(), GitError> {
         let mut args = vec![
@@ -83,8 +89,9 @@ impl Repo {
             "--no-tags",
             "--no-write-fetch-head",
         ];
-        args.extend(option);
-        args.extend(["--", &self.config.url, refspec]);
+        args.extend(options);
+        args.extend(["--", &self.config.url]);
+        args.extend(refspecs);
         self.git.run(&self.dir, &args, step).await.map(|_| ())
     }
 
@@ -107,7 +114,7 @@ impl Repo {
         );
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
         let option = format!("--deepen={commits}");
-        self.fetch_ref(&refspec, Some(&option), &step).await?;
+        self.fetch_refs(&[&refspec], &[&option], &step).await?;
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ mod chain;
 mod landing;
 mod mirror;
 mod push;
+mod sightings;
 mod workspace;
 
 pub use chain::{Bump, Chain, FileChange, FileEdit, Prepared};

@@ -24,7 +24,8 @@ pub enum Pushed {
 impl Repo {
     /// Push `commit` to `branch` (one `git push`), and say what the remote did.
     pub async fn push(&self, commit: ObjectId, branch: &str) -> Result<Pushed, GitError> {
-        self.push_leased(commit, branch, None).await
+        self.push_leased(commit, &format!("refs/heads/{branch}"), None)
+            .await
     }
 
     /// Force-push `commit` to our own `branch`, only if the remote branch is still at
@@ -35,16 +36,19 @@ impl Repo {
         branch: &str,
         expected: Option<ObjectId>,
     ) -> Result<Pushed, GitError> {
-        self.push_leased(commit, branch, Some(expected)).await
+        self.push_leased(commit, &format!("refs/heads/{branch}"), Some(expected))
+            .await
     }
 
-    async fn push_leased(
+    /// Push `commit` to the remote ref `target` (a full name), fast-forward only, or only
+    /// while the remote ref is at the lease's commit (`Some(None)`: must not exist).
+    pub(super) async fn push_leased(
         &self,
         commit: ObjectId,
-        branch: &str,
+        target: &str,
         lease: Option<Option<ObjectId>>,
     ) -> Result<Pushed, GitError> {
-        let pushed = self.push_once(commit, branch, lease).await;
+        let pushed = self.push_once(commit, target, lease).await;
         if let Some(m) = &self.metrics {
             m.push(match &pushed {
                 Ok(Pushed::Done | Pushed::AlreadyThere) => "ok",
@@ -56,17 +60,18 @@ impl Repo {
         pushed
     }
 
-    async fn push_once(
+    pub(super) async fn push_once(
         &self,
         commit: ObjectId,
-        branch: &str,
+        target: &str,
         lease: Option<Option<ObjectId>>,
     ) -> Result<Pushed, GitError> {
-        let step = format!("pushing to {branch} on {}", self.url());
-        let refspec = format!("{commit}:refs/heads/{branch}");
+        let shown = target.strip_prefix("refs/heads/").unwrap_or(target);
+        let step = format!("pushing to {shown} on {}", self.url());
+        let refspec = format!("{commit}:{target}");
         let lease = lease.map(|expected| {
             format!(
-                "--force-with-lease=refs/heads/{branch}:{}",
+                "--force-with-lease={target}:{}",
                 expected.map(|e| e.to_string()).unwrap_or_default()
             )
         });
@@ -76,7 +81,6 @@ impl Repo {
         }
         args.extend(["--", &self.config.url, &refspec]);
         let (ok, out) = self.git.spawn(&self.dir, &args, &step).await?;
-        let target = format!("refs/heads/{branch}");
         let line = parse_porcelain(&out.stdout)
             .into_iter()
             .find(|r| r.remote_ref == target);
@@ -154,7 +158,7 @@ impl Repo {
         let step = format!("reading {branch} from {}", self.url());
         let local = format!("refs/tagpromoter/branches/{branch}");
         let refspec = format!("+refs/heads/{branch}:{local}");
-        self.fetch_ref(&refspec, None, &step).await?;
+        self.fetch_refs(&[&refspec], &[], &step).await?;
         let out = self
             .git
             .run(

@@ -1,0 +1,148 @@
+//! Trusted clocks for soak: an upstream change counts from when the bot first saw it on
+//! its branch with its tag in the registry ([`crate::gitops::sightings`], kept in the
+//! downstream's repository), never from the date its commit carries — whoever wrote that
+//! commit chose that date, and a soak must not be shortened by it. The bot's own record on
+//! the downstream's own branch is exempt: its time is the bot's clock, and whoever can
+//! forge it can edit the downstream directly.
+//!
+//! Pure: [`floor`] dates a timeline, [`to_record`] says what a pass saw first; the engine
+//! reads and writes the ledgers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+
+use super::observe::{EnvKey, Observed};
+use crate::gitops::sightings::{Seen, Sighted, Sightings};
+use crate::image::Tag;
+use crate::policy::Timeline;
+use crate::rules::{Destination, Environment, Promotion, Rules};
+
+/// How the ledger names the upstream environment `up` of `p`.
+fn upstream_name(p: &Promotion, up: &Environment) -> String {
+    format!("{}/{}", p.name, up.name)
+}
+
+/// Whether a change's own time may be used for `env`'s soak: the bot wrote it, on `env`'s
+/// own branch.
+fn own_clock(ours: bool, up: &Environment, env: &Environment) -> bool {
+    ours && up.destination == env.destination
+}
+
+/// When the bot first saw `timeline`'s change `index` (`from_start`: the history was read
+/// from its first commit; else the first change is the value held where reading began,
+/// its commit not the one that set it, and the newest sighting of that value dates it).
+fn first_seen(
+    ledger: Option<&Sightings>,
+    name: &str,
+    timeline: &Timeline,
+    index: usize,
+    from_start: bool,
+) -> Option<Timestamp> {
+    let ledger = ledger?;
+    let change = timeline.changes.get(index)?;
+    let own = change.commit.as_deref().and_then(|id| ledger.get(name, id));
+    if own.is_some() || from_start || index > 0 {
+        return own;
+    }
+    let read: BTreeSet<&str> = timeline
+        .changes
+        .iter()
+        .filter_map(|c| c.commit.as_deref())
+        .collect();
+    ledger.last_of_value(name, change.value.as_deref()?, &read)
+}
+
+/// Mark when the bot first saw each change of `timeline` (the upstream `up` of `env`;
+/// `from_start` as read): its sighting in `ledger`, `now` for one never sighted (it is
+/// being seen now), and its own time for the bot's own record on `env`'s branch.
+pub fn floor(
+    timeline: &mut Timeline,
+    ledger: Option<&Sightings>,
+    (p, up, env): (&Promotion, &Environment, &Environment),
+    from_start: bool,
+    now: Timestamp,
+) {
+    let name = upstream_name(p, up);
+    let seen: Vec<Option<Timestamp>> = (0..timeline.changes.len())
+        .map(|i| first_seen(ledger, &name, timeline, i, from_start))
+        .collect();
+    for (c, seen) in timeline.changes.iter_mut().zip(seen) {
+        c.seen = Some(match own_clock(c.ours, up, env) {
+            true => c.since,
+            false => seen.unwrap_or(now),
+        });
+    }
+}
+
+/// What a pass at `now` saw first, per downstream destination: the ledger read, updated
+/// with every upstream change not sighted yet whose tag the registry lists (a tag not
+/// pushed yet is not running anywhere) and the bumps the pass itself landed upstream
+/// (`landed`: environment, commit, tag), and forgetting what is no longer needed. Only
+/// the destinations whose ledger changes.
+pub fn to_record(
+    rules: &Rules,
+    observed: &Observed,
+    landed: &[(EnvKey, String, Tag)],
+    now: Timestamp,
+) -> BTreeMap<Destination, Sightings> {
+    let mut new: BTreeMap<&Destination, Vec<(Sighted, Seen)>> = BTreeMap::new();
+    let mut read: BTreeMap<&Destination, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for p in &rules.promotions {
+        let listed = match observed.images.get(&p.image) {
+            Some(Ok(list)) => Some(list),
+            _ => None,
+        };
+        for env in &p.environments {
+            let Some(up) = env
+                .from
+                .as_ref()
+                .and_then(|from| p.environments.iter().find(|e| e.name == *from))
+            else {
+                continue;
+            };
+            let name = upstream_name(p, up);
+            let up_key = EnvKey::of(p, up);
+            for (_, commit, tag) in landed.iter().filter(|(key, ..)| *key == up_key) {
+                new.entry(&env.destination)
+                    .or_default()
+                    .push(((name.clone(), commit.clone()), (now, tag.to_string())));
+            }
+            let Some(state) = observed.environments.get(&up_key) else {
+                continue;
+            };
+            let ledger = observed.sightings.get(&env.destination).map(|(l, _)| l);
+            let commits = read
+                .entry(&env.destination)
+                .or_default()
+                .entry(name.clone())
+                .or_default();
+            let timeline = &state.timeline;
+            for (i, c) in timeline.changes.iter().enumerate() {
+                let Some(commit) = &c.commit else { continue };
+                commits.insert(commit.clone());
+                let known = first_seen(ledger, &name, timeline, i, state.from_start).is_some();
+                let Some(tag) = c.value.as_deref().and_then(|v| Tag::new(v).ok()) else {
+                    continue;
+                };
+                let pushed = listed.is_some_and(|l| l.tags.contains(&tag));
+                if !known && pushed && !own_clock(c.ours, up, env) {
+                    new.entry(&env.destination)
+                        .or_default()
+                        .push(((name.clone(), commit.clone()), (now, tag.to_string())));
+                }
+            }
+        }
+    }
+    read.into_iter()
+        .filter_map(|(destination, read)| {
+            let (ledger, _) = observed
+                .sightings
+                .get(destination)
+                .cloned()
+                .unwrap_or_default();
+            let updated = ledger.updated(new.remove(destination).unwrap_or_default(), &read);
+            (updated != ledger).then(|| (destination.clone(), updated))
+        })
+        .collect()
+}

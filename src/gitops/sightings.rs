@@ -1,0 +1,255 @@
+//! The bot's sightings: when tagpromoter first saw each upstream change (a commit that set an
+//! environment's value) on its branch, with its tag in the registry. A soak counts from
+//! these, never from a commit's own date, which whoever wrote the commit chose.
+//!
+//! Git stays the only memory the bot writes: the ledger is one file (`sightings`) in the
+//! tip commit of `refs/tagpromoter/sightings/<branch>` in the repository of the environment
+//! that soaks (the downstream), so a fresh cache finds what a warm one knows. This module
+//! owns the ledger's text and what it holds; it reads and writes no Git (the mirror does)
+//! and decides nothing (the engine does).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+
+/// The ledger's file in its commit's tree.
+pub const FILE: &str = "sightings";
+
+/// The remote ref holding the ledger of the environments on `branch`.
+pub fn ref_of(branch: &str) -> String {
+    format!("refs/tagpromoter/sightings/{branch}")
+}
+
+/// What an upstream change is known by: the upstream environment (`promotion/environment`)
+/// and the commit that set its value (hex).
+pub type Sighted = (String, String);
+
+/// A sighting: when, and the value (tag) the change set.
+pub type Seen = (Timestamp, String);
+
+/// The most sightings kept per environment beyond those of the changes read this pass:
+/// enough to date the value a history read from part-way holds (by the newest sighting of
+/// that value), bounded so that a fleet's ledger stays small.
+const KEPT_PER_ENVIRONMENT: usize = 16;
+
+/// When each upstream change was first seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sightings {
+    seen: BTreeMap<Sighted, Seen>,
+}
+
+impl Sightings {
+    /// The ledger written as `text`. A line that does not read as a sighting is left out:
+    /// its change counts as first seen now, which can only make a soak longer.
+    pub fn parse(text: &str) -> Self {
+        let seen = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                let at: Timestamp = words.next()?.parse().ok()?;
+                let commit = words.next().filter(|c| is_hex(c))?;
+                let environment = words.next().filter(|e| e.contains('/'))?;
+                let value = words.next()?;
+                words.next().is_none().then(|| {
+                    (
+                        (environment.to_string(), commit.to_string()),
+                        (at, value.to_string()),
+                    )
+                })
+            })
+            .collect();
+        Self { seen }
+    }
+
+    /// The ledger's text: a line per sighting, by environment and commit.
+    pub fn text(&self) -> String {
+        let mut text = String::from(
+            "# When tagpromoter first saw each upstream change; soaks count from these.\n# Written by tagpromoter: <first seen> <commit> <promotion/environment> <tag>\n",
+        );
+        for ((environment, commit), (at, value)) in &self.seen {
+            text.push_str(&format!("{at} {commit} {environment} {value}\n"));
+        }
+        text
+    }
+
+    /// When `commit` was first seen setting `environment`'s value, if it was.
+    pub fn get(&self, environment: &str, commit: &str) -> Option<Timestamp> {
+        self.seen
+            .get(&(environment.to_string(), commit.to_string()))
+            .map(|(at, _)| *at)
+    }
+
+    /// The newest sighting of `environment` set to `value` by a commit other than those
+    /// of `except`: when the value a history read from part-way holds was seen set (the
+    /// commit that set it lies before where the read began).
+    pub fn last_of_value(
+        &self,
+        environment: &str,
+        value: &str,
+        except: &BTreeSet<&str>,
+    ) -> Option<Timestamp> {
+        self.seen
+            .iter()
+            .filter(|((e, commit), (_, v))| {
+                e == environment && v == value && !except.contains(commit.as_str())
+            })
+            .map(|(_, (at, _))| *at)
+            .max()
+    }
+
+    /// How many sightings it holds.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// This ledger with `new` sightings added (one already known keeps its first time).
+    /// Of the environments in `read` (the commits of their changes read this pass), the
+    /// sightings of other commits are kept only as the newest of each value and at most
+    /// [`KEPT_PER_ENVIRONMENT`] of them: a change forgotten and read again counts as seen
+    /// then, which can only make a soak longer.
+    pub fn updated(
+        &self,
+        new: impl IntoIterator<Item = (Sighted, Seen)>,
+        read: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Self {
+        let mut seen = self.seen.clone();
+        for (key, at) in new {
+            seen.entry(key).or_insert(at);
+        }
+        for (environment, commits) in read {
+            let mut others: Vec<(Sighted, Seen)> = seen
+                .iter()
+                .filter(|((e, c), _)| e == environment && !commits.contains(c))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            // Newest first: the first of each value is the one kept.
+            others.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
+            let mut values = BTreeSet::new();
+            let mut kept = 0;
+            for (key, (_, value)) in others {
+                if kept < KEPT_PER_ENVIRONMENT && values.insert(value) {
+                    kept += 1;
+                } else {
+                    seen.remove(&key);
+                }
+            }
+        }
+        Self { seen }
+    }
+}
+
+fn is_hex(text: &str) -> bool {
+    (4..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn seen(text: &str, value: &str) -> Seen {
+        (at(text), value.to_string())
+    }
+
+    #[test]
+    fn a_ledger_reads_back_what_it_wrote_and_ignores_what_is_not_a_sighting() {
+        let key = |e: &str, c: &str| (e.to_string(), c.to_string());
+        let ledger = Sightings::default().updated(
+            [
+                (
+                    key("app/dev", "4f5e7c1d"),
+                    seen("2026-11-20T10:00:00Z", "1.1.0"),
+                ),
+                (
+                    key("app/staging", "0a1b2c3d"),
+                    seen("2026-11-21T10:00:00Z", "1.0.0"),
+                ),
+            ],
+            &BTreeMap::new(),
+        );
+        let text = ledger.text();
+        assert_eq!(Sightings::parse(&text), ledger);
+        let damaged = format!(
+            "{text}not a line\n2026-11-22T10:00:00Z nothex app/dev 1.0.0\n2026-11-22T10:00:00Z 4f5e7c1d noslash 1.0.0\n2026-11-22T10:00:00Z 4f5e7c1d app/dev\n"
+        );
+        assert_eq!(Sightings::parse(&damaged), ledger);
+        assert_eq!(
+            ledger.get("app/dev", "4f5e7c1d"),
+            Some(at("2026-11-20T10:00:00Z"))
+        );
+        assert_eq!(ledger.get("app/prod", "4f5e7c1d"), None);
+    }
+
+    #[test]
+    fn a_first_sighting_is_kept_and_of_changes_no_longer_read_the_newest_of_each_value() {
+        let key = |e: &str, c: &str| (e.to_string(), c.to_string());
+        let first = Sightings::default().updated(
+            [
+                (
+                    key("app/dev", "aaaa"),
+                    seen("2026-11-20T10:00:00Z", "1.0.0"),
+                ),
+                (
+                    key("app/dev", "abab"),
+                    seen("2026-11-20T10:30:00Z", "1.0.0"),
+                ),
+                (
+                    key("app/dev", "bbbb"),
+                    seen("2026-11-20T11:00:00Z", "1.1.0"),
+                ),
+                (
+                    key("other/dev", "cccc"),
+                    seen("2026-11-20T11:00:00Z", "2.0.0"),
+                ),
+            ],
+            &BTreeMap::new(),
+        );
+        let read = BTreeMap::from([(
+            "app/dev".to_string(),
+            BTreeSet::from(["bbbb".to_string(), "dddd".to_string()]),
+        )]);
+        let next = first.updated(
+            [
+                (
+                    key("app/dev", "bbbb"),
+                    seen("2026-11-25T00:00:00Z", "1.1.0"),
+                ),
+                (
+                    key("app/dev", "dddd"),
+                    seen("2026-11-25T00:00:00Z", "1.2.0"),
+                ),
+            ],
+            &read,
+        );
+        assert_eq!(
+            next.get("app/dev", "aaaa"),
+            None,
+            "an older sighting of 1.0.0"
+        );
+        assert_eq!(
+            next.last_of_value("app/dev", "1.0.0", &BTreeSet::from(["bbbb", "dddd"])),
+            Some(at("2026-11-20T10:30:00Z")),
+            "the newest of 1.0.0 dates a history read from part-way"
+        );
+        assert_eq!(
+            next.get("app/dev", "bbbb"),
+            Some(at("2026-11-20T11:00:00Z")),
+            "first seen stays first"
+        );
+        assert_eq!(
+            next.get("other/dev", "cccc"),
+            Some(at("2026-11-20T11:00:00Z")),
+            "not read this time: kept"
+        );
+        assert_eq!(next.len(), 4);
+    }
+}
