@@ -90,10 +90,9 @@ impl Sightings {
         except: &BTreeSet<&str>,
     ) -> Option<Timestamp> {
         self.seen
-            .iter()
-            .filter(|((e, commit), (_, v))| {
-                e == environment && v == value && !except.contains(commit.as_str())
-            })
+            .range((environment.to_string(), String::new())..)
+            .take_while(|((e, _), _)| e == environment)
+            .filter(|((_, commit), (_, v))| v == value && !except.contains(commit.as_str()))
             .map(|(_, (at, _))| *at)
             .max()
     }
@@ -123,9 +122,11 @@ impl Sightings {
             seen.entry(key).or_insert(at);
         }
         for (environment, commits) in read {
+            // (Keys sort by environment first: its sightings are one range.)
             let mut others: Vec<(Sighted, Seen)> = seen
-                .iter()
-                .filter(|((e, c), _)| e == environment && !commits.contains(c))
+                .range((environment.clone(), String::new())..)
+                .take_while(|((e, _), _)| e == environment)
+                .filter(|((_, c), _)| !commits.contains(c))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             // Newest first: the first of each value is the one kept.
