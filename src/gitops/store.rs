@@ -143,26 +143,7 @@ impl Store {
             }
             editor.write().map_err(|e| local(step, e))?.detach()
         };
-        let signature = gix::actor::Signature {
-            name: author.name.as_str().into(),
-            email: author.email.as_str().into(),
-            time: gix::date::Time {
-                seconds: time.as_second(),
-                offset: 0,
-            },
-        };
-        let mut buf = gix::date::parse::TimeBuf::default();
-        let mut buf2 = gix::date::parse::TimeBuf::default();
-        let commit = repo
-            .new_commit_as(
-                signature.to_ref(&mut buf),
-                signature.to_ref(&mut buf2),
-                message,
-                tree_id,
-                [parent],
-            )
-            .map_err(|e| local(step, e))?;
-        Ok(commit.id)
+        write_commit(&repo, tree_id, [parent], message, author, time)
     }
 
     /// Write a commit whose tree holds one file, `name` with `content`, on `parent` (none:
@@ -194,26 +175,7 @@ impl Store {
             .write_object(&tree)
             .map_err(|e| local(step, e))?
             .detach();
-        let signature = gix::actor::Signature {
-            name: author.name.as_str().into(),
-            email: author.email.as_str().into(),
-            time: gix::date::Time {
-                seconds: time.as_second(),
-                offset: 0,
-            },
-        };
-        let mut buf = gix::date::parse::TimeBuf::default();
-        let mut buf2 = gix::date::parse::TimeBuf::default();
-        let commit = repo
-            .new_commit_as(
-                signature.to_ref(&mut buf),
-                signature.to_ref(&mut buf2),
-                message,
-                tree_id,
-                parent,
-            )
-            .map_err(|e| local(step, e))?;
-        Ok(commit.id)
+        write_commit(&repo, tree_id, parent, message, author, time)
     }
 
     /// Commits at the shallow boundary, if the mirror is shallow.
@@ -225,6 +187,37 @@ impl Store {
             .map(|c| c.iter().copied().collect())
             .unwrap_or_default()
     }
+}
+
+/// Write a commit of `tree` on `parents` by `author` (committer too) at `time`.
+fn write_commit(
+    repo: &gix::Repository,
+    tree: ObjectId,
+    parents: impl IntoIterator<Item = ObjectId>,
+    message: &str,
+    author: &Author,
+    time: Timestamp,
+) -> Result<ObjectId, GitError> {
+    let signature = gix::actor::Signature {
+        name: author.name.as_str().into(),
+        email: author.email.as_str().into(),
+        time: gix::date::Time {
+            seconds: time.as_second(),
+            offset: 0,
+        },
+    };
+    let mut buf = gix::date::parse::TimeBuf::default();
+    let mut buf2 = gix::date::parse::TimeBuf::default();
+    let commit = repo
+        .new_commit_as(
+            signature.to_ref(&mut buf),
+            signature.to_ref(&mut buf2),
+            message,
+            tree,
+            parents,
+        )
+        .map_err(|e| local("writing a commit", e))?;
+    Ok(commit.id)
 }
 
 /// Reads on one thread through one repository instance: for the history walk, which reads

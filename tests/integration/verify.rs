@@ -163,6 +163,17 @@ spec:
         crate::engine::fresh_pass(self.rules.path(), now).await
     }
 
+    /// An engine kept across passes (a worker's warm mirror and memory) on `cache`.
+    async fn engine(&self, cache: &std::path::Path) -> tagpromoter::engine::Engine {
+        tagpromoter::engine::Engine::open(
+            tagpromoter::rules::load_dir(self.rules.path()).unwrap(),
+            cache,
+            tagpromoter::engine::Options::default(),
+        )
+        .await
+        .unwrap()
+    }
+
     /// The alerts that fire after `report`: `name promotion/environment class`.
     fn alerts(&self, report: &PassReport) -> Vec<String> {
         let rules = tagpromoter::rules::load_dir(self.rules.path()).unwrap();
@@ -599,13 +610,7 @@ async fn a_revision_force_pushed_away_counts_for_nothing_in_a_warm_mirror_too() 
         .api
         .put("applications", application(&note, "Healthy", at(10)));
     let cache = tempfile::tempdir().unwrap();
-    let engine = tagpromoter::engine::Engine::open(
-        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
-        cache.path(),
-        tagpromoter::engine::Options::default(),
-    )
-    .await
-    .unwrap();
+    let engine = world.engine(cache.path()).await;
     let warm = engine.pass(at(20)).await;
     assert_eq!(
         state(&warm, "app/dev"),
@@ -674,13 +679,7 @@ async fn a_worker_that_saw_the_rollout_degraded_soaks_from_after_it() {
         .api
         .put("applications", application(&bump, "Healthy", at(10)));
     let cache = tempfile::tempdir().unwrap();
-    let engine = tagpromoter::engine::Engine::open(
-        tagpromoter::rules::load_dir(world.rules.path()).unwrap(),
-        cache.path(),
-        tagpromoter::engine::Options::default(),
-    )
-    .await
-    .unwrap();
+    let engine = world.engine(cache.path()).await;
     engine.pass(at(20)).await;
     world
         .api
