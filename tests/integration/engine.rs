@@ -846,16 +846,16 @@ async fn the_commands_as_a_person_runs_them() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_worker_keeps_going_on_bad_rules_and_stops_cleanly_on_sigterm() {
     let fleet = Fleet::start().await;
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
-        .arg("--rules")
-        .arg(fleet.rules.path())
-        .arg("--cache-dir")
-        .arg(fleet.cache.path())
-        .args(["--registry-timeout", "2s", "--log-format", "json", "run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::Process::spawn(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
+            .arg("--rules")
+            .arg(fleet.rules.path())
+            .arg("--cache-dir")
+            .arg(fleet.cache.path())
+            .args(["--registry-timeout", "2s", "--log-format", "json", "run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped()),
+    );
     let wait_for = |path: &str, text: &str| {
         for _ in 0..300 {
             if fleet.show(path).contains(text) {
@@ -882,9 +882,10 @@ async fn the_worker_keeps_going_on_bad_rules_and_stops_cleanly_on_sigterm() {
         .await;
     wait_for("apps/billing/deployment.yaml", "billing:1.2.0");
     crate::support::sigterm(&child);
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
     assert!(
         log.contains("the rules are invalid; the last valid rules stay in force"),
         "{log}"

@@ -35,17 +35,17 @@ async fn metrics_health_readiness_and_status_during_run() {
     let fleet = Fleet::start().await;
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
-        .arg("--rules")
-        .arg(fleet.rules.path())
-        .arg("--cache-dir")
-        .arg(fleet.cache.path())
-        .args(["--registry-timeout", "8s", "--log-format", "json", "run"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::Process::spawn(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
+            .arg("--rules")
+            .arg(fleet.rules.path())
+            .arg("--cache-dir")
+            .arg(fleet.cache.path())
+            .args(["--registry-timeout", "8s", "--log-format", "json", "run"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
     wait_until(10, &format!("{base}/healthz"), 200).await;
     assert_eq!(
         get(&format!("{base}/readyz")).await.0,
@@ -180,17 +180,17 @@ async fn the_board_and_status_show_no_secret_paths_and_can_live_apart() {
         format!("http://127.0.0.1:{port}"),
         format!("http://127.0.0.1:{board_port}"),
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
-        .arg("--rules")
-        .arg(rules.path())
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--listen-board", &format!("127.0.0.1:{board_port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _child = crate::support::Process::spawn(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("tagpromoter"))
+            .arg("--rules")
+            .arg(rules.path())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen-board", &format!("127.0.0.1:{board_port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
     wait_until(30, &format!("{service}/readyz"), 200).await;
     for path in ["/", "/status"] {
         assert_eq!(
@@ -218,6 +218,4 @@ async fn the_board_and_status_show_no_secret_paths_and_can_live_apart() {
             "{path} shows a secret path: {text}"
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -64,9 +64,33 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A child process killed when dropped.
+/// A child process killed when dropped: a test that fails part-way leaves no process
+/// behind.
 pub struct Process {
     child: Child,
+}
+
+impl Process {
+    /// Start `command`, to be killed when dropped.
+    pub fn spawn(command: &mut Command) -> Self {
+        Self {
+            child: command.spawn().expect("the command starts"),
+        }
+    }
+}
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
 }
 
 impl Drop for Process {
