@@ -157,6 +157,16 @@ pub enum Warning {
         /// The registry's digest for it now.
         now: Digest,
     },
+    /// The bot could not record what it saw upstream (the ledger its soaks count from).
+    #[error(
+        "tagpromoter cannot write {reference} to this repository ({error}): what changes upstream counts as first seen at a later pass, so its soak cannot start until the bot may push {reference}"
+    )]
+    SightingsUnwritten {
+        /// The ledger's ref.
+        reference: String,
+        /// Why not.
+        error: String,
+    },
 }
 
 /// What reviewers of a promotion want to see.

@@ -398,11 +398,8 @@ impl Model {
         } else {
             &fresh_observed
         };
-        if let Some((_, ledger)) = super::sightings::to_record(&self.rules, read, &[], now)
-            .into_iter()
-            .next()
-        {
-            self.sightings = ledger;
+        for (_, seeing) in super::sightings::seen_by_pass(&self.rules, read, &[], now) {
+            self.sightings = seeing.applied_to(&self.sightings);
         }
         // The oracle's own count: a person's change in dev is first seen by this pass, once
         // its tag is listed.

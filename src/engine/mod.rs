@@ -43,6 +43,9 @@ use crate::deploy::cluster::Clusters;
 use crate::gitops::{GitError, Repo, RepoConfig};
 use crate::metrics::Metrics;
 use crate::policy::Decision;
+
+/// How many times a pass adds its sightings to a ledger other workers keep moving.
+const LEDGER_TRIES: usize = 3;
 use crate::registry::{Registry, RegistryError};
 use crate::rules::{Destination, Rules};
 
@@ -353,17 +356,18 @@ impl Engine {
         }
     }
 
-    /// Push what this pass saw first to each downstream destination's ledger. One that
-    /// does not land (another worker moved it, the remote refused it) is said in the log:
-    /// the changes count as seen at a later pass, which can only make their soak longer.
+    /// Push what this pass saw first to each downstream destination's ledger: a ledger
+    /// another worker moved meanwhile is fetched again and the sightings added to it (a
+    /// few times). One that cannot be written puts a warning on the environments that soak
+    /// there: until it can, what changes upstream counts as seen at a later pass, so their
+    /// soaks cannot start.
     async fn record_sightings(
         &self,
         rules: &Rules,
-        plan: &Plan,
+        plan: &mut Plan,
         applied: &[Applied],
         now: Timestamp,
     ) {
-        let observed = &plan.observed;
         let landed: Vec<_> = plan
             .decisions
             .iter()
@@ -375,19 +379,51 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        for (destination, ledger) in sightings::to_record(rules, observed, &landed, now) {
+        let mut unwritten = BTreeMap::new();
+        for (destination, seeing) in sightings::seen_by_pass(rules, &plan.observed, &landed, now) {
             let Some(repo) = self.repos.get(&destination) else {
                 continue;
             };
-            let base = observed.sightings.get(&destination).and_then(|(_, b)| *b);
-            match repo.write_sightings(&ledger, base, now).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::info!(repository = %destination, "the sightings ledger moved meanwhile; this pass's sightings are written next pass");
+            let mut read = plan.observed.sightings.get(&destination).cloned();
+            let mut tries = 0;
+            let failure = loop {
+                let (ledger, base) = read.unwrap_or_default();
+                let updated = seeing.applied_to(&ledger);
+                if updated == ledger {
+                    break None;
                 }
-                Err(e) => {
-                    tracing::warn!(repository = %destination, error = %e, "cannot write the sightings ledger; soaks upstream count from a later pass");
+                match repo.write_sightings(&updated, base, now).await {
+                    Ok(true) => break None,
+                    Ok(false) if tries < LEDGER_TRIES => {
+                        tries += 1;
+                        match repo.refetch_sightings().await {
+                            Ok(again) => read = Some(again),
+                            Err(e) => break Some(e.to_string()),
+                        }
+                    }
+                    Ok(false) => break Some("another worker kept moving it".to_string()),
+                    Err(e) => break Some(e.to_string()),
                 }
+            };
+            if let Some(error) = failure {
+                tracing::warn!(repository = %destination, error = %error, "cannot write the sightings ledger; soaks of what changes upstream cannot start until it can");
+                unwritten.insert(destination, error);
+            }
+        }
+        for d in &mut plan.decisions {
+            let soaks_here = rules
+                .promotions
+                .iter()
+                .find(|p| p.name == d.key.promotion)
+                .and_then(|p| p.environments.iter().find(|e| e.name == d.key.environment))
+                .is_some_and(|e| e.from.is_some());
+            if let (true, Some(error), Ok(decided)) =
+                (soaks_here, unwritten.get(&d.destination), &mut d.outcome)
+            {
+                decided.warnings.push(decide::Warning::SightingsUnwritten {
+                    reference: crate::gitops::sightings::ref_of(&d.destination.branch),
+                    error: error.clone(),
+                });
             }
         }
     }
@@ -452,7 +488,7 @@ impl Engine {
                     )
                     .await;
                     self.date_unlanded(&mut plan.decisions, &applied).await;
-                    self.record_sightings(rules, &plan, &applied, now).await;
+                    self.record_sightings(rules, &mut plan, &applied, now).await;
                     (applied, pushes)
                 } else {
                     let (mut looked, planned) =

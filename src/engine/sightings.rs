@@ -5,7 +5,7 @@
 //! the downstream's own branch is exempt: its time is the bot's clock, and whoever can
 //! forge it can edit the downstream directly.
 //!
-//! Pure: [`floor`] dates a timeline, [`to_record`] says what a pass saw first; the engine
+//! Pure: [`floor`] dates a timeline, [`seen_by_pass`] says what a pass saw first; the engine
 //! reads and writes the ledgers.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -75,19 +75,34 @@ pub fn floor(
     }
 }
 
-/// What a pass at `now` saw first, per downstream destination: the ledger read, updated
-/// with every upstream change not sighted yet whose tag the registry lists (a tag not
-/// pushed yet is not running anywhere) and the bumps the pass itself landed upstream
-/// (`landed`: environment, commit, tag), and forgetting what is no longer needed. Only
-/// the destinations whose ledger changes.
-pub fn to_record(
+/// What a pass saw of the upstreams of one downstream destination: the changes it saw
+/// first, and the changes it read (of each upstream environment, by commit).
+#[derive(Debug, Default)]
+pub struct Seeing {
+    /// First seen now: not in the ledger, their tag listed (a tag not pushed yet is not
+    /// running anywhere), or a bump the pass itself landed upstream.
+    pub new: Vec<(Sighted, Seen)>,
+    /// The commits of each upstream environment's changes read this pass.
+    pub read: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Seeing {
+    /// `ledger` with what was seen: the new sightings added, and the sightings of changes
+    /// no longer read forgotten as [`Sightings::updated`] says.
+    pub fn applied_to(&self, ledger: &Sightings) -> Sightings {
+        ledger.updated(self.new.iter().cloned(), &self.read)
+    }
+}
+
+/// What a pass at `now` saw, per downstream destination, of the changes upstream (with
+/// the bumps the pass itself landed there, `landed`: environment, commit, tag).
+pub fn seen_by_pass(
     rules: &Rules,
     observed: &Observed,
     landed: &[(EnvKey, String, Tag)],
     now: Timestamp,
-) -> BTreeMap<Destination, Sightings> {
-    let mut new: BTreeMap<&Destination, Vec<(Sighted, Seen)>> = BTreeMap::new();
-    let mut read: BTreeMap<&Destination, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+) -> BTreeMap<Destination, Seeing> {
+    let mut seeing: BTreeMap<Destination, Seeing> = BTreeMap::new();
     for p in &rules.promotions {
         let listed = match observed.images.get(&p.image) {
             Some(Ok(list)) => Some(list),
@@ -103,20 +118,16 @@ pub fn to_record(
             };
             let name = upstream_name(p, up);
             let up_key = EnvKey::of(p, up);
+            let here = seeing.entry(env.destination.clone()).or_default();
             for (_, commit, tag) in landed.iter().filter(|(key, ..)| *key == up_key) {
-                new.entry(&env.destination)
-                    .or_default()
+                here.new
                     .push(((name.clone(), commit.clone()), (now, tag.to_string())));
             }
             let Some(state) = observed.environments.get(&up_key) else {
                 continue;
             };
             let ledger = observed.sightings.get(&env.destination).map(|(l, _)| l);
-            let commits = read
-                .entry(&env.destination)
-                .or_default()
-                .entry(name.clone())
-                .or_default();
+            let commits = here.read.entry(name.clone()).or_default();
             let timeline = &state.timeline;
             for (i, c) in timeline.changes.iter().enumerate() {
                 let Some(commit) = &c.commit else { continue };
@@ -127,22 +138,11 @@ pub fn to_record(
                 };
                 let pushed = listed.is_some_and(|l| l.tags.contains(&tag));
                 if !known && pushed && !own_clock(c.ours, up, env) {
-                    new.entry(&env.destination)
-                        .or_default()
+                    here.new
                         .push(((name.clone(), commit.clone()), (now, tag.to_string())));
                 }
             }
         }
     }
-    read.into_iter()
-        .filter_map(|(destination, read)| {
-            let (ledger, _) = observed
-                .sightings
-                .get(destination)
-                .cloned()
-                .unwrap_or_default();
-            let updated = ledger.updated(new.remove(destination).unwrap_or_default(), &read);
-            (updated != ledger).then(|| (destination.clone(), updated))
-        })
-        .collect()
+    seeing
 }

@@ -623,3 +623,94 @@ async fn a_change_written_long_ago_and_fast_forwarded_today_soaks_from_today() {
         "1.2.0"
     );
 }
+
+/// Install `script` as `hook` of the bare repository `bare`.
+fn install_hook(bare: &std::path::Path, hook: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = bare.join("hooks").join(hook);
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Another worker (a shard) moves the platform's sightings ledger between this pass's
+/// read and its write: the pass fetches the ledger again and adds its sightings to it, so
+/// neither worker's are lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ledger_another_worker_moved_meanwhile_gets_this_passs_sightings_too() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+    estate.pass(at(0)).await;
+    let platform = estate.base.path().join("platform.git");
+    // When prod's bump lands, another worker writes the ledger first.
+    install_hook(
+        &platform,
+        "post-receive",
+        r#"#!/bin/sh
+while read old new ref; do
+  if [ "$ref" = refs/heads/main ] && [ ! -e moved ]; then
+    touch moved
+    parent=$(git rev-parse -q --verify refs/tagpromoter/sightings/main)
+    text="$(git show refs/tagpromoter/sightings/main:sightings 2>/dev/null)
+2026-11-20T09:00:00Z abcd1234 other/dev 9.9.9"
+    blob=$(printf '%s\n' "$text" | git hash-object -w --stdin)
+    tree=$(printf '100644 blob %s\tsightings\n' "$blob" | git mktree)
+    commit=$(git -c user.name=w -c user.email=w@example.com commit-tree "$tree" ${parent:+-p "$parent"} -m "another worker")
+    git update-ref refs/tagpromoter/sightings/main "$commit"
+  fi
+done
+"#,
+    );
+    Pusher::new(&estate.registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    // Prod takes 1.1.0 (a push to the platform's main: the hook runs) and dev 1.2.0, a
+    // sighting for the platform's ledger.
+    let report = estate.pass(at(25)).await;
+    assert_eq!(
+        estate.tag("platform", "main", "apps/app/prod/kustomization.yaml"),
+        "1.1.0"
+    );
+    assert!(platform.join("moved").exists(), "the other worker wrote");
+    let ledger = git(
+        &platform,
+        &["show", "refs/tagpromoter/sightings/main:sightings"],
+    );
+    assert!(ledger.contains(" other/dev 9.9.9"), "{ledger}");
+    assert!(
+        ledger.contains(&format!("{} ", at(25))) && ledger.contains(" app/dev 1.2.0"),
+        "{ledger}"
+    );
+    let text = tagpromoter::view::plan_text(&report);
+    assert!(!text.contains("cannot write refs/tagpromoter"), "{text}");
+}
+
+/// A remote that refuses the ledger's ref: the environments that soak there say so, with
+/// what to do — their soaks cannot start while the bot cannot record what it sees.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ledger_the_remote_refuses_is_said_where_its_soaks_wait() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+    install_hook(
+        &estate.base.path().join("platform.git"),
+        "pre-receive",
+        "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in refs/tagpromoter/*) echo \"only branches here\"; exit 1;; esac\ndone\n",
+    );
+    let report = estate.pass(at(0)).await;
+    assert_eq!(
+        estate.tag("app", "main", "deploy/dev/kustomization.yaml"),
+        "1.1.0"
+    );
+    let text = tagpromoter::view::plan_text(&report);
+    assert!(
+        text.contains(
+            "tagpromoter cannot write refs/tagpromoter/sightings/main to this repository"
+        ) && text.contains("only branches here")
+            && text.contains("until the bot may push refs/tagpromoter/sightings/main"),
+        "{text}"
+    );
+    let status = tagpromoter::view::json(&report, None);
+    assert!(
+        status.contains("cannot write refs/tagpromoter/sightings/main"),
+        "{status}"
+    );
+}

@@ -20,16 +20,14 @@ impl Repo {
     pub(super) async fn fetch_locked(&self) -> Result<ObjectId, GitError> {
         let step = format!("fetching {} from {}", self.config.branch, self.url());
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.config.branch);
-        // The bot's sightings come with the branch (a glob: there may be none yet), and one
-        // deleted on the remote goes here too: a warm mirror knows what a fresh one does.
-        let sightings = "+refs/tagpromoter/sightings/*:refs/tagpromoter/sightings/*";
+        // The bot's sightings come with the branch.
         let mut options = vec!["--prune"];
         let depth = match (self.store.resolve(TIP_REF)?, self.config.depth) {
             (None, Some(d)) => Some(format!("--depth={d}")),
             _ => None,
         };
         options.extend(depth.as_deref());
-        self.fetch_refs(&[&refspec, sightings], &options, &step)
+        self.fetch_refs(&[&refspec, super::sightings::REFSPEC], &options, &step)
             .await?;
         self.pack_loose_objects().await;
         self.store.resolve(TIP_REF)?.ok_or_else(|| {

@@ -5,11 +5,26 @@
 
 use jiff::Timestamp;
 
+use super::mirror::lock;
 use super::{Pushed, Repo};
 use crate::gitops::error::GitError;
 use crate::gitops::sightings::{self, Sightings};
 
+/// Every branch's ledger, fetched into the same names (a glob: there may be none yet);
+/// with `--prune`, one deleted on the remote goes here too, so a warm mirror knows what a
+/// fresh one does.
+pub(super) const REFSPEC: &str = "+refs/tagpromoter/sightings/*:refs/tagpromoter/sightings/*";
+
 impl Repo {
+    /// Fetch the ledgers again (another worker moved this branch's meanwhile), and read
+    /// this branch's.
+    pub async fn refetch_sightings(&self) -> Result<(Sightings, Option<gix::ObjectId>), GitError> {
+        let _lock = lock(&self.dir, self.config.lock_timeout).await?;
+        let step = format!("fetching the sightings from {}", self.url());
+        self.fetch_refs(&[REFSPEC], &["--prune"], &step).await?;
+        self.sightings()
+    }
+
     /// The ledger of this branch as fetched last (empty when there is none yet), and the
     /// commit it was read from.
     pub fn sightings(&self) -> Result<(Sightings, Option<gix::ObjectId>), GitError> {
