@@ -321,11 +321,7 @@ pub fn decide(rules: &Rules, observed: &Observed, now: Timestamp) -> Vec<EnvDeci
             });
             let outcome = (|| {
                 // Its own repository, or its upstream's (what soaked there is unknown).
-                let upstream = env
-                    .from
-                    .as_ref()
-                    .and_then(|from| p.environments.iter().find(|e| e.name == *from))
-                    .map(|up| up.destination.clone());
+                let upstream = p.upstream_of(env).map(|up| up.destination.clone());
                 for d in std::iter::once(&destination).chain(upstream.as_ref()) {
                     if let Some(e) = observed.unreadable.get(d) {
                         return Err(Problem::Repository(e.clone()));

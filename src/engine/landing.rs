@@ -39,11 +39,7 @@ fn commits_to_date(
     let mut wanted: BTreeMap<EnvKey, BTreeSet<String>> = BTreeMap::new();
     for p in &rules.promotions {
         for env in &p.environments {
-            let Some(up) = env
-                .from
-                .as_ref()
-                .and_then(|from| p.environments.iter().find(|e| e.name == *from))
-            else {
+            let Some(up) = p.upstream_of(env) else {
                 continue;
             };
             if up.write != WriteMode::PullRequest || up.destination != *destination {

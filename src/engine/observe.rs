@@ -126,10 +126,7 @@ pub(crate) fn reaches_far_enough(
     let state_of = |key: &EnvKey| states.iter().find_map(|m| m.get(key));
     rules.promotions.iter().all(|p| {
         p.environments.iter().all(|env| {
-            let up = env
-                .from
-                .as_ref()
-                .and_then(|from| p.environments.iter().find(|e| e.name == *from));
+            let up = p.upstream_of(env);
             let up_here = up.is_some_and(|up| here(&up.destination));
             // Most environments of a fleet write elsewhere: no lookup for them.
             if !here(&env.destination) && !up_here {
@@ -214,8 +211,7 @@ impl Observed {
     /// `env`'s horizon (when its own value was set, and at least over the soak), its
     /// rollbacks marked (by the upstream's own policy).
     pub fn upstream(&self, p: &Promotion, env: &Environment, now: Timestamp) -> Option<Timeline> {
-        let from = env.from.as_ref()?;
-        let up = p.environments.iter().find(|e| e.name == *from)?;
+        let up = p.upstream_of(env)?;
         let state = self.environments.get(&EnvKey::of(p, up))?;
         let horizon = self
             .environments

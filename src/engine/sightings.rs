@@ -109,11 +109,7 @@ pub fn seen_by_pass(
             _ => None,
         };
         for env in &p.environments {
-            let Some(up) = env
-                .from
-                .as_ref()
-                .and_then(|from| p.environments.iter().find(|e| e.name == *from))
-            else {
+            let Some(up) = p.upstream_of(env) else {
                 continue;
             };
             let name = upstream_name(p, up);

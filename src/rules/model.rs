@@ -930,6 +930,12 @@ impl Policy {
 }
 
 impl Promotion {
+    /// The environment `env` takes its tags from (`from:`), if any.
+    pub fn upstream_of(&self, env: &Environment) -> Option<&Environment> {
+        let from = env.from.as_ref()?;
+        self.environments.iter().find(|e| e.name == *from)
+    }
+
     /// The tag policy of one environment (the promotion's filters plus its ordering).
     pub fn tag_policy(&self, env: &Environment) -> policy::TagPolicy {
         policy::TagPolicy {
