@@ -157,6 +157,20 @@ pub enum Warning {
         /// The registry's digest for it now.
         now: Digest,
     },
+    /// The bot's open pull request proposes a tag that is no longer eligible here.
+    #[error("{}", outlived(*number, url, tag, why, *closed))]
+    PullRequestOutlived {
+        /// Its number.
+        number: u64,
+        /// Where it is.
+        url: String,
+        /// The tag it proposes.
+        tag: String,
+        /// Why that tag is no longer eligible.
+        why: String,
+        /// Whether this pass closed it (else the next pass that writes does).
+        closed: bool,
+    },
     /// The bot could not record what it saw upstream (the ledger its soaks count from).
     #[error(
         "tagpromoter cannot write {reference} to this repository ({error}): what changes upstream counts as first seen at a later pass, so its soak cannot start until the bot may push {reference}"
@@ -167,6 +181,18 @@ pub enum Warning {
         /// Why not.
         error: String,
     },
+}
+
+/// [`Warning::PullRequestOutlived`]'s words.
+fn outlived(number: u64, url: &str, tag: &str, why: &str, closed: bool) -> String {
+    match closed {
+        true => {
+            format!("closed pull request #{number} {url}: {tag} is no longer eligible here ({why})")
+        }
+        false => format!(
+            "pull request #{number} {url} proposes {tag}, which is no longer eligible here ({why}); the next pass closes it"
+        ),
+    }
 }
 
 /// What reviewers of a promotion want to see.

@@ -126,6 +126,8 @@ pub async fn date_merges(
         for c in changes.iter_mut() {
             if let Some(merged) = c.commit.as_ref().and_then(|id| known.get(id)) {
                 c.since = c.since.max(*merged);
+                // The forge's clock: when it landed, whoever wrote the commit.
+                c.seen = Some(*merged);
             }
         }
         // A change landed no earlier than the one before it.

@@ -428,6 +428,19 @@ impl Engine {
         }
     }
 
+    /// The open pull requests whose tag is no longer eligible: closed, saying why, by a pass
+    /// that writes (`close`); named in the environments' warnings either way.
+    async fn outlived_pull_requests(&self, decisions: &mut [EnvDecision], close: bool) {
+        for d in decisions
+            .iter_mut()
+            .filter(|d| d.write == crate::rules::WriteMode::PullRequest)
+        {
+            if let Some(forge) = self.forges.get(&d.destination.repository) {
+                pull_request::outlived(forge.as_ref(), d, close).await;
+            }
+        }
+    }
+
     /// One full pass at `now`: observe, decide, write, report. Never fails as a whole: a
     /// repository that cannot be read is the report's `error`.
     pub async fn pass(&self, now: Timestamp) -> PassReport {
@@ -489,6 +502,7 @@ impl Engine {
                     .await;
                     self.date_unlanded(&mut plan.decisions, &applied).await;
                     self.record_sightings(rules, &mut plan, &applied, now).await;
+                    self.outlived_pull_requests(&mut plan.decisions, true).await;
                     (applied, pushes)
                 } else {
                     let (mut looked, planned) =
@@ -503,6 +517,8 @@ impl Engine {
                             *looked = pull_request::look(forge.as_ref(), d).await;
                         }
                     }
+                    self.outlived_pull_requests(&mut plan.decisions, false)
+                        .await;
                     (looked, 0)
                 };
                 for (d, a) in plan.decisions.iter().zip(&applied) {

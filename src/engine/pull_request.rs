@@ -3,19 +3,30 @@
 //! lease (our own branch only), and one pull request per environment is opened or updated.
 //! A person's commit on that branch is never overwritten; a pull request a person closed
 //! unmerged is not proposed again for the same tag; a merged one shows up as the base
-//! branch's new value on the next pass.
+//! branch's new value on the next pass. An open pull request whose tag is no longer
+//! eligible (rolled back upstream, a hold, a policy or gate change) is closed, its text
+//! saying why, and the environment's warnings name it; it does not count as declined.
 
 use gix::ObjectId;
 use jiff::Timestamp;
 
 use super::apply::Applied;
 use super::bump;
-use super::decide::EnvDecision;
-use crate::forge::{Forge, PrState};
+use super::decide::{Decided, EnvDecision, Warning};
+use crate::forge::{Forge, PrState, PullRequest};
 use crate::gitops::message::Record;
 use crate::gitops::{Outcome, Pushed, Repo};
 use crate::policy::Decision;
 use crate::rules::Rules;
+
+/// The trailer of a pull request tagpromoter withdrew: closed by the bot because its tag
+/// stopped being eligible, not declined by a person (the tag may be proposed again).
+const WITHDRAWN: &str = "Tagpromoter-Withdrawn: ";
+
+/// Whether a person closed `pr`, proposing the tag of `marker`, unmerged.
+fn declined(pr: &PullRequest, marker: &str) -> bool {
+    pr.state == PrState::Closed && pr.body.contains(marker) && !pr.body.contains(WITHDRAWN)
+}
 
 /// The branch an environment's pull requests come from.
 pub fn branch_of(d: &EnvDecision) -> String {
@@ -72,11 +83,11 @@ pub async fn look(forge: &dyn Forge, d: &EnvDecision) -> Applied {
                 number: pr.number,
                 url: pr.url,
             },
-            PrState::Closed => Applied::Declined {
+            PrState::Closed if declined(&pr, &marker) => Applied::Declined {
                 number: pr.number,
                 url: pr.url,
             },
-            PrState::Merged => Applied::Nothing,
+            PrState::Closed | PrState::Merged => Applied::Nothing,
         },
         Ok(_) => Applied::Nothing,
         Err(e) => Applied::Failed(e.into()),
@@ -105,8 +116,7 @@ pub async fn propose(
         Err(e) => return Applied::Failed(e.into()),
     };
     if let Some(pr) = &existing
-        && pr.state == PrState::Closed
-        && pr.body.contains(&marker)
+        && declined(pr, &marker)
     {
         return Applied::Declined {
             number: pr.number,
@@ -187,7 +197,9 @@ pub async fn propose(
         Ok(Pushed::Rejected(e)) | Err(e) => return Applied::Failed(e.into()),
     }
     let pr = match &existing {
-        Some(pr) if pr.state == PrState::Open => forge.update(pr.number, &title, &text).await,
+        Some(pr) if pr.state == PrState::Open => {
+            forge.update(pr.number, &title, &text, false).await
+        }
         _ => forge.open(&branch, repo.branch(), &title, &text).await,
     };
     match pr {
@@ -196,5 +208,77 @@ pub async fn propose(
             url: pr.url,
         },
         Err(e) => Applied::Failed(e.into()),
+    }
+}
+
+/// Why `decided` no longer proposes `tag`, in the words `plan` uses for it.
+fn why_not(decided: &Decided, tag: &str) -> String {
+    if let Some(w) = decided
+        .decision
+        .waiting()
+        .iter()
+        .find(|w| w.tag.as_str() == tag)
+    {
+        return w.block.to_string();
+    }
+    if let Some((_, r)) = decided.rejected.iter().find(|(t, _)| t.as_str() == tag) {
+        return r.to_string();
+    }
+    match &decided.decision {
+        Decision::Blocked { reason, .. } => reason.to_string(),
+        Decision::UpToDate { current, .. } => format!("{current} is what it should run"),
+        Decision::Promote { to, .. } => format!("{to} is the tag to write instead"),
+    }
+}
+
+/// The open pull request of `d`'s branch when it proposes a tag `d` no longer would write
+/// (a decision that promotes updates its pull request instead): closed, its text saying
+/// why, when `close` (a pass that writes); else only said. The warning names it either
+/// way. A failing decision says nothing about eligibility: its pull request is left open.
+pub async fn outlived(forge: &dyn Forge, d: &mut EnvDecision, close: bool) {
+    let Ok(decided) = &d.outcome else { return };
+    if d.promotes_to().is_some() {
+        return;
+    }
+    let pr = match forge.find(&branch_of(d)).await {
+        Ok(Some(pr)) if pr.state == PrState::Open => pr,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether an open pull request outlived its tag");
+            return;
+        }
+    };
+    // Ours say what they propose (a fork's, or a person's, is not ours to close).
+    let Some(tag) = pr
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("Tagpromoter-To: "))
+        .map(str::to_string)
+    else {
+        return;
+    };
+    let why = why_not(decided, &tag);
+    let mut closed = false;
+    if close {
+        let title = format!("[withdrawn] {}", pr.title);
+        let body = format!(
+            "**tagpromoter withdrew this pull request**: {tag} is no longer eligible for `{}`: {why}. Do not merge it; tagpromoter proposes the next eligible tag by itself.\n\n{WITHDRAWN}{why}\n\n---\n\n{}",
+            d.key, pr.body
+        );
+        match forge.update(pr.number, &title, &body, true).await {
+            Ok(_) => closed = true,
+            Err(e) => {
+                tracing::warn!(number = pr.number, error = %e, "cannot close the pull request whose tag is no longer eligible")
+            }
+        }
+    }
+    if let Ok(decided) = &mut d.outcome {
+        decided.warnings.push(Warning::PullRequestOutlived {
+            number: pr.number,
+            url: pr.url,
+            tag,
+            why,
+            closed,
+        });
     }
 }

@@ -16,17 +16,19 @@ use super::observe::{EnvKey, Observed};
 use crate::gitops::sightings::{Seen, Sighted, Sightings};
 use crate::image::Tag;
 use crate::policy::Timeline;
-use crate::rules::{Destination, Environment, Promotion, Rules};
+use crate::rules::{Destination, Environment, Promotion, Rules, WriteMode};
 
 /// How the ledger names the upstream environment `up` of `p`.
 fn upstream_name(p: &Promotion, up: &Environment) -> String {
     format!("{}/{}", p.name, up.name)
 }
 
-/// Whether a change's own time may be used for `env`'s soak: the bot wrote it, on `env`'s
-/// own branch.
+/// Whether a change's own time may be used for `env`'s soak: the bot pushed it itself, on
+/// `env`'s own branch. (Where `up` writes by pull request the bot never pushes its branch:
+/// its commit lands when a person merges or pushes it, which the forge dates, or the
+/// sighting.)
 fn own_clock(ours: bool, up: &Environment, env: &Environment) -> bool {
-    ours && up.destination == env.destination
+    ours && up.destination == env.destination && up.write != WriteMode::PullRequest
 }
 
 /// When the bot first saw `timeline`'s change `index` (`from_start`: the history was read
@@ -55,7 +57,8 @@ fn first_seen(
 
 /// Mark when the bot first saw each change of `timeline` (the upstream `up` of `env`;
 /// `from_start` as read): its sighting in `ledger`, `now` for one never sighted (it is
-/// being seen now), and its own time for the bot's own record on `env`'s branch.
+/// being seen now), its own time for the bot's own push to `env`'s branch, and the
+/// forge's merge time where a pull request's merge dated it.
 pub fn floor(
     timeline: &mut Timeline,
     ledger: Option<&Sightings>,
@@ -68,9 +71,11 @@ pub fn floor(
         .map(|i| first_seen(ledger, &name, timeline, i, from_start))
         .collect();
     for (c, seen) in timeline.changes.iter_mut().zip(seen) {
-        c.seen = Some(match own_clock(c.ours, up, env) {
-            true => c.since,
-            false => seen.unwrap_or(now),
+        c.seen = Some(match (own_clock(c.ours, up, env), c.seen) {
+            (true, _) => c.since,
+            // Dated by the forge's merge already.
+            (false, Some(merged)) => merged,
+            (false, None) => seen.unwrap_or(now),
         });
     }
 }

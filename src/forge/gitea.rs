@@ -144,10 +144,19 @@ impl Forge for Gitea {
         })
     }
 
-    fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest> {
+    fn update<'a>(
+        &'a self,
+        number: u64,
+        title: &'a str,
+        body: &'a str,
+        close: bool,
+    ) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("updating pull request #{number}");
-            let fields = json!({ "title": title, "body": body });
+            let mut fields = json!({ "title": title, "body": body });
+            if close {
+                fields["state"] = json!("closed");
+            }
             let made = self
                 .api
                 .call(

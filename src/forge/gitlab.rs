@@ -126,10 +126,19 @@ impl Forge for GitLab {
         })
     }
 
-    fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest> {
+    fn update<'a>(
+        &'a self,
+        number: u64,
+        title: &'a str,
+        body: &'a str,
+        close: bool,
+    ) -> Call<'a, PullRequest> {
         Box::pin(async move {
             let step = format!("updating merge request !{number}");
-            let fields = json!({ "title": title, "description": body });
+            let mut fields = json!({ "title": title, "description": body });
+            if close {
+                fields["state_event"] = json!("close");
+            }
             let made = self
                 .api
                 .call(

@@ -129,8 +129,14 @@ pub trait Forge: Send + Sync {
         title: &'a str,
         body: &'a str,
     ) -> Call<'a, PullRequest>;
-    /// Change an open one's title and body.
-    fn update<'a>(&'a self, number: u64, title: &'a str, body: &'a str) -> Call<'a, PullRequest>;
+    /// Change an open one's title and body, and close it (unmerged) when `close`.
+    fn update<'a>(
+        &'a self,
+        number: u64,
+        title: &'a str,
+        body: &'a str,
+        close: bool,
+    ) -> Call<'a, PullRequest>;
     /// When a pull request merged `commit` into `base`, if one did: the time it landed
     /// there. (A fast-forward merge keeps the commit's own time, which may be days older.)
     fn merged_at<'a>(&'a self, commit: &'a str, base: &'a str) -> Call<'a, Option<Timestamp>>;

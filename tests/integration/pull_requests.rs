@@ -725,3 +725,165 @@ async fn stand_in_github_pull_request_on_a_named_repositorys_forge() {
     );
     assert!(!p.failed(), "{p:#?}");
 }
+
+/// A person's change on `site`'s main: `env`'s file set to `tag`, dated `date`.
+fn by_hand(site: &Site, env: &str, tag: &str, date: Timestamp) {
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", site.bare.to_str().unwrap(), "."],
+    );
+    std::fs::write(
+        work.path().join(format!("apps/{env}/kustomization.yaml")),
+        kustomization(&site.image, tag),
+    )
+    .unwrap();
+    git(work.path(), &["add", "."]);
+    crate::support::git::commit_at(
+        work.path(),
+        &["-m", &format!("{env}: {tag} by hand")],
+        Some(&date.to_string()),
+    );
+    git(work.path(), &["push", "-q", "origin", "main"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_github_a_pull_request_whose_tag_was_rolled_back_upstream_is_withdrawn() {
+    outlived(Dialect::GitHub).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitlab_a_merge_request_whose_tag_was_rolled_back_upstream_is_withdrawn() {
+    outlived(Dialect::GitLab).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_gitea_a_pull_request_whose_tag_was_rolled_back_upstream_is_withdrawn() {
+    outlived(Dialect::Gitea).await;
+}
+
+/// A pull request outlives the reason it was opened (issue 28): prod's pull request for
+/// 1.1.0 is open when a person rolls staging back from 1.1.0. `plan` names it and says the
+/// next pass closes it; the next pass closes it, its text saying why and not to merge it;
+/// `status` names it. Withdrawn is not declined: once staging runs 1.1.0 again and it
+/// soaks, it is proposed again.
+async fn outlived(dialect: Dialect) {
+    let site = Site::start(
+        dialect,
+        &[
+            ("staging", "policy: { semver: '>=1.0.0' }"),
+            (
+                "prod",
+                "from: staging, soak: 1h, write: pull-request, policy: { semver: '>=1.0.0' }",
+            ),
+        ],
+    )
+    .await;
+    site.push("1.1.0").await;
+    let (engine, _cache) = site.engine().await;
+    let prod = |p: &PassReport| p.environments[1].clone();
+    engine.pass(at(0)).await;
+    let p = engine.pass(at(61)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Proposed { number: 1, .. }),
+        "{:?}",
+        prod(&p).applied
+    );
+
+    // A person rolls staging back from 1.1.0.
+    by_hand(&site, "staging", "1.0.0", at(62));
+    let plan = engine.preview(at(63)).await;
+    let text = tagpromoter::view::plan_text(&plan);
+    assert!(
+        text.contains("pull request #1")
+            && text.contains("proposes 1.1.0, which is no longer eligible here")
+            && text.contains("staging was rolled back from it")
+            && text.contains("the next pass closes it"),
+        "{text}"
+    );
+    assert!(site.forge.prs()[0].open, "plan changes nothing");
+
+    let p = engine.pass(at(64)).await;
+    let pr = &site.forge.prs()[0];
+    assert!(!pr.open && !pr.merged, "closed unmerged");
+    assert!(
+        pr.body.starts_with("**tagpromoter withdrew this pull request**: 1.1.0 is no longer eligible for `app/prod`: ")
+            && pr.body.contains("staging was rolled back from it")
+            && pr.body.contains("Do not merge it"),
+        "{}",
+        pr.body
+    );
+    assert!(pr.title.starts_with("[withdrawn] "), "{}", pr.title);
+    let status = tagpromoter::view::status_table(&p);
+    assert!(
+        status.contains("closed pull request #1")
+            && status.contains("1.1.0 is no longer eligible here"),
+        "{status}"
+    );
+    let p = engine.pass(at(65)).await;
+    assert_ne!(
+        prod(&p).state(p.now).name(),
+        "declined",
+        "withdrawn by the bot, not declined by a person"
+    );
+
+    // staging is released and runs 1.1.0 again; an hour on, prod's 1.1.0 is proposed again.
+    engine
+        .release("app", "staging", "alice", None, at(66))
+        .await
+        .unwrap();
+    engine.pass(at(67)).await;
+    let p = engine.pass(at(128)).await;
+    assert!(
+        matches!(prod(&p).applied, Applied::Proposed { number: 2, .. }),
+        "{:?}",
+        prod(&p).applied
+    );
+}
+
+/// A pull request closed unmerged whose change a person then pushes by hand soaks from
+/// that push, not from when the bot proposed it (issue 28): staging writes by pull
+/// request, prod takes staging's tags after 24 h. The bot proposes staging 1.1.0; a person
+/// closes it and, a day later, pushes the bot's commit onto main themselves.
+#[tokio::test(flavor = "multi_thread")]
+async fn stand_in_github_a_declined_change_pushed_by_hand_soaks_from_the_push() {
+    let site = Site::start(
+        Dialect::GitHub,
+        &[
+            (
+                "staging",
+                "write: pull-request, policy: { semver: '>=1.0.0' }",
+            ),
+            (
+                "prod",
+                "from: staging, soak: 24h, policy: { semver: '>=1.0.0' }",
+            ),
+        ],
+    )
+    .await;
+    site.push("1.1.0").await;
+    let (engine, _cache) = site.engine().await;
+    let hours = |h: i64| at(h * 60);
+    let p = engine.pass(hours(0)).await;
+    assert!(matches!(
+        p.environments[0].applied,
+        Applied::Proposed { number: 1, .. }
+    ));
+    site.forge.finish(1, false);
+    // A day later a person pushes the proposed commit onto main by hand.
+    let head = git(
+        &site.bare,
+        &["rev-parse", "refs/heads/tagpromoter/app/staging"],
+    )
+    .trim()
+    .to_string();
+    git(&site.bare, &["update-ref", "refs/heads/main", &head]);
+    let p = engine.pass(hours(25)).await;
+    assert_eq!(p.environments[0].decision.current.as_deref(), Some("1.1.0"));
+    assert_eq!(
+        p.environments[1].state(p.now),
+        State::Soaking { until: hours(49) },
+        "24 h from the push the bot saw, not from its proposal"
+    );
+    assert_eq!(p.environments[1].decision.current.as_deref(), Some("1.0.0"));
+}

@@ -279,6 +279,10 @@ impl Inner {
         if let Some(b) = body[text_key].as_str() {
             pr.body = b.to_string();
         }
+        // Closing unmerged: `state: closed` (GitHub, Gitea), `state_event: close` (GitLab).
+        if body["state"] == "closed" || body["state_event"] == "close" {
+            pr.open = false;
+        }
         let pr = pr.clone();
         Ok(self.render(&pr))
     }
