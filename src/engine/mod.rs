@@ -41,6 +41,7 @@ pub use report::{EnvReport, PassReport, Scope, State};
 
 use crate::deploy::cluster::Clusters;
 use crate::gitops::{GitError, Repo, RepoConfig};
+use crate::image::Tag;
 use crate::metrics::Metrics;
 use crate::policy::Decision;
 
@@ -154,6 +155,77 @@ pub struct Plan {
     pub observed: Observed,
     /// Every environment's decision.
     pub decisions: Vec<EnvDecision>,
+}
+
+/// The bumps a pass landed: environment, commit, tag.
+fn landed_bumps(decisions: &[EnvDecision], applied: &[Applied]) -> Vec<(EnvKey, String, Tag)> {
+    decisions
+        .iter()
+        .zip(applied)
+        .filter_map(|(d, a)| match a {
+            Applied::Landed { commit, .. } => {
+                Some((d.key.clone(), commit.clone(), d.promotes_to()?.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `plan` as it stands after the pass's own bumps (`landed`): their environments hold
+/// their new tags, and the environments that take tags from them are decided again from
+/// that — so that the report (and `status`, `/status`, the board) never shows staging
+/// "waiting: dev has not run it" beside the dev the same pass moved. Environments that
+/// tried to write this pass keep their decisions (what was tried); the others unchanged.
+fn after_own_bumps(
+    rules: &Rules,
+    plan: &mut Plan,
+    landed: &[(EnvKey, String, Tag)],
+    now: Timestamp,
+) {
+    if landed.is_empty() {
+        return;
+    }
+    for (key, commit, tag) in landed {
+        let digest = plan
+            .decisions
+            .iter()
+            .find(|d| d.key == *key)
+            .and_then(|d| d.outcome.as_ref().ok()?.digest.clone());
+        if let Some(state) = plan.observed.environments.get_mut(key) {
+            state.landed(tag, digest, commit, now);
+        }
+    }
+    let fed = |p: &crate::rules::Promotion, env: &crate::rules::Environment| {
+        p.upstream_of(env)
+            .is_some_and(|up| landed.iter().any(|(k, ..)| *k == EnvKey::of(p, up)))
+    };
+    let affected = Rules {
+        settings: rules.settings.clone(),
+        promotions: rules
+            .promotions
+            .iter()
+            .filter(|p| p.environments.iter().any(|e| fed(p, e)))
+            .cloned()
+            .collect(),
+    };
+    let mut again: std::collections::HashMap<EnvKey, EnvDecision> =
+        decide::decide(&affected, &plan.observed, now)
+            .into_iter()
+            .map(|d| (d.key.clone(), d))
+            .collect();
+    for p in &affected.promotions {
+        for env in p.environments.iter().filter(|e| fed(p, e)) {
+            let key = EnvKey::of(p, env);
+            if let (Some(d), Some(new)) = (
+                plan.decisions
+                    .iter_mut()
+                    .find(|d| d.key == key && d.promotes_to().is_none()),
+                again.remove(&key),
+            ) {
+                *d = new;
+            }
+        }
+    }
 }
 
 /// The rules and the clients a pass needs.
@@ -365,22 +437,11 @@ impl Engine {
         &self,
         rules: &Rules,
         plan: &mut Plan,
-        applied: &[Applied],
+        landed: &[(EnvKey, String, Tag)],
         now: Timestamp,
     ) {
-        let landed: Vec<_> = plan
-            .decisions
-            .iter()
-            .zip(applied)
-            .filter_map(|(d, a)| match a {
-                Applied::Landed { commit, .. } => {
-                    Some((d.key.clone(), commit.clone(), d.promotes_to()?.clone()))
-                }
-                _ => None,
-            })
-            .collect();
         let mut unwritten = BTreeMap::new();
-        for (destination, seeing) in sightings::seen_by_pass(rules, &plan.observed, &landed, now) {
+        for (destination, seeing) in sightings::seen_by_pass(rules, &plan.observed, landed, now) {
             let Some(repo) = self.repos.get(&destination) else {
                 continue;
             };
@@ -501,7 +562,9 @@ impl Engine {
                     )
                     .await;
                     self.date_unlanded(&mut plan.decisions, &applied).await;
-                    self.record_sightings(rules, &mut plan, &applied, now).await;
+                    let landed = landed_bumps(&plan.decisions, &applied);
+                    after_own_bumps(rules, &mut plan, &landed, now);
+                    self.record_sightings(rules, &mut plan, &landed, now).await;
                     self.outlived_pull_requests(&mut plan.decisions, true).await;
                     (applied, pushes)
                 } else {

@@ -80,6 +80,22 @@ pub struct EnvState {
 }
 
 impl EnvState {
+    /// This state once the pass's own bump to `tag` (`digest`) landed as `commit` at
+    /// `now`: its target holds the tag from then.
+    pub fn landed(&mut self, tag: &Tag, digest: Option<Digest>, commit: &str, now: Timestamp) {
+        self.current = Ok(Some(tag.to_string()));
+        self.pinned = None;
+        self.timeline.changes.push(Change {
+            since: now,
+            value: Some(tag.to_string()),
+            digest,
+            rollback: false,
+            commit: Some(commit.to_string()),
+            ours: true,
+            seen: None,
+        });
+    }
+
     /// When its current value was set, if the history read shows it.
     pub fn set_at(&self) -> Option<Timestamp> {
         let real = if self.from_start { 0 } else { 1 };

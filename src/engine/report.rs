@@ -277,20 +277,17 @@ impl EnvReport {
             Err(p) => return failing(p.class(), p.to_string()),
             Ok(decided) => decided,
         };
-        // Why a newer tag is not taken: soaking first; then any other reason, waiting for
-        // the upstream included (only what the upstream decided against — a rollback, a
-        // soak it cut short — leaves the environment up to date).
+        // Why a newer tag is not taken: soaking first; then any other reason, the upstream's
+        // included (a rollback there, a soak it cut short, a tag it skipped): a newer tag
+        // the policy accepts waits, and the state says so.
         let soaking = |waiting: &[crate::policy::Waiting]| {
             let soaking = waiting.iter().find_map(|w| match w.block {
                 Block::Soaking { until } => Some(State::Soaking { until }),
                 _ => None,
             });
             soaking.or_else(|| {
-                waiting.iter().find_map(|w| match &w.block {
-                    Block::SoakInterrupted { .. } | Block::RolledBack { .. } => None,
-                    _ => Some(State::Waiting {
-                        tag: w.tag.to_string(),
-                    }),
+                waiting.first().map(|w| State::Waiting {
+                    tag: w.tag.to_string(),
                 })
             })
         };

@@ -115,7 +115,11 @@ pub fn plan_text(report: &PassReport) -> String {
         let line = match &d.outcome {
             Err(p) => format!("error ({}): {p}", p.class()),
             Ok(decided) => match &decided.decision {
-                Decision::UpToDate { current, .. } => format!("up to date at {current}"),
+                // Said as `status` says it: a newer tag that waits is not "up to date".
+                Decision::UpToDate { current, .. } => match e.state(report.now) {
+                    State::UpToDate => format!("up to date at {current}"),
+                    state => format!("stays at {current}: {state}"),
+                },
                 Decision::Promote {
                     to, eligible_since, ..
                 } => {

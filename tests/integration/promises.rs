@@ -822,3 +822,114 @@ async fn a_history_too_long_to_read_fails_loudly_until_released() {
     assert!(landed(&engine.pass(at(402)).await, "prod"));
     assert_eq!(scene.tag_in("prod"), "1.1.0");
 }
+
+/// Each environment's state on every surface of a report: `status`'s table (its STATE
+/// column), `/status`'s JSON, the board's cell, and — for a report that wrote nothing —
+/// `plan`'s text (one line each).
+fn states_on_every_surface(report: &PassReport, planned: bool) -> Vec<(String, [String; 4])> {
+    let table = tagpromoter::view::status_table(report);
+    let json: serde_json::Value =
+        serde_json::from_str(&tagpromoter::view::json(report, None)).unwrap();
+    let board = tagpromoter::server::board::page_of(report);
+    let plan = tagpromoter::view::plan_text(report);
+    report
+        .environments
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let key = e.decision.key.to_string();
+            let state = e.state(report.now);
+            let name = state.name().to_string();
+            let in_table = table
+                .lines()
+                .find(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join("/") == key)
+                .map(|l| l.contains(&state.to_string()))
+                .unwrap_or(false);
+            let env = &e.decision.key.environment;
+            let in_board = board.contains(&format!("data-env=\"{env}\" data-state=\"{name}\""));
+            let line = plan
+                .lines()
+                .find(|l| l.starts_with(&format!("{key}: ")))
+                .unwrap_or_default();
+            // plan says "up to date" only of what status calls up to date.
+            let plan_agrees = !planned || line.contains("up to date at") == (name == "up-to-date");
+            (
+                key,
+                [
+                    name.clone(),
+                    format!("{}", if in_table { &name } else { "table differs" }),
+                    json["environments"][i]["state"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    format!(
+                        "{}",
+                        if in_board && plan_agrees {
+                            &name
+                        } else {
+                            "board or plan differs"
+                        }
+                    ),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// `plan`, `status`, `/status` and the board agree, and show the state after the pass's own
+/// bumps (issue 28): after every step a pass's report and a `plan` at the same moment name
+/// the same state for every environment, on every surface; staging soaks (not "dev has
+/// not run it") right after the pass that moved dev; a newer tag held back by a rollback
+/// upstream is `waiting`, never `up-to-date`.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_surface_names_the_same_state_after_the_passs_own_bumps() {
+    let scene = Scene::start(&[("dev", "1.0.0"), ("staging", "1.0.0"), ("prod", "1.0.0")]);
+    scene.rules(
+        "    - name: dev\n      policy: { semver: '^1.0.0' }\n      target: {file:dev}\n    - name: staging\n      from: dev\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: {file:staging}\n    - name: prod\n      from: staging\n      soak: 1h\n      policy: { semver: '^1.0.0' }\n      target: {file:prod}\n",
+    );
+    scene.push("1.0.0", at(0)).await;
+    scene.push("1.1.0", at(0)).await;
+    let cache = tempfile::tempdir().unwrap();
+    let engine = scene.engine(cache.path()).await;
+    let mut covered = std::collections::BTreeMap::<String, usize>::new();
+    let mut check = async |now: Timestamp, expect: &[(&str, &str)]| {
+        let pass = engine.pass(now).await;
+        let plan = scene
+            .engine(tempfile::tempdir().unwrap().path())
+            .await
+            .preview(now)
+            .await;
+        let (after, planned) = (
+            states_on_every_surface(&pass, false),
+            states_on_every_surface(&plan, true),
+        );
+        for ((key, surfaces), (_, planned)) in after.iter().zip(&planned) {
+            let name = &surfaces[0];
+            assert!(
+                surfaces.iter().all(|s| s == name),
+                "{key} at {now}: {surfaces:?}"
+            );
+            assert_eq!(planned, surfaces, "{key} at {now}: plan after the pass");
+            *covered.entry(name.clone()).or_default() += 1;
+        }
+        for (key, state) in expect {
+            let got = &after.iter().find(|(k, _)| k == key).unwrap().1[0];
+            assert_eq!(got, state, "{key} at {now}");
+        }
+    };
+    // dev moves to 1.1.0: in the same report, staging soaks it.
+    check(
+        at(0),
+        &[("app/dev", "up-to-date"), ("app/staging", "soaking")],
+    )
+    .await;
+    check(
+        at(2),
+        &[("app/staging", "up-to-date"), ("app/prod", "soaking")],
+    )
+    .await;
+    // A person rolls staging back from 1.1.0: it holds; prod's 1.1.0 waits — not up to date.
+    scene.by_hand("staging", "1.0.0", at(2) + SignedDuration::from_mins(30));
+    check(at(3), &[("app/staging", "held"), ("app/prod", "waiting")]).await;
+    assert!(covered.len() >= 4, "{covered:?}");
+}
