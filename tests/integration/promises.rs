@@ -857,19 +857,20 @@ fn states_on_every_surface(report: &PassReport, planned: bool) -> Vec<(String, [
                 key,
                 [
                     name.clone(),
-                    format!("{}", if in_table { &name } else { "table differs" }),
+                    if in_table {
+                        name.clone()
+                    } else {
+                        "table differs".into()
+                    },
                     json["environments"][i]["state"]
                         .as_str()
                         .unwrap_or_default()
                         .to_string(),
-                    format!(
-                        "{}",
-                        if in_board && plan_agrees {
-                            &name
-                        } else {
-                            "board or plan differs"
-                        }
-                    ),
+                    if in_board && plan_agrees {
+                        name.clone()
+                    } else {
+                        "board or plan differs".into()
+                    },
                 ],
             )
         })
