@@ -27,6 +27,34 @@ const CHAIN: &str = "    - name: dev\n      policy: { semver: '^1.0.0' }\n      
 const ENVS: [&str; 2] = ["dev", "prod"];
 const SOAK_HOURS: i64 = 24;
 
+/// How often each kind of step, and each kind of decision, was reached over every case
+/// (shrinking included): the test fails when one never is.
+static REACHED: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// What every run must reach at least once.
+const MUST_REACH: [&str; 14] = [
+    "step: wait",
+    "step: push",
+    "step: re-push",
+    "step: hand edit",
+    "step: hand edit dated days back",
+    "step: hand edit dated ahead",
+    "step: promote by hand",
+    "step: release",
+    "decision: promote",
+    "decision: promote prod after a soak",
+    "decision: hold",
+    "decision: downgrade refused",
+    "decision: soak wait",
+    "decision: rolled back upstream",
+];
+
+fn reached(kind: &'static str) {
+    let mut reached = REACHED.lock().unwrap_or_else(|p| p.into_inner());
+    *reached.entry(kind).or_default() += 1;
+}
+
 /// What happens next.
 #[derive(Debug, Clone)]
 enum Action {
@@ -36,8 +64,9 @@ enum Action {
     Push { minor: u8, repush: bool },
     /// A pass: decide, then write every promotion.
     Pass,
-    /// A person edits an environment's file.
-    Hand { env: usize, edit: Edit },
+    /// A person edits an environment's file, in a commit dated `skew` hours off the clock
+    /// (their writer chose the date: days back, or ahead).
+    Hand { env: usize, edit: Edit, skew: i8 },
     /// A person runs `promote --tag`.
     Promote { env: usize, edit: Edit },
     /// A person runs `release`.
@@ -69,7 +98,8 @@ fn action() -> impl Strategy<Value = Action> {
         4 => (1u8..30).prop_map(Action::Wait),
         3 => (1u8..6, any::<bool>()).prop_map(|(minor, repush)| Action::Push { minor, repush }),
         6 => Just(Action::Pass),
-        1 => (env.clone(), edit.clone()).prop_map(|(env, edit)| Action::Hand { env, edit }),
+        1 => (env.clone(), edit.clone(), prop_oneof![3 => Just(0i8), 1 => -72i8..-1, 1 => 1i8..24])
+            .prop_map(|(env, edit, skew)| Action::Hand { env, edit, skew }),
         1 => (env.clone(), edit).prop_map(|(env, edit)| Action::Promote { env, edit }),
         1 => env.prop_map(|env| Action::Release { env }),
     ]
@@ -88,8 +118,8 @@ struct Model {
     tick: i64,
     /// The bot's sightings ledger (the downstream's, on the remote), as passes wrote it.
     sightings: crate::gitops::sightings::Sightings,
-    /// Commits made so far (each gets its own id).
-    commits: u32,
+    /// Each commit's date, by its number (its place on the branch; 0: the first).
+    times: Vec<Timestamp>,
     /// When a pass first saw each of dev's entries (by index) with its tag listed.
     first_seen: HashMap<usize, Timestamp>,
 }
@@ -124,7 +154,7 @@ impl Model {
             entries: [vec![initial("1.0.0", 0)], vec![initial("1.0.0", 0)]],
             tick: 0,
             sightings: Default::default(),
-            commits: 1,
+            times: vec![at(0)],
             first_seen: HashMap::new(),
         }
     }
@@ -151,8 +181,8 @@ impl Model {
             .collect()
     }
 
-    /// What a pass observes, the history read back to `cut` (all of it when `None`).
-    fn observed(&self, cut: Option<Timestamp>) -> Observed {
+    /// What a pass observes, the history read back to commit `cut` (all of it when `None`).
+    fn observed(&self, cut: Option<u32>) -> Observed {
         let image = Repository::new(IMAGE).unwrap();
         let listed: crate::registry::TagList = self
             .tags
@@ -164,7 +194,10 @@ impl Model {
             .environments
             .iter()
             .zip(&self.entries)
-            .map(|(env, entries)| (EnvKey::of(p, env), env_state(&history(entries, cut))))
+            .map(|(env, entries)| {
+                let cut = cut.map(|n| (n, self.times[n as usize]));
+                (EnvKey::of(p, env), env_state(&history(entries, cut)))
+            })
             .collect();
         Observed {
             tips: Default::default(),
@@ -183,14 +216,12 @@ impl Model {
         }
     }
 
-    /// Where a fresh cache's read stops: the newest cut from which the history reaches as
-    /// far back as the decisions need (what `Repo::snapshot` reads at least).
-    fn fresh_cut(&self, now: Timestamp) -> Option<Timestamp> {
-        let mut times: Vec<Timestamp> = self.entries.iter().flatten().map(|e| e.time).collect();
-        times.sort();
-        times.dedup();
-        times.into_iter().rev().find(|t| {
-            let observed = self.observed(Some(*t));
+    /// Where a fresh cache's read stops: the newest commit (by its place on the branch)
+    /// from which the history reaches as far back as the decisions need (what
+    /// `Repo::snapshot` reads at least).
+    fn fresh_cut(&self, now: Timestamp) -> Option<u32> {
+        (0..self.times.len() as u32).rev().find(|n| {
+            let observed = self.observed(Some(*n));
             reaches_far_enough(&self.rules, &[&observed.environments], now, &|_| true)
         })
     }
@@ -229,6 +260,18 @@ impl Model {
     }
 
     fn write(&mut self, env: usize, author: &str, record: Option<Record>, tag: Option<&str>) {
+        self.write_dated(env, author, record, tag, 0);
+    }
+
+    /// [`Model::write`] in a commit dated `skew` hours off the clock.
+    fn write_dated(
+        &mut self,
+        env: usize,
+        author: &str,
+        record: Option<Record>,
+        tag: Option<&str>,
+        skew: i64,
+    ) {
         let pinned = self.rules.promotions[0].environments[env].pin_digest;
         let facts = self.facts();
         let value = tag.map(|t| Value {
@@ -238,10 +281,10 @@ impl Model {
                 .flatten(),
             readable: true,
         });
-        let time = self.clock();
-        self.commits += 1;
+        let time = self.clock() + jiff::SignedDuration::from_hours(skew);
+        self.times.push(time);
         self.entries[env].push(Entry {
-            id: commit_id(self.commits),
+            id: commit_id(self.times.len() as u32 - 1),
             time,
             author: author.into(),
             subject: String::new(),
@@ -271,8 +314,16 @@ impl Model {
 
     fn apply(&mut self, action: &Action) -> Result<(), TestCaseError> {
         match *action {
-            Action::Wait(hours) => self.now += i64::from(hours),
+            Action::Wait(hours) => {
+                reached("step: wait");
+                self.now += i64::from(hours)
+            }
             Action::Push { minor, repush } => {
+                reached(if repush {
+                    "step: re-push"
+                } else {
+                    "step: push"
+                });
                 let tag = format!("1.{minor}.0");
                 let now = self.now;
                 match self.tags.iter_mut().find(|(t, ..)| *t == tag) {
@@ -282,12 +333,18 @@ impl Model {
                 }
             }
             Action::Pass => self.pass()?,
-            Action::Hand { env, edit } => {
+            Action::Hand { env, edit, skew } => {
+                reached(match skew {
+                    0 => "step: hand edit",
+                    ..0 => "step: hand edit dated days back",
+                    _ => "step: hand edit dated ahead",
+                });
                 if let Some(to) = self.pick(env, edit) {
-                    self.write(env, "bob", None, Some(&to));
+                    self.write_dated(env, "bob", None, Some(&to), i64::from(skew));
                 }
             }
             Action::Promote { env, edit } => {
+                reached("step: promote by hand");
                 let (Some(to), current) = (self.pick(env, edit), self.current(env)) else {
                     return Ok(());
                 };
@@ -307,6 +364,7 @@ impl Model {
                     h.active(at(self.now) + jiff::SignedDuration::from_secs(self.tick))
                 });
                 if let (true, Some(current)) = (held, self.current(env)) {
+                    reached("step: release");
                     let record = self.record(
                         env,
                         &current,
@@ -342,6 +400,33 @@ impl Model {
         let facts = self.facts();
         let created = |t: &str| crate::image::created_of(&facts, t);
         let mut writes = Vec::new();
+        for d in &decisions {
+            let Ok(decided) = &d.outcome else { continue };
+            match &decided.decision {
+                Decision::Promote { .. } if d.key.environment == "prod" => {
+                    reached("decision: promote prod after a soak")
+                }
+                Decision::Promote { .. } => reached("decision: promote"),
+                Decision::Blocked {
+                    reason: crate::policy::Blocked::Held(_),
+                    ..
+                } => reached("decision: hold"),
+                Decision::Blocked {
+                    reason: crate::policy::Blocked::Downgrade { .. },
+                    ..
+                } => reached("decision: downgrade refused"),
+                _ => {}
+            }
+            for w in decided.decision.waiting() {
+                match w.block {
+                    crate::policy::Block::Soaking { .. } => reached("decision: soak wait"),
+                    crate::policy::Block::RolledBack { .. } => {
+                        reached("decision: rolled back upstream")
+                    }
+                    _ => {}
+                }
+            }
+        }
         for (i, d) in decisions.iter().enumerate() {
             let env = &p.environments[i];
             let policy = p.tag_policy(env);
@@ -422,16 +507,22 @@ impl Model {
 
     /// Whether dev ran `tag` as `wanted` (or with an unrecorded digest) for a day, by
     /// clocks nobody upstream sets: the bot's own write from its time, anyone else's from
-    /// when a pass first saw it.
+    /// when a pass first saw it (counted by the model, not read from the ledger).
     fn soaked_in_dev(&self, tag: &str, wanted: &crate::image::Digest, now: Timestamp) -> bool {
         let entries: Vec<(usize, &Entry)> = self.entries[0]
             .iter()
             .enumerate()
             .filter(|(_, e)| e.value.is_some())
             .collect();
+        // A person's change ran from no earlier than its date and when a pass first saw it,
+        // and what ran before it until the earlier of the two (its date may lie either way).
         let start = |(i, e): (usize, &Entry)| match &e.record {
             Some(_) => Some(e.time),
             None => self.first_seen.get(&i).map(|s| e.time.max(*s)),
+        };
+        let replaced = |(i, e): (usize, &Entry)| match &e.record {
+            Some(_) => e.time,
+            None => e.time.min(self.first_seen.get(&i).copied().unwrap_or(now)),
         };
         entries.iter().enumerate().any(|(n, &(i, e))| {
             let Some(v) = &e.value else { return false };
@@ -441,7 +532,7 @@ impl Model {
             let recorded = e.record.as_ref().and_then(|r| r.digest.clone());
             let until = entries
                 .get(n + 1)
-                .map_or(now, |&(j, next)| start((j, next)).unwrap_or(now).min(now));
+                .map_or(now, |&(j, next)| replaced((j, next)).min(now));
             v.tag.as_deref() == Some(tag)
                 && recorded.is_none_or(|d| d == *wanted)
                 && until.duration_since(since).as_hours() >= SOAK_HOURS
@@ -457,9 +548,16 @@ fn decision_of(d: &EnvDecision) -> String {
     }
 }
 
-/// A target's history as `Repo::snapshot` returns it when it reads back to `cut`: the
-/// commit at the cut with the value the target held then, and every later one.
-fn history(entries: &[Entry], cut: Option<Timestamp>) -> TargetHistory {
+/// The place on the branch of the commit `id` (see [`commit_id`]).
+fn number(id: &gix::ObjectId) -> u32 {
+    let b = id.as_bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// A target's history as `Repo::snapshot` returns it when it reads back to commit `cut`
+/// (its number, and its date): the commit at the cut with the value the target held
+/// then, and every later one — later on the branch, whatever their dates say.
+fn history(entries: &[Entry], cut: Option<(u32, Timestamp)>) -> TargetHistory {
     let current = entries
         .iter()
         .rev()
@@ -467,7 +565,7 @@ fn history(entries: &[Entry], cut: Option<Timestamp>) -> TargetHistory {
         .ok_or_else(|| {
             crate::gitops::GitError::new(crate::gitops::GitErrorKind::Target, "reading", "no value")
         });
-    let Some(cut) = cut else {
+    let Some((cut, time)) = cut else {
         return TargetHistory {
             current,
             entries: entries.to_vec(),
@@ -477,19 +575,19 @@ fn history(entries: &[Entry], cut: Option<Timestamp>) -> TargetHistory {
     let held = entries
         .iter()
         .rev()
-        .filter(|e| e.time <= cut)
+        .filter(|e| number(&e.id) <= cut)
         .find_map(|e| e.value.clone());
-    let at_cut = entries.iter().rev().find(|e| e.time == cut);
+    let at_cut = entries.iter().find(|e| number(&e.id) == cut);
     // The commit at the cut (of this target or another: then one no change was made by).
     let mut read = vec![Entry {
-        id: at_cut.map_or_else(|| commit_id(u32::MAX - cut.as_second() as u32), |e| e.id),
-        time: cut,
+        id: commit_id(cut),
+        time,
         author: at_cut.map_or_else(String::new, |e| e.author.clone()),
         subject: String::new(),
         record: at_cut.and_then(|e| e.record.clone()),
         value: held,
     }];
-    read.extend(entries.iter().filter(|e| e.time > cut).cloned());
+    read.extend(entries.iter().filter(|e| number(&e.id) > cut).cloned());
     TargetHistory {
         current,
         entries: read,
@@ -497,18 +595,34 @@ fn history(entries: &[Entry], cut: Option<Timestamp>) -> TargetHistory {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// The promises after every pass of 10,000 random histories, and how often each kind of
+/// step and decision was reached (printed; the test fails when one never is).
+#[test]
+fn every_pass_keeps_the_promises() {
+    let config = ProptestConfig {
         cases: 10_000,
+        // Replays the seeds kept in proptest-regressions/ first, as `proptest!` does.
+        source_file: Some(file!()),
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn every_pass_keeps_the_promises(actions in prop::collection::vec(action(), 1..40)) {
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let histories = prop::collection::vec(action(), 1..40);
+    let result = runner.run(&histories, |actions| {
         let mut model = Model::new();
         for a in &actions {
             model.apply(a)?;
         }
-        model.pass()?;
+        model.pass()
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let reached = REACHED.lock().unwrap_or_else(|p| p.into_inner());
+    eprintln!("every_pass_keeps_the_promises reached: {reached:?}");
+    for kind in MUST_REACH {
+        assert!(
+            reached.get(kind).is_some_and(|n| *n > 0),
+            "never reached: {kind} ({reached:?})"
+        );
     }
 }
