@@ -16,7 +16,9 @@ use gix::ObjectId;
 
 use super::error::GitError;
 use super::history::{FileChange, History};
-use super::snapshot::{Entry, Snapshot, TargetQuery, Value, current, paths, text_at, value_in};
+use super::snapshot::{
+    Entry, Snapshot, TargetQuery, Value, current, paths, text_at, value_in, whose,
+};
 use super::store::Store;
 
 /// The most commits a snapshot is grown by; a branch that moved further is read whole.
@@ -72,7 +74,7 @@ pub(super) fn grow(
             let record = c
                 .record
                 .as_ref()
-                .filter(|r| r.target.as_ref() == Some(&q.id));
+                .filter(|r| r.target.as_ref() == Some(&q.id) && whose(r, q));
             let value = values.remove(&i);
             if record.is_some() || value.is_some() {
                 target.entries.push(Entry::of(c, record.cloned(), value));

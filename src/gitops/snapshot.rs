@@ -257,6 +257,16 @@ const FIRST_WALK: usize = 1_000;
 /// back counts its newest commits only).
 const MAX_SIDE: usize = 1_000;
 
+/// Whether record `r` is `q`'s environment's by whose it is: written for `q`'s repository
+/// and branch, or, written before records said (no identity), where no other environment
+/// writes `q`'s target. A record merged, cherry-picked or copied from elsewhere is not.
+pub(super) fn whose(r: &Record, q: &TargetQuery) -> bool {
+    match &r.identity {
+        Some(id) => *id == q.identity,
+        None => !q.shared,
+    }
+}
+
 /// Read every query (on a blocking thread).
 pub(super) fn read(
     store: &Store,
@@ -308,11 +318,7 @@ pub(super) fn read(
                 Some(t) => *t == q.id,
                 None => names.contains(&(r.promotion.as_str(), r.environment.as_str())),
             };
-            target
-                && match &r.identity {
-                    Some(id) => *id == q.identity,
-                    None => !q.shared,
-                }
+            target && whose(r, q)
         };
         let mut value_at: HashMap<usize, Value> = values.into_iter().collect();
         let mut entries = Vec::new();

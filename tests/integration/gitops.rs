@@ -1709,3 +1709,132 @@ async fn a_snapshot_grown_by_new_commits_says_what_a_whole_read_says() {
     assert_eq!(merged.targets[0].entries[0].author, "A Person");
     assert_eq!(said(&merged), whole_read().await);
 }
+
+/// The oracle for a kept read grown by new commits (issue 28: it counted a record
+/// cherry-picked from another branch that a whole read did not): generated histories of
+/// plain commits — a person's edits of dev and prod, records for either target written for
+/// this branch, another branch, another repository or before records said whose they
+/// were (holds, releases, bumps), unrelated commits — and after every commit a grown read
+/// and a whole read from a fresh cache must say exactly the same. Deterministic (a seeded
+/// generator); prints how many of each kind it made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grown_read_says_what_a_whole_read_says_over_generated_histories() {
+    let base = tempfile::tempdir().unwrap();
+    let bare = seed(base.path(), "generated");
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", bare.display());
+    let dev = "apps/podinfo/overlays/dev/kustomization.yaml";
+    let prod = "apps/podinfo/overlays/prod/kustomization.yaml";
+    let ours = tagpromoter::rules::Identity {
+        repository: "test".into(),
+        branch: "main".into(),
+    };
+    let queries: Vec<_> = [(dev, "dev"), (prod, "prod")]
+        .map(|(file, env)| tagpromoter::gitops::TargetQuery {
+            file: file.into(),
+            target: Target::Kustomize { name: IMAGE.into() },
+            id: format!("{file}#images[name=podinfo]"),
+            names: ("podinfo".into(), env.into()),
+            others: Vec::new(),
+            identity: ours.clone(),
+            // prod's target is written by another environment elsewhere too.
+            shared: env == "prod",
+        })
+        .to_vec();
+    let queries = std::sync::Arc::new(queries);
+    // Whole histories on both sides (a shallow fresh clone would stop at its depth: how far
+    // to read is the engine's question, not this one).
+    let full = |cache: &Path| RepoConfig {
+        depth: None,
+        ..config(&url, cache, RemoteAuth::None)
+    };
+    let mut kept_cfg = full(cache.path());
+    kept_cfg.keep_snapshot = true;
+    let kept = Repo::open(kept_cfg).await.unwrap();
+    let said = |s: &tagpromoter::gitops::Snapshot| {
+        let mut v = serde_json::to_value(s).unwrap();
+        v.as_object_mut().unwrap().remove("walked");
+        v
+    };
+    let whole = || async {
+        let fresh = tempfile::tempdir().unwrap();
+        let repo = Repo::open(full(fresh.path())).await.unwrap();
+        said(&repo.snapshot(queries.clone(), |_| true).await.unwrap())
+    };
+    kept.snapshot(queries.clone(), |_| true).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "."]);
+    let mut seed: u64 = 0x5eed_2028;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut made: std::collections::BTreeMap<&str, usize> = Default::default();
+    let tags = ["6.5.1", "6.5.2", "6.5.3", "6.5.4", "6.6.0"];
+    for step in 0..80 {
+        let (file, env) = [(dev, "dev"), (prod, "prod")][next(2) as usize];
+        let tag = tags[next(tags.len() as u64) as usize];
+        let kind = match next(4) {
+            0 => {
+                let path = work.path().join(file);
+                let text = std::fs::read_to_string(&path).unwrap();
+                let line = text.lines().find(|l| l.contains("newTag:")).unwrap();
+                std::fs::write(&path, text.replace(line, &format!("    newTag: {tag}"))).unwrap();
+                let message = format!("{env} to {tag} by hand");
+                git(
+                    work.path(),
+                    &["commit", "-q", "--allow-empty", "-am", &message],
+                );
+                "a person's edit"
+            }
+            1 => {
+                std::fs::write(work.path().join("NOTES.md"), format!("step {step}\n")).unwrap();
+                git(work.path(), &["add", "NOTES.md"]);
+                git(work.path(), &["commit", "-qm", "unrelated"]);
+                "an unrelated commit"
+            }
+            _ => {
+                let mut r = record(env, "6.5.3", tag);
+                r.target = Some(format!("{file}#images[name=podinfo]"));
+                r.actor = Actor::Person("alice".into());
+                r.hold = match next(3) {
+                    0 => Some(HoldChange::Set { until: None }),
+                    1 => Some(HoldChange::Released),
+                    _ => None,
+                };
+                let (identity, kind) = match next(4) {
+                    0 => (Some(ours.clone()), "a record of this branch"),
+                    1 => (
+                        Some(tagpromoter::rules::Identity {
+                            repository: "test".into(),
+                            branch: "staging".into(),
+                        }),
+                        "a record of another branch",
+                    ),
+                    2 => (
+                        Some(tagpromoter::rules::Identity {
+                            repository: "elsewhere".into(),
+                            branch: "main".into(),
+                        }),
+                        "a record of another repository",
+                    ),
+                    _ => (None, "a record without identity"),
+                };
+                r.identity = identity;
+                git(
+                    work.path(),
+                    &["commit", "-q", "--allow-empty", "-m", &r.message()],
+                );
+                kind
+            }
+        };
+        *made.entry(kind).or_default() += 1;
+        git(work.path(), &["push", "-q", "origin", "HEAD:main"]);
+        let grown = kept.snapshot(queries.clone(), |_| true).await.unwrap();
+        assert_eq!(said(&grown), whole().await, "step {step}: {kind}");
+    }
+    eprintln!("grown = whole after each of 80 generated commits: {made:?}");
+    assert!(made.len() >= 6, "every kind of commit made: {made:?}");
+}

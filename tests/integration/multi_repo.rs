@@ -420,6 +420,19 @@ async fn a_forge_push_to_one_repository_passes_over_its_promotions_only() {
 /// with the merge, and prod stays held.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_merged_from_another_environments_branch_releases_nothing() {
+    staging_release_reaches_prod("merge").await;
+}
+
+/// The same, the release cherry-picked onto prod's branch: a plain commit, which a worker's
+/// kept read grows by rather than reading whole — it must weigh whose the record is too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_cherry_picked_from_another_environments_branch_releases_nothing() {
+    staging_release_reaches_prod("cherry-pick").await;
+}
+
+/// Prod held, staging held and released on its own branch; staging's release reaches prod's
+/// branch `how` (`merge` or `cherry-pick`): prod stays held, warm and fresh alike.
+async fn staging_release_reaches_prod(how: &str) {
     use tagpromoter::engine::manual::PromoteRequest;
     let estate = Estate::new().await;
     // web alone, each branch deciding for itself (no `from`): prod is kept only by its hold.
@@ -475,28 +488,47 @@ async fn a_release_merged_from_another_environments_branch_releases_nothing() {
     git(work.path(), &["clone", "-q", bare.to_str().unwrap(), "w"]);
     let w = work.path().join("w");
     git(&w, &["checkout", "-q", "prod"]);
-    git(
-        &w,
-        &[
-            "-c",
-            "user.name=A Person",
-            "-c",
-            "user.email=person@example.com",
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "Merge staging",
-            "origin/staging",
-        ],
-    );
+    let person = [
+        "-c",
+        "user.name=A Person",
+        "-c",
+        "user.email=person@example.com",
+    ];
+    match how {
+        "merge" => git(
+            &w,
+            &[
+                &person[..],
+                &[
+                    "merge",
+                    "-q",
+                    "--no-ff",
+                    "-m",
+                    "Merge staging",
+                    "origin/staging",
+                ],
+            ]
+            .concat(),
+        ),
+        _ => git(
+            &w,
+            &[
+                &person[..],
+                &["cherry-pick", "--allow-empty", "origin/staging"],
+            ]
+            .concat(),
+        ),
+    };
     git(&w, &["push", "-q", "origin", "prod"]);
-    let report = estate.pass(at(5)).await;
-    assert!(
-        matches!(state(&report, "web/prod"), State::Held(_)),
-        "{:?}",
-        state(&report, "web/prod")
-    );
+    let warm = engine.pass(at(5)).await;
+    let fresh = estate.pass(at(5)).await;
+    for report in [&warm, &fresh] {
+        assert!(
+            matches!(state(report, "web/prod"), State::Held(_)),
+            "{how}: {:?}",
+            state(report, "web/prod")
+        );
+    }
     assert_eq!(
         estate.tag("envs", "prod", "web/kustomization.yaml"),
         "1.0.0"
