@@ -33,7 +33,9 @@ static REACHED: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 /// What every run must reach at least once.
-const MUST_REACH: [&str; 14] = [
+const MUST_REACH: [&str; 16] = [
+    "step: force-push past a change seen running",
+    "decision: promote prod after a force-push",
     "step: wait",
     "step: push",
     "step: re-push",
@@ -71,6 +73,8 @@ enum Action {
     Promote { env: usize, edit: Edit },
     /// A person runs `release`.
     Release { env: usize },
+    /// Someone forces dev's branch back past its newest change.
+    ForcePush,
 }
 
 /// Which value a person chooses.
@@ -102,6 +106,7 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(env, edit, skew)| Action::Hand { env, edit, skew }),
         1 => (env.clone(), edit).prop_map(|(env, edit)| Action::Promote { env, edit }),
         1 => env.prop_map(|env| Action::Release { env }),
+        1 => Just(Action::ForcePush),
     ]
 }
 
@@ -122,6 +127,15 @@ struct Model {
     times: Vec<Timestamp>,
     /// When a pass first saw each of dev's entries (by index) with its tag listed.
     first_seen: HashMap<usize, Timestamp>,
+    /// dev's changes (by commit number) a pass saw as what dev runs.
+    seen_running: std::collections::HashSet<u32>,
+    /// dev's entry (by index) running again after a force-push past one seen running, and
+    /// (once a pass sees it) since when.
+    resumed: (Option<usize>, HashMap<usize, Timestamp>),
+    /// Commits forced away (a fresh read never stops at one).
+    gone: std::collections::HashSet<u32>,
+    /// Whether a force-push happened in this case (for the counts).
+    forced: bool,
 }
 
 /// The `n`th commit's id.
@@ -156,6 +170,10 @@ impl Model {
             sightings: Default::default(),
             times: vec![at(0)],
             first_seen: HashMap::new(),
+            seen_running: Default::default(),
+            resumed: Default::default(),
+            gone: Default::default(),
+            forced: false,
         }
     }
 
@@ -220,10 +238,13 @@ impl Model {
     /// from which the history reaches as far back as the decisions need (what
     /// `Repo::snapshot` reads at least).
     fn fresh_cut(&self, now: Timestamp) -> Option<u32> {
-        (0..self.times.len() as u32).rev().find(|n| {
-            let observed = self.observed(Some(*n));
-            reaches_far_enough(&self.rules, &[&observed.environments], now, &|_| true)
-        })
+        (0..self.times.len() as u32)
+            .rev()
+            .filter(|n| !self.gone.contains(n))
+            .find(|n| {
+                let observed = self.observed(Some(*n));
+                reaches_far_enough(&self.rules, &[&observed.environments], now, &|_| true)
+            })
     }
 
     fn current(&self, env: usize) -> Option<String> {
@@ -333,6 +354,25 @@ impl Model {
                 }
             }
             Action::Pass => self.pass()?,
+            Action::ForcePush => {
+                let dev = &mut self.entries[0];
+                if dev.len() > 1 && dev.last().is_some_and(|e| e.value.is_some()) {
+                    let removed = dev.pop().map(|e| number(&e.id)).unwrap_or_default();
+                    self.first_seen.remove(&dev.len());
+                    self.gone.insert(removed);
+                    // What runs now was interrupted (if a pass saw the change removed, or
+                    // one removed before it, running).
+                    if self.seen_running.contains(&removed) || self.resumed.0.is_some() {
+                        reached("step: force-push past a change seen running");
+                        self.forced = true;
+                        let last = dev.iter().rposition(|e| e.value.is_some());
+                        self.resumed.0 = last;
+                        if let Some(i) = last {
+                            self.resumed.1.remove(&i);
+                        }
+                    }
+                }
+            }
             Action::Hand { env, edit, skew } => {
                 reached(match skew {
                     0 => "step: hand edit",
@@ -381,6 +421,15 @@ impl Model {
     /// A pass: decide, check every promise, write every promotion.
     fn pass(&mut self) -> Result<(), TestCaseError> {
         let now = self.clock();
+        // What dev runs, as this pass sees it.
+        if let Some(last) = self.entries[0].iter().rposition(|e| e.value.is_some()) {
+            self.seen_running.insert(number(&self.entries[0][last].id));
+            if self.resumed.0 == Some(last) {
+                self.resumed.1.insert(last, now);
+            }
+        }
+        // Seen by this pass, or moved on from: no longer waiting to be seen.
+        self.resumed.0 = None;
         let observed = self.observed(None);
         let decisions = decide::decide(&self.rules, &observed, now);
         // A fresh cache decides as a warm one.
@@ -404,7 +453,10 @@ impl Model {
             let Ok(decided) = &d.outcome else { continue };
             match &decided.decision {
                 Decision::Promote { .. } if d.key.environment == "prod" => {
-                    reached("decision: promote prod after a soak")
+                    reached("decision: promote prod after a soak");
+                    if self.forced {
+                        reached("decision: promote prod after a force-push");
+                    }
                 }
                 Decision::Promote { .. } => reached("decision: promote"),
                 Decision::Blocked {
@@ -516,9 +568,13 @@ impl Model {
             .collect();
         // A person's change ran from no earlier than its date and when a pass first saw it,
         // and what ran before it until the earlier of the two (its date may lie either way).
-        let start = |(i, e): (usize, &Entry)| match &e.record {
-            Some(_) => Some(e.time),
-            None => self.first_seen.get(&i).map(|s| e.time.max(*s)),
+        let start = |(i, e): (usize, &Entry)| {
+            let start = match &e.record {
+                Some(_) => Some(e.time),
+                None => self.first_seen.get(&i).map(|s| e.time.max(*s)),
+            }?;
+            // Running again after a force-push past a change seen running: from then.
+            Some(start.max(self.resumed.1.get(&i).copied().unwrap_or(start)))
         };
         let replaced = |(i, e): (usize, &Entry)| match &e.record {
             Some(_) => e.time,

@@ -58,26 +58,58 @@ fn first_seen(
 /// Mark when the bot first saw each change of `timeline` (the upstream `up` of `env`;
 /// `from_start` as read): its sighting in `ledger`, `now` for one never sighted (it is
 /// being seen now), its own time for the bot's own push to `env`'s branch, and the
-/// forge's merge time where a pull request's merge dated it.
+/// forge's merge time where a pull request's merge dated it. Returns the change whose
+/// run a commit forced off the branch interrupted, if one did: it runs again from `now`.
 pub fn floor(
     timeline: &mut Timeline,
     ledger: Option<&Sightings>,
     (p, up, env): (&Promotion, &Environment, &Environment),
     from_start: bool,
     now: Timestamp,
-) {
+) -> Option<usize> {
     let name = upstream_name(p, up);
     let seen: Vec<Option<Timestamp>> = (0..timeline.changes.len())
         .map(|i| first_seen(ledger, &name, timeline, i, from_start))
         .collect();
     for (c, seen) in timeline.changes.iter_mut().zip(seen) {
         c.seen = Some(match (own_clock(c.ours, up, env), c.seen) {
-            (true, _) => c.since,
+            // (Seen again later, if a forced branch interrupted it.)
+            (true, _) => c.since.max(seen.unwrap_or(c.since)),
             // Dated by the forge's merge already.
             (false, Some(merged)) => merged,
             (false, None) => seen.unwrap_or(now),
         });
     }
+    let then = interrupted(ledger?, &name, timeline, from_start)?;
+    timeline.changes[then].seen = Some(now);
+    Some(then)
+}
+
+/// The change of `timeline` whose run a commit no longer on the branch interrupted: the
+/// bot last saw that commit running, after this change had begun (the branch was forced
+/// back past it). A history read from part-way starts with the value held where reading
+/// began: the commit may lie before that, and is gone only if the read says so.
+fn interrupted(
+    ledger: &Sightings,
+    name: &str,
+    timeline: &Timeline,
+    from_start: bool,
+) -> Option<usize> {
+    let (since, other, value) = ledger.running(name)?;
+    let changes = &timeline.changes;
+    let read = changes.iter().any(|c| c.commit.as_deref() == Some(other));
+    // Before where reading began, the commit would hold the value read there, and every
+    // change read after it would have started after it was seen running (it was the last
+    // then); a change that started before says the commit came after it, and went.
+    let before_read = !from_start
+        && changes
+            .first()
+            .is_some_and(|c| c.value.as_deref() == Some(value))
+        && changes[1..].iter().all(|c| c.started() > since);
+    if read || before_read {
+        return None;
+    }
+    changes.iter().rposition(|c| c.started() <= since)
 }
 
 /// What a pass saw of the upstreams of one downstream destination: the changes it saw
@@ -89,13 +121,26 @@ pub struct Seeing {
     pub new: Vec<(Sighted, Seen)>,
     /// The commits of each upstream environment's changes read this pass.
     pub read: BTreeMap<String, BTreeSet<String>>,
+    /// What each upstream environment was seen running (the commit of its last change, and
+    /// its value), and when.
+    pub running: Vec<(String, String, String, Timestamp)>,
+    /// Changes seen running again now, a commit forced off the branch having interrupted
+    /// them: their sighting moves to now.
+    pub resighted: Vec<(Sighted, Seen)>,
 }
 
 impl Seeing {
     /// `ledger` with what was seen: the new sightings added, and the sightings of changes
     /// no longer read forgotten as [`Sightings::updated`] says.
     pub fn applied_to(&self, ledger: &Sightings) -> Sightings {
-        ledger.updated(self.new.iter().cloned(), &self.read)
+        let updated = ledger
+            .updated(self.new.iter().cloned(), &self.read)
+            .resighted(self.resighted.iter().cloned());
+        self.running
+            .iter()
+            .fold(updated, |ledger, (environment, commit, value, now)| {
+                ledger.seen_running(environment, commit, value, *now)
+            })
     }
 }
 
@@ -130,6 +175,27 @@ pub fn seen_by_pass(
             let ledger = observed.sightings.get(&env.destination).map(|(l, _)| l);
             let commits = here.read.entry(name.clone()).or_default();
             let timeline = &state.timeline;
+            // A change a forced branch interrupted is seen running again from now.
+            let mut dated = timeline.clone();
+            if let Some(then) = floor(&mut dated, ledger, (p, up, env), state.from_start, now)
+                && let (Some(commit), Some(value)) =
+                    (&dated.changes[then].commit, &dated.changes[then].value)
+            {
+                here.resighted
+                    .push(((name.clone(), commit.clone()), (now, value.clone())));
+            }
+            // What it runs — unless all that was read of it is where reading began (that
+            // commit need not be the one that set its value).
+            if let Some(last) = timeline.changes.last()
+                && (state.from_start || timeline.changes.len() > 1)
+                && let (Some(commit), Some(value)) = (&last.commit, &last.value)
+                // (A value the ledger's line cannot hold as one word — no tag — is not
+                // recorded: nothing then says the branch was forced back past it.)
+                && Tag::new(value).is_ok()
+            {
+                here.running
+                    .push((name.clone(), commit.clone(), value.clone(), now));
+            }
             for (i, c) in timeline.changes.iter().enumerate() {
                 let Some(commit) = &c.commit else { continue };
                 commits.insert(commit.clone());

@@ -32,45 +32,100 @@ pub type Seen = (Timestamp, String);
 /// that value), bounded so that a fleet's ledger stays small.
 const KEPT_PER_ENVIRONMENT: usize = 16;
 
-/// When each upstream change was first seen.
+/// When each upstream change was first seen, and what each upstream environment was last
+/// seen running.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sightings {
     seen: BTreeMap<Sighted, Seen>,
+    /// Per environment, the commit whose value it was last seen running, since when it
+    /// was seen running it, and the value (a branch forced back to an older commit runs
+    /// that commit's value again only from when it is seen so).
+    running: BTreeMap<String, (Timestamp, String, String)>,
 }
+
+/// The last word of a line saying what an environment was last seen running.
+const RUNNING: &str = "running";
 
 impl Sightings {
     /// The ledger written as `text`. A line that does not read as a sighting is left out:
     /// its change counts as first seen now, which can only make a soak longer.
     pub fn parse(text: &str) -> Self {
-        let seen = text
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                let at: Timestamp = words.next()?.parse().ok()?;
-                let commit = words.next().filter(|c| is_hex(c))?;
-                let environment = words.next().filter(|e| e.contains('/'))?;
-                let value = words.next()?;
-                words.next().is_none().then(|| {
-                    (
+        let mut ledger = Self::default();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (at, commit, environment, value) = match words[..] {
+                [at, commit, environment, value] | [at, commit, environment, value, _] => {
+                    (at, commit, environment, value)
+                }
+                _ => continue,
+            };
+            let (Ok(at), true, true) = (
+                at.parse::<Timestamp>(),
+                is_hex(commit),
+                environment.contains('/'),
+            ) else {
+                continue;
+            };
+            match words.get(4) {
+                None => {
+                    ledger.seen.insert(
                         (environment.to_string(), commit.to_string()),
                         (at, value.to_string()),
-                    )
-                })
-            })
-            .collect();
-        Self { seen }
+                    );
+                }
+                Some(&RUNNING) => {
+                    ledger.running.insert(
+                        environment.to_string(),
+                        (at, commit.to_string(), value.to_string()),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        ledger
     }
 
-    /// The ledger's text: a line per sighting, by environment and commit.
+    /// The ledger's text: a line per sighting, by environment and commit, then a line per
+    /// environment saying what it was last seen running.
     pub fn text(&self) -> String {
         let mut text = String::from(
-            "# When tagpromoter first saw each upstream change; soaks count from these.\n# Written by tagpromoter: <first seen> <commit> <promotion/environment> <tag>\n",
+            "# When tagpromoter first saw each upstream change; soaks count from these.\n# Written by tagpromoter: <first seen> <commit> <promotion/environment> <tag>\n# and, per environment, <seen running since> <commit> <promotion/environment> <tag> running\n",
         );
         for ((environment, commit), (at, value)) in &self.seen {
             text.push_str(&format!("{at} {commit} {environment} {value}\n"));
         }
+        for (environment, (at, commit, value)) in &self.running {
+            text.push_str(&format!("{at} {commit} {environment} {value} {RUNNING}\n"));
+        }
         text
+    }
+
+    /// What `environment` was last seen running: since when, the commit, and its value.
+    pub fn running(&self, environment: &str) -> Option<(Timestamp, &str, &str)> {
+        self.running
+            .get(environment)
+            .map(|(at, commit, value)| (*at, commit.as_str(), value.as_str()))
+    }
+
+    /// This ledger saying `environment` runs `commit`'s `value` as seen at `now` (since
+    /// when it was already seen running it, if it was).
+    pub fn seen_running(
+        &self,
+        environment: &str,
+        commit: &str,
+        value: &str,
+        now: Timestamp,
+    ) -> Self {
+        let mut ledger = self.clone();
+        let since = match self.running(environment) {
+            Some((at, c, _)) if c == commit => at,
+            _ => now,
+        };
+        ledger.running.insert(
+            environment.to_string(),
+            (since, commit.to_string(), value.to_string()),
+        );
+        ledger
     }
 
     /// When `commit` was first seen setting `environment`'s value, if it was.
@@ -97,6 +152,15 @@ impl Sightings {
             .max()
     }
 
+    /// This ledger with `again`'s changes seen anew (their first sighting replaced): a
+    /// forced branch interrupted their run, which counts again from then.
+    pub fn resighted(mut self, again: impl IntoIterator<Item = (Sighted, Seen)>) -> Self {
+        for (key, seen) in again {
+            self.seen.insert(key, seen);
+        }
+        self
+    }
+
     /// How many sightings it holds.
     pub fn len(&self) -> usize {
         self.seen.len()
@@ -117,6 +181,7 @@ impl Sightings {
         new: impl IntoIterator<Item = (Sighted, Seen)>,
         read: &BTreeMap<String, BTreeSet<String>>,
     ) -> Self {
+        let running = self.running.clone();
         let mut seen = self.seen.clone();
         for (key, at) in new {
             seen.entry(key).or_insert(at);
@@ -141,7 +206,7 @@ impl Sightings {
                 }
             }
         }
-        Self { seen }
+        Self { seen, running }
     }
 }
 

@@ -171,16 +171,13 @@ async fn three_repositories_and_a_branch_per_environment_each_get_their_bumps() 
         estate.tag("envs", "staging", "web/kustomization.yaml"),
         "1.1.0"
     );
-    // Prod waits for dev, in another repository, to run it; web's prod for staging's branch.
+    // Prod soaks what this pass put in dev, in another repository (the report shows the
+    // state after the pass's own bumps); web's prod waits for staging's branch.
     assert_eq!(
         estate.tag("platform", "main", "apps/app/prod/kustomization.yaml"),
         "1.0.0"
     );
-    assert!(
-        matches!(state(&first, "app/prod"), State::Waiting { .. }),
-        "{:?}",
-        state(&first, "app/prod")
-    );
+    assert_eq!(state(&first, "app/prod"), State::Soaking { until: at(24) });
     assert_eq!(
         estate.tag("envs", "prod", "web/kustomization.yaml"),
         "1.0.0"
@@ -745,4 +742,40 @@ async fn a_ledger_the_remote_refuses_is_said_where_its_soaks_wait() {
         status.contains("cannot write refs/tagpromoter/sightings/main"),
         "{status}"
     );
+}
+
+/// A branch forced back to an older commit runs that commit's value again only from when
+/// the bot sees it so (issue 28; found by the fresh-eyes review): dev ran 1.1.0 for an
+/// hour, then 1.2.0 for a day; the app team forces dev's branch back to the 1.1.0 commit.
+/// Prod must not take 1.1.0 as if it had run in dev all along.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_forced_back_to_an_old_commit_soaks_its_value_afresh() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+    let app = estate.base.path().join("app.git");
+    estate.pass(at(0)).await;
+    let old = git(&app, &["rev-parse", "main"]).trim().to_string();
+    Pusher::new(&estate.registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    estate.pass(at(1)).await;
+    assert_eq!(
+        estate.tag("app", "main", "deploy/dev/kustomization.yaml"),
+        "1.2.0"
+    );
+    // The app's environments take 1.1.x only now (1.2.0 is withdrawn): dev stays where it
+    // is forced to, and what it ran of 1.1.0 is what counts for prod.
+    let rules = estate.rules.path().join("rules.yaml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let (first, web) = text.split_once("metadata: { name: web }").unwrap();
+    let first = first.replace("semver: '^1.0.0'", "semver: '~1.1.0'");
+    std::fs::write(&rules, format!("{first}metadata: {{ name: web }}{web}")).unwrap();
+    git(&app, &["update-ref", "refs/heads/main", &old]);
+    let report = estate.pass(at(30)).await;
+    assert_eq!(
+        estate.tag("platform", "main", "apps/app/prod/kustomization.yaml"),
+        "1.0.0",
+        "1.1.0 ran an hour in dev, and again only from now"
+    );
+    assert_eq!(state(&report, "app/prod"), State::Soaking { until: at(54) });
 }
