@@ -52,6 +52,9 @@ pub enum Problem {
         /// The forge's failure.
         error: crate::forge::ForgeError,
     },
+    /// A soak it waits for cannot end: the bot cannot record what it sees upstream.
+    #[error("{0}")]
+    Sightings(Warning),
 }
 
 impl Problem {
@@ -64,6 +67,7 @@ impl Problem {
             Self::Repository(e) => e.kind.as_str(),
             Self::History => "history",
             Self::Landing { .. } => "forge",
+            Self::Sightings(_) => "sightings",
         }
     }
 }

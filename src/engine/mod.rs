@@ -430,9 +430,9 @@ impl Engine {
 
     /// Push what this pass saw first to each downstream destination's ledger: a ledger
     /// another worker moved meanwhile is fetched again and the sightings added to it (a
-    /// few times). One that cannot be written puts a warning on the environments that soak
-    /// there: until it can, what changes upstream counts as seen at a later pass, so their
-    /// soaks cannot start.
+    /// few times). Until one that cannot be written can, what changes upstream counts as
+    /// seen at a later pass, so soaks cannot end: an environment there waiting for one
+    /// fails (class `sightings`, alerted), the others carry a warning.
     async fn record_sightings(
         &self,
         rules: &Rules,
@@ -478,13 +478,24 @@ impl Engine {
                 .find(|p| p.name == d.key.promotion)
                 .and_then(|p| p.environments.iter().find(|e| e.name == d.key.environment))
                 .is_some_and(|e| e.from.is_some());
-            if let (true, Some(error), Ok(decided)) =
+            let (true, Some(error), Ok(decided)) =
                 (soaks_here, unwritten.get(&d.destination), &mut d.outcome)
-            {
-                decided.warnings.push(decide::Warning::SightingsUnwritten {
-                    reference: crate::gitops::sightings::ref_of(&d.destination.branch),
-                    error: error.clone(),
-                });
+            else {
+                continue;
+            };
+            let warning = decide::Warning::SightingsUnwritten {
+                reference: crate::gitops::sightings::ref_of(&d.destination.branch),
+                error: error.clone(),
+            };
+            // A soak it waits for cannot end while nothing is recorded: failing, loudly.
+            let soaking = decided
+                .decision
+                .waiting()
+                .iter()
+                .any(|w| matches!(w.block, crate::policy::Block::Soaking { .. }));
+            match soaking {
+                true => d.outcome = Err(Problem::Sightings(warning)),
+                false => decided.warnings.push(warning),
             }
         }
     }

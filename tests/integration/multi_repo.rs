@@ -714,7 +714,8 @@ done
 }
 
 /// A remote that refuses the ledger's ref: the environments that soak there say so, with
-/// what to do — their soaks cannot start while the bot cannot record what it sees.
+/// what to do — their soaks cannot end while the bot cannot record what it sees, so one
+/// waiting for a soak fails (class `sightings`: `PromotionFailed`).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_ledger_the_remote_refuses_is_said_where_its_soaks_wait() {
     let estate = Estate::new().await;
@@ -741,6 +742,12 @@ async fn a_ledger_the_remote_refuses_is_said_where_its_soaks_wait() {
     assert!(
         status.contains("cannot write refs/tagpromoter/sightings/main"),
         "{status}"
+    );
+    // prod waits for a soak that cannot end: failing, which alerts.
+    assert!(
+        matches!(state(&report, "app/prod"), State::Failing { ref class, .. } if class == "sightings"),
+        "{:?}",
+        state(&report, "app/prod")
     );
 }
 
