@@ -284,7 +284,10 @@ impl World {
                 .or_default();
             let seen = state.timeline.changes.iter().filter_map(|c| {
                 let seen = (c.since, c.value.clone().unwrap_or_default());
-                Some(((format!("{}/{env}", p.name), c.commit.clone()?), seen))
+                Some((
+                    (super::sightings::upstream_name(p, e), c.commit.clone()?),
+                    seen,
+                ))
             });
             *ledger = ledger.updated(seen.collect::<Vec<_>>(), &Default::default());
         }
@@ -317,7 +320,10 @@ impl World {
             return self;
         };
         // The downstream's ledger made again from this history, one sighting moved.
-        let name = format!("{}/{env}", p.name);
+        let Some(up) = p.environments.iter().find(|x| x.name == env) else {
+            return self;
+        };
+        let name = super::sightings::upstream_name(p, up);
         let seen: Vec<_> = state
             .timeline
             .changes

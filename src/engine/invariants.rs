@@ -360,9 +360,9 @@ impl Model {
                     let removed = dev.pop().map(|e| number(&e.id)).unwrap_or_default();
                     self.first_seen.remove(&dev.len());
                     self.gone.insert(removed);
-                    // What runs now was interrupted (if a pass saw the change removed, or
-                    // one removed before it, running).
-                    if self.seen_running.contains(&removed) || self.resumed.0.is_some() {
+                    // What runs now was interrupted (if a pass saw the change removed
+                    // running, or it was itself waiting to run again).
+                    if self.seen_running.contains(&removed) || self.resumed.0 == Some(dev.len()) {
                         reached("step: force-push past a change seen running");
                         self.forced = true;
                         let last = dev.iter().rposition(|e| e.value.is_some());

@@ -93,6 +93,7 @@ impl EnvState {
             commit: Some(commit.to_string()),
             ours: true,
             seen: None,
+            resumed: None,
         });
     }
 
@@ -671,6 +672,7 @@ pub(crate) fn env_state(history: &TargetHistory) -> EnvState {
                 commit: Some(e.id.to_string()),
                 ours: e.record.is_some(),
                 seen: None,
+                resumed: None,
             });
             // The first value of a history read from where reading stopped is what the
             // target held then, not a change.
@@ -795,6 +797,7 @@ mod tests {
                         commit: None,
                         ours: false,
                         seen: None,
+                        resumed: None,
                     })
                     .collect(),
             },

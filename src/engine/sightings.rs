@@ -18,9 +18,17 @@ use crate::image::Tag;
 use crate::policy::Timeline;
 use crate::rules::{Destination, Environment, Promotion, Rules, WriteMode};
 
-/// How the ledger names the upstream environment `up` of `p`.
-fn upstream_name(p: &Promotion, up: &Environment) -> String {
-    format!("{}/{}", p.name, up.name)
+/// How the ledger names the upstream environment `up` of `p`: by where it writes — its
+/// repository, branch and target — so that renaming a promotion or an environment changes
+/// nothing (one word: a space in a path is written `%20`).
+pub(crate) fn upstream_name(p: &Promotion, up: &Environment) -> String {
+    format!(
+        "{}@{}:{}",
+        up.destination.repository,
+        up.destination.branch,
+        p.target_id(up)
+    )
+    .replace(' ', "%20")
 }
 
 /// Whether a change's own time may be used for `env`'s soak: the bot pushed it itself, on
@@ -72,16 +80,19 @@ pub fn floor(
         .map(|i| first_seen(ledger, &name, timeline, i, from_start))
         .collect();
     for (c, seen) in timeline.changes.iter_mut().zip(seen) {
+        c.resumed = c
+            .commit
+            .as_deref()
+            .and_then(|id| ledger?.resumed(&name, id));
         c.seen = Some(match (own_clock(c.ours, up, env), c.seen) {
-            // (Seen again later, if a forced branch interrupted it.)
-            (true, _) => c.since.max(seen.unwrap_or(c.since)),
+            (true, _) => c.since,
             // Dated by the forge's merge already.
             (false, Some(merged)) => merged,
             (false, None) => seen.unwrap_or(now),
         });
     }
     let then = interrupted(ledger?, &name, timeline, from_start)?;
-    timeline.changes[then].seen = Some(now);
+    timeline.changes[then].resumed = Some(now);
     Some(then)
 }
 
@@ -97,19 +108,21 @@ fn interrupted(
 ) -> Option<usize> {
     let (since, other, value) = ledger.running(name)?;
     let changes = &timeline.changes;
+    // When the bot saw it (not its commit's date, which may lie ahead).
+    let seen = |c: &crate::policy::Change| c.seen.unwrap_or(c.since);
     let read = changes.iter().any(|c| c.commit.as_deref() == Some(other));
     // Before where reading began, the commit would hold the value read there, and every
-    // change read after it would have started after it was seen running (it was the last
-    // then); a change that started before says the commit came after it, and went.
+    // change read after it would have been seen after it was seen running (it was the last
+    // then); a change seen before says the commit came after it, and went.
     let before_read = !from_start
         && changes
             .first()
             .is_some_and(|c| c.value.as_deref() == Some(value))
-        && changes[1..].iter().all(|c| c.started() > since);
+        && changes[1..].iter().all(|c| seen(c) > since);
     if read || before_read {
         return None;
     }
-    changes.iter().rposition(|c| c.started() <= since)
+    changes.iter().rposition(|c| seen(c) <= since)
 }
 
 /// What a pass saw of the upstreams of one downstream destination: the changes it saw
@@ -125,8 +138,8 @@ pub struct Seeing {
     /// its value), and when.
     pub running: Vec<(String, String, String, Timestamp)>,
     /// Changes seen running again now, a commit forced off the branch having interrupted
-    /// them: their sighting moves to now.
-    pub resighted: Vec<(Sighted, Seen)>,
+    /// them.
+    pub resumed: Vec<(Sighted, Seen)>,
 }
 
 impl Seeing {
@@ -135,7 +148,7 @@ impl Seeing {
     pub fn applied_to(&self, ledger: &Sightings) -> Sightings {
         let updated = ledger
             .updated(self.new.iter().cloned(), &self.read)
-            .resighted(self.resighted.iter().cloned());
+            .with_resumed(self.resumed.iter().cloned());
         self.running
             .iter()
             .fold(updated, |ledger, (environment, commit, value, now)| {
@@ -181,7 +194,7 @@ pub fn seen_by_pass(
                 && let (Some(commit), Some(value)) =
                     (&dated.changes[then].commit, &dated.changes[then].value)
             {
-                here.resighted
+                here.resumed
                     .push(((name.clone(), commit.clone()), (now, value.clone())));
             }
             // What it runs — unless all that was read of it is where reading began (that

@@ -20,8 +20,8 @@ pub fn ref_of(branch: &str) -> String {
     format!("refs/tagpromoter/sightings/{branch}")
 }
 
-/// What an upstream change is known by: the upstream environment (`promotion/environment`)
-/// and the commit that set its value (hex).
+/// What an upstream change is known by: the upstream environment (where it writes:
+/// `repository@branch:target`) and the commit that set its value (hex).
 pub type Sighted = (String, String);
 
 /// A sighting: when, and the value (tag) the change set.
@@ -41,10 +41,16 @@ pub struct Sightings {
     /// was seen running it, and the value (a branch forced back to an older commit runs
     /// that commit's value again only from when it is seen so).
     running: BTreeMap<String, (Timestamp, String, String)>,
+    /// Changes seen running again after a change forced off the branch interrupted them,
+    /// and when.
+    resumed: BTreeMap<Sighted, Seen>,
 }
 
 /// The last word of a line saying what an environment was last seen running.
 const RUNNING: &str = "running";
+
+/// The last word of a line saying when a change was seen running again.
+const RESUMED: &str = "resumed";
 
 impl Sightings {
     /// The ledger written as `text`. A line that does not read as a sighting is left out:
@@ -62,13 +68,19 @@ impl Sightings {
             let (Ok(at), true, true) = (
                 at.parse::<Timestamp>(),
                 is_hex(commit),
-                environment.contains('/'),
+                !environment.is_empty(),
             ) else {
                 continue;
             };
             match words.get(4) {
                 None => {
                     ledger.seen.insert(
+                        (environment.to_string(), commit.to_string()),
+                        (at, value.to_string()),
+                    );
+                }
+                Some(&RESUMED) => {
+                    ledger.resumed.insert(
                         (environment.to_string(), commit.to_string()),
                         (at, value.to_string()),
                     );
@@ -89,10 +101,13 @@ impl Sightings {
     /// environment saying what it was last seen running.
     pub fn text(&self) -> String {
         let mut text = String::from(
-            "# When tagpromoter first saw each upstream change; soaks count from these.\n# Written by tagpromoter: <first seen> <commit> <promotion/environment> <tag>\n# and, per environment, <seen running since> <commit> <promotion/environment> <tag> running\n",
+            "# When tagpromoter first saw each upstream change; soaks count from these.\n# Written by tagpromoter: <first seen> <commit> <repository@branch:target> <tag>\n# then <seen running again> <commit> <repository@branch:target> <tag> resumed, for a run a forced branch interrupted,\n# and, per environment, <seen running since> <commit> <repository@branch:target> <tag> running\n",
         );
         for ((environment, commit), (at, value)) in &self.seen {
             text.push_str(&format!("{at} {commit} {environment} {value}\n"));
+        }
+        for ((environment, commit), (at, value)) in &self.resumed {
+            text.push_str(&format!("{at} {commit} {environment} {value} {RESUMED}\n"));
         }
         for (environment, (at, commit, value)) in &self.running {
             text.push_str(&format!("{at} {commit} {environment} {value} {RUNNING}\n"));
@@ -152,11 +167,20 @@ impl Sightings {
             .max()
     }
 
-    /// This ledger with `again`'s changes seen anew (their first sighting replaced): a
-    /// forced branch interrupted their run, which counts again from then.
-    pub fn resighted(mut self, again: impl IntoIterator<Item = (Sighted, Seen)>) -> Self {
+    /// When `commit` was seen running `environment`'s value again after an interruption.
+    pub fn resumed(&self, environment: &str, commit: &str) -> Option<Timestamp> {
+        self.resumed
+            .get(&(environment.to_string(), commit.to_string()))
+            .map(|(at, _)| *at)
+    }
+
+    /// This ledger with `again`'s changes seen running again (the latest time kept).
+    pub fn with_resumed(mut self, again: impl IntoIterator<Item = (Sighted, Seen)>) -> Self {
         for (key, seen) in again {
-            self.seen.insert(key, seen);
+            let at = self.resumed.entry(key).or_insert(seen.clone());
+            if seen.0 > at.0 {
+                *at = seen;
+            }
         }
         self
     }
@@ -182,6 +206,15 @@ impl Sightings {
         read: &BTreeMap<String, BTreeSet<String>>,
     ) -> Self {
         let running = self.running.clone();
+        let resumed = self
+            .resumed
+            .iter()
+            .filter(|((environment, commit), _)| {
+                read.get(environment)
+                    .is_none_or(|commits| commits.contains(commit))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut seen = self.seen.clone();
         for (key, at) in new {
             seen.entry(key).or_insert(at);
@@ -206,7 +239,11 @@ impl Sightings {
                 }
             }
         }
-        Self { seen, running }
+        Self {
+            seen,
+            running,
+            resumed,
+        }
     }
 }
 
@@ -245,7 +282,7 @@ mod tests {
         let text = ledger.text();
         assert_eq!(Sightings::parse(&text), ledger);
         let damaged = format!(
-            "{text}not a line\n2026-11-22T10:00:00Z nothex app/dev 1.0.0\n2026-11-22T10:00:00Z 4f5e7c1d noslash 1.0.0\n2026-11-22T10:00:00Z 4f5e7c1d app/dev\n"
+            "{text}not a line\n2026-11-22T10:00:00Z nothex app/dev 1.0.0\n2026-11-22T10:00:00Z 4f5e7c1d app/dev 1.0.0 running extra\n2026-11-22T10:00:00Z 4f5e7c1d app/dev\n"
         );
         assert_eq!(Sightings::parse(&damaged), ledger);
         assert_eq!(

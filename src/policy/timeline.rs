@@ -42,13 +42,19 @@ pub struct Change {
     /// and no earlier than `since`, and what ran before it ran until the earlier of the
     /// two (a commit's date is whatever its writer chose).
     pub seen: Option<Timestamp>,
+    /// When it was seen running again, a change forced off the branch having interrupted
+    /// its run: it runs (for soak) from no earlier than this. What ran before it is not
+    /// affected.
+    pub resumed: Option<Timestamp>,
 }
 
 impl Change {
-    /// When it started running, as far as can be trusted: the later of its time and when
-    /// it was first seen.
+    /// When it started running, as far as can be trusted: the latest of its time, when it
+    /// was first seen, and when it was seen running again after an interruption.
     pub fn started(&self) -> Timestamp {
-        self.since.max(self.seen.unwrap_or(self.since))
+        self.since
+            .max(self.seen.unwrap_or(self.since))
+            .max(self.resumed.unwrap_or(self.since))
     }
 
     /// When what ran before it stopped, as far as can be trusted: the earlier of its time
@@ -67,6 +73,7 @@ impl Change {
             commit: None,
             ours: false,
             seen: None,
+            resumed: None,
         }
     }
 }

@@ -592,7 +592,9 @@ async fn a_backdated_commit_in_another_repository_does_not_shorten_the_soak() {
         &["show", "refs/tagpromoter/sightings/main:sightings"],
     );
     assert!(
-        ledger.contains(&format!("{} ", at(30))) && ledger.contains(" app/dev 1.2.0"),
+        ledger.contains(&format!("{} ", at(30)))
+            && ledger.contains(" app-team@main:deploy/dev/kustomization.yaml#images[name=")
+            && ledger.contains("] 1.2.0\n"),
         "{ledger}"
     );
     // A fresh cache, a day later: still soaking until the sighting's day is out.
@@ -706,7 +708,9 @@ done
     );
     assert!(ledger.contains(" other/dev 9.9.9"), "{ledger}");
     assert!(
-        ledger.contains(&format!("{} ", at(25))) && ledger.contains(" app/dev 1.2.0"),
+        ledger.contains(&format!("{} ", at(25)))
+            && ledger.contains(" app-team@main:deploy/dev/kustomization.yaml#images[name=")
+            && ledger.contains("] 1.2.0\n"),
         "{ledger}"
     );
     let text = tagpromoter::view::plan_text(&report);
@@ -785,4 +789,33 @@ async fn a_branch_forced_back_to_an_old_commit_soaks_its_value_afresh() {
         "1.1.0 ran an hour in dev, and again only from now"
     );
     assert_eq!(state(&report, "app/prod"), State::Soaking { until: at(54) });
+}
+
+/// Renaming a promotion or an environment changes nothing it means (README), soaks
+/// included: the sightings are kept by where an environment writes, not by its names.
+#[tokio::test(flavor = "multi_thread")]
+async fn renaming_a_promotion_and_its_environments_keeps_their_soak() {
+    let estate = Estate::new().await;
+    estate.rules(&format!("{}platform.git", estate.daemon.url));
+    estate.pass(at(0)).await;
+    let rules = estate.rules.path().join("rules.yaml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let renamed = text
+        .replace("metadata: { name: app }", "metadata: { name: application }")
+        .replace(
+            "name: dev, repository: app-team",
+            "name: development, repository: app-team",
+        )
+        .replace(
+            "name: prod, from: dev,",
+            "name: production, from: development,",
+        );
+    assert_ne!(renamed, text);
+    std::fs::write(&rules, renamed).unwrap();
+    let report = estate.pass(at(12)).await;
+    assert_eq!(
+        state(&report, "application/production"),
+        State::Soaking { until: at(24) },
+        "the soak that began before the rename goes on"
+    );
 }
