@@ -15,7 +15,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::alert::Alerting;
@@ -116,7 +115,7 @@ impl Worker {
         read: &mut Option<Fingerprint>,
     ) -> Arc<PassReport> {
         self.reload_rules(read).await;
-        let report = self.engine.pass_within(scope, Timestamp::now()).await;
+        let report = self.engine.pass_within(scope, crate::engine::now()).await;
         for line in crate::view::once_text(&report).lines() {
             tracing::info!("{line}");
         }

@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use jiff::Timestamp;
 
 use super::{EXIT_FAILED, EXIT_INVALID, with_engine};
 use crate::cli::{Cli, PromoteArgs, ReleaseArgs};
@@ -75,7 +74,7 @@ pub fn promote(cli: &Cli, args: &PromoteArgs) -> ExitCode {
         actor: actor(args.actor.as_deref()),
     };
     with_engine(cli, false, |engine| async move {
-        finish(engine.promote(&request, Timestamp::now()).await)
+        finish(engine.promote(&request, crate::engine::now()).await)
     })
 }
 
@@ -90,7 +89,7 @@ pub fn release(cli: &Cli, args: &ReleaseArgs) -> ExitCode {
                     &args.env,
                     &who,
                     args.reason.clone(),
-                    Timestamp::now(),
+                    crate::engine::now(),
                 )
                 .await,
         )

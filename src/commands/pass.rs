@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-use jiff::Timestamp;
 
 use super::{EXIT_FAILED, with_engine};
 use crate::alert::Alerting;
@@ -23,7 +22,7 @@ fn print(text: &str) {
 pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
     let progress = args.output == OutputFormat::Text;
     with_engine(cli, progress, |engine| async move {
-        let report = engine.preview(Timestamp::now()).await;
+        let report = engine.preview(crate::engine::now()).await;
         let several = engine.rules().destinations().len() > 1;
         let diff = view::diff::planned(&report, several);
         match args.output {
@@ -43,7 +42,7 @@ pub fn plan(cli: &Cli, args: &OutputArgs) -> ExitCode {
 /// `tagpromoter status`.
 pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
     with_engine(cli, false, |engine| async move {
-        let report = engine.preview(Timestamp::now()).await;
+        let report = engine.preview(crate::engine::now()).await;
         match args.output {
             OutputFormat::Json => print(&format!("{}\n", view::json(&report, None))),
             OutputFormat::Text => print(&view::status_table(&report)),
@@ -56,7 +55,7 @@ pub fn status(cli: &Cli, args: &OutputArgs) -> ExitCode {
 pub fn once(cli: &Cli, args: &OutputArgs) -> ExitCode {
     let progress = args.output == OutputFormat::Text;
     with_engine(cli, progress, |engine| async move {
-        let report = engine.pass(Timestamp::now()).await;
+        let report = engine.pass(crate::engine::now()).await;
         let settings = &engine.rules().settings;
         match Alerting::start(settings, &cli.cache_dir(), Metrics::new().alerts) {
             Ok(mut alerting) => {

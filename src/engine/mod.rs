@@ -45,6 +45,12 @@ use crate::image::Tag;
 use crate::metrics::Metrics;
 use crate::policy::Decision;
 
+/// The time a pass is at: now, to the second (what people read — `soaking until`, the
+/// ledger, commit dates — has no use for nanoseconds).
+pub fn now() -> Timestamp {
+    Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now())
+}
+
 /// How many times a pass adds its sightings to a ledger other workers keep moving.
 const LEDGER_TRIES: usize = 3;
 use crate::registry::{Registry, RegistryError};
