@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-
 use super::{EXIT_FAILED, EXIT_INVALID, with_engine};
 use crate::cli::{Cli, PromoteArgs, ReleaseArgs};
 use crate::engine::manual::{ManualError, ManualOutcome, PromoteRequest};

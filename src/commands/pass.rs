@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
-
 use super::{EXIT_FAILED, with_engine};
 use crate::alert::Alerting;
 use crate::cli::{Cli, OutputArgs, OutputFormat};
