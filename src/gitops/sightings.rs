@@ -206,15 +206,22 @@ impl Sightings {
         read: &BTreeMap<String, BTreeSet<String>>,
     ) -> Self {
         let running = self.running.clone();
-        let resumed = self
-            .resumed
-            .iter()
-            .filter(|((environment, commit), _)| {
-                read.get(environment)
-                    .is_none_or(|commits| commits.contains(commit))
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        // An interruption is kept whatever a read says (a read from part-way may not reach
+        // its change, and forgetting it would date that run earlier): the newest few.
+        let mut resumed = self.resumed.clone();
+        let environments: BTreeSet<&String> = self.resumed.keys().map(|(e, _)| e).collect();
+        for environment in environments {
+            let mut of: Vec<(&Sighted, Timestamp)> = self
+                .resumed
+                .iter()
+                .filter(|((e, _), _)| e == environment)
+                .map(|(k, (at, _))| (k, *at))
+                .collect();
+            of.sort_by(|a, b| b.1.cmp(&a.1));
+            for (key, _) in of.into_iter().skip(KEPT_PER_ENVIRONMENT) {
+                resumed.remove(key);
+            }
+        }
         let mut seen = self.seen.clone();
         for (key, at) in new {
             seen.entry(key).or_insert(at);
