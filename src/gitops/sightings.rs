@@ -217,7 +217,7 @@ impl Sightings {
                 .filter(|((e, _), _)| e == environment)
                 .map(|(k, (at, _))| (k, *at))
                 .collect();
-            of.sort_by(|a, b| b.1.cmp(&a.1));
+            of.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
             for (key, _) in of.into_iter().skip(KEPT_PER_ENVIRONMENT) {
                 resumed.remove(key);
             }
