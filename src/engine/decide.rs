@@ -904,8 +904,11 @@ mod verify_tests {
             let d = world(deployment).decision("prod", at(100));
             assert_eq!(summary(&d), "promote 1.1.0", "{case}: {:?}", d.outcome);
         }
-        // Its bump to 1.2.0 not deployed yet: 1.1.0 still runs there, 1.2.0 has not soaked.
-        let bumped = staging(2, &[]).deployment("staging", pending());
+        // Its bump to 1.2.0 not deployed yet: 1.1.0 still runs there (a pass saw it running
+        // healthy), 1.2.0 has not soaked.
+        let bumped = staging(2, &[])
+            .deployment("staging", pending())
+            .rollout_seen("staging", 1, at(1), true);
         let d = bumped.decision("prod", at(100));
         assert_eq!(summary(&d), "promote 1.1.0", "{:?}", d.outcome);
     }
@@ -930,18 +933,24 @@ mod verify_tests {
     }
 
     /// Staging's history: 1.1.0 committed at hour 1, 1.2.0 at hour 50 (deployed then, or
-    /// not yet). Prod, half an hour later, takes 1.1.0 only if it ran an hour in staging:
-    /// from when Argo CD's history says it was deployed, where the history reaches; a value
-    /// never deployed did not run, and what ran before it ran on.
+    /// not yet). Prod, half an hour later, takes 1.1.0 only if it ran an hour in staging
+    /// healthy: as the last pass that saw it there saw it (the ledger), else from when Argo
+    /// CD's history says it was deployed; a value never seen deployed did not run, and what
+    /// ran before it ran on.
     #[test]
     fn an_earlier_value_soaks_from_its_rollout_in_the_controllers_history() {
-        let world = |now: Deployment, rolled: Option<RolledOut>| {
-            let world = staging(50, &[]).deployment("staging", now);
-            match rolled {
-                Some(rolled) => world.rolled_out("staging", 1, rolled),
-                None => world,
-            }
-        };
+        let world =
+            |now: Deployment, rolled: Option<RolledOut>, seen: Option<(jiff::Timestamp, bool)>| {
+                let world = staging(50, &[]).deployment("staging", now);
+                let world = match rolled {
+                    Some(rolled) => world.rolled_out("staging", 1, rolled),
+                    None => world,
+                };
+                match seen {
+                    Some((since, healthy)) => world.rollout_seen("staging", 1, since, healthy),
+                    None => world,
+                }
+            };
         let deployed = || Deployment::Deployed { since: at(50) };
         let pending = || Deployment::Deploying {
             message: "sync OutOfSync".into(),
@@ -949,45 +958,72 @@ mod verify_tests {
         let late = at(49) + jiff::SignedDuration::from_mins(30);
         let rows = [
             (
-                "the history does not reach it",
+                "the history does not reach it, and no pass saw it run: no evidence",
                 deployed(),
                 None,
+                None,
+                "up-to-date",
+            ),
+            (
+                "the history does not reach it; a pass saw it healthy since hour 2",
+                deployed(),
+                None,
+                Some((at(2), true)),
                 "promote 1.1.0",
+            ),
+            (
+                "a pass saw it healthy only since half an hour before 1.2.0",
+                deployed(),
+                None,
+                Some((late, true)),
+                "up-to-date",
+            ),
+            (
+                "the last pass that saw it saw it degraded",
+                deployed(),
+                Some(RolledOut::At(at(10))),
+                Some((at(40), false)),
+                "up-to-date",
             ),
             (
                 "deployed at hour 10",
                 deployed(),
                 Some(RolledOut::At(at(10))),
+                None,
                 "promote 1.1.0",
             ),
             (
                 "deployed half an hour before 1.2.0",
                 deployed(),
                 Some(RolledOut::At(late)),
+                None,
                 "up-to-date",
             ),
             (
                 "never deployed",
                 deployed(),
                 Some(RolledOut::Never),
+                None,
                 "up-to-date",
             ),
             (
                 "never deployed, 1.2.0 not yet either",
                 pending(),
                 Some(RolledOut::Never),
+                None,
                 "up-to-date",
             ),
             (
                 "deployed late, 1.2.0 not yet: 1.1.0 still runs",
                 pending(),
                 Some(RolledOut::At(late)),
+                None,
                 "promote 1.1.0",
             ),
         ];
-        for (case, now, rolled, expected) in rows {
-            let d =
-                world(now, rolled).decision("prod", at(50) + jiff::SignedDuration::from_mins(30));
+        for (case, now, rolled, seen, expected) in rows {
+            let d = world(now, rolled, seen)
+                .decision("prod", at(50) + jiff::SignedDuration::from_mins(30));
             assert_eq!(summary(&d), expected, "{case}: {:?}", d.outcome);
         }
     }

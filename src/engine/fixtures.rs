@@ -111,6 +111,7 @@ impl World {
                 files: HashMap::new(),
                 deployments: HashMap::new(),
                 rolled_out: HashMap::new(),
+                judged: HashMap::new(),
                 sightings: HashMap::new(),
             },
             rules,
@@ -344,6 +345,50 @@ impl World {
             self.observed
                 .sightings
                 .insert(downstream.destination.clone(), (ledger, None));
+        }
+        self
+    }
+
+    /// A pass saw `env`'s change `index` (0: the initial value) as `env`'s value, its rollout
+    /// healthy since `at` (`healthy`), or not running healthy at `at`: kept in the ledger of
+    /// each environment taking tags from `env`.
+    pub fn rollout_seen(mut self, env: &str, index: usize, at: Timestamp, healthy: bool) -> Self {
+        let p = &self.rules.promotions[0];
+        let key = EnvKey {
+            promotion: p.name.clone(),
+            environment: env.to_string(),
+        };
+        let (Some(state), Some(up)) = (
+            self.observed.environments.get(&key),
+            p.environments.iter().find(|x| x.name == env),
+        ) else {
+            return self;
+        };
+        let Some(change) = state.timeline.changes.get(index) else {
+            return self;
+        };
+        let seen = (
+            (
+                super::sightings::upstream_name(p, up),
+                change.commit.clone().unwrap_or_default(),
+            ),
+            crate::gitops::sightings::Rollout {
+                at,
+                value: change.value.clone().unwrap_or_default(),
+                healthy,
+            },
+        );
+        for downstream in p
+            .environments
+            .iter()
+            .filter(|d| d.from.as_deref() == Some(env))
+        {
+            let ledger = self
+                .observed
+                .sightings
+                .entry(downstream.destination.clone())
+                .or_default();
+            ledger.0 = ledger.0.clone().with_rollouts([seen.clone()]);
         }
         self
     }

@@ -226,6 +226,7 @@ impl Model {
             files: HashMap::new(),
             deployments: HashMap::new(),
             rolled_out: HashMap::new(),
+            judged: HashMap::new(),
             sightings: p
                 .environments
                 .iter()

@@ -245,7 +245,6 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     cache_dir: std::path::PathBuf,
     clusters: Arc<Clusters>,
-    degraded: verify::DegradedSightings,
 }
 
 impl Engine {
@@ -278,7 +277,6 @@ impl Engine {
             metrics,
             cache_dir: cache_dir.to_path_buf(),
             clusters,
-            degraded: verify::DegradedSightings::default(),
         })
     }
 
@@ -345,15 +343,7 @@ impl Engine {
                     .await;
             }
         }
-        verify::observe_deployments(
-            rules,
-            &self.clusters,
-            &self.repos,
-            &self.degraded,
-            &mut observed,
-            now,
-        )
-        .await;
+        verify::observe_deployments(rules, &self.clusters, &self.repos, &mut observed).await;
         // Facts are fetched where a decision needs them, round by round: a tag's platforms
         // and age only once it soaked upstream, the winner's digest for the trailer.
         let mut asked = std::collections::HashSet::new();

@@ -218,6 +218,9 @@ pub struct Observed {
     /// of its timeline's values was first rolled out, by the change's index (`None`: the
     /// history does not reach it).
     pub rolled_out: HashMap<EnvKey, Vec<Option<super::verify::RolledOut>>>,
+    /// Per environment with `verify:`, the commit its deployment was judged against (that
+    /// of its value as read, before the pass's own bumps).
+    pub judged: HashMap<EnvKey, String>,
     /// Each destination's ledger of the bot's sightings of upstream changes (for the soaks
     /// of the environments there), and the commit it was read from (`None`: none yet).
     pub sightings: HashMap<Destination, (Sightings, Option<ObjectId>)>,
@@ -246,9 +249,15 @@ impl Observed {
         // By clocks nobody upstream sets.
         let ledger = self.sightings.get(&env.destination).map(|(l, _)| l);
         super::sightings::floor(&mut timeline, ledger, (p, up, env), state.from_start, now);
-        // Verified upstream, its values run from their rollouts on.
-        if let Some(dates) = self.rolled_out.get(&EnvKey::of(p, up)) {
-            super::verify::date_earlier(&mut timeline, dates);
+        // Verified upstream, its values run from their rollouts on, and only healthy.
+        if up.verify.is_some() {
+            let name = super::sightings::upstream_name(p, up);
+            let seen = |c: &crate::policy::Change| {
+                let rollout = ledger?.rollout(&name, c.commit.as_deref()?)?;
+                Some(rollout.healthy)
+            };
+            let dates = self.rolled_out.get(&EnvKey::of(p, up));
+            super::verify::date_earlier(&mut timeline, dates.map_or(&[], Vec::as_slice), &seen);
         }
         if let Some(deployment) = self.deployments.get(&EnvKey::of(p, up)) {
             deployment.apply(&mut timeline);
@@ -313,6 +322,7 @@ pub async fn observe(
         files: read.files,
         deployments: HashMap::new(),
         rolled_out: HashMap::new(),
+        judged: HashMap::new(),
         sightings: read.sightings,
     };
     // Each image's promotions, found once (not by a scan of every promotion per image).

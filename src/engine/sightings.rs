@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use super::observe::{EnvKey, Observed};
-use crate::gitops::sightings::{Seen, Sighted, Sightings};
+use crate::gitops::sightings::{Rollout, Seen, Sighted, Sightings};
 use crate::image::Tag;
 use crate::policy::Timeline;
 use crate::rules::{Destination, Environment, Promotion, Rules, WriteMode};
@@ -80,10 +80,11 @@ pub fn floor(
         .map(|i| first_seen(ledger, &name, timeline, i, from_start))
         .collect();
     for (c, seen) in timeline.changes.iter_mut().zip(seen) {
-        c.resumed = c
-            .commit
-            .as_deref()
-            .and_then(|id| ledger?.resumed(&name, id));
+        let id = c.commit.as_deref();
+        // Interrupted, or (verified) healthy only since, or seen not running healthy then.
+        let resumed = id.and_then(|id| ledger?.resumed(&name, id));
+        let rollout = id.and_then(|id| ledger?.rollout(&name, id)).map(|r| r.at);
+        c.resumed = resumed.max(rollout);
         c.seen = Some(match (own_clock(c.ours, up, env), c.seen) {
             (true, _) => c.since,
             // Dated by the forge's merge already.
@@ -140,6 +141,8 @@ pub struct Seeing {
     /// Changes seen running again now, a commit forced off the branch having interrupted
     /// them.
     pub resumed: Vec<(Sighted, Seen)>,
+    /// Verified upstreams: how the rollout of each one's current change is seen now.
+    pub rollouts: Vec<(Sighted, Rollout)>,
 }
 
 impl Seeing {
@@ -148,7 +151,8 @@ impl Seeing {
     pub fn applied_to(&self, ledger: &Sightings) -> Sightings {
         let updated = ledger
             .updated(self.new.iter().cloned(), &self.read)
-            .with_resumed(self.resumed.iter().cloned());
+            .with_resumed(self.resumed.iter().cloned())
+            .with_rollouts(self.rollouts.iter().cloned());
         self.running
             .iter()
             .fold(updated, |ledger, (environment, commit, value, now)| {
@@ -197,6 +201,26 @@ pub fn seen_by_pass(
                 here.resumed
                     .push(((name.clone(), commit.clone()), (now, value.clone())));
             }
+            // Verified, what it runs is dated by its rollout, and kept beside the sightings:
+            // a value replaced later still counts only from its last healthy start.
+            // (Of the change it was judged against: the pass's own bump came after.)
+            if let Some((at, healthy)) = rollout_seen(observed.deployments.get(&up_key), now)
+                && let Some(commit) = observed.judged.get(&up_key)
+                && let Some(judged) = timeline
+                    .changes
+                    .iter()
+                    .rfind(|c| c.commit.as_ref() == Some(commit))
+                && let Some(value) = &judged.value
+                && Tag::new(value).is_ok()
+            {
+                let rollout = Rollout {
+                    at,
+                    value: value.clone(),
+                    healthy,
+                };
+                here.rollouts
+                    .push(((name.clone(), commit.clone()), rollout));
+            }
             // What it runs — unless all that was read of it is where reading began (that
             // commit need not be the one that set its value).
             if let Some(last) = timeline.changes.last()
@@ -225,4 +249,21 @@ pub fn seen_by_pass(
         }
     }
     seeing
+}
+
+/// How a verified upstream's current value runs, by what its controller says now:
+/// healthy since it turned so, or not running healthy now (not rolled out, unhealthy,
+/// another image). A controller that cannot be read says nothing.
+fn rollout_seen(
+    deployment: Option<&super::verify::Deployment>,
+    now: Timestamp,
+) -> Option<(Timestamp, bool)> {
+    use super::verify::Deployment;
+    match deployment? {
+        Deployment::Deployed { since } => Some((*since, true)),
+        Deployment::Deploying { .. }
+        | Deployment::Unhealthy { .. }
+        | Deployment::Mismatch { .. } => Some((now, false)),
+        Deployment::Unknown { .. } => None,
+    }
 }

@@ -3,8 +3,9 @@
 //! run that commit, or a later one, synced and healthy). What this means for soak is
 //! [`Deployment::apply`]'s: a value runs from its rollout, not from its commit.
 //!
-//! It reads clusters and the mirror's ancestry; it writes nothing, and Git stays the only
-//! memory: the rollout is read again on every pass.
+//! It reads clusters and the mirror's ancestry; it writes nothing. What passes saw of
+//! rollouts is kept in the sightings ledger ([`super::sightings`]), so that a value
+//! replaced since still counts only what it ran healthy.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -134,60 +135,51 @@ pub enum RolledOut {
 }
 
 /// `timeline`'s earlier values (all but the last, which is [`Deployment::apply`]'s) as
-/// their controller's history dates them (`dates`, by change): each runs from its first
-/// rollout, and one never rolled out did not run at all — what ran before it ran on. A
-/// value the history does not reach keeps its commit time; a person's rollback, and the
-/// value it rolled back from, stay as made.
-pub fn date_earlier(timeline: &mut Timeline, dates: &[Option<RolledOut>]) {
+/// their rollouts were seen: a value counts only with evidence it ran healthy — the last
+/// time a pass saw it as the environment's value it ran healthy (`seen`: `Some(true)`; its
+/// start is the ledger's), or, never seen so, its controller's history (`dates`, by
+/// change) dates its first rollout. A value last seen not running healthy, or never seen
+/// and not in the history, counts no time; one the history says was never deployed did
+/// not run: what ran before it ran on. A person's rollback, and the value it rolled back
+/// from, stay as made.
+pub fn date_earlier(
+    timeline: &mut Timeline,
+    dates: &[Option<RolledOut>],
+    seen: &dyn Fn(&crate::policy::Change) -> Option<bool>,
+) {
     let changes = &mut timeline.changes;
     for i in (0..changes.len().saturating_sub(1)).rev() {
         if changes[i].rollback || changes[i + 1].rollback {
             continue;
         }
-        match dates.get(i).copied().flatten() {
-            Some(RolledOut::At(at)) => {
+        let rolled_out = dates.get(i).copied().flatten();
+        match (seen(&changes[i]), rolled_out) {
+            // (The oldest value read, what ran before anything read, is taken as read: it is
+            // what the downstream started from.)
+            (None, None) if i == 0 => {}
+            (Some(false), _) | (None, None) => {
+                // It may have run, unhealthy: it counts no time (and what ran before it
+                // stopped when it came).
+                changes[i].resumed = Some(changes[i + 1].since);
+            }
+            (None, Some(RolledOut::Never)) => {
+                changes.remove(i);
+            }
+            (_, Some(RolledOut::At(at))) => {
                 let next = changes[i + 1].since;
                 changes[i].since = changes[i].since.max(at).min(next);
             }
-            Some(RolledOut::Never) => {
-                changes.remove(i);
-            }
-            None => {}
+            (Some(true), _) => {}
         }
     }
 }
 
-/// When this process last saw each controller object report its rollout Degraded. An
-/// Argo CD that does not say when its health turned (before 2.11) would otherwise let a
-/// flap count as soak; a worker that saw it counts from no earlier than that sighting. (A
-/// fresh process knows only what the controller says.)
-#[derive(Debug, Default)]
-pub struct DegradedSightings(std::sync::Mutex<HashMap<Place, Timestamp>>);
-
-impl DegradedSightings {
-    /// Remember that `place` was seen Degraded at `now`; the last such sighting of it.
-    fn seen(&self, place: &Place, degraded: bool, now: Timestamp) -> Option<Timestamp> {
-        let mut seen = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if degraded {
-            let at = seen.entry(place.clone()).or_insert(now);
-            *at = (*at).max(now);
-        }
-        seen.get(place).copied()
-    }
-}
-
-/// Read the rollout of every environment of `rules` with `verify:` into `observed`, as
-/// seen at `now` (`degraded` remembers what earlier passes saw).
+/// Read the rollout of every environment of `rules` with `verify:` into `observed`.
 pub async fn observe_deployments(
     rules: &Rules,
     clusters: &Clusters,
     repos: &BTreeMap<Destination, Repo>,
-    degraded: &DegradedSightings,
     observed: &mut Observed,
-    now: Timestamp,
 ) {
     // Each verified environment, and whether another takes tags from it (then its earlier
     // values' rollouts matter too).
@@ -234,6 +226,7 @@ pub async fn observe_deployments(
         tips: observed.tips.clone(),
     };
     let mut deployments = HashMap::with_capacity(verified.len());
+    let mut judged = HashMap::new();
     let mut rolled_out = HashMap::new();
     for (key, place, destination, upstream, (p, env)) in verified {
         let set_by = observed
@@ -241,6 +234,9 @@ pub async fn observe_deployments(
             .get(&key)
             .and_then(|s| s.timeline.changes.last())
             .map(|c| (c.commit.clone(), c.since));
+        if let Some((Some(commit), _)) = &set_by {
+            judged.insert(key.clone(), commit.clone());
+        }
         let deployment = match (rollouts.get(&place), set_by) {
             (None, _) => Deployment::Unknown {
                 message: "not read".into(),
@@ -252,11 +248,6 @@ pub async fn observe_deployments(
                 message: "the commit that set its value is not known".into(),
             },
             (Some(Ok(rollout)), Some((Some(commit), landed))) => {
-                let last_degraded = degraded.seen(
-                    &place,
-                    matches!(rollout.state, RolloutState::Degraded { .. }),
-                    now,
-                );
                 let runs = match (
                     repos.get(destination),
                     ObjectId::from_hex(commit.as_bytes()),
@@ -273,39 +264,23 @@ pub async fn observe_deployments(
                     }
                     _ => false,
                 };
-                match (&rollout.state, runs) {
-                    (_, false) => Deployment::Deploying {
-                        message: format!(
-                            "the controller runs {}, not yet {}",
-                            shown(&rollout.revisions),
-                            short(&commit)
-                        ),
-                    },
-                    (RolloutState::Healthy { since }, true) => {
-                        // (What the target renders is worked out only when the controller
-                        // says what runs.)
-                        let missing = match rollout.images.is_empty() {
-                            true => None,
-                            false => intended(p, env, observed)
-                                .and_then(|i| i.missing_from(&rollout.images)),
-                        };
-                        match missing {
-                            Some(message) => Deployment::Mismatch { message },
-                            None => Deployment::Deployed {
-                                since: landed.max((*since).max(last_degraded).unwrap_or(landed)),
-                            },
-                        }
+                let runs = match runs {
+                    true => Ok(()),
+                    false => Err(format!(
+                        "the controller runs {}, not yet {}",
+                        shown(&rollout.revisions),
+                        short(&commit)
+                    )),
+                };
+                // (What the target renders is worked out only when the controller says
+                // what runs.)
+                let missing = || match rollout.images.is_empty() {
+                    true => None,
+                    false => {
+                        intended(p, env, observed).and_then(|i| i.missing_from(&rollout.images))
                     }
-                    (RolloutState::Pending { message }, true) => Deployment::Deploying {
-                        message: message.clone(),
-                    },
-                    (RolloutState::Degraded { message }, true) => Deployment::Unhealthy {
-                        message: message.clone(),
-                    },
-                    (RolloutState::Unknown { message }, true) => Deployment::Unknown {
-                        message: message.clone(),
-                    },
-                }
+                };
+                judge(&rollout.state, runs, landed, missing)
             }
         };
         deployments.insert(key.clone(), deployment);
@@ -329,7 +304,39 @@ pub async fn observe_deployments(
         }
     }
     observed.deployments = deployments;
+    observed.judged = judged;
     observed.rolled_out = rolled_out;
+}
+
+/// What a controller's report says of the value whose commit landed at `landed`: `runs`,
+/// whether the controller runs that commit (or a later one of the branch as fetched; else
+/// why not), and `missing`, why what it runs lacks the image the target renders. A value
+/// runs healthy from the later of its landing and when the controller says it turned
+/// healthy.
+pub(crate) fn judge(
+    state: &RolloutState,
+    runs: Result<(), String>,
+    landed: Timestamp,
+    missing: impl FnOnce() -> Option<String>,
+) -> Deployment {
+    match (state, runs) {
+        (_, Err(message)) => Deployment::Deploying { message },
+        (RolloutState::Healthy { since }, Ok(())) => match missing() {
+            Some(message) => Deployment::Mismatch { message },
+            None => Deployment::Deployed {
+                since: since.map_or(landed, |s| s.max(landed)),
+            },
+        },
+        (RolloutState::Pending { message }, Ok(())) => Deployment::Deploying {
+            message: message.clone(),
+        },
+        (RolloutState::Degraded { message }, Ok(())) => Deployment::Unhealthy {
+            message: message.clone(),
+        },
+        (RolloutState::Unknown { message }, Ok(())) => Deployment::Unknown {
+            message: message.clone(),
+        },
+    }
 }
 
 /// The reference an environment's (first) target renders at the tip, and where: what its

@@ -44,6 +44,21 @@ pub struct Sightings {
     /// Changes seen running again after a change forced off the branch interrupted them,
     /// and when.
     resumed: BTreeMap<Sighted, Seen>,
+    /// Verified upstreams: how a change's rollout was last seen, while it was the value
+    /// there — healthy since a time (the controller's), or not running healthy at a time.
+    rollouts: BTreeMap<Sighted, Rollout>,
+}
+
+/// How a change's rollout was last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    /// Healthy: since when (as its controller says); else when it was seen not running
+    /// healthy (not rolled out, unhealthy, another image).
+    pub at: Timestamp,
+    /// The value (tag) the change set.
+    pub value: String,
+    /// Whether it was seen running healthy.
+    pub healthy: bool,
 }
 
 /// The last word of a line saying what an environment was last seen running.
@@ -51,6 +66,10 @@ const RUNNING: &str = "running";
 
 /// The last word of a line saying when a change was seen running again.
 const RESUMED: &str = "resumed";
+
+/// The last words of lines saying how a change's rollout was last seen.
+const HEALTHY: &str = "healthy";
+const UNHEALTHY: &str = "unhealthy";
 
 impl Sightings {
     /// The ledger written as `text`. A line that does not read as a sighting is left out:
@@ -85,6 +104,16 @@ impl Sightings {
                         (at, value.to_string()),
                     );
                 }
+                Some(&(HEALTHY | UNHEALTHY)) => {
+                    ledger.rollouts.insert(
+                        (environment.to_string(), commit.to_string()),
+                        Rollout {
+                            at,
+                            value: value.to_string(),
+                            healthy: words[4] == HEALTHY,
+                        },
+                    );
+                }
                 Some(&RUNNING) => {
                     ledger.running.insert(
                         environment.to_string(),
@@ -101,13 +130,20 @@ impl Sightings {
     /// environment saying what it was last seen running.
     pub fn text(&self) -> String {
         let mut text = String::from(
-            "# When tagpromoter first saw each upstream change; soaks count from these.\n# Written by tagpromoter: <first seen> <commit> <repository@branch:target> <tag>\n# then <seen running again> <commit> <repository@branch:target> <tag> resumed, for a run a forced branch interrupted,\n# and, per environment, <seen running since> <commit> <repository@branch:target> <tag> running\n",
+            "# When tagpromoter first saw each upstream change; soaks count from these.\n# Written by tagpromoter: <first seen> <commit> <repository@branch:target> <tag>\n# then <seen running again> <commit> <repository@branch:target> <tag> resumed, for a run a forced branch interrupted,\n# <healthy since> <commit> <repository@branch:target> <tag> healthy, or <seen> ... unhealthy, for a verified rollout as last seen,\n# and, per environment, <seen running since> <commit> <repository@branch:target> <tag> running\n",
         );
         for ((environment, commit), (at, value)) in &self.seen {
             text.push_str(&format!("{at} {commit} {environment} {value}\n"));
         }
         for ((environment, commit), (at, value)) in &self.resumed {
             text.push_str(&format!("{at} {commit} {environment} {value} {RESUMED}\n"));
+        }
+        for ((environment, commit), r) in &self.rollouts {
+            let word = if r.healthy { HEALTHY } else { UNHEALTHY };
+            text.push_str(&format!(
+                "{} {commit} {environment} {} {word}\n",
+                r.at, r.value
+            ));
         }
         for (environment, (at, commit, value)) in &self.running {
             text.push_str(&format!("{at} {commit} {environment} {value} {RUNNING}\n"));
@@ -174,6 +210,25 @@ impl Sightings {
             .map(|(at, _)| *at)
     }
 
+    /// How `commit`'s rollout in `environment` was last seen, if it was.
+    pub fn rollout(&self, environment: &str, commit: &str) -> Option<&Rollout> {
+        self.rollouts
+            .get(&(environment.to_string(), commit.to_string()))
+    }
+
+    /// This ledger with the rollouts seen now: each says whether its change runs healthy,
+    /// from no earlier than any time seen before (a run seen unhealthy starts again when
+    /// it is seen healthy, and no earlier).
+    pub fn with_rollouts(mut self, seen: impl IntoIterator<Item = (Sighted, Rollout)>) -> Self {
+        for (key, mut rollout) in seen {
+            if let Some(before) = self.rollouts.get(&key) {
+                rollout.at = rollout.at.max(before.at);
+            }
+            self.rollouts.insert(key, rollout);
+        }
+        self
+    }
+
     /// This ledger with `again`'s changes seen running again (the latest time kept).
     pub fn with_resumed(mut self, again: impl IntoIterator<Item = (Sighted, Seen)>) -> Self {
         for (key, seen) in again {
@@ -206,22 +261,11 @@ impl Sightings {
         read: &BTreeMap<String, BTreeSet<String>>,
     ) -> Self {
         let running = self.running.clone();
-        // An interruption is kept whatever a read says (a read from part-way may not reach
-        // its change, and forgetting it would date that run earlier): the newest few.
-        let mut resumed = self.resumed.clone();
-        let environments: BTreeSet<&String> = self.resumed.keys().map(|(e, _)| e).collect();
-        for environment in environments {
-            let mut of: Vec<(&Sighted, Timestamp)> = self
-                .resumed
-                .iter()
-                .filter(|((e, _), _)| e == environment)
-                .map(|(k, (at, _))| (k, *at))
-                .collect();
-            of.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
-            for (key, _) in of.into_iter().skip(KEPT_PER_ENVIRONMENT) {
-                resumed.remove(key);
-            }
-        }
+        // An interruption, and a rollout seen, are kept whatever a read says (a read from
+        // part-way may not reach its change, and forgetting it would date that run
+        // earlier): the newest few.
+        let resumed = newest_few(&self.resumed, |(at, _)| *at);
+        let rollouts = newest_few(&self.rollouts, |r| r.at);
         let mut seen = self.seen.clone();
         for (key, at) in new {
             seen.entry(key).or_insert(at);
@@ -250,8 +294,30 @@ impl Sightings {
             seen,
             running,
             resumed,
+            rollouts,
         }
     }
+}
+
+/// `entries` keeping, per environment, the [`KEPT_PER_ENVIRONMENT`] newest by `time`.
+fn newest_few<T: Clone>(
+    entries: &BTreeMap<Sighted, T>,
+    time: impl Fn(&T) -> Timestamp,
+) -> BTreeMap<Sighted, T> {
+    let mut kept = entries.clone();
+    let environments: BTreeSet<&String> = entries.keys().map(|(e, _)| e).collect();
+    for environment in environments {
+        let mut of: Vec<(&Sighted, Timestamp)> = entries
+            .iter()
+            .filter(|((e, _), _)| e == environment)
+            .map(|(k, v)| (k, time(v)))
+            .collect();
+        of.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+        for (key, _) in of.into_iter().skip(KEPT_PER_ENVIRONMENT) {
+            kept.remove(key);
+        }
+    }
+    kept
 }
 
 fn is_hex(text: &str) -> bool {

@@ -244,11 +244,11 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
         dev.state(report.now)
     );
 
-    // Synced, but the rollout is degraded: still not running well.
+    // Synced at 2:10, but the rollout is degraded at 2:20: still not running well.
     world
         .api
         .put("applications", application(&bump, "Degraded", at(130)));
-    let report = world.pass(at(300)).await;
+    let report = world.pass(at(140)).await;
     assert_eq!(
         world.tag("prod"),
         "1.0.0",
@@ -261,7 +261,8 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
         vec!["DeploymentUnhealthy app/dev unhealthy".to_string()]
     );
 
-    // Healthy, deployed at 2:10: the soak ends at 3:10, not at 1:00.
+    // Healthy, deployed at 2:10 (an Argo CD that does not say when its health turned): the
+    // soak ends an hour after the pass that saw it degraded, at 3:20, not at 1:00.
     world
         .api
         .put("applications", application(&bump, "Healthy", at(130)));
@@ -284,8 +285,10 @@ async fn soak_counts_from_the_rollout_that_argo_cd_reports_not_from_the_commit()
     world
         .api
         .put("applications", application(&later, "Healthy", at(130)));
-    world.pass(at(191)).await;
-    assert_eq!(world.tag("prod"), "1.1.0", "an hour after the rollout");
+    world.pass(at(195)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "seen degraded at 2:20");
+    world.pass(at(201)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "an hour after");
 }
 
 /// A worker that may not read the Application (no RBAC) cannot tell whether dev runs its
@@ -463,8 +466,8 @@ async fn a_worker_not_allowed_to_watch_backs_off_and_still_reads_rollouts_at_eac
 /// Dev's bump to 1.1.0 was never synced by Argo CD (its history shows only the first
 /// commit, deployed long before), and dev has since been bumped to 1.2.0, not synced
 /// either: dev still runs 1.0.0, so 1.1.0 never soaked there and prod keeps 1.0.0, however
-/// long ago 1.1.0 was committed. Once the history shows 1.1.0 deployed, prod takes it an
-/// hour after that deployment.
+/// long ago 1.1.0 was committed. The history showing 1.1.0 deployed at 1:02 later does not
+/// undo what the pass at 2:00 saw (dev not running it): it counts from then.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_value_the_controllers_history_never_deployed_does_not_soak() {
     let world = World::new().await;
@@ -491,16 +494,23 @@ async fn a_value_the_controllers_history_never_deployed_does_not_soak() {
         { "id": 2, "revision": one_one, "deployStartedAt": at(62).to_string(), "deployedAt": at(62).to_string() }
     ]);
     world.api.put("applications", app);
-    world.pass(at(121)).await;
-    assert_eq!(world.tag("prod"), "1.0.0", "59 minutes after its rollout");
     world.pass(at(123)).await;
-    assert_eq!(world.tag("prod"), "1.1.0", "an hour after its rollout");
+    assert_eq!(
+        world.tag("prod"),
+        "1.0.0",
+        "the pass at 2:00 saw dev not running 1.1.0: a history told later does not undo that"
+    );
+    world.pass(at(179)).await;
+    assert_eq!(world.tag("prod"), "1.0.0");
+    world.pass(at(181)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "an hour after that pass");
 }
 
 /// A remembered rollout of a commit the mirror does not have (another branch, a fork, a
 /// push it has not fetched) may be the one that deployed dev's 1.1.0: with it in Argo
-/// CD's history, 1.1.0 is not taken for never deployed (which would credit 1.0.0 with the
-/// time), and counts from its commit, as without a history.
+/// CD's history, 1.1.0 is not taken for never deployed — but it counts only from when a
+/// pass last saw dev not running it (at 2:00, the controller on the first commit), never
+/// from its commit.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollout_the_mirror_cannot_read_leaves_the_history_silent() {
     let world = World::new().await;
@@ -518,7 +528,7 @@ async fn a_rollout_the_mirror_cannot_read_leaves_the_history_silent() {
     ]);
     world.api.put("applications", app);
     world.pass(at(121)).await;
-    assert_eq!(world.tag("prod"), "1.1.0", "1.1.0 counts from its commit");
+    assert_eq!(world.tag("prod"), "1.0.0", "not from its commit at 0:00");
 }
 
 /// Synced to tagpromoter's commit and healthy, yet running the old image (issue 27): Argo
@@ -668,8 +678,9 @@ async fn soak_counts_only_the_time_argo_cd_reports_healthy() {
     assert_eq!(world.tag("prod"), "1.1.0", "an hour healthy since the flap");
 }
 
-/// An Argo CD that does not say when its health turned (before 2.11): a worker that saw
-/// the rollout Degraded counts its soak from no earlier than that sighting.
+/// An Argo CD that does not say when its health turned (before 2.11): once a worker saw
+/// the rollout Degraded, the soak counts from no earlier than that sighting — for a fresh
+/// process too (the sighting is kept in the ledger, not in the worker's memory).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_that_saw_the_rollout_degraded_soaks_from_after_it() {
     let world = World::new().await;
@@ -691,6 +702,9 @@ async fn a_worker_that_saw_the_rollout_degraded_soaks_from_after_it() {
     let report = engine.pass(at(80)).await;
     assert_eq!(world.tag("prod"), "1.0.0", "seen degraded at 0:40");
     assert_eq!(state(&report, "app/prod"), "soaking");
+    let fresh = world.pass(at(90)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "a fresh process knows it too");
+    assert_eq!(state(&fresh, "app/prod"), "soaking");
     engine.pass(at(101)).await;
     assert_eq!(world.tag("prod"), "1.1.0", "an hour after the sighting");
 }
