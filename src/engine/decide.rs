@@ -885,8 +885,11 @@ mod verify_tests {
             at: at(50),
             to: "1.1.0",
         };
+        // (A pass saw 1.1.0 run healthy from hour 1, before 1.2.0.)
         let world = |deployment: Deployment| {
-            staging(2, std::slice::from_ref(&rollback)).deployment("staging", deployment)
+            staging(2, std::slice::from_ref(&rollback))
+                .deployment("staging", deployment)
+                .rollout_seen("staging", 1, at(1), true)
         };
         let pending = || Deployment::Deploying {
             message: "sync OutOfSync".into(),

@@ -112,6 +112,7 @@ impl World {
                 deployments: HashMap::new(),
                 rolled_out: HashMap::new(),
                 judged: HashMap::new(),
+                running: HashMap::new(),
                 sightings: HashMap::new(),
             },
             rules,

@@ -221,6 +221,9 @@ pub struct Observed {
     /// Per environment with `verify:`, the commit its deployment was judged against (that
     /// of its value as read, before the pass's own bumps).
     pub judged: HashMap<EnvKey, String>,
+    /// Per verified environment another takes tags from, whose value is not running
+    /// healthy: which of its changes its controller runs.
+    pub running: HashMap<EnvKey, super::verify::Running>,
     /// Each destination's ledger of the bot's sightings of upstream changes (for the soaks
     /// of the environments there), and the commit it was read from (`None`: none yet).
     pub sightings: HashMap<Destination, (Sightings, Option<ObjectId>)>,
@@ -259,18 +262,26 @@ impl Observed {
             let dates = self.rolled_out.get(&EnvKey::of(p, up));
             super::verify::date_earlier(&mut timeline, dates.map_or(&[], Vec::as_slice), &seen);
         }
-        if let Some(deployment) = self.deployments.get(&EnvKey::of(p, up)) {
-            deployment.apply(&mut timeline);
-        }
         // Residencies that ended before the horizon do not count.
-        if let Some(h) = horizon {
-            let in_force = timeline
-                .changes
-                .iter()
-                .rposition(|c| c.since <= h)
-                .unwrap_or(0);
-            timeline.changes.drain(..in_force);
+        let in_force = |timeline: &Timeline| {
+            horizon.map_or(0, |h| {
+                timeline
+                    .changes
+                    .iter()
+                    .rposition(|c| c.since <= h)
+                    .unwrap_or(0)
+            })
+        };
+        // (By the dates read: where the rollouts move them, a fresh read, which stops by
+        // the dates read, could not tell what was in force.)
+        let before = in_force(&timeline);
+        if let Some(deployment) = self.deployments.get(&EnvKey::of(p, up)) {
+            let running = self.running.get(&EnvKey::of(p, up));
+            deployment.apply(&mut timeline, running, before, now);
         }
+        timeline
+            .changes
+            .drain(..before.min(timeline.changes.len().saturating_sub(1)));
         Some(timeline)
     }
 
@@ -323,6 +334,7 @@ pub async fn observe(
         deployments: HashMap::new(),
         rolled_out: HashMap::new(),
         judged: HashMap::new(),
+        running: HashMap::new(),
         sightings: read.sightings,
     };
     // Each image's promotions, found once (not by a scan of every promotion per image).

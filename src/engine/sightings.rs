@@ -221,6 +221,25 @@ pub fn seen_by_pass(
                 here.rollouts
                     .push(((name.clone(), commit.clone()), rollout));
             }
+            // Moved on from what its controller runs: how that change runs, too.
+            if let Some(run) = observed.running.get(&up_key)
+                && let Some(commit) = &run.commit
+                && observed.judged.get(&up_key) != Some(commit)
+                && let Some(change) = timeline
+                    .changes
+                    .iter()
+                    .rfind(|c| c.commit.as_ref() == Some(commit))
+                && let Some(value) = &change.value
+                && Tag::new(value).is_ok()
+            {
+                let rollout = Rollout {
+                    at: run.healthy_since.unwrap_or(now),
+                    value: value.clone(),
+                    healthy: run.healthy_since.is_some(),
+                };
+                here.rollouts
+                    .push(((name.clone(), commit.clone()), rollout));
+            }
             // What it runs — unless all that was read of it is where reading began (that
             // commit need not be the one that set its value).
             if let Some(last) = timeline.changes.last()

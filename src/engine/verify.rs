@@ -102,27 +102,86 @@ pub enum Deployment {
 }
 
 impl Deployment {
-    /// `timeline` as it ran: its last value from its rollout on; a value not (or not
-    /// healthily) rolled out has not started running, and what ran before still runs —
-    /// unless the last change is a person's rollback: then what it rolled back from stops
-    /// flowing at once (a person wins when in doubt), whatever the controller says.
-    pub fn apply(&self, timeline: &mut Timeline) {
+    /// `timeline` as it ran at `now`: its last value from its healthy rollout on. A value not (or
+    /// not healthily) rolled out has not started running: where the controller is known to
+    /// run an earlier change (`running`), that one runs — from when it turned healthy, or
+    /// for no time when it is not healthy — and those after it have not started; where
+    /// that is not known, what ran before still runs. A person's rollback stays, not
+    /// started until it runs: what it rolled back from stops flowing at once (a person wins
+    /// when in doubt), whatever the controller says.
+    ///
+    /// Changes before `in_force` (the one in force where the downstream's horizon starts)
+    /// do not count: a controller running one of them runs none that counts.
+    pub fn apply(
+        &self,
+        timeline: &mut Timeline,
+        running: Option<&Running>,
+        in_force: usize,
+        now: Timestamp,
+    ) {
+        let changes = &mut timeline.changes;
         match self {
+            // (Its start only: when what ran before stopped is the later value's commit,
+            // or its first sighting — a rollout's time is when this one last turned
+            // healthy, not when the other stopped.)
             Self::Deployed { since } => {
-                if let Some(last) = timeline.changes.last_mut() {
-                    last.since = last.since.max(*since);
+                if let Some(last) = changes.last_mut() {
+                    last.resumed = last.resumed.max(Some(*since));
                 }
             }
-            Self::Deploying { .. }
+            Self::Unknown { .. }
+            | Self::Deploying { .. }
             | Self::Unhealthy { .. }
-            | Self::Mismatch { .. }
-            | Self::Unknown { .. } => {
-                if timeline.changes.last().is_some_and(|c| !c.rollback) {
-                    timeline.changes.pop();
+            | Self::Mismatch { .. } => {
+                let running = running.filter(|_| !matches!(self, Self::Unknown { .. }));
+                let Some(running) = running else {
+                    match changes.last_mut() {
+                        // (A rollback stays, not started.)
+                        Some(last) if last.rollback => last.resumed = last.resumed.max(Some(now)),
+                        _ => {
+                            changes.pop();
+                        }
+                    }
+                    return;
+                };
+                if changes.is_empty() {
+                    return;
+                }
+                let in_force = in_force.min(changes.len() - 1);
+                let runs = running
+                    .commit
+                    .as_ref()
+                    .and_then(|c| changes.iter().rposition(|x| x.commit.as_ref() == Some(c)))
+                    .filter(|k| *k >= in_force);
+                // A person's rollback stays, and with it what it says.
+                let rollback = changes.iter().rposition(|c| c.rollback);
+                let keep = runs.max(rollback).unwrap_or(in_force).max(in_force) + 1;
+                changes.truncate(keep);
+                // The change it runs, and any kept after it; none that counts: from the one
+                // in force on.
+                let from_run = runs.unwrap_or(in_force);
+                for (i, c) in changes.iter_mut().enumerate().skip(from_run) {
+                    let from = match (Some(i) == runs, running.healthy_since) {
+                        (true, Some(since)) => since,
+                        _ => now,
+                    };
+                    c.resumed = c.resumed.max(Some(from));
                 }
             }
         }
     }
+}
+
+/// Which change of a verified environment its controller runs, when not its last (or not
+/// healthily): what a value's soak counts from when the environment has moved on and the
+/// controller has not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Running {
+    /// The commit of the newest change the controller's revision reaches (`None`: none of
+    /// those read).
+    pub commit: Option<String>,
+    /// Since when it runs it healthy (`None`: it does not).
+    pub healthy_since: Option<Timestamp>,
 }
 
 /// When a controller's history says a value was rolled out.
@@ -160,7 +219,7 @@ pub fn date_earlier(
             (Some(false), _) | (None, None) => {
                 // It may have run, unhealthy: it counts no time (and what ran before it
                 // stopped when it came).
-                changes[i].resumed = Some(changes[i + 1].since);
+                changes[i].resumed = Some(changes[i + 1].replaced());
             }
             (None, Some(RolledOut::Never)) => {
                 changes.remove(i);
@@ -227,6 +286,7 @@ pub async fn observe_deployments(
     };
     let mut deployments = HashMap::with_capacity(verified.len());
     let mut judged = HashMap::new();
+    let mut running = HashMap::new();
     let mut rolled_out = HashMap::new();
     for (key, place, destination, upstream, (p, env)) in verified {
         let set_by = observed
@@ -283,6 +343,22 @@ pub async fn observe_deployments(
                 judge(&rollout.state, runs, landed, missing)
             }
         };
+        // Moved on from what its controller runs, an upstream's soak needs to know which
+        // of its changes that is.
+        if let (true, false, Some(Ok(rollout)), Some(repo), Some(state)) = (
+            upstream,
+            matches!(
+                deployment,
+                Deployment::Deployed { .. } | Deployment::Unknown { .. }
+            ),
+            rollouts.get(&place),
+            repos.get(destination),
+            observed.environments.get(&key),
+        ) {
+            let changes = &state.timeline.changes;
+            let run = running_change(repo, destination, rollout, changes, &mut ancestries).await;
+            running.insert(key.clone(), run);
+        }
         deployments.insert(key.clone(), deployment);
         if let (Some(Ok(rollout)), Some(repo), Some(state)) = (
             rollouts.get(&place),
@@ -305,6 +381,7 @@ pub async fn observe_deployments(
     }
     observed.deployments = deployments;
     observed.judged = judged;
+    observed.running = running;
     observed.rolled_out = rolled_out;
 }
 
@@ -336,6 +413,42 @@ pub(crate) fn judge(
         (RolloutState::Unknown { message }, Ok(())) => Deployment::Unknown {
             message: message.clone(),
         },
+    }
+}
+
+/// Which of `changes` the controller of `rollout` runs: the newest whose commit its
+/// revision reaches, healthy since when its state says — unless that is the last change,
+/// which its deployment already says does not run healthy.
+async fn running_change(
+    repo: &Repo,
+    destination: &Destination,
+    rollout: &crate::deploy::Rollout,
+    changes: &[crate::policy::Change],
+    ancestries: &mut Ancestries,
+) -> Running {
+    for (i, c) in changes.iter().enumerate().rev() {
+        let Some(commit) = c.commit.as_ref() else {
+            continue;
+        };
+        let Ok(id) = ObjectId::from_hex(commit.as_bytes()) else {
+            continue;
+        };
+        if runs_commit(repo, destination, &rollout.revisions, id, ancestries).await {
+            let healthy_since = match (&rollout.state, i + 1 == changes.len()) {
+                (RolloutState::Healthy { since }, false) => {
+                    Some(since.map_or(c.since, |s| s.max(c.since)))
+                }
+                _ => None,
+            };
+            return Running {
+                commit: Some(commit.clone()),
+                healthy_since,
+            };
+        }
+    }
+    Running {
+        commit: None,
+        healthy_since: None,
     }
 }
 

@@ -352,6 +352,25 @@ mod tests {
             ],
             &BTreeMap::new(),
         );
+        let rollout = |at_: &str, healthy| Rollout {
+            at: at(at_),
+            value: "1.1.0".into(),
+            healthy,
+        };
+        let ledger = ledger
+            .with_rollouts([(
+                key("app/dev", "4f5e7c1d"),
+                rollout("2026-11-20T11:00:00Z", true),
+            )])
+            .with_rollouts([(
+                key("app/dev", "4f5e7c1d"),
+                rollout("2026-11-20T10:30:00Z", false),
+            )]);
+        assert_eq!(
+            ledger.rollout("app/dev", "4f5e7c1d"),
+            Some(&rollout("2026-11-20T11:00:00Z", false)),
+            "the last word, from no earlier than any before"
+        );
         let text = ledger.text();
         assert_eq!(Sightings::parse(&text), ledger);
         let damaged = format!(

@@ -260,7 +260,7 @@ const MAX_SIDE: usize = 1_000;
 /// Whether record `r` is `q`'s environment's by whose it is: written for `q`'s repository
 /// and branch, or, written before records said (no identity), where no other environment
 /// writes `q`'s target. A record merged, cherry-picked or copied from elsewhere is not.
-pub(super) fn whose(r: &Record, q: &TargetQuery) -> bool {
+pub(crate) fn whose(r: &Record, q: &TargetQuery) -> bool {
     match &r.identity {
         Some(id) => *id == q.identity,
         None => !q.shared,
