@@ -708,3 +708,57 @@ async fn a_worker_that_saw_the_rollout_degraded_soaks_from_after_it() {
     engine.pass(at(101)).await;
     assert_eq!(world.tag("prod"), "1.1.0", "an hour after the sighting");
 }
+
+/// A person rolls dev back (1.2.0 to 1.1.0), and Argo CD never rolls the rollback out: it
+/// still runs the first commit. The rollback stops 1.2.0 at once, and 1.1.0 has not
+/// started running: prod keeps 1.0.0 however long it waits (found by the property test:
+/// a rollback not rolled out counted from its commit).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_the_controller_never_rolled_out_does_not_soak() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    assert_eq!(world.tag("dev"), "1.1.0");
+    crate::support::oci::Pusher::new(&world._registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    world.pass(at(5)).await;
+    assert_eq!(world.tag("dev"), "1.2.0");
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &["clone", "-q", world.bare.to_str().unwrap(), "."],
+    );
+    let file = work.path().join("deploy/dev/kustomization.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("newTag: 1.2.0", "newTag: 1.1.0")).unwrap();
+    // Dated when it is made (the passes run at chosen times).
+    let made = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=Person",
+            "-c",
+            "user.email=person@example.com",
+            "commit",
+            "-qam",
+            "roll dev back",
+        ])
+        .env("GIT_AUTHOR_DATE", at(6).to_string())
+        .env("GIT_COMMITTER_DATE", at(6).to_string())
+        .current_dir(work.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    git(work.path(), &["push", "-q", "origin", "main"]);
+    let report = world.pass(at(10)).await;
+    assert_eq!(
+        state(&report, "app/dev"),
+        "held",
+        "a person's rollback holds"
+    );
+    world.pass(at(300)).await;
+    assert_eq!(
+        world.tag("prod"),
+        "1.0.0",
+        "1.1.0 never ran in dev: the controller still runs the first commit"
+    );
+}
