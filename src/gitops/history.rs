@@ -140,7 +140,14 @@ impl History {
                 })
                 .collect();
             for part in parts {
-                node = node.children.entry(part).or_default();
+                let path = match node.path.as_str() {
+                    "" => part.clone(),
+                    parent => format!("{parent}/{part}"),
+                };
+                node = node.children.entry(part).or_insert_with(|| Dir {
+                    path,
+                    ..Dir::default()
+                });
             }
             node.files.push(i);
         }
@@ -201,6 +208,8 @@ pub fn ancestry(
 /// commit visited last.
 #[derive(Default)]
 struct Dir {
+    /// Its path from the repository's root (`""` for the root).
+    path: String,
     children: std::collections::BTreeMap<String, Dir>,
     /// Indexes of the files that end here (a name may be wanted by several targets).
     files: Vec<usize>,
@@ -273,7 +282,7 @@ impl Dir {
     ) -> Result<HashMap<String, (bool, ObjectId)>, GitError> {
         Ok(match id {
             Some(tree) if self.files.is_empty() => batch
-                .tree_entries(tree)?
+                .tree_entries(tree, &self.path)?
                 .into_iter()
                 .map(|(name, is_tree, id)| (name, (is_tree, id)))
                 .collect(),

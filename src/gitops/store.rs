@@ -58,6 +58,50 @@ fn target(path: &Path, why: String) -> GitError {
 /// The most decoded objects a handle keeps, in bytes.
 const OBJECT_CACHE_BYTES: usize = 2 << 20;
 
+/// The largest file read from the repository (a target, the ledger, what a renderer is
+/// given): such files are kilobytes, and a file that inflates to hundreds of MiB would cost
+/// every pass that much memory. Its size is read from the object's header: a larger one is
+/// refused, never inflated.
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+
+/// The largest directory (tree object) read: 16 MiB holds some 300,000 entries.
+pub const MAX_TREE_BYTES: u64 = 16 << 20;
+
+/// The size of object `id` from its header (nothing inflated), refused past `limit` with
+/// what it is and where.
+fn within_limit(
+    repo: &gix::Repository,
+    id: ObjectId,
+    limit: u64,
+    what: impl FnOnce() -> String,
+) -> Result<(), GitError> {
+    let header = repo
+        .find_header(id)
+        .map_err(|e| local("reading the repository", e))?;
+    if header.size() > limit {
+        return Err(GitError::new(
+            GitErrorKind::Target,
+            &format!("reading {}", what()),
+            format!(
+                "it is {}, over the {} a {} may be: it is not read; make it smaller",
+                mib(header.size()),
+                mib(limit),
+                if limit == MAX_TREE_BYTES {
+                    "directory"
+                } else {
+                    "file"
+                }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `bytes` in MiB, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+}
+
 impl Store {
     /// Open the bare repository at `dir`.
     pub fn open(dir: &Path) -> Result<Self, GitError> {
@@ -233,7 +277,11 @@ impl Batch {
         let repo = &self.repo;
         let step = "reading the repository";
         let commit = repo.find_commit(commit).map_err(|e| local(step, e))?;
-        let mut tree = commit.tree().map_err(|e| local(step, e))?;
+        let root = commit.tree_id().map_err(|e| local(step, e))?.detach();
+        within_limit(repo, root, MAX_TREE_BYTES, || {
+            "the repository's root".into()
+        })?;
+        let mut tree = repo.find_tree(root).map_err(|e| local(step, e))?;
         let parts: Vec<&str> = path
             .components()
             .map(|c| match c {
@@ -263,6 +311,7 @@ impl Batch {
                 if mode.is_tree() {
                     return Err(target(path, "is a directory, not a file".into()));
                 }
+                within_limit(repo, id, MAX_FILE_BYTES, || path.display().to_string())?;
                 let blob = repo.find_blob(id).map_err(|e| local(step, e))?;
                 return Ok(Some(FileAt {
                     content: blob.data.clone(),
@@ -273,6 +322,7 @@ impl Batch {
             if !mode.is_tree() {
                 return Err(target(path, format!("{so_far} is a file, not a directory")));
             }
+            within_limit(repo, id, MAX_TREE_BYTES, || so_far.clone())?;
             tree = repo.find_tree(id).map_err(|e| local(step, e))?;
         }
         Err(target(path, "is empty".into()))
@@ -308,11 +358,19 @@ impl Batch {
             .map_err(|e| local(step, e))
     }
 
-    /// The entries of a tree: name, blob-or-tree, id. Symlinks and submodules are left out
-    /// (they are never read through).
-    pub fn tree_entries(&self, tree: ObjectId) -> Result<Vec<(String, bool, ObjectId)>, GitError> {
+    /// The entries of a tree (the directory `path`; `""`: the root): name, blob-or-tree,
+    /// id. Symlinks and submodules are left out (they are never read through).
+    pub fn tree_entries(
+        &self,
+        tree: ObjectId,
+        path: &str,
+    ) -> Result<Vec<(String, bool, ObjectId)>, GitError> {
         let repo = &self.repo;
         let step = "reading history";
+        within_limit(repo, tree, MAX_TREE_BYTES, || match path {
+            "" => "the repository's root".to_string(),
+            path => path.to_string(),
+        })?;
         let tree = repo.find_tree(tree).map_err(|e| local(step, e))?;
         let decoded = tree.decode().map_err(|e| local(step, e))?;
         Ok(decoded
@@ -329,9 +387,10 @@ impl Batch {
             .collect())
     }
 
-    /// The bytes of a blob.
+    /// The bytes of a blob (refused past [`MAX_FILE_BYTES`]).
     pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
         let repo = &self.repo;
+        within_limit(repo, id, MAX_FILE_BYTES, || format!("file {id}"))?;
         let blob = repo
             .find_blob(id)
             .map_err(|e| local("reading history", e))?;

@@ -15,6 +15,7 @@ mod engine;
 mod fetched_repos;
 mod gitops;
 mod growth;
+mod hardening;
 mod kustomize_render;
 mod manifest;
 mod meaning;

@@ -633,39 +633,14 @@ async fn a_gigabyte_forge_answer_is_refused_with_little_memory() {
     )
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
-        .arg("--rules")
-        .arg(rules.path())
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .arg("plan")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let peak = tokio::task::spawn_blocking(move || {
-        let mut peak = 0u64;
-        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            if status.contains("State:\tZ") {
-                break;
-            }
-            if let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        peak
-    });
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    let peak = peak.await.unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (text, peak) = crate::support::run_watching_memory(&[
+        "--rules".as_ref(),
+        rules.path().as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.path().as_os_str(),
+        "plan".as_ref(),
+    ])
+    .await;
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
         "plan peak RSS {peak} KiB; the forge got to send {} MiB",

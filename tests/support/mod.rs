@@ -280,6 +280,42 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Run the tagpromoter binary with `args` (stderr discarded) and watch its own peak
+/// resident memory (`VmHWM` from `/proc`, polled until it exits: not the git processes
+/// it starts). Returns its stdout and the peak in KiB.
+pub async fn run_watching_memory(args: &[&std::ffi::OsStr]) -> (String, u64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
+        .args(args)
+        .env("TAGPROMOTER_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id();
+    let peak = tokio::task::spawn_blocking(move || {
+        let mut peak = 0u64;
+        while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if status.contains("State:\tZ") {
+                break;
+            }
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        peak
+    });
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("it exits"))
+        .await
+        .expect("joined");
+    let peak = peak.await.expect("joined");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), peak)
+}
+
 /// What one run of the tagpromoter binary printed and cost.
 pub struct Measured {
     /// Its stdout.

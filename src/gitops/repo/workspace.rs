@@ -264,7 +264,10 @@ impl Workspace {
                 }
                 _ => self.trees_handle.tree_of(self.base).ok()?,
             };
-            let entries = self.trees_handle.tree_entries(id).ok()?;
+            let entries = self
+                .trees_handle
+                .tree_entries(id, &dir.to_string_lossy())
+                .ok()?;
             self.children.insert(dir.to_path_buf(), entries);
         }
         self.children.get(dir)
