@@ -21,6 +21,7 @@ Environment:
   TAGPROMOTER_LOG               a full log filter (e.g. tagpromoter=debug)
   TAGPROMOTER_LISTEN            run --listen
   TAGPROMOTER_LISTEN_BOARD      run --listen-board
+  TAGPROMOTER_LISTEN_PROBES     run --listen-probes
   TAGPROMOTER_EXTERNAL_URL      run --external-url
   TAGPROMOTER_SHARDS            run --shards
   TAGPROMOTER_SHARD             run --shard
@@ -151,11 +152,15 @@ pub struct RunArgs {
     /// Where to serve the board (/), /metrics, /healthz, /readyz, /status and /webhooks/<type>.
     #[arg(long, env = "TAGPROMOTER_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: std::net::SocketAddr,
-    /// Serve the board (/) and /status here instead (e.g. 127.0.0.1:9091, for
+    /// Serve the board (/) and /status here instead (e.g. 127.0.0.1:9092, for
     /// `kubectl port-forward`): --listen then serves only /healthz, /readyz, /metrics and
     /// the webhook receivers.
     #[arg(long, env = "TAGPROMOTER_LISTEN_BOARD")]
     pub listen_board: Option<std::net::SocketAddr>,
+    /// Serve /healthz, /readyz and /metrics here too (e.g. 0.0.0.0:9091), with connections
+    /// of their own: a flood of --listen (the webhook port) cannot fail the probes.
+    #[arg(long, env = "TAGPROMOTER_LISTEN_PROBES")]
+    pub listen_probes: Option<std::net::SocketAddr>,
     /// How people reach this worker (e.g. http://tagpromoter.gitops:9090); alerts link to
     /// its /status.
     #[arg(long, env = "TAGPROMOTER_EXTERNAL_URL")]

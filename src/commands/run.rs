@@ -122,12 +122,27 @@ pub fn run(cli: &Cli, args: &RunArgs) -> ExitCode {
             },
             None => None,
         };
+        let probe_listener = match args.listen_probes {
+            Some(addr) => match bind(addr, "--listen-probes").await {
+                Ok(l) => Some(l),
+                Err(code) => return code,
+            },
+            None => None,
+        };
         let shared = Arc::new(Shared::new(Arc::clone(&metrics), &rules).with_fleet(fleet));
         let (stop_tx, stop) = watch::channel(false);
         let stopped = |mut stop: watch::Receiver<bool>| async move {
             let _ = stop.wait_for(|s| *s).await;
         };
         let mut servers = Vec::new();
+        if let Some(probes) = probe_listener {
+            servers.push(tokio::spawn(server::connections::serve(
+                probes,
+                server::probe_router(Arc::clone(&shared)),
+                stopped(stop.clone()),
+            )));
+            tracing::info!(listen_probes = ?args.listen_probes, "serving /healthz, /readyz and /metrics on --listen-probes too");
+        }
         match board_listener {
             Some(board) => {
                 servers.push(tokio::spawn(server::connections::serve(

@@ -33,12 +33,21 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 /// What the cluster needs: probes, metrics and webhook receivers.
 pub fn service_router(shared: Arc<Shared>) -> Router {
+    probe_router(Arc::clone(&shared)).merge(
+        Router::new()
+            .route(
+                "/webhooks/{receiver}",
+                // The handler bounds the body itself, once it knows the request may be read.
+                post(webhooks::receive).layer(DefaultBodyLimit::disable()),
+            )
+            .with_state(shared),
+    )
+}
+
+/// The kubelet's probes and Prometheus's scrape: served on an address of their own too
+/// (`run --listen-probes`), so that a flood of the webhook port cannot fail them.
+pub fn probe_router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route(
-            "/webhooks/{receiver}",
-            // The handler bounds the body itself, once it knows the request may be read.
-            post(webhooks::receive).layer(DefaultBodyLimit::disable()),
-        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -145,9 +145,16 @@ fn the_worker_runs_securely_with_probes_and_metrics() {
     assert_eq!(c["args"][0], "run");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // Probes and scrapes on a port of their own (a flood of the webhook port cannot fail them).
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "probes");
+    assert!(c["args"].to_string().contains("--listen-probes"));
     assert_eq!(
         template["metadata"]["annotations"]["prometheus.io/scrape"],
         "true"
+    );
+    assert_eq!(
+        template["metadata"]["annotations"]["prometheus.io/port"],
+        "9091"
     );
     assert_eq!(
         of_kind(&objects, "Service")["spec"]["ports"][0]["port"],

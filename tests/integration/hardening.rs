@@ -3,9 +3,12 @@
 //! peak memory read from `/proc`; the worker's pod is limited to 256 MiB and must stay under
 //! 128 MiB through all of them.
 
+use std::time::{Duration, Instant};
+
 use crate::engine::{INITIAL, app_registry, kustomization};
 use crate::support::git::bare_repo_at;
-use crate::support::run_watching_memory;
+use crate::support::worker::Worker;
+use crate::support::{DockerRegistry, free_port, run_watching_memory};
 
 /// The most the worker may use through any of these attacks, in KiB.
 const PEAK_KIB: u64 = 128 * 1024;
@@ -144,4 +147,188 @@ async fn a_directory_with_absurdly_many_entries_is_refused_unread() {
         "{out}"
     );
     assert!(peak < PEAK_KIB, "once peaked at {peak} KiB");
+}
+
+/// A worker over one promotion, serving its probes on a port of their own too.
+struct Served {
+    worker: Worker,
+    /// `127.0.0.1:PORT` of --listen (webhooks).
+    main: String,
+    /// `http://127.0.0.1:PORT` of --listen-probes.
+    probes: String,
+    _registry: DockerRegistry,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl Served {
+    async fn start() -> Self {
+        let (registry, image) = app_registry().await;
+        let base = tempfile::tempdir().unwrap();
+        let bare = bare_repo_at(
+            base.path(),
+            "gitops",
+            &[(
+                "deploy/dev/kustomization.yaml",
+                &kustomization(&image, "1.0.0"),
+            )],
+            Some(INITIAL),
+        );
+        let rules = tempfile::tempdir().unwrap();
+        let host = image.split('/').next().unwrap();
+        std::fs::write(
+            rules.path().join("rules.yaml"),
+            format!(
+                "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{host}', insecure: true }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }} }}\n",
+                bare.display()
+            ),
+        )
+        .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let (port, probes) = (free_port(), free_port());
+        let worker = Worker::start_with(
+            rules.path(),
+            cache.path(),
+            port,
+            &[],
+            &["--listen-probes", &format!("127.0.0.1:{probes}")],
+        )
+        .await;
+        Self {
+            worker,
+            main: format!("127.0.0.1:{port}"),
+            probes: format!("http://127.0.0.1:{probes}"),
+            _registry: registry,
+            _dirs: [base, rules, cache],
+        }
+    }
+}
+
+/// A connection to `addr` from the loopback address `127.0.0.<from>` (a client of its own).
+pub async fn connect_from(from: u8, addr: &str) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("127.0.0.{from}:0").parse().unwrap())?;
+    socket.connect(addr.parse().unwrap()).await
+}
+
+/// `GET path` on `addr` from `127.0.0.<from>`: the status, if answered within a second.
+async fn get_from(from: u8, addr: &str, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = connect_from(from, addr).await.ok()?;
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let line = String::from_utf8_lossy(&answer);
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// One client holds every connection it can on the webhook port (600, reopening each as
+/// the head timeout closes it), for 12 s: the probes on --listen-probes answer throughout,
+/// another client still gets an answer on the webhook port, and the log says so in a few
+/// lines (not one per refused connection).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_holding_the_webhook_port_fails_no_probe_and_floods_no_log() {
+    let served = Served::start().await;
+    let main = served.main.clone();
+    let flooding = Instant::now();
+    let mut holders = Vec::new();
+    for _ in 0..600 {
+        let main = main.clone();
+        holders.push(tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            while flooding.elapsed() < Duration::from_secs(12) {
+                let Ok(mut stream) = connect_from(1, &main).await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let mut sink = [0u8; 64];
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(12).saturating_sub(flooding.elapsed()),
+                    stream.read(&mut sink),
+                )
+                .await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let probe = reqwest::Client::new();
+    let (mut probes, mut misses, mut others) = (0, 0, 0);
+    while flooding.elapsed() < Duration::from_secs(11) {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(1),
+            probe.get(format!("{}/healthz", served.probes)).send(),
+        )
+        .await;
+        probes += 1;
+        if !matches!(answer, Ok(Ok(ref r)) if r.status() == 200) {
+            misses += 1;
+        }
+        if get_from(2, &main, "/healthz").await == Some(200) {
+            others += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for h in holders {
+        let _ = h.await;
+    }
+    let log = served.worker.stop();
+    let warnings = log.matches("too many connections").count();
+    eprintln!(
+        "{probes} probes, {misses} missed; another client answered {others} times; {warnings} warning lines"
+    );
+    // (The tests of this binary run at once on two cores: one miss is tolerated.)
+    assert!(misses <= 1, "{misses} of {probes} probes missed");
+    assert!(
+        others * 10 >= probes * 9,
+        "another client answered {others} of {probes}"
+    );
+    assert!(
+        (1..=3).contains(&warnings),
+        "{warnings} lines about refused connections:\n{}",
+        &log[..log.len().min(4000)]
+    );
+}
+
+/// 500 connections, from eight addresses, each sending a 400 KiB header line: each is
+/// answered `431` once its head passes 32 KiB, and the worker stays small.
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_request_heads_are_refused_with_431_and_cost_little() {
+    let served = Served::start().await;
+    let mut attackers = Vec::new();
+    for i in 0..500u32 {
+        let main = served.main.clone();
+        attackers.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = connect_from(1 + (i % 8) as u8, &main).await.ok()?;
+            let head = format!(
+                "POST /webhooks/github HTTP/1.1\r\nHost: {main}\r\nX-Padding: {}\r\n\r\n",
+                "a".repeat(400 << 10)
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+                .await;
+            let answer = String::from_utf8_lossy(&answer).into_owned();
+            answer.split_whitespace().nth(1).map(str::to_string)
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for a in attackers {
+        *statuses
+            .entry(a.await.unwrap().unwrap_or_else(|| "closed".into()))
+            .or_insert(0) += 1;
+    }
+    let (_, peak) = served.worker.memory_kib();
+    eprintln!("answers {statuses:?}; worker peak RSS {peak} KiB");
+    assert!(
+        statuses.get("431").copied().unwrap_or(0) >= 450,
+        "answers {statuses:?}"
+    );
+    assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
 }

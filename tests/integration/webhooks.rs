@@ -501,14 +501,14 @@ async fn a_flood_of_webhooks_makes_few_passes_and_drops_no_promotion() {
 /// One slow attacker: a request head (all at once, or a byte at a time) announcing a 1 MiB
 /// body, then the body a KiB every 100 ms. How long the worker kept the connection open.
 async fn slow_upload(
-    addr: String,
+    (from, addr): (u8, String),
     path: &'static str,
     extra: String,
     head_bytewise: bool,
 ) -> Duration {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let started = Instant::now();
-    let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await else {
+    let Ok(mut stream) = crate::hardening::connect_from(from, &addr).await else {
         return started.elapsed();
     };
     let head = format!(
@@ -544,7 +544,7 @@ async fn slow_upload(
     started.elapsed()
 }
 
-/// The review's flood (issue 16): 400 slow 1 MiB uploads — to an unknown receiver type, to
+/// The review's flood (issue 16): 400 slow 1 MiB uploads from four clients — to an unknown receiver type, to
 /// an enabled receiver with a well-formed but wrong signature, and with the head sent a byte
 /// at a time — against the real worker process. It stays small, answers `/healthz` within a
 /// second throughout, and closes every such connection within its time limits.
@@ -564,8 +564,9 @@ async fn four_hundred_slow_uploads_neither_exhaust_nor_block_the_worker() {
             2 => ("/webhooks/github", fake.clone(), false),
             _ => ("/webhooks/github", fake.clone(), true),
         };
+        // (From four addresses: no one client may hold more than 128 connections.)
         attackers.push(tokio::spawn(slow_upload(
-            addr.clone(),
+            (1 + (i % 4) as u8, addr.clone()),
             path,
             extra,
             bytewise,
