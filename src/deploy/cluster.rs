@@ -60,8 +60,36 @@ pub type Place = (Option<String>, Controller);
 /// One list: a cluster, a kind, a namespace.
 pub(super) type List = (Option<String>, Kind, String);
 
-/// What a list found: each object by name, or why it could not be listed.
-type Listed = Result<HashMap<String, Value>, ClusterError>;
+/// One object: a cluster, a kind, a namespace and a name.
+type Object = (Option<String>, Kind, String, String);
+
+/// What was read of an object, or why it could not be.
+type Read = Result<Value, ClusterError>;
+
+/// Objects read at once, across clusters.
+const READS_AT_ONCE: usize = 8;
+
+/// The largest object read: an Application with a long status is some hundreds of KiB.
+const MAX_OBJECT_BYTES: usize = 4 << 20;
+
+/// The bytes of `body`, refused once past `limit` (the rest is never read).
+async fn bounded_body(mut body: kube::client::Body, limit: usize) -> Result<Vec<u8>, String> {
+    use http_body_util::BodyExt as _;
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("the answer broke off: {e}"))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(format!(
+                    "the answer is larger than the {} MiB an object may be",
+                    limit >> 20
+                ));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
 
 /// The clusters of the rules, connected on first use.
 pub struct Clusters {
@@ -78,45 +106,142 @@ impl Clusters {
         }
     }
 
-    /// What each controller object of `wanted` reports, read with one list per cluster,
-    /// kind and namespace.
+    /// What each controller object of `wanted` reports, each object read once by name
+    /// (never its whole namespace: a namespace of many large objects costs nothing), a few
+    /// at a time.
     pub async fn rollouts(
         &self,
         wanted: &[Place],
     ) -> HashMap<Place, Result<Rollout, ClusterError>> {
-        // Each list wanted: (cluster, kind, namespace).
-        let mut lists: BTreeSet<List> = BTreeSet::new();
-        for (cluster, controller) in wanted {
-            for (kind, namespace, _) in objects_of(controller) {
-                lists.insert((cluster.clone(), kind, namespace.to_string()));
-            }
-        }
-        let reads = lists
-            .into_iter()
-            .map(|(cluster, kind, namespace)| async move {
-                let listed = self.list(&cluster, kind, &namespace).await;
-                ((cluster, kind, namespace), listed)
-            });
-        let listed: BTreeMap<_, _> = futures_util::future::join_all(reads)
-            .await
-            .into_iter()
+        use futures_util::StreamExt as _;
+        let objects: BTreeSet<Object> = wanted
+            .iter()
+            .flat_map(|(cluster, controller)| {
+                objects_of(controller)
+                    .into_iter()
+                    .map(|(kind, namespace, name)| {
+                        (
+                            cluster.clone(),
+                            kind,
+                            namespace.to_string(),
+                            name.to_string(),
+                        )
+                    })
+            })
             .collect();
+        let read: BTreeMap<Object, Read> = futures_util::stream::iter(objects)
+            .map(|object| async move {
+                let read = self.get(&object).await;
+                (object, read)
+            })
+            .buffer_unordered(READS_AT_ONCE)
+            .collect()
+            .await;
         wanted
             .iter()
-            .map(|place| (place.clone(), rollout_of(place, &listed)))
+            .map(|place| (place.clone(), rollout_of(place, &read)))
             .collect()
     }
 
-    async fn list(&self, cluster: &Option<String>, kind: Kind, namespace: &str) -> Listed {
-        let (_, listed) = self.objects(cluster, kind, namespace).await?;
-        Ok(listed
-            .items
-            .into_iter()
-            .filter_map(|object| {
-                let name = object.metadata.name.clone()?;
-                Some((name, serde_json::to_value(&object).ok()?))
+    /// The object `(cluster, kind, namespace, name)`, read by name within [`LIST_TIMEOUT`],
+    /// its answer refused past [`MAX_OBJECT_BYTES`] (the rest never read).
+    async fn get(&self, (cluster, kind, namespace, name): &Object) -> Read {
+        let client = self.client(cluster).await?;
+        let resource = kind.resource();
+        let path = format!(
+            "/apis/{}/namespaces/{namespace}/{}/{name}",
+            resource.api_version, resource.plural
+        );
+        let at = || {
+            format!(
+                "{}, {} {name:?} in {namespace}",
+                shown(cluster),
+                kind.singular()
+            )
+        };
+        let unreachable = |detail: String| ClusterError {
+            kind: ClusterErrorKind::Unreachable,
+            detail,
+        };
+        let request = axum::http::Request::get(&path)
+            .header(axum::http::header::ACCEPT, "application/json")
+            .body(kube::client::Body::empty())
+            .map_err(|e| unreachable(format!("{}: {e}", at())))?;
+        let read = async {
+            let response = client
+                .send(request)
+                .await
+                .map_err(|e| unreachable(format!("{}: cannot reach the API: {e}", at())))?;
+            let status = response.status().as_u16();
+            let body = bounded_body(response.into_body(), MAX_OBJECT_BYTES)
+                .await
+                .map_err(|e| ClusterError {
+                    kind: ClusterErrorKind::Api,
+                    detail: format!("{}: {e}", at()),
+                })?;
+            Ok::<_, ClusterError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(LIST_TIMEOUT, read)
+            .await
+            .map_err(|_| {
+                unreachable(format!(
+                    "{} did not answer within {}s",
+                    at(),
+                    LIST_TIMEOUT.as_secs()
+                ))
+            })??;
+        if status == 200 {
+            return serde_json::from_slice(&body).map_err(|e| ClusterError {
+                kind: ClusterErrorKind::Api,
+                detail: format!("{}: the answer is not an object: {e}", at()),
+            });
+        }
+        // The API's own words, where it says them as a Status.
+        let message = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| {
+                Some(
+                    v.get("message")?
+                        .as_str()?
+                        .chars()
+                        .take(300)
+                        .collect::<String>(),
+                )
             })
-            .collect())
+            .unwrap_or_default();
+        let listed = format!("{}, {} in {namespace}", shown(cluster), kind.plural());
+        let (kind_of, detail) = match status {
+            401 => (
+                ClusterErrorKind::Unauthorized,
+                format!(
+                    "{listed}: the credentials were refused; renew the kubeconfig's token or certificate"
+                ),
+            ),
+            403 => (
+                ClusterErrorKind::Forbidden,
+                format!(
+                    "{listed}: forbidden ({message}); grant get, list and watch on {} (the deploy/verify component has the ClusterRole)",
+                    kind.plural()
+                ),
+            ),
+            404 => (
+                ClusterErrorKind::NotFound,
+                format!(
+                    "{}: no {} {name:?} in {namespace} (is {} installed there?)",
+                    shown(cluster),
+                    kind.singular(),
+                    kind.controller()
+                ),
+            ),
+            code => (
+                ClusterErrorKind::Api,
+                format!("{}: the API answered {code}: {message}", at()),
+            ),
+        };
+        Err(ClusterError {
+            kind: kind_of,
+            detail,
+        })
     }
 
     /// The objects of `kind` in `namespace` of `cluster`, listed once (within
@@ -262,28 +387,24 @@ pub(super) fn classify(
     }
 }
 
-/// The rollout of one place, from what was listed.
+/// The rollout of one place, from the objects read.
 fn rollout_of(
     (cluster, controller): &Place,
-    listed: &BTreeMap<List, Listed>,
+    read: &BTreeMap<Object, Read>,
 ) -> Result<Rollout, ClusterError> {
     let get = |kind: Kind, namespace: &str, name: &str| -> Result<Value, ClusterError> {
-        let objects = listed
-            .get(&(cluster.clone(), kind, namespace.to_string()))
+        let key = (
+            cluster.clone(),
+            kind,
+            namespace.to_string(),
+            name.to_string(),
+        );
+        read.get(&key)
             .ok_or_else(|| ClusterError {
                 kind: ClusterErrorKind::Api,
-                detail: "not listed".into(),
+                detail: "not read".into(),
             })?
-            .as_ref()
-            .map_err(Clone::clone)?;
-        objects.get(name).cloned().ok_or_else(|| ClusterError {
-            kind: ClusterErrorKind::NotFound,
-            detail: format!(
-                "{}: no {} {name:?} in {namespace}",
-                shown(cluster),
-                kind.singular()
-            ),
-        })
+            .clone()
     };
     match controller {
         Controller::Argocd {

@@ -332,3 +332,98 @@ async fn huge_request_heads_are_refused_with_431_and_cost_little() {
     );
     assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
 }
+
+/// An Argo CD Application named `name`, synced to `revision` and healthy, carrying `pad`
+/// bytes of status (a large Application's resource list).
+fn application(name: &str, revision: &str, pad: usize) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": { "name": name, "namespace": "argocd", "generation": 1 },
+        "spec": { "project": "default" },
+        "status": {
+            "sync": { "status": "Synced", "revision": revision },
+            "health": { "status": "Healthy" },
+            "operationState": { "phase": "Succeeded", "finishedAt": "2026-11-20T09:00:00Z", "syncResult": { "revision": revision } },
+            "history": [ { "id": 1, "revision": revision, "deployedAt": "2026-11-20T09:00:00Z" } ],
+            "conditions": [ { "type": "Padding", "message": "x".repeat(pad) } ]
+        }
+    })
+}
+
+/// 1,500 Applications of 100 KiB in Argo CD's namespace (150 MiB), and the one a promotion
+/// verifies: a pass reads that one by name, not the namespace, and stays small. A single
+/// Application over 4 MiB is refused unread past that, and its environment says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn verifying_one_application_reads_only_it_and_a_huge_one_is_refused() {
+    let (_registry, image) = app_registry().await;
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo_at(
+        base.path(),
+        "gitops",
+        &[
+            (
+                "deploy/dev/kustomization.yaml",
+                &kustomization(&image, "1.0.0"),
+            ),
+            (
+                "deploy/qa/kustomization.yaml",
+                &kustomization(&image, "1.0.0"),
+            ),
+        ],
+        Some(INITIAL),
+    );
+    let first = crate::support::git::git(&bare, &["rev-parse", "main"])
+        .trim()
+        .to_string();
+    let api = crate::support::kube_api::KubeApi::start().await;
+    api.grant("tagpromoter", "applications", "argocd");
+    for i in 0..1_500 {
+        api.put(
+            "applications",
+            application(&format!("other-{i}"), &first, 100 << 10),
+        );
+    }
+    api.put("applications", application("app-dev", &first, 1 << 10));
+    api.put("applications", application("app-qa", &first, 10 << 20));
+    let (kubeconfig, token) = api.kubeconfig_with_token("tagpromoter");
+    let rules = tempfile::tempdir().unwrap();
+    let host = image.split('/').next().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{host}', insecure: true }}]\n  clusters: [{{ name: dev, kubeconfig: '{}' }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }}, verify: {{ argocd: {{ application: app-dev }}, cluster: dev }} }}\n    - {{ name: qa, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/qa/kustomization.yaml }} }}, verify: {{ argocd: {{ application: app-qa }}, cluster: dev }} }}\n",
+            bare.display(),
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let served_before = api.served();
+    let (out, peak) = run_watching_memory(&[
+        "--rules".as_ref(),
+        rules.path().as_os_str(),
+        "--cache-dir".as_ref(),
+        cache.path().as_os_str(),
+        "status".as_ref(),
+    ])
+    .await;
+    eprintln!("status over 1,500 Applications: peak RSS {peak} KiB\n{out}");
+    let mut requests = api.requests();
+    requests.sort();
+    assert_eq!(
+        requests,
+        vec![
+            "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/app-dev",
+            "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/app-qa",
+        ],
+        "({} served before)",
+        served_before
+    );
+    assert!(
+        out.contains("larger than the 4 MiB an object may be"),
+        "{out}"
+    );
+    assert!(!out.contains(&token));
+    assert!(peak < PEAK_KIB, "status peaked at {peak} KiB");
+}
