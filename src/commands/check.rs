@@ -20,6 +20,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
         Ok(r) => r,
         Err(diags) => return super::report_invalid(cli, &diags),
     };
+    let refused = kubeconfig_refusals(&rules);
+    if !refused.is_empty() {
+        return super::report_invalid(cli, &refused);
+    }
     let mut checked = String::new();
     if let Some(repo) = &args.repo {
         let destinations = rules.destinations();
@@ -87,6 +91,39 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// What each cluster's kubeconfig asks that its settings do not allow (a command to run,
+/// TLS verification skipped, a proxy), at its line.
+fn kubeconfig_refusals(rules: &Rules) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for cluster in &rules.settings.clusters {
+        let path = &cluster.kubeconfig;
+        match crate::deploy::cluster::read_kubeconfig(path) {
+            Ok((file, text)) => {
+                for refusal in crate::deploy::kubeconfig::vet(&file, &text, cluster) {
+                    problems.push(Diagnostic {
+                        file: path.clone(),
+                        position: refusal
+                            .line
+                            .map(|line| crate::yaml::Position { line, column: 1 }),
+                        message: format!("cluster {:?}: {}", cluster.name, refusal.message),
+                    });
+                }
+            }
+            // (Not mounted where `check` runs: nothing to say of it here.)
+            Err(_) if !path.exists() => {}
+            Err(why) => problems.push(Diagnostic {
+                file: path.clone(),
+                position: None,
+                message: format!(
+                    "cluster {:?}: cannot read its kubeconfig: {why}",
+                    cluster.name
+                ),
+            }),
+        }
+    }
+    problems
 }
 
 /// The target files' texts (or why each cannot be read), and where they were read.

@@ -94,7 +94,8 @@ async fn bounded_body(mut body: kube::client::Body, limit: usize) -> Result<Vec<
 /// The clusters of the rules, connected on first use.
 pub struct Clusters {
     clusters: Vec<Cluster>,
-    clients: tokio::sync::Mutex<HashMap<Option<String>, kube::Client>>,
+    /// Each cluster's client, and when its credentials expire (an exec plugin's).
+    clients: tokio::sync::Mutex<HashMap<Option<String>, (kube::Client, Option<jiff::Timestamp>)>>,
 }
 
 impl Clusters {
@@ -269,24 +270,44 @@ impl Clusters {
         Ok((api, listed))
     }
 
-    /// A client for `cluster`, connected on first use.
+    /// A client for `cluster`, connected on first use (and again once credentials an exec
+    /// plugin gave expire). Connecting (which may run a plugin) holds no lock: a slow
+    /// cluster delays only its own reads.
     async fn client(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
-        let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(cluster) {
-            return Ok(client.clone());
+        let now = jiff::Timestamp::now();
+        {
+            let clients = self.clients.lock().await;
+            // (Connected anew a minute before an exec plugin's credentials expire.)
+            let fresh = |t: &jiff::Timestamp| {
+                now.checked_add(jiff::SignedDuration::from_mins(1))
+                    .is_ok_and(|soon| *t > soon)
+            };
+            if let Some((client, expires)) = clients.get(cluster)
+                && expires.as_ref().is_none_or(fresh)
+            {
+                return Ok(client.clone());
+            }
         }
         // Kept once connected; a failure is tried again next pass (a kubeconfig secret
         // mounted late, a service account token not there yet).
-        let client = self.connect(cluster).await?;
-        clients.insert(cluster.clone(), client.clone());
+        let (client, expires) = self.connect(cluster).await?;
+        self.clients
+            .lock()
+            .await
+            .insert(cluster.clone(), (client.clone(), expires));
         Ok(client)
     }
 
-    async fn connect(&self, cluster: &Option<String>) -> Result<kube::Client, ClusterError> {
+    /// A client for `cluster`, and when the credentials it holds expire (an exec plugin's).
+    async fn connect(
+        &self,
+        cluster: &Option<String>,
+    ) -> Result<(kube::Client, Option<jiff::Timestamp>), ClusterError> {
         let config_error = |detail: String| ClusterError {
             kind: ClusterErrorKind::Config,
             detail,
         };
+        let mut expires = None;
         let config = match cluster {
             None => kube::Config::incluster().map_err(|e| {
                 config_error(format!("not running in a cluster ({e}); name one with verify.cluster and Settings.clusters"))
@@ -295,13 +316,39 @@ impl Clusters {
                 let Some(c) = self.clusters.iter().find(|c| &c.name == name) else {
                     return Err(config_error(format!("cluster {name:?} is not in Settings.clusters")));
                 };
-                let file = Kubeconfig::read_from(&c.kubeconfig).map_err(|e| {
+                let (mut file, text) = read_kubeconfig(&c.kubeconfig).map_err(|why| {
                     config_error(format!(
-                        "cluster {name:?}: cannot read the kubeconfig {}: {}",
-                        c.kubeconfig.display(),
-                        kubeconfig_problem(&e)
+                        "cluster {name:?}: cannot read the kubeconfig {}: {why}",
+                        c.kubeconfig.display()
                     ))
                 })?;
+                if let Some(refusal) = super::kubeconfig::vet(&file, &text, c).into_iter().next() {
+                    let line = refusal.line.map(|l| format!(":{l}")).unwrap_or_default();
+                    return Err(config_error(format!(
+                        "cluster {name:?}: {}{line}: {}",
+                        c.kubeconfig.display(),
+                        refusal.message
+                    )));
+                }
+                // An allowed exec plugin runs here, its credentials handed to kube in its
+                // place (kube would run it with the worker's whole environment).
+                let user = super::kubeconfig::context_of(&file, c).map(|(user, _)| user);
+                if let Some(entry) = file
+                    .auth_infos
+                    .iter_mut()
+                    .find(|a| Some(&a.name) == user.as_ref())
+                    && let Some(auth) = entry.auth_info.as_mut()
+                    && auth.exec.is_some()
+                {
+                    let credential = super::kubeconfig::run_exec(auth).await.map_err(|why| {
+                        config_error(format!(
+                            "cluster {name:?}: the exec plugin of {} failed: {why}",
+                            c.kubeconfig.display()
+                        ))
+                    })?;
+                    *auth = credential.auth_info;
+                    expires = credential.expires;
+                }
                 let options = KubeConfigOptions {
                     context: c.context.clone(),
                     ..KubeConfigOptions::default()
@@ -317,8 +364,22 @@ impl Clusters {
                     })?
             }
         };
-        kube::Client::try_from(config).map_err(|e| config_error(format!("{}: {e}", shown(cluster))))
+        let client = kube::Client::try_from(config)
+            .map_err(|e| config_error(format!("{}: {e}", shown(cluster))))?;
+        Ok((client, expires))
     }
+}
+
+/// The kubeconfig at `path`, parsed, and its text (for lines); why not, without its
+/// contents.
+pub fn read_kubeconfig(path: &std::path::Path) -> Result<(Kubeconfig, String), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}", e.kind()))?;
+    if meta.len() > 1 << 20 {
+        return Err("it is larger than 1 MiB".into());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}", e.kind()))?;
+    let file = Kubeconfig::from_yaml(&text).map_err(|e| kubeconfig_problem(&e))?;
+    Ok((file, text))
 }
 
 /// A kubeconfig's problem, by its kind only: kube's messages may quote the file.

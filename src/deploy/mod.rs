@@ -11,6 +11,7 @@
 pub mod argocd;
 pub mod cluster;
 pub mod flux;
+pub mod kubeconfig;
 pub mod watch;
 
 use jiff::Timestamp;

@@ -225,6 +225,16 @@ pub struct Cluster {
     /// Its context to use. Default: the file's `current-context`.
     #[serde(default)]
     pub context: Option<String>,
+    /// Run the command its kubeconfig names to get credentials (`exec:`), within 10 s, with
+    /// only `PATH`, `HOME` and the `env:` it sets. Default: refused.
+    #[serde(default)]
+    pub allow_exec_plugins: bool,
+    /// Accept its kubeconfig's `insecure-skip-tls-verify: true`. Default: refused.
+    #[serde(default)]
+    pub allow_insecure_skip_tls_verify: bool,
+    /// Accept its kubeconfig's `proxy-url`. Default: refused.
+    #[serde(default)]
+    pub allow_proxy_url: bool,
 }
 
 /// Where an environment's rollout is read, so that it counts as running (and soaks) from

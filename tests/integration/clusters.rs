@@ -1,7 +1,8 @@
 //! Reading rollouts from clusters, against the STAND-IN Kubernetes API of
 //! `support::kube_api` (no kube-apiserver can run here): kubeconfigs with a token and with a
-//! client certificate, RBAC refusals, missing objects, an API that is not there, and one list
-//! per cluster, kind and namespace however many environments read it.
+//! client certificate, RBAC refusals, missing objects, an API that is not there, each object
+//! read once by name however many environments read it, and what a kubeconfig may make the
+//! worker do (exec plugins, skipped TLS verification, proxies: only where allowed).
 
 use serde_json::{Value, json};
 use tagpromoter::deploy::RolloutState;
@@ -52,6 +53,9 @@ fn cluster(name: &str, kubeconfig: std::path::PathBuf) -> Cluster {
         name: name.into(),
         kubeconfig,
         context: None,
+        allow_exec_plugins: false,
+        allow_insecure_skip_tls_verify: false,
+        allow_proxy_url: false,
     }
 }
 
@@ -238,4 +242,172 @@ async fn a_kubeconfig_that_appears_later_is_used_on_the_next_read() {
         "{:?}",
         second[&wanted[0]]
     );
+}
+
+/// A kubeconfig whose user runs `plugin` (a shell script written into `dir`) for its
+/// credentials, with `env` set by the kubeconfig; written by the stand-in API's own
+/// kubeconfig writer.
+fn exec_kubeconfig(
+    api: &KubeApi,
+    dir: &std::path::Path,
+    name: &str,
+    plugin: &str,
+) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join(format!("{name}.sh"));
+    std::fs::write(&script, format!("#!/bin/sh\n{plugin}\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    api.kubeconfig(
+        "reader",
+        &api.url,
+        &format!(
+            "exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      env: [{{ name: PLUGIN_SETTING, value: from-the-kubeconfig }}]",
+            script.display()
+        ),
+    )
+}
+
+fn allowing(mut c: Cluster) -> Cluster {
+    c.allow_exec_plugins = true;
+    c
+}
+
+/// Issue 29: a kubeconfig's `exec` plugin runs only where the cluster in Settings allows
+/// it — then with only PATH, HOME, KUBERNETES_EXEC_INFO and the kubeconfig's own `env:`
+/// (none of the worker's environment), within 10 s (a plugin that never exits fails its
+/// own cluster and delays no other), and a failing plugin's output (which may be a secret)
+/// is never shown. Refused, it never starts, and the error names the kubeconfig's line.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exec_plugin_runs_only_where_allowed_bounded_and_with_a_minimal_environment() {
+    let api = KubeApi::start().await;
+    api.put("applications", application("podinfo-staging", "Healthy"));
+    api.grant("reader", "applications", "argocd");
+    let (by_token, token) = api.kubeconfig_with_token("reader");
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let env = dir.path().join("env");
+    let printing = exec_kubeconfig(
+        &api,
+        dir.path(),
+        "printing",
+        &format!(
+            "echo ran >> {}\nenv > {}\nprintf '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{token}\"}}}}'",
+            ran.display(),
+            env.display()
+        ),
+    );
+    let hanging = exec_kubeconfig(&api, dir.path(), "hanging", "exec sleep 600");
+    let failing = exec_kubeconfig(
+        &api,
+        dir.path(),
+        "failing",
+        "echo 'SECRET-FROM-THE-PLUGIN'; echo 'SECRET-ON-STDERR' >&2; exit 3",
+    );
+    let place = |c: &str| (Some(c.to_string()), argocd("podinfo-staging"));
+
+    // Not allowed: it never runs.
+    let refused = Clusters::new(vec![cluster("refused", printing.clone())]);
+    let read = refused.rollouts(&[place("refused")]).await;
+    let error = read[&place("refused")].as_ref().unwrap_err().clone();
+    assert_eq!(error.kind, ClusterErrorKind::Config, "{error}");
+    let line = std::fs::read_to_string(&printing)
+        .unwrap()
+        .lines()
+        .position(|l| l.trim_start().starts_with("exec:"))
+        .unwrap()
+        + 1;
+    assert!(
+        error
+            .detail
+            .contains(&format!("{}:{line}:", printing.display()))
+            && error.detail.contains("allowExecPlugins: true"),
+        "{error}"
+    );
+    assert!(!ran.exists(), "the plugin ran though not allowed");
+
+    // Allowed: it runs, with a minimal environment; a hanging one fails alone, in time.
+    let clusters = Clusters::new(vec![
+        allowing(cluster("allowed", printing)),
+        allowing(cluster("hanging", hanging)),
+        allowing(cluster("failing", failing)),
+        cluster("plain", by_token),
+    ]);
+    let wanted = [
+        place("allowed"),
+        place("hanging"),
+        place("failing"),
+        place("plain"),
+    ];
+    let started = std::time::Instant::now();
+    let read = clusters.rollouts(&wanted).await;
+    let took = started.elapsed();
+    assert!(read[&wanted[0]].is_ok(), "{:?}", read[&wanted[0]]);
+    assert!(read[&wanted[3]].is_ok(), "{:?}", read[&wanted[3]]);
+    let seen = std::fs::read_to_string(&env).unwrap();
+    let names: std::collections::BTreeSet<&str> = seen
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+        // (What the shell sets itself.)
+        .filter(|n| !["PWD", "SHLVL", "_", "OLDPWD"].contains(n))
+        .collect();
+    let expected: std::collections::BTreeSet<&str> =
+        ["HOME", "KUBERNETES_EXEC_INFO", "PATH", "PLUGIN_SETTING"]
+            .into_iter()
+            .filter(|n| *n != "HOME" || std::env::var_os("HOME").is_some())
+            .collect();
+    assert_eq!(names, expected, "the plugin saw:\n{seen}");
+    let hung = read[&wanted[1]].as_ref().unwrap_err();
+    assert!(hung.detail.contains("did not finish within 10s"), "{hung}");
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    let failed = read[&wanted[2]].as_ref().unwrap_err();
+    let shown = format!("{failed} {failed:?}");
+    assert!(shown.contains("failed (exit status: 3)"), "{shown}");
+    assert!(
+        !shown.contains("SECRET-FROM-THE-PLUGIN") && !shown.contains("SECRET-ON-STDERR"),
+        "{shown}"
+    );
+}
+
+/// `insecure-skip-tls-verify` and `proxy-url` are refused unless the cluster allows them, and
+/// `check` names the kubeconfig's line for each refusal.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_the_kubeconfig_line_of_what_it_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("dev.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dev\n  cluster:\n    server: https://10.0.0.1:6443\n    insecure-skip-tls-verify: true\n    proxy-url: http://proxy.example:3128\nusers:\n- name: bot\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: aws\n      args: [eks, get-token]\ncontexts:\n- name: bot@dev\n  context: { cluster: dev, user: bot }\ncurrent-context: bot@dev\n",
+    )
+    .unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: https://git.example.com/acme/gitops.git }}\n  clusters: [{{ name: dev, kubeconfig: '{}' }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: ghcr.io/acme/app\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: a.yaml }} }}, verify: {{ argocd: {{ application: app }}, cluster: dev }} }}\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tagpromoter"))
+        .arg("--rules")
+        .arg(rules.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let k = kubeconfig.display();
+    for expected in [
+        format!("{k}:7:1: cluster \"dev\": cluster \"dev\" skips TLS verification"),
+        format!("{k}:8:1: cluster \"dev\": cluster \"dev\" is reached through a proxy"),
+        format!(
+            "{k}:12:1: cluster \"dev\": user \"bot\" gets its credentials by running a command (aws)"
+        ),
+    ] {
+        assert!(text.contains(&expected), "{expected} in:\n{text}");
+    }
 }

@@ -111,7 +111,18 @@ impl<'a> Decoder<'a> {
     pub(super) fn clusters(&mut self, node: &'a Node) -> Vec<Cluster> {
         let mut out: Vec<Cluster> = Vec::new();
         for item in self.list(node, "clusters").unwrap_or_default() {
-            let Some(f) = self.fields(item, "a cluster", &["name", "kubeconfig", "context"]) else {
+            let Some(f) = self.fields(
+                item,
+                "a cluster",
+                &[
+                    "name",
+                    "kubeconfig",
+                    "context",
+                    "allowExecPlugins",
+                    "allowInsecureSkipTlsVerify",
+                    "allowProxyUrl",
+                ],
+            ) else {
                 continue;
             };
             let name = self.required(&f, "name", "a cluster").and_then(|n| {
@@ -140,11 +151,33 @@ impl<'a> Decoder<'a> {
                 None => Some(None),
                 Some(n) => self.string(n, "clusters[].context").map(Some),
             };
-            if let (Some(name), Some(kubeconfig), Some(context)) = (name, kubeconfig, context) {
+            let mut allowed = |key: &str| match f.get(key) {
+                None => Some(false),
+                Some(n) => self.bool(n, &format!("clusters[].{key}")),
+            };
+            let allows = (
+                allowed("allowExecPlugins"),
+                allowed("allowInsecureSkipTlsVerify"),
+                allowed("allowProxyUrl"),
+            );
+            if let (
+                Some(name),
+                Some(kubeconfig),
+                Some(context),
+                (
+                    Some(allow_exec_plugins),
+                    Some(allow_insecure_skip_tls_verify),
+                    Some(allow_proxy_url),
+                ),
+            ) = (name, kubeconfig, context, allows)
+            {
                 out.push(Cluster {
                     name,
                     kubeconfig,
                     context,
+                    allow_exec_plugins,
+                    allow_insecure_skip_tls_verify,
+                    allow_proxy_url,
                 });
             }
         }
