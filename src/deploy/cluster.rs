@@ -91,11 +91,14 @@ async fn bounded_body(mut body: kube::client::Body, limit: usize) -> Result<Vec<
     Ok(bytes)
 }
 
+/// A cluster's client, and when its credentials expire (an exec plugin's).
+type Connected = (kube::Client, Option<jiff::Timestamp>);
+
 /// The clusters of the rules, connected on first use.
 pub struct Clusters {
     clusters: Vec<Cluster>,
     /// Each cluster's client, and when its credentials expire (an exec plugin's).
-    clients: tokio::sync::Mutex<HashMap<Option<String>, (kube::Client, Option<jiff::Timestamp>)>>,
+    clients: tokio::sync::Mutex<HashMap<Option<String>, Connected>>,
 }
 
 impl Clusters {
