@@ -2,8 +2,51 @@
 //! in and out), the HMAC-SHA256 signature in the `sha256=<hex>` form that GitHub, Gitea
 //! and our own outgoing webhooks use, and a constant-time comparison for checking what a
 //! sender presents. It never logs or formats a secret.
+//!
+//! It is also the one redaction point for secret *values*: every secret the process reads
+//! (here, and registry passwords, kubeconfig tokens and keys, an exec plugin's token) is
+//! [`remember`]ed, and every text that leaves the process for people — the log, `/status`,
+//! the board, alerts — passes through [`redact`], which replaces each with `[secret]`, so a
+//! server that echoes a token into an error message cannot make us show it.
 
 use std::path::Path;
+use std::sync::RwLock;
+
+/// The secret values read so far, longest first (a secret is never half replaced by a
+/// shorter one it contains).
+static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Secrets shorter than this are not redacted as text: they would blank ordinary words
+/// (and are too short to be worth stealing from a log).
+const SHORTEST: usize = 6;
+
+/// Remember `value` as a secret: from now on [`redact`] hides it.
+pub fn remember(value: &str) {
+    let value = value.trim();
+    if value.len() < SHORTEST {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|p| p.into_inner());
+    if !known.iter().any(|k| k == value) {
+        known.push(value.to_string());
+        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    }
+}
+
+/// `text` with every remembered secret replaced by `[secret]`.
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    let known = KNOWN.read().unwrap_or_else(|p| p.into_inner());
+    if !known.iter().any(|k| text.contains(k.as_str())) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = text.to_string();
+    for k in known.iter() {
+        if out.contains(k.as_str()) {
+            out = out.replace(k.as_str(), "[secret]");
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -34,7 +77,9 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
 pub fn read(file: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+    let secret = text.trim_end_matches(['\r', '\n']).to_string();
+    remember(&secret);
+    Ok(secret)
 }
 
 #[cfg(test)]
@@ -60,6 +105,21 @@ mod tests {
             missing.starts_with("cannot read ") && missing.contains("none"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn remembered_secrets_are_redacted_longest_first() {
+        remember("tok-12345678");
+        remember("tok-12345678-and-more");
+        remember("abc");
+        assert_eq!(
+            redact("a tok-12345678-and-more and tok-12345678, abc"),
+            "a [secret] and [secret], abc"
+        );
+        assert!(matches!(
+            redact("nothing here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -26,11 +26,31 @@ pub fn init(format: Option<LogFormat>, verbose: u8, quiet: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(|| Redacting(std::io::stderr()));
     // A second init (tests calling in) keeps the first subscriber.
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// A log line's writer that hides every secret the process has read ([`crate::secret`]).
+struct Redacting<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let redacted = crate::secret::redact(&text);
+        if matches!(redacted, std::borrow::Cow::Borrowed(_)) {
+            self.0.write_all(buf)?;
+        } else {
+            self.0.write_all(redacted.as_bytes())?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }

@@ -13,7 +13,9 @@ use crate::engine::PassReport;
 use crate::metrics::Metrics;
 use crate::view;
 
+/// Print a pass's report: as every text the process shows, without a secret it read.
 fn print(text: &str) {
+    let text = crate::secret::redact(text);
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 

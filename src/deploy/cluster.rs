@@ -382,6 +382,16 @@ pub fn read_kubeconfig(path: &std::path::Path) -> Result<(Kubeconfig, String), S
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}", e.kind()))?;
     let file = Kubeconfig::from_yaml(&text).map_err(|e| kubeconfig_problem(&e))?;
+    // Its credentials, remembered: no text the process shows can hold them.
+    for auth in file.auth_infos.iter().filter_map(|a| a.auth_info.as_ref()) {
+        use secrecy::ExposeSecret as _;
+        for secret in [&auth.token, &auth.password, &auth.client_key_data]
+            .into_iter()
+            .flatten()
+        {
+            crate::secret::remember(secret.expose_secret());
+        }
+    }
     Ok((file, text))
 }
 

@@ -160,6 +160,9 @@ pub async fn run_exec(auth_info: &AuthInfo) -> Result<Credential, String> {
     let text = |key: &str| status.get(key).and_then(|v| v.as_str()).map(str::to_string);
     let mut with = auth_info.clone();
     with.exec = None;
+    for secret in [text("token"), text("clientKeyData")].into_iter().flatten() {
+        crate::secret::remember(&secret);
+    }
     match (
         text("token"),
         text("clientCertificateData"),

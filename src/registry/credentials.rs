@@ -20,9 +20,11 @@ use tokio::io::AsyncWriteExt;
 pub struct Secret(String);
 
 impl Secret {
-    /// Wrap a secret.
+    /// Wrap a secret (remembered, so that no text the process shows can hold it).
     pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
+        let s = s.into();
+        crate::secret::remember(&s);
+        Self(s)
     }
 
     /// The secret itself, for the one place that sends it.

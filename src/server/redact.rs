@@ -30,7 +30,8 @@ impl Redaction {
 
     /// `text` as it may be served.
     pub fn apply(&self, text: &str) -> String {
-        let mut out = crate::gitops::git::redact_urls_and_queries(text);
+        let text = crate::secret::redact(text);
+        let mut out = crate::gitops::git::redact_urls_and_queries(&text);
         for path in &self.secret_paths {
             if out.contains(path.as_str()) {
                 out = out.replace(path.as_str(), "[secret file]");

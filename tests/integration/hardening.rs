@@ -427,3 +427,240 @@ async fn verifying_one_application_reads_only_it_and_a_huge_one_is_refused() {
     assert!(!out.contains(&token));
     assert!(peak < PEAK_KIB, "status peaked at {peak} KiB");
 }
+
+/// A server that refuses everything, echoing back the credentials it was sent (decoded,
+/// where they came as Basic auth) in the error message, as an API's error text may: for
+/// the registry, the forge, git and the Kubernetes API alike. Returns its `127.0.0.1:PORT`
+/// and the credentials it saw.
+async fn echoing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let saw = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let saw = std::sync::Arc::clone(&saw);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let mut said = Vec::new();
+                for line in head.lines() {
+                    let Some((name, value)) = line.split_once(':') else {
+                        continue;
+                    };
+                    if !name.eq_ignore_ascii_case("authorization") {
+                        continue;
+                    }
+                    let value = value.trim().to_string();
+                    if let Some(basic) = value.strip_prefix("Basic ")
+                        && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic)
+                    {
+                        said.push(String::from_utf8_lossy(&decoded).into_owned());
+                    }
+                    said.push(value);
+                }
+                saw.lock().unwrap().extend(said.iter().cloned());
+                let echo = format!("denied for {}", said.join(" and "));
+                let body = serde_json::json!({
+                    "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
+                    "reason": "Forbidden", "message": echo,
+                    "errors": [ { "code": "DENIED", "message": echo } ]
+                })
+                .to_string();
+                // Asked without credentials, it asks for them (as a registry does).
+                let status = match said.is_empty() {
+                    true => "401 Unauthorized",
+                    false => "403 Forbidden",
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nWww-Authenticate: Basic realm=\"echo\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Issue 29: a known secret in every credential source — a registry password, a forge
+/// token, a git password, a kubeconfig's token and an exec plugin's token — each sent to a
+/// server that echoes it back in its error message. None of them appears on any surface:
+/// the worker's log, `/status`, the board, the alerts it sends, and `once`'s output; the
+/// echoes are there, redacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_any_surface_even_when_a_server_echoes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_registry, image) = app_registry().await;
+    let (echo, seen) = echoing_server().await;
+    let receiver = crate::support::receiver::Receiver::start().await;
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo_at(
+        base.path(),
+        "gitops",
+        &[
+            (
+                "deploy/a/kustomization.yaml",
+                &kustomization(&image, "1.0.0"),
+            ),
+            (
+                "deploy/b/kustomization.yaml",
+                &kustomization(&format!("{echo}/acme/b"), "1.0.0"),
+            ),
+        ],
+        Some(INITIAL),
+    );
+    let secrets = base.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let values = [
+        ("registry", "REGISTRY-SECRET-0a1b2c"),
+        ("forge", "FORGE-SECRET-3d4e5f"),
+        ("git", "GIT-SECRET-6a7b8c"),
+        ("kube", "KUBE-SECRET-9d0e1f"),
+        ("plugin", "PLUGIN-SECRET-2a3b4c"),
+    ];
+    for (name, value) in values {
+        std::fs::write(secrets.join(name), format!("{value}\n")).unwrap();
+    }
+    let kubeconfig = |user: &str, credentials: &str| {
+        let file = secrets.join(format!("{user}.kubeconfig"));
+        std::fs::write(&file, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: echo\n  cluster:\n    server: http://{echo}\nusers:\n- name: {user}\n  user:\n    {credentials}\ncontexts:\n- name: {user}@echo\n  context:\n    cluster: echo\n    user: {user}\ncurrent-context: {user}@echo\n")).unwrap();
+        file
+    };
+    let by_token = kubeconfig("bot", "token: KUBE-SECRET-9d0e1f");
+    let plugin = secrets.join("plugin.sh");
+    std::fs::write(&plugin, "#!/bin/sh\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"PLUGIN-SECRET-2a3b4c\"}}'\n").unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let by_plugin = kubeconfig(
+        "plugged",
+        &format!(
+            "exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}",
+            plugin.display()
+        ),
+    );
+    let host = image.split('/').next().unwrap();
+    let s = secrets.display();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1
+kind: Settings
+spec:
+  git:
+    url: 'file://{bare}'
+    forge: {{ kind: github, apiUrl: 'http://{echo}', tokenFile: {s}/forge, project: acme/gitops }}
+  repositories:
+    - {{ name: echoed, url: 'http://{echo}/acme/gitops.git', auth: {{ username: bot, passwordFile: {s}/git }} }}
+  registries:
+    - {{ host: '{host}', insecure: true }}
+    - {{ host: '{echo}', insecure: true, username: bot, passwordFile: {s}/registry }}
+  clusters:
+    - {{ name: tokened, kubeconfig: '{}' }}
+    - {{ name: plugged, kubeconfig: '{}', allowExecPlugins: true }}
+  alerts:
+    webhooks: [{{ url: '{}/hook' }}]
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: {{ name: a }}
+spec:
+  image: {image}
+  environments:
+    - {{ name: dev, write: pull-request, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/a/kustomization.yaml }} }}, verify: {{ argocd: {{ application: a }}, cluster: tokened }} }}
+    - {{ name: qa, repository: echoed, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/a/kustomization.yaml }} }}, verify: {{ argocd: {{ application: a }}, cluster: plugged }} }}
+---
+apiVersion: tagpromoter.io/v1alpha1
+kind: Promotion
+metadata: {{ name: b }}
+spec:
+  image: {echo}/acme/b
+  environments:
+    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/b/kustomization.yaml }} }} }}
+",
+            by_token.display(),
+            by_plugin.display(),
+            receiver.url,
+            bare = bare.display(),
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let worker = Worker::start(rules.path(), cache.path(), free_port(), &[]).await;
+    // The alerts of the first pass delivered.
+    let started = Instant::now();
+    while receiver.seen().is_empty() && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let http = reqwest::Client::new();
+    let status = http
+        .get(format!("{}/status", worker.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let board = http
+        .get(format!("{}/", worker.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let alerts: String = receiver
+        .seen()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    let log = worker.stop();
+    let once_cache = tempfile::tempdir().unwrap();
+    let (once, _) = run_watching_memory(&[
+        "--rules".as_ref(),
+        rules.path().as_os_str(),
+        "--cache-dir".as_ref(),
+        once_cache.path().as_os_str(),
+        "-v".as_ref(),
+        "once".as_ref(),
+    ])
+    .await;
+    // Each secret was sent, and echoed back.
+    let seen = seen.lock().unwrap().join("\n");
+    for (name, value) in values {
+        if name != "git" {
+            assert!(seen.contains(value), "{name} was never sent: {seen}");
+        }
+    }
+    let surfaces = [
+        ("the log", &log),
+        ("/status", &status),
+        ("the board", &board),
+        ("the alerts", &alerts),
+        ("once's output", &once),
+    ];
+    for (surface, text) in surfaces {
+        for (name, value) in values {
+            assert!(
+                !text.contains(value),
+                "the {name} secret is in {surface}:\n{text}"
+            );
+        }
+    }
+    let echoed = surfaces
+        .iter()
+        .filter(|(_, text)| {
+            text.contains("denied for [secret]") || text.contains("denied for Bearer [secret]")
+        })
+        .count();
+    assert!(echoed >= 2, "no echo shown redacted:\n{status}\n{once}");
+}

@@ -91,7 +91,7 @@ impl Sink for Alertmanager {
             if list.is_empty() {
                 return Ok(());
             }
-            let body = serde_json::to_vec(&list).unwrap_or_default();
+            let body = super::redacted(serde_json::to_vec(&list).unwrap_or_default());
             post(&self.http, &self.name, &self.url, body, &[]).await
         })
     }

@@ -112,6 +112,15 @@ fn label(kind: &str, url: &str) -> String {
     format!("{kind} ({host})")
 }
 
+/// `body` with every secret the process read hidden ([`crate::secret::redact`]): an error
+/// a server echoed a token into goes out without it (before it is signed).
+pub(super) fn redacted(body: Vec<u8>) -> Vec<u8> {
+    match String::from_utf8(body) {
+        Ok(text) => crate::secret::redact(&text).into_owned().into_bytes(),
+        Err(e) => e.into_bytes(),
+    }
+}
+
 /// POST `body` as JSON with `headers`; classify the answer.
 async fn post(
     http: &reqwest::Client,

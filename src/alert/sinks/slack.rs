@@ -58,7 +58,9 @@ impl Sink for Slack {
                     )
                 })
                 .collect();
-            let body = serde_json::to_vec(&json!({ "text": lines.join("\n") })).unwrap_or_default();
+            let body = super::redacted(
+                serde_json::to_vec(&json!({ "text": lines.join("\n") })).unwrap_or_default(),
+            );
             post(&self.http, &self.name, &self.url, body, &[]).await
         })
     }

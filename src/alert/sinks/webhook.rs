@@ -63,7 +63,9 @@ impl Sink for Webhook {
                     })
                 })
                 .collect();
-            let body = serde_json::to_vec(&json!({ "notifications": items })).unwrap_or_default();
+            let body = super::redacted(
+                serde_json::to_vec(&json!({ "notifications": items })).unwrap_or_default(),
+            );
             let mut headers = Vec::new();
             if let Some(file) = &self.secret_file {
                 let key = crate::secret::read(file).map_err(|e| SinkError {
