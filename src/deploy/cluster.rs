@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, ListParams, ObjectList};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use serde_json::Value;
@@ -65,6 +65,9 @@ type Object = (Option<String>, Kind, String, String);
 
 /// What was read of an object, or why it could not be.
 type Read = Result<Value, ClusterError>;
+
+/// Objects a watch's list asks for at once (a namespace of thousands is listed in pages).
+const PAGE: u32 = 250;
 
 /// Objects read at once, across clusters.
 const READS_AT_ONCE: usize = 8;
@@ -248,29 +251,43 @@ impl Clusters {
         })
     }
 
-    /// The objects of `kind` in `namespace` of `cluster`, listed once (within
-    /// [`LIST_TIMEOUT`]), and the API through which they were listed.
-    pub(super) async fn objects(
+    /// The objects of `kind` in `namespace` of `cluster` whose fields match `selector`
+    /// (`metadata.name=…` where one object is watched), listed a page at a time (each page
+    /// within [`LIST_TIMEOUT`]) and handed to `page`; the API through which they were
+    /// listed, and the list's resource version.
+    pub(super) async fn list_pages(
         &self,
-        cluster: &Option<String>,
-        kind: Kind,
-        namespace: &str,
-    ) -> Result<(Api<DynamicObject>, ObjectList<DynamicObject>), ClusterError> {
+        (cluster, kind, namespace): (&Option<String>, Kind, &str),
+        selector: Option<&str>,
+        mut page: impl FnMut(Vec<DynamicObject>),
+    ) -> Result<(Api<DynamicObject>, String), ClusterError> {
         let client = self.client(cluster).await?;
         let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &kind.resource());
-        let listed = tokio::time::timeout(LIST_TIMEOUT, api.list(&ListParams::default()))
-            .await
-            .map_err(|_| ClusterError {
-                kind: ClusterErrorKind::Unreachable,
-                detail: format!(
-                    "{} did not list {} in {namespace} within {}s",
-                    shown(cluster),
-                    kind.plural(),
-                    LIST_TIMEOUT.as_secs()
-                ),
-            })?
-            .map_err(|e| classify(cluster, kind, namespace, &e))?;
-        Ok((api, listed))
+        let mut params = ListParams::default().limit(PAGE);
+        if let Some(selector) = selector {
+            params = params.fields(selector);
+        }
+        loop {
+            let listed = tokio::time::timeout(LIST_TIMEOUT, api.list(&params))
+                .await
+                .map_err(|_| ClusterError {
+                    kind: ClusterErrorKind::Unreachable,
+                    detail: format!(
+                        "{} did not list {} in {namespace} within {}s",
+                        shown(cluster),
+                        kind.plural(),
+                        LIST_TIMEOUT.as_secs()
+                    ),
+                })?
+                .map_err(|e| classify(cluster, kind, namespace, &e))?;
+            let version = listed.metadata.resource_version.clone().unwrap_or_default();
+            let next = listed.metadata.continue_.clone().filter(|c| !c.is_empty());
+            page(listed.items);
+            match next {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok((api, version)),
+            }
+        }
     }
 
     /// A client for `cluster`, connected on first use (and again once credentials an exec

@@ -1,7 +1,7 @@
 //! Watching the controllers' objects between a worker's passes, so that a rollout that
 //! turns healthy, degraded or stuck is acted on within seconds rather than at the next
-//! interval: one list, then one watch, per cluster, kind and namespace, however many
-//! objects and promotions it covers. A watch that ends is resumed from the last resource
+//! interval: one list (in pages; of just the object, where one is watched there), then one
+//! watch, per cluster, kind and namespace, however many objects and promotions it covers. A watch that ends is resumed from the last resource
 //! version it saw; one whose history the API server expired (410 Gone) lists again.
 //!
 //! A watch only rings for a pass over the promotions whose verified object changed; the
@@ -199,27 +199,46 @@ impl ListWatch {
     /// List the objects, then watch from that version until the watch can no longer go on.
     async fn list_and_watch(&mut self, failing: &mut Option<String>) -> Stop {
         let (cluster, kind, namespace) = &self.list;
-        let (api, listed) = match self.clusters.objects(cluster, *kind, namespace).await {
+        let kind = *kind;
+        // One object watched: the API sends only it.
+        let selector = self.selector();
+        let mut now: HashMap<String, Gist> = HashMap::new();
+        let objects = &self.objects;
+        let listed = self
+            .clusters
+            .list_pages((cluster, kind, namespace), selector.as_deref(), |items| {
+                now.extend(items.iter().filter_map(|object| {
+                    let name = object.metadata.name.as_ref()?;
+                    objects.contains_key(name).then_some(())?;
+                    Some((name.clone(), Gist::of(kind, object)?))
+                }));
+            })
+            .await;
+        let (api, version) = match listed {
             Ok(listed) => listed,
             Err(e) => return Stop::Failed(e),
         };
-        let version = listed.metadata.resource_version.clone().unwrap_or_default();
-        self.listed(&listed.items);
-        self.watch(&api, version, failing).await
+        self.listed(now);
+        self.watch(&api, version, selector.as_deref(), failing)
+            .await
     }
 
-    /// Note what a list found; ring for the objects that changed since the last list (the
-    /// first list only starts watching: the pass before it read the same).
-    fn listed(&mut self, items: &[DynamicObject]) {
-        let kind = self.list.1;
-        let now: HashMap<String, Gist> = items
-            .iter()
-            .filter_map(|object| {
-                let name = object.metadata.name.as_ref()?;
-                self.objects.contains_key(name).then_some(())?;
-                Some((name.clone(), Gist::of(kind, object)?))
-            })
-            .collect();
+    /// `metadata.name=NAME` when this list watches one object.
+    fn selector(&self) -> Option<String> {
+        match self.objects.len() {
+            1 => self
+                .objects
+                .keys()
+                .next()
+                .map(|n| format!("metadata.name={n}")),
+            _ => None,
+        }
+    }
+
+    /// Note what a list found (each watched object's gist); ring for the objects that
+    /// changed since the last list (the first list only starts watching: the pass before
+    /// it read the same).
+    fn listed(&mut self, now: HashMap<String, Gist>) {
         if let Some(seen) = &self.seen {
             let changed: BTreeSet<String> = self
                 .objects
@@ -240,13 +259,17 @@ impl ListWatch {
         &mut self,
         api: &Api<DynamicObject>,
         mut version: String,
+        selector: Option<&str>,
         failing: &mut Option<String>,
     ) -> Stop {
         let (cluster, kind, namespace) = &self.list;
         let failed = |e: &kube::Error| Stop::Failed(classify(cluster, *kind, namespace, e));
         let seen = self.seen.get_or_insert_default();
         loop {
-            let params = WatchParams::default().timeout(WATCH_SECONDS);
+            let mut params = WatchParams::default().timeout(WATCH_SECONDS);
+            if let Some(selector) = selector {
+                params = params.fields(selector);
+            }
             let started = tokio::time::Instant::now();
             let events = match api.watch(&params, &version).await {
                 Ok(events) => events,
