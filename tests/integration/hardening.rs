@@ -664,3 +664,130 @@ spec:
         .count();
     assert!(echoed >= 2, "no echo shown redacted:\n{status}\n{once}");
 }
+
+/// All of the attacks above, one after another, against one worker (`run`): a target
+/// padded to 100 MiB, a verified Application among 1,500 of 100 KiB, 500 heads of 400 KiB,
+/// one client holding 600 connections. Its peak RSS stays under 128 MiB throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_stays_under_128_mib_through_every_attack_in_turn() {
+    let (_registry, image) = app_registry().await;
+    let base = tempfile::tempdir().unwrap();
+    let huge = format!(
+        "{}{}",
+        kustomization(&image, "1.0.0"),
+        "\n".repeat(100 << 20)
+    );
+    let bare = bare_repo_at(
+        base.path(),
+        "gitops",
+        &[
+            (
+                "deploy/dev/kustomization.yaml",
+                &kustomization(&image, "1.0.0"),
+            ),
+            ("deploy/padded/kustomization.yaml", &huge),
+        ],
+        Some(INITIAL),
+    );
+    drop(huge);
+    let first = crate::support::git::git(&bare, &["rev-parse", "main"])
+        .trim()
+        .to_string();
+    let api = crate::support::kube_api::KubeApi::start().await;
+    api.grant("tagpromoter", "applications", "argocd");
+    for i in 0..1_500 {
+        api.put(
+            "applications",
+            application(&format!("other-{i}"), &first, 100 << 10),
+        );
+    }
+    api.put("applications", application("app-dev", &first, 1 << 10));
+    let (kubeconfig, _) = api.kubeconfig_with_token("tagpromoter");
+    let rules = tempfile::tempdir().unwrap();
+    let host = image.split('/').next().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{host}', insecure: true }}]\n  clusters: [{{ name: dev, kubeconfig: '{}' }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }}, verify: {{ argocd: {{ application: app-dev }}, cluster: dev }} }}\n    - {{ name: padded, from: dev, soak: 1m, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/padded/kustomization.yaml }} }} }}\n",
+            bare.display(),
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let (port, probes) = (free_port(), free_port());
+    let worker = Worker::start_with(
+        rules.path(),
+        cache.path(),
+        port,
+        &[],
+        &["--listen-probes", &format!("127.0.0.1:{probes}")],
+    )
+    .await;
+    let main = format!("127.0.0.1:{port}");
+    // The padded target and the namespace were read by the first pass (it is ready).
+    let (_, after_passes) = worker.memory_kib();
+    // Huge heads.
+    let mut attackers = Vec::new();
+    for i in 0..500u32 {
+        let main = main.clone();
+        attackers.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = connect_from(1 + (i % 8) as u8, &main).await.ok()?;
+            let head = format!(
+                "POST /webhooks/github HTTP/1.1\r\nHost: {main}\r\nX-Padding: {}\r\n\r\n",
+                "a".repeat(400 << 10)
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+                .await;
+            Some(())
+        }));
+    }
+    for a in attackers {
+        let _ = a.await;
+    }
+    let (_, after_heads) = worker.memory_kib();
+    // One client holding every connection it can, for 6 s.
+    let flooding = Instant::now();
+    let mut holders = Vec::new();
+    for _ in 0..600 {
+        let main = main.clone();
+        holders.push(tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            while flooding.elapsed() < Duration::from_secs(6) {
+                let Ok(mut stream) = connect_from(1, &main).await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let mut sink = [0u8; 64];
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(6).saturating_sub(flooding.elapsed()),
+                    stream.read(&mut sink),
+                )
+                .await;
+            }
+        }));
+    }
+    for h in holders {
+        let _ = h.await;
+    }
+    let probe = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{probes}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let (_, peak) = worker.memory_kib();
+    let log = worker.stop();
+    eprintln!(
+        "peak RSS after the first pass {after_passes} KiB, after the heads {after_heads} KiB, at the end {peak} KiB"
+    );
+    assert!(
+        log.contains("over the 8.0 MiB a file may be"),
+        "the padded target was read:\n{}",
+        &log[..log.len().min(3000)]
+    );
+    assert_eq!(probe.ok(), Some(200));
+    assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
+}

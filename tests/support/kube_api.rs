@@ -3,7 +3,8 @@
 //! authentication by bearer token or client certificate, RBAC as a list of what each user
 //! may do (get, list, watch), and `get`, `list` and `watch` of namespaced custom objects under
 //! `/apis/{group}/{version}/namespaces/{namespace}/{plural}[/{name}]`, answered the way the
-//! API server answers: `…List` documents with a `resourceVersion`; a watch
+//! API server answers: `…List` documents with a `resourceVersion` (paged with `limit` and
+//! `continue`, narrowed by `fieldSelector=metadata.name=…`); a watch
 //! (`?watch=true&resourceVersion=N`) streams one JSON event per line (`ADDED`, `MODIFIED`,
 //! `DELETED`) for every change after version N, until `timeoutSeconds`, and answers a version
 //! older than its history with an `ERROR` event holding a 410 `Expired` status; `Status`
@@ -417,6 +418,8 @@ enum Answer {
 struct Watch {
     plural: String,
     namespace: String,
+    /// `fieldSelector=metadata.name=NAME`: only that object.
+    name: Option<String>,
     from: u64,
     timeout: std::time::Duration,
 }
@@ -479,6 +482,11 @@ fn decide<B>(
         }
     };
     let watching = query_value(query, "watch") == Some("true");
+    // `fieldSelector=metadata.name=NAME` (the only field selector objects of every kind
+    // have), URL-encoded.
+    let selected = query_value(query, "fieldSelector")
+        .map(|s| s.replace("%3D", "=").replace("%3d", "="))
+        .and_then(|s| s.strip_prefix("metadata.name=").map(str::to_string));
     let verb = match (name, watching) {
         (Some(_), _) => "get",
         (None, true) => "watch",
@@ -525,23 +533,44 @@ fn decide<B>(
         return Ok(Answer::Watch(Watch {
             plural: plural.to_string(),
             namespace: namespace.to_string(),
+            name: selected,
             from,
             timeout: std::time::Duration::from_secs(seconds),
         }));
     }
-    let items: Vec<Value> = state
+    // Paged as the API server pages (`limit`, and `continue` with the token it gave).
+    let from: usize = query_value(query, "continue")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query_value(query, "limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let matching: Vec<&Value> = state
         .objects
         .iter()
-        .filter(|((p, ns, _), _)| p == plural && ns == namespace)
-        .map(|(_, o)| o.clone())
+        .filter(|((p, ns, n), _)| {
+            p == plural && ns == namespace && selected.as_ref().is_none_or(|s| s == n)
+        })
+        .map(|(_, o)| o)
         .collect();
+    let items: Vec<Value> = matching
+        .iter()
+        .skip(from)
+        .take(limit)
+        .map(|o| (*o).clone())
+        .collect();
+    let more = from.saturating_add(limit) < matching.len();
     let kind = items
         .first()
         .and_then(|o| o["kind"].as_str())
         .map_or_else(|| "List".to_string(), |k| format!("{k}List"));
+    let mut metadata = json!({ "resourceVersion": state.resource_version.to_string() });
+    if more {
+        metadata["continue"] = json!((from + limit).to_string());
+    }
     Ok(Answer::Document(
         200,
-        json!({ "apiVersion": format!("{group}/{version}"), "kind": kind, "metadata": { "resourceVersion": state.resource_version.to_string() }, "items": items }),
+        json!({ "apiVersion": format!("{group}/{version}"), "kind": kind, "metadata": metadata, "items": items }),
     ))
 }
 
@@ -579,6 +608,10 @@ fn stream(state: Arc<Mutex<State>>, changes: Changes, watch: Watch) -> Body {
                         e.version > cursor
                             && e.plural == watch.plural
                             && e.namespace == watch.namespace
+                            && watch
+                                .name
+                                .as_ref()
+                                .is_none_or(|n| e.object["metadata"]["name"] == n.as_str())
                     })
                     .map(|e| format!("{}\n", json!({ "type": e.kind, "object": e.object })))
                     .collect();
