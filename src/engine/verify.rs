@@ -106,7 +106,8 @@ impl Deployment {
     /// not healthily) rolled out has not started running: where the controller is known to
     /// run an earlier change (`running`), that one runs — from when it turned healthy, or
     /// for no time when it is not healthy — and those after it have not started; where
-    /// that is not known, what ran before still runs. A person's rollback stays, not
+    /// that is not known, what ran before still runs, unless the controller cannot be read
+    /// at all: then nothing counts while it cannot (held where it is). A person's rollback stays, not
     /// started until it runs: what it rolled back from stops flowing at once (a person wins
     /// when in doubt), whatever the controller says.
     ///
@@ -133,7 +134,8 @@ impl Deployment {
             | Self::Deploying { .. }
             | Self::Unhealthy { .. }
             | Self::Mismatch { .. } => {
-                let running = running.filter(|_| !matches!(self, Self::Unknown { .. }));
+                let unknown = matches!(self, Self::Unknown { .. });
+                let running = running.filter(|_| !unknown);
                 let Some(running) = running else {
                     match changes.last_mut() {
                         // (A rollback stays, not started.)
@@ -141,6 +143,11 @@ impl Deployment {
                         _ => {
                             changes.pop();
                         }
+                    }
+                    // Nothing known of what runs: what ran before is held where it is (its
+                    // run counts again once the controller can say).
+                    if let (true, Some(last)) = (unknown, changes.last_mut()) {
+                        last.resumed = last.resumed.max(Some(now));
                     }
                     return;
                 };
@@ -219,7 +226,7 @@ pub fn date_earlier(
             (Some(false), _) | (None, None) => {
                 // It may have run, unhealthy: it counts no time (and what ran before it
                 // stopped when it came).
-                changes[i].resumed = Some(changes[i + 1].replaced());
+                changes[i].resumed = changes[i].resumed.max(Some(changes[i + 1].replaced()));
             }
             (None, Some(RolledOut::Never)) => {
                 changes.remove(i);

@@ -264,8 +264,10 @@ impl Sightings {
         // An interruption, and a rollout seen, are kept whatever a read says (a read from
         // part-way may not reach its change, and forgetting it would date that run
         // earlier): the newest few.
-        let resumed = newest_few(&self.resumed, |(at, _)| *at);
-        let rollouts = newest_few(&self.rollouts, |r| r.at);
+        let resumed = newest_few(&self.resumed, |(at, _)| *at, &BTreeMap::new());
+        // (A rollout of a change read this pass is kept whatever its age: its word may be
+        // all that stops an unhealthy run from counting.)
+        let rollouts = newest_few(&self.rollouts, |r| r.at, read);
         let mut seen = self.seen.clone();
         for (key, at) in new {
             seen.entry(key).or_insert(at);
@@ -299,17 +301,20 @@ impl Sightings {
     }
 }
 
-/// `entries` keeping, per environment, the [`KEPT_PER_ENVIRONMENT`] newest by `time`.
+/// `entries` keeping, per environment, those of the commits `read` this pass and the
+/// [`KEPT_PER_ENVIRONMENT`] newest (by `time`) of the others.
 fn newest_few<T: Clone>(
     entries: &BTreeMap<Sighted, T>,
     time: impl Fn(&T) -> Timestamp,
+    read: &BTreeMap<String, BTreeSet<String>>,
 ) -> BTreeMap<Sighted, T> {
     let mut kept = entries.clone();
     let environments: BTreeSet<&String> = entries.keys().map(|(e, _)| e).collect();
     for environment in environments {
+        let reading = read.get(environment);
         let mut of: Vec<(&Sighted, Timestamp)> = entries
             .iter()
-            .filter(|((e, _), _)| e == environment)
+            .filter(|((e, c), _)| e == environment && !reading.is_some_and(|r| r.contains(c)))
             .map(|(k, v)| (k, time(v)))
             .collect();
         of.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
@@ -382,6 +387,42 @@ mod tests {
             Some(at("2026-11-20T10:00:00Z"))
         );
         assert_eq!(ledger.get("app/prod", "4f5e7c1d"), None);
+    }
+
+    /// Found by a fresh-eyes review: an unhealthy sighting of a change still read is kept
+    /// however many newer rollouts followed it.
+    #[test]
+    fn a_rollout_of_a_change_still_read_is_kept_however_many_followed() {
+        let key = |c: &str| ("app/dev".to_string(), c.to_string());
+        let mut ledger = Sightings::default().with_rollouts([(
+            key("00000"),
+            Rollout {
+                at: at("2026-11-20T10:00:00Z"),
+                value: "1.1.0".into(),
+                healthy: false,
+            },
+        )]);
+        for i in 1..=20u32 {
+            ledger = ledger.with_rollouts([(
+                key(&format!("{i:05x}")),
+                Rollout {
+                    at: at("2026-11-20T11:00:00Z") + jiff::SignedDuration::from_mins(i.into()),
+                    value: format!("1.{}.0", i + 1),
+                    healthy: false,
+                },
+            )]);
+        }
+        let read = BTreeMap::from([("app/dev".to_string(), BTreeSet::from(["00000".to_string()]))]);
+        let kept = ledger.updated([], &read);
+        assert!(
+            kept.rollout("app/dev", "00000").is_some(),
+            "the oldest, still read"
+        );
+        let forgotten = ledger.updated([], &BTreeMap::new());
+        assert!(
+            forgotten.rollout("app/dev", "00000").is_none(),
+            "no longer read: the newest few"
+        );
     }
 
     #[test]

@@ -762,3 +762,59 @@ async fn a_rollback_the_controller_never_rolled_out_does_not_soak() {
         "1.1.0 never ran in dev: the controller still runs the first commit"
     );
 }
+
+/// Found by a fresh-eyes review: dev moves on to 1.2.0 while Argo CD stays on 1.1.0's
+/// commit, which goes Degraded (a pass sees it at 0:20) and then Healthy again, from an Argo
+/// CD that does not say when health turned. 1.1.0 counts from that sighting, not from when
+/// 1.2.0 came.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_the_controller_still_runs_counts_from_when_it_was_last_seen_degraded() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    let one_one = git(&world.bare, &["rev-parse", "main"]).trim().to_string();
+    world
+        .api
+        .put("applications", application(&one_one, "Healthy", at(1)));
+    world.pass(at(5)).await;
+    crate::support::oci::Pusher::new(&world._registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    world.pass(at(10)).await;
+    assert_eq!(world.tag("dev"), "1.2.0");
+    world
+        .api
+        .put("applications", application(&one_one, "Degraded", at(1)));
+    world.pass(at(20)).await;
+    world
+        .api
+        .put("applications", application(&one_one, "Healthy", at(1)));
+    world.pass(at(75)).await;
+    assert_eq!(world.tag("prod"), "1.0.0", "seen degraded at 0:20");
+    world.pass(at(81)).await;
+    assert_eq!(world.tag("prod"), "1.1.0", "an hour after");
+}
+
+/// Found by a fresh-eyes review: dev's 1.1.0 never rolled out (Argo CD stays on the first
+/// commit), dev moves on to 1.2.0, then the API forbids every read. Nothing is known of
+/// what runs: prod is held where it is, and 1.1.0 does not start counting.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_controller_holds_the_downstream_where_it_is() {
+    let world = World::new().await;
+    world.pass(at(0)).await;
+    world.pass(at(5)).await;
+    crate::support::oci::Pusher::new(&world._registry.addr)
+        .image("acme/app", Some("1.2.0"), INITIAL, "linux", "amd64")
+        .await;
+    world.pass(at(10)).await;
+    assert_eq!(world.tag("dev"), "1.2.0");
+    world.api.revoke("tagpromoter");
+    for minute in [70, 130, 300] {
+        let report = world.pass(at(minute)).await;
+        assert_eq!(
+            world.tag("prod"),
+            "1.0.0",
+            "{}",
+            report_of(&report, "app/prod").state(report.now)
+        );
+    }
+}

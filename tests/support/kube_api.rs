@@ -325,6 +325,11 @@ impl KubeApi {
         }
     }
 
+    /// Take back everything `user` was granted (the API now forbids it all).
+    pub fn revoke(&self, user: &str) {
+        self.state.lock().unwrap().grants.remove(user);
+    }
+
     /// A kubeconfig for `user`, who authenticates with a bearer token (returned too).
     pub fn kubeconfig_with_token(&self, user: &str) -> (PathBuf, String) {
         let token = format!(
