@@ -203,64 +203,74 @@ impl Clusters {
                 detail: format!("{}: the answer is not an object: {e}", at()),
             });
         }
-        // The API's own words, where it says them as a Status.
-        let message = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| {
-                Some(
-                    v.get("message")?
-                        .as_str()?
-                        .chars()
-                        .take(300)
-                        .collect::<String>(),
-                )
-            })
-            .unwrap_or_default();
-        let listed = format!("{}, {} in {namespace}", shown(cluster), kind.plural());
-        let (kind_of, detail) = match status {
-            401 => (
-                ClusterErrorKind::Unauthorized,
-                format!(
-                    "{listed}: the credentials were refused; renew the kubeconfig's token or certificate"
-                ),
-            ),
-            403 => (
-                ClusterErrorKind::Forbidden,
-                format!(
-                    "{listed}: forbidden ({message}); grant get, list and watch on {} (the deploy/verify component has the ClusterRole)",
-                    kind.plural()
-                ),
-            ),
-            404 => (
-                ClusterErrorKind::NotFound,
-                format!(
-                    "{}: no {} {name:?} in {namespace} (is {} installed there?)",
-                    shown(cluster),
-                    kind.singular(),
-                    kind.controller()
-                ),
-            ),
-            code => (
-                ClusterErrorKind::Api,
-                format!("{}: the API answered {code}: {message}", at()),
-            ),
-        };
-        Err(ClusterError {
-            kind: kind_of,
+        Err(refused(cluster, *kind, namespace, name, status, &body))
+    }
+
+    /// Open a watch of `kind` in `namespace` of `cluster` from `version` (for at most
+    /// `seconds`; of one object where `selector` says), read a line at a time, none longer
+    /// than [`MAX_OBJECT_BYTES`].
+    pub(super) async fn watch(
+        &self,
+        (cluster, kind, namespace): (&Option<String>, Kind, &str),
+        version: &str,
+        selector: Option<&str>,
+        seconds: u32,
+    ) -> Result<Events, ClusterError> {
+        let client = self.client(cluster).await?;
+        let resource = kind.resource();
+        let mut query = format!(
+            "watch=true&allowWatchBookmarks=true&resourceVersion={version}&timeoutSeconds={seconds}"
+        );
+        if let Some(selector) = selector {
+            query.push_str(&format!("&fieldSelector={}", selector.replace('=', "%3D")));
+        }
+        let path = format!(
+            "/apis/{}/namespaces/{namespace}/{}?{query}",
+            resource.api_version, resource.plural
+        );
+        let at = || format!("{}, {} in {namespace}", shown(cluster), kind.plural());
+        let unreachable = |detail: String| ClusterError {
+            kind: ClusterErrorKind::Unreachable,
             detail,
+        };
+        let request = axum::http::Request::get(&path)
+            .header(axum::http::header::ACCEPT, "application/json")
+            .body(kube::client::Body::empty())
+            .map_err(|e| unreachable(format!("{}: {e}", at())))?;
+        let response = tokio::time::timeout(LIST_TIMEOUT, client.send(request))
+            .await
+            .map_err(|_| {
+                unreachable(format!(
+                    "{}: no answer within {}s",
+                    at(),
+                    LIST_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| unreachable(format!("{}: cannot reach the API: {e}", at())))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = bounded_body(response.into_body(), MAX_OBJECT_BYTES)
+                .await
+                .unwrap_or_default();
+            return Err(refused(cluster, kind, namespace, "", status, &body));
+        }
+        Ok(Events {
+            body: response.into_body(),
+            buffer: Vec::new(),
+            at: at(),
         })
     }
 
     /// The objects of `kind` in `namespace` of `cluster` whose fields match `selector`
     /// (`metadata.name=…` where one object is watched), listed a page at a time (each page
     /// within [`LIST_TIMEOUT`]) and handed to `page`; the API through which they were
-    /// listed, and the list's resource version.
+    /// listed: the list's resource version.
     pub(super) async fn list_pages(
         &self,
         (cluster, kind, namespace): (&Option<String>, Kind, &str),
         selector: Option<&str>,
         mut page: impl FnMut(Vec<DynamicObject>),
-    ) -> Result<(Api<DynamicObject>, String), ClusterError> {
+    ) -> Result<String, ClusterError> {
         let client = self.client(cluster).await?;
         let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &kind.resource());
         let mut params = ListParams::default().limit(PAGE);
@@ -285,7 +295,7 @@ impl Clusters {
             page(listed.items);
             match next {
                 Some(token) => params = params.continue_token(&token),
-                None => return Ok((api, version)),
+                None => return Ok(version),
             }
         }
     }
@@ -475,6 +485,121 @@ pub(super) fn classify(
     ClusterError {
         kind: kind_of,
         detail,
+    }
+}
+
+/// Why the API refused to read `kind` `name` (`""`: the list) in `namespace`: by its
+/// `status`, with its own words where its `body` is a Status.
+fn refused(
+    cluster: &Option<String>,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    status: u16,
+    body: &[u8],
+) -> ClusterError {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            Some(
+                v.get("message")?
+                    .as_str()?
+                    .chars()
+                    .take(300)
+                    .collect::<String>(),
+            )
+        })
+        .unwrap_or_default();
+    let listed = format!("{}, {} in {namespace}", shown(cluster), kind.plural());
+    let (kind_of, detail) = match status {
+        401 => (
+            ClusterErrorKind::Unauthorized,
+            format!(
+                "{listed}: the credentials were refused; renew the kubeconfig's token or certificate"
+            ),
+        ),
+        403 => (
+            ClusterErrorKind::Forbidden,
+            format!(
+                "{listed}: forbidden ({message}); grant get, list and watch on {} (the deploy/verify component has the ClusterRole)",
+                kind.plural()
+            ),
+        ),
+        404 => (
+            ClusterErrorKind::NotFound,
+            format!(
+                "{}: no {} {name:?} in {namespace} (is {} installed there?)",
+                shown(cluster),
+                kind.singular(),
+                kind.controller()
+            ),
+        ),
+        code => (
+            ClusterErrorKind::Api,
+            format!("{listed}: the API answered {code}: {message}"),
+        ),
+    };
+    ClusterError {
+        kind: kind_of,
+        detail,
+    }
+}
+
+/// An open watch: its events, a line each.
+pub(super) struct Events {
+    body: kube::client::Body,
+    buffer: Vec<u8>,
+    /// What is watched, for messages.
+    at: String,
+}
+
+impl Events {
+    /// The next event; `None` when the watch ended (its timeout). A line longer than
+    /// [`MAX_OBJECT_BYTES`] ends it as a failure, the rest unread.
+    pub(super) async fn next(
+        &mut self,
+    ) -> Result<Option<kube::api::WatchEvent<DynamicObject>>, ClusterError> {
+        use http_body_util::BodyExt as _;
+        let failed = |kind, detail: String| ClusterError { kind, detail };
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                let line = line.trim_ascii();
+                if line.is_empty() {
+                    continue;
+                }
+                return serde_json::from_slice(line).map(Some).map_err(|e| {
+                    failed(
+                        ClusterErrorKind::Api,
+                        format!("{}: a watch event is not one: {e}", self.at),
+                    )
+                });
+            }
+            if self.buffer.len() > MAX_OBJECT_BYTES {
+                return Err(failed(
+                    ClusterErrorKind::Api,
+                    format!(
+                        "{}: a watch event is larger than the {} MiB an object may be",
+                        self.at,
+                        MAX_OBJECT_BYTES >> 20
+                    ),
+                ));
+            }
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(failed(
+                        ClusterErrorKind::Unreachable,
+                        format!("{}: the watch broke off: {e}", self.at),
+                    ));
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -14,9 +14,8 @@ use std::mem::Discriminant;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt as _;
 use jiff::Timestamp;
-use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
+use kube::api::{DynamicObject, WatchEvent};
 
 use super::cluster::{ClusterError, Clusters, Kind, List, Place, classify, objects_of};
 use super::{Rollout, RolloutState, argocd, flux};
@@ -214,13 +213,12 @@ impl ListWatch {
                 }));
             })
             .await;
-        let (api, version) = match listed {
-            Ok(listed) => listed,
+        let version = match listed {
+            Ok(version) => version,
             Err(e) => return Stop::Failed(e),
         };
         self.listed(now);
-        self.watch(&api, version, selector.as_deref(), failing)
-            .await
+        self.watch(version, selector.as_deref(), failing).await
     }
 
     /// `metadata.name=NAME` when this list watches one object.
@@ -257,33 +255,35 @@ impl ListWatch {
     /// watched object whose gist changes; until the history expires or a watch fails.
     async fn watch(
         &mut self,
-        api: &Api<DynamicObject>,
         mut version: String,
         selector: Option<&str>,
         failing: &mut Option<String>,
     ) -> Stop {
         let (cluster, kind, namespace) = &self.list;
-        let failed = |e: &kube::Error| Stop::Failed(classify(cluster, *kind, namespace, e));
         let seen = self.seen.get_or_insert_default();
         loop {
-            let mut params = WatchParams::default().timeout(WATCH_SECONDS);
-            if let Some(selector) = selector {
-                params = params.fields(selector);
-            }
             let started = tokio::time::Instant::now();
-            let events = match api.watch(&params, &version).await {
+            let mut events = match self
+                .clusters
+                .watch(
+                    (cluster, *kind, namespace),
+                    &version,
+                    selector,
+                    WATCH_SECONDS,
+                )
+                .await
+            {
                 Ok(events) => events,
-                Err(e) => return failed(&e),
+                Err(e) => return Stop::Failed(e),
             };
             if failing.take().is_some() {
                 tracing::info!(objects = kind.plural(), namespace = %namespace, "watching rollouts again");
             }
-            let mut events = std::pin::pin!(events);
             loop {
-                let event = match events.try_next().await {
+                let event = match events.next().await {
                     Ok(Some(event)) => event,
                     Ok(None) => break,
-                    Err(e) => return failed(&e),
+                    Err(e) => return Stop::Failed(e),
                 };
                 let (object, gone) = match event {
                     WatchEvent::Added(object) | WatchEvent::Modified(object) => (object, false),
@@ -293,7 +293,14 @@ impl ListWatch {
                         continue;
                     }
                     WatchEvent::Error(status) if status.code == 410 => return Stop::Expired,
-                    WatchEvent::Error(status) => return failed(&kube::Error::Api(status)),
+                    WatchEvent::Error(status) => {
+                        return Stop::Failed(classify(
+                            cluster,
+                            *kind,
+                            namespace,
+                            &kube::Error::Api(status),
+                        ));
+                    }
                 };
                 if let Some(v) = &object.metadata.resource_version {
                     version.clone_from(v);

@@ -791,3 +791,62 @@ async fn the_worker_stays_under_128_mib_through_every_attack_in_turn() {
     assert_eq!(probe.ok(), Some(200));
     assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
 }
+
+/// A watch's event is one line of JSON: a line of 40 MiB (an Application with a huge
+/// status) ends that watch as a failure once it passes 4 MiB, the rest unread, and the
+/// worker says so and stays small.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_watch_event_ends_the_watch_unread() {
+    let (_registry, image) = app_registry().await;
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo_at(
+        base.path(),
+        "gitops",
+        &[(
+            "deploy/dev/kustomization.yaml",
+            &kustomization(&image, "1.0.0"),
+        )],
+        Some(INITIAL),
+    );
+    let first = crate::support::git::git(&bare, &["rev-parse", "main"])
+        .trim()
+        .to_string();
+    let api = crate::support::kube_api::KubeApi::start().await;
+    api.grant("tagpromoter", "applications", "argocd");
+    api.put("applications", application("app-dev", &first, 1 << 10));
+    let (kubeconfig, _) = api.kubeconfig_with_token("tagpromoter");
+    let rules = tempfile::tempdir().unwrap();
+    let host = image.split('/').next().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{host}', insecure: true }}]\n  clusters: [{{ name: dev, kubeconfig: '{}' }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }}, verify: {{ argocd: {{ application: app-dev }}, cluster: dev }} }}\n",
+            bare.display(),
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let worker = Worker::start(rules.path(), cache.path(), free_port(), &[]).await;
+    let started = Instant::now();
+    while api.watches() == 0 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    api.put("applications", application("app-dev", &first, 40 << 20));
+    let mut log = worker.log();
+    while !log.contains("a watch event is larger than the 4 MiB")
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        log = worker.log();
+    }
+    let (_, peak) = worker.memory_kib();
+    let log = worker.stop();
+    eprintln!("peak RSS {peak} KiB");
+    assert!(
+        log.contains("a watch event is larger than the 4 MiB an object may be"),
+        "{}",
+        &log[..log.len().min(4000)]
+    );
+    assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
+}
