@@ -20,17 +20,39 @@ static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// (and are too short to be worth stealing from a log).
 const SHORTEST: usize = 6;
 
-/// Remember `value` as a secret: from now on [`redact`] hides it.
+/// Remember `value` as a secret: from now on [`redact`] hides it, and the forms a server
+/// may echo it in — URL-encoded, and base64 (standard or URL-safe, padded or not).
 pub fn remember(value: &str) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let value = value.trim();
     if value.len() < SHORTEST {
         return;
     }
+    let url_encoded: String = value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let forms = [
+        value.to_string(),
+        url_encoded,
+        STANDARD.encode(value),
+        STANDARD_NO_PAD.encode(value),
+        URL_SAFE.encode(value),
+        URL_SAFE_NO_PAD.encode(value),
+    ];
     let mut known = KNOWN.write().unwrap_or_else(|p| p.into_inner());
-    if !known.iter().any(|k| k == value) {
-        known.push(value.to_string());
-        known.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    for form in forms {
+        if !known.contains(&form) {
+            known.push(form);
+        }
     }
+    known.sort_by_key(|k| std::cmp::Reverse(k.len()));
 }
 
 /// `text` with every remembered secret replaced by `[secret]`.
@@ -120,6 +142,12 @@ mod tests {
             redact("nothing here"),
             std::borrow::Cow::Borrowed(_)
         ));
+        // As a server may echo it: URL-encoded, base64.
+        remember("p@ss/w0rd+x");
+        assert_eq!(
+            redact("got p%40ss%2Fw0rd%2Bx and cEBzcy93MHJkK3g= and cEBzcy93MHJkK3g"),
+            "got [secret] and [secret] and [secret]"
+        );
     }
 
     #[test]

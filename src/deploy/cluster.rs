@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::DynamicObject;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use serde_json::Value;
@@ -74,6 +74,39 @@ const READS_AT_ONCE: usize = 8;
 
 /// The largest object read: an Application with a long status is some hundreds of KiB.
 const MAX_OBJECT_BYTES: usize = 4 << 20;
+
+/// The largest page of a list read ([`PAGE`] objects of some tens of KiB).
+const MAX_PAGE_BYTES: usize = 24 << 20;
+
+/// One page of a list, as the API sends it.
+#[derive(serde::Deserialize)]
+struct Page {
+    #[serde(default)]
+    metadata: PageMetadata,
+    #[serde(default)]
+    items: Vec<DynamicObject>,
+}
+
+/// A list page's metadata: its version, and the token of the next page.
+#[derive(serde::Deserialize, Default)]
+struct PageMetadata {
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<String>,
+    #[serde(rename = "continue")]
+    next: Option<String>,
+}
+
+/// `text` for a query string: every byte but letters, digits and `-._~` percent-encoded.
+fn escaped(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 /// The bytes of `body`, refused once past `limit` (the rest is never read).
 async fn bounded_body(mut body: kube::client::Body, limit: usize) -> Result<Vec<u8>, String> {
@@ -219,10 +252,11 @@ impl Clusters {
         let client = self.client(cluster).await?;
         let resource = kind.resource();
         let mut query = format!(
-            "watch=true&allowWatchBookmarks=true&resourceVersion={version}&timeoutSeconds={seconds}"
+            "watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={seconds}",
+            escaped(version)
         );
         if let Some(selector) = selector {
-            query.push_str(&format!("&fieldSelector={}", selector.replace('=', "%3D")));
+            query.push_str(&format!("&fieldSelector={}", escaped(selector)));
         }
         let path = format!(
             "/apis/{}/namespaces/{namespace}/{}?{query}",
@@ -263,8 +297,9 @@ impl Clusters {
 
     /// The objects of `kind` in `namespace` of `cluster` whose fields match `selector`
     /// (`metadata.name=…` where one object is watched), listed a page at a time (each page
-    /// within [`LIST_TIMEOUT`]) and handed to `page`; the API through which they were
-    /// listed: the list's resource version.
+    /// within [`LIST_TIMEOUT`], refused past [`MAX_PAGE_BYTES`] unread — an API that ignores
+    /// `limit` cannot make one page the whole namespace) and handed to `page`; the list's
+    /// resource version.
     pub(super) async fn list_pages(
         &self,
         (cluster, kind, namespace): (&Option<String>, Kind, &str),
@@ -272,29 +307,61 @@ impl Clusters {
         mut page: impl FnMut(Vec<DynamicObject>),
     ) -> Result<String, ClusterError> {
         let client = self.client(cluster).await?;
-        let api: Api<DynamicObject> = Api::namespaced_with(client, namespace, &kind.resource());
-        let mut params = ListParams::default().limit(PAGE);
-        if let Some(selector) = selector {
-            params = params.fields(selector);
-        }
+        let resource = kind.resource();
+        let at = || format!("{}, {} in {namespace}", shown(cluster), kind.plural());
+        let failed = |kind, detail: String| ClusterError { kind, detail };
+        let mut token: Option<String> = None;
         loop {
-            let listed = tokio::time::timeout(LIST_TIMEOUT, api.list(&params))
-                .await
-                .map_err(|_| ClusterError {
-                    kind: ClusterErrorKind::Unreachable,
-                    detail: format!(
-                        "{} did not list {} in {namespace} within {}s",
-                        shown(cluster),
-                        kind.plural(),
-                        LIST_TIMEOUT.as_secs()
-                    ),
-                })?
-                .map_err(|e| classify(cluster, kind, namespace, &e))?;
-            let version = listed.metadata.resource_version.clone().unwrap_or_default();
-            let next = listed.metadata.continue_.clone().filter(|c| !c.is_empty());
+            let mut query = format!("limit={PAGE}");
+            if let Some(selector) = selector {
+                query.push_str(&format!("&fieldSelector={}", escaped(selector)));
+            }
+            if let Some(token) = &token {
+                query.push_str(&format!("&continue={}", escaped(token)));
+            }
+            let path = format!(
+                "/apis/{}/namespaces/{namespace}/{}?{query}",
+                resource.api_version, resource.plural
+            );
+            let request = axum::http::Request::get(&path)
+                .header(axum::http::header::ACCEPT, "application/json")
+                .body(kube::client::Body::empty())
+                .map_err(|e| failed(ClusterErrorKind::Unreachable, format!("{}: {e}", at())))?;
+            let read = async {
+                let response = client.send(request).await.map_err(|e| {
+                    failed(
+                        ClusterErrorKind::Unreachable,
+                        format!("{}: cannot reach the API: {e}", at()),
+                    )
+                })?;
+                let status = response.status().as_u16();
+                let body = bounded_body(response.into_body(), MAX_PAGE_BYTES)
+                    .await
+                    .map_err(|e| failed(ClusterErrorKind::Api, format!("{}: {e}", at())))?;
+                Ok::<_, ClusterError>((status, body))
+            };
+            let (status, body) =
+                tokio::time::timeout(LIST_TIMEOUT, read)
+                    .await
+                    .map_err(|_| {
+                        failed(
+                            ClusterErrorKind::Unreachable,
+                            format!("{} did not list within {}s", at(), LIST_TIMEOUT.as_secs()),
+                        )
+                    })??;
+            if status != 200 {
+                return Err(refused(cluster, kind, namespace, "", status, &body));
+            }
+            let listed: Page = serde_json::from_slice(&body).map_err(|e| {
+                failed(
+                    ClusterErrorKind::Api,
+                    format!("{}: the answer is not a list: {e}", at()),
+                )
+            })?;
+            let version = listed.metadata.resource_version.unwrap_or_default();
             page(listed.items);
-            match next {
-                Some(token) => params = params.continue_token(&token),
+            match listed.metadata.next.filter(|c| !c.is_empty()) {
+                Some(next) => token = Some(next),
                 None => return Ok(version),
             }
         }

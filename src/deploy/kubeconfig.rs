@@ -197,7 +197,9 @@ async fn run(exec: &ExecConfig) -> Result<Vec<u8>, String> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        // Its own process group: what it starts goes with it.
+        .process_group(0);
     for name in ["PATH", "HOME"] {
         if let Some(value) = std::env::var_os(name) {
             cmd.env(name, value);
@@ -225,6 +227,7 @@ async fn run(exec: &ExecConfig) -> Result<Vec<u8>, String> {
         .spawn()
         .map_err(|e| format!("its command {command:?} cannot be started ({})", e.kind()))?;
     let mut stdout = child.stdout.take().ok_or("no output")?;
+    let pid = child.id();
     let ran = async {
         let mut output = Vec::new();
         let mut limited = (&mut stdout).take(MAX_EXEC_OUTPUT as u64 + 1);
@@ -244,10 +247,29 @@ async fn run(exec: &ExecConfig) -> Result<Vec<u8>, String> {
             false => Err(format!("its command {command:?} failed ({status})")),
         }
     };
-    tokio::time::timeout(EXEC_TIMEOUT, ran).await.map_err(|_| {
+    let result = tokio::time::timeout(EXEC_TIMEOUT, ran).await;
+    // Whatever it left running (a child still holding its output) is stopped too.
+    if let Some(pid) = pid {
+        kill_group(pid);
+    }
+    result.map_err(|_| {
         format!(
             "its command {command:?} did not finish within {}s",
             EXEC_TIMEOUT.as_secs()
         )
     })?
+}
+
+/// Stop every process of the group `pid` leads.
+fn kill_group(pid: u32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) with a negative pid signals that process group; it touches no
+        // memory of ours. A group already gone is an error we ignore.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = pid;
 }

@@ -850,3 +850,109 @@ async fn a_huge_watch_event_ends_the_watch_unread() {
     );
     assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
 }
+
+/// A Kubernetes API that ignores `limit` and `fieldSelector` and answers a watch's list
+/// with the whole namespace (80 MiB): the page is refused once past 24 MiB, the rest
+/// unread; the worker says so, still reads its Application by name at each pass, and
+/// stays small.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_that_ignores_limit_cannot_make_a_page_the_whole_namespace() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_registry, image) = app_registry().await;
+    let base = tempfile::tempdir().unwrap();
+    let bare = bare_repo_at(
+        base.path(),
+        "gitops",
+        &[(
+            "deploy/dev/kustomization.yaml",
+            &kustomization(&image, "1.0.0"),
+        )],
+        Some(INITIAL),
+    );
+    let first = crate::support::git::git(&bare, &["rev-parse", "main"])
+        .trim()
+        .to_string();
+    let one = application("app-dev", &first, 1 << 10).to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let one = one.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.ok() != Some(1) {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                if path.contains("watch=true") {
+                    // A watch that never says anything.
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        .await;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return;
+                }
+                if path.ends_with("/app-dev") {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{one}",
+                        one.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    return;
+                }
+                // The whole namespace, in one page: 800 items of 100 KiB, streamed.
+                let item = application("other", "0", 100 << 10).to_string();
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"kind\":\"ApplicationList\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[")
+                    .await;
+                for i in 0..800 {
+                    let sep = if i == 0 { "" } else { "," };
+                    if stream
+                        .write_all(format!("{sep}{item}").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"]}").await;
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{addr}\nusers:\n- name: u\n  user:\n    token: some-token-value\ncontexts:\n- name: u@c\n  context:\n    cluster: c\n    user: u\ncurrent-context: u@c\n")).unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    let host = image.split('/').next().unwrap();
+    std::fs::write(
+        rules.path().join("rules.yaml"),
+        format!(
+            "apiVersion: tagpromoter.io/v1alpha1\nkind: Settings\nspec:\n  git: {{ url: 'file://{}' }}\n  registries: [{{ host: '{host}', insecure: true }}]\n  clusters: [{{ name: dev, kubeconfig: '{}' }}]\n---\napiVersion: tagpromoter.io/v1alpha1\nkind: Promotion\nmetadata: {{ name: app }}\nspec:\n  image: {image}\n  environments:\n    - {{ name: dev, policy: {{ semver: '^1.0.0' }}, target: {{ kustomize: {{ file: deploy/dev/kustomization.yaml }} }}, verify: {{ argocd: {{ application: app-dev }}, cluster: dev }} }}\n",
+            bare.display(),
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let worker = Worker::start(rules.path(), cache.path(), free_port(), &[]).await;
+    let started = Instant::now();
+    let mut log = worker.log();
+    while !log.contains("larger than the 24 MiB") && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        log = worker.log();
+    }
+    let (_, peak) = worker.memory_kib();
+    let log = worker.stop();
+    eprintln!("peak RSS {peak} KiB");
+    assert!(
+        log.contains("larger than the 24 MiB"),
+        "{}",
+        &log[..log.len().min(4000)]
+    );
+    assert!(peak < PEAK_KIB, "peak RSS {peak} KiB");
+}
