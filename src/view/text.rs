@@ -10,6 +10,15 @@ use crate::engine::{Applied, EnvReport, PassReport, State};
 use crate::policy::{Decision, Rejection};
 
 /// The `status` table: one row per environment.
+/// `text` on one line: a control character (a newline, a tab, a terminal escape) — which a
+/// server's error message could carry to forge a line or recolour a terminal — becomes a
+/// space.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 pub fn status_table(report: &PassReport) -> String {
     // Where each environment writes is a column once the fleet writes to several places.
     let first = report.environments.first().map(|e| &e.decision.destination);
@@ -37,7 +46,7 @@ pub fn status_table(report: &PassReport) -> String {
             if several {
                 row.insert(2, e.decision.destination.to_string());
             }
-            row
+            row.iter().map(|cell| one_line(cell)).collect()
         })
         .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
@@ -262,7 +271,7 @@ pub fn once_text(report: &PassReport) -> String {
             }
             _ => continue,
         };
-        let _ = writeln!(out, "{}: {line}", d.key);
+        let _ = writeln!(out, "{}: {}", d.key, one_line(&line));
     }
     let failed = report
         .environments

@@ -469,7 +469,11 @@ async fn echoing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String
                     said.push(value);
                 }
                 saw.lock().unwrap().extend(said.iter().cloned());
-                let echo = format!("denied for {}", said.join(" and "));
+                // (A line of its own, and a terminal escape, to forge output.)
+                let echo = format!(
+                    "denied for {}\nFORGED-LINE \u{1b}[31mred",
+                    said.join(" and ")
+                );
                 let body = serde_json::json!({
                     "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403,
                     "reason": "Forbidden", "message": echo,
@@ -634,6 +638,21 @@ spec:
         "once".as_ref(),
     ])
     .await;
+    let status_cache = tempfile::tempdir().unwrap();
+    let (status_text, _) = run_watching_memory(&[
+        "--rules".as_ref(),
+        rules.path().as_os_str(),
+        "--cache-dir".as_ref(),
+        status_cache.path().as_os_str(),
+        "status".as_ref(),
+    ])
+    .await;
+    for (what, text) in [("status", &status_text), ("once", &once)] {
+        assert!(
+            !text.lines().any(|l| l.starts_with("FORGED-LINE")) && !text.contains('\u{1b}'),
+            "a server's message forged {what}'s output:\n{text}"
+        );
+    }
     // Each secret was sent, and echoed back.
     let seen = seen.lock().unwrap().join("\n");
     for (name, value) in values {
@@ -647,6 +666,7 @@ spec:
         ("the board", &board),
         ("the alerts", &alerts),
         ("once's output", &once),
+        ("status's output", &status_text),
     ];
     for (surface, text) in surfaces {
         for (name, value) in values {
