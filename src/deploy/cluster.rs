@@ -187,56 +187,20 @@ impl Clusters {
     /// its answer refused past [`MAX_OBJECT_BYTES`] (the rest never read).
     async fn get(&self, (cluster, kind, namespace, name): &Object) -> Read {
         let client = self.client(cluster).await?;
-        let resource = kind.resource();
-        let path = format!(
-            "/apis/{}/namespaces/{namespace}/{}/{name}",
-            resource.api_version, resource.plural
+        let at = format!(
+            "{}, {} {name:?} in {namespace}",
+            shown(cluster),
+            kind.singular()
         );
-        let at = || {
-            format!(
-                "{}, {} {name:?} in {namespace}",
-                shown(cluster),
-                kind.singular()
-            )
-        };
-        let unreachable = |detail: String| ClusterError {
-            kind: ClusterErrorKind::Unreachable,
-            detail,
-        };
-        let request = axum::http::Request::get(&path)
-            .header(axum::http::header::ACCEPT, "application/json")
-            .body(kube::client::Body::empty())
-            .map_err(|e| unreachable(format!("{}: {e}", at())))?;
-        let read = async {
-            let response = client
-                .send(request)
-                .await
-                .map_err(|e| unreachable(format!("{}: cannot reach the API: {e}", at())))?;
-            let status = response.status().as_u16();
-            let body = bounded_body(response.into_body(), MAX_OBJECT_BYTES)
-                .await
-                .map_err(|e| ClusterError {
-                    kind: ClusterErrorKind::Api,
-                    detail: format!("{}: {e}", at()),
-                })?;
-            Ok::<_, ClusterError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(LIST_TIMEOUT, read)
-            .await
-            .map_err(|_| {
-                unreachable(format!(
-                    "{} did not answer within {}s",
-                    at(),
-                    LIST_TIMEOUT.as_secs()
-                ))
-            })??;
-        if status == 200 {
-            return serde_json::from_slice(&body).map_err(|e| ClusterError {
-                kind: ClusterErrorKind::Api,
-                detail: format!("{}: the answer is not an object: {e}", at()),
-            });
+        let path = api_path(*kind, namespace, &format!("/{name}"));
+        let (status, body) = read_whole(&client, &path, MAX_OBJECT_BYTES, &at).await?;
+        if status != 200 {
+            return Err(refused(cluster, *kind, namespace, name, status, &body));
         }
-        Err(refused(cluster, *kind, namespace, name, status, &body))
+        serde_json::from_slice(&body).map_err(|e| ClusterError {
+            kind: ClusterErrorKind::Api,
+            detail: format!("{at}: the answer is not an object: {e}"),
+        })
     }
 
     /// Open a watch of `kind` in `namespace` of `cluster` from `version` (for at most
@@ -250,37 +214,23 @@ impl Clusters {
         seconds: u32,
     ) -> Result<Events, ClusterError> {
         let client = self.client(cluster).await?;
-        let resource = kind.resource();
         let mut query = format!(
-            "watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={seconds}",
+            "?watch=true&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={seconds}",
             escaped(version)
         );
         if let Some(selector) = selector {
             query.push_str(&format!("&fieldSelector={}", escaped(selector)));
         }
-        let path = format!(
-            "/apis/{}/namespaces/{namespace}/{}?{query}",
-            resource.api_version, resource.plural
-        );
-        let at = || format!("{}, {} in {namespace}", shown(cluster), kind.plural());
-        let unreachable = |detail: String| ClusterError {
+        let at = format!("{}, {} in {namespace}", shown(cluster), kind.plural());
+        let response = tokio::time::timeout(
+            LIST_TIMEOUT,
+            send(&client, &api_path(kind, namespace, &query), &at),
+        )
+        .await
+        .map_err(|_| ClusterError {
             kind: ClusterErrorKind::Unreachable,
-            detail,
-        };
-        let request = axum::http::Request::get(&path)
-            .header(axum::http::header::ACCEPT, "application/json")
-            .body(kube::client::Body::empty())
-            .map_err(|e| unreachable(format!("{}: {e}", at())))?;
-        let response = tokio::time::timeout(LIST_TIMEOUT, client.send(request))
-            .await
-            .map_err(|_| {
-                unreachable(format!(
-                    "{}: no answer within {}s",
-                    at(),
-                    LIST_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| unreachable(format!("{}: cannot reach the API: {e}", at())))?;
+            detail: format!("{at}: no answer within {}s", LIST_TIMEOUT.as_secs()),
+        })??;
         let status = response.status().as_u16();
         if status != 200 {
             let body = bounded_body(response.into_body(), MAX_OBJECT_BYTES)
@@ -291,7 +241,7 @@ impl Clusters {
         Ok(Events {
             body: response.into_body(),
             buffer: Vec::new(),
-            at: at(),
+            at,
         })
     }
 
@@ -307,56 +257,24 @@ impl Clusters {
         mut page: impl FnMut(Vec<DynamicObject>),
     ) -> Result<String, ClusterError> {
         let client = self.client(cluster).await?;
-        let resource = kind.resource();
-        let at = || format!("{}, {} in {namespace}", shown(cluster), kind.plural());
-        let failed = |kind, detail: String| ClusterError { kind, detail };
+        let at = format!("{}, {} in {namespace}", shown(cluster), kind.plural());
         let mut token: Option<String> = None;
         loop {
-            let mut query = format!("limit={PAGE}");
+            let mut query = format!("?limit={PAGE}");
             if let Some(selector) = selector {
                 query.push_str(&format!("&fieldSelector={}", escaped(selector)));
             }
             if let Some(token) = &token {
                 query.push_str(&format!("&continue={}", escaped(token)));
             }
-            let path = format!(
-                "/apis/{}/namespaces/{namespace}/{}?{query}",
-                resource.api_version, resource.plural
-            );
-            let request = axum::http::Request::get(&path)
-                .header(axum::http::header::ACCEPT, "application/json")
-                .body(kube::client::Body::empty())
-                .map_err(|e| failed(ClusterErrorKind::Unreachable, format!("{}: {e}", at())))?;
-            let read = async {
-                let response = client.send(request).await.map_err(|e| {
-                    failed(
-                        ClusterErrorKind::Unreachable,
-                        format!("{}: cannot reach the API: {e}", at()),
-                    )
-                })?;
-                let status = response.status().as_u16();
-                let body = bounded_body(response.into_body(), MAX_PAGE_BYTES)
-                    .await
-                    .map_err(|e| failed(ClusterErrorKind::Api, format!("{}: {e}", at())))?;
-                Ok::<_, ClusterError>((status, body))
-            };
-            let (status, body) =
-                tokio::time::timeout(LIST_TIMEOUT, read)
-                    .await
-                    .map_err(|_| {
-                        failed(
-                            ClusterErrorKind::Unreachable,
-                            format!("{} did not list within {}s", at(), LIST_TIMEOUT.as_secs()),
-                        )
-                    })??;
+            let path = api_path(kind, namespace, &query);
+            let (status, body) = read_whole(&client, &path, MAX_PAGE_BYTES, &at).await?;
             if status != 200 {
                 return Err(refused(cluster, kind, namespace, "", status, &body));
             }
-            let listed: Page = serde_json::from_slice(&body).map_err(|e| {
-                failed(
-                    ClusterErrorKind::Api,
-                    format!("{}: the answer is not a list: {e}", at()),
-                )
+            let listed: Page = serde_json::from_slice(&body).map_err(|e| ClusterError {
+                kind: ClusterErrorKind::Api,
+                detail: format!("{at}: the answer is not a list: {e}"),
             })?;
             let version = listed.metadata.resource_version.unwrap_or_default();
             page(listed.items);
@@ -553,6 +471,62 @@ pub(super) fn classify(
         kind: kind_of,
         detail,
     }
+}
+
+/// The API path of `kind` in `namespace`, then `rest` (`/NAME`, or a `?query`).
+fn api_path(kind: Kind, namespace: &str, rest: &str) -> String {
+    let resource = kind.resource();
+    format!(
+        "/apis/{}/namespaces/{namespace}/{}{rest}",
+        resource.api_version, resource.plural
+    )
+}
+
+/// `GET path` through `client` (`at`: what is read, for messages).
+async fn send(
+    client: &kube::Client,
+    path: &str,
+    at: &str,
+) -> Result<axum::http::Response<kube::client::Body>, ClusterError> {
+    let unreachable = |detail: String| ClusterError {
+        kind: ClusterErrorKind::Unreachable,
+        detail,
+    };
+    let request = axum::http::Request::get(path)
+        .header(axum::http::header::ACCEPT, "application/json")
+        .body(kube::client::Body::empty())
+        .map_err(|e| unreachable(format!("{at}: {e}")))?;
+    client
+        .send(request)
+        .await
+        .map_err(|e| unreachable(format!("{at}: cannot reach the API: {e}")))
+}
+
+/// `GET path`, its status and its body (refused past `limit`, the rest unread), all within
+/// [`LIST_TIMEOUT`].
+async fn read_whole(
+    client: &kube::Client,
+    path: &str,
+    limit: usize,
+    at: &str,
+) -> Result<(u16, Vec<u8>), ClusterError> {
+    let read = async {
+        let response = send(client, path, at).await?;
+        let status = response.status().as_u16();
+        let body = bounded_body(response.into_body(), limit)
+            .await
+            .map_err(|e| ClusterError {
+                kind: ClusterErrorKind::Api,
+                detail: format!("{at}: {e}"),
+            })?;
+        Ok((status, body))
+    };
+    tokio::time::timeout(LIST_TIMEOUT, read)
+        .await
+        .map_err(|_| ClusterError {
+            kind: ClusterErrorKind::Unreachable,
+            detail: format!("{at} did not answer within {}s", LIST_TIMEOUT.as_secs()),
+        })?
 }
 
 /// Why the API refused to read `kind` `name` (`""`: the list) in `namespace`: by its
