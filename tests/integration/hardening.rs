@@ -228,6 +228,63 @@ async fn get_from(from: u8, addr: &str, path: &str) -> Option<u16> {
         .flatten()
 }
 
+/// One client (`127.0.0.1`) holding 600 connections to `main` for `lasting`, reopening each
+/// as the worker closes it; the tasks, to await.
+fn hold_connections(main: &str, lasting: Duration) -> Vec<tokio::task::JoinHandle<()>> {
+    let flooding = Instant::now();
+    (0..600)
+        .map(|_| {
+            let main = main.to_string();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                while flooding.elapsed() < lasting {
+                    let Ok(mut stream) = connect_from(1, &main).await else {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    };
+                    let mut sink = [0u8; 64];
+                    let _ = tokio::time::timeout(
+                        lasting.saturating_sub(flooding.elapsed()),
+                        stream.read(&mut sink),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// 500 connections to `main` from eight addresses, each sending a 400 KiB header line:
+/// how many got each answer (its status, or `closed`).
+async fn huge_heads(main: &str) -> std::collections::BTreeMap<String, usize> {
+    let attackers: Vec<_> = (0..500u32)
+        .map(|i| {
+            let main = main.to_string();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut stream = connect_from(1 + (i % 8) as u8, &main).await.ok()?;
+                let head = format!(
+                    "POST /webhooks/github HTTP/1.1\r\nHost: {main}\r\nX-Padding: {}\r\n\r\n",
+                    "a".repeat(400 << 10)
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let mut answer = Vec::new();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+                        .await;
+                let answer = String::from_utf8_lossy(&answer).into_owned();
+                answer.split_whitespace().nth(1).map(str::to_string)
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for a in attackers {
+        let status = a.await.ok().flatten().unwrap_or_else(|| "closed".into());
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    statuses
+}
+
 /// One client holds every connection it can on the webhook port (600, reopening each as
 /// the head timeout closes it), for 12 s: the probes on --listen-probes answer throughout,
 /// another client still gets an answer on the webhook port, and the log says so in a few
@@ -237,25 +294,7 @@ async fn one_client_holding_the_webhook_port_fails_no_probe_and_floods_no_log() 
     let served = Served::start().await;
     let main = served.main.clone();
     let flooding = Instant::now();
-    let mut holders = Vec::new();
-    for _ in 0..600 {
-        let main = main.clone();
-        holders.push(tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            while flooding.elapsed() < Duration::from_secs(12) {
-                let Ok(mut stream) = connect_from(1, &main).await else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                };
-                let mut sink = [0u8; 64];
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(12).saturating_sub(flooding.elapsed()),
-                    stream.read(&mut sink),
-                )
-                .await;
-            }
-        }));
-    }
+    let holders = hold_connections(&main, Duration::from_secs(12));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let probe = reqwest::Client::new();
     let (mut probes, mut misses, mut others) = (0, 0, 0);
@@ -300,30 +339,7 @@ async fn one_client_holding_the_webhook_port_fails_no_probe_and_floods_no_log() 
 #[tokio::test(flavor = "multi_thread")]
 async fn huge_request_heads_are_refused_with_431_and_cost_little() {
     let served = Served::start().await;
-    let mut attackers = Vec::new();
-    for i in 0..500u32 {
-        let main = served.main.clone();
-        attackers.push(tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut stream = connect_from(1 + (i % 8) as u8, &main).await.ok()?;
-            let head = format!(
-                "POST /webhooks/github HTTP/1.1\r\nHost: {main}\r\nX-Padding: {}\r\n\r\n",
-                "a".repeat(400 << 10)
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let mut answer = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-                .await;
-            let answer = String::from_utf8_lossy(&answer).into_owned();
-            answer.split_whitespace().nth(1).map(str::to_string)
-        }));
-    }
-    let mut statuses = std::collections::BTreeMap::new();
-    for a in attackers {
-        *statuses
-            .entry(a.await.unwrap().unwrap_or_else(|| "closed".into()))
-            .or_insert(0) += 1;
-    }
+    let statuses = huge_heads(&served.main).await;
     let (_, peak) = served.worker.memory_kib();
     eprintln!("answers {statuses:?}; worker peak RSS {peak} KiB");
     assert!(
@@ -748,49 +764,10 @@ async fn the_worker_stays_under_128_mib_through_every_attack_in_turn() {
     // The padded target and the namespace were read by the first pass (it is ready).
     let (_, after_passes) = worker.memory_kib();
     // Huge heads.
-    let mut attackers = Vec::new();
-    for i in 0..500u32 {
-        let main = main.clone();
-        attackers.push(tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut stream = connect_from(1 + (i % 8) as u8, &main).await.ok()?;
-            let head = format!(
-                "POST /webhooks/github HTTP/1.1\r\nHost: {main}\r\nX-Padding: {}\r\n\r\n",
-                "a".repeat(400 << 10)
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let mut answer = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-                .await;
-            Some(())
-        }));
-    }
-    for a in attackers {
-        let _ = a.await;
-    }
+    huge_heads(&main).await;
     let (_, after_heads) = worker.memory_kib();
     // One client holding every connection it can, for 6 s.
-    let flooding = Instant::now();
-    let mut holders = Vec::new();
-    for _ in 0..600 {
-        let main = main.clone();
-        holders.push(tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            while flooding.elapsed() < Duration::from_secs(6) {
-                let Ok(mut stream) = connect_from(1, &main).await else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                };
-                let mut sink = [0u8; 64];
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(6).saturating_sub(flooding.elapsed()),
-                    stream.read(&mut sink),
-                )
-                .await;
-            }
-        }));
-    }
-    for h in holders {
+    for h in hold_connections(&main, Duration::from_secs(6)) {
         let _ = h.await;
     }
     let probe = reqwest::Client::new()
